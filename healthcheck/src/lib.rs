@@ -1,0 +1,1 @@
+//! healthcheck (work in progress).

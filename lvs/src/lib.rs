@@ -1,0 +1,1 @@
+//! lvs (work in progress).

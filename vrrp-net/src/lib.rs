@@ -1,0 +1,1 @@
+//! vrrp-net (work in progress).
