@@ -1,0 +1,2 @@
+//! Decode, encode and one instance handling an advertisement.
+fn main() {}

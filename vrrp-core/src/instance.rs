@@ -1,0 +1,776 @@
+//! One virtual router instance: the RFC 5798 state machine (section 6),
+//! sans IO.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::config::{ConfigError, InitialState, InstanceConfig};
+use crate::stats::{DropReason, Statistics};
+use crate::time::{Centisecs, Timestamp};
+use crate::types::{address_greater, Family, Priority, Version};
+use crate::wire::{self, AdvertRepr, DecodeError, EncodeError, IpPair, Packet, ReceivedAuth, REQUIRED_TTL};
+
+/// The states of RFC 5798 6.4 plus keepalived's Fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum State {
+    /// Not running: before start-up or after shutdown (RFC 5798 6.4.1).
+    Initialize,
+    /// Watching the master (RFC 5798 6.4.2).
+    Backup,
+    /// Forwarding for the virtual addresses (RFC 5798 6.4.3).
+    Master,
+    /// A tracked object with weight 0 failed (or a sync-group member
+    /// did): silent, holds no addresses, until it recovers.
+    Fault,
+}
+
+impl State {
+    /// Lower-case name, as keepalived's notify scripts get it (in upper
+    /// case there).
+    pub const fn name(self) -> &'static str {
+        match self {
+            State::Initialize => "init",
+            State::Backup => "backup",
+            State::Master => "master",
+            State::Fault => "fault",
+        }
+    }
+}
+
+impl core::fmt::Display for State {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Identifies a tracked object (a script, an interface, a file, ...) to
+/// the engine; the caller picks the numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrackId(pub u32);
+
+/// How a tracked object moves the priority (keepalived's `weight`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TrackConfig {
+    /// 0: failure puts the instance in Fault. Negative: added while the
+    /// object fails. Positive: added while it succeeds.
+    pub weight: i32,
+    /// keepalived's `reverse`: the object counts as failing while up.
+    pub reverse: bool,
+}
+
+impl TrackConfig {
+    /// A plain weight.
+    pub const fn weight(weight: i32) -> Self {
+        TrackConfig { weight, reverse: false }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Tracked {
+    id: TrackId,
+    config: TrackConfig,
+    up: bool,
+}
+
+impl Tracked {
+    fn failing(&self) -> bool {
+        self.up == self.config.reverse
+    }
+}
+
+/// Why a state changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// Start-up into Backup (RFC 5798 6.4.1).
+    Startup,
+    /// Start-up into Master as the address owner (priority 255).
+    AddressOwner,
+    /// Start-up into Master because the configuration says so.
+    ConfiguredMaster,
+    /// Master_Down_Timer fired: no advertisement from a master in time
+    /// (MIB `masterNoResponse`).
+    MasterDown,
+    /// A master received an advertisement that wins over it (higher
+    /// priority, or equal priority from a higher address).
+    Preempted {
+        /// The winner's address.
+        by: IpAddr,
+        /// The winner's priority.
+        priority: Priority,
+    },
+    /// A tracked object with weight 0 failed.
+    TrackFailed(TrackId),
+    /// Every fault cleared.
+    FaultCleared,
+    /// The sync group moved this member with another.
+    SyncGroup,
+    /// The caller shut the instance down.
+    Shutdown,
+}
+
+/// An advertisement to send: encode it with [`Instance::encode`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to: the multicast group, or one unicast peer.
+    pub destination: IpAddr,
+    /// The priority to advertise (0 when stopping).
+    pub priority: Priority,
+}
+
+/// What the caller must carry out or may want to know, in the order it is
+/// to be carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Send an advertisement.
+    Transmit(Transmit),
+    /// Add the configured virtual addresses to the interface.
+    AddAddresses,
+    /// Remove the configured virtual addresses (idempotent: also sent at
+    /// start-up into Backup or Fault to clean up after a crashed run).
+    RemoveAddresses,
+    /// Send `count` gratuitous ARPs (IPv4) or unsolicited neighbour
+    /// advertisements (IPv6) for every virtual address, `interval` apart.
+    Announce {
+        /// Packets per address.
+        count: u32,
+        /// Spacing between them.
+        interval: Duration,
+    },
+    /// The state changed.
+    StateChanged {
+        /// Old state.
+        from: State,
+        /// New state.
+        to: State,
+        /// Why.
+        reason: Reason,
+    },
+    /// The effective priority changed.
+    PriorityChanged {
+        /// Old priority.
+        from: Priority,
+        /// New priority.
+        to: Priority,
+    },
+}
+
+/// What a received packet travelled with, as the driver saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RxMeta {
+    /// IP source address.
+    pub src: IpAddr,
+    /// IP destination address.
+    pub dst: IpAddr,
+    /// TTL / hop limit, when the driver could read it.
+    pub ttl: Option<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    /// Master: next advertisement (RFC 5798 Adver_Timer).
+    Advert = 0,
+    /// Backup: Master_Down_Timer.
+    MasterDown = 1,
+    /// Master: the delayed gratuitous ARP burst.
+    Garp = 2,
+    /// Master: periodic gratuitous ARP refresh.
+    GarpRefresh = 3,
+}
+
+const TIMERS: [Timer; 4] = [Timer::Advert, Timer::MasterDown, Timer::Garp, Timer::GarpRefresh];
+
+#[derive(Clone, Copy, Debug, Default)]
+struct TimerTable([Option<Timestamp>; 4]);
+
+impl TimerTable {
+    fn set(&mut self, t: Timer, at: Timestamp) {
+        self.0[t as usize] = Some(at);
+    }
+    fn stop(&mut self, t: Timer) {
+        self.0[t as usize] = None;
+    }
+    fn get(&self, t: Timer) -> Option<Timestamp> {
+        self.0[t as usize]
+    }
+    fn next(&self) -> Option<Timestamp> {
+        self.0.iter().flatten().min().copied()
+    }
+    fn expired(&mut self, t: Timer, now: Timestamp) -> bool {
+        match self.0[t as usize] {
+            Some(at) if at <= now => {
+                self.0[t as usize] = None;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct SyncFlags {
+    /// Member of a sync group: the group decides when to become master.
+    member: bool,
+    /// Master_Down_Timer fired while the group held us back.
+    wants_master: bool,
+    /// Another member is in Fault.
+    group_fault: bool,
+}
+
+/// One VRRP virtual router on one interface and address family.
+///
+/// # Driving it
+/// Inputs are the `handle_*` methods; each takes `now`. After any of
+/// them, drain [`Instance::poll_output`] until it returns `None` and carry
+/// out each [`Output`] in order (encode a [`Transmit`] with
+/// [`Instance::encode`]); then ask [`Instance::poll_timeout`] for the next
+/// deadline and call [`Instance::handle_timeout`] when it is reached.
+/// Calling `handle_timeout` early or twice does nothing.
+///
+/// # Example
+/// ```
+/// use vrrp_core::{Instance, InstanceConfig, Output, State, Timestamp, Version, VirtualAddress, Vrid};
+/// let vrid = Vrid::new(42).unwrap();
+/// let config = InstanceConfig::new(vrid, Version::V3, "192.0.2.1".parse().unwrap())
+///     .with_address(VirtualAddress::host("192.0.2.100".parse().unwrap()));
+/// let mut vr = Instance::new(config).unwrap();
+/// vr.handle_startup(Timestamp::ZERO);
+/// while let Some(_) = vr.poll_output() {}
+/// // Nobody else advertises: after Master_Down_Interval we are master.
+/// let deadline = vr.poll_timeout().unwrap();
+/// vr.handle_timeout(deadline);
+/// assert_eq!(vr.state(), State::Master);
+/// assert!(matches!(vr.poll_output(), Some(Output::StateChanged { .. })));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Instance {
+    config: InstanceConfig,
+    state: State,
+    effective_priority: Priority,
+    tracks: Vec<Tracked>,
+    /// The interval the master advertises (RFC 5798 Master_Adver_Interval).
+    master_adver_interval: Centisecs,
+    timers: TimerTable,
+    outputs: VecDeque<Output>,
+    stats: Statistics,
+    /// When a lower-priority master may be preempted (keepalived's
+    /// preempt_time): set at the first such advertisement.
+    preempt_deadline: Option<Timestamp>,
+    sync: SyncFlags,
+    /// The sender of the last accepted advertisement.
+    master_address: Option<IpAddr>,
+    last_transition: Option<Timestamp>,
+}
+
+impl Instance {
+    /// A new instance in Initialize; call [`Instance::handle_startup`].
+    pub fn new(config: InstanceConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Instance {
+            state: State::Initialize,
+            effective_priority: config.priority,
+            tracks: Vec::new(),
+            master_adver_interval: config.advert_interval,
+            timers: TimerTable::default(),
+            outputs: VecDeque::new(),
+            stats: Statistics::default(),
+            preempt_deadline: None,
+            sync: SyncFlags::default(),
+            master_address: None,
+            last_transition: None,
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &InstanceConfig {
+        &self.config
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Base priority adjusted by the tracked objects' weights.
+    pub fn effective_priority(&self) -> Priority {
+        self.effective_priority
+    }
+
+    /// The counters.
+    pub fn statistics(&self) -> &Statistics {
+        &self.stats
+    }
+
+    /// When the state last changed.
+    pub fn last_transition(&self) -> Option<Timestamp> {
+        self.last_transition
+    }
+
+    /// The current master's address: ours when master, the sender of the
+    /// last accepted advertisement when backup.
+    pub fn master_address(&self) -> Option<IpAddr> {
+        match self.state {
+            State::Master => Some(self.config.primary_address),
+            State::Backup => self.master_address,
+            _ => None,
+        }
+    }
+
+    /// The interval in force: ours as master, the master's (VRRPv3) as
+    /// backup.
+    pub fn master_adver_interval(&self) -> Centisecs {
+        self.master_adver_interval
+    }
+
+    /// Skew_Time at the current effective priority and interval (RFC 3768
+    /// 6.1: (256 - Priority) / 256 s; RFC 5798 6.1: ((256 - Priority) *
+    /// Master_Adver_Interval) / 256), in nanoseconds, not rounded to
+    /// centiseconds or milliseconds.
+    pub fn skew_time(&self) -> Duration {
+        let weight = 256 - u64::from(self.effective_priority.get());
+        let unit = match self.config.version {
+            Version::V2 => 1_000_000_000,
+            _ => self.master_adver_interval.as_nanos(),
+        };
+        Duration::from_nanos(weight * unit / 256)
+    }
+
+    /// Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time.
+    pub fn master_down_interval(&self) -> Duration {
+        let interval = match self.config.version {
+            Version::V2 => self.config.advert_interval,
+            _ => self.master_adver_interval,
+        };
+        Duration::from_nanos(3 * interval.as_nanos()) + self.skew_time()
+    }
+
+    /// The next output to carry out, if any.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The next deadline at which [`Instance::handle_timeout`] must be
+    /// called, if any timer runs.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.timers.next()
+    }
+
+    /// Writes the advertisement `t` asks for into `buf`; returns its length.
+    pub fn encode(&self, t: &Transmit, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        let repr = AdvertRepr {
+            version: self.config.version,
+            vrid: self.config.vrid,
+            priority: t.priority,
+            interval: self.config.advert_interval,
+            auth: self.config.auth,
+            addresses: self.config.virtual_addresses.iter().map(|v| v.addr),
+        };
+        let ip = IpPair { src: self.config.primary_address, dst: t.destination };
+        repr.emit(buf, &ip, self.config.checksum_mode)
+    }
+
+    /// Starts the instance (RFC 5798 6.4.1). Does nothing unless in
+    /// Initialize.
+    pub fn handle_startup(&mut self, now: Timestamp) {
+        if self.state != State::Initialize {
+            return;
+        }
+        if self.in_fault() {
+            let reason = self.fault_reason();
+            self.transition(now, State::Fault, reason);
+        } else {
+            self.enter_running(now, true);
+        }
+    }
+
+    /// Stops the instance: a master sends a priority-0 advertisement and
+    /// gives up its addresses (RFC 5798 6.4.3 Shutdown). Does nothing in
+    /// Initialize.
+    pub fn handle_shutdown(&mut self, now: Timestamp) {
+        if self.state != State::Initialize {
+            self.transition(now, State::Initialize, Reason::Shutdown);
+        }
+    }
+
+    /// Fires every timer whose deadline is at or before `now`.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        for timer in TIMERS {
+            let scheduled = self.timers.get(timer);
+            if !self.timers.expired(timer, now) {
+                continue;
+            }
+            match (timer, self.state) {
+                (Timer::Advert, State::Master) => {
+                    self.send_advert(self.effective_priority);
+                    // Keep the cadence of the schedule, not of our wake-ups,
+                    // unless we are so late that it would burst.
+                    let interval = self.config.advert_interval.as_duration();
+                    let next = scheduled.map_or(now + interval, |s| s + interval);
+                    self.timers.set(Timer::Advert, if next > now { next } else { now + interval });
+                }
+                (Timer::MasterDown, State::Backup) => {
+                    if self.sync.member {
+                        // The sync group decides (see Router).
+                        self.sync.wants_master = true;
+                    } else {
+                        self.transition(now, State::Master, Reason::MasterDown);
+                    }
+                }
+                (Timer::Garp, State::Master) => {
+                    self.announce(self.config.garp.master_repeat);
+                }
+                (Timer::GarpRefresh, State::Master) => {
+                    self.announce(self.config.garp.refresh_repeat);
+                    if let Some(period) = self.config.garp.master_refresh {
+                        self.timers.set(Timer::GarpRefresh, now + period);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Processes a received VRRP packet (the IP payload). Returns why it
+    /// was dropped, if it was; drops are also counted in
+    /// [`Instance::statistics`].
+    pub fn handle_advert(&mut self, now: Timestamp, rx: &RxMeta, bytes: &[u8]) -> Result<(), DropReason> {
+        let result = self.process_advert(now, rx, bytes);
+        if let Err(reason) = result {
+            self.stats.count_drop(reason);
+        }
+        result
+    }
+
+    fn process_advert(&mut self, now: Timestamp, rx: &RxMeta, bytes: &[u8]) -> Result<(), DropReason> {
+        let family = self.config.family();
+        if Family::of(&rx.src) != family {
+            return Err(DropReason::Version);
+        }
+        let unicast = !self.config.unicast_peers.is_empty();
+        // RFC 5798 7.1: TTL 255, then version, then the rest.
+        if self.config.check_ttl && !unicast && rx.ttl.is_some_and(|t| t != REQUIRED_TTL) {
+            return Err(DropReason::IpTtl);
+        }
+        let packet = Packet::new_checked(bytes, family).map_err(decode_drop)?;
+        if packet.version() != self.config.version {
+            return Err(DropReason::VersionMismatch);
+        }
+        let ip = IpPair { src: rx.src, dst: rx.dst };
+        let advert = AdvertRepr::parse(&packet, &ip, self.config.checksum_mode).map_err(decode_drop)?;
+        if advert.vrid != self.config.vrid {
+            return Err(DropReason::UnknownVrid);
+        }
+        if unicast && !self.config.unicast_peers.contains(&rx.src) {
+            return Err(DropReason::UnknownPeer);
+        }
+        if rx.src == self.config.primary_address {
+            return Err(DropReason::OwnPacket);
+        }
+        if self.config.version == Version::V2 {
+            // RFC 3768 7.1: authentication, then the interval.
+            match packet.auth() {
+                ReceivedAuth::Unsupported(_) => return Err(DropReason::InvalidAuthType),
+                received if received.matches(&self.config.auth) => {}
+                ReceivedAuth::Password(_) if matches!(self.config.auth, wire::Auth::Password(_)) => {
+                    return Err(DropReason::AuthFailure);
+                }
+                _ => return Err(DropReason::AuthTypeMismatch),
+            }
+            if advert.interval != self.config.advert_interval {
+                return Err(DropReason::AdvertInterval);
+            }
+        }
+        if !advert.priority.is_owner() && !self.same_addresses(&packet) {
+            // RFC 5798 7.1: MUST drop unless sent by the owner.
+            return Err(DropReason::AddressList);
+        }
+        match self.state {
+            State::Initialize | State::Fault => return Err(DropReason::NotRunning),
+            _ => {}
+        }
+        self.stats.rcvd_advertisements += 1;
+        if advert.priority == Priority::STOP {
+            self.stats.rcvd_pri_zero_packets += 1;
+        }
+        let (priority, interval, src) = (advert.priority, advert.interval, rx.src);
+        match self.state {
+            State::Backup => self.backup_receives(now, src, priority, interval),
+            State::Master => self.master_receives(now, src, priority, interval),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn same_addresses<T: AsRef<[u8]>>(&self, packet: &Packet<T>) -> bool {
+        let ours = &self.config.virtual_addresses;
+        usize::from(packet.address_count()) == ours.len() && packet.addresses().all(|a| ours.iter().any(|v| v.addr == a))
+    }
+
+    /// RFC 5798 6.4.2, with keepalived's preempt_delay.
+    fn backup_receives(&mut self, now: Timestamp, src: IpAddr, priority: Priority, interval: Centisecs) {
+        if priority == Priority::STOP {
+            // The master is leaving: take over after Skew_Time only.
+            self.timers.set(Timer::MasterDown, now + self.skew_time());
+            return;
+        }
+        let lower = priority < self.effective_priority;
+        let accept = if !self.config.preempt || !lower {
+            true
+        } else if self.config.preempt_delay.is_zero() {
+            false
+        } else {
+            let deadline = *self.preempt_deadline.get_or_insert(now + self.config.preempt_delay);
+            now < deadline
+        };
+        if !lower {
+            self.preempt_deadline = None;
+        }
+        if accept {
+            if self.config.version == Version::V3 {
+                self.master_adver_interval = interval;
+            }
+            self.master_address = Some(src);
+            self.sync.wants_master = false;
+            self.timers.set(Timer::MasterDown, now + self.master_down_interval());
+        }
+    }
+
+    /// RFC 5798 6.4.3.
+    fn master_receives(&mut self, now: Timestamp, src: IpAddr, priority: Priority, interval: Centisecs) {
+        let ours = self.effective_priority;
+        if priority == Priority::STOP {
+            self.send_advert(ours);
+            self.timers.set(Timer::Advert, now + self.config.advert_interval.as_duration());
+        } else if priority > ours || (priority == ours && address_greater(&src, &self.config.primary_address)) {
+            if self.config.version == Version::V3 {
+                self.master_adver_interval = interval;
+            }
+            self.master_address = Some(src);
+            self.transition(now, State::Backup, Reason::Preempted { by: src, priority });
+        } else if !self.config.lower_prio_no_advert {
+            // keepalived: assert mastership at once so the other side
+            // steps down now rather than at our next advertisement.
+            self.send_advert(ours);
+        }
+    }
+
+    /// Sets the base priority (1..=255) at run time.
+    pub fn set_base_priority(&mut self, now: Timestamp, priority: Priority) {
+        if priority == Priority::STOP {
+            return;
+        }
+        self.config.priority = priority;
+        self.recompute(now);
+    }
+
+    /// Starts tracking an object whose current state is `up`.
+    pub fn track(&mut self, now: Timestamp, id: TrackId, config: TrackConfig, up: bool) {
+        match self.tracks.iter_mut().find(|t| t.id == id) {
+            Some(t) => {
+                t.config = config;
+                t.up = up;
+            }
+            None => self.tracks.push(Tracked { id, config, up }),
+        }
+        self.recompute(now);
+    }
+
+    /// Stops tracking an object.
+    pub fn untrack(&mut self, now: Timestamp, id: TrackId) {
+        self.tracks.retain(|t| t.id != id);
+        self.recompute(now);
+    }
+
+    /// Reports a tracked object's new state; unknown ids are ignored.
+    pub fn set_track_state(&mut self, now: Timestamp, id: TrackId, up: bool) {
+        let mut changed = false;
+        for t in self.tracks.iter_mut().filter(|t| t.id == id) {
+            changed |= t.up != up;
+            t.up = up;
+        }
+        if changed {
+            self.recompute(now);
+        }
+    }
+
+    /// Whether a tracked object with weight 0 fails, or the sync group is
+    /// in fault.
+    pub fn in_fault(&self) -> bool {
+        self.sync.group_fault || self.own_fault()
+    }
+
+    pub(crate) fn own_fault(&self) -> bool {
+        self.tracks.iter().any(|t| t.config.weight == 0 && t.failing())
+    }
+
+    fn fault_reason(&self) -> Reason {
+        self.tracks
+            .iter()
+            .find(|t| t.config.weight == 0 && t.failing())
+            .map_or(Reason::SyncGroup, |t| Reason::TrackFailed(t.id))
+    }
+
+    fn recompute(&mut self, now: Timestamp) {
+        let delta: i32 = self
+            .tracks
+            .iter()
+            .map(|t| match (t.failing(), t.config.weight) {
+                (true, w) if w < 0 => w,
+                (false, w) if w > 0 => w,
+                _ => 0,
+            })
+            .fold(0i32, |a, w| a.saturating_add(w));
+        let new = Priority::with_weight(self.config.priority, delta);
+        if new != self.effective_priority {
+            let from = self.effective_priority;
+            self.effective_priority = new;
+            self.outputs.push_back(Output::PriorityChanged { from, to: new });
+        }
+        match (self.in_fault(), self.state) {
+            (true, State::Backup | State::Master) => {
+                let reason = self.fault_reason();
+                self.transition(now, State::Fault, reason);
+            }
+            (false, State::Fault) => self.enter_running(now, false),
+            _ => {}
+        }
+    }
+
+    /// Init or Fault into Backup, or into Master for an owner.
+    fn enter_running(&mut self, now: Timestamp, startup: bool) {
+        if self.config.priority.is_owner() {
+            self.transition(now, State::Master, Reason::AddressOwner);
+        } else if startup && self.config.initial_state == InitialState::Master {
+            self.transition(now, State::Master, Reason::ConfiguredMaster);
+        } else {
+            let reason = if startup { Reason::Startup } else { Reason::FaultCleared };
+            self.transition(now, State::Backup, reason);
+        }
+    }
+
+    fn send_advert(&mut self, priority: Priority) {
+        if self.config.unicast_peers.is_empty() {
+            let destination = wire::multicast_group(self.config.family());
+            self.outputs.push_back(Output::Transmit(Transmit { destination, priority }));
+        } else {
+            for &destination in &self.config.unicast_peers {
+                self.outputs.push_back(Output::Transmit(Transmit { destination, priority }));
+            }
+        }
+        let n = self.config.unicast_peers.len().max(1) as u64;
+        self.stats.sent_advertisements += n;
+        if priority == Priority::STOP {
+            self.stats.sent_pri_zero_packets += n;
+        }
+    }
+
+    fn announce(&mut self, count: u32) {
+        if count > 0 && !self.config.virtual_addresses.is_empty() {
+            self.outputs.push_back(Output::Announce { count, interval: self.config.garp.interval });
+        }
+    }
+
+    fn transition(&mut self, now: Timestamp, to: State, reason: Reason) {
+        let from = self.state;
+        if from == to {
+            return;
+        }
+        self.state = to;
+        self.stats.transitions += 1;
+        self.last_transition = Some(now);
+        self.outputs.push_back(Output::StateChanged { from, to, reason });
+        // Leaving.
+        if from == State::Master {
+            self.timers.stop(Timer::Advert);
+            self.timers.stop(Timer::Garp);
+            self.timers.stop(Timer::GarpRefresh);
+            if matches!(to, State::Initialize | State::Fault) {
+                // RFC 5798 6.4.3: tell the backups so they take over after
+                // Skew_Time instead of Master_Down_Interval.
+                self.send_advert(Priority::STOP);
+            }
+            self.outputs.push_back(Output::RemoveAddresses);
+        } else if from == State::Initialize && matches!(to, State::Backup | State::Fault) {
+            // A crashed earlier run may have left the addresses behind.
+            self.outputs.push_back(Output::RemoveAddresses);
+        }
+        self.timers.stop(Timer::MasterDown);
+        self.preempt_deadline = None;
+        self.sync.wants_master = false;
+        // Entering.
+        match to {
+            State::Master => {
+                self.stats.master_transitions += 1;
+                self.master_adver_interval = self.config.advert_interval;
+                self.outputs.push_back(Output::AddAddresses);
+                // RFC 5798 6.4.1/6.4.2: advertise, then announce.
+                self.send_advert(self.effective_priority);
+                self.announce(self.config.garp.master_repeat);
+                self.timers.set(Timer::Advert, now + self.config.advert_interval.as_duration());
+                let garp = self.config.garp;
+                if !garp.master_delay.is_zero() && garp.master_repeat > 0 {
+                    self.timers.set(Timer::Garp, now + garp.master_delay);
+                }
+                if let Some(period) = garp.master_refresh.filter(|p| !p.is_zero()) {
+                    self.timers.set(Timer::GarpRefresh, now + period);
+                }
+            }
+            State::Backup => {
+                if from != State::Master {
+                    self.master_adver_interval = self.config.advert_interval;
+                    self.master_address = None;
+                }
+                self.timers.set(Timer::MasterDown, now + self.master_down_interval());
+            }
+            State::Initialize | State::Fault => {
+                self.master_address = None;
+            }
+        }
+    }
+
+    // --- sync group hooks, driven by the Router ---
+
+    pub(crate) fn set_sync_member(&mut self, member: bool) {
+        self.sync.member = member;
+    }
+
+    pub(crate) fn wants_master(&self) -> bool {
+        self.state == State::Backup && self.sync.wants_master
+    }
+
+    pub(crate) fn sync_force(&mut self, now: Timestamp, to: State) {
+        if self.state != to && matches!(self.state, State::Backup | State::Master) {
+            self.transition(now, to, Reason::SyncGroup);
+        }
+    }
+
+    pub(crate) fn set_group_fault(&mut self, now: Timestamp, fault: bool) {
+        if self.sync.group_fault != fault {
+            self.sync.group_fault = fault;
+            self.recompute(now);
+        }
+    }
+}
+
+fn decode_drop(e: DecodeError) -> DropReason {
+    match e {
+        DecodeError::Truncated { .. } => DropReason::PacketLength,
+        DecodeError::BadVersion(_) => DropReason::Version,
+        DecodeError::BadType(_) => DropReason::InvalidType,
+        DecodeError::BadChecksum => DropReason::Checksum,
+        DecodeError::BadVrid => DropReason::UnknownVrid,
+        DecodeError::ZeroInterval => DropReason::AdvertInterval,
+    }
+}
+
+impl Instance {
+    pub(crate) fn has_output(&self) -> bool {
+        !self.outputs.is_empty()
+    }
+}
