@@ -180,7 +180,10 @@ impl InstanceConfig {
             Version::V3 => cs != 0 && cs <= Centisecs::V3_MAX.get(),
         };
         if !ok {
-            return Err(ConfigError::Interval { interval: self.advert_interval, version: self.version });
+            return Err(ConfigError::Interval {
+                interval: self.advert_interval,
+                version: self.version,
+            });
         }
         if self.version == Version::V3 && self.auth != Auth::None {
             return Err(ConfigError::AuthNeedsV2);
@@ -218,7 +221,9 @@ pub enum ConfigError {
     #[error("VRRPv2 cannot run over IPv6; use version 3")]
     V2OverIpv6,
     /// The interval cannot be carried by the version.
-    #[error("advertisement interval {interval} cannot be carried by VRRP{version:?} (v2: whole seconds 1..=255, v3: 10ms..=40.95s in steps of 10ms)")]
+    #[error(
+        "advertisement interval {interval} cannot be carried by VRRP{version:?} (v2: whole seconds 1..=255, v3: 10ms..=40.95s in steps of 10ms)"
+    )]
     Interval {
         /// The configured interval.
         interval: Centisecs,

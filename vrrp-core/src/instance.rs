@@ -8,8 +8,10 @@ use std::time::Duration;
 use crate::config::{ConfigError, InitialState, InstanceConfig};
 use crate::stats::{DropReason, Statistics};
 use crate::time::{Centisecs, Timestamp};
-use crate::types::{address_greater, Family, Priority, Version};
-use crate::wire::{self, AdvertRepr, DecodeError, EncodeError, IpPair, Packet, ReceivedAuth, REQUIRED_TTL};
+use crate::types::{Family, Priority, Version, address_greater};
+use crate::wire::{
+    self, AdvertRepr, DecodeError, EncodeError, IpPair, Packet, REQUIRED_TTL, ReceivedAuth,
+};
 
 /// The states of RFC 5798 6.4 plus keepalived's Fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -63,7 +65,10 @@ pub struct TrackConfig {
 impl TrackConfig {
     /// A plain weight.
     pub const fn weight(weight: i32) -> Self {
-        TrackConfig { weight, reverse: false }
+        TrackConfig {
+            weight,
+            reverse: false,
+        }
     }
 }
 
@@ -181,7 +186,12 @@ enum Timer {
     GarpRefresh = 3,
 }
 
-const TIMERS: [Timer; 4] = [Timer::Advert, Timer::MasterDown, Timer::Garp, Timer::GarpRefresh];
+const TIMERS: [Timer; 4] = [
+    Timer::Advert,
+    Timer::MasterDown,
+    Timer::Garp,
+    Timer::GarpRefresh,
+];
 
 #[derive(Clone, Copy, Debug, Default)]
 struct TimerTable([Option<Timestamp>; 4]);
@@ -371,7 +381,10 @@ impl Instance {
             auth: self.config.auth,
             addresses: self.config.virtual_addresses.iter().map(|v| v.addr),
         };
-        let ip = IpPair { src: self.config.primary_address, dst: t.destination };
+        let ip = IpPair {
+            src: self.config.primary_address,
+            dst: t.destination,
+        };
         repr.emit(buf, &ip, self.config.checksum_mode)
     }
 
@@ -412,7 +425,10 @@ impl Instance {
                     // unless we are so late that it would burst.
                     let interval = self.config.advert_interval.as_duration();
                     let next = scheduled.map_or(now + interval, |s| s + interval);
-                    self.timers.set(Timer::Advert, if next > now { next } else { now + interval });
+                    self.timers.set(
+                        Timer::Advert,
+                        if next > now { next } else { now + interval },
+                    );
                 }
                 (Timer::MasterDown, State::Backup) => {
                     if self.sync.member {
@@ -439,7 +455,12 @@ impl Instance {
     /// Processes a received VRRP packet (the IP payload). Returns why it
     /// was dropped, if it was; drops are also counted in
     /// [`Instance::statistics`].
-    pub fn handle_advert(&mut self, now: Timestamp, rx: &RxMeta, bytes: &[u8]) -> Result<(), DropReason> {
+    pub fn handle_advert(
+        &mut self,
+        now: Timestamp,
+        rx: &RxMeta,
+        bytes: &[u8],
+    ) -> Result<(), DropReason> {
         let result = self.process_advert(now, rx, bytes);
         if let Err(reason) = result {
             self.stats.count_drop(reason);
@@ -447,7 +468,12 @@ impl Instance {
         result
     }
 
-    fn process_advert(&mut self, now: Timestamp, rx: &RxMeta, bytes: &[u8]) -> Result<(), DropReason> {
+    fn process_advert(
+        &mut self,
+        now: Timestamp,
+        rx: &RxMeta,
+        bytes: &[u8],
+    ) -> Result<(), DropReason> {
         let family = self.config.family();
         if Family::of(&rx.src) != family {
             return Err(DropReason::Version);
@@ -461,8 +487,12 @@ impl Instance {
         if packet.version() != self.config.version {
             return Err(DropReason::VersionMismatch);
         }
-        let ip = IpPair { src: rx.src, dst: rx.dst };
-        let advert = AdvertRepr::parse(&packet, &ip, self.config.checksum_mode).map_err(decode_drop)?;
+        let ip = IpPair {
+            src: rx.src,
+            dst: rx.dst,
+        };
+        let advert =
+            AdvertRepr::parse(&packet, &ip, self.config.checksum_mode).map_err(decode_drop)?;
         if advert.vrid != self.config.vrid {
             return Err(DropReason::UnknownVrid);
         }
@@ -477,7 +507,9 @@ impl Instance {
             match packet.auth() {
                 ReceivedAuth::Unsupported(_) => return Err(DropReason::InvalidAuthType),
                 received if received.matches(&self.config.auth) => {}
-                ReceivedAuth::Password(_) if matches!(self.config.auth, wire::Auth::Password(_)) => {
+                ReceivedAuth::Password(_)
+                    if matches!(self.config.auth, wire::Auth::Password(_)) =>
+                {
                     return Err(DropReason::AuthFailure);
                 }
                 _ => return Err(DropReason::AuthTypeMismatch),
@@ -509,11 +541,18 @@ impl Instance {
 
     fn same_addresses<T: AsRef<[u8]>>(&self, packet: &Packet<T>) -> bool {
         let ours = &self.config.virtual_addresses;
-        usize::from(packet.address_count()) == ours.len() && packet.addresses().all(|a| ours.iter().any(|v| v.addr == a))
+        usize::from(packet.address_count()) == ours.len()
+            && packet.addresses().all(|a| ours.iter().any(|v| v.addr == a))
     }
 
     /// RFC 5798 6.4.2, with keepalived's preempt_delay.
-    fn backup_receives(&mut self, now: Timestamp, src: IpAddr, priority: Priority, interval: Centisecs) {
+    fn backup_receives(
+        &mut self,
+        now: Timestamp,
+        src: IpAddr,
+        priority: Priority,
+        interval: Centisecs,
+    ) {
         if priority == Priority::STOP {
             // The master is leaving: take over after Skew_Time only.
             self.timers.set(Timer::MasterDown, now + self.skew_time());
@@ -525,7 +564,9 @@ impl Instance {
         } else if self.config.preempt_delay.is_zero() {
             false
         } else {
-            let deadline = *self.preempt_deadline.get_or_insert(now + self.config.preempt_delay);
+            let deadline = *self
+                .preempt_deadline
+                .get_or_insert(now + self.config.preempt_delay);
             now < deadline
         };
         if !lower {
@@ -537,17 +578,29 @@ impl Instance {
             }
             self.master_address = Some(src);
             self.sync.wants_master = false;
-            self.timers.set(Timer::MasterDown, now + self.master_down_interval());
+            self.timers
+                .set(Timer::MasterDown, now + self.master_down_interval());
         }
     }
 
     /// RFC 5798 6.4.3.
-    fn master_receives(&mut self, now: Timestamp, src: IpAddr, priority: Priority, interval: Centisecs) {
+    fn master_receives(
+        &mut self,
+        now: Timestamp,
+        src: IpAddr,
+        priority: Priority,
+        interval: Centisecs,
+    ) {
         let ours = self.effective_priority;
         if priority == Priority::STOP {
             self.send_advert(ours);
-            self.timers.set(Timer::Advert, now + self.config.advert_interval.as_duration());
-        } else if priority > ours || (priority == ours && address_greater(&src, &self.config.primary_address)) {
+            self.timers.set(
+                Timer::Advert,
+                now + self.config.advert_interval.as_duration(),
+            );
+        } else if priority > ours
+            || (priority == ours && address_greater(&src, &self.config.primary_address))
+        {
             if self.config.version == Version::V3 {
                 self.master_adver_interval = interval;
             }
@@ -606,7 +659,9 @@ impl Instance {
     }
 
     pub(crate) fn own_fault(&self) -> bool {
-        self.tracks.iter().any(|t| t.config.weight == 0 && t.failing())
+        self.tracks
+            .iter()
+            .any(|t| t.config.weight == 0 && t.failing())
     }
 
     fn fault_reason(&self) -> Reason {
@@ -630,7 +685,8 @@ impl Instance {
         if new != self.effective_priority {
             let from = self.effective_priority;
             self.effective_priority = new;
-            self.outputs.push_back(Output::PriorityChanged { from, to: new });
+            self.outputs
+                .push_back(Output::PriorityChanged { from, to: new });
         }
         match (self.in_fault(), self.state) {
             (true, State::Backup | State::Master) => {
@@ -649,7 +705,11 @@ impl Instance {
         } else if startup && self.config.initial_state == InitialState::Master {
             self.transition(now, State::Master, Reason::ConfiguredMaster);
         } else {
-            let reason = if startup { Reason::Startup } else { Reason::FaultCleared };
+            let reason = if startup {
+                Reason::Startup
+            } else {
+                Reason::FaultCleared
+            };
             self.transition(now, State::Backup, reason);
         }
     }
@@ -657,10 +717,16 @@ impl Instance {
     fn send_advert(&mut self, priority: Priority) {
         if self.config.unicast_peers.is_empty() {
             let destination = wire::multicast_group(self.config.family());
-            self.outputs.push_back(Output::Transmit(Transmit { destination, priority }));
+            self.outputs.push_back(Output::Transmit(Transmit {
+                destination,
+                priority,
+            }));
         } else {
             for &destination in &self.config.unicast_peers {
-                self.outputs.push_back(Output::Transmit(Transmit { destination, priority }));
+                self.outputs.push_back(Output::Transmit(Transmit {
+                    destination,
+                    priority,
+                }));
             }
         }
         let n = self.config.unicast_peers.len().max(1) as u64;
@@ -672,7 +738,10 @@ impl Instance {
 
     fn announce(&mut self, count: u32) {
         if count > 0 && !self.config.virtual_addresses.is_empty() {
-            self.outputs.push_back(Output::Announce { count, interval: self.config.garp.interval });
+            self.outputs.push_back(Output::Announce {
+                count,
+                interval: self.config.garp.interval,
+            });
         }
     }
 
@@ -684,7 +753,8 @@ impl Instance {
         self.state = to;
         self.stats.transitions += 1;
         self.last_transition = Some(now);
-        self.outputs.push_back(Output::StateChanged { from, to, reason });
+        self.outputs
+            .push_back(Output::StateChanged { from, to, reason });
         // Leaving.
         if from == State::Master {
             self.timers.stop(Timer::Advert);
@@ -712,7 +782,10 @@ impl Instance {
                 // RFC 5798 6.4.1/6.4.2: advertise, then announce.
                 self.send_advert(self.effective_priority);
                 self.announce(self.config.garp.master_repeat);
-                self.timers.set(Timer::Advert, now + self.config.advert_interval.as_duration());
+                self.timers.set(
+                    Timer::Advert,
+                    now + self.config.advert_interval.as_duration(),
+                );
                 let garp = self.config.garp;
                 if !garp.master_delay.is_zero() && garp.master_repeat > 0 {
                     self.timers.set(Timer::Garp, now + garp.master_delay);
@@ -726,7 +799,8 @@ impl Instance {
                     self.master_adver_interval = self.config.advert_interval;
                     self.master_address = None;
                 }
-                self.timers.set(Timer::MasterDown, now + self.master_down_interval());
+                self.timers
+                    .set(Timer::MasterDown, now + self.master_down_interval());
             }
             State::Initialize | State::Fault => {
                 self.master_address = None;

@@ -82,14 +82,29 @@ impl Router {
     /// Adds an instance on `interface` (the caller's interface index).
     /// It stays in Initialize until [`Router::start`] or
     /// [`Router::handle_startup`].
-    pub fn add_instance(&mut self, interface: u32, config: InstanceConfig) -> Result<InstanceId, RouterError> {
+    pub fn add_instance(
+        &mut self,
+        interface: u32,
+        config: InstanceConfig,
+    ) -> Result<InstanceId, RouterError> {
         let key = (interface, config.family(), config.vrid.get());
         if self.by_key.contains_key(&key) {
-            return Err(RouterError::DuplicateVrid { interface, family: key.1, vrid: key.2 });
+            return Err(RouterError::DuplicateVrid {
+                interface,
+                family: key.1,
+                vrid: key.2,
+            });
         }
         let instance = Instance::new(config)?;
         let id = InstanceId(self.slots.len());
-        self.slots.push(Some(Slot { instance, interface, group: None, retired: false, deadline: None, queued: false }));
+        self.slots.push(Some(Slot {
+            instance,
+            interface,
+            group: None,
+            retired: false,
+            deadline: None,
+            queued: false,
+        }));
         self.by_key.insert(key, id);
         Ok(id)
     }
@@ -101,7 +116,11 @@ impl Router {
         slot.retired = true;
         slot.instance.set_sync_member(false);
         slot.instance.handle_shutdown(now);
-        let key = (slot.interface, slot.instance.config().family(), slot.instance.config().vrid.get());
+        let key = (
+            slot.interface,
+            slot.instance.config().family(),
+            slot.instance.config().vrid.get(),
+        );
         self.by_key.remove(&key);
         for g in &mut self.groups {
             g.retain(|m| *m != id);
@@ -130,20 +149,28 @@ impl Router {
 
     /// An instance, if it exists.
     pub fn instance(&self, id: InstanceId) -> Option<&Instance> {
-        self.slots.get(id.0).and_then(Option::as_ref).filter(|s| !s.retired).map(|s| &s.instance)
+        self.slots
+            .get(id.0)
+            .and_then(Option::as_ref)
+            .filter(|s| !s.retired)
+            .map(|s| &s.instance)
     }
 
     /// The interface an instance runs on.
     pub fn interface_of(&self, id: InstanceId) -> Option<u32> {
-        self.slots.get(id.0).and_then(Option::as_ref).map(|s| s.interface)
+        self.slots
+            .get(id.0)
+            .and_then(Option::as_ref)
+            .map(|s| s.interface)
     }
 
     /// All live instances.
     pub fn instances(&self) -> impl Iterator<Item = (InstanceId, &Instance)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().filter(|s| !s.retired).map(|s| (InstanceId(i), &s.instance)))
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            s.as_ref()
+                .filter(|s| !s.retired)
+                .map(|s| (InstanceId(i), &s.instance))
+        })
     }
 
     /// The instance for a VRID on an interface and family.
@@ -222,7 +249,13 @@ impl Router {
             }
             self.with(now, id, |inst| inst.handle_timeout(now));
             // An instance whose timer did not move must not spin the loop.
-            if self.slots.get(id.0).and_then(Option::as_ref).and_then(|s| s.deadline) == Some(at) {
+            if self
+                .slots
+                .get(id.0)
+                .and_then(Option::as_ref)
+                .and_then(|s| s.deadline)
+                == Some(at)
+            {
                 self.timeouts.remove(&(at, id));
                 if let Some(s) = self.slots[id.0].as_mut() {
                     s.deadline = None;
@@ -248,12 +281,19 @@ impl Router {
     /// Reports a tracked object's state to every instance tracking it.
     pub fn set_track_state(&mut self, now: Timestamp, track: TrackId, up: bool) {
         for i in 0..self.slots.len() {
-            self.with(now, InstanceId(i), |inst| inst.set_track_state(now, track, up));
+            self.with(now, InstanceId(i), |inst| {
+                inst.set_track_state(now, track, up)
+            });
         }
     }
 
     /// Changes an instance's base priority.
-    pub fn set_base_priority(&mut self, now: Timestamp, id: InstanceId, priority: Priority) -> Result<(), RouterError> {
+    pub fn set_base_priority(
+        &mut self,
+        now: Timestamp,
+        id: InstanceId,
+        priority: Priority,
+    ) -> Result<(), RouterError> {
         self.live_slot(id)?;
         self.with(now, id, |inst| inst.set_base_priority(now, priority));
         Ok(())
@@ -263,7 +303,11 @@ impl Router {
     #[must_use]
     pub fn poll_output(&mut self) -> Option<(InstanceId, Output)> {
         while let Some(&id) = self.ready.front() {
-            let out = self.slots.get_mut(id.0).and_then(Option::as_mut).and_then(|s| s.instance.poll_output());
+            let out = self
+                .slots
+                .get_mut(id.0)
+                .and_then(Option::as_mut)
+                .and_then(|s| s.instance.poll_output());
             match out {
                 Some(o) => return Some((id, o)),
                 None => {
@@ -285,7 +329,12 @@ impl Router {
     }
 
     /// Encodes a [`Transmit`] of instance `id` into `buf`.
-    pub fn encode(&self, id: InstanceId, t: &Transmit, buf: &mut [u8]) -> Result<usize, EncodeError> {
+    pub fn encode(
+        &self,
+        id: InstanceId,
+        t: &Transmit,
+        buf: &mut [u8],
+    ) -> Result<usize, EncodeError> {
         match self.slots.get(id.0).and_then(Option::as_ref) {
             Some(s) => s.instance.encode(t, buf),
             // A removed instance has nothing to say; an empty write is the
@@ -297,7 +346,10 @@ impl Router {
     /// The configuration of an instance, including one being removed whose
     /// last outputs are still being drained.
     pub fn config_of(&self, id: InstanceId) -> Option<&InstanceConfig> {
-        self.slots.get(id.0).and_then(Option::as_ref).map(|s| s.instance.config())
+        self.slots
+            .get(id.0)
+            .and_then(Option::as_ref)
+            .map(|s| s.instance.config())
     }
 
     fn live_slot(&mut self, id: InstanceId) -> Result<&mut Slot, RouterError> {
@@ -360,7 +412,10 @@ impl Router {
     }
 
     fn inst(&self, m: InstanceId) -> Option<&Instance> {
-        self.slots.get(m.0).and_then(Option::as_ref).map(|s| &s.instance)
+        self.slots
+            .get(m.0)
+            .and_then(Option::as_ref)
+            .map(|s| &s.instance)
     }
 
     /// Applies keepalived's sync-group rules until nothing changes.
@@ -372,7 +427,9 @@ impl Router {
             let mut changed = false;
             // A member's own fault faults the others.
             for &m in &members {
-                let others_fault = members.iter().any(|&o| o != m && self.inst(o).is_some_and(Instance::own_fault));
+                let others_fault = members
+                    .iter()
+                    .any(|&o| o != m && self.inst(o).is_some_and(Instance::own_fault));
                 if let Some(slot) = self.slots.get_mut(m.0).and_then(Option::as_mut) {
                     let before = slot.instance.state();
                     slot.instance.set_group_fault(now, others_fault);

@@ -72,7 +72,10 @@ pub struct NodeSpec {
 impl NodeSpec {
     /// A node called `name` with nothing configured yet.
     pub fn new(name: impl Into<String>) -> Self {
-        NodeSpec { name: name.into(), ..NodeSpec::default() }
+        NodeSpec {
+            name: name.into(),
+            ..NodeSpec::default()
+        }
     }
 
     /// Adds an instance. Its primary address is replaced by the node's
@@ -200,15 +203,26 @@ impl fmt::Display for LogEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:>12} node{} ", self.at.to_string(), self.node.0)?;
         match &self.kind {
-            LogKind::StateChanged { vrid, from, to, reason } => {
+            LogKind::StateChanged {
+                vrid,
+                from,
+                to,
+                reason,
+            } => {
                 write!(f, "vrid {vrid}: {from} -> {to} ({reason:?})")
             }
-            LogKind::Sent { vrid, priority } => write!(f, "vrid {vrid}: advert priority {priority}"),
-            LogKind::Dropped { from, reason } => write!(f, "dropped packet from node{}: {reason:?}", from.0),
+            LogKind::Sent { vrid, priority } => {
+                write!(f, "vrid {vrid}: advert priority {priority}")
+            }
+            LogKind::Dropped { from, reason } => {
+                write!(f, "dropped packet from node{}: {reason:?}", from.0)
+            }
             LogKind::Lost { from } => write!(f, "lost packet from node{}", from.0),
             LogKind::AddressesAdded { vrid } => write!(f, "vrid {vrid}: addresses added"),
             LogKind::AddressesRemoved { vrid } => write!(f, "vrid {vrid}: addresses removed"),
-            LogKind::Announced { vrid, count } => write!(f, "vrid {vrid}: {count} gratuitous ARP/NA"),
+            LogKind::Announced { vrid, count } => {
+                write!(f, "vrid {vrid}: {count} gratuitous ARP/NA")
+            }
             LogKind::PriorityChanged { vrid, to } => write!(f, "vrid {vrid}: priority now {to}"),
             LogKind::Op(op) => write!(f, "{op:?}"),
         }
@@ -228,7 +242,12 @@ struct SimNode {
 
 #[derive(Debug, Clone)]
 enum Pending {
-    Deliver { from: NodeId, to: NodeId, meta: RxMeta, bytes: Vec<u8> },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        meta: RxMeta,
+        bytes: Vec<u8>,
+    },
     Op(SimOp),
 }
 
@@ -344,7 +363,9 @@ impl Simulation {
 
     /// Partitions the LAN now.
     pub fn partition(&mut self, groups: &[&[NodeId]]) {
-        self.apply(SimOp::Partition(groups.iter().map(|g| g.to_vec()).collect()));
+        self.apply(SimOp::Partition(
+            groups.iter().map(|g| g.to_vec()).collect(),
+        ));
     }
 
     /// Heals any partition now.
@@ -436,7 +457,10 @@ impl Simulation {
 
     /// The nodes that currently hold `addr` as a virtual address.
     pub fn holders(&self, addr: IpAddr) -> Vec<NodeId> {
-        (0..self.nodes.len()).map(NodeId).filter(|n| self.nodes[n.0].held.contains(&addr)).collect()
+        (0..self.nodes.len())
+            .map(NodeId)
+            .filter(|n| self.nodes[n.0].held.contains(&addr))
+            .collect()
     }
 
     /// A node's primary address for `family`.
@@ -455,7 +479,11 @@ impl Simulation {
     }
 
     fn record(&mut self, node: NodeId, kind: LogKind) {
-        self.log.push(LogEntry { at: self.now, node, kind });
+        self.log.push(LogEntry {
+            at: self.now,
+            node,
+            kind,
+        });
     }
 
     fn boot(&mut self, id: NodeId) {
@@ -498,7 +526,11 @@ impl Simulation {
     fn apply(&mut self, op: SimOp) {
         let now = self.now;
         let node = match &op {
-            SimOp::Crash(n) | SimOp::Shutdown(n) | SimOp::Restart(n) | SimOp::SetPriority(n, ..) | SimOp::SetTrack(n, ..) => *n,
+            SimOp::Crash(n)
+            | SimOp::Shutdown(n)
+            | SimOp::Restart(n)
+            | SimOp::SetPriority(n, ..)
+            | SimOp::SetTrack(n, ..) => *n,
             SimOp::Partition(_) | SimOp::Heal => NodeId(usize::MAX),
         };
         self.record(node, LogKind::Op(op.clone()));
@@ -541,7 +573,11 @@ impl Simulation {
             }
             SimOp::SetPriority(n, vrid, prio) => {
                 if let Some(node) = self.nodes.get_mut(n.0).filter(|x| x.up) {
-                    let target = node.ids.iter().copied().find(|i| node.router.instance(*i).is_some_and(|x| x.config().vrid == vrid));
+                    let target = node.ids.iter().copied().find(|i| {
+                        node.router
+                            .instance(*i)
+                            .is_some_and(|x| x.config().vrid == vrid)
+                    });
                     if let Some(i) = target {
                         let _ = node.router.set_base_priority(now, i, prio);
                     }
@@ -568,7 +604,12 @@ impl Simulation {
     fn process(&mut self, p: Pending) {
         match p {
             Pending::Op(op) => self.apply(op),
-            Pending::Deliver { from, to, meta, bytes } => {
+            Pending::Deliver {
+                from,
+                to,
+                meta,
+                bytes,
+            } => {
                 let now = self.now;
                 let Some(node) = self.nodes.get_mut(to.0).filter(|n| n.up) else {
                     return;
@@ -584,7 +625,10 @@ impl Simulation {
     }
 
     fn latency(&self, from: NodeId, to: NodeId) -> Duration {
-        self.link_latency.get(&(from, to)).copied().unwrap_or(self.latency)
+        self.link_latency
+            .get(&(from, to))
+            .copied()
+            .unwrap_or(self.latency)
     }
 
     fn can_hear(&self, from: NodeId, to: NodeId) -> bool {
@@ -610,15 +654,31 @@ impl Simulation {
                         IpAddr::V6(_) => IpAddr::V6(node.v6),
                     };
                     if self.log_sends {
-                        self.record(id, LogKind::Sent { vrid, priority: t.priority });
+                        self.record(
+                            id,
+                            LogKind::Sent {
+                                vrid,
+                                priority: t.priority,
+                            },
+                        );
                     }
-                    let meta = RxMeta { src, dst: t.destination, ttl: Some(REQUIRED_TTL) };
+                    let meta = RxMeta {
+                        src,
+                        dst: t.destination,
+                        ttl: Some(REQUIRED_TTL),
+                    };
                     let targets: Vec<NodeId> = if t.destination.is_multicast() {
-                        (0..self.nodes.len()).map(NodeId).filter(|n| *n != id).collect()
+                        (0..self.nodes.len())
+                            .map(NodeId)
+                            .filter(|n| *n != id)
+                            .collect()
                     } else {
                         (0..self.nodes.len())
                             .map(NodeId)
-                            .filter(|n| IpAddr::V4(self.nodes[n.0].v4) == t.destination || IpAddr::V6(self.nodes[n.0].v6) == t.destination)
+                            .filter(|n| {
+                                IpAddr::V4(self.nodes[n.0].v4) == t.destination
+                                    || IpAddr::V6(self.nodes[n.0].v6) == t.destination
+                            })
                             .collect()
                     };
                     for to in targets {
@@ -633,7 +693,15 @@ impl Simulation {
                             }
                         }
                         let at = self.now + self.latency(id, to);
-                        self.push(at, Pending::Deliver { from: id, to, meta, bytes: bytes.clone() });
+                        self.push(
+                            at,
+                            Pending::Deliver {
+                                from: id,
+                                to,
+                                meta,
+                                bytes: bytes.clone(),
+                            },
+                        );
                     }
                 }
                 Output::AddAddresses => {
@@ -647,11 +715,23 @@ impl Simulation {
                     }
                     self.record(id, LogKind::AddressesRemoved { vrid });
                 }
-                Output::Announce { count, .. } => self.record(id, LogKind::Announced { vrid, count }),
-                Output::StateChanged { from, to, reason } => {
-                    self.record(id, LogKind::StateChanged { vrid, from, to, reason });
+                Output::Announce { count, .. } => {
+                    self.record(id, LogKind::Announced { vrid, count })
                 }
-                Output::PriorityChanged { to, .. } => self.record(id, LogKind::PriorityChanged { vrid, to }),
+                Output::StateChanged { from, to, reason } => {
+                    self.record(
+                        id,
+                        LogKind::StateChanged {
+                            vrid,
+                            from,
+                            to,
+                            reason,
+                        },
+                    );
+                }
+                Output::PriorityChanged { to, .. } => {
+                    self.record(id, LogKind::PriorityChanged { vrid, to })
+                }
             }
         }
     }

@@ -72,6 +72,15 @@ impl Sub for Timestamp {
     }
 }
 
+impl Sub<Duration> for Timestamp {
+    type Output = Timestamp;
+    /// Saturates at the epoch.
+    fn sub(self, rhs: Duration) -> Timestamp {
+        let sub = u64::try_from(rhs.as_nanos()).unwrap_or(u64::MAX);
+        Timestamp(self.0.saturating_sub(sub))
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0 / 1_000_000;
@@ -154,15 +163,24 @@ mod tests {
         let t = Timestamp::from_millis(5);
         assert_eq!(t + Duration::from_millis(3), Timestamp::from_millis(8));
         assert_eq!(t - Timestamp::from_millis(7), Duration::ZERO);
-        assert_eq!(Timestamp::from_nanos(u64::MAX) + Duration::from_secs(1), Timestamp::from_nanos(u64::MAX));
-        assert_eq!(Timestamp::from(Duration::from_micros(1500)).as_nanos(), 1_500_000);
+        assert_eq!(
+            Timestamp::from_nanos(u64::MAX) + Duration::from_secs(1),
+            Timestamp::from_nanos(u64::MAX)
+        );
+        assert_eq!(
+            Timestamp::from(Duration::from_micros(1500)).as_nanos(),
+            1_500_000
+        );
     }
 
     #[test]
     fn centisecs_conversions() {
         assert_eq!(Centisecs::from_secs(3), Some(Centisecs::new(300)));
         assert_eq!(Centisecs::from_secs(1000), None);
-        assert_eq!(Centisecs::from_duration(Duration::from_millis(150)), Some(Centisecs::new(15)));
+        assert_eq!(
+            Centisecs::from_duration(Duration::from_millis(150)),
+            Some(Centisecs::new(15))
+        );
         assert_eq!(Centisecs::new(15).as_duration(), Duration::from_millis(150));
         assert_eq!(Centisecs::new(15).to_string(), "150ms");
         assert_eq!(Centisecs::new(200).to_string(), "2s");

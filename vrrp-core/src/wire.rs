@@ -296,7 +296,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn new_checked(buffer: T, family: Family) -> Result<Self, DecodeError> {
         let b = buffer.as_ref();
         if b.len() < HEADER_LEN {
-            return Err(DecodeError::Truncated { expected: HEADER_LEN, actual: b.len() });
+            return Err(DecodeError::Truncated {
+                expected: HEADER_LEN,
+                actual: b.len(),
+            });
         }
         let version = b[field::VER_TYPE] >> 4;
         let ptype = b[field::VER_TYPE] & 0x0f;
@@ -333,7 +336,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The protocol version.
     pub fn version(&self) -> Version {
-        if self.buffer.as_ref()[field::VER_TYPE] >> 4 == 2 { Version::V2 } else { Version::V3 }
+        if self.buffer.as_ref()[field::VER_TYPE] >> 4 == 2 {
+            Version::V2
+        } else {
+            Version::V3
+        }
     }
 
     /// The raw VRID byte (0 is invalid; see [`Packet::vrid`]).
@@ -363,7 +370,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         match self.version() {
             Version::V2 => Centisecs::new(u16::from(b[field::ADVER_INT]) * 100),
             Version::V3 => {
-                let raw = u16::from_be_bytes([b[field::MAX_ADVER_INT.start], b[field::MAX_ADVER_INT.start + 1]]);
+                let raw = u16::from_be_bytes([
+                    b[field::MAX_ADVER_INT.start],
+                    b[field::MAX_ADVER_INT.start + 1],
+                ]);
                 Centisecs::new(raw & 0x0fff)
             }
         }
@@ -401,7 +411,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The addresses, decoded.
     pub fn addresses(&self) -> AddressIter<'_> {
-        AddressIter { bytes: self.address_bytes(), family: self.family }
+        AddressIter {
+            bytes: self.address_bytes(),
+            family: self.family,
+        }
     }
 
     /// Verifies the checksum of the whole buffer (the IP payload) given the
@@ -517,7 +530,12 @@ where
     /// Writes the advertisement with its checksum into the front of `buf`
     /// and returns the number of bytes written. `ip` gives the addresses
     /// the packet will travel between (for the VRRPv3 pseudo-header).
-    pub fn emit(&self, buf: &mut [u8], ip: &IpPair, mode: ChecksumMode) -> Result<usize, EncodeError> {
+    pub fn emit(
+        &self,
+        buf: &mut [u8],
+        ip: &IpPair,
+        mode: ChecksumMode,
+    ) -> Result<usize, EncodeError> {
         let family = Family::of(&ip.src);
         if self.version == Version::V2 && family == Family::Ipv6 {
             return Err(EncodeError::V2OverIpv6);
@@ -526,7 +544,10 @@ where
         let count_byte = u8::try_from(count).map_err(|_| EncodeError::TooManyAddresses(count))?;
         let len = self.buffer_len(family);
         if buf.len() < len {
-            return Err(EncodeError::BufferTooSmall { needed: len, actual: buf.len() });
+            return Err(EncodeError::BufferTooSmall {
+                needed: len,
+                actual: buf.len(),
+            });
         }
         let buf = &mut buf[..len];
         buf[field::VER_TYPE] = (self.version.number() << 4) | TYPE_ADVERTISEMENT;

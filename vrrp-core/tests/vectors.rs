@@ -1,6 +1,8 @@
 //! Every VRRP packet keepalived 2.2.7 sent in `testdata/*.pcap` decodes to
 //! what the matching `.conf` configured and re-encodes byte for byte.
 
+#![allow(clippy::unwrap_used)]
+
 use std::net::IpAddr;
 
 use etherparse::{NetSlice, SlicedPacket};
@@ -20,7 +22,11 @@ struct Captured {
 /// protocol 112 packets.
 fn vrrp_packets(pcap: &[u8]) -> Vec<Captured> {
     assert_eq!(&pcap[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
-    assert_eq!(u32::from_le_bytes(pcap[20..24].try_into().unwrap()), 1, "Ethernet link type");
+    assert_eq!(
+        u32::from_le_bytes(pcap[20..24].try_into().unwrap()),
+        1,
+        "Ethernet link type"
+    );
     let mut out = Vec::new();
     let mut at = 24;
     while at + 16 <= pcap.len() {
@@ -65,9 +71,13 @@ fn check(pcap: &[u8], expect: Expect) {
         // keepalived sends with TTL 255 and precedence "internetwork control".
         assert_eq!(p.ttl, 255);
         assert_eq!(p.tos, 0xc0);
-        let ip = IpPair { src: p.src, dst: p.dst };
+        let ip = IpPair {
+            src: p.src,
+            dst: p.dst,
+        };
         let packet = Packet::new_checked(&p.payload[..], family).expect("checked view");
-        let repr = AdvertRepr::parse(&packet, &ip, ChecksumMode::Rfc).expect("parses with the RFC checksum");
+        let repr = AdvertRepr::parse(&packet, &ip, ChecksumMode::Rfc)
+            .expect("parses with the RFC checksum");
         assert_eq!(repr.version, expect.version);
         assert_eq!(repr.vrid, Vrid::new(42).unwrap());
         assert!(repr.priority == Priority::new(150) || repr.priority == Priority::STOP);
@@ -75,7 +85,11 @@ fn check(pcap: &[u8], expect: Expect) {
         assert_eq!(repr.interval, expect.interval);
         assert_eq!(repr.auth, expect.auth);
         let addrs: Vec<IpAddr> = repr.addresses.clone().collect();
-        let want: Vec<IpAddr> = expect.addresses.iter().map(|a| a.parse().unwrap()).collect();
+        let want: Vec<IpAddr> = expect
+            .addresses
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
         assert_eq!(addrs, want);
         // Re-encode into a buffer full of 0xa5 so an unset byte shows.
         let mut buf = [0xa5u8; 512];
@@ -87,18 +101,28 @@ fn check(pcap: &[u8], expect: Expect) {
             auth: repr.auth,
             addresses: addrs.iter().copied(),
         };
-        let len = emitted.emit(&mut buf, &ip, ChecksumMode::Rfc).expect("emits");
+        let len = emitted
+            .emit(&mut buf, &ip, ChecksumMode::Rfc)
+            .expect("emits");
         assert_eq!(&buf[..len], &p.payload[..], "byte-identical re-encoding");
         assert_eq!(emitted.buffer_len(family), len);
     }
-    assert!(saw_stop, "keepalived's SIGTERM priority-0 advertisement is in the capture");
+    assert!(
+        saw_stop,
+        "keepalived's SIGTERM priority-0 advertisement is in the capture"
+    );
 }
 
 #[test]
 fn keepalived_v2_no_auth() {
     check(
         include_bytes!("../testdata/keepalived_v2_noauth.pcap"),
-        Expect { version: Version::V2, interval: Centisecs::new(100), auth: Auth::None, addresses: &["192.0.2.100"] },
+        Expect {
+            version: Version::V2,
+            interval: Centisecs::new(100),
+            auth: Auth::None,
+            addresses: &["192.0.2.100"],
+        },
     );
 }
 
@@ -121,7 +145,12 @@ fn keepalived_v2_password() {
 fn keepalived_v3_ipv4() {
     check(
         include_bytes!("../testdata/keepalived_v3_v4.pcap"),
-        Expect { version: Version::V3, interval: Centisecs::new(100), auth: Auth::None, addresses: &["192.0.2.100", "192.0.2.101"] },
+        Expect {
+            version: Version::V3,
+            interval: Centisecs::new(100),
+            auth: Auth::None,
+            addresses: &["192.0.2.100", "192.0.2.101"],
+        },
     );
 }
 
@@ -129,7 +158,12 @@ fn keepalived_v3_ipv4() {
 fn keepalived_v3_ipv6() {
     check(
         include_bytes!("../testdata/keepalived_v3_v6.pcap"),
-        Expect { version: Version::V3, interval: Centisecs::new(100), auth: Auth::None, addresses: &["2001:db8::100", "2001:db8::101"] },
+        Expect {
+            version: Version::V3,
+            interval: Centisecs::new(100),
+            auth: Auth::None,
+            addresses: &["2001:db8::100", "2001:db8::101"],
+        },
     );
 }
 
@@ -139,15 +173,28 @@ fn v3_ipv4_checksum_includes_the_pseudo_header() {
     // (vrrp_v3_checksum_as_v2) must therefore reject these packets.
     let p = &vrrp_packets(include_bytes!("../testdata/keepalived_v3_v4.pcap"))[0];
     let packet = Packet::new_checked(&p.payload[..], Family::Ipv4).unwrap();
-    let ip = IpPair { src: p.src, dst: p.dst };
+    let ip = IpPair {
+        src: p.src,
+        dst: p.dst,
+    };
     assert!(packet.verify_checksum(&ip, ChecksumMode::Rfc).is_ok());
-    assert!(packet.verify_checksum(&ip, ChecksumMode::V3WithoutPseudoHeader).is_err());
+    assert!(
+        packet
+            .verify_checksum(&ip, ChecksumMode::V3WithoutPseudoHeader)
+            .is_err()
+    );
     // And a packet emitted in that mode verifies only in that mode.
     let repr = AdvertRepr::parse(&packet, &ip, ChecksumMode::Rfc).unwrap();
     let mut buf = [0u8; 64];
-    let len = repr.emit(&mut buf, &ip, ChecksumMode::V3WithoutPseudoHeader).unwrap();
+    let len = repr
+        .emit(&mut buf, &ip, ChecksumMode::V3WithoutPseudoHeader)
+        .unwrap();
     let other = Packet::new_checked(&buf[..len], Family::Ipv4).unwrap();
-    assert!(other.verify_checksum(&ip, ChecksumMode::V3WithoutPseudoHeader).is_ok());
+    assert!(
+        other
+            .verify_checksum(&ip, ChecksumMode::V3WithoutPseudoHeader)
+            .is_ok()
+    );
     assert!(other.verify_checksum(&ip, ChecksumMode::Rfc).is_err());
 }
 
@@ -155,6 +202,9 @@ fn v3_ipv4_checksum_includes_the_pseudo_header() {
 fn checksum_depends_on_addresses_for_v3() {
     let p = &vrrp_packets(include_bytes!("../testdata/keepalived_v3_v6.pcap"))[0];
     let packet = Packet::new_checked(&p.payload[..], Family::Ipv6).unwrap();
-    let wrong = IpPair { src: "fe80::1".parse().unwrap(), dst: p.dst };
+    let wrong = IpPair {
+        src: "fe80::1".parse().unwrap(),
+        dst: p.dst,
+    };
     assert!(packet.verify_checksum(&wrong, ChecksumMode::Rfc).is_err());
 }
