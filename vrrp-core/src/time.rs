@@ -82,14 +82,10 @@ impl Sub<Duration> for Timestamp {
 }
 
 impl fmt::Display for Timestamp {
+    /// Seconds with microseconds: `13.632912s`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0 / 1_000_000;
-        let frac = (self.0 % 1_000_000) / 1_000;
-        write!(f, "{}.{:03}s", ms / 1000, ms % 1000)?;
-        if frac != 0 {
-            write!(f, "+{frac}us")?;
-        }
-        Ok(())
+        let micros = self.0 / 1_000;
+        write!(f, "{}.{:06}s", micros / 1_000_000, micros % 1_000_000)
     }
 }
 
