@@ -778,9 +778,12 @@ impl Instance {
             State::Master => {
                 self.stats.master_transitions += 1;
                 self.master_adver_interval = self.config.advert_interval;
-                self.outputs.push_back(Output::AddAddresses);
-                // RFC 5798 6.4.1/6.4.2: advertise, then announce.
+                // RFC 5798 6.4.1/6.4.2: advertise, then announce. The
+                // advertisement goes before the addresses: adding them
+                // takes a netlink round trip, and every backup should hear
+                // of the new master as early as possible.
                 self.send_advert(self.effective_priority);
+                self.outputs.push_back(Output::AddAddresses);
                 self.announce(self.config.garp.master_repeat);
                 self.timers.set(
                     Timer::Advert,

@@ -132,8 +132,8 @@ fn backup_takes_over_after_master_down_interval_and_not_before() {
             reason: Reason::MasterDown
         }
     ));
-    assert_eq!(outs[1], Output::AddAddresses);
-    assert!(matches!(outs[2], Output::Transmit(t) if t.priority == Priority::new(100)));
+    assert!(matches!(outs[1], Output::Transmit(t) if t.priority == Priority::new(100)));
+    assert_eq!(outs[2], Output::AddAddresses);
     assert!(matches!(outs[3], Output::Announce { count: 5, .. }));
     i.handle_timeout(deadline);
     assert!(drain(&mut i).is_empty(), "a repeated timeout is a no-op");
