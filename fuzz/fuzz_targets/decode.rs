@@ -29,7 +29,10 @@ fuzz_target!(|input: (bool, bool, &[u8])| {
             // VRRPv3's 4 reserved bits are ignored on receipt and sent as
             // zero (RFC 5798 5.2.6), so they do not survive a round trip.
             let reserved_clear = bytes[0] >> 4 == 2 || bytes[4] >> 4 == 0;
-            if len == bytes.len() && sum_ok && reserved_clear {
+            // An unknown VRRPv2 auth type is reported by `Packet::auth`
+            // for the instance to drop; the repr carries only types 0 and 1.
+            let known_auth = bytes[0] >> 4 == 3 || bytes[4] <= 1;
+            if len == bytes.len() && sum_ok && reserved_clear && known_auth {
                 assert_eq!(&buf[..len], bytes, "round trip");
             }
         }

@@ -213,19 +213,30 @@ fn checksum_depends_on_addresses_for_v3() {
 fn v3_reserved_bits_are_ignored_on_receipt_and_sent_as_zero() {
     // RFC 5798 5.2.6. Found by the decode fuzzer's round-trip oracle.
     let p = &vrrp_packets(include_bytes!("../testdata/keepalived_v3_v4.pcap"))[0];
-    let ip = IpPair { src: p.src, dst: p.dst };
+    let ip = IpPair {
+        src: p.src,
+        dst: p.dst,
+    };
     let mut bytes = p.payload.clone();
     bytes[4] |= 0xf0;
     // Keep the checksum right for the changed word.
     let sum = u16::from_be_bytes([bytes[6], bytes[7]]);
     let fixed = !(u32::from(!sum) + 0xf000);
     let fixed = (fixed & 0xffff) as u16;
-    let fixed = if u32::from(!sum) + 0xf000 > 0xffff { fixed.wrapping_sub(1) } else { fixed };
+    let fixed = if u32::from(!sum) + 0xf000 > 0xffff {
+        fixed.wrapping_sub(1)
+    } else {
+        fixed
+    };
     bytes[6..8].copy_from_slice(&fixed.to_be_bytes());
     let packet = Packet::new_checked(&bytes[..], Family::Ipv4).unwrap();
     let repr = AdvertRepr::parse(&packet, &ip, ChecksumMode::Rfc).unwrap();
     assert_eq!(repr.interval, Centisecs::new(100));
     let mut out = [0u8; 64];
     let len = repr.emit(&mut out, &ip, ChecksumMode::Rfc).unwrap();
-    assert_eq!(&out[..len], &p.payload[..], "sent with the reserved bits clear");
+    assert_eq!(
+        &out[..len],
+        &p.payload[..],
+        "sent with the reserved bits clear"
+    );
 }
