@@ -1,0 +1,96 @@
+//! The only two places in this crate that need `unsafe`.
+//!
+//! * tokio 1.53.3 deprecated the safe `AsyncFd::new` because it could not
+//!   prove that the descriptor stays open; its replacement
+//!   `AsyncFd::register` is `unsafe` and asks the caller for that proof.
+//!   We only ever register a `socket2::Socket`, which owns its descriptor
+//!   and closes it only when dropped, i.e. after the `AsyncFd` that owns it.
+//! * nix has no safe constructor for an `AF_PACKET` link-layer address
+//!   (`sockaddr_ll`), and neither does socket2; sending a frame out of one
+//!   interface needs one.
+//!
+//! The same registration serves the driver's `timerfd`, which owns its
+//! descriptor in the same way.
+//!
+//! Both wrappers are safe to call and keep the `unsafe` blocks small.
+#![allow(unsafe_code)]
+
+use std::io;
+
+use nix::sys::socket::{LinkAddr, SockaddrLike};
+use tokio::io::unix::AsyncFd;
+
+/// Registers `socket` with the tokio reactor of the current runtime.
+///
+/// Returns an error instead of panicking when called outside a runtime.
+/// tokio itself still panics if the runtime was built without
+/// `enable_io`: a programming error, not something input can cause.
+pub(crate) fn register(socket: socket2::Socket) -> io::Result<AsyncFd<socket2::Socket>> {
+    register_owned(socket)
+}
+
+/// A nix `TimerFd` (which owns its descriptor) seen as a raw descriptor,
+/// which is what tokio's `AsyncFd` asks for.
+#[derive(Debug)]
+pub(crate) struct OwnedTimer(pub(crate) nix::sys::timerfd::TimerFd);
+
+impl std::os::fd::AsRawFd for OwnedTimer {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsFd;
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+/// Registers a timer descriptor with the tokio reactor; see [`register`].
+pub(crate) fn register_timer(timer: nix::sys::timerfd::TimerFd) -> io::Result<AsyncFd<OwnedTimer>> {
+    register_owned(OwnedTimer(timer))
+}
+
+/// Both callers pass a type that owns its descriptor and closes it only
+/// in its own Drop: `socket2::Socket` and `nix::sys::timerfd::TimerFd`.
+fn register_owned<T: std::os::fd::AsRawFd>(socket: T) -> io::Result<AsyncFd<T>> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(io::Error::other(
+            "no tokio runtime: sockets must be opened inside a tokio runtime with I/O enabled",
+        ));
+    }
+    // SAFETY: `T` (a `socket2::Socket` or a nix `TimerFd`, see the two
+    // callers) owns its file descriptor: it is open now (it was just
+    // created) and is closed only by `T`'s Drop, which runs when the
+    // `AsyncFd` is dropped or `into_inner` hands it back. `as_raw_fd`
+    // always returns that same descriptor.
+    let registered = unsafe { AsyncFd::register(socket) };
+    registered.map_err(|err| {
+        let (_socket, cause) = err.into_parts();
+        cause
+    })
+}
+
+/// Builds an `AF_PACKET` link-layer address for sending a frame out of
+/// `ifindex` towards `dst_mac`, with the given ethertype (host order).
+pub(crate) fn link_addr(ifindex: u32, ethertype: u16, dst_mac: [u8; 6]) -> io::Result<LinkAddr> {
+    let ifindex = i32::try_from(ifindex)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "ifindex out of range"))?;
+    let mut addr = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: ethertype.to_be(),
+        sll_ifindex: ifindex,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 6,
+        sll_addr: [0; 8],
+    };
+    addr.sll_addr[..6].copy_from_slice(&dst_mac);
+    let len = u32::try_from(std::mem::size_of::<libc::sockaddr_ll>())
+        .map_err(|_| io::Error::other("sockaddr_ll size"))?;
+    // SAFETY: `addr` is a fully initialised `sockaddr_ll` living on the stack
+    // for the duration of the call, `len` is exactly its size, and
+    // `LinkAddr::from_raw` copies the bytes and checks the family.
+    let link = unsafe {
+        LinkAddr::from_raw(
+            std::ptr::from_ref(&addr).cast::<libc::sockaddr>(),
+            Some(len),
+        )
+    };
+    link.ok_or_else(|| io::Error::other("kernel sockaddr_ll rejected by nix"))
+}

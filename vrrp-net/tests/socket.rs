@@ -1,0 +1,120 @@
+//! Proves that `VrrpSocket` carries VRRP payloads between two namespaced
+//! routers over multicast and unicast, IPv4 and IPv6, with the right
+//! source, destination, interface and TTL 255, and the IPv4 header removed.
+
+mod common;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use common::{Received, join, spawn_receiver, wait_ready};
+use vrrp_net::socket::{Family, SocketConfig, VrrpSocket};
+use vrrp_net::testnet::{Lan, Router};
+
+/// A VRRPv3 advertisement, VRID 51, priority 100, one address, as the
+/// engine would produce it (the checksum is not checked by the socket).
+fn advert(vrid: u8, addr: IpAddr) -> Vec<u8> {
+    let mut p = vec![0x31, vrid, 100, 1, 0x00, 100, 0xab, 0xcd];
+    match addr {
+        IpAddr::V4(a) => p.extend_from_slice(&a.octets()),
+        IpAddr::V6(a) => p.extend_from_slice(&a.octets()),
+    }
+    p
+}
+
+/// Sends `payload` to `dst` from `router` three times, 20 ms apart.
+fn send_from(
+    router: &Router,
+    family: Family,
+    source: IpAddr,
+    payload: Vec<u8>,
+    dst: IpAddr,
+) -> Result<()> {
+    let ifname = router.ifname().to_owned();
+    join(router.spawn(move || async move {
+        let config = SocketConfig::new(ifname, family).with_source(source);
+        let socket = VrrpSocket::open(&config).context("open sender")?;
+        for _ in 0..3 {
+            socket.send_to(&payload, dst).await.context("send")?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ensure!(
+            socket.stats().sent == 3,
+            "sent counter {:?}",
+            socket.stats()
+        );
+        Ok(())
+    }))
+}
+
+fn exchange(family: Family, multicast: bool) -> Result<()> {
+    let lan = Lan::new(2)?;
+    let (r1, r2) = (lan.router(1)?, lan.router(2)?);
+    let (source, dst) = match (family, multicast) {
+        (Family::V4, true) => (IpAddr::V4(r1.ipv4()), family.multicast_group()),
+        (Family::V4, false) => (IpAddr::V4(r1.ipv4()), IpAddr::V4(r2.ipv4())),
+        (_, true) => (IpAddr::V6(r1.link_local()), family.multicast_group()),
+        (_, false) => (IpAddr::V6(r1.ipv6()), IpAddr::V6(r2.ipv6())),
+    };
+    let payload = advert(51, source);
+    let (receiver, ready) = spawn_receiver(r2, family, multicast, Duration::from_secs(3), |got| {
+        !got.is_empty()
+    })?;
+    wait_ready(&ready)?;
+    send_from(r1, family, source, payload.clone(), dst)?;
+    let (ifindex, got) = join(receiver)?;
+    let first = got.first().context("nothing received")?;
+    assert_eq!(
+        first,
+        &Received {
+            ifindex,
+            src: source,
+            dst,
+            ttl: Some(255),
+            payload,
+        }
+    );
+    Ok(())
+}
+
+#[test]
+fn ipv4_multicast_exchange() -> Result<()> {
+    exchange(Family::V4, true)
+}
+
+#[test]
+fn ipv6_multicast_exchange() -> Result<()> {
+    exchange(Family::V6, true)
+}
+
+#[test]
+fn ipv4_unicast_exchange_without_joining() -> Result<()> {
+    exchange(Family::V4, false)
+}
+
+#[test]
+fn ipv6_unicast_exchange_without_joining() -> Result<()> {
+    exchange(Family::V6, false)
+}
+
+#[test]
+fn family_mismatch_and_missing_interface_are_errors() -> Result<()> {
+    let lan = Lan::new(1)?;
+    let r1 = lan.router(1)?;
+    join(r1.spawn(|| async {
+        let missing = VrrpSocket::open(&SocketConfig::new("nosuch0", Family::V4));
+        ensure!(missing.is_err(), "opened a socket on a missing interface");
+        let socket = VrrpSocket::open(&SocketConfig::new("eth0", Family::V4))?;
+        let wrong = socket.send_to(&[0x31], Family::V6.multicast_group()).await;
+        ensure!(wrong.is_err(), "sent to an IPv6 address on an IPv4 socket");
+        ensure!(socket.set_source(Some("2001:db8::1".parse()?)).is_err());
+        Ok(())
+    }))
+}
+
+#[test]
+fn opening_outside_a_runtime_is_an_error_not_a_panic() {
+    let result = VrrpSocket::open(&SocketConfig::new("lo", Family::V4));
+    assert!(result.is_err());
+}
