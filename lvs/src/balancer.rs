@@ -1,0 +1,471 @@
+//! [`LoadBalancer`]: keepalived's `virtual_server` decisions, pure.
+//!
+//! Health goes in ([`LoadBalancer::set_health`]); out come the desired IPVS
+//! table ([`LoadBalancer::desired`]), the changes to reach it from the
+//! kernel's table ([`LoadBalancer::plan`] / [`LoadBalancer::sync`]) and
+//! notifications ([`LoadBalancer::poll_event`]). No clock, no socket: the
+//! daemon owns the checkers and the [`IpvsClient`](crate::IpvsClient).
+//!
+//! Semantics follow keepalived's `check_daemon/ipwrapper.c`:
+//! - a real server that goes down is removed, or kept with weight 0 when it
+//!   has `inhibit_on_failure`; it is put back with its weight when it comes up;
+//! - quorum is the minimum sum of the weights of live real servers. With
+//!   hysteresis `h` it is lost when the sum drops below `quorum - h` and
+//!   gained when it reaches `quorum + h` (`update_quorum_state`);
+//! - while quorum is lost, the sorry server (if any) is added and the live real
+//!   servers are taken out (or to weight 0 if inhibited); when quorum is
+//!   gained back the sorry server is removed and they return;
+//! - `alpha`: real servers start down until their first check succeeds;
+//!   otherwise they start up;
+//! - `omega`: on shutdown, real-server-down and quorum-down notifications are
+//!   emitted for what was up (keepalived runs notify_down/quorum_down then).
+//!   Whether shutdown removes the services is the caller's [`ShutdownMode`]
+//!   (keepalived removes them unless run with `--dont-release-ipvs`).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+
+use crate::error::Error;
+use crate::model::{Destination, Service, ServiceKey};
+use crate::reconcile::{self, Change, DesiredService, DesiredTable, Ownership};
+use crate::table::{Ipvs, Table};
+
+/// A configured real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RealServer {
+    /// Address, forwarding method, weight and thresholds while up.
+    pub destination: Destination,
+    /// When down, keep it in the table with weight 0 instead of removing it
+    /// (keepalived `inhibit_on_failure`): existing connections drain, no new ones.
+    pub inhibit_on_failure: bool,
+}
+
+impl RealServer {
+    /// A real server that is removed when down.
+    pub const fn new(destination: Destination) -> Self {
+        RealServer {
+            destination,
+            inhibit_on_failure: false,
+        }
+    }
+
+    /// The same server, inhibited (weight 0) instead of removed when down.
+    pub const fn inhibit_on_failure(mut self) -> Self {
+        self.inhibit_on_failure = true;
+        self
+    }
+}
+
+/// A configured virtual server (keepalived `virtual_server` block).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualServer {
+    /// The IPVS service.
+    pub service: Service,
+    /// Real servers.
+    pub real_servers: Vec<RealServer>,
+    /// Served while quorum is lost (keepalived `sorry_server`).
+    pub sorry_server: Option<Destination>,
+    /// Minimum sum of live real servers' weights (keepalived `quorum`, default 1).
+    pub quorum: u32,
+    /// Hysteresis around `quorum` (keepalived `hysteresis`, default 0).
+    pub hysteresis: u32,
+    /// Real servers start down until their first successful check (keepalived `alpha`).
+    pub alpha: bool,
+    /// Emit down notifications on shutdown (keepalived `omega`).
+    pub omega: bool,
+}
+
+impl VirtualServer {
+    /// A virtual server with keepalived's defaults: quorum 1, no hysteresis,
+    /// no sorry server, alpha and omega off.
+    pub fn new(service: Service) -> Self {
+        VirtualServer {
+            service,
+            real_servers: Vec::new(),
+            sorry_server: None,
+            quorum: 1,
+            hysteresis: 0,
+            alpha: false,
+            omega: false,
+        }
+    }
+
+    /// The same virtual server with one more real server.
+    pub fn with_real_server(mut self, server: RealServer) -> Self {
+        self.real_servers.push(server);
+        self
+    }
+
+    /// The same virtual server with a sorry server.
+    pub fn with_sorry_server(mut self, sorry: Destination) -> Self {
+        self.sorry_server = Some(sorry);
+        self
+    }
+
+    /// The same virtual server with quorum and hysteresis.
+    pub fn with_quorum(mut self, quorum: u32, hysteresis: u32) -> Self {
+        self.quorum = quorum;
+        self.hysteresis = hysteresis;
+        self
+    }
+}
+
+/// Health of a real server as the checkers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Health {
+    /// Checks pass: serve traffic.
+    Up,
+    /// Checks fail: take it out.
+    Down,
+}
+
+/// Something the daemon may want to act on (notify scripts, logs, metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A real server came up (keepalived `notify_up`).
+    RealServerUp {
+        /// The virtual service.
+        service: ServiceKey,
+        /// The real server.
+        server: SocketAddr,
+    },
+    /// A real server went down (keepalived `notify_down`).
+    RealServerDown {
+        /// The virtual service.
+        service: ServiceKey,
+        /// The real server.
+        server: SocketAddr,
+    },
+    /// Quorum gained (keepalived `quorum_up`); the sorry server, if any, is withdrawn.
+    QuorumUp {
+        /// The virtual service.
+        service: ServiceKey,
+    },
+    /// Quorum lost (keepalived `quorum_down`); the sorry server, if any, takes over.
+    QuorumDown {
+        /// The virtual service.
+        service: ServiceKey,
+    },
+}
+
+/// What shutdown does to the kernel table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShutdownMode {
+    /// Delete every service we own (keepalived's default on stop).
+    Release,
+    /// Leave the table as it is, so a restarted instance adopts it without
+    /// dropping connections (keepalived `--dont-release-ipvs`).
+    Keep,
+}
+
+/// A configuration the balancer refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Two virtual servers with the same key.
+    #[error("virtual server {0} is configured twice")]
+    DuplicateService(ServiceKey),
+    /// Two real servers (or a real server and the sorry server) with one address.
+    #[error("virtual server {service}: {server} is configured twice")]
+    DuplicateRealServer {
+        /// The virtual service.
+        service: ServiceKey,
+        /// The repeated address.
+        server: SocketAddr,
+    },
+}
+
+/// A health report for a real server that is not configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no real server {server} in virtual server {service}")]
+pub struct UnknownRealServer {
+    /// The virtual service asked for.
+    pub service: ServiceKey,
+    /// The real server asked for.
+    pub server: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+struct VsState {
+    config: VirtualServer,
+    health: BTreeMap<SocketAddr, Health>,
+    quorum_up: bool,
+}
+
+impl VsState {
+    fn new(config: VirtualServer, previous: Option<&VsState>) -> Self {
+        let initial = if config.alpha {
+            Health::Down
+        } else {
+            Health::Up
+        };
+        let health = config
+            .real_servers
+            .iter()
+            .map(|rs| {
+                let addr = rs.destination.addr;
+                (
+                    addr,
+                    previous
+                        .and_then(|p| p.health.get(&addr).copied())
+                        .unwrap_or(initial),
+                )
+            })
+            .collect();
+        VsState {
+            config,
+            health,
+            quorum_up: previous.is_none_or(|p| p.quorum_up),
+        }
+    }
+
+    fn live_weight(&self) -> u64 {
+        self.config
+            .real_servers
+            .iter()
+            .filter(|rs| self.health.get(&rs.destination.addr) == Some(&Health::Up))
+            .map(|rs| u64::from(rs.destination.weight))
+            .sum()
+    }
+
+    /// keepalived `update_quorum_state`: the threshold moves by the hysteresis
+    /// away from the current state, so a sum that wobbles around `quorum` does not flap.
+    fn update_quorum(&mut self, init: bool, events: &mut VecDeque<Event>) {
+        let quorum = u64::from(self.config.quorum);
+        let hysteresis = u64::from(self.config.hysteresis);
+        let threshold = if self.quorum_up {
+            quorum.saturating_sub(hysteresis)
+        } else {
+            quorum + hysteresis
+        };
+        let sum = self.live_weight();
+        let service = self.config.service.key;
+        if !self.quorum_up && sum >= threshold {
+            self.quorum_up = true;
+            events.push_back(Event::QuorumUp { service });
+        } else if (self.quorum_up || init) && sum < threshold {
+            self.quorum_up = false;
+            events.push_back(Event::QuorumDown { service });
+        }
+    }
+
+    fn desired(&self) -> DesiredService {
+        let sorry_active = !self.quorum_up && self.config.sorry_server.is_some();
+        let mut destinations = BTreeMap::new();
+        let mut managed = BTreeSet::new();
+        for rs in &self.config.real_servers {
+            let addr = rs.destination.addr;
+            managed.insert(addr);
+            let up = self.health.get(&addr) == Some(&Health::Up);
+            if up && !sorry_active {
+                destinations.insert(addr, rs.destination);
+            } else if rs.inhibit_on_failure {
+                destinations.insert(addr, rs.destination.with_weight(0));
+            }
+        }
+        if let Some(sorry) = self.config.sorry_server {
+            managed.insert(sorry.addr);
+            if sorry_active {
+                destinations.insert(sorry.addr, sorry);
+            }
+        }
+        DesiredService {
+            service: self.config.service.clone(),
+            destinations,
+            managed,
+        }
+    }
+}
+
+/// The virtual servers, their real servers' health and quorum state, and the
+/// ownership record; turns health into IPVS table changes.
+///
+/// Drive it like this: feed every health change with
+/// [`set_health`](Self::set_health), then call [`sync`](Self::sync) (or
+/// [`plan`](Self::plan) + apply yourself), then drain
+/// [`poll_event`](Self::poll_event) until `None`. Events are queued in the
+/// order the changes happened; `sync` does not produce events.
+#[derive(Debug, Clone)]
+pub struct LoadBalancer {
+    servers: BTreeMap<ServiceKey, VsState>,
+    events: VecDeque<Event>,
+    ownership: Ownership,
+}
+
+fn validate(config: &[VirtualServer]) -> Result<(), ConfigError> {
+    let mut keys = BTreeSet::new();
+    for vs in config {
+        let service = vs.service.key;
+        if !keys.insert(service) {
+            return Err(ConfigError::DuplicateService(service));
+        }
+        let mut addrs = BTreeSet::new();
+        let sorry = vs.sorry_server.iter().map(|d| d.addr);
+        for server in vs
+            .real_servers
+            .iter()
+            .map(|rs| rs.destination.addr)
+            .chain(sorry)
+        {
+            if !addrs.insert(server) {
+                return Err(ConfigError::DuplicateRealServer { service, server });
+            }
+        }
+    }
+    Ok(())
+}
+
+impl LoadBalancer {
+    /// A balancer for `config`. Real servers start up, or down with `alpha`;
+    /// a virtual server that starts below quorum queues [`Event::QuorumDown`].
+    pub fn new(config: Vec<VirtualServer>) -> Result<Self, ConfigError> {
+        let mut lb = LoadBalancer {
+            servers: BTreeMap::new(),
+            events: VecDeque::new(),
+            ownership: Ownership::default(),
+        };
+        lb.reload(config)?;
+        Ok(lb)
+    }
+
+    /// The same balancer with an ownership record saved by a previous run.
+    pub fn with_ownership(mut self, ownership: Ownership) -> Self {
+        self.ownership = ownership;
+        self
+    }
+
+    /// Replace the configuration. Real servers that stay keep their health and
+    /// virtual servers that stay keep their quorum state; new ones start as in
+    /// [`new`](Self::new). Services that left are deleted by the next
+    /// [`sync`](Self::sync) (we own them).
+    pub fn reload(&mut self, config: Vec<VirtualServer>) -> Result<(), ConfigError> {
+        validate(&config)?;
+        let mut servers = BTreeMap::new();
+        for vs in config {
+            let key = vs.service.key;
+            let previous = self.servers.get(&key);
+            let mut state = VsState::new(vs, previous);
+            state.update_quorum(previous.is_none(), &mut self.events);
+            servers.insert(key, state);
+        }
+        self.servers = servers;
+        Ok(())
+    }
+
+    /// Report a real server's health. Returns whether it changed; a change
+    /// queues [`Event::RealServerUp`]/[`Event::RealServerDown`] and possibly a
+    /// quorum event.
+    pub fn set_health(
+        &mut self,
+        service: &ServiceKey,
+        server: SocketAddr,
+        health: Health,
+    ) -> Result<bool, UnknownRealServer> {
+        let unknown = || UnknownRealServer {
+            service: *service,
+            server,
+        };
+        let state = self.servers.get_mut(service).ok_or_else(unknown)?;
+        let slot = state.health.get_mut(&server).ok_or_else(unknown)?;
+        if *slot == health {
+            return Ok(false);
+        }
+        *slot = health;
+        let service = *service;
+        self.events.push_back(match health {
+            Health::Up => Event::RealServerUp { service, server },
+            Health::Down => Event::RealServerDown { service, server },
+        });
+        state.update_quorum(false, &mut self.events);
+        Ok(true)
+    }
+
+    /// A real server's current health.
+    pub fn health(&self, service: &ServiceKey, server: SocketAddr) -> Option<Health> {
+        self.servers.get(service)?.health.get(&server).copied()
+    }
+
+    /// Whether a virtual server has quorum.
+    pub fn has_quorum(&self, service: &ServiceKey) -> Option<bool> {
+        self.servers.get(service).map(|s| s.quorum_up)
+    }
+
+    /// The next queued event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// What the managed part of the IPVS table should be now.
+    pub fn desired(&self) -> DesiredTable {
+        self.servers
+            .iter()
+            .map(|(k, s)| (*k, s.desired()))
+            .collect()
+    }
+
+    /// The changes that bring `current` (the kernel's table) to [`desired`](Self::desired).
+    pub fn plan(&self, current: &Table) -> Vec<Change> {
+        reconcile::plan(&self.desired(), current, &self.ownership)
+    }
+
+    /// Read the kernel table, apply the difference, update the ownership
+    /// record. Returns every change made (including no-write adoptions).
+    pub fn sync<I: Ipvs + ?Sized>(&mut self, ipvs: &mut I) -> Result<Vec<Change>, Error> {
+        let desired = self.desired();
+        reconcile::reconcile(ipvs, &desired, &mut self.ownership)
+    }
+
+    /// Stop: with `omega`, queue down events for live real servers and
+    /// quorum-down for virtual servers that had quorum; then, with
+    /// [`ShutdownMode::Release`], delete every service we own.
+    pub fn shutdown<I: Ipvs + ?Sized>(
+        &mut self,
+        ipvs: &mut I,
+        mode: ShutdownMode,
+    ) -> Result<Vec<Change>, Error> {
+        for (key, state) in &mut self.servers {
+            if !state.config.omega {
+                continue;
+            }
+            for (addr, health) in &mut state.health {
+                if *health == Health::Up {
+                    *health = Health::Down;
+                    self.events.push_back(Event::RealServerDown {
+                        service: *key,
+                        server: *addr,
+                    });
+                }
+            }
+            if state.quorum_up {
+                state.quorum_up = false;
+                self.events.push_back(Event::QuorumDown { service: *key });
+            }
+        }
+        let mut changes = Vec::new();
+        if mode == ShutdownMode::Release {
+            let current = ipvs.table()?;
+            let owned: Vec<ServiceKey> = self.ownership.services().copied().collect();
+            for key in owned {
+                if current.services.contains_key(&key) {
+                    let change = Change::DeleteService(key);
+                    reconcile::apply_change(ipvs, &change)?;
+                    self.ownership.record(&change);
+                    changes.push(change);
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    /// The ownership record (persist it with [`Ownership::to_text`]).
+    pub fn ownership(&self) -> &Ownership {
+        &self.ownership
+    }
+}
+
+#[cfg(test)]
+mod tests;
