@@ -1,1 +1,77 @@
-//! healthcheck (work in progress).
+//! Health checkers in the spirit of keepalived's checker process, usable
+//! without VRRP.
+//!
+//! - [`Scheduler`] (sans-IO) decides when each check runs and what its
+//!   results mean: `delay_loop`, timeout, `retry` and `delay_before_retry`,
+//!   `rise`/`fall`, initial state, seeded warmup and jitter. It never reads a
+//!   clock: `now` is a parameter, so it is tested in simulated time.
+//! - [`Probe`] is what to check: [`TcpCheck`], [`HttpCheck`] (HTTP and
+//!   HTTPS, status ranges, MD5 body digest, SNI, optional certificate
+//!   check), [`ScriptCheck`] (with keepalived's `misc_dynamic` weights),
+//!   [`IcmpCheck`] (v4 and v6), [`DnsCheck`], [`SmtpCheck`], [`UdpCheck`] or
+//!   a [`CustomProbe`]. Probes are the only code doing I/O; every failure is
+//!   a [`DownReason`], never a hang or unbounded memory.
+//! - [`Runner`] drives many checks on tokio and publishes [`Transition`]s on
+//!   a broadcast channel plus each check's [`CheckStatus`] on a watch
+//!   channel, for consumers such as a VRRP daemon (tracked objects) or an
+//!   IPVS manager (real server weights).
+//! - [`genhash()`] prints what keepalived's `genhash` prints: the digest of a
+//!   URL's body.
+//!
+//! A consumer adds checks, subscribes, and reacts to transitions:
+//!
+//! ```
+//! use std::time::Duration;
+//! use healthcheck::{CheckSpec, Health, Probe, Runner, RunnerConfig, TcpCheck, Timing};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let target = listener.local_addr()?;
+//!
+//! let runner = Runner::spawn(RunnerConfig::default(), CancellationToken::new());
+//! let mut transitions = runner.subscribe();
+//!
+//! let mut timing = Timing::every(Duration::from_millis(50));
+//! timing.initial = Health::Down;
+//! let id = runner.add(CheckSpec {
+//!     name: "web1".into(),
+//!     probe: Probe::Tcp(TcpCheck::new(target)),
+//!     timing,
+//! })?;
+//!
+//! let transition = transitions.recv().await?;
+//! assert_eq!((transition.check, transition.health), (id, Health::Up));
+//! assert_eq!(runner.watch(id).map(|w| w.borrow().health), Some(Health::Up));
+//!
+//! drop(listener); // connections are now refused...
+//! let transition = transitions.recv().await?;
+//! assert_eq!(transition.health, Health::Down);
+//! println!("{id} down: {}", transition.reason.map(|r| r.to_string()).unwrap_or_default());
+//!
+//! runner.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod check;
+pub mod error;
+pub mod genhash;
+pub mod probe;
+pub mod runner;
+pub mod schedule;
+
+pub use check::{CheckId, Health, Timing};
+pub use error::{ConfigError, DownReason, GenhashError};
+pub use genhash::{GenhashReport, GenhashRequest, genhash};
+pub use probe::{
+    CustomProbe, DnsCheck, HttpCheck, IcmpCheck, Md5Digest, Probe, ProbeFuture, ProbeReport,
+    Prober, ScriptCheck, SmtpCheck, StatusRanges, TcpCheck, TlsOptions, TlsVerify, UdpCheck,
+};
+pub use runner::{CheckSpec, Runner, RunnerConfig, RunnerHandle};
+pub use schedule::{
+    CheckStats, CheckStatus, Output, ProbeRequest, ProbeResult, ProbeSuccess, ProbeToken,
+    Scheduler, Transition,
+};

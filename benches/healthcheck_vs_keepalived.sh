@@ -1,0 +1,155 @@
+#!/bin/bash
+# Same 1,000 loopback TCP servers, checked every second (TCP connect, 3 s
+# timeout) first by keepalived's checker process (1,000 TCP_CHECKs), then by
+# the healthcheck runner. Reports each checker's CPU %, RSS and the connect
+# rate the servers really saw.
+#
+# keepalived's checker exits at start-up without IPVS ("IPVS: Can't
+# initialize ipvs: No such file or directory" when the kernel has no ip_vs
+# module, as on this host). To let it run its checks anyway, an LD_PRELOAD
+# shim (built below from C) fakes only the IPVS generic netlink socket:
+# genl_ctrl_resolve("IPVS") gets a dummy family id and every IPVS command is
+# answered with an ACK without reaching the kernel. The TCP checks are real.
+#
+# Usage: benches/healthcheck_vs_keepalived.sh [SERVERS] [SECONDS]   (default 1000 30)
+# Needs root, gcc and keepalived (apt-get install keepalived).
+set -euo pipefail
+
+N=${1:-1000}
+RUN=${2:-30}
+WARMUP=5
+WS=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=$(mktemp -d /tmp/healthcheck-vs-keepalived.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  sleep 0.5
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+command -v keepalived >/dev/null || { echo "keepalived not installed" >&2; exit 1; }
+cargo build --quiet --release -p healthcheck --example load --manifest-path "$WS/Cargo.toml"
+LOAD="$WS/target/release/examples/load"
+
+cat > "$WORK/fakeipvs.c" <<'C'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <linux/netlink.h>
+struct nl_sock;
+static int ipvs_fd = -1, pending;
+static struct nlmsghdr last_hdr;
+int genl_ctrl_resolve(struct nl_sock *s, const char *name) {
+  if (name && strcmp(name, "IPVS") == 0) {
+    int (*get_fd)(const struct nl_sock *) = (int (*)(const struct nl_sock *))dlsym(RTLD_DEFAULT, "nl_socket_get_fd");
+    ipvs_fd = get_fd ? get_fd(s) : -1;
+    return 0x7ff0;
+  }
+  int (*real)(struct nl_sock *, const char *) = (int (*)(struct nl_sock *, const char *))dlsym(RTLD_NEXT, "genl_ctrl_resolve");
+  return real(s, name);
+}
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
+  ssize_t (*real)(int, const struct msghdr *, int) = (ssize_t (*)(int, const struct msghdr *, int))dlsym(RTLD_NEXT, "sendmsg");
+  if (fd != ipvs_fd || ipvs_fd < 0) return real(fd, msg, flags);
+  size_t total = 0;
+  for (size_t i = 0; i < msg->msg_iovlen; i++) total += msg->msg_iov[i].iov_len;
+  if (msg->msg_iovlen > 0 && msg->msg_iov[0].iov_len >= sizeof(struct nlmsghdr)) {
+    memcpy(&last_hdr, msg->msg_iov[0].iov_base, sizeof last_hdr);
+    pending++;
+  }
+  return (ssize_t)total;
+}
+ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
+  ssize_t (*real)(int, struct msghdr *, int) = (ssize_t (*)(int, struct msghdr *, int))dlsym(RTLD_NEXT, "recvmsg");
+  if (fd != ipvs_fd || ipvs_fd < 0) return real(fd, msg, flags);
+  if (!pending) { errno = EAGAIN; return -1; }
+  struct { struct nlmsghdr h; struct nlmsgerr e; } ack;
+  memset(&ack, 0, sizeof ack);
+  ack.h.nlmsg_len = sizeof ack;
+  ack.h.nlmsg_type = NLMSG_ERROR;
+  ack.h.nlmsg_seq = last_hdr.nlmsg_seq;
+  ack.h.nlmsg_pid = last_hdr.nlmsg_pid;
+  ack.e.msg = last_hdr;
+  if (msg->msg_iovlen == 0) { errno = EINVAL; return -1; }
+  size_t n = msg->msg_iov[0].iov_len < sizeof ack ? msg->msg_iov[0].iov_len : sizeof ack;
+  memcpy(msg->msg_iov[0].iov_base, &ack, n);
+  if (msg->msg_name && msg->msg_namelen >= sizeof(struct sockaddr_nl)) {
+    struct sockaddr_nl *sa = msg->msg_name;
+    memset(sa, 0, sizeof *sa);
+    sa->nl_family = AF_NETLINK;
+    msg->msg_namelen = sizeof *sa;
+  }
+  msg->msg_controllen = 0;
+  msg->msg_flags = n < sizeof ack ? MSG_TRUNC : 0;
+  if (!(flags & MSG_PEEK)) pending--;
+  return (flags & MSG_TRUNC) ? (ssize_t)sizeof ack : (ssize_t)n;
+}
+C
+gcc -shared -fPIC -O2 -o "$WORK/fakeipvs.so" "$WORK/fakeipvs.c" -ldl
+
+"$LOAD" serve --tcp "$N" --http 0 --ports-file "$WORK/ports" &
+PIDS+=($!)
+for _ in $(seq 100); do [ -f "$WORK/ports.accepts" ] && break; sleep 0.1; done
+[ -f "$WORK/ports.accepts" ] || { echo "server did not start" >&2; exit 1; }
+
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }   # utime + stime, USER_HZ=100
+rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+accepts() { cat "$WORK/ports.accepts"; }
+# Prints "cpu_percent=.. rss_kib=.. connects_per_sec=.." for pid $1 over RUN s.
+measure() {
+  local pid=$1 t0 a0 t1 a1
+  sleep "$WARMUP"
+  t0=$(ticks "$pid"); a0=$(accepts)
+  sleep "$RUN"
+  t1=$(ticks "$pid"); a1=$(accepts)
+  echo "cpu_percent=$(awk -v d=$((t1 - t0)) -v s="$RUN" 'BEGIN { printf "%.1f", d / s }') rss_kib=$(rss "$pid") connects_per_sec=$(( (a1 - a0) / RUN ))"
+}
+
+# keepalived: one virtual server, N real servers, each with a TCP_CHECK.
+{
+  echo 'global_defs { router_id healthcheck_bench }'
+  echo 'virtual_server 127.0.0.1 9 {'
+  echo '  delay_loop 1'
+  echo '  lb_algo rr'
+  echo '  lb_kind NAT'
+  echo '  protocol TCP'
+  while read -r _ port; do
+    echo "  real_server 127.0.0.1 $port { weight 1"
+    echo '    TCP_CHECK { connect_timeout 3 retry 1 delay_before_retry 1 }'
+    echo '  }'
+  done < "$WORK/ports"
+  echo '}'
+} > "$WORK/keepalived.conf"
+
+LD_PRELOAD="$WORK/fakeipvs.so" keepalived -C -n -l -f "$WORK/keepalived.conf" \
+  -p "$WORK/keepalived.pid" -c "$WORK/checkers.pid" > "$WORK/keepalived.log" 2>&1 &
+KA=$!
+PIDS+=($KA)
+for _ in $(seq 100); do [ -s "$WORK/checkers.pid" ] && break; sleep 0.1; done
+CHECKER=$(cat "$WORK/checkers.pid" 2>/dev/null || true)
+if [ -z "$CHECKER" ] || ! kill -0 "$CHECKER" 2>/dev/null; then
+  echo "keepalived checker did not start:" >&2
+  tail -20 "$WORK/keepalived.log" >&2
+  exit 1
+fi
+KA_RESULT=$(measure "$CHECKER")
+kill -TERM "$KA"
+wait "$KA" 2>/dev/null || true
+sleep 1
+
+"$LOAD" check --ports-file "$WORK/ports" --interval-ms 1000 --duration-secs $((WARMUP + RUN + 2)) \
+  --warmup-secs 1 --threads 1 > "$WORK/ours" &
+OURS=$!
+PIDS+=($OURS)
+OUR_RESULT=$(measure "$OURS")
+wait "$OURS" || true
+
+echo "keepalived $(keepalived --version 2>&1 | head -1 | awk '{print $2}') checker, $N TCP_CHECKs: $KA_RESULT"
+echo "healthcheck runner (1 thread), $N TCP checks: $OUR_RESULT"
+echo "healthcheck self-report: $(cat "$WORK/ours")"
+echo "host: $(nproc) cores, $(uname -r)"

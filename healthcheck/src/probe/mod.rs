@@ -1,0 +1,184 @@
+//! The probes: the only code in the crate that does I/O.
+//!
+//! A [`Probe`] is a check's configuration; [`Probe::prepare`] validates it
+//! once (parses digests, builds the TLS configuration...) into a [`Prober`]
+//! that is cheap to clone and runs one attempt per call. Every attempt is
+//! bounded by a time limit and by memory caps, and reports failures as a
+//! [`DownReason`](crate::DownReason).
+
+pub(crate) mod dns;
+pub(crate) mod http;
+pub(crate) mod icmp;
+pub(crate) mod script;
+pub(crate) mod smtp;
+pub(crate) mod tcp;
+pub(crate) mod udp;
+
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpSocket, TcpStream};
+
+pub use dns::DnsCheck;
+pub use http::{HttpCheck, Md5Digest, StatusRanges, TlsOptions, TlsVerify};
+pub use icmp::IcmpCheck;
+pub use script::ScriptCheck;
+pub use smtp::SmtpCheck;
+pub use tcp::TcpCheck;
+pub use udp::UdpCheck;
+
+use crate::error::{ConfigError, DownReason};
+use crate::schedule::ProbeResult;
+
+/// A boxed probe future, as returned by [`CustomProbe::probe`].
+pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = ProbeResult> + Send + 'a>>;
+
+/// A probe written by the consumer (a tracked file, a D-Bus query...).
+///
+/// The runner bounds it with the check's timeout like any other probe and
+/// drops the future when the time is up, so it must not leave work behind
+/// on drop.
+pub trait CustomProbe: Send + Sync + fmt::Debug + 'static {
+    /// Runs one attempt. `serial` is unique among this check's attempts.
+    fn probe(&self, serial: u64) -> ProbeFuture<'_>;
+}
+
+/// What to check, with its target and options.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Probe {
+    /// TCP connect (keepalived `TCP_CHECK`).
+    Tcp(TcpCheck),
+    /// HTTP or HTTPS GET (keepalived `HTTP_GET` / `SSL_GET`).
+    Http(HttpCheck),
+    /// External program (keepalived `MISC_CHECK`).
+    Script(ScriptCheck),
+    /// ICMP or ICMPv6 echo (keepalived `PING_CHECK`).
+    Icmp(IcmpCheck),
+    /// DNS query (keepalived `DNS_CHECK`).
+    Dns(DnsCheck),
+    /// SMTP greeting (keepalived `SMTP_CHECK`).
+    Smtp(SmtpCheck),
+    /// UDP datagram (keepalived `UDP_CHECK`).
+    Udp(UdpCheck),
+    /// A probe supplied by the consumer.
+    Custom(Arc<dyn CustomProbe>),
+}
+
+impl Probe {
+    /// Validates the configuration and builds what every attempt reuses.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] describing the first invalid option.
+    pub fn prepare(&self) -> Result<Prober, ConfigError> {
+        let inner = match self {
+            Probe::Tcp(check) => Prepared::Tcp(check.clone()),
+            Probe::Http(check) => Prepared::Http(http::PreparedHttp::new(check)?),
+            Probe::Script(check) => {
+                if check.program.as_os_str().is_empty() {
+                    return Err(ConfigError::EmptyProgram);
+                }
+                Prepared::Script(check.clone())
+            }
+            Probe::Icmp(check) => Prepared::Icmp(icmp::PreparedIcmp::new(check)?),
+            Probe::Dns(check) => Prepared::Dns(dns::PreparedDns::new(check)?),
+            Probe::Smtp(check) => Prepared::Smtp(check.clone()),
+            Probe::Udp(check) => Prepared::Udp(check.clone()),
+            Probe::Custom(probe) => Prepared::Custom(Arc::clone(probe)),
+        };
+        Ok(Prober {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+#[derive(Debug)]
+enum Prepared {
+    Tcp(TcpCheck),
+    Http(http::PreparedHttp),
+    Script(ScriptCheck),
+    Icmp(icmp::PreparedIcmp),
+    Dns(dns::PreparedDns),
+    Smtp(SmtpCheck),
+    Udp(UdpCheck),
+    Custom(Arc<dyn CustomProbe>),
+}
+
+/// The outcome of one attempt run by [`Prober::run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeReport {
+    /// Success or the reason for failure.
+    pub result: ProbeResult,
+    /// Wall time the attempt took.
+    pub latency: Duration,
+}
+
+/// A validated probe, ready to run attempts. Clones share the preparation.
+#[derive(Debug, Clone)]
+pub struct Prober {
+    inner: Arc<Prepared>,
+}
+
+impl Prober {
+    /// Runs one attempt, bounded by `timeout`; `serial` distinguishes
+    /// attempts (ICMP sequence, DNS id).
+    ///
+    /// Never hangs past `timeout` and never panics on what the target sends.
+    pub async fn run(&self, serial: u64, timeout: Duration) -> ProbeReport {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(timeout, self.attempt(serial, timeout)).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(DownReason::Timeout(timeout)),
+        };
+        ProbeReport {
+            result,
+            latency: started.elapsed(),
+        }
+    }
+
+    async fn attempt(&self, serial: u64, timeout: Duration) -> ProbeResult {
+        match &*self.inner {
+            Prepared::Tcp(check) => tcp::probe(check).await,
+            Prepared::Http(check) => check.probe().await,
+            Prepared::Script(check) => script::probe(check).await,
+            Prepared::Icmp(check) => check.probe(serial).await,
+            Prepared::Dns(check) => check.probe(serial).await,
+            Prepared::Smtp(check) => smtp::probe(check).await,
+            Prepared::Udp(check) => udp::probe(check, timeout).await,
+            Prepared::Custom(probe) => probe.probe(serial).await,
+        }
+    }
+}
+
+/// Connects a TCP stream to `target`, from `bind` if given, within
+/// `connect_timeout` if given.
+pub(crate) async fn connect_tcp(
+    target: SocketAddr,
+    bind: Option<IpAddr>,
+    connect_timeout: Option<Duration>,
+) -> Result<TcpStream, DownReason> {
+    let socket = match target {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(|e| DownReason::from_io("socket", &e))?;
+    if let Some(source) = bind {
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .map_err(|e| DownReason::from_io("bind", &e))?;
+    }
+    let connect = socket.connect(target);
+    let stream = match connect_timeout {
+        Some(limit) => match tokio::time::timeout(limit, connect).await {
+            Ok(result) => result,
+            Err(_elapsed) => return Err(DownReason::ConnectTimeout(limit)),
+        },
+        None => connect.await,
+    }
+    .map_err(|e| DownReason::from_io("connect", &e))?;
+    Ok(stream)
+}

@@ -1,0 +1,82 @@
+//! UDP check (keepalived `UDP_CHECK`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+
+use crate::error::DownReason;
+use crate::schedule::{ProbeResult, ProbeSuccess};
+
+/// The largest reply read; longer datagrams are truncated to this.
+const MAX_REPLY: usize = 2048;
+
+/// Sends `payload` to `target`.
+///
+/// With `require_reply`, up when a datagram comes back (starting with
+/// `expected_prefix`, if set) within the timeout. Without it, up unless an
+/// ICMP port unreachable (seen as "connection refused") arrives within half
+/// the timeout, as keepalived does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpCheck {
+    /// Address and port to send to.
+    pub target: SocketAddr,
+    /// Source address to send from.
+    pub bind: Option<IpAddr>,
+    /// Datagram content.
+    pub payload: Vec<u8>,
+    /// Whether silence counts as down.
+    pub require_reply: bool,
+    /// Bytes the reply must start with (only with `require_reply`).
+    pub expected_prefix: Option<Vec<u8>>,
+}
+
+impl UdpCheck {
+    /// A check of `target` that sends an empty datagram and needs no reply.
+    #[must_use]
+    pub fn new(target: SocketAddr) -> Self {
+        Self {
+            target,
+            bind: None,
+            payload: Vec::new(),
+            require_reply: false,
+            expected_prefix: None,
+        }
+    }
+}
+
+pub(crate) async fn probe(check: &UdpCheck, timeout: Duration) -> ProbeResult {
+    let local = match (check.bind, check.target) {
+        (Some(source), _) => SocketAddr::new(source, 0),
+        (None, SocketAddr::V4(_)) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        (None, SocketAddr::V6(_)) => SocketAddr::from(([0_u16; 8], 0)),
+    };
+    let socket = UdpSocket::bind(local)
+        .await
+        .map_err(|e| DownReason::from_io("bind", &e))?;
+    // Connected, so that ICMP port unreachable surfaces as ECONNREFUSED.
+    socket
+        .connect(check.target)
+        .await
+        .map_err(|e| DownReason::from_io("connect", &e))?;
+    socket
+        .send(&check.payload)
+        .await
+        .map_err(|e| DownReason::from_io("send", &e))?;
+    let mut buf = vec![0_u8; MAX_REPLY];
+    if check.require_reply {
+        let n = socket
+            .recv(&mut buf)
+            .await
+            .map_err(|e| DownReason::from_io("recv", &e))?;
+        match &check.expected_prefix {
+            Some(prefix) if !buf[..n].starts_with(prefix) => Err(DownReason::UdpReplyMismatch),
+            _ => Ok(ProbeSuccess::default()),
+        }
+    } else {
+        match tokio::time::timeout(timeout / 2, socket.recv(&mut buf)).await {
+            Ok(Err(e)) => Err(DownReason::from_io("recv", &e)),
+            Ok(Ok(_)) | Err(_) => Ok(ProbeSuccess::default()),
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Proves the tokio runner: transitions on the broadcast stream, current
+//! state on the watches, timeouts of hanging probes, removal, and a shutdown
+//! that leaves no attempt behind. Custom probes under tokio's paused clock
+//! keep it deterministic; one test runs 200 real HTTP checks on loopback.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use healthcheck::{
+    CheckSpec, CustomProbe, DownReason, Health, HttpCheck, Probe, ProbeFuture, ProbeSuccess,
+    Runner, RunnerConfig, Timing,
+};
+use tokio_util::sync::CancellationToken;
+
+/// Up while `healthy` is set; counts its attempts.
+#[derive(Debug, Default)]
+struct Switch {
+    healthy: AtomicBool,
+    attempts: AtomicUsize,
+}
+
+impl CustomProbe for Switch {
+    fn probe(&self, _serial: u64) -> ProbeFuture<'_> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        let healthy = self.healthy.load(Ordering::SeqCst);
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if healthy {
+                Ok(ProbeSuccess::default())
+            } else {
+                Err(DownReason::Custom("switched off".to_owned()))
+            }
+        })
+    }
+}
+
+/// Never answers; records that its future was dropped.
+#[derive(Debug, Default)]
+struct Hang {
+    started: AtomicUsize,
+    dropped: Arc<AtomicUsize>,
+}
+
+struct DropFlag(Arc<AtomicUsize>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl CustomProbe for Hang {
+    fn probe(&self, _serial: u64) -> ProbeFuture<'_> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        let flag = DropFlag(Arc::clone(&self.dropped));
+        Box::pin(async move {
+            let _flag = flag;
+            std::future::pending().await
+        })
+    }
+}
+
+fn timing(initial: Health) -> Timing {
+    let mut t = Timing::every(Duration::from_secs(1));
+    t.timeout = Duration::from_millis(200);
+    t.retry = 1;
+    t.delay_before_retry = Duration::from_millis(100);
+    t.rise = 2;
+    t.fall = 1;
+    t.initial = initial;
+    t
+}
+
+#[tokio::test(start_paused = true)]
+async fn transitions_stream_and_current_state() {
+    let runner = Runner::spawn(RunnerConfig::default(), CancellationToken::new());
+    let mut events = runner.subscribe();
+    let switches: Vec<Arc<Switch>> = (0..3).map(|_| Arc::new(Switch::default())).collect();
+    let mut ids = Vec::new();
+    for (n, switch) in switches.iter().enumerate() {
+        switch.healthy.store(true, Ordering::SeqCst);
+        let probe: Arc<dyn CustomProbe> = switch.clone();
+        ids.push(
+            runner
+                .add(CheckSpec {
+                    name: format!("switch{n}"),
+                    probe: Probe::Custom(probe),
+                    timing: timing(Health::Down),
+                })
+                .expect("valid"),
+        );
+    }
+    assert_eq!(runner.name(ids[1]).as_deref(), Some("switch1"));
+    let mut watch = runner.watch(ids[0]).expect("watch");
+    assert_eq!(
+        watch.borrow().health,
+        Health::Down,
+        "initial state visible at once"
+    );
+
+    // rise 2: up after the second good round, within warmup + delay_loop.
+    let start = tokio::time::Instant::now();
+    let mut up = Vec::new();
+    for _ in 0..3 {
+        let t = events.recv().await.expect("transition");
+        assert_eq!(
+            (t.previous, t.health, t.reason),
+            (Health::Down, Health::Up, None)
+        );
+        up.push(t.check);
+    }
+    up.sort();
+    assert_eq!(up, ids);
+    assert!(
+        start.elapsed() < Duration::from_millis(2300),
+        "{:?}",
+        start.elapsed()
+    );
+    watch.changed().await.expect("watch updated");
+    assert_eq!(watch.borrow().health, Health::Up);
+    assert!(
+        switches
+            .iter()
+            .all(|s| s.attempts.load(Ordering::SeqCst) == 2)
+    );
+
+    // One switch off: down after one failed round (attempt + one retry).
+    switches[1].healthy.store(false, Ordering::SeqCst);
+    let down = events.recv().await.expect("transition");
+    assert_eq!((down.check, down.health), (ids[1], Health::Down));
+    assert_eq!(
+        down.reason,
+        Some(DownReason::Custom("switched off".to_owned()))
+    );
+    assert_eq!(
+        switches[1].attempts.load(Ordering::SeqCst),
+        4,
+        "probe + retry"
+    );
+    let snapshot = runner.snapshot();
+    let healths: Vec<Health> = snapshot.iter().map(|(_, s)| s.health).collect();
+    assert_eq!(healths, [Health::Up, Health::Down, Health::Up]);
+    assert_eq!(snapshot[1].1.stats.failed_rounds, 1);
+
+    // Removing a check closes its watch and stops its probes.
+    let mut removed = runner.watch(ids[2]).expect("watch");
+    assert!(runner.remove(ids[2]));
+    assert!(removed.changed().await.is_err(), "watch closed");
+    let attempts = switches[2].attempts.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(switches[2].attempts.load(Ordering::SeqCst), attempts);
+    assert!(
+        switches[0].attempts.load(Ordering::SeqCst) >= 6,
+        "others keep running"
+    );
+    runner.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn hanging_probe_times_out_and_shutdown_drops_it() {
+    let cancel = CancellationToken::new();
+    let runner = Runner::spawn(RunnerConfig::default(), cancel.clone());
+    let mut events = runner.subscribe();
+    let hang = Arc::new(Hang::default());
+    let probe: Arc<dyn CustomProbe> = hang.clone();
+    let mut t = timing(Health::Up);
+    t.retry = 0;
+    let id = runner
+        .add(CheckSpec {
+            name: "hang".to_owned(),
+            probe: Probe::Custom(probe),
+            timing: t,
+        })
+        .expect("valid");
+    let down = events.recv().await.expect("transition");
+    assert_eq!((down.check, down.health), (id, Health::Down));
+    assert_eq!(
+        down.reason,
+        Some(DownReason::Timeout(Duration::from_millis(200)))
+    );
+    assert_eq!(
+        hang.started.load(Ordering::SeqCst),
+        hang.dropped.load(Ordering::SeqCst)
+    );
+
+    // Let the next attempt start and hang, then shut down: it is dropped.
+    tokio::time::sleep(Duration::from_millis(1150)).await;
+    assert_eq!(hang.started.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        hang.dropped.load(Ordering::SeqCst),
+        1,
+        "second attempt in flight"
+    );
+    cancel.cancel();
+    runner.shutdown().await;
+    assert_eq!(
+        hang.dropped.load(Ordering::SeqCst),
+        2,
+        "no attempt outlives the runner"
+    );
+    assert!(events.recv().await.is_err(), "stream ends with the runner");
+    assert!(matches!(
+        runner_after_shutdown_add().await,
+        Err(healthcheck::ConfigError::RunnerStopped)
+    ));
+}
+
+async fn runner_after_shutdown_add() -> Result<healthcheck::CheckId, healthcheck::ConfigError> {
+    let runner = Runner::spawn(RunnerConfig::default(), CancellationToken::new());
+    let handle = runner.handle();
+    runner.shutdown().await;
+    handle.add(CheckSpec {
+        name: "late".to_owned(),
+        probe: Probe::Custom(Arc::new(Switch::default())),
+        timing: timing(Health::Up),
+    })
+}
+
+#[tokio::test]
+async fn two_hundred_real_http_checks_come_up_then_go_down() {
+    let server = support::http_server().await;
+    let runner = Runner::spawn(RunnerConfig::default(), CancellationToken::new());
+    let mut events = runner.subscribe();
+    let mut t = Timing::every(Duration::from_millis(200));
+    t.initial = Health::Down;
+    t.timeout = Duration::from_secs(2);
+    t.retry = 0;
+    let bad_path_checks = 20;
+    for n in 0..200 {
+        let mut check = HttpCheck::new(server);
+        check.path = if n < bad_path_checks {
+            "/status/500".into()
+        } else {
+            "/".into()
+        };
+        runner
+            .add(CheckSpec {
+                name: format!("web{n}"),
+                probe: Probe::Http(check),
+                timing: t.clone(),
+            })
+            .expect("valid");
+    }
+    let mut ups = 0;
+    while ups < 200 - bad_path_checks {
+        let transition = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("transitions keep coming")
+            .expect("no lag with 200 checks");
+        assert_eq!(transition.health, Health::Up);
+        ups += 1;
+    }
+    // Every check has run at least once 200 ms (the warmup) after the start.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let snapshot = runner.snapshot();
+    let down: Vec<_> = snapshot
+        .iter()
+        .filter(|(_, s)| s.health == Health::Down)
+        .collect();
+    assert_eq!(down.len(), bad_path_checks);
+    assert!(
+        down.iter()
+            .all(|(_, s)| s.last_reason == Some(DownReason::HttpStatus(500)))
+    );
+    runner.shutdown().await;
+}
