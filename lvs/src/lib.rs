@@ -28,14 +28,14 @@
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let key = ServiceKey::tcp("192.0.2.10:3306".parse()?);
-//! let web1 = "10.0.0.1:3306".parse()?;
-//! let web2 = "10.0.0.2:3306".parse()?;
+//! let web1 = "198.51.100.1:3306".parse()?;
+//! let web2 = "198.51.100.2:3306".parse()?;
 //! let vs = VirtualServer::new(
 //!     Service::new(key, Scheduler::WRR).with_persistence(Persistence::new(Duration::from_secs(50))),
 //! )
 //! .with_real_server(RealServer::new(Destination::new(web1, ForwardMethod::Route).with_weight(3)))
 //! .with_real_server(RealServer::new(Destination::new(web2, ForwardMethod::Route)).inhibit_on_failure())
-//! .with_sorry_server(Destination::new("10.0.0.99:3306".parse()?, ForwardMethod::Masquerade));
+//! .with_sorry_server(Destination::new("198.51.100.99:3306".parse()?, ForwardMethod::Masquerade));
 //!
 //! let mut lb = LoadBalancer::new(vec![vs])?;
 //! let mut ipvs = MemoryIpvs::new(); // IpvsClient::connect()? on a real system

@@ -176,7 +176,7 @@ impl InstanceConfig {
         }
         let cs = self.advert_interval.get();
         let ok = match self.version {
-            Version::V2 => cs != 0 && cs % 100 == 0 && cs <= Centisecs::V2_MAX.get(),
+            Version::V2 => cs != 0 && cs.is_multiple_of(100) && cs <= Centisecs::V2_MAX.get(),
             Version::V3 => cs != 0 && cs <= Centisecs::V3_MAX.get(),
         };
         if !ok {

@@ -402,10 +402,10 @@ impl Router {
             .and_then(Option::as_ref)
             .is_some_and(|s| s.retired && !s.queued && !s.instance.has_output());
         if done {
-            if let Some(Some(s)) = self.slots.get(id.0) {
-                if let Some(d) = s.deadline {
-                    self.timeouts.remove(&(d, id));
-                }
+            if let Some(Some(s)) = self.slots.get(id.0)
+                && let Some(d) = s.deadline
+            {
+                self.timeouts.remove(&(d, id));
             }
             self.slots[id.0] = None;
         }
@@ -453,11 +453,11 @@ impl Router {
             };
             if let Some(to) = target {
                 for (m, s, _) in &states {
-                    if *s != to {
-                        if let Some(slot) = self.slots.get_mut(m.0).and_then(Option::as_mut) {
-                            slot.instance.sync_force(now, to);
-                            changed = true;
-                        }
+                    if *s != to
+                        && let Some(slot) = self.slots.get_mut(m.0).and_then(Option::as_mut)
+                    {
+                        slot.instance.sync_force(now, to);
+                        changed = true;
                     }
                 }
             }

@@ -409,10 +409,10 @@ impl Simulation {
             }
             self.now = next;
             if next_event == Some(next) {
-                if let Some(Reverse((_, seq))) = self.queue.pop() {
-                    if let Some(p) = self.pending.remove(&seq) {
-                        self.process(p);
-                    }
+                if let Some(Reverse((_, seq))) = self.queue.pop()
+                    && let Some(p) = self.pending.remove(&seq)
+                {
+                    self.process(p);
                 }
             } else {
                 for i in 0..self.nodes.len() {
@@ -509,10 +509,10 @@ impl Simulation {
             }
         }
         for (index, track, config, up) in node.spec.tracks.clone() {
-            if let Some(&iid) = ids.get(index) {
-                if let Err(e) = router.track(now, iid, track, config, up) {
-                    panic!("simulated node {}: {e}", node.spec.name);
-                }
+            if let Some(&iid) = ids.get(index)
+                && let Err(e) = router.track(now, iid, track, config, up)
+            {
+                panic!("simulated node {}: {e}", node.spec.name);
             }
         }
         router.handle_startup(now);
@@ -614,10 +614,10 @@ impl Simulation {
                 let Some(node) = self.nodes.get_mut(to.0).filter(|n| n.up) else {
                     return;
                 };
-                if let Err(reason) = node.router.handle_packet(now, SIM_INTERFACE, &meta, &bytes) {
-                    if reason != DropReason::UnknownVrid {
-                        self.record(to, LogKind::Dropped { from, reason });
-                    }
+                if let Err(reason) = node.router.handle_packet(now, SIM_INTERFACE, &meta, &bytes)
+                    && reason != DropReason::UnknownVrid
+                {
+                    self.record(to, LogKind::Dropped { from, reason });
                 }
                 self.drain(to);
             }

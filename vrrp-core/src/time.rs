@@ -142,7 +142,7 @@ impl Centisecs {
 
 impl fmt::Display for Centisecs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 % 100 == 0 {
+        if self.0.is_multiple_of(100) {
             write!(f, "{}s", self.0 / 100)
         } else {
             write!(f, "{}ms", u32::from(self.0) * 10)

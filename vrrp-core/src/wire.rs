@@ -557,7 +557,7 @@ where
         match self.version {
             Version::V2 => {
                 let cs = self.interval.get();
-                if cs % 100 != 0 || cs == 0 || cs > Centisecs::V2_MAX.get() {
+                if !cs.is_multiple_of(100) || cs == 0 || cs > Centisecs::V2_MAX.get() {
                     return Err(EncodeError::IntervalNotRepresentable(self.interval));
                 }
                 buf[field::AUTH_TYPE] = self.auth.type_byte();

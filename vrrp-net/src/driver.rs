@@ -243,6 +243,10 @@ pub struct Snapshot {
 
 enum Command {
     SetPriority(String, Priority, oneshot::Sender<Result<(), DriverError>>),
+    Reconfigure(
+        Box<DriverConfig>,
+        oneshot::Sender<Result<ReloadSummary, DriverError>>,
+    ),
     SetTrack(TrackId, bool),
 }
 
@@ -281,6 +285,20 @@ impl VrrpHandle {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::SetPriority(instance.to_owned(), priority, tx))
+            .await
+            .map_err(|_| DriverError::Stopped)?;
+        rx.await.map_err(|_| DriverError::Stopped)?
+    }
+
+    /// Applies a new configuration without disturbing what did not change:
+    /// an instance whose spec (and sync group) is the same keeps its state
+    /// and addresses; changed instances restart, new ones start, removed
+    /// ones stop gracefully. Nothing changes if the new configuration
+    /// cannot be resolved (unknown interface, no source address).
+    pub async fn reconfigure(&self, config: DriverConfig) -> Result<ReloadSummary, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Reconfigure(Box::new(config), tx))
             .await
             .map_err(|_| DriverError::Stopped)?;
         rx.await.map_err(|_| DriverError::Stopped)?
@@ -380,6 +398,15 @@ struct Driver {
     /// The latest time handed to the router with a packet or a timeout: a
     /// packet's arrival time is never allowed before it.
     last_packet: Timestamp,
+    /// The specs as given, by name, to tell what a reload changes.
+    specs: HashMap<String, InstanceSpec>,
+    /// The sync groups as given.
+    groups: Vec<Vec<String>>,
+    readers: JoinSet<()>,
+    rx_tx: mpsc::Sender<Received>,
+    rx: Option<mpsc::Receiver<Received>>,
+    /// Removed instances whose last outputs may still be pending.
+    retired: Vec<InstanceId>,
 }
 
 fn family_of(f: CoreFamily) -> Family {
@@ -393,169 +420,43 @@ fn interface_track(ifindex: u32) -> TrackId {
     TrackId(INTERFACE_TRACK_BASE | ifindex)
 }
 
+/// What a reload changed, by instance name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Instances kept as they were: same state, same addresses, no flap.
+    pub unchanged: Vec<String>,
+    /// Instances whose configuration changed: stopped and started again.
+    pub restarted: Vec<String>,
+    /// New instances.
+    pub added: Vec<String>,
+    /// Instances no longer configured: stopped gracefully.
+    pub removed: Vec<String>,
+}
+
+/// An instance resolved against the system, ready for the router.
+struct Prepared {
+    spec: InstanceSpec,
+    config: InstanceConfig,
+    ifindex: u32,
+    vips: Vec<(u32, VirtualAddress, AddOptions)>,
+    interface_tracks: Vec<(u32, TrackConfig)>,
+}
+
 impl Driver {
     async fn build(config: DriverConfig, cancel: CancellationToken) -> Result<Self, DriverError> {
         let addresses = AddressManager::new()?;
         let links = LinkWatcher::new().await?;
-        let mut router = Router::new();
-        let mut info = HashMap::new();
-        let mut order = Vec::new();
-        let mut names: HashMap<String, InstanceId> = HashMap::new();
-        let mut sources: HashMap<(u32, Family), (String, IpAddr, bool)> = HashMap::new();
-        let mut interface_tracks: Vec<(InstanceId, u32, TrackConfig)> = Vec::new();
-        let mut external_tracks: Vec<(InstanceId, TrackId, TrackConfig, bool)> = Vec::new();
-        let ifindex_of = |name: &str, links: &LinkWatcher| -> Result<u32, DriverError> {
-            links
-                .links()
-                .find(|l| l.name == name)
-                .map(|l| l.ifindex)
-                .ok_or_else(|| DriverError::NoSuchInterface(name.to_owned()))
-        };
-        for spec in config.instances {
-            let ifindex = ifindex_of(&spec.interface, &links)?;
-            let mut cfg = spec.config.clone();
-            if !spec.vips.is_empty() {
-                cfg.virtual_addresses = spec.vips.iter().map(|v| v.address).collect();
-            }
-            let family = family_of(cfg.family());
-            if cfg.primary_address.is_unspecified() {
-                cfg.primary_address = source_address(&addresses, ifindex, family)
-                    .await?
-                    .ok_or_else(|| DriverError::NoSourceAddress {
-                        instance: spec.name.clone(),
-                        interface: spec.interface.clone(),
-                        family: if family == Family::V4 {
-                            "IPv4"
-                        } else {
-                            "IPv6 link-local"
-                        },
-                    })?;
-            }
-            let unicast = !cfg.unicast_peers.is_empty();
-            match sources.get_mut(&(ifindex, family)) {
-                Some((_, src, multicast)) => {
-                    if *src != cfg.primary_address {
-                        return Err(DriverError::SourceConflict {
-                            interface: spec.interface,
-                            a: *src,
-                            b: cfg.primary_address,
-                        });
-                    }
-                    *multicast |= !unicast;
-                }
-                None => {
-                    sources.insert(
-                        (ifindex, family),
-                        (spec.interface.clone(), cfg.primary_address, !unicast),
-                    );
-                }
-            }
-            let mut vips = Vec::new();
-            let vip_specs: Vec<Vip> = if spec.vips.is_empty() {
-                cfg.virtual_addresses.iter().map(|a| Vip::new(*a)).collect()
-            } else {
-                spec.vips.clone()
-            };
-            for v in vip_specs {
-                let dev = match &v.device {
-                    Some(d) => ifindex_of(d, &links)?,
-                    None => ifindex,
-                };
-                let options = AddOptions {
-                    label: v.label.clone(),
-                    no_dad: true,
-                };
-                vips.push((dev, v.address, options));
-            }
-            let id = router
-                .add_instance(ifindex, cfg)
-                .map_err(|source| DriverError::Config {
-                    instance: spec.name.clone(),
-                    source,
-                })?;
-            interface_tracks.push((id, ifindex, TrackConfig::weight(0)));
-            for (name, track) in &spec.track_interfaces {
-                interface_tracks.push((id, ifindex_of(name, &links)?, *track));
-            }
-            for (track, tc, up) in &spec.tracks {
-                external_tracks.push((id, *track, *tc, *up));
-            }
-            names.insert(spec.name.clone(), id);
-            order.push(id);
-            info.insert(
-                id,
-                InstanceInfo {
-                    name: spec.name,
-                    interface: spec.interface,
-                    ifindex,
-                    vips,
-                },
-            );
-        }
-        for group in &config.sync_groups {
-            let members = group
-                .iter()
-                .map(|n| {
-                    names
-                        .get(n)
-                        .copied()
-                        .ok_or_else(|| DriverError::UnknownInstance(n.clone()))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            router
-                .add_sync_group(&members)
-                .map_err(|source| DriverError::Config {
-                    instance: group.join(","),
-                    source,
-                })?;
-        }
-        let now = Timestamp::ZERO;
-        for (id, ifindex, track) in interface_tracks {
-            let up = links.link(ifindex).is_some_and(|l| l.is_up());
-            let _ = router.track(now, id, interface_track(ifindex), track, up);
-        }
-        for (id, track, tc, up) in external_tracks {
-            let _ = router.track(now, id, track, tc, up);
-        }
-        let mut sockets = HashMap::new();
-        for ((ifindex, family), (interface, source, multicast)) in sources {
-            let sc = SocketConfig::new(interface.clone(), family)
-                .with_source(source)
-                .with_multicast(multicast);
-            let socket = VrrpSocket::open(&sc)
-                .map_err(|source| DriverError::Socket { interface, source })?;
-            sockets.insert((ifindex, family), Arc::new(socket));
-        }
-        let mut announcers = HashMap::new();
-        for i in info.values() {
-            for (dev, _, _) in &i.vips {
-                if announcers.contains_key(dev) {
-                    continue;
-                }
-                // An interface without an Ethernet address (a tunnel, say)
-                // has no ARP to announce on; addresses still move.
-                if let Some(mac) = links.link(*dev).and_then(|l| l.mac) {
-                    match AnnounceSocket::open(*dev, mac) {
-                        Ok(s) => {
-                            announcers.insert(*dev, Arc::new(s));
-                        }
-                        Err(e) => {
-                            tracing::warn!(ifindex = dev, error = %e, "cannot open announcement socket")
-                        }
-                    }
-                }
-            }
-        }
         let (snapshot_tx, _) = watch::channel(Snapshot::default());
         let (events, _) = broadcast::channel(1024);
         let (commands_tx, commands_rx) = mpsc::channel(64);
-        Ok(Driver {
-            router,
+        let (rx_tx, rx) = mpsc::channel(4096);
+        let mut driver = Driver {
+            router: Router::new(),
             epoch: Instant::now(),
-            info,
-            order,
-            sockets,
-            announcers,
+            info: HashMap::new(),
+            order: Vec::new(),
+            sockets: HashMap::new(),
+            announcers: HashMap::new(),
             addresses,
             links,
             cancel,
@@ -567,7 +468,316 @@ impl Driver {
             tasks: JoinSet::new(),
             buf: vec![0; vrrp_core::wire::MAX_PACKET_LEN],
             last_packet: Timestamp::ZERO,
+            specs: HashMap::new(),
+            groups: Vec::new(),
+            readers: JoinSet::new(),
+            rx_tx,
+            rx: Some(rx),
+            retired: Vec::new(),
+        };
+        driver
+            .add(
+                config.instances,
+                &config.sync_groups,
+                Timestamp::ZERO,
+                false,
+            )
+            .await?;
+        driver.groups = config.sync_groups;
+        Ok(driver)
+    }
+
+    fn ifindex_of(&self, name: &str) -> Result<u32, DriverError> {
+        self.links
+            .links()
+            .find(|l| l.name == name)
+            .map(|l| l.ifindex)
+            .ok_or_else(|| DriverError::NoSuchInterface(name.to_owned()))
+    }
+
+    /// Resolves interfaces and the source address of a spec.
+    async fn prepare(&self, spec: InstanceSpec) -> Result<Prepared, DriverError> {
+        let ifindex = self.ifindex_of(&spec.interface)?;
+        let mut config = spec.config.clone();
+        if !spec.vips.is_empty() {
+            config.virtual_addresses = spec.vips.iter().map(|v| v.address).collect();
+        }
+        let family = family_of(config.family());
+        if config.primary_address.is_unspecified() {
+            config.primary_address = source_address(&self.addresses, ifindex, family)
+                .await?
+                .ok_or_else(|| DriverError::NoSourceAddress {
+                    instance: spec.name.clone(),
+                    interface: spec.interface.clone(),
+                    family: if family == Family::V4 {
+                        "IPv4"
+                    } else {
+                        "IPv6 link-local"
+                    },
+                })?;
+        }
+        let vip_specs: Vec<Vip> = if spec.vips.is_empty() {
+            config
+                .virtual_addresses
+                .iter()
+                .map(|a| Vip::new(*a))
+                .collect()
+        } else {
+            spec.vips.clone()
+        };
+        let mut vips = Vec::new();
+        for v in vip_specs {
+            let dev = match &v.device {
+                Some(d) => self.ifindex_of(d)?,
+                None => ifindex,
+            };
+            vips.push((
+                dev,
+                v.address,
+                AddOptions {
+                    label: v.label.clone(),
+                    no_dad: true,
+                },
+            ));
+        }
+        // The instance's own interface: link down means Fault.
+        let mut interface_tracks = vec![(ifindex, TrackConfig::weight(0))];
+        for (name, track) in &spec.track_interfaces {
+            interface_tracks.push((self.ifindex_of(name)?, *track));
+        }
+        Ok(Prepared {
+            spec,
+            config,
+            ifindex,
+            vips,
+            interface_tracks,
         })
+    }
+
+    /// Adds instances (and the sync groups among them), opening sockets
+    /// and announcement sockets as needed; starts them when `start`.
+    async fn add(
+        &mut self,
+        specs: Vec<InstanceSpec>,
+        groups: &[Vec<String>],
+        now: Timestamp,
+        start: bool,
+    ) -> Result<Vec<String>, DriverError> {
+        let mut prepared = Vec::new();
+        for spec in specs {
+            prepared.push(self.prepare(spec).await?);
+        }
+        // Check everything before changing anything.
+        let mut sources: HashMap<(u32, Family), (String, IpAddr, bool)> = HashMap::new();
+        for ((ifindex, family), socket) in &self.sockets {
+            if let Some(src) = socket.source() {
+                sources.insert(
+                    (*ifindex, *family),
+                    (socket.interface().to_owned(), src, true),
+                );
+            }
+        }
+        for p in &prepared {
+            let family = family_of(p.config.family());
+            let multicast = p.config.unicast_peers.is_empty();
+            match sources.get_mut(&(p.ifindex, family)) {
+                Some((_, src, m)) => {
+                    if *src != p.config.primary_address {
+                        return Err(DriverError::SourceConflict {
+                            interface: p.spec.interface.clone(),
+                            a: *src,
+                            b: p.config.primary_address,
+                        });
+                    }
+                    *m |= multicast;
+                }
+                None => {
+                    sources.insert(
+                        (p.ifindex, family),
+                        (
+                            p.spec.interface.clone(),
+                            p.config.primary_address,
+                            multicast,
+                        ),
+                    );
+                }
+            }
+        }
+        for ((ifindex, family), (interface, source, multicast)) in sources {
+            if self.sockets.contains_key(&(ifindex, family)) {
+                continue;
+            }
+            let sc = SocketConfig::new(interface.clone(), family)
+                .with_source(source)
+                .with_multicast(multicast);
+            let socket = Arc::new(
+                VrrpSocket::open(&sc)
+                    .map_err(|source| DriverError::Socket { interface, source })?,
+            );
+            self.readers
+                .spawn(read_loop(socket.clone(), self.rx_tx.clone()));
+            self.sockets.insert((ifindex, family), socket);
+        }
+        let mut ids: HashMap<String, InstanceId> = self
+            .info
+            .iter()
+            .map(|(id, i)| (i.name.clone(), *id))
+            .collect();
+        let mut added = Vec::new();
+        for p in prepared {
+            let name = p.spec.name.clone();
+            let id = self
+                .router
+                .add_instance(p.ifindex, p.config)
+                .map_err(|source| DriverError::Config {
+                    instance: name.clone(),
+                    source,
+                })?;
+            for (ifindex, track) in &p.interface_tracks {
+                let up = self.links.link(*ifindex).is_some_and(|l| l.is_up());
+                let _ = self
+                    .router
+                    .track(now, id, interface_track(*ifindex), *track, up);
+            }
+            for (track, tc, up) in &p.spec.tracks {
+                let _ = self.router.track(now, id, *track, *tc, *up);
+            }
+            for (dev, _, _) in &p.vips {
+                if self.announcers.contains_key(dev) {
+                    continue;
+                }
+                // An interface without an Ethernet address (a tunnel, say)
+                // has no ARP to announce on; addresses still move.
+                if let Some(mac) = self.links.link(*dev).and_then(|l| l.mac) {
+                    match AnnounceSocket::open(*dev, mac) {
+                        Ok(s) => {
+                            self.announcers.insert(*dev, Arc::new(s));
+                        }
+                        Err(e) => {
+                            tracing::warn!(ifindex = dev, error = %e, "cannot open announcement socket")
+                        }
+                    }
+                }
+            }
+            ids.insert(name.clone(), id);
+            self.order.push(id);
+            self.info.insert(
+                id,
+                InstanceInfo {
+                    name: name.clone(),
+                    interface: p.spec.interface.clone(),
+                    ifindex: p.ifindex,
+                    vips: p.vips,
+                },
+            );
+            self.specs.insert(name.clone(), p.spec);
+            added.push(name);
+        }
+        for group in groups {
+            // Only groups made entirely of instances added now are new.
+            if !group.iter().all(|n| added.contains(n)) {
+                continue;
+            }
+            let members = group
+                .iter()
+                .map(|n| {
+                    ids.get(n)
+                        .copied()
+                        .ok_or_else(|| DriverError::UnknownInstance(n.clone()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.router
+                .add_sync_group(&members)
+                .map_err(|source| DriverError::Config {
+                    instance: group.join(","),
+                    source,
+                })?;
+        }
+        for group in groups {
+            for n in group {
+                if !ids.contains_key(n) {
+                    return Err(DriverError::UnknownInstance(n.clone()));
+                }
+            }
+        }
+        if start {
+            for name in &added {
+                if let Some(id) = ids.get(name) {
+                    let _ = self.router.start(now, *id);
+                }
+            }
+        }
+        Ok(added)
+    }
+
+    /// Stops an instance gracefully and forgets it.
+    fn remove(&mut self, now: Timestamp, name: &str) {
+        let Some(id) = self
+            .info
+            .iter()
+            .find(|(_, i)| i.name == name)
+            .map(|(id, _)| *id)
+        else {
+            return;
+        };
+        let _ = self.router.remove_instance(now, id);
+        self.specs.remove(name);
+        self.order.retain(|o| *o != id);
+        // The info stays until the removal's outputs are carried out.
+        self.retired.push(id);
+    }
+
+    /// Applies a new configuration: unchanged instances keep running
+    /// untouched; changed ones restart; new ones start; missing ones stop.
+    async fn reconfigure(&mut self, config: DriverConfig) -> Result<ReloadSummary, DriverError> {
+        let now = self.now();
+        let mut summary = ReloadSummary::default();
+        // Members of a sync group that changed restart with their group.
+        let changed_group_members: Vec<String> = config
+            .sync_groups
+            .iter()
+            .filter(|g| !self.groups.contains(g))
+            .chain(
+                self.groups
+                    .iter()
+                    .filter(|g| !config.sync_groups.contains(g)),
+            )
+            .flatten()
+            .cloned()
+            .collect();
+        let new_names: Vec<String> = config.instances.iter().map(|s| s.name.clone()).collect();
+        let old_names: Vec<String> = self.specs.keys().cloned().collect();
+        let mut to_add = Vec::new();
+        for spec in config.instances {
+            match self.specs.get(&spec.name) {
+                Some(old) if *old == spec && !changed_group_members.contains(&spec.name) => {
+                    summary.unchanged.push(spec.name.clone());
+                }
+                Some(_) => {
+                    summary.restarted.push(spec.name.clone());
+                    to_add.push(spec);
+                }
+                None => {
+                    summary.added.push(spec.name.clone());
+                    to_add.push(spec);
+                }
+            }
+        }
+        for name in old_names.iter().filter(|n| !new_names.contains(n)) {
+            summary.removed.push(name.clone());
+        }
+        // Resolve the new ones first, so a bad reload changes nothing.
+        for spec in &to_add {
+            self.prepare(spec.clone()).await?;
+        }
+        for name in summary.removed.iter().chain(&summary.restarted) {
+            self.remove(now, name);
+        }
+        self.carry_out().await;
+        self.add(to_add, &config.sync_groups, now, true).await?;
+        self.groups = config.sync_groups;
+        summary.unchanged.sort();
+        Ok(summary)
     }
 
     fn now(&self) -> Timestamp {
@@ -575,12 +785,9 @@ impl Driver {
     }
 
     async fn run(mut self) -> Result<(), DriverError> {
-        let (rx_tx, mut rx) = mpsc::channel::<Received>(4096);
-        let mut readers = JoinSet::new();
-        for socket in self.sockets.values() {
-            readers.spawn(read_loop(socket.clone(), rx_tx.clone()));
-        }
-        drop(rx_tx);
+        let Some(mut rx) = self.rx.take() else {
+            return Err(DriverError::Stopped);
+        };
         let mut timer = match PreciseTimer::new() {
             Ok(t) => t,
             Err(e) => return Err(DriverError::Timer(e)),
@@ -640,7 +847,7 @@ impl Driver {
                         }
                     }
                 },
-                Some(cmd) = self.commands_rx.recv() => self.command(cmd),
+                Some(cmd) = self.commands_rx.recv() => self.command(cmd).await,
                 _ = stats_tick.tick() => self.publish(),
             }
             self.carry_out().await;
@@ -648,7 +855,7 @@ impl Driver {
         let now = self.now();
         self.router.handle_shutdown(now);
         self.carry_out().await;
-        readers.abort_all();
+        self.readers.abort_all();
         // Let announcements in flight finish; they are short.
         while self.tasks.join_next().await.is_some() {}
         self.publish();
@@ -718,9 +925,14 @@ impl Driver {
         }
     }
 
-    fn command(&mut self, cmd: Command) {
+    async fn command(&mut self, cmd: Command) {
         let now = self.now();
         match cmd {
+            Command::Reconfigure(config, reply) => {
+                let result = self.reconfigure(*config).await;
+                self.publish();
+                let _ = reply.send(result);
+            }
             Command::SetPriority(name, priority, reply) => {
                 let id = self
                     .info
@@ -761,11 +973,11 @@ impl Driver {
                             continue;
                         }
                     };
-                    if let Some(socket) = self.sockets.get(&(ifindex, family)) {
-                        if let Err(e) = socket.send_to(&self.buf[..len], t.destination).await {
-                            self.counters.send_errors += 1;
-                            tracing::debug!(error = %e, dst = %t.destination, "send failed");
-                        }
+                    if let Some(socket) = self.sockets.get(&(ifindex, family))
+                        && let Err(e) = socket.send_to(&self.buf[..len], t.destination).await
+                    {
+                        self.counters.send_errors += 1;
+                        tracing::debug!(error = %e, dst = %t.destination, "send failed");
                     }
                 }
                 Output::AddAddresses => self.change_addresses(id, true).await,
@@ -774,14 +986,24 @@ impl Driver {
                 Output::StateChanged { from, to, reason } => {
                     changed = true;
                     let at = self.epoch.elapsed();
-                    if let (Some(i), Some(inst)) = (self.info.get(&id), self.router.instance(id)) {
+                    // A removed instance is gone from the router's live set
+                    // but its configuration stays until its outputs drain.
+                    let priority = self
+                        .router
+                        .instance(id)
+                        .map(|inst| inst.effective_priority())
+                        .or_else(|| self.router.config_of(id).map(|c| c.priority));
+                    let vrid = self.router.config_of(id).map(|c| c.vrid);
+                    if let (Some(i), Some(vrid), Some(priority)) =
+                        (self.info.get(&id), vrid, priority)
+                    {
                         let event = StateEvent {
                             instance: i.name.clone(),
-                            vrid: inst.config().vrid,
+                            vrid,
                             from,
                             to,
                             reason,
-                            priority: inst.effective_priority(),
+                            priority,
                             at,
                         };
                         tracing::info!(instance = %i.name, %from, %to, ?reason, "state change");
@@ -796,6 +1018,18 @@ impl Driver {
                 }
                 _ => {}
             }
+        }
+        // Forget removed instances once the router has let them go.
+        if !self.retired.is_empty() {
+            let router = &self.router;
+            let info = &mut self.info;
+            self.retired.retain(|id| {
+                let pending = router.config_of(*id).is_some();
+                if !pending {
+                    info.remove(id);
+                }
+                pending
+            });
         }
         if changed {
             self.publish();

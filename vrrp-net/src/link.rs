@@ -303,10 +303,10 @@ impl LinkWatcher {
             if let Some(addr) = IfAddr::parse(payload) {
                 self.pending.push_back(LinkEvent::AddressAdded(addr));
             }
-        } else if ty == u16::from(Rtm::Deladdr) {
-            if let Some(addr) = IfAddr::parse(payload) {
-                self.pending.push_back(LinkEvent::AddressRemoved(addr));
-            }
+        } else if ty == u16::from(Rtm::Deladdr)
+            && let Some(addr) = IfAddr::parse(payload)
+        {
+            self.pending.push_back(LinkEvent::AddressRemoved(addr));
         }
     }
 

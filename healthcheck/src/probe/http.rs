@@ -279,13 +279,13 @@ impl PreparedHttp {
         if !self.status.contains(outcome.status) {
             return Err(DownReason::HttpStatus(outcome.status));
         }
-        if let (Some(expected), Some((_, actual))) = (self.digest, outcome.body) {
-            if expected != actual {
-                return Err(DownReason::DigestMismatch {
-                    expected: expected.to_string(),
-                    actual: actual.to_string(),
-                });
-            }
+        if let (Some(expected), Some((_, actual))) = (self.digest, outcome.body)
+            && expected != actual
+        {
+            return Err(DownReason::DigestMismatch {
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            });
         }
         Ok(ProbeSuccess::default())
     }

@@ -72,13 +72,13 @@ impl PreparedIcmp {
         if check.payload_len > MAX_PAYLOAD {
             return Err(ConfigError::IcmpPayloadTooLarge(check.payload_len));
         }
-        if let Some(source) = check.source {
-            if source.is_ipv4() != check.target.is_ipv4() {
-                return Err(ConfigError::AddressFamilyMismatch {
-                    source_addr: source,
-                    target: check.target,
-                });
-            }
+        if let Some(source) = check.source
+            && source.is_ipv4() != check.target.is_ipv4()
+        {
+            return Err(ConfigError::AddressFamilyMismatch {
+                source_addr: source,
+                target: check.target,
+            });
         }
         Ok(Self {
             check: check.clone(),
