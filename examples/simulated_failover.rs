@@ -30,7 +30,9 @@ fn main() -> Result<()> {
         println!("\n== {title}");
         for e in &sim.log()[shown..] {
             let what = match &e.kind {
-                LogKind::StateChanged { from, to, reason, .. } => format!("{from} -> {to}  ({reason:?})"),
+                LogKind::StateChanged {
+                    from, to, reason, ..
+                } => format!("{from} -> {to}  ({reason:?})"),
                 LogKind::AddressesAdded { .. } => format!("adds {}", vip.addr),
                 LogKind::AddressesRemoved { .. } => format!("removes {}", vip.addr),
                 LogKind::Announced { count, .. } => format!("{count} gratuitous ARPs"),
@@ -41,25 +43,39 @@ fn main() -> Result<()> {
         }
         shown = sim.log().len();
         let masters: Vec<&str> = sim.masters(vrid).into_iter().map(name).collect();
-        println!("   master now: {masters:?}, {} held by {:?}", vip.addr, sim.holders(vip.addr).into_iter().map(name).collect::<Vec<_>>());
+        println!(
+            "   master now: {masters:?}, {} held by {:?}",
+            vip.addr,
+            sim.holders(vip.addr)
+                .into_iter()
+                .map(name)
+                .collect::<Vec<_>>()
+        );
     };
 
     sim.run_for(Duration::from_secs(5));
-    show(&sim, "start-up: all three start as backup, the highest priority wins");
+    show(
+        &sim,
+        "start-up: all three start as backup, the highest priority wins",
+    );
 
     sim.run_until(Timestamp::from_millis(10_250));
     let crashed_at = sim.now();
     sim.crash(r1);
     sim.run_for(Duration::from_secs(5));
     show(&sim, "r1 crashes: r2 takes over after Master_Down_Interval");
-    let mdi = sim.router(r2).and_then(|r| r.instances().next().map(|(_, i)| i.master_down_interval()));
+    let mdi = sim
+        .router(r2)
+        .and_then(|r| r.instances().next().map(|(_, i)| i.master_down_interval()));
     if let Some(mdi) = mdi {
         println!("   Master_Down_Interval of r2 = {mdi:?}");
     }
     let took_over = sim
         .log()
         .iter()
-        .find(|e| e.node == r2 && e.at > crashed_at && matches!(e.kind, LogKind::StateChanged { .. }))
+        .find(|e| {
+            e.node == r2 && e.at > crashed_at && matches!(e.kind, LogKind::StateChanged { .. })
+        })
         .map(|e| e.at - crashed_at);
     println!("   failover took {took_over:?} after the crash");
 
@@ -70,7 +86,10 @@ fn main() -> Result<()> {
     let stop = sim.now();
     sim.shutdown(r1);
     sim.run_for(Duration::from_secs(2));
-    show(&sim, "r1 shuts down gracefully: priority 0, r2 takes over after Skew_Time");
+    show(
+        &sim,
+        "r1 shuts down gracefully: priority 0, r2 takes over after Skew_Time",
+    );
     let handover = sim
         .log()
         .iter()
