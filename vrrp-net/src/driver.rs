@@ -253,6 +253,7 @@ enum Command {
 /// A running driver.
 #[derive(Debug)]
 pub struct VrrpHandle {
+    first_events: std::sync::Mutex<Option<broadcast::Receiver<StateEvent>>>,
     snapshot: watch::Receiver<Snapshot>,
     events: broadcast::Sender<StateEvent>,
     commands: mpsc::Sender<Command>,
@@ -274,6 +275,17 @@ impl VrrpHandle {
     /// A stream of state changes from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<StateEvent> {
         self.events.subscribe()
+    }
+
+    /// The stream of state changes from the very start (the start-up
+    /// transitions included) the first time it is called; later calls are
+    /// [`VrrpHandle::subscribe`].
+    pub fn subscribe_from_start(&self) -> broadcast::Receiver<StateEvent> {
+        let first = match self.first_events.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        first.unwrap_or_else(|| self.events.subscribe())
     }
 
     /// Sets an instance's base priority.
@@ -352,9 +364,11 @@ pub async fn spawn_with_token(
     let driver = Driver::build(config, cancel.clone()).await?;
     let snapshot = driver.snapshot_tx.subscribe();
     let events = driver.events.clone();
+    let first_events = std::sync::Mutex::new(Some(events.subscribe()));
     let commands = driver.commands_tx.clone();
     let task = tokio::spawn(driver.run());
     Ok(VrrpHandle {
+        first_events,
         snapshot,
         events,
         commands,

@@ -1,1 +1,205 @@
-fn main() {}
+//! `vrrpd`: VRRP, health checks and IPVS from one TOML file, a
+//! keepalived replacement.
+
+// The configuration module's public API is consumed by the runtime half
+// (`run/`); until every part of it is wired, parts are unused in the binary.
+#[allow(dead_code)]
+mod config;
+#[allow(dead_code)]
+mod import;
+#[allow(dead_code)]
+mod run;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status for a configuration that is wrong (keepalived uses 1 for
+/// everything; systemd units can tell a bad file from a crash with 2).
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "vrrpd",
+    version,
+    about = "VRRP, health checks and IPVS from one TOML file"
+)]
+struct Cli {
+    /// Log format on standard error: text (default: the configuration's
+    /// `global.log_format`, else text) or json.
+    #[arg(long, global = true, value_parser = ["text", "json"])]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Validate a configuration and print it with every default filled in.
+    Check {
+        /// The configuration file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Convert a keepalived.conf into vrrpd's TOML.
+    ImportKeepalived {
+        /// The keepalived configuration file.
+        file: PathBuf,
+        /// Where to write the TOML (default: standard output).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Run the daemon in the foreground.
+    Run {
+        /// The configuration file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Show an election, a failover and a recovery without any setup: real
+    /// daemons in network namespaces as root, the simulator otherwise.
+    Demo {
+        /// Use the simulator even as root.
+        #[arg(long)]
+        simulate: bool,
+    },
+    /// Print the status of a running daemon (its `global.http` listener).
+    Status {
+        /// The daemon's listener.
+        #[arg(short, long, default_value = "127.0.0.1:9090")]
+        listen: std::net::SocketAddr,
+    },
+    /// Print the MD5 digest of a URL's body, as keepalived's genhash does,
+    /// for an `http_get`/`ssl_get` check's `digest`.
+    Genhash {
+        /// http:// or https:// URL.
+        url: String,
+        /// Connect to this address instead of the URL's host.
+        #[arg(long)]
+        server: Option<std::net::SocketAddr>,
+    },
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VRRPD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format = cli.log_format.clone();
+    match cli.command {
+        Cmd::Check { config } => check(&config),
+        Cmd::ImportKeepalived { file, output } => import_keepalived(&file, output.as_deref()),
+        Cmd::Run { config: path } => match config::load(&path) {
+            Ok(config) => {
+                let configured = match config.global.log_format {
+                    config::LogFormat::Json => "json",
+                    _ => "text",
+                };
+                init_logging(format.as_deref().unwrap_or(configured));
+                report(run::run(&path, config))
+            }
+            Err(errors) => config_errors(&errors),
+        },
+        Cmd::Demo { simulate } => {
+            init_logging(format.as_deref().unwrap_or("text"));
+            report(run::demo::demo(simulate))
+        }
+        Cmd::Status { listen } => report(status(listen)),
+        Cmd::Genhash { url, server } => report(genhash(&url, server)),
+    }
+}
+
+fn status(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let doc = rt.block_on(run::http::fetch_status(listen))?;
+    run::http::print_table(&doc);
+    Ok(())
+}
+
+fn genhash(url: &str, server: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut request = healthcheck::GenhashRequest::new(url);
+    request.connect_to = server;
+    let report = rt.block_on(healthcheck::genhash(&request))?;
+    println!("MD5SUM = {}", report.digest);
+    println!(
+        "({} bytes from {}, HTTP status {})",
+        report.body_len, report.target, report.status
+    );
+    Ok(())
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vrrpd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_errors(errors: &config::ConfigErrors) -> ExitCode {
+    for e in &errors.0 {
+        eprintln!("error: {e}");
+    }
+    eprintln!("{} error(s); nothing started", errors.0.len());
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load(path) {
+        Ok(config) => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "# effective configuration of {}", path.display());
+            let _ = out.write_all(config.to_toml().as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => config_errors(&errors),
+    }
+}
+
+fn import_keepalived(file: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode {
+    let imported = match import::import_file(file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    for w in &imported.warnings {
+        eprintln!("warning: {w}");
+    }
+    let name = output.map_or_else(|| PathBuf::from("<stdout>"), PathBuf::from);
+    let checked = config::parse(&imported.toml, &name);
+    let written = match output {
+        Some(path) => std::fs::write(path, &imported.toml),
+        None => std::io::stdout().lock().write_all(imported.toml.as_bytes()),
+    };
+    if let Err(e) = written {
+        eprintln!("error: cannot write {}: {e}", name.display());
+        return ExitCode::FAILURE;
+    }
+    match checked {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(errors) => {
+            eprintln!("the converted configuration does not pass `vrrpd check`:");
+            config_errors(&errors)
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! The optional observability listener: `/metrics` in Prometheus text
+//! format and `/status` as JSON, plus the client `vrrpd status` uses.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// One instance in `/status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InstanceDoc {
+    /// Name.
+    pub name: String,
+    /// Interface.
+    pub interface: String,
+    /// VRID.
+    pub vrid: u8,
+    /// State name.
+    pub state: String,
+    /// Effective priority.
+    pub priority: u8,
+    /// Current master, if known.
+    pub master: Option<String>,
+    /// Transitions so far.
+    pub transitions: u64,
+    /// Times it became master.
+    pub master_transitions: u64,
+    /// Advertisements received.
+    pub adverts_received: u64,
+    /// Advertisements sent.
+    pub adverts_sent: u64,
+    /// Drops by reason.
+    pub drops: Vec<(String, u64)>,
+}
+
+/// A real server in `/status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RealServerDoc {
+    /// Virtual service.
+    pub service: String,
+    /// Real server.
+    pub server: String,
+    /// Up or down.
+    pub up: bool,
+}
+
+/// The whole `/status` document.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StatusDoc {
+    /// `global.router_id`.
+    pub router_id: String,
+    /// Instances.
+    pub instances: Vec<InstanceDoc>,
+    /// Tracked scripts: name and whether up.
+    pub scripts: Vec<(String, bool)>,
+    /// Real servers.
+    pub real_servers: Vec<RealServerDoc>,
+    /// Reloads done, and failed.
+    pub reloads: u64,
+    /// Reloads refused (bad configuration).
+    pub reload_failures: u64,
+}
+
+/// Shared status, written by the daemon loop, read by the listener.
+pub type Shared = Arc<RwLock<StatusDoc>>;
+
+#[derive(Debug)]
+struct Metrics(Shared);
+
+fn gauge(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    rows: &[(Vec<(&str, String)>, i64)],
+) -> std::fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in rows {
+        ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn counter(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    rows: &[(Vec<(&str, String)>, u64)],
+) -> std::fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in rows {
+        ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for Metrics {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let doc = match self.0.read() {
+            Ok(d) => d.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let inst =
+            |i: &InstanceDoc| vec![("instance", i.name.clone()), ("vrid", i.vrid.to_string())];
+        let states = ["init", "backup", "master", "fault"];
+        let mut rows = Vec::new();
+        for i in &doc.instances {
+            for s in states {
+                let mut l = inst(i);
+                l.push(("state", s.to_owned()));
+                rows.push((l, i64::from(i.state == s)));
+            }
+        }
+        gauge(
+            &mut enc,
+            "vrrp_instance_state",
+            "1 for the state the instance is in",
+            &rows,
+        )?;
+        let rows: Vec<_> = doc
+            .instances
+            .iter()
+            .map(|i| (inst(i), i64::from(i.priority)))
+            .collect();
+        gauge(
+            &mut enc,
+            "vrrp_instance_effective_priority",
+            "Priority after tracked weights",
+            &rows,
+        )?;
+        let rows: Vec<_> = doc
+            .instances
+            .iter()
+            .map(|i| (inst(i), i.transitions))
+            .collect();
+        counter(
+            &mut enc,
+            "vrrp_instance_transitions",
+            "State changes",
+            &rows,
+        )?;
+        let rows: Vec<_> = doc
+            .instances
+            .iter()
+            .map(|i| (inst(i), i.master_transitions))
+            .collect();
+        counter(
+            &mut enc,
+            "vrrp_instance_master_transitions",
+            "Times the instance became master",
+            &rows,
+        )?;
+        let rows: Vec<_> = doc
+            .instances
+            .iter()
+            .map(|i| (inst(i), i.adverts_received))
+            .collect();
+        counter(
+            &mut enc,
+            "vrrp_instance_adverts_received",
+            "Advertisements accepted",
+            &rows,
+        )?;
+        let rows: Vec<_> = doc
+            .instances
+            .iter()
+            .map(|i| (inst(i), i.adverts_sent))
+            .collect();
+        counter(
+            &mut enc,
+            "vrrp_instance_adverts_sent",
+            "Advertisements sent",
+            &rows,
+        )?;
+        let mut rows = Vec::new();
+        for i in &doc.instances {
+            for (reason, n) in &i.drops {
+                let mut l = inst(i);
+                l.push(("reason", reason.clone()));
+                rows.push((l, *n));
+            }
+        }
+        counter(
+            &mut enc,
+            "vrrp_instance_dropped",
+            "Advertisements dropped, by reason",
+            &rows,
+        )?;
+        let rows: Vec<_> = doc
+            .scripts
+            .iter()
+            .map(|(n, up)| (vec![("script", n.clone())], i64::from(*up)))
+            .collect();
+        gauge(
+            &mut enc,
+            "vrrp_script_up",
+            "1 while the tracked script succeeds",
+            &rows,
+        )?;
+        let rows: Vec<_> = doc
+            .real_servers
+            .iter()
+            .map(|r| {
+                (
+                    vec![("service", r.service.clone()), ("server", r.server.clone())],
+                    i64::from(r.up),
+                )
+            })
+            .collect();
+        gauge(
+            &mut enc,
+            "lvs_real_server_up",
+            "1 while the real server's checks pass",
+            &rows,
+        )?;
+        counter(
+            &mut enc,
+            "vrrpd_reloads",
+            "Configuration reloads applied",
+            &[(vec![], doc.reloads)],
+        )?;
+        counter(
+            &mut enc,
+            "vrrpd_reload_failures",
+            "Reloads refused",
+            &[(vec![], doc.reload_failures)],
+        )?;
+        Ok(())
+    }
+}
+
+/// Renders the Prometheus text exposition of `doc`.
+pub fn render_metrics(shared: &Shared) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Metrics(shared.clone())));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry)?;
+    Ok(out)
+}
+
+fn respond(shared: &Shared, path: &str) -> Response<Full<Bytes>> {
+    let (status, ctype, body) = match path {
+        "/metrics" => match render_metrics(shared) {
+            Ok(text) => (
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                text,
+            ),
+            Err(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                "encoding failed\n".to_owned(),
+            ),
+        },
+        "/status" => {
+            let doc = match shared.read() {
+                Ok(d) => d.clone(),
+                Err(p) => p.into_inner().clone(),
+            };
+            match serde_json::to_string_pretty(&doc) {
+                Ok(json) => (StatusCode::OK, "application/json", json),
+                Err(_) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    "encoding failed\n".to_owned(),
+                ),
+            }
+        }
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "try /metrics or /status\n".to_owned(),
+        ),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+/// Serves `/metrics` and `/status` on `addr` until `cancel`.
+pub async fn serve(
+    addr: SocketAddr,
+    shared: Shared,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "observability listener up");
+    loop {
+        let (stream, _) = tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                let resp = respond(&shared, req.uri().path());
+                async move { Ok::<_, std::convert::Infallible>(resp) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Fetches `/status` from a running daemon.
+pub async fn fetch_status(addr: SocketAddr) -> anyhow::Result<StatusDoc> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = Request::get("/status")
+        .header(hyper::header::HOST, addr.to_string())
+        .body(Full::new(Bytes::new()))?;
+    let resp = sender.send_request(req).await?;
+    anyhow::ensure!(resp.status() == StatusCode::OK, "status {}", resp.status());
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// Prints a status document as a table.
+pub fn print_table(doc: &StatusDoc) {
+    println!("router {}", doc.router_id);
+    println!(
+        "{:<16} {:<10} {:>4} {:<8} {:>4} {:<26} {:>6}",
+        "INSTANCE", "IFACE", "VRID", "STATE", "PRIO", "MASTER", "TRANS"
+    );
+    for i in &doc.instances {
+        println!(
+            "{:<16} {:<10} {:>4} {:<8} {:>4} {:<26} {:>6}",
+            i.name,
+            i.interface,
+            i.vrid,
+            i.state,
+            i.priority,
+            i.master.clone().unwrap_or_else(|| "-".into()),
+            i.transitions
+        );
+    }
+    for (name, up) in &doc.scripts {
+        println!("script {name}: {}", if *up { "up" } else { "down" });
+    }
+    for r in &doc.real_servers {
+        println!(
+            "{} -> {}: {}",
+            r.service,
+            r.server,
+            if r.up { "up" } else { "down" }
+        );
+    }
+}

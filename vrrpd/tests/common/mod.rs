@@ -1,0 +1,176 @@
+//! Starts the real `vrrpd` binary in network namespaces and watches it:
+//! its JSON log (state changes), its addresses, signals.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use vrrp_net::testnet::Router;
+
+/// A `vrrpd run` process in a router namespace.
+pub struct Daemon {
+    pub name: String,
+    child: Child,
+    lines: mpsc::Receiver<(Instant, serde_json::Value)>,
+    /// Every log line seen so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+    /// State changes seen so far: (when, instance, from, to).
+    pub changes: Vec<(Instant, String, String, String)>,
+    pub config: PathBuf,
+}
+
+/// A private directory for one test's files.
+pub fn test_dir(name: &str) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("vrrpd-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+impl Daemon {
+    /// Writes `config` to `dir/NAME.toml` and runs the daemon on it.
+    pub fn start(router: &Router, dir: &Path, name: &str, config: &str) -> Result<Daemon> {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, config)?;
+        let mut child = std::process::Command::new("ip")
+            .args(["netns", "exec", router.ns().name(), env!("CARGO_BIN_EXE_vrrpd"), "--log-format", "json", "run", "-c"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("spawning vrrpd")?;
+        let stderr = child.stderr.take().context("stderr")?;
+        let (tx, rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut l) = log2.lock() {
+                    l.push(line.clone());
+                }
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if tx.send((Instant::now(), v)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Daemon { name: name.to_owned(), child, lines: rx, log, changes: Vec::new(), config: path })
+    }
+
+    fn absorb(&mut self, at: Instant, v: &serde_json::Value) -> Option<(String, String)> {
+        let f = &v["fields"];
+        if f["message"] != "state change" {
+            return None;
+        }
+        let instance = f["instance"].as_str().unwrap_or_default().to_owned();
+        let to = f["to"].as_str().unwrap_or_default().to_owned();
+        let from = f["from"].as_str().unwrap_or_default().to_owned();
+        self.changes.push((at, instance.clone(), from, to.clone()));
+        Some((instance, to))
+    }
+
+    /// Collects what arrived meanwhile.
+    pub fn poll(&mut self) {
+        while let Ok((at, v)) = self.lines.try_recv() {
+            self.absorb(at, &v);
+        }
+    }
+
+    /// Waits until `instance` enters `state` ("master", "backup", "fault",
+    /// "init"); earlier changes count too.
+    pub fn wait_state(&mut self, instance: &str, state: &str, timeout: Duration) -> Result<Instant> {
+        self.poll();
+        if let Some((at, ..)) = self.changes.iter().rev().find(|c| c.1 == instance).filter(|c| c.3 == state) {
+            return Ok(*at);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (at, v) = self.lines.recv_timeout(left).map_err(|_| {
+                anyhow!("{}: {instance} not {state} after {timeout:?}; changes {:?}; log:\n{}", self.name, self.changes, self.log_text())
+            })?;
+            if let Some((i, to)) = self.absorb(at, &v) {
+                if i == instance && to == state {
+                    return Ok(at);
+                }
+            }
+        }
+    }
+
+    /// Waits for a log message (the `message` field) containing `needle`.
+    pub fn wait_message(&mut self, needle: &str, timeout: Duration) -> Result<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (at, v) = self
+                .lines
+                .recv_timeout(left)
+                .map_err(|_| anyhow!("{}: no log message {needle:?}; log:\n{}", self.name, self.log_text()))?;
+            self.absorb(at, &v);
+            if v["fields"]["message"].as_str().is_some_and(|m| m.contains(needle)) {
+                return Ok(v);
+            }
+        }
+    }
+
+    /// The state changes of `instance` so far.
+    pub fn changes_of(&mut self, instance: &str) -> Vec<String> {
+        self.poll();
+        self.changes.iter().filter(|c| c.1 == instance).map(|c| c.3.clone()).collect()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) -> Result<()> {
+        // `ip netns exec` execs the daemon: the child's pid is the daemon's.
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig)?;
+        Ok(())
+    }
+
+    /// SIGTERM and wait; the exit status.
+    pub fn stop(mut self) -> Result<std::process::ExitStatus> {
+        self.signal(nix::sys::signal::Signal::SIGTERM)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                anyhow::bail!("{} did not stop on SIGTERM; log:\n{}", self.name, self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Whether `addr` is on the router's eth0.
+pub fn has_address(router: &Router, addr: &str) -> Result<bool> {
+    let out = router.addresses().map_err(|e| anyhow!("{e}"))?;
+    Ok(out.split_whitespace().any(|w| w.split('/').next() == Some(addr)))
+}
