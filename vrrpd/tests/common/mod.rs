@@ -38,7 +38,16 @@ impl Daemon {
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, config)?;
         let mut child = std::process::Command::new("ip")
-            .args(["netns", "exec", router.ns().name(), env!("CARGO_BIN_EXE_vrrpd"), "--log-format", "json", "run", "-c"])
+            .args([
+                "netns",
+                "exec",
+                router.ns().name(),
+                env!("CARGO_BIN_EXE_vrrpd"),
+                "--log-format",
+                "json",
+                "run",
+                "-c",
+            ])
             .arg(&path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -61,7 +70,14 @@ impl Daemon {
                 }
             }
         });
-        Ok(Daemon { name: name.to_owned(), child, lines: rx, log, changes: Vec::new(), config: path })
+        Ok(Daemon {
+            name: name.to_owned(),
+            child,
+            lines: rx,
+            log,
+            changes: Vec::new(),
+            config: path,
+        })
     }
 
     fn absorb(&mut self, at: Instant, v: &serde_json::Value) -> Option<(String, String)> {
@@ -85,16 +101,32 @@ impl Daemon {
 
     /// Waits until `instance` enters `state` ("master", "backup", "fault",
     /// "init"); earlier changes count too.
-    pub fn wait_state(&mut self, instance: &str, state: &str, timeout: Duration) -> Result<Instant> {
+    pub fn wait_state(
+        &mut self,
+        instance: &str,
+        state: &str,
+        timeout: Duration,
+    ) -> Result<Instant> {
         self.poll();
-        if let Some((at, ..)) = self.changes.iter().rev().find(|c| c.1 == instance).filter(|c| c.3 == state) {
+        if let Some((at, ..)) = self
+            .changes
+            .iter()
+            .rev()
+            .find(|c| c.1 == instance)
+            .filter(|c| c.3 == state)
+        {
             return Ok(*at);
         }
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let (at, v) = self.lines.recv_timeout(left).map_err(|_| {
-                anyhow!("{}: {instance} not {state} after {timeout:?}; changes {:?}; log:\n{}", self.name, self.changes, self.log_text())
+                anyhow!(
+                    "{}: {instance} not {state} after {timeout:?}; changes {:?}; log:\n{}",
+                    self.name,
+                    self.changes,
+                    self.log_text()
+                )
             })?;
             if let Some((i, to)) = self.absorb(at, &v) {
                 if i == instance && to == state {
@@ -109,12 +141,18 @@ impl Daemon {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let (at, v) = self
-                .lines
-                .recv_timeout(left)
-                .map_err(|_| anyhow!("{}: no log message {needle:?}; log:\n{}", self.name, self.log_text()))?;
+            let (at, v) = self.lines.recv_timeout(left).map_err(|_| {
+                anyhow!(
+                    "{}: no log message {needle:?}; log:\n{}",
+                    self.name,
+                    self.log_text()
+                )
+            })?;
             self.absorb(at, &v);
-            if v["fields"]["message"].as_str().is_some_and(|m| m.contains(needle)) {
+            if v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(needle))
+            {
                 return Ok(v);
             }
         }
@@ -123,7 +161,11 @@ impl Daemon {
     /// The state changes of `instance` so far.
     pub fn changes_of(&mut self, instance: &str) -> Vec<String> {
         self.poll();
-        self.changes.iter().filter(|c| c.1 == instance).map(|c| c.3.clone()).collect()
+        self.changes
+            .iter()
+            .filter(|c| c.1 == instance)
+            .map(|c| c.3.clone())
+            .collect()
     }
 
     pub fn log_text(&self) -> String {
@@ -146,7 +188,11 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                anyhow::bail!("{} did not stop on SIGTERM; log:\n{}", self.name, self.log_text());
+                anyhow::bail!(
+                    "{} did not stop on SIGTERM; log:\n{}",
+                    self.name,
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -172,5 +218,7 @@ impl Drop for Daemon {
 /// Whether `addr` is on the router's eth0.
 pub fn has_address(router: &Router, addr: &str) -> Result<bool> {
     let out = router.addresses().map_err(|e| anyhow!("{e}"))?;
-    Ok(out.split_whitespace().any(|w| w.split('/').next() == Some(addr)))
+    Ok(out
+        .split_whitespace()
+        .any(|w| w.split('/').next() == Some(addr)))
 }
