@@ -63,10 +63,10 @@ impl Daemon {
                 if let Ok(mut l) = log2.lock() {
                     l.push(line.clone());
                 }
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if tx.send((Instant::now(), v)).is_err() {
-                        return;
-                    }
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && tx.send((Instant::now(), v)).is_err()
+                {
+                    return;
                 }
             }
         });
@@ -128,10 +128,11 @@ impl Daemon {
                     self.log_text()
                 )
             })?;
-            if let Some((i, to)) = self.absorb(at, &v) {
-                if i == instance && to == state {
-                    return Ok(at);
-                }
+            if let Some((i, to)) = self.absorb(at, &v)
+                && i == instance
+                && to == state
+            {
+                return Ok(at);
             }
         }
     }
