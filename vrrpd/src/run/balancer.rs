@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use healthcheck::{CheckId, Health as CheckHealth, RunnerHandle, Transition};
-use lvs::{Event, Health, IpvsClient, LoadBalancer, ServiceKey, ShutdownMode};
+use lvs::{Event, Health, Ipvs, IpvsClient, LoadBalancer, ServiceKey, ShutdownMode};
 
 use super::exec;
 use super::http::RealServerDoc;
@@ -19,7 +19,7 @@ type Server = (ServiceKey, SocketAddr);
 /// The running load balancer.
 pub struct Balancer {
     lb: LoadBalancer,
-    ipvs: IpvsClient,
+    ipvs: Box<dyn Ipvs + Send>,
     checks: HashMap<CheckId, Server>,
     by_server: HashMap<Server, Vec<CheckId>>,
     up_scripts: HashMap<Server, (Option<Command>, Option<Command>)>,
@@ -36,6 +36,16 @@ impl Balancer {
     ) -> anyhow::Result<Self> {
         let ipvs =
             IpvsClient::connect().context("IPVS is not available (is the ip_vs module loaded?)")?;
+        Self::with_ipvs(plans, runner, script_timeout, Box::new(ipvs))
+    }
+
+    /// Like [`Balancer::start`] on any IPVS table (an in-memory one in tests).
+    pub fn with_ipvs(
+        plans: &[VirtualServerPlan],
+        runner: &RunnerHandle,
+        script_timeout: Duration,
+        ipvs: Box<dyn Ipvs + Send>,
+    ) -> anyhow::Result<Self> {
         let lb = LoadBalancer::new(plans.iter().map(|p| p.server.clone()).collect())?;
         let mut b = Balancer {
             lb,
@@ -121,7 +131,7 @@ impl Balancer {
                 .lb
                 .set_health(key, *addr, if all_up { Health::Up } else { Health::Down });
         }
-        let changes = self.lb.sync(&mut self.ipvs)?;
+        let changes = self.lb.sync(self.ipvs.as_mut())?;
         if !changes.is_empty() {
             tracing::info!(changes = changes.len(), "IPVS table updated");
         }
@@ -177,9 +187,140 @@ impl Balancer {
 
     /// Removes our services from the kernel (keepalived's default on stop).
     pub fn shutdown(mut self) {
-        if let Err(e) = self.lb.shutdown(&mut self.ipvs, ShutdownMode::Release) {
+        if let Err(e) = self.lb.shutdown(self.ipvs.as_mut(), ShutdownMode::Release) {
             tracing::warn!(error = %e, "releasing IPVS services failed");
         }
         self.run_events();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use healthcheck::{CheckSpec, Probe, Runner, RunnerConfig, TcpCheck, Timing};
+    use lvs::{
+        Destination, ForwardMethod, MemoryIpvs, RealServer, Scheduler, Service, VirtualServer,
+    };
+    use tokio_util::sync::CancellationToken;
+
+    use super::super::plan::{RealServerCheck, RealServerPlan};
+    use super::*;
+
+    /// An in-memory table the test can look into while the balancer owns it.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<MemoryIpvs>>);
+
+    macro_rules! forward {
+        ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+            $(fn $name(&mut self, $($arg: $ty),*) -> $ret {
+                self.0.lock().map_err(|_| lvs::Error::Io(std::io::Error::other("poisoned")))?.$name($($arg),*)
+            })*
+        };
+    }
+
+    impl Ipvs for Shared {
+        forward! {
+            services() -> Result<Vec<lvs::Service>, lvs::Error>;
+            destinations(service: &ServiceKey) -> Result<Vec<lvs::DestinationStatus>, lvs::Error>;
+            add_service(service: &lvs::Service) -> Result<(), lvs::Error>;
+            update_service(service: &lvs::Service) -> Result<(), lvs::Error>;
+            delete_service(service: &ServiceKey) -> Result<(), lvs::Error>;
+            add_destination(service: &ServiceKey, destination: &Destination) -> Result<(), lvs::Error>;
+            update_destination(service: &ServiceKey, destination: &Destination) -> Result<(), lvs::Error>;
+            delete_destination(service: &ServiceKey, destination: SocketAddr) -> Result<(), lvs::Error>;
+        }
+    }
+
+    fn destinations(table: &Shared, key: &ServiceKey) -> Vec<SocketAddr> {
+        let mut t = table.clone();
+        t.destinations(key)
+            .map(|v| v.into_iter().map(|d| d.destination.addr).collect())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn health_checks_drive_the_table_and_the_scripts() -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let real = listener.local_addr()?;
+        let key = ServiceKey::tcp("192.0.2.50:80".parse()?);
+        let dir = std::env::temp_dir().join(format!("vrrpd-balancer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let log = dir.join("events");
+        let script = |word: &str| {
+            Some(Command::new(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                format!("echo {word} >> {}", log.display()),
+            ]))
+        };
+        let mut timing = Timing::every(Duration::from_millis(50));
+        timing.timeout = Duration::from_millis(200);
+        timing.retry = 0;
+        timing.warmup = Duration::ZERO;
+        let plan = VirtualServerPlan {
+            server: VirtualServer::new(Service::new(key, Scheduler::WRR)).with_real_server(
+                RealServer::new(Destination::new(real, ForwardMethod::Masquerade)),
+            ),
+            real_servers: vec![RealServerPlan {
+                addr: real,
+                checks: vec![RealServerCheck {
+                    spec: CheckSpec {
+                        name: "web".into(),
+                        probe: Probe::Tcp(TcpCheck::new(real)),
+                        timing,
+                    },
+                }],
+                notify_up: script("up"),
+                notify_down: script("down"),
+            }],
+            quorum_up: script("quorum-up"),
+            quorum_down: script("quorum-down"),
+        };
+        let runner = Runner::spawn(RunnerConfig::default(), CancellationToken::new());
+        let mut transitions = runner.subscribe();
+        let table = Shared::default();
+        let mut b = Balancer::with_ipvs(
+            &[plan],
+            &runner,
+            Duration::from_secs(5),
+            Box::new(table.clone()),
+        )?;
+        assert_eq!(
+            destinations(&table, &key),
+            vec![real],
+            "up from the start (no alpha)"
+        );
+
+        // The real server goes away: its check fails and it leaves the table.
+        drop(listener);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !destinations(&table, &key).is_empty() {
+            let t = tokio::time::timeout_at(deadline, transitions.recv()).await??;
+            b.on_transition(&runner, &t)?;
+        }
+        assert!(!b.statuses()[0].up, "reported down");
+        // It comes back.
+        let _listener = tokio::net::TcpListener::bind(real).await?;
+        while destinations(&table, &key).is_empty() {
+            let t = tokio::time::timeout_at(deadline, transitions.recv()).await??;
+            b.on_transition(&runner, &t)?;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let events = std::fs::read_to_string(&log)?;
+        let lines: Vec<&str> = events.lines().collect();
+        assert!(lines.contains(&"down") && lines.contains(&"up"), "{events}");
+        assert!(
+            lines.contains(&"quorum-down") && lines.contains(&"quorum-up"),
+            "{events}"
+        );
+        b.shutdown();
+        assert!(
+            table.clone().services()?.is_empty(),
+            "services released on stop"
+        );
+        runner.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
     }
 }
