@@ -331,6 +331,32 @@ fn lvs_virtual_server(vs: &VirtualServer) -> lvs::VirtualServer {
     out
 }
 
+/// The scheduling fields every check kind has (keepalived's names).
+trait CheckTiming {
+    fn delay_loop(&self) -> Option<super::Dur>;
+    fn timeout(&self) -> super::Dur;
+    fn retry(&self) -> u32;
+    fn delay_before_retry(&self) -> super::Dur;
+    fn rise(&self) -> u32;
+    fn fall(&self) -> u32;
+}
+
+macro_rules! check_timing {
+    ($timeout:ident: $($ty:ty),*) => {$(
+        impl CheckTiming for $ty {
+            fn delay_loop(&self) -> Option<super::Dur> { self.delay_loop }
+            fn timeout(&self) -> super::Dur { self.$timeout }
+            fn retry(&self) -> u32 { self.retry }
+            fn delay_before_retry(&self) -> super::Dur { self.delay_before_retry }
+            fn rise(&self) -> u32 { self.rise }
+            fn fall(&self) -> u32 { self.fall }
+        }
+    )*};
+}
+
+check_timing!(connect_timeout: super::schema::TcpCheck, HttpCheck, super::schema::DnsCheck, super::schema::SmtpCheck, super::schema::PingCheck, super::schema::UdpCheck);
+check_timing!(misc_timeout: super::schema::MiscCheck);
+
 fn target(rs: &RealServer, ip: Option<IpAddr>, port: Option<u16>) -> SocketAddr {
     SocketAddr::new(ip.unwrap_or(rs.ip), port.or(rs.port).unwrap_or(0))
 }
@@ -339,18 +365,13 @@ fn checks_of(config: &Config, vs: &VirtualServer, rs: &RealServer) -> Vec<health
     use healthcheck::{CheckSpec, Health, Probe, Timing};
     let rs_name = rs_addr(rs).to_string();
     let initial = if vs.alpha { Health::Down } else { Health::Up };
-    let timing = |delay: Option<super::Dur>,
-                  timeout: super::Dur,
-                  retry: u32,
-                  before: super::Dur,
-                  rise: u32,
-                  fall: u32| {
-        let mut t = Timing::every(delay.unwrap_or(vs.delay_loop).get());
-        t.timeout = timeout.get();
-        t.retry = retry;
-        t.delay_before_retry = before.get();
-        t.rise = rise.max(1);
-        t.fall = fall.max(1);
+    let timing = |c: &dyn CheckTiming| {
+        let mut t = Timing::every(c.delay_loop().unwrap_or(vs.delay_loop).get());
+        t.timeout = c.timeout().get();
+        t.retry = c.retry();
+        t.delay_before_retry = c.delay_before_retry().get();
+        t.rise = c.rise().max(1);
+        t.fall = c.fall().max(1);
         t.initial = initial;
         t
     };
@@ -362,14 +383,7 @@ fn checks_of(config: &Config, vs: &VirtualServer, rs: &RealServer) -> Vec<health
         out.push(CheckSpec {
             name: format!("{rs_name} tcp"),
             probe: Probe::Tcp(p),
-            timing: timing(
-                c.delay_loop,
-                c.connect_timeout,
-                c.retry,
-                c.delay_before_retry,
-                c.rise,
-                c.fall,
-            ),
+            timing: timing(c),
         });
     }
     for (tls, list) in [(false, &rs.http_get), (true, &rs.ssl_get)] {
@@ -382,14 +396,7 @@ fn checks_of(config: &Config, vs: &VirtualServer, rs: &RealServer) -> Vec<health
                         p.path
                     ),
                     probe: Probe::Http(p),
-                    timing: timing(
-                        c.delay_loop,
-                        c.connect_timeout,
-                        c.retry,
-                        c.delay_before_retry,
-                        c.rise,
-                        c.fall,
-                    ),
+                    timing: timing(c),
                 });
             }
         }
@@ -415,14 +422,7 @@ fn checks_of(config: &Config, vs: &VirtualServer, rs: &RealServer) -> Vec<health
         out.push(CheckSpec {
             name: format!("{rs_name} misc"),
             probe: Probe::Script(p),
-            timing: timing(
-                c.delay_loop,
-                c.misc_timeout,
-                c.retry,
-                c.delay_before_retry,
-                c.rise,
-                c.fall,
-            ),
+            timing: timing(c),
         });
     }
     for c in &rs.dns_check {
@@ -436,14 +436,7 @@ fn checks_of(config: &Config, vs: &VirtualServer, rs: &RealServer) -> Vec<health
         out.push(CheckSpec {
             name: format!("{rs_name} dns"),
             probe: Probe::Dns(p),
-            timing: timing(
-                c.delay_loop,
-                c.connect_timeout,
-                c.retry,
-                c.delay_before_retry,
-                c.rise,
-                c.fall,
-            ),
+            timing: timing(c),
         });
     }
     for c in &rs.smtp_check {
@@ -454,14 +447,7 @@ fn checks_of(config: &Config, vs: &VirtualServer, rs: &RealServer) -> Vec<health
         out.push(CheckSpec {
             name: format!("{rs_name} smtp"),
             probe: Probe::Smtp(p),
-            timing: timing(
-                c.delay_loop,
-                c.connect_timeout,
-                c.retry,
-                c.delay_before_retry,
-                c.rise,
-                c.fall,
-            ),
+            timing: timing(c),
         });
     }
     for c in &rs.ping_check {
@@ -470,14 +456,7 @@ fn checks_of(config: &Config, vs: &VirtualServer, rs: &RealServer) -> Vec<health
         out.push(CheckSpec {
             name: format!("{rs_name} ping"),
             probe: Probe::Icmp(p),
-            timing: timing(
-                c.delay_loop,
-                c.connect_timeout,
-                c.retry,
-                c.delay_before_retry,
-                c.rise,
-                c.fall,
-            ),
+            timing: timing(c),
         });
     }
     for c in &rs.udp_check {
@@ -488,14 +467,7 @@ fn checks_of(config: &Config, vs: &VirtualServer, rs: &RealServer) -> Vec<health
         out.push(CheckSpec {
             name: format!("{rs_name} udp"),
             probe: Probe::Udp(p),
-            timing: timing(
-                c.delay_loop,
-                c.connect_timeout,
-                c.retry,
-                c.delay_before_retry,
-                c.rise,
-                c.fall,
-            ),
+            timing: timing(c),
         });
     }
     out
