@@ -1,0 +1,122 @@
+//! The observability listener of a running daemon: `/metrics` in
+//! Prometheus text format with state, priority, transitions, adverts and
+//! drops per instance; `/status` as JSON, printed by `vrrpd status`; and
+//! `vrrpd genhash` against a local server.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use common::{Daemon, test_dir};
+use vrrp_net::testnet::Lan;
+
+fn get(router: &vrrp_net::testnet::Router, path: &'static str) -> Result<String> {
+    let task = router.spawn(move || async move {
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9464")?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut body = String::new();
+        s.read_to_string(&mut body)?;
+        anyhow::Ok(body)
+    });
+    task.join().map_err(|e| anyhow::anyhow!("{e}"))?
+}
+
+#[test]
+fn metrics_and_status_describe_the_instances() -> Result<()> {
+    let lan = Lan::new(1)?;
+    let r = lan.router(1)?;
+    let dir = test_dir("metrics")?;
+    let config = "[global]\nrouter_id = \"obs\"\nvrrp_version = 3\nhttp = { listen = \"127.0.0.1:9464\" }\n\n\
+                  [instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 5\npriority = 150\nadvert_int = \"100ms\"\n\
+                  virtual_ipaddress = [\"192.0.2.5/24\"]\n";
+    let mut d = Daemon::start(r, &dir, "obs", config)?;
+    d.wait_state("VI_1", "master", Duration::from_secs(10))?;
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let metrics = get(r, "/metrics")?;
+    ensure!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    for needle in [
+        "vrrp_instance_state{instance=\"VI_1\",vrid=\"5\",state=\"master\"} 1",
+        "vrrp_instance_state{instance=\"VI_1\",vrid=\"5\",state=\"backup\"} 0",
+        "vrrp_instance_effective_priority{instance=\"VI_1\",vrid=\"5\"} 150",
+        "vrrp_instance_transitions_total{instance=\"VI_1\",vrid=\"5\"} 2",
+        "vrrp_instance_dropped_total{instance=\"VI_1\",vrid=\"5\",reason=\"checksum\"} 0",
+    ] {
+        ensure!(
+            metrics.contains(needle),
+            "missing {needle:?} in:\n{metrics}"
+        );
+    }
+    let sent = metrics
+        .lines()
+        .find(|l| l.starts_with("vrrp_instance_adverts_sent_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .context("adverts sent")?;
+    ensure!(sent >= 5, "adverts counted: {sent}");
+
+    let status = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            r.ns().name(),
+            env!("CARGO_BIN_EXE_vrrpd"),
+            "status",
+            "--listen",
+            "127.0.0.1:9464",
+        ])
+        .output()?;
+    let table = String::from_utf8_lossy(&status.stdout);
+    ensure!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    ensure!(table.contains("router obs"), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("VI_1"))
+        .context("instance row")?;
+    ensure!(
+        row.split_whitespace().collect::<Vec<_>>()[..5] == ["VI_1", "eth0", "5", "master", "150"],
+        "{table}"
+    );
+    d.stop()?;
+    Ok(())
+}
+
+#[test]
+fn genhash_prints_the_md5_of_the_body() -> Result<()> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello world",
+            );
+        }
+    });
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vrrpd"))
+        .args(["genhash", &format!("http://{addr}/")])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // md5("hello world")
+    ensure!(
+        text.contains("MD5SUM = 5eb63bbbe01eeed093cb22bb8f5acdc3"),
+        "{text}"
+    );
+    Ok(())
+}
