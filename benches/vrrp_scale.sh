@@ -259,7 +259,7 @@ done
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 printf '%-10s %5s %4s %4s %7s %8s %6s %5s %5s %8s %8s %8s %6s %5s\n' \
-  program inst node prio "cpu%" rss_MiB trans ->M ->B wire/s rx_drops rq_ms "host%" win_s
+  program inst node prio "cpu%" rss_MiB trans "->M" "->B" wire/s rx_drops rq_ms "host%" win_s
 for r in "${ROWS[@]}"; do echo "$r"; done
 echo
 echo "trans = state transitions in the window (all spurious), ->M / ->B by new state;"
