@@ -679,3 +679,33 @@ fn ipv6_v3_round_trip() {
     );
     assert_eq!(b.handle_advert(ms(1), &rx, &bytes), Ok(()));
 }
+
+#[test]
+fn instances_taking_over_together_advertise_at_spread_phases() {
+    // 255 VRIDs becoming master at the same instant must not send 255
+    // advertisements in one burst every interval.
+    let mut deadlines = Vec::new();
+    for vrid in [1u8, 64, 128, 255] {
+        let mut cfg = config(Version::V3, 255).with_interval(Centisecs::new(1));
+        cfg.vrid = Vrid::new(vrid).unwrap();
+        let mut i = Instance::new(cfg).unwrap();
+        i.handle_startup(Timestamp::ZERO);
+        drain(&mut i);
+        let next = i.poll_timeout().unwrap();
+        assert!(
+            next > Timestamp::ZERO && next <= ms(10),
+            "within one interval: {next}"
+        );
+        deadlines.push(next.as_nanos());
+        // After the first, the cadence is the interval.
+        i.handle_timeout(next);
+        assert_eq!(i.poll_timeout().unwrap() - next, Duration::from_millis(10));
+    }
+    deadlines.dedup();
+    assert_eq!(deadlines.len(), 4, "different phases: {deadlines:?}");
+    let spread = deadlines.iter().max().unwrap() - deadlines.iter().min().unwrap();
+    assert!(
+        spread >= 7_000_000,
+        "spread over most of the interval: {spread} ns"
+    );
+}

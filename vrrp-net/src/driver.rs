@@ -47,6 +47,11 @@ use crate::link::{LinkEvent, LinkWatcher};
 use crate::socket::{Family, RECV_BUFFER_LEN, SocketConfig, SocketError, VrrpSocket};
 use crate::timer::PreciseTimer;
 
+/// Receive buffer of each raw socket: room for thousands of queued
+/// advertisements, so that a burst from 255 instances, or a few
+/// milliseconds without CPU, loses none (the default holds about 190).
+const RECV_BUFFER_BYTES: usize = 4 << 20;
+
 /// Tracked-object ids at or above this are the driver's own (interfaces);
 /// callers use ids below it.
 pub const INTERFACE_TRACK_BASE: u32 = 0x8000_0000;
@@ -239,6 +244,9 @@ pub struct Snapshot {
     pub address_errors: u64,
     /// Gratuitous ARPs / NAs that failed.
     pub announce_errors: u64,
+    /// Advertisements the kernel dropped because a socket's receive
+    /// buffer was full.
+    pub kernel_drops: u64,
 }
 
 enum Command {
@@ -623,7 +631,8 @@ impl Driver {
             }
             let sc = SocketConfig::new(interface.clone(), family)
                 .with_source(source)
-                .with_multicast(multicast);
+                .with_multicast(multicast)
+                .with_recv_buffer(RECV_BUFFER_BYTES);
             let socket = Arc::new(
                 VrrpSocket::open(&sc)
                     .map_err(|source| DriverError::Socket { interface, source })?,
@@ -843,7 +852,14 @@ impl Driver {
                     }
                     armed = None;
                     let now = self.now();
-                    self.last_packet = now;
+                    // Advertisements that arrived before the deadline but were
+                    // not read yet (a busy CPU) must count before the timer
+                    // does, or a live master looks dead.
+                    while let Ok(more) = rx.try_recv() {
+                        self.deliver(now, more);
+                    }
+                    self.drain_sockets(now);
+                    self.last_packet = self.last_packet.max(now);
                     self.router.handle_timeout(now);
                 }
                 event = self.links.next() => match event {
@@ -874,6 +890,36 @@ impl Driver {
         while self.tasks.join_next().await.is_some() {}
         self.publish();
         result
+    }
+
+    /// Reads every packet already queued on the sockets, without waiting.
+    fn drain_sockets(&mut self, now: Timestamp) {
+        let sockets: Vec<Arc<VrrpSocket>> = self.sockets.values().cloned().collect();
+        let mut buf = vec![0u8; RECV_BUFFER_LEN];
+        for socket in sockets {
+            loop {
+                match socket.try_recv(&mut buf) {
+                    Ok(Some(p)) => {
+                        let received = Received {
+                            interface: socket.ifindex(),
+                            meta: RxMeta {
+                                src: p.src,
+                                dst: p.dst,
+                                ttl: p.ttl,
+                            },
+                            bytes: p.payload.to_vec(),
+                            age: packet_age(p.received),
+                        };
+                        self.deliver(now, received);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "draining a socket failed");
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     fn deliver(&mut self, now: Timestamp, packet: Received) {
@@ -1118,8 +1164,10 @@ impl Driver {
                 })
             })
             .collect();
+        let kernel_drops = self.sockets.values().map(|s| s.stats().kernel_drops).sum();
         let snapshot = Snapshot {
             instances,
+            kernel_drops,
             ..self.counters.clone()
         };
         self.snapshot_tx.send_replace(snapshot);

@@ -91,6 +91,10 @@ pub struct SocketConfig {
     /// Join the VRRP multicast group on the interface. Turn off for
     /// unicast-only operation.
     pub join_multicast: bool,
+    /// Receive buffer size in bytes (`SO_RCVBUFFORCE`, falling back to
+    /// `SO_RCVBUF`); `None` keeps the system default, which holds only
+    /// about 190 advertisements.
+    pub recv_buffer: Option<usize>,
 }
 
 impl SocketConfig {
@@ -103,6 +107,7 @@ impl SocketConfig {
             family,
             source: None,
             join_multicast: true,
+            recv_buffer: None,
         }
     }
 
@@ -110,6 +115,15 @@ impl SocketConfig {
     #[must_use]
     pub fn with_source(mut self, source: IpAddr) -> Self {
         self.source = Some(source);
+        self
+    }
+
+    /// Sets the receive buffer size: enough for the bursts of every
+    /// instance on the socket (many instances at a short interval send
+    /// hundreds of advertisements in a burst).
+    #[must_use]
+    pub fn with_recv_buffer(mut self, bytes: usize) -> Self {
+        self.recv_buffer = Some(bytes);
         self
     }
 
@@ -207,6 +221,9 @@ pub struct SocketStats {
     pub sent: u64,
     /// Send attempts that failed.
     pub send_errors: u64,
+    /// Packets the kernel dropped because the receive buffer was full
+    /// (`SO_RXQ_OVFL`), as of the last packet received.
+    pub kernel_drops: u64,
 }
 
 #[derive(Debug, Default)]
@@ -216,6 +233,7 @@ struct Counters {
     malformed: AtomicU64,
     sent: AtomicU64,
     send_errors: AtomicU64,
+    kernel_drops: AtomicU64,
 }
 
 /// A raw IP protocol 112 socket on one interface and family, driven by
@@ -240,6 +258,7 @@ struct RawMeta {
     ifindex: Option<u32>,
     ttl: Option<u8>,
     received: Option<std::time::SystemTime>,
+    kernel_drops: Option<u32>,
 }
 
 /// Looks up the index of `name` in the calling thread's network namespace.
@@ -281,6 +300,19 @@ impl VrrpSocket {
                 source: e.into(),
             }
         })?;
+        socket::setsockopt(&socket, sockopt::RxqOvfl, &1).map_err(|e| SocketError::Setup {
+            what: "SO_RXQ_OVFL",
+            source: e.into(),
+        })?;
+        if let Some(bytes) = config.recv_buffer {
+            // Beyond net.core.rmem_max only with CAP_NET_ADMIN, which a
+            // VRRP daemon has; otherwise take what the system allows.
+            if socket::setsockopt(&socket, sockopt::RcvBufForce, &bytes).is_err() {
+                socket
+                    .set_recv_buffer_size(bytes)
+                    .map_err(SocketError::setup("SO_RCVBUF"))?;
+            }
+        }
         socket
             .set_nonblocking(true)
             .map_err(SocketError::setup("O_NONBLOCK"))?;
@@ -340,6 +372,7 @@ impl VrrpSocket {
             malformed: c.malformed.load(Ordering::Relaxed),
             sent: c.sent.load(Ordering::Relaxed),
             send_errors: c.send_errors.load(Ordering::Relaxed),
+            kernel_drops: c.kernel_drops.load(Ordering::Relaxed),
         }
     }
 
@@ -377,24 +410,64 @@ impl VrrpSocket {
                 .async_io(Interest::READABLE, |sock| recv_once(sock, buf))
                 .await
                 .map_err(SocketError::Recv)?;
-            if meta.truncated {
-                self.counters.truncated.fetch_add(1, Ordering::Relaxed);
-                continue;
+            if let Some(range) = self.accept(&meta, buf) {
+                return Ok(self.packet(&meta, range, buf));
             }
-            let Some(parsed) = parse_datagram(self.family, self.ifindex, &meta, buf) else {
-                self.counters.malformed.fetch_add(1, Ordering::Relaxed);
-                continue;
+        }
+    }
+
+    /// Like [`VrrpSocket::recv`] without waiting: `None` when nothing is
+    /// queued. Lets a caller empty the socket before acting on a timer, so
+    /// that an advertisement that already arrived is not mistaken for a
+    /// silent master.
+    pub fn try_recv<'b>(&self, buf: &'b mut [u8]) -> Result<Option<RxPacket<'b>>, SocketError> {
+        loop {
+            let meta = match self
+                .fd
+                .try_io(Interest::READABLE, |sock| recv_once(sock, buf))
+            {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(SocketError::Recv(e)),
             };
-            self.counters.received.fetch_add(1, Ordering::Relaxed);
-            let (range, header) = parsed;
-            return Ok(RxPacket {
-                ifindex: header.ifindex,
-                src: header.src,
-                dst: header.dst,
-                ttl: header.ttl,
-                payload: buf.get(range).unwrap_or_default(),
-                received: meta.received,
-            });
+            if let Some(range) = self.accept(&meta, buf) {
+                return Ok(Some(self.packet(&meta, range, buf)));
+            }
+        }
+    }
+
+    /// Counts a received datagram; the payload range if it is well formed.
+    fn accept(&self, meta: &RawMeta, buf: &[u8]) -> Option<(std::ops::Range<usize>, Header)> {
+        if let Some(dropped) = meta.kernel_drops {
+            self.counters
+                .kernel_drops
+                .store(u64::from(dropped), Ordering::Relaxed);
+        }
+        if meta.truncated {
+            self.counters.truncated.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let Some(parsed) = parse_datagram(self.family, self.ifindex, meta, buf) else {
+            self.counters.malformed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        Some(parsed)
+    }
+
+    fn packet<'b>(
+        &self,
+        meta: &RawMeta,
+        (range, header): (std::ops::Range<usize>, Header),
+        buf: &'b [u8],
+    ) -> RxPacket<'b> {
+        RxPacket {
+            ifindex: header.ifindex,
+            src: header.src,
+            dst: header.dst,
+            ttl: header.ttl,
+            payload: buf.get(range).unwrap_or_default(),
+            received: meta.received,
         }
     }
 }
@@ -619,6 +692,7 @@ fn recv_once(sock: &Socket, buf: &mut [u8]) -> io::Result<RawMeta> {
         ifindex: None,
         ttl: None,
         received: None,
+        kernel_drops: None,
     };
     // A truncated control buffer (MSG_CTRUNC) leaves metadata unknown; the
     // parser then drops IPv6 packets without destination.
@@ -638,6 +712,7 @@ fn recv_once(sock: &Socket, buf: &mut [u8]) -> io::Result<RawMeta> {
                 ControlMessageOwned::Ipv4Ttl(ttl) | ControlMessageOwned::Ipv6HopLimit(ttl) => {
                     meta.ttl = u8::try_from(ttl).ok();
                 }
+                ControlMessageOwned::RxqOvfl(dropped) => meta.kernel_drops = Some(dropped),
                 ControlMessageOwned::ScmTimestampns(ts) => {
                     meta.received =
                         std::time::UNIX_EPOCH.checked_add(std::time::Duration::from(ts));
@@ -690,6 +765,7 @@ mod tests {
             ifindex: Some(4),
             ttl: None,
             received: None,
+            kernel_drops: None,
         }
     }
 
