@@ -37,10 +37,24 @@ fn metrics_and_status_describe_the_instances() -> Result<()> {
                   virtual_ipaddress = [\"192.0.2.5/24\"]\n";
     let mut d = Daemon::start(r, &dir, "obs", config)?;
     d.wait_state("VI_1", "master", Duration::from_secs(10))?;
-    std::thread::sleep(Duration::from_millis(1500));
 
-    let metrics = get(r, "/metrics")?;
-    ensure!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    // The status is refreshed every second: wait for a view with adverts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (metrics, sent) = loop {
+        let metrics = get(r, "/metrics")?;
+        ensure!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+        let sent = metrics
+            .lines()
+            .find(|l| l.starts_with("vrrp_instance_adverts_sent_total"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        if sent >= 5 || std::time::Instant::now() > deadline {
+            break (metrics, sent);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    ensure!(sent >= 5, "adverts counted: {sent}");
     for needle in [
         "vrrp_instance_state{instance=\"VI_1\",vrid=\"5\",state=\"master\"} 1",
         "vrrp_instance_state{instance=\"VI_1\",vrid=\"5\",state=\"backup\"} 0",
@@ -53,13 +67,6 @@ fn metrics_and_status_describe_the_instances() -> Result<()> {
             "missing {needle:?} in:\n{metrics}"
         );
     }
-    let sent = metrics
-        .lines()
-        .find(|l| l.starts_with("vrrp_instance_adverts_sent_total"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse::<u64>().ok())
-        .context("adverts sent")?;
-    ensure!(sent >= 5, "adverts counted: {sent}");
 
     let status = std::process::Command::new("ip")
         .args([
