@@ -9,6 +9,8 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
@@ -17,6 +19,36 @@ use nix::sys::signal::Signal;
 use vrrp_net::testnet::{Keepalived, Lan};
 
 const T: Duration = Duration::from_secs(15);
+
+/// VRID 20 advertisements seen in `router`'s namespace: kernel arrival time
+/// and priority, until `stop`.
+fn watch_adverts(
+    router: &vrrp_net::testnet::Router,
+    stop: Arc<AtomicBool>,
+) -> Result<vrrp_net::testnet::NsTask<Result<Vec<(Duration, u8)>>>> {
+    use vrrp_net::socket::{Family, RECV_BUFFER_LEN, SocketConfig, VrrpSocket};
+    Ok(router.spawn(move || async move {
+        let socket = VrrpSocket::open(&SocketConfig::new("eth0", Family::V4))?;
+        let mut buf = vec![0u8; RECV_BUFFER_LEN];
+        let mut seen = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(packet) =
+                tokio::time::timeout(Duration::from_millis(50), socket.recv(&mut buf)).await
+            else {
+                continue;
+            };
+            let packet = packet?;
+            if packet.payload.get(1) == Some(&20) {
+                let at = packet
+                    .received
+                    .and_then(|r| r.duration_since(std::time::UNIX_EPOCH).ok())
+                    .unwrap_or_default();
+                seen.push((at, packet.payload.get(2).copied().unwrap_or(0)));
+            }
+        }
+        Ok(seen)
+    }))
+}
 
 fn example(name: &str) -> Result<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -246,9 +278,13 @@ fn sighup_keeps_unchanged_instances_and_survives_a_broken_file() -> Result<()> {
     b.wait_state("VI_1", "backup", T)?;
     std::thread::sleep(Duration::from_millis(500));
 
-    // Same file: nothing may move, on either node.
+    // Same file: nothing may move, on either node, nor on the wire: the
+    // backup's namespace watches the master's advertisements throughout.
     let before_a = a.changes_of("VI_1").len();
     let before_b = b.changes_of("VI_1").len();
+    let stop = Arc::new(AtomicBool::new(false));
+    let wire = watch_adverts(rb, stop.clone())?;
+    std::thread::sleep(Duration::from_millis(300));
     a.signal(Signal::SIGHUP)?;
     let reloaded = a.wait_message("configuration reloaded", T)?;
     ensure!(
@@ -269,6 +305,26 @@ fn sighup_keeps_unchanged_instances_and_survives_a_broken_file() -> Result<()> {
         b.changes
     );
     ensure!(has_address(ra, "192.0.2.20")?, "VIP stayed");
+    stop.store(true, Ordering::Relaxed);
+    let seen = wire.join().map_err(|e| anyhow::anyhow!("{e}"))??;
+    ensure!(
+        seen.len() >= 10,
+        "adverts seen across the reload: {}",
+        seen.len()
+    );
+    ensure!(
+        seen.iter().all(|(_, prio)| *prio == 200),
+        "only the master, never priority 0: {seen:?}"
+    );
+    let max_gap = seen
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .max()
+        .unwrap_or_default();
+    ensure!(
+        max_gap < Duration::from_millis(150),
+        "no pause in the 100 ms adverts: {max_gap:?}"
+    );
 
     // A broken file: reported, the old configuration keeps running.
     std::fs::write(&a.config, "[instance.VI_1]\nvirtual_router_id = 300\n")?;
