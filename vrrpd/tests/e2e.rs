@@ -20,12 +20,12 @@ use vrrp_net::testnet::{Keepalived, Lan};
 
 const T: Duration = Duration::from_secs(15);
 
+/// The watching thread: (kernel arrival time, priority) of each advert.
+type AdvertWatch = vrrp_net::testnet::NsTask<Result<Vec<(Duration, u8)>>>;
+
 /// VRID 20 advertisements seen in `router`'s namespace: kernel arrival time
 /// and priority, until `stop`.
-fn watch_adverts(
-    router: &vrrp_net::testnet::Router,
-    stop: Arc<AtomicBool>,
-) -> Result<vrrp_net::testnet::NsTask<Result<Vec<(Duration, u8)>>>> {
+fn watch_adverts(router: &vrrp_net::testnet::Router, stop: Arc<AtomicBool>) -> Result<AdvertWatch> {
     use vrrp_net::socket::{Family, RECV_BUFFER_LEN, SocketConfig, VrrpSocket};
     Ok(router.spawn(move || async move {
         let socket = VrrpSocket::open(&SocketConfig::new("eth0", Family::V4))?;
