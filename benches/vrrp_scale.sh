@@ -95,7 +95,9 @@ ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 # Packets a node put on the wire: what its bridge port received.
 wire() { ip netns exec "$NS_BR" cat "/sys/class/net/p$1/statistics/rx_packets"; }
-host_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
+# busy, total (without steal), and steal: the time the hypervisor ran
+# someone else on our vCPUs, which stalls both programs alike.
+host_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8, $9 }' /proc/stat; }
 now() { date +%s.%N; }
 # Packets the kernel dropped at the node's VRRP raw sockets (receive
 # buffer full): the last column of /proc/net/raw, protocol 112 = 0x70.
@@ -213,6 +215,8 @@ run_case() {
   secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
   local busy
   busy=$(awk -v h0="$h0" -v h1="$h1" 'BEGIN { split(h0, x, " "); split(h1, y, " "); printf "%.0f", 100 * (y[1] - x[1]) / (y[2] - x[2]) }')
+  local steal
+  steal=$(awk -v h0="$h0" -v h1="$h1" 'BEGIN { split(h0, x, " "); split(h1, y, " "); s = y[3] - x[3]; printf "%.0f", 100 * s / (y[2] - x[2] + s) }')
   local ta tb
   if [ "$program" = keepalived ]; then
     ta=$(transitions_in "$WORK/$program-$count-a.log" "$la0")
@@ -248,7 +252,7 @@ run_case() {
       "$t_all" "$t_m" "$t_b" "$wire_pps" "$drops" "$rq_ms" "$busy" "$secs")")
     echo "${ROWS[-1]}" >&2
     # Machine-readable too.
-    echo "result program=$program instances=$count node=$node cpu_percent=$procs_cpu rss_kib=$rss window_transitions=$t_all to_master=$t_m to_backup=$t_b wire_adverts_per_s=$wire_pps rx_drops=$drops runqueue_wait_ms=$rq_ms host_busy_percent=$busy window_s=$secs"
+    echo "result program=$program instances=$count node=$node cpu_percent=$procs_cpu rss_kib=$rss window_transitions=$t_all to_master=$t_m to_backup=$t_b wire_adverts_per_s=$wire_pps rx_drops=$drops runqueue_wait_ms=$rq_ms host_busy_percent=$busy steal_percent=$steal window_s=$secs"
   done
 }
 
