@@ -393,6 +393,22 @@ struct Received {
     age: Duration,
 }
 
+impl Received {
+    /// An owned copy of a packet read from the socket on `interface`.
+    fn from_packet(interface: u32, p: &crate::socket::RxPacket<'_>) -> Self {
+        Received {
+            interface,
+            meta: RxMeta {
+                src: p.src,
+                dst: p.dst,
+                ttl: p.ttl,
+            },
+            bytes: p.payload.to_vec(),
+            age: packet_age(p.received),
+        }
+    }
+}
+
 struct InstanceInfo {
     name: String,
     interface: String,
@@ -900,16 +916,7 @@ impl Driver {
             loop {
                 match socket.try_recv(&mut buf) {
                     Ok(Some(p)) => {
-                        let received = Received {
-                            interface: socket.ifindex(),
-                            meta: RxMeta {
-                                src: p.src,
-                                dst: p.dst,
-                                ttl: p.ttl,
-                            },
-                            bytes: p.payload.to_vec(),
-                            age: packet_age(p.received),
-                        };
+                        let received = Received::from_packet(socket.ifindex(), &p);
                         self.deliver(now, received);
                     }
                     Ok(None) => break,
@@ -1218,16 +1225,7 @@ async fn read_loop(socket: Arc<VrrpSocket>, out: mpsc::Sender<Received>) {
         match socket.recv(&mut buf).await {
             Ok(p) => {
                 failures = 0;
-                let received = Received {
-                    interface: socket.ifindex(),
-                    meta: RxMeta {
-                        src: p.src,
-                        dst: p.dst,
-                        ttl: p.ttl,
-                    },
-                    bytes: p.payload.to_vec(),
-                    age: packet_age(p.received),
-                };
+                let received = Received::from_packet(socket.ifindex(), &p);
                 if out.send(received).await.is_err() {
                     return;
                 }
