@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use common::{Daemon, has_address, test_dir};
+use common::{Daemon, has_address, serial, test_dir};
 use nix::sys::signal::Signal;
 use vrrp_net::testnet::{Keepalived, Lan};
 
@@ -85,6 +85,7 @@ fn nginx(node: &str, flag: &Path) -> Result<String> {
 
 #[test]
 fn nginx_pair_failing_check_moves_the_vip_and_nopreempt_keeps_it() -> Result<()> {
+    let _serial = serial();
     let lan = Lan::new(2)?;
     let (ra, rb) = (lan.router(1)?, lan.router(2)?);
     let dir = test_dir("nginx")?;
@@ -127,6 +128,7 @@ fn nginx_pair_failing_check_moves_the_vip_and_nopreempt_keeps_it() -> Result<()>
 
 #[test]
 fn dual_master_either_node_dies_the_other_holds_both() -> Result<()> {
+    let _serial = serial();
     let lan = Lan::new(2)?;
     let (ra, rb) = (lan.router(1)?, lan.router(2)?);
     let dir = test_dir("dual")?;
@@ -184,6 +186,7 @@ fn sync_config(prio: u8, flag: &Path) -> String {
 
 #[test]
 fn sync_group_follows_a_failed_member() -> Result<()> {
+    let _serial = serial();
     let lan = Lan::new(2)?;
     let (ra, rb) = (lan.router(1)?, lan.router(2)?);
     let dir = test_dir("sync")?;
@@ -220,6 +223,7 @@ fn sync_group_follows_a_failed_member() -> Result<()> {
 
 #[test]
 fn notify_scripts_get_keepalived_arguments_in_order() -> Result<()> {
+    let _serial = serial();
     let lan = Lan::new(1)?;
     let r = lan.router(1)?;
     let dir = test_dir("notify")?;
@@ -269,6 +273,7 @@ fn pair_config(prio: u8, interval: &str) -> String {
 
 #[test]
 fn sighup_keeps_unchanged_instances_and_survives_a_broken_file() -> Result<()> {
+    let _serial = serial();
     let lan = Lan::new(2)?;
     let (ra, rb) = (lan.router(1)?, lan.router(2)?);
     let dir = test_dir("hup")?;
@@ -285,6 +290,9 @@ fn sighup_keeps_unchanged_instances_and_survives_a_broken_file() -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let wire = watch_adverts(rb, stop.clone())?;
     std::thread::sleep(Duration::from_millis(300));
+    let hup_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     a.signal(Signal::SIGHUP)?;
     let reloaded = a.wait_message("configuration reloaded", T)?;
     ensure!(
@@ -294,36 +302,43 @@ fn sighup_keeps_unchanged_instances_and_survives_a_broken_file() -> Result<()> {
         "{reloaded}"
     );
     std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let seen = wire.join().map_err(|e| anyhow::anyhow!("{e}"))??;
+    // The largest silence on the wire and when it began, for every message:
+    // it tells a paused sender from a deaf receiver.
+    let (gap_at, max_gap) = seen
+        .windows(2)
+        .map(|w| (w[0].0, w[1].0 - w[0].0))
+        .max_by_key(|(_, gap)| *gap)
+        .unwrap_or_default();
+    let wire_note = format!(
+        "{} adverts on the wire, largest gap {max_gap:?} starting {} ms {} the SIGHUP",
+        seen.len(),
+        gap_at.abs_diff(hup_at).as_millis(),
+        if gap_at < hup_at { "before" } else { "after" }
+    );
     ensure!(
         a.changes_of("VI_1").len() == before_a,
-        "master did not flap: {:?}",
+        "master did not flap: {:?}; {wire_note}",
         a.changes
     );
     ensure!(
         b.changes_of("VI_1").len() == before_b,
-        "backup saw no takeover: {:?}",
+        "backup saw no takeover: {:?}; {wire_note}",
         b.changes
     );
     ensure!(has_address(ra, "192.0.2.20")?, "VIP stayed");
-    stop.store(true, Ordering::Relaxed);
-    let seen = wire.join().map_err(|e| anyhow::anyhow!("{e}"))??;
     ensure!(
         seen.len() >= 10,
-        "adverts seen across the reload: {}",
-        seen.len()
+        "adverts seen across the reload: {wire_note}"
     );
     ensure!(
         seen.iter().all(|(_, prio)| *prio == 200),
         "only the master, never priority 0: {seen:?}"
     );
-    let max_gap = seen
-        .windows(2)
-        .map(|w| w[1].0 - w[0].0)
-        .max()
-        .unwrap_or_default();
     ensure!(
         max_gap < Duration::from_millis(150),
-        "no pause in the 100 ms adverts: {max_gap:?}"
+        "no pause in the 100 ms adverts: {wire_note}"
     );
 
     // A broken file: reported, the old configuration keeps running.
@@ -350,6 +365,7 @@ fn sighup_keeps_unchanged_instances_and_survives_a_broken_file() -> Result<()> {
 
 #[test]
 fn sigterm_hands_over_within_the_skew_time() -> Result<()> {
+    let _serial = serial();
     let lan = Lan::new(2)?;
     let (ra, rb) = (lan.router(1)?, lan.router(2)?);
     let dir = test_dir("term")?;
@@ -383,6 +399,7 @@ fn sigterm_hands_over_within_the_skew_time() -> Result<()> {
 
 #[test]
 fn mixed_cluster_with_keepalived_from_import() -> Result<()> {
+    let _serial = serial();
     let lan = Lan::new(2)?;
     let (ra, rb) = (lan.router(1)?, lan.router(2)?);
     let dir = test_dir("mixed")?;

@@ -24,6 +24,19 @@ pub struct Daemon {
     pub config: PathBuf,
 }
 
+/// The e2e assertions are about timing on the wire (100 ms adverts, skew
+/// times): run them one at a time rather than let seven pairs of daemons
+/// compete for two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Holds the one-at-a-time lock until dropped; a failed test does not
+/// poison it for the others.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A private directory for one test's files.
 pub fn test_dir(name: &str) -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("vrrpd-test-{}-{name}", std::process::id()));
