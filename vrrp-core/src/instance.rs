@@ -736,18 +736,6 @@ impl Instance {
         }
     }
 
-    /// The wait before the second advertisement after becoming master:
-    /// one interval shortened by a fraction set by the VRID. Instances that
-    /// take over together (a host's 255 VRIDs at start-up, or a sync group)
-    /// then advertise at spread-out phases instead of in one burst per
-    /// interval that overflows receivers. Never longer than the interval,
-    /// so backups never wait longer than the RFC allows.
-    fn first_advert_delay(&self) -> Duration {
-        let interval = self.config.advert_interval.as_nanos();
-        let offset = interval * u64::from(self.config.vrid.get()) / 256;
-        Duration::from_nanos((interval - offset).max(interval / 256))
-    }
-
     fn announce(&mut self, count: u32) {
         if count > 0 && !self.config.virtual_addresses.is_empty() {
             self.outputs.push_back(Output::Announce {
@@ -797,8 +785,14 @@ impl Instance {
                 self.send_advert(self.effective_priority);
                 self.outputs.push_back(Output::AddAddresses);
                 self.announce(self.config.garp.master_repeat);
-                self.timers
-                    .set(Timer::Advert, now + self.first_advert_delay());
+                // Instances that take over together (a host's VRIDs at
+                // start-up, a sync group) keep one shared cadence, so a
+                // driver wakes once per interval for all of them and can
+                // send them in one batch.
+                self.timers.set(
+                    Timer::Advert,
+                    now + self.config.advert_interval.as_duration(),
+                );
                 let garp = self.config.garp;
                 if !garp.master_delay.is_zero() && garp.master_repeat > 0 {
                     self.timers.set(Timer::Garp, now + garp.master_delay);
