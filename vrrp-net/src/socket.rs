@@ -27,8 +27,8 @@ use std::sync::{Mutex, PoisonError};
 
 use etherparse::{IpNumber, Ipv4HeaderSlice};
 use nix::sys::socket::{
-    self, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrStorage,
-    sockopt,
+    self, ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6,
+    SockaddrStorage, sockopt,
 };
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 use tokio::io::Interest;
@@ -45,6 +45,19 @@ pub const VRRP_TTL: u8 = 255;
 /// Receive buffer size that holds any VRRP packet on a standard or jumbo
 /// Ethernet link, IPv4 header included.
 pub const RECV_BUFFER_LEN: usize = 9216;
+
+/// The most datagrams one [`VrrpSocket::send_batch`] system call carries:
+/// a whole interface of 255 VRIDs in one call.
+pub const MAX_BATCH: usize = 256;
+
+/// What [`VrrpSocket::send_batch`] did.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Datagrams the kernel accepted.
+    pub sent: usize,
+    /// One error per datagram that was not sent.
+    pub errors: Vec<SocketError>,
+}
 
 /// Address family of a [`VrrpSocket`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -400,6 +413,55 @@ impl VrrpSocket {
         }
     }
 
+    /// Sends several VRRP payloads, each to its destination, in as few
+    /// system calls as the kernel allows (`sendmmsg`, at most
+    /// [`MAX_BATCH`] datagrams per call), from [`Self::source`] like
+    /// [`Self::send_to`]. A datagram that fails is reported in the outcome
+    /// and the rest of the batch still goes out.
+    pub async fn send_batch(&self, batch: &[(&[u8], IpAddr)]) -> BatchOutcome {
+        let source = self.source();
+        let mut outcome = BatchOutcome::default();
+        let mut pos = 0;
+        while let Some(&(_, dst)) = batch.get(pos) {
+            if let Err(e) = check_family(self.family, dst) {
+                self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                outcome.errors.push(e);
+                pos += 1;
+                continue;
+            }
+            let run = batch[pos..]
+                .iter()
+                .take(MAX_BATCH)
+                .take_while(|(_, d)| Family::of(*d) == self.family)
+                .count();
+            let chunk = &batch[pos..pos + run];
+            let result = self
+                .fd
+                .async_io(Interest::WRITABLE, |sock| {
+                    send_many(sock, self.ifindex, source, chunk)
+                })
+                .await;
+            match result {
+                Ok(sent) if sent > 0 => {
+                    self.counters.sent.fetch_add(sent as u64, Ordering::Relaxed);
+                    outcome.sent += sent;
+                    pos += sent;
+                }
+                // The first datagram of the chunk failed (or, never seen,
+                // nothing was taken): report it and go on with the next.
+                other => {
+                    let source = other.err().unwrap_or_else(|| {
+                        io::Error::new(io::ErrorKind::WriteZero, "sendmmsg sent nothing")
+                    });
+                    self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                    outcome.errors.push(SocketError::Send { dst, source });
+                    pos += 1;
+                }
+            }
+        }
+        outcome
+    }
+
     /// Waits for the next well-formed VRRP packet and returns it, its
     /// payload borrowed from `buf` (use [`RECV_BUFFER_LEN`] bytes).
     /// Malformed and truncated packets are counted and skipped.
@@ -659,6 +721,84 @@ fn send_once(
         }
     };
     result.map_err(io::Error::from)
+}
+
+/// One `sendmmsg` call for `chunk` (all of the socket's family, at most
+/// [`MAX_BATCH`]): the number of datagrams the kernel took.
+fn send_many(
+    sock: &Socket,
+    ifindex: u32,
+    source: Option<IpAddr>,
+    chunk: &[(&[u8], IpAddr)],
+) -> io::Result<usize> {
+    let fd = sock.as_raw_fd();
+    let iovs: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(p, _)| [IoSlice::new(p)]).collect();
+    let sent = if chunk.iter().all(|(_, d)| d.is_ipv4()) {
+        let spec_dst = match source {
+            Some(IpAddr::V4(src)) => src,
+            _ => Ipv4Addr::UNSPECIFIED,
+        };
+        let info = libc::in_pktinfo {
+            ipi_ifindex: i32::try_from(ifindex).unwrap_or(0),
+            ipi_spec_dst: libc::in_addr {
+                s_addr: u32::from_ne_bytes(spec_dst.octets()),
+            },
+            ipi_addr: libc::in_addr { s_addr: 0 },
+        };
+        let cmsgs = [ControlMessage::Ipv4PacketInfo(&info)];
+        let addrs: Vec<Option<SockaddrIn>> = chunk
+            .iter()
+            .map(|(_, d)| match d {
+                IpAddr::V4(d) => Some(SockaddrIn::from(SocketAddrV4::new(*d, 0))),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let mut headers =
+            MultiHeaders::preallocate(chunk.len(), Some(nix::cmsg_space!(libc::in_pktinfo)));
+        socket::sendmmsg(
+            fd,
+            &mut headers,
+            &iovs,
+            &addrs,
+            cmsgs,
+            MsgFlags::MSG_DONTWAIT,
+        )?
+        .count()
+    } else {
+        let src = match source {
+            Some(IpAddr::V6(src)) => src,
+            _ => Ipv6Addr::UNSPECIFIED,
+        };
+        let info = libc::in6_pktinfo {
+            ipi6_addr: libc::in6_addr {
+                s6_addr: src.octets(),
+            },
+            ipi6_ifindex: ifindex,
+        };
+        let cmsgs = [ControlMessage::Ipv6PacketInfo(&info)];
+        let addrs: Vec<Option<SockaddrIn6>> = chunk
+            .iter()
+            .map(|(_, d)| match d {
+                IpAddr::V6(d) => {
+                    let scope = if needs_scope(*d) { ifindex } else { 0 };
+                    Some(SockaddrIn6::from(SocketAddrV6::new(*d, 0, 0, scope)))
+                }
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        let mut headers =
+            MultiHeaders::preallocate(chunk.len(), Some(nix::cmsg_space!(libc::in6_pktinfo)));
+        socket::sendmmsg(
+            fd,
+            &mut headers,
+            &iovs,
+            &addrs,
+            cmsgs,
+            MsgFlags::MSG_DONTWAIT,
+        )?
+        .count()
+    };
+    Ok(sent)
 }
 
 /// Link-local unicast and link- or interface-scope multicast destinations

@@ -98,6 +98,66 @@ fn ipv6_unicast_exchange_without_joining() -> Result<()> {
     exchange(Family::V6, false)
 }
 
+/// 255 advertisements in one `send_batch`, with a destination of the wrong
+/// family in the middle: that one is reported, all the others arrive, in
+/// order, with the right source, destination and TTL.
+fn batch_exchange(family: Family) -> Result<()> {
+    let lan = Lan::new(2)?;
+    let (r1, r2) = (lan.router(1)?, lan.router(2)?);
+    let (source, wrong) = match family {
+        Family::V4 => (IpAddr::V4(r1.ipv4()), Family::V6.multicast_group()),
+        _ => (IpAddr::V6(r1.link_local()), Family::V4.multicast_group()),
+    };
+    let dst = family.multicast_group();
+    let payloads: Vec<Vec<u8>> = (1..=255u8).map(|vrid| advert(vrid, source)).collect();
+    let (receiver, ready) = spawn_receiver(r2, family, true, Duration::from_secs(5), |got| {
+        got.len() >= 255
+    })?;
+    wait_ready(&ready)?;
+    let ifname = r1.ifname().to_owned();
+    let sent = payloads.clone();
+    join(r1.spawn(move || async move {
+        let config = SocketConfig::new(ifname, family).with_source(source);
+        let socket = VrrpSocket::open(&config).context("open sender")?;
+        let mut batch: Vec<(&[u8], IpAddr)> = sent.iter().map(|p| (p.as_slice(), dst)).collect();
+        batch.insert(100, (&[0x31], wrong));
+        let outcome = socket.send_batch(&batch).await;
+        ensure!(outcome.sent == 255, "sent {}", outcome.sent);
+        ensure!(outcome.errors.len() == 1, "errors {:?}", outcome.errors);
+        ensure!(
+            socket.stats().sent == 255 && socket.stats().send_errors == 1,
+            "counters {:?}",
+            socket.stats()
+        );
+        Ok(())
+    }))?;
+    let (ifindex, got) = join(receiver)?;
+    ensure!(got.len() == 255, "received {}", got.len());
+    for (got, payload) in got.iter().zip(payloads) {
+        assert_eq!(
+            got,
+            &Received {
+                ifindex,
+                src: source,
+                dst,
+                ttl: Some(255),
+                payload,
+            }
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn ipv4_batch_of_255_in_one_call() -> Result<()> {
+    batch_exchange(Family::V4)
+}
+
+#[test]
+fn ipv6_batch_of_255_in_one_call() -> Result<()> {
+    batch_exchange(Family::V6)
+}
+
 #[test]
 fn family_mismatch_and_missing_interface_are_errors() -> Result<()> {
     let lan = Lan::new(1)?;
