@@ -328,6 +328,19 @@ impl Router {
         self.timeouts.first().map(|(t, _)| *t)
     }
 
+    /// Whether the earliest deadline ([`Self::poll_timeout`]) belongs to
+    /// an instance in Backup, where it is the Master_Down timer: firing it
+    /// is a takeover, the one deadline where lateness is failover time. A
+    /// driver may wake a little early for it and wait out the rest
+    /// precisely; it fires only when the master has really gone quiet.
+    #[must_use]
+    pub fn next_timeout_is_takeover(&self) -> bool {
+        self.timeouts.first().is_some_and(|(_, id)| {
+            self.instance(*id)
+                .is_some_and(|i| i.state() == crate::State::Backup)
+        })
+    }
+
     /// Encodes a [`Transmit`] of instance `id` into `buf`.
     pub fn encode(
         &self,

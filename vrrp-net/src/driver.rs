@@ -433,6 +433,8 @@ struct Driver {
     counters: Snapshot,
     tasks: JoinSet<()>,
     buf: Vec<u8>,
+    /// Advertisements of this round, sent together.
+    outbox: Outbox,
     /// The latest time handed to the router with a packet or a timeout: a
     /// packet's arrival time is never allowed before it.
     last_packet: Timestamp,
@@ -505,6 +507,7 @@ impl Driver {
             counters: Snapshot::default(),
             tasks: JoinSet::new(),
             buf: vec![0; vrrp_core::wire::MAX_PACKET_LEN],
+            outbox: Outbox::default(),
             last_packet: Timestamp::ZERO,
             specs: HashMap::new(),
             groups: Vec::new(),
@@ -841,7 +844,15 @@ impl Driver {
         self.carry_out().await;
         self.publish();
         let result = loop {
-            let deadline = self.router.poll_timeout();
+            // A takeover deadline is armed early and waited out exactly
+            // (see `wait_out`): an idle vCPU can wake milliseconds late.
+            let deadline = self.router.poll_timeout().map(|d| {
+                if self.router.next_timeout_is_takeover() {
+                    d - TAKEOVER_LEAD
+                } else {
+                    d
+                }
+            });
             if deadline != armed {
                 armed = deadline;
                 if let Err(e) = timer.reset(deadline.map(Timestamp::since_epoch)) {
@@ -867,6 +878,7 @@ impl Driver {
                         break Err(DriverError::Timer(e));
                     }
                     armed = None;
+                    self.wait_out_takeover();
                     let now = self.now();
                     // Advertisements that arrived before the deadline but were
                     // not read yet (a busy CPU) must count before the timer
@@ -906,6 +918,27 @@ impl Driver {
         while self.tasks.join_next().await.is_some() {}
         self.publish();
         result
+    }
+
+    /// Called when the timer fires: if the next deadline is a takeover
+    /// armed [`TAKEOVER_LEAD`] early, spins until it is due. Spinning (a
+    /// few milliseconds, only when a master has gone quiet) is what keeps
+    /// a takeover within a fraction of a millisecond of
+    /// Master_Down_Interval on a virtual machine whose idle vCPU wakes up
+    /// late; a live master's advertisement keeps pushing the deadline
+    /// away before the early wake-up is reached.
+    fn wait_out_takeover(&self) {
+        if !self.router.next_timeout_is_takeover() {
+            return;
+        }
+        let Some(deadline) = self.router.poll_timeout() else {
+            return;
+        };
+        // Never longer than the lead, whatever the clocks say.
+        let give_up = Instant::now() + TAKEOVER_LEAD;
+        while self.now() < deadline && Instant::now() < give_up {
+            std::hint::spin_loop();
+        }
     }
 
     /// Reads every packet already queued on the sockets, without waiting.
@@ -1040,16 +1073,23 @@ impl Driver {
                             continue;
                         }
                     };
-                    if let Some(socket) = self.sockets.get(&(ifindex, family))
-                        && let Err(e) = socket.send_to(&self.buf[..len], t.destination).await
-                    {
-                        self.counters.send_errors += 1;
-                        tracing::debug!(error = %e, dst = %t.destination, "send failed");
-                    }
+                    self.outbox
+                        .push((ifindex, family), &self.buf[..len], t.destination);
                 }
-                Output::AddAddresses => self.change_addresses(id, true).await,
-                Output::RemoveAddresses => self.change_addresses(id, false).await,
-                Output::Announce { count, interval } => self.announce(id, count, interval),
+                // What goes on the wire keeps the router's order: queued
+                // advertisements leave before addresses change or GARPs go.
+                Output::AddAddresses => {
+                    self.flush_outbox().await;
+                    self.change_addresses(id, true).await;
+                }
+                Output::RemoveAddresses => {
+                    self.flush_outbox().await;
+                    self.change_addresses(id, false).await;
+                }
+                Output::Announce { count, interval } => {
+                    self.flush_outbox().await;
+                    self.announce(id, count, interval);
+                }
                 Output::StateChanged { from, to, reason } => {
                     changed = true;
                     let at = self.epoch.elapsed();
@@ -1086,6 +1126,7 @@ impl Driver {
                 _ => {}
             }
         }
+        self.flush_outbox().await;
         // Forget removed instances once the router has let them go.
         if !self.retired.is_empty() {
             let router = &self.router;
@@ -1101,6 +1142,41 @@ impl Driver {
         if changed {
             self.publish();
         }
+    }
+
+    /// Sends the queued advertisements: one `sendmmsg` per socket for all
+    /// the instances whose timers fired together.
+    async fn flush_outbox(&mut self) {
+        if self.outbox.items.is_empty() {
+            return;
+        }
+        let mut outbox = std::mem::take(&mut self.outbox);
+        let mut keys: Vec<(u32, Family)> = Vec::new();
+        for (key, _, _) in &outbox.items {
+            if !keys.contains(key) {
+                keys.push(*key);
+            }
+        }
+        for key in keys {
+            let Some(socket) = self.sockets.get(&key).cloned() else {
+                continue;
+            };
+            let batch: Vec<(&[u8], IpAddr)> = outbox
+                .items
+                .iter()
+                .filter(|(k, _, _)| *k == key)
+                .filter_map(|(_, range, dst)| Some((outbox.bytes.get(range.clone())?, *dst)))
+                .collect();
+            let outcome = socket.send_batch(&batch).await;
+            for e in outcome.errors {
+                self.counters.send_errors += 1;
+                tracing::debug!(error = %e, "send failed");
+            }
+        }
+        // Keep the allocations for the next round.
+        outbox.bytes.clear();
+        outbox.items.clear();
+        self.outbox = outbox;
     }
 
     async fn change_addresses(&mut self, id: InstanceId, add: bool) {
@@ -1216,6 +1292,28 @@ fn packet_age(received: Option<std::time::SystemTime>) -> Duration {
         .and_then(|r| std::time::SystemTime::now().duration_since(r).ok())
         .filter(|age| *age <= Duration::from_millis(100))
         .unwrap_or(Duration::ZERO)
+}
+
+/// How early the timer wakes for a takeover deadline, to be spun away.
+/// Covers the wake-up latency of an idle vCPU (p99 3 ms measured on the
+/// development VM, see `examples/wake_latency.rs`).
+const TAKEOVER_LEAD: Duration = Duration::from_millis(3);
+
+/// Encoded advertisements waiting to be sent, in the router's order.
+#[derive(Default)]
+struct Outbox {
+    /// The encoded payloads, back to back.
+    bytes: Vec<u8>,
+    /// Socket (interface, family), payload range in `bytes`, destination.
+    items: Vec<((u32, Family), std::ops::Range<usize>, IpAddr)>,
+}
+
+impl Outbox {
+    fn push(&mut self, socket: (u32, Family), payload: &[u8], dst: IpAddr) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(payload);
+        self.items.push((socket, start..self.bytes.len(), dst));
+    }
 }
 
 async fn read_loop(socket: Arc<VrrpSocket>, out: mpsc::Sender<Received>) {
