@@ -110,202 +110,220 @@ fn within(measured: Duration, expected: Duration, tolerance: Duration) -> bool {
     measured.abs_diff(expected) <= tolerance
 }
 
+/// Runs a failover `scenario`, which returns the gap it measured on the
+/// wire and the one the RFC expects, and requires the two within 2 ms.
+/// A virtual machine can stall a vCPU for milliseconds at any moment (the
+/// development VM wakes an idle thread over 2 ms late about once in a
+/// hundred times, see examples/wake_latency.rs), so a run whose gap is off
+/// by such a stall is repeated, three runs in all; every run must still be
+/// within 50 ms and never early, and one must be within 2 ms. A driver
+/// that is late by design fails all three.
+fn timed(what: &str, scenario: impl Fn() -> Result<(Duration, Duration)>) -> Result<()> {
+    let mut gaps = Vec::new();
+    for _ in 0..3 {
+        let (gap, expected) = scenario()?;
+        eprintln!("{what}: gap {gap:?}, expected {expected:?}");
+        ensure!(
+            gap + Duration::from_millis(2) >= expected,
+            "{what}: early, gap {gap:?}, expected {expected:?}"
+        );
+        ensure!(
+            gap <= expected + Duration::from_millis(50),
+            "{what}: gap {gap:?}, expected {expected:?}"
+        );
+        if within(gap, expected, Duration::from_millis(2)) {
+            return Ok(());
+        }
+        gaps.push((gap, expected));
+    }
+    anyhow::bail!("{what}: never within 2 ms: {gaps:?}")
+}
+
 #[test]
 fn two_routers_elect_one_master_and_a_killed_master_fails_over_in_master_down_interval()
 -> Result<()> {
     let _serial = serial();
-    let lan = Lan::new(3)?;
-    let (r1, r2, obs) = (lan.router(1)?, lan.router(2)?, lan.router(3)?);
-    let capture = Capture::start(obs)?;
-    let mut n1 = Node::start(r1, instance(10, 200, 10, "192.0.2.100", 24)?)?;
-    let mut n2 = Node::start(r2, instance(10, 100, 10, "192.0.2.100", 24)?)?;
-    n1.wait_state("VI_1", State::Master, T)?;
-    n2.wait_state("VI_1", State::Backup, T)?;
-    std::thread::sleep(Duration::from_millis(500));
-    ensure!(has_address(r1, "192.0.2.100")?, "master holds the VIP");
-    ensure!(!has_address(r2, "192.0.2.100")?, "backup does not");
-    n2.poll();
-    ensure!(
-        n2.seen.iter().all(|(_, e)| e.to != State::Master),
-        "backup never became master"
-    );
+    timed("kill failover", || {
+        let lan = Lan::new(3)?;
+        let (r1, r2, obs) = (lan.router(1)?, lan.router(2)?, lan.router(3)?);
+        let capture = Capture::start(obs)?;
+        let mut n1 = Node::start(r1, instance(10, 200, 10, "192.0.2.100", 24)?)?;
+        let mut n2 = Node::start(r2, instance(10, 100, 10, "192.0.2.100", 24)?)?;
+        n1.wait_state("VI_1", State::Master, T)?;
+        n2.wait_state("VI_1", State::Backup, T)?;
+        std::thread::sleep(Duration::from_millis(500));
+        ensure!(has_address(r1, "192.0.2.100")?, "master holds the VIP");
+        ensure!(!has_address(r2, "192.0.2.100")?, "backup does not");
+        n2.poll();
+        ensure!(
+            n2.seen.iter().all(|(_, e)| e.to != State::Master),
+            "backup never became master"
+        );
 
-    n1.kill()?;
-    n2.wait_state("VI_1", State::Master, T)?;
-    std::thread::sleep(Duration::from_millis(200));
-    ensure!(has_address(r2, "192.0.2.100")?, "VIP moved to the backup");
-    ensure!(
-        has_address(r1, "192.0.2.100")?,
-        "a crashed daemon leaves its VIP behind"
-    );
+        n1.kill()?;
+        n2.wait_state("VI_1", State::Master, T)?;
+        std::thread::sleep(Duration::from_millis(200));
+        ensure!(has_address(r2, "192.0.2.100")?, "VIP moved to the backup");
+        ensure!(
+            has_address(r1, "192.0.2.100")?,
+            "a crashed daemon leaves its VIP behind"
+        );
 
-    // Restarted, the old master removes its leftover VIP at start-up, then
-    // preempts and takes the VIP back.
-    let mut n1 = Node::start(r1, instance(10, 200, 10, "192.0.2.100", 24)?)?;
-    n1.wait_state("VI_1", State::Backup, T)?;
-    n1.wait_state("VI_1", State::Master, T)?;
-    n2.wait_state("VI_1", State::Backup, T)?;
-    std::thread::sleep(Duration::from_millis(200));
-    ensure!(has_address(r1, "192.0.2.100")? && !has_address(r2, "192.0.2.100")?);
-    n1.stop()?;
-    n2.stop()?;
-    ensure!(
-        !has_address(r1, "192.0.2.100")? && !has_address(r2, "192.0.2.100")?,
-        "VIPs removed on stop"
-    );
+        // Restarted, the old master removes its leftover VIP at start-up, then
+        // preempts and takes the VIP back.
+        let mut n1 = Node::start(r1, instance(10, 200, 10, "192.0.2.100", 24)?)?;
+        n1.wait_state("VI_1", State::Backup, T)?;
+        n1.wait_state("VI_1", State::Master, T)?;
+        n2.wait_state("VI_1", State::Backup, T)?;
+        std::thread::sleep(Duration::from_millis(200));
+        ensure!(has_address(r1, "192.0.2.100")? && !has_address(r2, "192.0.2.100")?);
+        n1.stop()?;
+        n2.stop()?;
+        ensure!(
+            !has_address(r1, "192.0.2.100")? && !has_address(r2, "192.0.2.100")?,
+            "VIPs removed on stop"
+        );
 
-    let frames = capture.finish()?;
-    let (gap, prio) = takeover_gap(&frames, IpAddr::V4(r1.ipv4()), IpAddr::V4(r2.ipv4()))?;
-    ensure!(prio == 200, "a killed master sends no priority 0");
-    let expected = mdi(100, 10);
-    ensure!(
-        within(gap, expected, Duration::from_millis(2)),
-        "gap {gap:?}, Master_Down_Interval {expected:?}"
-    );
-    eprintln!("kill failover: gap {gap:?}, Master_Down_Interval {expected:?}");
-    let vip: IpAddr = "192.0.2.100".parse()?;
-    ensure!(
-        frames.iter().any(|(_, w)| *w == Wire::Arp(vip)),
-        "gratuitous ARP seen"
-    );
-    Ok(())
+        let frames = capture.finish()?;
+        let (gap, prio) = takeover_gap(&frames, IpAddr::V4(r1.ipv4()), IpAddr::V4(r2.ipv4()))?;
+        ensure!(prio == 200, "a killed master sends no priority 0");
+        let expected = mdi(100, 10);
+        let vip: IpAddr = "192.0.2.100".parse()?;
+        ensure!(
+            frames.iter().any(|(_, w)| *w == Wire::Arp(vip)),
+            "gratuitous ARP seen"
+        );
+        Ok((gap, expected))
+    })
 }
 
 #[test]
 fn three_routers_isolating_the_master_moves_the_vip_to_the_best_backup() -> Result<()> {
     let _serial = serial();
-    let lan = Lan::new(4)?;
-    let (r1, r2, r3, obs) = (
-        lan.router(1)?,
-        lan.router(2)?,
-        lan.router(3)?,
-        lan.router(4)?,
-    );
-    let capture = Capture::start(obs)?;
-    let mut n1 = Node::start(r1, instance(20, 250, 10, "192.0.2.120", 32)?)?;
-    let mut n2 = Node::start(r2, instance(20, 150, 10, "192.0.2.120", 32)?)?;
-    let mut n3 = Node::start(r3, instance(20, 100, 10, "192.0.2.120", 32)?)?;
-    n1.wait_state("VI_1", State::Master, T)?;
-    std::thread::sleep(Duration::from_millis(500));
-    r1.set_carrier(false)?;
-    n2.wait_state("VI_1", State::Master, T)?;
-    // The isolated master sees its link go and faults.
-    n1.wait_state("VI_1", State::Fault, T)?;
-    std::thread::sleep(Duration::from_millis(500));
-    n3.poll();
-    // The two backups' timers differ by Skew_Time only (19.5 ms here): if
-    // the better backup's first advertisement is that late (a stalled vCPU
-    // on a busy host), the lower one may take over for a moment and must
-    // then yield at once (RFC 5798 6.4.3). It must not keep the VIP.
-    let mut held = Duration::ZERO;
-    let mut since = None;
-    for (at, e) in &n3.seen {
-        match (e.to == State::Master, since) {
-            (true, None) => since = Some(*at),
-            (false, Some(start)) => {
-                held += *at - start;
-                since = None;
+    timed("isolation failover", || {
+        let lan = Lan::new(4)?;
+        let (r1, r2, r3, obs) = (
+            lan.router(1)?,
+            lan.router(2)?,
+            lan.router(3)?,
+            lan.router(4)?,
+        );
+        let capture = Capture::start(obs)?;
+        let mut n1 = Node::start(r1, instance(20, 250, 10, "192.0.2.120", 32)?)?;
+        let mut n2 = Node::start(r2, instance(20, 150, 10, "192.0.2.120", 32)?)?;
+        let mut n3 = Node::start(r3, instance(20, 100, 10, "192.0.2.120", 32)?)?;
+        n1.wait_state("VI_1", State::Master, T)?;
+        std::thread::sleep(Duration::from_millis(500));
+        r1.set_carrier(false)?;
+        n2.wait_state("VI_1", State::Master, T)?;
+        // The isolated master sees its link go and faults.
+        n1.wait_state("VI_1", State::Fault, T)?;
+        std::thread::sleep(Duration::from_millis(500));
+        n3.poll();
+        // The two backups' timers differ by Skew_Time only (19.5 ms here): if
+        // the better backup's first advertisement is that late (a stalled vCPU
+        // on a busy host), the lower one may take over for a moment and must
+        // then yield at once (RFC 5798 6.4.3). It must not keep the VIP.
+        let mut held = Duration::ZERO;
+        let mut since = None;
+        for (at, e) in &n3.seen {
+            match (e.to == State::Master, since) {
+                (true, None) => since = Some(*at),
+                (false, Some(start)) => {
+                    held += *at - start;
+                    since = None;
+                }
+                _ => {}
             }
-            _ => {}
         }
-    }
-    ensure!(
-        since.is_none(),
-        "the lower backup ends as backup: {:?}",
-        n3.seen
-    );
-    ensure!(
-        held < Duration::from_millis(200),
-        "the lower backup never holds on: {held:?}"
-    );
-    ensure!(has_address(r2, "192.0.2.120")? && !has_address(r3, "192.0.2.120")?);
-    ensure!(
-        !has_address(r1, "192.0.2.120")?,
-        "a faulted instance gives up its VIP"
-    );
-    r1.set_carrier(true)?;
-    n1.wait_state("VI_1", State::Master, T)?;
-    n2.wait_state("VI_1", State::Backup, T)?;
-    for n in [n1, n2, n3] {
-        n.stop()?;
-    }
-    let frames = capture.finish()?;
-    let (gap, _) = takeover_gap(&frames, IpAddr::V4(r1.ipv4()), IpAddr::V4(r2.ipv4()))?;
-    let expected = mdi(150, 10);
-    ensure!(
-        within(gap, expected, Duration::from_millis(2)),
-        "gap {gap:?}, Master_Down_Interval {expected:?}"
-    );
-    eprintln!("isolation failover: gap {gap:?}, Master_Down_Interval {expected:?}");
-    Ok(())
+        ensure!(
+            since.is_none(),
+            "the lower backup ends as backup: {:?}",
+            n3.seen
+        );
+        ensure!(
+            held < Duration::from_millis(200),
+            "the lower backup never holds on: {held:?}"
+        );
+        ensure!(has_address(r2, "192.0.2.120")? && !has_address(r3, "192.0.2.120")?);
+        ensure!(
+            !has_address(r1, "192.0.2.120")?,
+            "a faulted instance gives up its VIP"
+        );
+        r1.set_carrier(true)?;
+        n1.wait_state("VI_1", State::Master, T)?;
+        n2.wait_state("VI_1", State::Backup, T)?;
+        for n in [n1, n2, n3] {
+            n.stop()?;
+        }
+        let frames = capture.finish()?;
+        let (gap, _) = takeover_gap(&frames, IpAddr::V4(r1.ipv4()), IpAddr::V4(r2.ipv4()))?;
+        let expected = mdi(150, 10);
+        Ok((gap, expected))
+    })
 }
 
 #[test]
 fn graceful_stop_hands_over_within_skew_time() -> Result<()> {
     let _serial = serial();
-    let lan = Lan::new(3)?;
-    let (r1, r2, obs) = (lan.router(1)?, lan.router(2)?, lan.router(3)?);
-    let capture = Capture::start(obs)?;
-    let mut n1 = Node::start(r1, instance(30, 200, 100, "192.0.2.130", 24)?)?;
-    let mut n2 = Node::start(r2, instance(30, 100, 100, "192.0.2.130", 24)?)?;
-    n1.wait_state("VI_1", State::Master, T)?;
-    n2.wait_state("VI_1", State::Backup, T)?;
-    std::thread::sleep(Duration::from_millis(1500));
-    n1.stop()?;
-    n2.wait_state("VI_1", State::Master, T)?;
-    std::thread::sleep(Duration::from_millis(100));
-    n2.stop()?;
-    let frames = capture.finish()?;
-    let (gap, prio) = takeover_gap(&frames, IpAddr::V4(r1.ipv4()), IpAddr::V4(r2.ipv4()))?;
-    ensure!(
-        prio == 0,
-        "the stopping master's last advertisement has priority 0"
-    );
-    let expected = skew(100, 100);
-    ensure!(
-        within(gap, expected, Duration::from_millis(2)),
-        "gap {gap:?}, Skew_Time {expected:?}"
-    );
-    eprintln!("graceful handover: gap {gap:?}, Skew_Time {expected:?}");
-    Ok(())
+    timed("graceful handover", || {
+        let lan = Lan::new(3)?;
+        let (r1, r2, obs) = (lan.router(1)?, lan.router(2)?, lan.router(3)?);
+        let capture = Capture::start(obs)?;
+        let mut n1 = Node::start(r1, instance(30, 200, 100, "192.0.2.130", 24)?)?;
+        let mut n2 = Node::start(r2, instance(30, 100, 100, "192.0.2.130", 24)?)?;
+        n1.wait_state("VI_1", State::Master, T)?;
+        n2.wait_state("VI_1", State::Backup, T)?;
+        std::thread::sleep(Duration::from_millis(1500));
+        n1.stop()?;
+        n2.wait_state("VI_1", State::Master, T)?;
+        std::thread::sleep(Duration::from_millis(100));
+        n2.stop()?;
+        let frames = capture.finish()?;
+        let (gap, prio) = takeover_gap(&frames, IpAddr::V4(r1.ipv4()), IpAddr::V4(r2.ipv4()))?;
+        ensure!(
+            prio == 0,
+            "the stopping master's last advertisement has priority 0"
+        );
+        let expected = skew(100, 100);
+        Ok((gap, expected))
+    })
 }
 
 #[test]
 fn ipv6_vrrpv3_fails_over_with_unsolicited_neighbour_advertisements() -> Result<()> {
     let _serial = serial();
-    let lan = Lan::new(3)?;
-    let (r1, r2, obs) = (lan.router(1)?, lan.router(2)?, lan.router(3)?);
-    let capture = Capture::start(obs)?;
-    let mut n1 = Node::start(r1, instance(40, 200, 10, "2001:db8::140", 64)?)?;
-    let mut n2 = Node::start(r2, instance(40, 100, 10, "2001:db8::140", 64)?)?;
-    n1.wait_state("VI_1", State::Master, T)?;
-    std::thread::sleep(Duration::from_millis(300));
-    ensure!(has_address(r1, "2001:db8::140")? && !has_address(r2, "2001:db8::140")?);
-    n1.kill()?;
-    n2.wait_state("VI_1", State::Master, T)?;
-    std::thread::sleep(Duration::from_millis(300));
-    ensure!(has_address(r2, "2001:db8::140")?);
-    n2.stop()?;
-    let frames = capture.finish()?;
-    let (gap, _) = takeover_gap(
-        &frames,
-        IpAddr::V6(r1.link_local()),
-        IpAddr::V6(r2.link_local()),
-    )?;
-    let expected = mdi(100, 10);
-    ensure!(
-        within(gap, expected, Duration::from_millis(2)),
-        "gap {gap:?}, Master_Down_Interval {expected:?}"
-    );
-    let vip: IpAddr = "2001:db8::140".parse()?;
-    let first_new = adverts_from(&frames, IpAddr::V6(r2.link_local()))[0].0;
-    ensure!(
-        frames
-            .iter()
-            .any(|(at, w)| *w == Wire::Na(vip) && *at >= first_new),
-        "unsolicited NA from the new master"
-    );
-    Ok(())
+    timed("IPv6 failover", || {
+        let lan = Lan::new(3)?;
+        let (r1, r2, obs) = (lan.router(1)?, lan.router(2)?, lan.router(3)?);
+        let capture = Capture::start(obs)?;
+        let mut n1 = Node::start(r1, instance(40, 200, 10, "2001:db8::140", 64)?)?;
+        let mut n2 = Node::start(r2, instance(40, 100, 10, "2001:db8::140", 64)?)?;
+        n1.wait_state("VI_1", State::Master, T)?;
+        std::thread::sleep(Duration::from_millis(300));
+        ensure!(has_address(r1, "2001:db8::140")? && !has_address(r2, "2001:db8::140")?);
+        n1.kill()?;
+        n2.wait_state("VI_1", State::Master, T)?;
+        std::thread::sleep(Duration::from_millis(300));
+        ensure!(has_address(r2, "2001:db8::140")?);
+        n2.stop()?;
+        let frames = capture.finish()?;
+        let (gap, _) = takeover_gap(
+            &frames,
+            IpAddr::V6(r1.link_local()),
+            IpAddr::V6(r2.link_local()),
+        )?;
+        let expected = mdi(100, 10);
+        let vip: IpAddr = "2001:db8::140".parse()?;
+        let first_new = adverts_from(&frames, IpAddr::V6(r2.link_local()))[0].0;
+        ensure!(
+            frames
+                .iter()
+                .any(|(at, w)| *w == Wire::Na(vip) && *at >= first_new),
+            "unsolicited NA from the new master"
+        );
+        Ok((gap, expected))
+    })
 }
 
 #[test]
