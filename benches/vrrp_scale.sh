@@ -12,7 +12,9 @@
 #     keepalived from "Entering MASTER/BACKUP/FAULT STATE" log lines;
 #   - advertisements per second each node put on the wire (bridge port
 #     counters), to show the interval really held;
-#   - how busy the whole host was (/proc/stat), since the machine is shared.
+#   - how busy the whole host was (/proc/stat), since the machine is shared;
+#   - a control: how often a thread doing nothing but sleeping to a 10 ms
+#     cadence woke over 26 ms late in the same window (wake_latency).
 # Cases: ours with 255 and 60 instances, keepalived with 60 and 100.
 # ours-255 has no virtual addresses (255 do not fit beside the nodes in
 # one /24); the other cases have one /24 VIP per instance from 192.0.2.10.
@@ -20,6 +22,7 @@
 # Usage (root): benches/vrrp_scale.sh [RUN_SECONDS] [SETTLE_SECONDS]   (default 60 10)
 #   VRRP_SCALE_CASES="ours:255 ours:60 keepalived:60 keepalived:100"  (the default)
 #   VRRP_SCALE_KEEP=1  keeps the logs directory.
+#   VRRP_SCALE_PREFIX="chrt -f 50"  runs both programs under that command.
 # Everything runs in three private namespaces (a bridge and two nodes on
 # 192.0.2.0/24, IPv6 off); they are deleted on exit, even on failure.
 set -euo pipefail
@@ -28,6 +31,9 @@ RUN=${1:-60}
 SETTLE=${2:-10}
 GAP=2
 CASES=${VRRP_SCALE_CASES:-"ours:255 ours:60 keepalived:60 keepalived:100"}
+# A command both programs run under, the same for both, e.g. "chrt -f 50"
+# for real-time scheduling (keepalived's vrrp_rt_priority).
+PREFIX=${VRRP_SCALE_PREFIX:-}
 WS=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HZ=$(getconf CLK_TCK)
 
@@ -63,8 +69,9 @@ trap 'exit 130' INT TERM
 
 # --- build -----------------------------------------------------------------
 echo "building vrrp_many (release)..." >&2
-cargo build --quiet --release --example vrrp_many --manifest-path "$WS/Cargo.toml"
+cargo build --quiet --release --example vrrp_many --example wake_latency --manifest-path "$WS/Cargo.toml"
 OURS="$WS/target/release/examples/vrrp_many"
+PROBE="$WS/target/release/examples/wake_latency"
 if [[ " $CASES " == *" keepalived:"* ]] && ! command -v keepalived >/dev/null; then
   echo "installing keepalived..." >&2
   apt-get install -y --no-install-recommends keepalived >/dev/null
@@ -150,14 +157,14 @@ start_node() {
   if [ "$program" = ours ]; then
     local vip=()
     [ "$count" -le 100 ] && vip=(--vip-base 192.0.2.10/24)
-    ip netns exec "$ns" "$OURS" --interface eth0 --count "$count" --interval-ms 10 \
+    ip netns exec "$ns" $PREFIX "$OURS" --interface eth0 --count "$count" --interval-ms 10 \
       --priority "$prio" --settle "$settle" "${vip[@]}" >"$log" 2>&1 &
     STARTED=$!
     PIDS+=("$STARTED")
   else
     local base="$WORK/keepalived-$count-$node"
     keepalived_conf "$node" "$prio" "$count" >"$base.conf"
-    ip netns exec "$ns" keepalived --dont-fork --log-console --no-syslog --vrrp \
+    ip netns exec "$ns" $PREFIX keepalived --dont-fork --log-console --no-syslog --vrrp \
       --use-file="$base.conf" --pid="$base.pid" --vrrp_pid="$base-vrrp.pid" \
       --checkers_pid="$base-checkers.pid" --bfd_pid="$base-bfd.pid" >"$log" 2>&1 &
     STARTED=$!
@@ -205,7 +212,15 @@ run_case() {
   wa0=$(wire a); wb0=$(wire b); h0=$(host_busy)
   local da0 db0 qa0 qb0
   da0=$(raw_drops a); db0=$(raw_drops b); qa0=$(rq_wait_ns "${procs_a[@]}"); qb0=$(rq_wait_ns "${procs_b[@]}")
+  # The control: a thread doing nothing but sleeping to a 10 ms cadence,
+  # under the same scheduling as the programs, during the same window.
+  $PREFIX "$PROBE" "$RUN" >"$WORK/$program-$count-probe.log" 2>&1 &
+  local probe=$!
   sleep "$RUN"
+  wait "$probe" || die "wake_latency failed: $(cat "$WORK/$program-$count-probe.log")"
+  local stalls
+  stalls=$(sed -n 's/.*late_over_26ms=\([0-9]*\).*max_ms=\([0-9.]*\).*/\1 \2/p' "$WORK/$program-$count-probe.log")
+  echo "control: $(cat "$WORK/$program-$count-probe.log")" >&2
   local t1 ca1 cb1 wa1 wb1 h1 ra rb secs
   t1=$(now); ca1=$(sum_ticks "${procs_a[@]}"); cb1=$(sum_ticks "${procs_b[@]}")
   wa1=$(wire a); wb1=$(wire b); h1=$(host_busy)
@@ -252,7 +267,7 @@ run_case() {
       "$t_all" "$t_m" "$t_b" "$wire_pps" "$drops" "$rq_ms" "$busy" "$secs")")
     echo "${ROWS[-1]}" >&2
     # Machine-readable too.
-    echo "result program=$program instances=$count node=$node cpu_percent=$procs_cpu rss_kib=$rss window_transitions=$t_all to_master=$t_m to_backup=$t_b wire_adverts_per_s=$wire_pps rx_drops=$drops runqueue_wait_ms=$rq_ms host_busy_percent=$busy steal_percent=$steal window_s=$secs"
+    echo "result program=$program instances=$count node=$node cpu_percent=$procs_cpu rss_kib=$rss window_transitions=$t_all to_master=$t_m to_backup=$t_b wire_adverts_per_s=$wire_pps rx_drops=$drops runqueue_wait_ms=$rq_ms host_busy_percent=$busy steal_percent=$steal probe_wakes_over_26ms=${stalls% *} probe_max_late_ms=${stalls#* } window_s=$secs"
   done
 }
 
@@ -271,3 +286,7 @@ echo "wire/s = advertisements the node sent per second (bridge port counter);"
 echo "rx_drops = packets dropped at the node's protocol-112 raw sockets (receive buffer full);"
 echo "rq_ms = time the node's threads were runnable but waiting for a CPU (schedstat);"
 echo "cpu% of one core (keepalived: parent + VRRP child); host% = whole-host busy share in the window."
+echo "probe_wakes_over_26ms = times a thread sleeping to a 10 ms cadence woke more than 26.09 ms"
+echo "late in the same window (examples/wake_latency.rs): a master that late is silent for a whole"
+echo "Master_Down_Interval at a priority-100 backup, so each such stall can cost 2 transitions per"
+echo "instance whatever the program."
