@@ -398,7 +398,7 @@ impl VrrpSocket {
         let result = self
             .fd
             .async_io(Interest::WRITABLE, |sock| {
-                send_many(sock, self.ifindex, source, &[(payload, dst)])
+                send_once(sock, self.ifindex, source, payload, dst)
             })
             .await;
         match result {
@@ -670,6 +670,57 @@ fn configure_v6(socket: &Socket, ifindex: u32, join: bool) -> Result<(), SocketE
             .map_err(SocketError::setup("IPV6_JOIN_GROUP ff02::12"))?;
     }
     Ok(())
+}
+
+fn send_once(
+    sock: &Socket,
+    ifindex: u32,
+    source: Option<IpAddr>,
+    payload: &[u8],
+    dst: IpAddr,
+) -> io::Result<usize> {
+    let fd = sock.as_raw_fd();
+    let iov = [IoSlice::new(payload)];
+    let result = match dst {
+        IpAddr::V4(dst) => {
+            // RFC 5798 5.1.1.1: the source is the primary address of the
+            // interface; `ipi_spec_dst` sets it without bind(), which on a
+            // raw socket would also filter what we receive.
+            let spec_dst = match source {
+                Some(IpAddr::V4(src)) => src,
+                _ => Ipv4Addr::UNSPECIFIED,
+            };
+            let info = libc::in_pktinfo {
+                ipi_ifindex: i32::try_from(ifindex).unwrap_or(0),
+                ipi_spec_dst: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(spec_dst.octets()),
+                },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            };
+            let cmsgs = [ControlMessage::Ipv4PacketInfo(&info)];
+            let addr = SockaddrIn::from(SocketAddrV4::new(dst, 0));
+            socket::sendmsg(fd, &iov, &cmsgs, MsgFlags::MSG_DONTWAIT, Some(&addr))
+        }
+        IpAddr::V6(dst) => {
+            // RFC 5798 5.1.2.1: the source is the link-local address of the
+            // interface.
+            let src = match source {
+                Some(IpAddr::V6(src)) => src,
+                _ => Ipv6Addr::UNSPECIFIED,
+            };
+            let info = libc::in6_pktinfo {
+                ipi6_addr: libc::in6_addr {
+                    s6_addr: src.octets(),
+                },
+                ipi6_ifindex: ifindex,
+            };
+            let cmsgs = [ControlMessage::Ipv6PacketInfo(&info)];
+            let scope = if needs_scope(dst) { ifindex } else { 0 };
+            let addr = SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, scope));
+            socket::sendmsg(fd, &iov, &cmsgs, MsgFlags::MSG_DONTWAIT, Some(&addr))
+        }
+    };
+    result.map_err(io::Error::from)
 }
 
 /// One `sendmmsg` call for `chunk` (all of the socket's family, at most
