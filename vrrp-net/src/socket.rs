@@ -683,40 +683,15 @@ fn send_once(
     let iov = [IoSlice::new(payload)];
     let result = match dst {
         IpAddr::V4(dst) => {
-            // RFC 5798 5.1.1.1: the source is the primary address of the
-            // interface; `ipi_spec_dst` sets it without bind(), which on a
-            // raw socket would also filter what we receive.
-            let spec_dst = match source {
-                Some(IpAddr::V4(src)) => src,
-                _ => Ipv4Addr::UNSPECIFIED,
-            };
-            let info = libc::in_pktinfo {
-                ipi_ifindex: i32::try_from(ifindex).unwrap_or(0),
-                ipi_spec_dst: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(spec_dst.octets()),
-                },
-                ipi_addr: libc::in_addr { s_addr: 0 },
-            };
+            let info = pktinfo_v4(ifindex, source);
             let cmsgs = [ControlMessage::Ipv4PacketInfo(&info)];
             let addr = SockaddrIn::from(SocketAddrV4::new(dst, 0));
             socket::sendmsg(fd, &iov, &cmsgs, MsgFlags::MSG_DONTWAIT, Some(&addr))
         }
         IpAddr::V6(dst) => {
-            // RFC 5798 5.1.2.1: the source is the link-local address of the
-            // interface.
-            let src = match source {
-                Some(IpAddr::V6(src)) => src,
-                _ => Ipv6Addr::UNSPECIFIED,
-            };
-            let info = libc::in6_pktinfo {
-                ipi6_addr: libc::in6_addr {
-                    s6_addr: src.octets(),
-                },
-                ipi6_ifindex: ifindex,
-            };
+            let info = pktinfo_v6(ifindex, source);
             let cmsgs = [ControlMessage::Ipv6PacketInfo(&info)];
-            let scope = if needs_scope(dst) { ifindex } else { 0 };
-            let addr = SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, scope));
+            let addr = sockaddr_v6(dst, ifindex);
             socket::sendmsg(fd, &iov, &cmsgs, MsgFlags::MSG_DONTWAIT, Some(&addr))
         }
     };
@@ -734,17 +709,7 @@ fn send_many(
     let fd = sock.as_raw_fd();
     let iovs: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(p, _)| [IoSlice::new(p)]).collect();
     let sent = if chunk.iter().all(|(_, d)| d.is_ipv4()) {
-        let spec_dst = match source {
-            Some(IpAddr::V4(src)) => src,
-            _ => Ipv4Addr::UNSPECIFIED,
-        };
-        let info = libc::in_pktinfo {
-            ipi_ifindex: i32::try_from(ifindex).unwrap_or(0),
-            ipi_spec_dst: libc::in_addr {
-                s_addr: u32::from_ne_bytes(spec_dst.octets()),
-            },
-            ipi_addr: libc::in_addr { s_addr: 0 },
-        };
+        let info = pktinfo_v4(ifindex, source);
         let cmsgs = [ControlMessage::Ipv4PacketInfo(&info)];
         let addrs: Vec<Option<SockaddrIn>> = chunk
             .iter()
@@ -765,24 +730,12 @@ fn send_many(
         )?
         .count()
     } else {
-        let src = match source {
-            Some(IpAddr::V6(src)) => src,
-            _ => Ipv6Addr::UNSPECIFIED,
-        };
-        let info = libc::in6_pktinfo {
-            ipi6_addr: libc::in6_addr {
-                s6_addr: src.octets(),
-            },
-            ipi6_ifindex: ifindex,
-        };
+        let info = pktinfo_v6(ifindex, source);
         let cmsgs = [ControlMessage::Ipv6PacketInfo(&info)];
         let addrs: Vec<Option<SockaddrIn6>> = chunk
             .iter()
             .map(|(_, d)| match d {
-                IpAddr::V6(d) => {
-                    let scope = if needs_scope(*d) { ifindex } else { 0 };
-                    Some(SockaddrIn6::from(SocketAddrV6::new(*d, 0, 0, scope)))
-                }
+                IpAddr::V6(d) => Some(sockaddr_v6(*d, ifindex)),
                 IpAddr::V4(_) => None,
             })
             .collect();
@@ -799,6 +752,46 @@ fn send_many(
         .count()
     };
     Ok(sent)
+}
+
+/// The IPv4 packet info of every send: out of `ifindex`, from `source`.
+/// RFC 5798 5.1.1.1: the source is the primary address of the interface;
+/// `ipi_spec_dst` sets it without bind(), which on a raw socket would also
+/// filter what we receive.
+fn pktinfo_v4(ifindex: u32, source: Option<IpAddr>) -> libc::in_pktinfo {
+    let spec_dst = match source {
+        Some(IpAddr::V4(src)) => src,
+        _ => Ipv4Addr::UNSPECIFIED,
+    };
+    libc::in_pktinfo {
+        ipi_ifindex: i32::try_from(ifindex).unwrap_or(0),
+        ipi_spec_dst: libc::in_addr {
+            s_addr: u32::from_ne_bytes(spec_dst.octets()),
+        },
+        ipi_addr: libc::in_addr { s_addr: 0 },
+    }
+}
+
+/// The IPv6 packet info of every send: out of `ifindex`, from `source`.
+/// RFC 5798 5.1.2.1: the source is the link-local address of the
+/// interface.
+fn pktinfo_v6(ifindex: u32, source: Option<IpAddr>) -> libc::in6_pktinfo {
+    let src = match source {
+        Some(IpAddr::V6(src)) => src,
+        _ => Ipv6Addr::UNSPECIFIED,
+    };
+    libc::in6_pktinfo {
+        ipi6_addr: libc::in6_addr {
+            s6_addr: src.octets(),
+        },
+        ipi6_ifindex: ifindex,
+    }
+}
+
+/// An IPv6 destination, scoped to `ifindex` when it needs a scope.
+fn sockaddr_v6(dst: Ipv6Addr, ifindex: u32) -> SockaddrIn6 {
+    let scope = if needs_scope(dst) { ifindex } else { 0 };
+    SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, scope))
 }
 
 /// Link-local unicast and link- or interface-scope multicast destinations
