@@ -45,6 +45,7 @@
 mod config;
 mod instance;
 mod router;
+#[cfg(feature = "sim")]
 pub mod sim;
 mod stats;
 mod time;
