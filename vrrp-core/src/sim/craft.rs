@@ -29,6 +29,11 @@ pub enum Edit {
     AuthType(u8),
     /// Sets the address count byte without changing the addresses.
     Count(u8),
+    /// Sets the raw interval field, even to values the encoder refuses:
+    /// VRRPv2 byte 5 (seconds, the low 8 bits of the value); VRRPv3 the
+    /// 12 bits of Max Adver Int (centiseconds), keeping the reserved
+    /// nibble. Which one follows the version nibble at this point.
+    Interval(u16),
     /// Removes this many bytes from the end.
     Truncate(usize),
     /// Flips the checksum's bits after it is computed.
@@ -43,7 +48,9 @@ impl fmt::Display for Edit {
             Edit::Vrid(v) => write!(f, "vrid byte {v}"),
             Edit::AuthType(a) => write!(f, "auth type byte {a}"),
             Edit::Count(c) => write!(f, "count byte {c}"),
-            Edit::Truncate(n) => write!(f, "{n} bytes cut off"),
+            Edit::Interval(i) => write!(f, "interval field {i}"),
+            Edit::Truncate(1) => f.write_str("1 byte short"),
+            Edit::Truncate(n) => write!(f, "{n} bytes short"),
             Edit::BadChecksum => f.write_str("bad checksum"),
         }
     }
@@ -186,13 +193,28 @@ impl Crafted {
         let len = repr.emit(&mut buf, &ip, ChecksumMode::Rfc)?;
         buf.truncate(len);
         let mut bad_checksum = false;
+        // Edits after a truncation may point past the end: those bytes are
+        // gone, and the edit does nothing.
+        fn set(buf: &mut [u8], at: usize, f: impl FnOnce(u8) -> u8) {
+            if let Some(b) = buf.get_mut(at) {
+                *b = f(*b);
+            }
+        }
         for edit in &self.edits {
             match *edit {
-                Edit::Version(v) => buf[0] = ((v & 0x0f) << 4) | (buf[0] & 0x0f),
-                Edit::Type(t) => buf[0] = (buf[0] & 0xf0) | (t & 0x0f),
-                Edit::Vrid(v) => buf[1] = v,
-                Edit::AuthType(a) => buf[4] = a,
-                Edit::Count(c) => buf[3] = c,
+                Edit::Version(v) => set(&mut buf, 0, |b| ((v & 0x0f) << 4) | (b & 0x0f)),
+                Edit::Type(t) => set(&mut buf, 0, |b| (b & 0xf0) | (t & 0x0f)),
+                Edit::Vrid(v) => set(&mut buf, 1, |_| v),
+                Edit::AuthType(a) => set(&mut buf, 4, |_| a),
+                Edit::Count(c) => set(&mut buf, 3, |_| c),
+                Edit::Interval(i) if buf.first().is_some_and(|b| b >> 4 == 2) => {
+                    set(&mut buf, 5, |_| i.to_be_bytes()[1]);
+                }
+                Edit::Interval(i) => {
+                    let [hi, lo] = (i & 0x0fff).to_be_bytes();
+                    set(&mut buf, 4, |b| (b & 0xf0) | hi);
+                    set(&mut buf, 5, |_| lo);
+                }
                 Edit::Truncate(n) => buf.truncate(buf.len().saturating_sub(n)),
                 Edit::BadChecksum => bad_checksum = true,
             }
@@ -220,8 +242,10 @@ impl fmt::Display for Crafted {
             self.priority,
             self.interval
         )?;
-        if self.auth != Auth::None {
-            write!(f, " auth {:?}", self.auth)?;
+        if let Auth::Password(p) = self.auth {
+            // A test's own password: printed, so that a wrong one shows.
+            let end = p.iter().position(|b| *b == 0).unwrap_or(p.len());
+            write!(f, " password {:?}", String::from_utf8_lossy(&p[..end]))?;
         }
         f.write_str(" [")?;
         for (i, a) in self.addresses.iter().enumerate() {
@@ -350,6 +374,22 @@ mod tests {
             decode(&enc(v3().edit(Edit::Vrid(0))), &ip),
             Err(DecodeError::BadVrid)
         );
+        assert_eq!(
+            decode(&enc(v3().edit(Edit::Interval(0))), &ip),
+            Err(DecodeError::ZeroInterval)
+        );
+        let slow = enc(v3().edit(Edit::AuthType(0xf0)).edit(Edit::Interval(0xabc)));
+        assert_eq!(
+            (slow[4], slow[5]),
+            (0xfa, 0xbc),
+            "the reserved nibble stays"
+        );
+        let v2 = enc(base(Version::V2, "192.0.2.100").edit(Edit::Interval(7)));
+        assert_eq!((v2[4], v2[5]), (0, 7));
+        // Edits past a truncation do nothing rather than panic.
+        let stub = enc(v3().edit(Edit::Truncate(11)).edit(Edit::Interval(5)));
+        assert_eq!(stub, [0x31]);
+        assert!(enc(v3().edit(Edit::Truncate(100))).is_empty());
         assert!(matches!(
             decode(&enc(v3().edit(Edit::Count(2))), &ip),
             Err(DecodeError::Truncated { .. })

@@ -38,7 +38,24 @@ pub enum LogKind {
         /// Advertised priority.
         priority: Priority,
     },
-    /// An instance accepted an advertisement.
+    /// The bytes of an advertisement the node sent, as they left it
+    /// (logged after its [`LogKind::Sent`] when
+    /// [`Simulation::capture_packets`](super::Simulation::capture_packets)
+    /// is on).
+    Captured {
+        /// The instance.
+        instance: InstanceKey,
+        /// The IP destination.
+        to: IpAddr,
+        /// The IP TTL / hop limit.
+        ttl: u8,
+        /// The VRRP packet (the IP payload).
+        bytes: Vec<u8>,
+    },
+    /// An instance accepted an advertisement: it passed the receive
+    /// checks (RFC 5798 7.1) and reached the state machine, which may
+    /// still ignore it (a lower priority while preempting, RFC 5798
+    /// 6.4.2).
     Received {
         /// The instance.
         instance: InstanceKey,
@@ -62,13 +79,14 @@ pub enum LogKind {
         /// Why.
         reason: DropReason,
     },
-    /// A link's loss ate a packet on its way to this node.
+    /// A link's loss ate a packet on its way to this node (logged when
+    /// the packet is sent).
     Lost {
         /// The sender.
         from: NodeId,
     },
     /// A link duplicated a packet on its way to this node: it is
-    /// delivered twice.
+    /// delivered twice (logged when the packet is sent).
     Duplicated {
         /// The sender.
         from: NodeId,
@@ -113,6 +131,7 @@ impl LogKind {
         match self {
             LogKind::StateChanged { instance, .. }
             | LogKind::Sent { instance, .. }
+            | LogKind::Captured { instance, .. }
             | LogKind::Received { instance, .. }
             | LogKind::AddressesAdded { instance, .. }
             | LogKind::AddressesRemoved { instance, .. }
@@ -337,6 +356,18 @@ fn write_entry(
             to,
             priority,
         } => write!(f, "{instance}: sent priority {priority} to {to}"),
+        LogKind::Captured {
+            instance,
+            to,
+            ttl,
+            bytes,
+        } => {
+            write!(f, "{instance}: packet to {to} ttl {ttl}:")?;
+            for b in bytes {
+                write!(f, " {b:02x}")?;
+            }
+            Ok(())
+        }
         LogKind::Received {
             instance,
             from,

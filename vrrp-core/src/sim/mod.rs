@@ -538,6 +538,7 @@ pub struct Simulation {
     log: Log,
     log_sends: bool,
     log_receives: bool,
+    capture: bool,
     buf: Vec<u8>,
 }
 
@@ -555,6 +556,7 @@ impl Simulation {
             log: Log::default(),
             log_sends: true,
             log_receives: true,
+            capture: false,
             buf: vec![0; MAX_PACKET_LEN],
         }
     }
@@ -855,6 +857,12 @@ impl Simulation {
         self.log_receives = on;
     }
 
+    /// Whether the bytes of every advertisement sent are logged
+    /// ([`LogKind::Captured`]; off by default).
+    pub fn capture_packets(&mut self, on: bool) {
+        self.capture = on;
+    }
+
     // --- queries ---
 
     /// The router of a node (its instances, statistics, ...), also while
@@ -1137,7 +1145,13 @@ impl Simulation {
                 crafted,
             } => {
                 let now = self.now;
-                let Some(node) = self.nodes.get_mut(to.0).filter(|n| n.up) else {
+                // A node with no instances (a test station) runs no VRRP
+                // and ignores every packet.
+                let Some(node) = self
+                    .nodes
+                    .get_mut(to.0)
+                    .filter(|n| n.up && !n.spec.instances.is_empty())
+                else {
                     return;
                 };
                 let result = node.router.handle_packet(now, SIM_INTERFACE, &meta, &bytes);
@@ -1210,6 +1224,17 @@ impl Simulation {
                                 instance,
                                 to: t.destination,
                                 priority: t.priority,
+                            },
+                        );
+                    }
+                    if self.capture {
+                        self.record(
+                            Some(id),
+                            LogKind::Captured {
+                                instance,
+                                to: t.destination,
+                                ttl: REQUIRED_TTL,
+                                bytes: bytes.clone(),
                             },
                         );
                     }
