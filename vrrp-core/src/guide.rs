@@ -1,7 +1,7 @@
 //! How to drive the engine yourself: a complete run loop.
 //!
 //! `vrrp-net` drives [`Router`](crate::Router) over raw sockets and
-//! netlink, and [`sim`](crate::sim) drives it over a virtual LAN. To put
+//! netlink, and `vrrp_core::sim` drives it over a virtual LAN. To put
 //! the engine on another transport, write the loop those two contain.
 //! It has three steps, repeated for as long as the router runs:
 //!
