@@ -1005,3 +1005,74 @@ fn restart_rebuilds_from_the_spec_keeping_tracked_state_but_not_priority() {
     );
     assert_eq!(sim.log().transitions(a, vrid(1)).count(), 3);
 }
+
+#[test]
+fn captured_packets_are_the_bytes_on_the_wire() {
+    use vrrp_core::wire::{AdvertRepr, IpPair, Packet};
+    for (version, vip_addr) in [
+        (Version::V2, "192.0.2.100"),
+        (Version::V3, "192.0.2.100"),
+        (Version::V3, "2001:db8::100"),
+    ] {
+        let mut sim = Simulation::new(1);
+        sim.capture_packets(true);
+        let a = sim.add_node(NodeSpec::new("a").instance(cfg(1, version, 200, vip_addr)));
+        sim.run_for(Duration::from_secs(5));
+        let captured: Vec<_> = sim
+            .log()
+            .iter()
+            .filter_map(|e| match &e.kind {
+                LogKind::Captured { to, ttl, bytes, .. } => Some((*to, *ttl, bytes.clone())),
+                _ => None,
+            })
+            .collect();
+        let family = Family::of(&captured[0].0);
+        let key = InstanceKey::new(vrid(1), family);
+        assert_eq!(captured.len(), sim.log().sent(a, key).count());
+        for (to, ttl, bytes) in captured {
+            assert_eq!(ttl, 255);
+            let ip = IpPair {
+                src: sim.address(a, family).unwrap(),
+                dst: to,
+            };
+            let packet = Packet::new_checked(&bytes[..], family).unwrap();
+            let advert = AdvertRepr::parse(&packet, &ip, vrrp_core::ChecksumMode::Rfc).unwrap();
+            assert_eq!(
+                (advert.version, advert.priority),
+                (version, Priority::new(200))
+            );
+            assert_eq!(
+                advert.addresses.collect::<Vec<_>>(),
+                vec![vip_addr.parse::<IpAddr>().unwrap()]
+            );
+        }
+    }
+    // Off by default.
+    let (mut sim, _) = lan(&[200], Version::V3);
+    sim.run_for(Duration::from_secs(5));
+    assert!(
+        !sim.log()
+            .iter()
+            .any(|e| matches!(e.kind, LogKind::Captured { .. }))
+    );
+}
+
+#[test]
+fn link_profiles_can_be_read_back_and_reset() {
+    let (mut sim, n) = lan(&[200, 100], Version::V3);
+    assert_eq!(sim.link(n[0], n[1]), LinkProfile::default());
+    assert_eq!(sim.default_link().latency, Duration::from_micros(100));
+    sim.set_latency(Duration::from_millis(3));
+    sim.set_link_loss(n[0], n[1], 0.25);
+    let own = sim.link(n[0], n[1]);
+    assert_eq!((own.latency, own.loss), (Duration::from_millis(3), 0.25));
+    sim.set_latency(Duration::from_millis(5));
+    assert_eq!(
+        sim.link(n[0], n[1]).latency,
+        Duration::from_millis(3),
+        "a link with its own profile keeps it"
+    );
+    assert_eq!(sim.link(n[1], n[0]).latency, Duration::from_millis(5));
+    sim.reset_link(n[0], n[1]);
+    assert_eq!(sim.link(n[0], n[1]), sim.default_link());
+}
