@@ -566,7 +566,8 @@ impl Simulation {
         self.now
     }
 
-    /// Adds a node and starts it now.
+    /// Adds a node and starts it now. Default addresses (192.0.2.N,
+    /// fe80::N) cover 254 nodes; give larger LANs their own.
     ///
     /// # Panics
     /// If the spec holds an invalid configuration, two instances with
