@@ -149,7 +149,7 @@ proptest! {
             master.insert(n.0, false);
         }
         let mut last_split: Option<Timestamp> = None;
-        for e in sim.log().iter() {
+        for e in sim.log() {
             match &e.kind {
                 LogKind::StateChanged { to, .. } => {
                     if let Some(n) = e.node {
