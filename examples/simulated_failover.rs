@@ -1,12 +1,13 @@
 //! A three-router VRRPv3 failover on the simulated LAN, printed as a
 //! timeline: election, master crash, failover, recovery with preemption,
-//! graceful shutdown. No network, no root: `cargo run --example
+//! a one-way link failure (split brain) and its repair, graceful
+//! shutdown. No network, no root: `cargo run --example
 //! simulated_failover`.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use vrrp_core::sim::{LogKind, NodeId, NodeSpec, Simulation};
+use vrrp_core::sim::{LogKind, NodeSpec, Simulation};
 use vrrp_core::{InstanceConfig, Priority, Timestamp, Version, VirtualAddress, Vrid};
 
 fn main() -> Result<()> {
@@ -19,37 +20,33 @@ fn main() -> Result<()> {
     };
     let mut sim = Simulation::new(2026);
     sim.log_sends(false);
-    let names = ["r1 (prio 200)", "r2 (prio 150)", "r3 (prio 100)"];
-    let r1 = sim.add_node(NodeSpec::new(names[0]).instance(config(200)?));
-    let r2 = sim.add_node(NodeSpec::new(names[1]).instance(config(150)?));
-    let r3 = sim.add_node(NodeSpec::new(names[2]).instance(config(100)?));
-    let name = |n: NodeId| names.get(n.0).copied().unwrap_or("LAN");
+    sim.log_receives(false);
+    let r1 = sim.add_node(NodeSpec::new("r1").instance(config(200)?));
+    let r2 = sim.add_node(NodeSpec::new("r2").instance(config(150)?));
+    sim.add_node(NodeSpec::new("r3").instance(config(100)?));
 
+    // Print the state changes, address moves and operations since the
+    // last call, each as its line of the log.
     let mut shown = 0;
     let mut show = |sim: &Simulation, title: &str| {
         println!("\n== {title}");
         for e in &sim.log()[shown..] {
-            let what = match &e.kind {
-                LogKind::StateChanged {
-                    from, to, reason, ..
-                } => format!("{from} -> {to}  ({reason:?})"),
-                LogKind::AddressesAdded { .. } => format!("adds {}", vip.addr),
-                LogKind::AddressesRemoved { .. } => format!("removes {}", vip.addr),
-                LogKind::Announced { count, .. } => format!("{count} gratuitous ARPs"),
-                LogKind::Op(op) => format!("*** {op:?}"),
-                _ => continue,
-            };
-            println!("{:>12}  {:<14} {what}", e.at.to_string(), name(e.node));
+            if matches!(
+                e.kind,
+                LogKind::StateChanged { .. } | LogKind::AddressesAdded { .. } | LogKind::Op(_)
+            ) {
+                println!("{}", sim.log().line(e));
+            }
         }
         shown = sim.log().len();
-        let masters: Vec<&str> = sim.masters(vrid).into_iter().map(name).collect();
+        let names = |nodes: Vec<_>| -> Vec<&str> {
+            nodes.into_iter().filter_map(|n| sim.name(n)).collect()
+        };
         println!(
-            "   master now: {masters:?}, {} held by {:?}",
+            "   master now: {:?}, {} held by {:?}",
+            names(sim.masters(vrid)),
             vip.addr,
-            sim.holders(vip.addr)
-                .into_iter()
-                .map(name)
-                .collect::<Vec<_>>()
+            names(sim.holders(vip.addr))
         );
     };
 
@@ -64,24 +61,28 @@ fn main() -> Result<()> {
     sim.crash(r1);
     sim.run_for(Duration::from_secs(5));
     show(&sim, "r1 crashes: r2 takes over after Master_Down_Interval");
-    let mdi = sim
-        .router(r2)
-        .and_then(|r| r.instances().next().map(|(_, i)| i.master_down_interval()));
-    if let Some(mdi) = mdi {
+    if let Some(mdi) = sim.master_down_interval(r2, vrid) {
         println!("   Master_Down_Interval of r2 = {mdi:?}");
     }
-    let took_over = sim
-        .log()
-        .iter()
-        .find(|e| {
-            e.node == r2 && e.at > crashed_at && matches!(e.kind, LogKind::StateChanged { .. })
-        })
-        .map(|e| e.at - crashed_at);
+    let took_over = sim.log().became_master(r2, vrid).map(|t| t - crashed_at);
     println!("   failover took {took_over:?} after the crash");
 
     sim.restart(r1);
     sim.run_for(Duration::from_secs(5));
     show(&sim, "r1 comes back and preempts");
+
+    sim.cut_one_way(r1, r2);
+    sim.run_for(Duration::from_secs(5));
+    show(
+        &sim,
+        "r2 stops hearing r1 (one direction only): two masters, a split brain",
+    );
+    sim.repair_one_way(r1, r2);
+    sim.run_for(Duration::from_secs(2));
+    show(
+        &sim,
+        "the link is repaired: r2 hears r1 again and steps down",
+    );
 
     let stop = sim.now();
     sim.shutdown(r1);
@@ -90,12 +91,10 @@ fn main() -> Result<()> {
         &sim,
         "r1 shuts down gracefully: priority 0, r2 takes over after Skew_Time",
     );
-    let handover = sim
-        .log()
-        .iter()
-        .find(|e| e.node == r2 && e.at > stop && matches!(e.kind, LogKind::StateChanged { .. }))
-        .map(|e| e.at - stop);
-    println!("   handover took {handover:?}");
-    let _ = r3;
+    let handover = sim.log().became_master(r2, vrid).map(|t| t - stop);
+    println!(
+        "   handover took {handover:?} (Skew_Time of r2 = {:?})",
+        sim.skew_time(r2, vrid)
+    );
     Ok(())
 }

@@ -6,7 +6,9 @@
 //! Nothing here reads a clock, opens a socket or spawns a thread: time is
 //! the `now` you pass in, packets are bytes you hand over, and what must
 //! happen comes back from `poll_*` methods. `vrrp-net` drives it on Linux;
-//! [`sim`] drives it on a virtual LAN for tests.
+//! `sim` drives it on a virtual LAN for tests (the `sim` feature, on by
+//! default). The [`guide`] shows a complete run loop: two routers
+//! exchanging packets over an in-memory link.
 //!
 //! # The driver loop
 //! ```
@@ -43,8 +45,10 @@
 #![deny(unsafe_code)]
 
 mod config;
+pub mod guide;
 mod instance;
 mod router;
+#[cfg(feature = "sim")]
 pub mod sim;
 mod stats;
 mod time;

@@ -99,7 +99,7 @@ proptest! {
                     .with_priority(Priority::new(*p))
                     .with_interval(Centisecs::new(s.interval_cs))
                     .with_address(vip);
-                sim.add_node(NodeSpec::new(format!("r{i}")).instance(c).track(0, TrackId(1), TrackConfig::weight(*w), true))
+                sim.add_node(NodeSpec::new(format!("r{i}")).instance(c).track(vrid(), TrackId(1), TrackConfig::weight(*w), true))
             })
             .collect();
         let unit = s.interval_cs as u64 * 10; // ms
@@ -152,7 +152,9 @@ proptest! {
         for e in sim.log() {
             match &e.kind {
                 LogKind::StateChanged { to, .. } => {
-                    master.insert(e.node.0, *to == State::Master);
+                    if let Some(n) = e.node {
+                        master.insert(n.0, *to == State::Master);
+                    }
                 }
                 LogKind::Op(SimOp::Crash(n)) => {
                     master.insert(n.0, false);

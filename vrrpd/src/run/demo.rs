@@ -233,7 +233,7 @@ fn simulated() -> anyhow::Result<()> {
                 println!(
                     "{:>12}  {:<3} {from} -> {to}",
                     e.at.to_string(),
-                    names.get(e.node.0).copied().unwrap_or("?")
+                    e.node.and_then(|n| names.get(n.0)).copied().unwrap_or("?")
                 );
             }
         }
@@ -250,7 +250,9 @@ fn simulated() -> anyhow::Result<()> {
     let took = sim
         .log()
         .iter()
-        .find(|e| e.node == r2 && e.at > crash && matches!(e.kind, LogKind::StateChanged { .. }))
+        .find(|e| {
+            e.node == Some(r2) && e.at > crash && matches!(e.kind, LogKind::StateChanged { .. })
+        })
         .map(|e| e.at - crash);
     println!("   failover after {took:?}");
     println!("-- r1 restarts");
