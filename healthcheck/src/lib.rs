@@ -54,23 +54,33 @@
 //! # Ok(())
 //! # }
 //! ```
-#![forbid(unsafe_code)]
+// `unsafe` only in `sys` (registering the inotify descriptor with tokio).
+#![deny(unsafe_code)]
 
+mod attempts;
 pub mod check;
 pub mod error;
 pub mod genhash;
+pub mod lag;
 pub mod probe;
 pub mod runner;
 pub mod schedule;
+mod sys;
+mod timer;
 
-pub use check::{CheckId, Health, Timing};
+pub use check::{CheckId, Health, MAX_DURATION, Timing};
 pub use error::{ConfigError, DownReason, GenhashError};
 pub use genhash::{GenhashReport, GenhashRequest, genhash};
+pub use lag::LagHistogram;
 pub use probe::{
-    CustomProbe, DnsCheck, HttpCheck, IcmpCheck, Md5Digest, Probe, ProbeFuture, ProbeReport,
-    Prober, ScriptCheck, SmtpCheck, StatusRanges, TcpCheck, TlsOptions, TlsVerify, UdpCheck,
+    CustomProbe, DnsCheck, FileCheck, HttpCheck, IcmpCheck, Md5Digest, Probe, ProbeFuture,
+    ProbeReport, Prober, ScriptCheck, SmtpCheck, StatusRanges, TcpCheck, TlsOptions, TlsVerify,
+    UdpCheck, Weighted, parse_tracked_value,
 };
-pub use runner::{CheckSpec, Runner, RunnerConfig, RunnerHandle};
+pub use runner::{
+    CheckSpec, Runner, RunnerConfig, RunnerHandle, RunnerStats, default_max_in_flight,
+    raise_open_files_limit,
+};
 pub use schedule::{
     CheckStats, CheckStatus, Output, ProbeRequest, ProbeResult, ProbeSuccess, ProbeToken,
     Scheduler, Transition,

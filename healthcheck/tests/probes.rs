@@ -390,7 +390,7 @@ async fn script_exit_codes_and_weights() {
     let mut dynamic = ScriptCheck::shell("exit 12");
     dynamic.dynamic_weight = true;
     let report = run(Probe::Script(dynamic)).await;
-    assert_eq!(report.result, Ok(ProbeSuccess { weight: Some(10) }));
+    assert_eq!(report.result, Ok(ProbeSuccess::with_weight(10)));
 
     assert_eq!(
         expect_down(Probe::Script(ScriptCheck::shell("kill -TERM $$"))).await,

@@ -1,0 +1,214 @@
+//! The probe attempts in flight, polled inside the runner's own task.
+//!
+//! Spawning a tokio task per attempt costs an allocation, a trip through the
+//! run queue and a second wake-up of the runner when the task ends. Here the
+//! attempts are futures in a slab, each with a waker that queues its index;
+//! the runner polls only the woken ones, and a cancelled attempt (timeout,
+//! check removed) is dropped on the spot, closing its socket at once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+
+use crate::error::DownReason;
+use crate::schedule::{ProbeResult, ProbeToken};
+
+/// A boxed attempt.
+pub(crate) type AttemptFuture = Pin<Box<dyn Future<Output = ProbeResult> + Send>>;
+
+#[derive(Default)]
+struct Ready {
+    indices: Vec<usize>,
+    parent: Option<Waker>,
+}
+
+#[derive(Default)]
+struct ReadyQueue(Mutex<Ready>);
+
+impl ReadyQueue {
+    fn lock(&self) -> MutexGuard<'_, Ready> {
+        // Every critical section is a push or a swap: nothing is left
+        // half-done by a panic elsewhere.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Wakes one slot: queues its index (once) and wakes the runner.
+struct SlotWaker {
+    index: usize,
+    queued: AtomicBool,
+    queue: Arc<ReadyQueue>,
+}
+
+impl Wake for SlotWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let parent = {
+            let mut ready = self.queue.lock();
+            ready.indices.push(self.index);
+            ready.parent.take()
+        };
+        if let Some(parent) = parent {
+            parent.wake();
+        }
+    }
+}
+
+struct Slot {
+    token: Option<ProbeToken>,
+    future: Option<AttemptFuture>,
+    signal: Arc<SlotWaker>,
+    waker: Waker,
+}
+
+/// The attempts in flight, by token.
+pub(crate) struct Attempts {
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    by_token: HashMap<ProbeToken, usize>,
+    queue: Arc<ReadyQueue>,
+    /// Scratch for the indices taken from the queue.
+    woken: Vec<usize>,
+}
+
+impl Attempts {
+    pub(crate) fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_token: HashMap::new(),
+            queue: Arc::default(),
+            woken: Vec::new(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_token.is_empty()
+    }
+
+    /// Adds an attempt; it is first polled by the next [`poll_done`](Self::poll_done).
+    pub(crate) fn push(&mut self, token: ProbeToken, future: AttemptFuture) {
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                let index = self.slots.len();
+                let signal = Arc::new(SlotWaker {
+                    index,
+                    queued: AtomicBool::new(false),
+                    queue: Arc::clone(&self.queue),
+                });
+                let waker = Waker::from(Arc::clone(&signal));
+                self.slots.push(Slot {
+                    token: None,
+                    future: None,
+                    signal,
+                    waker,
+                });
+                index
+            }
+        };
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.token = Some(token);
+            slot.future = Some(future);
+            slot.signal.wake_by_ref();
+        }
+        self.by_token.insert(token, index);
+    }
+
+    /// Drops the attempt `token` if it is still running.
+    pub(crate) fn cancel(&mut self, token: ProbeToken) {
+        if let Some(index) = self.by_token.remove(&token) {
+            self.release(index);
+        }
+    }
+
+    /// Drops every attempt.
+    pub(crate) fn clear(&mut self) {
+        let indices: Vec<usize> = self.by_token.drain().map(|(_, index)| index).collect();
+        for index in indices {
+            self.release(index);
+        }
+    }
+
+    fn release(&mut self, index: usize) {
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.token = None;
+            slot.future = None;
+            self.free.push(index);
+        }
+    }
+
+    /// Polls the woken attempts; appends the finished ones to `done` and
+    /// returns `Ready` if there is at least one, `Pending` (with `cx`'s waker
+    /// registered) otherwise. A panicking probe counts as an internal failure.
+    pub(crate) fn poll_done(
+        &mut self,
+        cx: &mut Context<'_>,
+        done: &mut Vec<(ProbeToken, ProbeResult)>,
+    ) -> Poll<()> {
+        loop {
+            {
+                let mut ready = self.queue.lock();
+                std::mem::swap(&mut ready.indices, &mut self.woken);
+                if self.woken.is_empty() {
+                    let stale = ready
+                        .parent
+                        .as_ref()
+                        .is_none_or(|w| !w.will_wake(cx.waker()));
+                    if stale {
+                        ready.parent = Some(cx.waker().clone());
+                    }
+                    break;
+                }
+            }
+            let mut woken = std::mem::take(&mut self.woken);
+            for index in woken.drain(..) {
+                let Some(slot) = self.slots.get_mut(index) else {
+                    continue;
+                };
+                slot.signal.queued.store(false, Ordering::Release);
+                let (Some(token), Some(future)) = (slot.token, slot.future.as_mut()) else {
+                    continue; // cancelled after it was woken
+                };
+                let mut attempt_cx = Context::from_waker(&slot.waker);
+                let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    future.as_mut().poll(&mut attempt_cx)
+                }));
+                let result = match polled {
+                    Ok(Poll::Pending) => continue,
+                    Ok(Poll::Ready(result)) => result,
+                    Err(panic) => {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "panic".to_owned());
+                        Err(DownReason::Internal(format!("probe panicked: {what}")))
+                    }
+                };
+                self.by_token.remove(&token);
+                self.release(index);
+                done.push((token, result));
+            }
+            self.woken = woken;
+            if !done.is_empty() {
+                return Poll::Ready(());
+            }
+        }
+        if done.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+}
