@@ -2,11 +2,12 @@
 //!
 //! Spawning a tokio task per attempt costs an allocation, a trip through the
 //! run queue and a second wake-up of the runner when the task ends. Here the
-//! attempts are futures in a slab, each with a waker that queues its index;
-//! the runner polls only the woken ones, and a cancelled attempt (timeout,
-//! check removed) is dropped on the spot, closing its socket at once.
+//! attempts are futures in a table indexed by the check's position in the
+//! scheduler (a check has at most one attempt at a time), each with a waker
+//! that queues its index; the runner polls only the woken ones, and a
+//! cancelled attempt (timeout, check removed) is dropped on the spot,
+//! closing its socket at once.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -71,11 +72,10 @@ struct Slot {
     waker: Waker,
 }
 
-/// The attempts in flight, by token.
+/// The attempts in flight, by the position of their check.
 pub(crate) struct Attempts {
     slots: Vec<Slot>,
-    free: Vec<usize>,
-    by_token: HashMap<ProbeToken, usize>,
+    running: usize,
     queue: Arc<ReadyQueue>,
     /// Scratch for the indices taken from the queue.
     woken: Vec<usize>,
@@ -85,57 +85,55 @@ impl Attempts {
     pub(crate) fn new() -> Self {
         Self {
             slots: Vec::new(),
-            free: Vec::new(),
-            by_token: HashMap::new(),
+            running: 0,
             queue: Arc::default(),
             woken: Vec::new(),
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.by_token.is_empty()
+        self.running == 0
     }
 
-    /// Adds an attempt; it is first polled by the next [`poll_done`](Self::poll_done).
+    /// Adds an attempt (replacing any other of the same check); it is first
+    /// polled by the next [`poll_done`](Self::poll_done).
     pub(crate) fn push(&mut self, token: ProbeToken, future: AttemptFuture) {
-        let index = match self.free.pop() {
-            Some(index) => index,
-            None => {
-                let index = self.slots.len();
-                let signal = Arc::new(SlotWaker {
-                    index,
-                    queued: AtomicBool::new(false),
-                    queue: Arc::clone(&self.queue),
-                });
-                let waker = Waker::from(Arc::clone(&signal));
-                self.slots.push(Slot {
-                    token: None,
-                    future: None,
-                    signal,
-                    waker,
-                });
-                index
-            }
-        };
+        let index = token.position();
+        while self.slots.len() <= index {
+            let signal = Arc::new(SlotWaker {
+                index: self.slots.len(),
+                queued: AtomicBool::new(false),
+                queue: Arc::clone(&self.queue),
+            });
+            let waker = Waker::from(Arc::clone(&signal));
+            self.slots.push(Slot {
+                token: None,
+                future: None,
+                signal,
+                waker,
+            });
+        }
         if let Some(slot) = self.slots.get_mut(index) {
+            if slot.future.is_none() {
+                self.running += 1;
+            }
             slot.token = Some(token);
             slot.future = Some(future);
             slot.signal.wake_by_ref();
         }
-        self.by_token.insert(token, index);
     }
 
     /// Drops the attempt `token` if it is still running.
     pub(crate) fn cancel(&mut self, token: ProbeToken) {
-        if let Some(index) = self.by_token.remove(&token) {
+        let index = token.position();
+        if self.slots.get(index).is_some_and(|slot| slot.token == Some(token)) {
             self.release(index);
         }
     }
 
     /// Drops every attempt.
     pub(crate) fn clear(&mut self) {
-        let indices: Vec<usize> = self.by_token.drain().map(|(_, index)| index).collect();
-        for index in indices {
+        for index in 0..self.slots.len() {
             self.release(index);
         }
     }
@@ -143,8 +141,9 @@ impl Attempts {
     fn release(&mut self, index: usize) {
         if let Some(slot) = self.slots.get_mut(index) {
             slot.token = None;
-            slot.future = None;
-            self.free.push(index);
+            if slot.future.take().is_some() {
+                self.running -= 1;
+            }
         }
     }
 
@@ -196,7 +195,6 @@ impl Attempts {
                         Err(DownReason::Internal(format!("probe panicked: {what}")))
                     }
                 };
-                self.by_token.remove(&token);
                 self.release(index);
                 done.push((token, result));
             }

@@ -473,8 +473,7 @@ impl Runner {
         scheduler.set_max_in_flight(config.max_in_flight.unwrap_or_else(default_max_in_flight));
         let driver = Driver {
             scheduler,
-            probers: HashMap::new(),
-            sinks: HashMap::new(),
+            checks: Vec::new(),
             attempts: Attempts::new(),
             done: Vec::new(),
             events,
@@ -659,10 +658,17 @@ impl FileWatch {
     }
 }
 
+/// What the driver keeps per scheduled check, at the check's position in
+/// the scheduler's table.
+struct DriverCheck {
+    id: CheckId,
+    prober: Prober,
+    sinks: Vec<Sink>,
+}
+
 struct Driver {
     scheduler: Scheduler,
-    probers: HashMap<CheckId, Prober>,
-    sinks: HashMap<CheckId, Vec<Sink>>,
+    checks: Vec<Option<DriverCheck>>,
     attempts: Attempts,
     done: Vec<(ProbeToken, ProbeResult)>,
     events: broadcast::Sender<Transition>,
@@ -732,6 +738,14 @@ impl Driver {
             .unwrap_or(when)
     }
 
+    fn check_mut(&mut self, id: CheckId) -> Option<&mut DriverCheck> {
+        let position = self.scheduler.position(id)?;
+        self.checks
+            .get_mut(position)?
+            .as_mut()
+            .filter(|check| check.id == id)
+    }
+
     fn apply(&mut self, command: Command) {
         match command {
             Command::Add {
@@ -739,37 +753,54 @@ impl Driver {
                 prober,
                 timing,
                 sink,
-            } => match self.scheduler.add_check(id, timing, now()) {
-                Ok(()) => {
-                    if let Some(path) = prober.watched_file() {
-                        self.files.add(id, path);
-                    }
-                    self.probers.insert(id, prober);
-                    self.sinks.insert(id, vec![sink]);
+            } => {
+                if let Err(error) = self.scheduler.add_check(id, timing, now()) {
+                    // Validated by the handle already; never reached.
+                    tracing::error!(%id, %error, "check rejected");
+                    return;
                 }
-                // Validated by the handle already; never reached.
-                Err(error) => tracing::error!(%id, %error, "check rejected"),
-            },
+                let Some(position) = self.scheduler.position(id) else {
+                    return;
+                };
+                if let Some(path) = prober.watched_file() {
+                    self.files.add(id, path);
+                }
+                if self.checks.len() <= position {
+                    self.checks.resize_with(position + 1, || None);
+                }
+                if let Some(entry) = self.checks.get_mut(position) {
+                    *entry = Some(DriverCheck {
+                        id,
+                        prober,
+                        sinks: vec![sink],
+                    });
+                }
+            }
             Command::Attach { id, sink } => {
                 if let Some(status) = self.scheduler.status(id) {
                     publish(&sink, status);
                 }
-                self.sinks.entry(id).or_default().push(sink);
+                if let Some(check) = self.check_mut(id) {
+                    check.sinks.push(sink);
+                }
             }
             Command::Detach { id, user } => {
-                if let Some(sinks) = self.sinks.get_mut(&id) {
-                    sinks.retain(|sink| sink.user != user);
+                if let Some(check) = self.check_mut(id) {
+                    check.sinks.retain(|sink| sink.user != user);
                 }
             }
             Command::Remove(id) => {
+                if let Some(position) = self.scheduler.position(id)
+                    && let Some(entry) = self.checks.get_mut(position)
+                {
+                    *entry = None;
+                }
                 self.scheduler.remove_check(id);
-                self.probers.remove(&id);
-                self.sinks.remove(&id);
                 self.files.remove(id);
             }
             Command::Stats(reply) => {
                 let _ = reply.send(RunnerStats {
-                    checks: self.sinks.values().map(Vec::len).sum(),
+                    checks: self.checks.iter().flatten().map(|c| c.sinks.len()).sum(),
                     scheduled: self.scheduler.len(),
                     in_flight: self.scheduler.in_flight(),
                     queued: self.scheduler.queued(),
@@ -787,7 +818,7 @@ impl Driver {
         let mut done = std::mem::take(&mut self.done);
         for (token, result) in done.drain(..) {
             self.scheduler.handle_probe_result(token, result, at);
-            self.publish_status(token.check());
+            self.publish_status(token.position());
         }
         self.done = done;
     }
@@ -797,19 +828,24 @@ impl Driver {
             match output {
                 Output::StartProbe(request) => {
                     let token = request.token;
-                    if let Some(prober) = self.probers.get(&token.check()) {
-                        let attempt = prober.attempt_owned(token.serial(), request.timeout);
+                    let check = self.checks.get(token.position()).and_then(Option::as_ref);
+                    if let Some(check) = check.filter(|c| c.id == token.check()) {
+                        let attempt = check
+                            .prober
+                            .attempt_owned(token.serial(), request.timeout);
                         self.attempts.push(token, attempt);
                     }
                 }
                 Output::CancelProbe(token) => self.attempts.cancel(token),
                 Output::Transition(transition) => {
-                    let check = transition.check;
-                    self.publish_status(check);
-                    let Some(sinks) = self.sinks.get(&check) else {
+                    let Some(position) = self.scheduler.position(transition.check) else {
                         continue;
                     };
-                    for sink in sinks {
+                    self.publish_status(position);
+                    let Some(check) = self.checks.get(position).and_then(Option::as_ref) else {
+                        continue;
+                    };
+                    for sink in &check.sinks {
                         tracing::info!(
                             check = %sink.user,
                             name = &*sink.name,
@@ -829,12 +865,13 @@ impl Driver {
         }
     }
 
-    fn publish_status(&self, id: CheckId) {
-        let (Some(status), Some(sinks)) = (self.scheduler.status(id), self.sinks.get(&id)) else {
-            return;
-        };
-        for sink in sinks {
-            publish(sink, status);
+    fn publish_status(&self, position: usize) {
+        let status = self.scheduler.status_at(position);
+        let check = self.checks.get(position).and_then(Option::as_ref);
+        if let (Some(status), Some(check)) = (status, check) {
+            for sink in &check.sinks {
+                publish(sink, status);
+            }
         }
     }
 }

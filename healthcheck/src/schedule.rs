@@ -38,6 +38,12 @@ impl ProbeToken {
     pub const fn serial(self) -> u64 {
         self.serial
     }
+
+    /// The check's position in the scheduler's table: dense, and held by
+    /// one check at a time, so drivers can index per-check state by it.
+    pub(crate) const fn position(self) -> usize {
+        self.slot as usize
+    }
 }
 
 /// What a successful attempt reports.
@@ -533,6 +539,17 @@ impl Scheduler {
     pub fn status(&self, id: CheckId) -> Option<&CheckStatus> {
         let position = *self.index.get(&id)?;
         self.slot(position).map(|slot| &slot.status)
+    }
+
+    /// Where `id` sits in the table (see [`ProbeToken::position`]).
+    pub(crate) fn position(&self, id: CheckId) -> Option<usize> {
+        self.index.get(&id).map(|p| *p as usize)
+    }
+
+    /// Current state of the check at `position`.
+    pub(crate) fn status_at(&self, position: usize) -> Option<&CheckStatus> {
+        self.slot(u32::try_from(position).ok()?)
+            .map(|slot| &slot.status)
     }
 
     /// Ids of all checks, in order.

@@ -198,13 +198,34 @@ impl Prober {
 
     /// One attempt as an owned future, without its own time limit: the
     /// runner drops it when the scheduler's deadline passes.
+    ///
+    /// Each kind of probe is boxed on its own, so a TCP connect does not pay
+    /// for the size of the HTTP state machine (the box is allocated and
+    /// copied once per attempt).
     pub(crate) fn attempt_owned(
         &self,
         serial: u64,
         timeout: Duration,
     ) -> crate::attempts::AttemptFuture {
-        let prober = self.clone();
-        Box::pin(async move { prober.attempt(serial, timeout).await })
+        let prober = Arc::clone(&self.inner);
+        match &*self.inner {
+            Prepared::Tcp(_) => Box::pin(async move {
+                match &*prober {
+                    Prepared::Tcp(check) => tcp::probe(check).await,
+                    _ => Err(DownReason::Internal("probe kind changed".to_owned())),
+                }
+            }),
+            Prepared::Http(_) => Box::pin(async move {
+                match &*prober {
+                    Prepared::Http(check) => check.probe().await,
+                    _ => Err(DownReason::Internal("probe kind changed".to_owned())),
+                }
+            }),
+            _ => {
+                let prober = self.clone();
+                Box::pin(async move { prober.attempt(serial, timeout).await })
+            }
+        }
     }
 
     async fn attempt(&self, serial: u64, timeout: Duration) -> ProbeResult {
