@@ -126,7 +126,11 @@ impl Attempts {
     /// Drops the attempt `token` if it is still running.
     pub(crate) fn cancel(&mut self, token: ProbeToken) {
         let index = token.position();
-        if self.slots.get(index).is_some_and(|slot| slot.token == Some(token)) {
+        if self
+            .slots
+            .get(index)
+            .is_some_and(|slot| slot.token == Some(token))
+        {
             self.release(index);
         }
     }
@@ -147,61 +151,62 @@ impl Attempts {
         }
     }
 
-    /// Polls the woken attempts; appends the finished ones to `done` and
-    /// returns `Ready` if there is at least one, `Pending` (with `cx`'s waker
-    /// registered) otherwise. A panicking probe counts as an internal failure.
+    /// Polls the attempts woken since the last call, once each; appends the
+    /// finished ones to `done`. Returns `Ready` if any finished; otherwise
+    /// `Pending` with `cx`'s waker registered. A panicking probe counts as an
+    /// internal failure.
+    ///
+    /// One pass per call: attempts woken while this pass runs are left for
+    /// the next call (and `cx` is woken for it), so the runner returns to
+    /// its other work in between.
     pub(crate) fn poll_done(
         &mut self,
         cx: &mut Context<'_>,
         done: &mut Vec<(ProbeToken, ProbeResult)>,
     ) -> Poll<()> {
-        loop {
-            {
-                let mut ready = self.queue.lock();
-                std::mem::swap(&mut ready.indices, &mut self.woken);
-                if self.woken.is_empty() {
-                    let stale = ready
-                        .parent
-                        .as_ref()
-                        .is_none_or(|w| !w.will_wake(cx.waker()));
-                    if stale {
-                        ready.parent = Some(cx.waker().clone());
-                    }
-                    break;
+        {
+            let mut ready = self.queue.lock();
+            std::mem::swap(&mut ready.indices, &mut self.woken);
+            let stale = ready
+                .parent
+                .as_ref()
+                .is_none_or(|w| !w.will_wake(cx.waker()));
+            if stale {
+                ready.parent = Some(cx.waker().clone());
+            }
+        }
+        let mut woken = std::mem::take(&mut self.woken);
+        for index in woken.drain(..) {
+            let Some(slot) = self.slots.get_mut(index) else {
+                continue;
+            };
+            slot.signal.queued.store(false, Ordering::Release);
+            let (Some(token), Some(future)) = (slot.token, slot.future.as_mut()) else {
+                continue; // cancelled after it was woken
+            };
+            let mut attempt_cx = Context::from_waker(&slot.waker);
+            let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                future.as_mut().poll(&mut attempt_cx)
+            }));
+            let result = match polled {
+                Ok(Poll::Pending) => continue,
+                Ok(Poll::Ready(result)) => result,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "panic".to_owned());
+                    Err(DownReason::Internal(format!("probe panicked: {what}")))
                 }
-            }
-            let mut woken = std::mem::take(&mut self.woken);
-            for index in woken.drain(..) {
-                let Some(slot) = self.slots.get_mut(index) else {
-                    continue;
-                };
-                slot.signal.queued.store(false, Ordering::Release);
-                let (Some(token), Some(future)) = (slot.token, slot.future.as_mut()) else {
-                    continue; // cancelled after it was woken
-                };
-                let mut attempt_cx = Context::from_waker(&slot.waker);
-                let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    future.as_mut().poll(&mut attempt_cx)
-                }));
-                let result = match polled {
-                    Ok(Poll::Pending) => continue,
-                    Ok(Poll::Ready(result)) => result,
-                    Err(panic) => {
-                        let what = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| (*s).to_owned())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "panic".to_owned());
-                        Err(DownReason::Internal(format!("probe panicked: {what}")))
-                    }
-                };
-                self.release(index);
-                done.push((token, result));
-            }
-            self.woken = woken;
-            if !done.is_empty() {
-                return Poll::Ready(());
-            }
+            };
+            self.release(index);
+            done.push((token, result));
+        }
+        self.woken = woken;
+        if !self.queue.lock().indices.is_empty() {
+            // Woken during this pass: come back after the other branches.
+            cx.waker().wake_by_ref();
         }
         if done.is_empty() {
             Poll::Pending

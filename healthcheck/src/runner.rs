@@ -830,9 +830,7 @@ impl Driver {
                     let token = request.token;
                     let check = self.checks.get(token.position()).and_then(Option::as_ref);
                     if let Some(check) = check.filter(|c| c.id == token.check()) {
-                        let attempt = check
-                            .prober
-                            .attempt_owned(token.serial(), request.timeout);
+                        let attempt = check.prober.attempt_owned(token.serial(), request.timeout);
                         self.attempts.push(token, attempt);
                     }
                 }

@@ -201,7 +201,11 @@ impl Prober {
     ///
     /// Each kind of probe is boxed on its own, so a TCP connect does not pay
     /// for the size of the HTTP state machine (the box is allocated and
-    /// copied once per attempt).
+    /// copied once per attempt). Attempts run outside tokio's cooperative
+    /// budget: the runner polls thousands of them in its one task, where a
+    /// budget of 128 operations per task poll would make most of them
+    /// return `Pending` and wake again at once; the runner bounds its own
+    /// work per pass instead.
     pub(crate) fn attempt_owned(
         &self,
         serial: u64,
@@ -209,21 +213,23 @@ impl Prober {
     ) -> crate::attempts::AttemptFuture {
         let prober = Arc::clone(&self.inner);
         match &*self.inner {
-            Prepared::Tcp(_) => Box::pin(async move {
+            Prepared::Tcp(_) => Box::pin(tokio::task::unconstrained(async move {
                 match &*prober {
                     Prepared::Tcp(check) => tcp::probe(check).await,
                     _ => Err(DownReason::Internal("probe kind changed".to_owned())),
                 }
-            }),
-            Prepared::Http(_) => Box::pin(async move {
+            })),
+            Prepared::Http(_) => Box::pin(tokio::task::unconstrained(async move {
                 match &*prober {
                     Prepared::Http(check) => check.probe().await,
                     _ => Err(DownReason::Internal("probe kind changed".to_owned())),
                 }
-            }),
+            })),
             _ => {
                 let prober = self.clone();
-                Box::pin(async move { prober.attempt(serial, timeout).await })
+                Box::pin(tokio::task::unconstrained(async move {
+                    prober.attempt(serial, timeout).await
+                }))
             }
         }
     }
