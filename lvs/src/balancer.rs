@@ -284,25 +284,101 @@ impl VsState {
 /// ownership record; turns health into IPVS table changes.
 ///
 /// Drive it like this: feed every health change with
-/// [`set_health`](Self::set_health), then call [`sync`](Self::sync) (or
-/// [`plan`](Self::plan) + apply yourself), then drain
+/// [`set_health`](Self::set_health) (or a [`HealthAggregator`](crate::HealthAggregator)),
+/// then call [`sync_changed`](Self::sync_changed), then drain
 /// [`poll_event`](Self::poll_event) until `None`. Events are queued in the
-/// order the changes happened; `sync` does not produce events.
+/// order the changes happened; syncing does not produce events. Call
+/// [`sync`](Self::sync) at start-up and periodically (keepalived has no such
+/// timer; 30 s to a few minutes is sensible) to find and repair what
+/// someone changed by hand.
+///
+/// Two ways to sync:
+/// - [`sync`](Self::sync) / [`sync_report`](Self::sync_report) read the
+///   whole kernel table (one dump per service), plan the difference and
+///   apply it. Writes the kernel needs although our wishes did not change
+///   (an entry deleted or edited by hand) are *repairs*, counted in the
+///   report and in [`stats`](Self::stats).
+/// - [`sync_changed`](Self::sync_changed) reads and plans only the services
+///   whose desired state changed since they were last synced (a health
+///   change, a reload that touched them): nothing at all after a reload
+///   with no change, one service after a health transition.
 #[derive(Debug, Clone)]
 pub struct LoadBalancer {
     servers: BTreeMap<ServiceKey, VsState>,
     events: VecDeque<Event>,
     ownership: Ownership,
+    /// Each managed service as the last sync that reached it left it.
+    applied: BTreeMap<ServiceKey, DesiredService>,
+    /// Services whose desired state may differ from `applied`.
+    dirty: BTreeSet<ServiceKey>,
+    stats: SyncStats,
+}
+
+/// What one sync did, from [`LoadBalancer::sync_report`] and
+/// [`LoadBalancer::sync_changed`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SyncReport {
+    /// Every change made, in order (adoptions included; see [`Change::writes`]).
+    pub changes: Vec<Change>,
+    /// Writes that only undid a change made behind our back (an entry we
+    /// programmed was deleted or edited, or a managed server was added).
+    pub repairs: usize,
+    /// Services whose kernel state was read.
+    pub services_read: usize,
+}
+
+impl SyncReport {
+    /// Number of changes that wrote to the kernel.
+    pub fn writes(&self) -> usize {
+        self.changes.iter().filter(|c| c.writes()).count()
+    }
+}
+
+/// Counters over the balancer's life, from [`LoadBalancer::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SyncStats {
+    /// Full syncs ([`LoadBalancer::sync`]) that completed.
+    pub full_syncs: u64,
+    /// Incremental syncs ([`LoadBalancer::sync_changed`]) that completed.
+    pub incremental_syncs: u64,
+    /// Kernel writes made.
+    pub writes: u64,
+    /// Of those, repairs of changes made behind our back.
+    pub repairs: u64,
+    /// Syncs that failed (the next one retries from a fresh read).
+    pub failures: u64,
+}
+
+/// Whether `change` only restores what we had already programmed.
+fn is_repair(change: &Change, applied: &BTreeMap<ServiceKey, DesiredService>) -> bool {
+    match change {
+        Change::AddService(service) | Change::UpdateService(service) => applied
+            .get(&service.key)
+            .is_some_and(|a| a.service.normalized() == *service),
+        Change::AddDestination(key, dest) | Change::UpdateDestination(key, dest) => {
+            applied
+                .get(key)
+                .and_then(|a| a.destinations.get(&dest.addr))
+                == Some(dest)
+        }
+        Change::DeleteDestination(key, addr) => applied
+            .get(key)
+            .is_some_and(|a| !a.destinations.contains_key(addr)),
+        Change::DeleteService(_) | Change::AdoptService(_) | Change::AdoptDestination(..) => false,
+    }
 }
 
 fn validate(config: &[VirtualServer]) -> Result<(), ConfigError> {
-    let mut keys = BTreeSet::new();
+    let mut keys = std::collections::HashSet::with_capacity(config.len());
+    let mut addrs = std::collections::HashSet::new();
     for vs in config {
         let service = vs.service.key;
         if !keys.insert(service) {
             return Err(ConfigError::DuplicateService(service));
         }
-        let mut addrs = BTreeSet::new();
+        addrs.clear();
         let sorry = vs.sorry_server.iter().map(|d| d.addr);
         for server in vs
             .real_servers
@@ -326,6 +402,9 @@ impl LoadBalancer {
             servers: BTreeMap::new(),
             events: VecDeque::new(),
             ownership: Ownership::default(),
+            applied: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            stats: SyncStats::default(),
         };
         lb.reload(config)?;
         Ok(lb)
@@ -340,17 +419,29 @@ impl LoadBalancer {
     /// Replace the configuration. Real servers that stay keep their health and
     /// virtual servers that stay keep their quorum state; new ones start as in
     /// [`new`](Self::new). Services that left are deleted by the next
-    /// [`sync`](Self::sync) (we own them).
+    /// [`sync`](Self::sync) or [`sync_changed`](Self::sync_changed) (we own
+    /// them). Only services whose configuration changed, appeared or left
+    /// are marked for [`sync_changed`](Self::sync_changed).
     pub fn reload(&mut self, config: Vec<VirtualServer>) -> Result<(), ConfigError> {
         validate(&config)?;
         let mut servers = BTreeMap::new();
         for vs in config {
             let key = vs.service.key;
-            let previous = self.servers.get(&key);
-            let mut state = VsState::new(vs, previous);
-            state.update_quorum(previous.is_none(), &mut self.events);
+            let previous = self.servers.remove(&key);
+            let state = match previous {
+                // Unchanged: keep the state as it is (nothing to recompute).
+                Some(previous) if previous.config == vs => previous,
+                previous => {
+                    self.dirty.insert(key);
+                    let mut state = VsState::new(vs, previous.as_ref());
+                    state.update_quorum(previous.is_none(), &mut self.events);
+                    state
+                }
+            };
             servers.insert(key, state);
         }
+        // What is left in the old map has left the configuration.
+        self.dirty.extend(self.servers.keys().copied());
         self.servers = servers;
         Ok(())
     }
@@ -375,6 +466,7 @@ impl LoadBalancer {
         }
         *slot = health;
         let service = *service;
+        self.dirty.insert(service);
         self.events.push_back(match health {
             Health::Up => Event::RealServerUp { service, server },
             Health::Down => Event::RealServerDown { service, server },
@@ -413,10 +505,129 @@ impl LoadBalancer {
     }
 
     /// Read the kernel table, apply the difference, update the ownership
-    /// record. Returns every change made (including no-write adoptions).
+    /// record. Returns every change made (including no-write adoptions); see
+    /// [`sync_report`](Self::sync_report) for the repair count.
     pub fn sync<I: Ipvs + ?Sized>(&mut self, ipvs: &mut I) -> Result<Vec<Change>, Error> {
+        self.sync_report(ipvs).map(|report| report.changes)
+    }
+
+    /// Like [`sync`](Self::sync), and says how many writes were repairs of
+    /// changes made behind our back (also added to [`stats`](Self::stats)).
+    ///
+    /// Stops at the first failing change (the changes before it stay
+    /// applied and recorded); the next sync retries from a fresh read.
+    pub fn sync_report<I: Ipvs + ?Sized>(&mut self, ipvs: &mut I) -> Result<SyncReport, Error> {
+        let result = self.full_sync(ipvs);
+        match &result {
+            Ok(_) => self.stats.full_syncs += 1,
+            Err(_) => self.stats.failures += 1,
+        }
+        result
+    }
+
+    fn full_sync<I: Ipvs + ?Sized>(&mut self, ipvs: &mut I) -> Result<SyncReport, Error> {
         let desired = self.desired();
-        reconcile::reconcile(ipvs, &desired, &mut self.ownership)
+        let current = ipvs.table()?;
+        self.ownership.retain_present(&current);
+        let changes = reconcile::plan(&desired, &current, &self.ownership);
+        let report = self.apply(ipvs, changes, current.services.len())?;
+        self.applied = desired;
+        self.dirty.clear();
+        Ok(report)
+    }
+
+    /// Sync only the services whose desired state changed since they were
+    /// last synced (see the type's docs): after a reload with no change, no
+    /// kernel request at all; after one real server's transition, one
+    /// service dump and one list of its destinations, then its writes.
+    ///
+    /// Drift in other services is not seen: that is [`sync`](Self::sync)'s
+    /// job. On error the services stay marked and the next call retries.
+    pub fn sync_changed<I: Ipvs + ?Sized>(&mut self, ipvs: &mut I) -> Result<SyncReport, Error> {
+        let result = self.incremental_sync(ipvs);
+        match &result {
+            Ok(_) => self.stats.incremental_syncs += 1,
+            Err(_) => self.stats.failures += 1,
+        }
+        result
+    }
+
+    fn incremental_sync<I: Ipvs + ?Sized>(&mut self, ipvs: &mut I) -> Result<SyncReport, Error> {
+        let mut wanted = DesiredTable::new();
+        let mut leaving = BTreeSet::new();
+        for key in &self.dirty {
+            match self.servers.get(key) {
+                Some(state) => {
+                    let desired = state.desired();
+                    if self.applied.get(key) != Some(&desired) {
+                        wanted.insert(*key, desired);
+                    }
+                }
+                None => {
+                    if self.applied.contains_key(key) || self.ownership.owns_service(key) {
+                        leaving.insert(*key);
+                    }
+                }
+            }
+        }
+        if wanted.is_empty() && leaving.is_empty() {
+            self.dirty.clear();
+            return Ok(SyncReport::default());
+        }
+        let mut current = Table::default();
+        for service in ipvs.services()? {
+            let key = service.key;
+            if wanted.contains_key(&key) || leaving.contains(&key) {
+                let destinations = ipvs.destinations(&key)?;
+                current.insert_service(service);
+                for d in destinations {
+                    current.insert_destination(&key, d.destination);
+                }
+            }
+        }
+        let touched: BTreeSet<ServiceKey> = wanted.keys().chain(leaving.iter()).copied().collect();
+        self.ownership.retain_present_in(&touched, &current);
+        // `current` holds only the touched services, so the plan can only
+        // delete services among those that left.
+        let changes = reconcile::plan(&wanted, &current, &self.ownership);
+        let report = self.apply(ipvs, changes, current.services.len())?;
+        for key in &leaving {
+            self.applied.remove(key);
+        }
+        self.applied.extend(wanted);
+        self.dirty.clear();
+        Ok(report)
+    }
+
+    /// Applies `changes` in order, recording ownership and counting repairs.
+    fn apply<I: Ipvs + ?Sized>(
+        &mut self,
+        ipvs: &mut I,
+        changes: Vec<Change>,
+        services_read: usize,
+    ) -> Result<SyncReport, Error> {
+        let mut repairs = 0;
+        for change in &changes {
+            reconcile::apply_change(ipvs, change)?;
+            self.ownership.record(change);
+            if change.writes() {
+                self.stats.writes += 1;
+                if is_repair(change, &self.applied) {
+                    repairs += 1;
+                    self.stats.repairs += 1;
+                }
+            }
+        }
+        Ok(SyncReport {
+            changes,
+            repairs,
+            services_read,
+        })
+    }
+
+    /// Counters of the syncs so far.
+    pub fn stats(&self) -> SyncStats {
+        self.stats
     }
 
     /// Stop: with `omega`, queue down events for live real servers and

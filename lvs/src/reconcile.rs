@@ -163,6 +163,24 @@ impl Ownership {
             });
     }
 
+    /// Like [`retain_present`](Self::retain_present), for the services in
+    /// `keys` only: `current` holds those services (as far as they exist)
+    /// and nothing is known about the others, which are left as they are.
+    pub fn retain_present_in(&mut self, keys: &BTreeSet<ServiceKey>, current: &Table) {
+        for key in keys {
+            match current.services.get(key) {
+                Some(entry) => {
+                    if let Some(dests) = self.services.get_mut(key) {
+                        dests.retain(|a| entry.destinations.contains_key(a));
+                    }
+                }
+                None => {
+                    self.services.remove(key);
+                }
+            }
+        }
+    }
+
     /// The record as text: a header line, then `service KEY` and
     /// `destination KEY ADDR` lines.
     pub fn to_text(&self) -> String {
