@@ -39,8 +39,15 @@ trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 command -v keepalived >/dev/null || { echo "keepalived not installed" >&2; exit 1; }
-cargo build --quiet --release -p healthcheck --example load --manifest-path "$WS/Cargo.toml"
-LOAD="$WS/target/release/examples/load"
+# PREFIX="chrt -f 10" runs both checkers with the same command prefix (here
+# real-time priority, like keepalived's checker_rt_priority, so that other
+# work on a shared machine does not delay their timers).
+PREFIX=${PREFIX:-}
+# LOAD=/path/to/an/older/load compares another build of the same example.
+if [ -z "${LOAD:-}" ]; then
+  cargo build --quiet --release -p healthcheck --example load --manifest-path "$WS/Cargo.toml"
+  LOAD="$WS/target/release/examples/load"
+fi
 
 cat > "$WORK/fakeipvs.c" <<'C'
 #define _GNU_SOURCE
@@ -144,7 +151,7 @@ DIGEST=$(printf '<html><body>ok</body></html>\n' | md5sum | cut -d' ' -f1)
   echo '}'
 } > "$WORK/keepalived.conf"
 
-LD_PRELOAD="$WORK/fakeipvs.so" keepalived -C -n -l -f "$WORK/keepalived.conf" \
+LD_PRELOAD="$WORK/fakeipvs.so" $PREFIX keepalived -C -n -l -f "$WORK/keepalived.conf" \
   -p "$WORK/keepalived.pid" -c "$WORK/checkers.pid" > "$WORK/keepalived.log" 2>&1 &
 KA=$!
 PIDS+=($KA)
@@ -160,7 +167,7 @@ kill -TERM "$KA"
 wait "$KA" 2>/dev/null || true
 sleep 1
 
-"$LOAD" check --ports-file "$WORK/ports" --interval-ms 1000 --duration-secs $((WARMUP + RUN + 2)) \
+$PREFIX "$LOAD" check --ports-file "$WORK/ports" --interval-ms 1000 --duration-secs $((WARMUP + RUN + 2)) \
   --warmup-secs 1 --threads 1 > "$WORK/ours" &
 OURS=$!
 PIDS+=($OURS)
@@ -171,4 +178,4 @@ KA_FAILED=$(grep -c -i 'fail\|timeout' "$WORK/keepalived.log" || true)
 echo "keepalived $(keepalived --version 2>&1 | head -1 | awk '{print $2}') checker, $TCP TCP_CHECK + $HTTP HTTP_GET (digest): $KA_RESULT log_failure_lines=$KA_FAILED"
 echo "healthcheck runner (1 thread), $TCP TCP + $HTTP HTTP (digest): $OUR_RESULT"
 echo "healthcheck self-report: $(cat "$WORK/ours")"
-echo "host: $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "host: $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), prefix '${PREFIX}'"
