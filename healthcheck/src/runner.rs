@@ -199,7 +199,7 @@ struct User {
 }
 
 struct Scheduled {
-    key: Option<ShareKey>,
+    key: Option<Arc<ShareKey>>,
     users: Vec<CheckId>,
 }
 
@@ -207,7 +207,7 @@ struct Scheduled {
 struct Registry {
     users: BTreeMap<CheckId, User>,
     scheduled: HashMap<CheckId, Scheduled>,
-    by_key: HashMap<ShareKey, CheckId>,
+    by_key: HashMap<Arc<ShareKey>, CheckId>,
 }
 
 type SharedRegistry = Arc<Mutex<Registry>>;
@@ -248,9 +248,11 @@ impl RunnerHandle {
     /// [`ConfigError::RunnerStopped`] after shutdown.
     pub fn add(&self, spec: CheckSpec) -> Result<CheckId, ConfigError> {
         spec.timing.validate()?;
-        let key = self.share.then(|| ShareKey {
-            probe: spec.probe.clone(),
-            timing: spec.timing.clone(),
+        let key = self.share.then(|| {
+            Arc::new(ShareKey {
+                probe: spec.probe.clone(),
+                timing: spec.timing.clone(),
+            })
         });
         let name: Arc<str> = Arc::from(spec.name);
         if let Some(key) = &key {
@@ -284,7 +286,7 @@ impl RunnerHandle {
             },
         );
         if let Some(key) = &key {
-            registry.by_key.insert(key.clone(), scheduled);
+            registry.by_key.insert(Arc::clone(key), scheduled);
         }
         registry.scheduled.insert(
             scheduled,
