@@ -484,3 +484,24 @@ fn tempfile(prefix: &str, contents: &[u8]) -> TempFile {
     file.write_all(contents).expect("write temp file");
     TempFile { path }
 }
+
+#[tokio::test]
+async fn longest_timeouts_do_not_overflow() {
+    // Duration::MAX is far beyond what Timing accepts (MAX_DURATION), but a
+    // probe run directly must still not panic on it.
+    let mut tcp = TcpCheck::new(support::closed_port().await);
+    tcp.connect_timeout = Some(Duration::MAX);
+    let report = Probe::Tcp(tcp)
+        .prepare()
+        .expect("valid")
+        .run(0, Duration::MAX)
+        .await;
+    assert_eq!(report.result, Err(DownReason::ConnectionRefused));
+    let udp = UdpCheck::new(support::udp_echo_server().await);
+    let report = Probe::Udp(udp)
+        .prepare()
+        .expect("valid")
+        .run(0, Duration::MAX)
+        .await;
+    assert!(report.result.is_ok(), "{:?}", report.result);
+}

@@ -4,7 +4,7 @@
 //! once (parses digests, builds the TLS configuration...) into a [`Prober`]
 //! that is cheap to clone and runs one attempt per call. Every attempt is
 //! bounded by a time limit and by memory caps, and reports failures as a
-//! [`DownReason`](crate::DownReason).
+//! [`DownReason`].
 
 pub(crate) mod dns;
 pub(crate) mod file;
