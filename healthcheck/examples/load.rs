@@ -203,6 +203,12 @@ async fn check(args: &Args) -> anyhow::Result<()> {
     let wall = t0.elapsed();
     let snapshot = runner.snapshot();
     let failures: u64 = snapshot.iter().map(|(_, s)| s.stats.failures).sum();
+    let mut reasons = std::collections::BTreeMap::<String, usize>::new();
+    for (_, status) in &snapshot {
+        if let Some(reason) = &status.last_reason {
+            *reasons.entry(reason.to_string()).or_default() += 1;
+        }
+    }
     let up = snapshot
         .iter()
         .filter(|(_, s)| s.health == Health::Up)
@@ -226,5 +232,8 @@ async fn check(args: &Args) -> anyhow::Result<()> {
         wall.as_secs_f64(),
         (cpu1 - cpu0).as_secs_f64() * 1e6 / (rate * wall.as_secs_f64()).max(1.0),
     );
+    for (reason, count) in reasons {
+        println!("last failure of {count} checks: {reason}");
+    }
     Ok(())
 }
