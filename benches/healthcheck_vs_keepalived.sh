@@ -1,8 +1,12 @@
 #!/bin/bash
-# Same 1,000 loopback TCP servers, checked every second (TCP connect, 3 s
-# timeout) first by keepalived's checker process (1,000 TCP_CHECKs), then by
-# the healthcheck runner. Reports each checker's CPU %, RSS and the connect
-# rate the servers really saw.
+# The same loopback servers, checked every second (3 s timeout) first by
+# keepalived's checker process, then by the healthcheck runner: by default
+# 10,000 checks, half TCP connects (TCP_CHECK) and half HTTP GETs of a page
+# whose MD5 digest is checked (HTTP_GET with digest). Reports, for each
+# checker over the same window: CPU % of one core, CPU time per connection,
+# RSS, and the connection rate the servers really saw (against the
+# configured rate of CHECKS per second); for ours also the runner's own
+# attempt rate and scheduling lag (p50/p99/max).
 #
 # keepalived's checker exits at start-up without IPVS ("IPVS: Can't
 # initialize ipvs: No such file or directory" when the kernel has no ip_vs
@@ -11,12 +15,17 @@
 # genl_ctrl_resolve("IPVS") gets a dummy family id and every IPVS command is
 # answered with an ACK without reaching the kernel. The TCP checks are real.
 #
-# Usage: benches/healthcheck_vs_keepalived.sh [SERVERS] [SECONDS]   (default 1000 30)
-# Needs root, gcc and keepalived (apt-get install keepalived).
+# Usage: benches/healthcheck_vs_keepalived.sh [CHECKS] [SECONDS] [HTTP_PERCENT]
+#        (default 10000 30 50; "1000 30 0" is the earlier 1,000 TCP_CHECK run)
+# Needs root, gcc and keepalived (apt-get install keepalived). CPU figures
+# need a quiet machine: run it twice and compare.
 set -euo pipefail
 
-N=${1:-1000}
+N=${1:-10000}
 RUN=${2:-30}
+HTTP_PERCENT=${3:-50}
+HTTP=$(( N * HTTP_PERCENT / 100 ))
+TCP=$(( N - HTTP ))
 WARMUP=5
 WS=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=$(mktemp -d /tmp/healthcheck-vs-keepalived.XXXXXX)
@@ -30,8 +39,15 @@ trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 command -v keepalived >/dev/null || { echo "keepalived not installed" >&2; exit 1; }
-cargo build --quiet --release -p healthcheck --example load --manifest-path "$WS/Cargo.toml"
-LOAD="$WS/target/release/examples/load"
+# PREFIX="chrt -f 10" runs both checkers with the same command prefix (here
+# real-time priority, like keepalived's checker_rt_priority, so that other
+# work on a shared machine does not delay their timers).
+PREFIX=${PREFIX:-}
+# LOAD=/path/to/an/older/load compares another build of the same example.
+if [ -z "${LOAD:-}" ]; then
+  cargo build --quiet --release -p healthcheck --example load --manifest-path "$WS/Cargo.toml"
+  LOAD="$WS/target/release/examples/load"
+fi
 
 cat > "$WORK/fakeipvs.c" <<'C'
 #define _GNU_SOURCE
@@ -92,25 +108,30 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
 C
 gcc -shared -fPIC -O2 -o "$WORK/fakeipvs.so" "$WORK/fakeipvs.c" -ldl
 
-"$LOAD" serve --tcp "$N" --http 0 --ports-file "$WORK/ports" &
+"$LOAD" serve --tcp "$TCP" --http "$HTTP" --ports-file "$WORK/ports" &
 PIDS+=($!)
-for _ in $(seq 100); do [ -f "$WORK/ports.accepts" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -f "$WORK/ports.accepts" ] && break; sleep 0.1; done
 [ -f "$WORK/ports.accepts" ] || { echo "server did not start" >&2; exit 1; }
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }   # utime + stime, USER_HZ=100
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 accepts() { cat "$WORK/ports.accepts"; }
-# Prints "cpu_percent=.. rss_kib=.. connects_per_sec=.." for pid $1 over RUN s.
+# Prints "cpu_percent=.. cpu_us_per_connect=.. rss_kib=.. connects_per_sec=.."
+# for pid $1 over RUN s.
 measure() {
   local pid=$1 t0 a0 t1 a1
   sleep "$WARMUP"
   t0=$(ticks "$pid"); a0=$(accepts)
   sleep "$RUN"
   t1=$(ticks "$pid"); a1=$(accepts)
-  echo "cpu_percent=$(awk -v d=$((t1 - t0)) -v s="$RUN" 'BEGIN { printf "%.1f", d / s }') rss_kib=$(rss "$pid") connects_per_sec=$(( (a1 - a0) / RUN ))"
+  awk -v d=$((t1 - t0)) -v s="$RUN" -v c=$((a1 - a0)) -v r="$(rss "$pid")" -v n="$N" 'BEGIN {
+    printf "cpu_percent=%.1f cpu_us_per_connect=%.1f rss_kib=%d connects_per_sec=%.0f vs_configured=%+.2f%%\n",
+      d / s, d * 10000 / (c > 0 ? c : 1), r, c / s, (c / s / n - 1) * 100 }'
 }
 
-# keepalived: one virtual server, N real servers, each with a TCP_CHECK.
+# keepalived: one virtual server, N real servers, each with a TCP_CHECK or
+# an HTTP_GET whose digest is the served page's (load.rs PAGE).
+DIGEST=$(printf '<html><body>ok</body></html>\n' | md5sum | cut -d' ' -f1)
 {
   echo 'global_defs { router_id healthcheck_bench }'
   echo 'virtual_server 127.0.0.1 9 {'
@@ -118,19 +139,23 @@ measure() {
   echo '  lb_algo rr'
   echo '  lb_kind NAT'
   echo '  protocol TCP'
-  while read -r _ port; do
+  while read -r kind port; do
     echo "  real_server 127.0.0.1 $port { weight 1"
-    echo '    TCP_CHECK { connect_timeout 3 retry 1 delay_before_retry 1 }'
+    if [ "$kind" = http ]; then
+      echo "    HTTP_GET { url { path / digest $DIGEST } connect_timeout 3 retry 1 delay_before_retry 1 }"
+    else
+      echo '    TCP_CHECK { connect_timeout 3 retry 1 delay_before_retry 1 }'
+    fi
     echo '  }'
   done < "$WORK/ports"
   echo '}'
 } > "$WORK/keepalived.conf"
 
-LD_PRELOAD="$WORK/fakeipvs.so" keepalived -C -n -l -f "$WORK/keepalived.conf" \
+LD_PRELOAD="$WORK/fakeipvs.so" $PREFIX keepalived -C -n -l -f "$WORK/keepalived.conf" \
   -p "$WORK/keepalived.pid" -c "$WORK/checkers.pid" > "$WORK/keepalived.log" 2>&1 &
 KA=$!
 PIDS+=($KA)
-for _ in $(seq 100); do [ -s "$WORK/checkers.pid" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$WORK/checkers.pid" ] && break; sleep 0.1; done
 CHECKER=$(cat "$WORK/checkers.pid" 2>/dev/null || true)
 if [ -z "$CHECKER" ] || ! kill -0 "$CHECKER" 2>/dev/null; then
   echo "keepalived checker did not start:" >&2
@@ -142,14 +167,15 @@ kill -TERM "$KA"
 wait "$KA" 2>/dev/null || true
 sleep 1
 
-"$LOAD" check --ports-file "$WORK/ports" --interval-ms 1000 --duration-secs $((WARMUP + RUN + 2)) \
+$PREFIX "$LOAD" check --ports-file "$WORK/ports" --interval-ms 1000 --duration-secs $((WARMUP + RUN + 2)) \
   --warmup-secs 1 --threads 1 > "$WORK/ours" &
 OURS=$!
 PIDS+=($OURS)
 OUR_RESULT=$(measure "$OURS")
 wait "$OURS" || true
 
-echo "keepalived $(keepalived --version 2>&1 | head -1 | awk '{print $2}') checker, $N TCP_CHECKs: $KA_RESULT"
-echo "healthcheck runner (1 thread), $N TCP checks: $OUR_RESULT"
+KA_FAILED=$(grep -c -i 'fail\|timeout' "$WORK/keepalived.log" || true)
+echo "keepalived $(keepalived --version 2>&1 | head -1 | awk '{print $2}') checker, $TCP TCP_CHECK + $HTTP HTTP_GET (digest): $KA_RESULT log_failure_lines=$KA_FAILED"
+echo "healthcheck runner (1 thread), $TCP TCP + $HTTP HTTP (digest): $OUR_RESULT"
 echo "healthcheck self-report: $(cat "$WORK/ours")"
-echo "host: $(nproc) cores, $(uname -r)"
+echo "host: $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), prefix '${PREFIX}'"

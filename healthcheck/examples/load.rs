@@ -10,8 +10,10 @@
 //!     checker's real probe rate can be measured)
 //! load check --ports-file FILE [--interval-ms 1000] [--duration-secs 30]
 //!            [--warmup-secs 5] [--threads 1]
-//!     check every port (TCP connect or HTTP GET /), then print the
-//!     checker's CPU % and RSS measured after the warmup
+//!     check every port (TCP connect or HTTP GET / with an MD5 digest),
+//!     then print, over the window after the warmup: the checker's CPU %
+//!     and RSS, the attempts per second against the configured rate, and
+//!     the scheduling lag (p50, p99, max) from the runner's own histogram
 //! ```
 
 use std::convert::Infallible;
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use healthcheck::{
     CheckSpec, Health, HttpCheck, Md5Digest, Probe, Runner, RunnerConfig, TcpCheck, Timing,
+    raise_open_files_limit,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -147,6 +150,7 @@ async fn check(args: &Args) -> anyhow::Result<()> {
     let interval = Duration::from_millis(args.get("--interval-ms", Some(1000))?);
     let duration = Duration::from_secs(args.get("--duration-secs", Some(30))?);
     let warmup = Duration::from_secs(args.get("--warmup-secs", Some(5))?);
+    let open_files = raise_open_files_limit()?;
     let runner = Runner::spawn(RunnerConfig::default(), CancellationToken::new());
     let mut events = runner.subscribe();
     let mut timing = Timing::every(interval);
@@ -187,30 +191,49 @@ async fn check(args: &Args) -> anyhow::Result<()> {
             }
             _ = tick.tick() => {
                 if measure_from.is_none() && started.elapsed() >= warmup {
-                    let attempts: u64 = runner.snapshot().iter().map(|(_, s)| s.stats.attempts).sum();
-                    measure_from = Some((Instant::now(), usage()?, attempts));
+                    let stats = runner.stats().await.context("runner stopped")?;
+                    measure_from = Some((Instant::now(), usage()?, stats));
                 }
             }
         }
     }
-    let (t0, (cpu0, _, _), attempts0) = measure_from.context("warmup longer than the run")?;
+    let (t0, (cpu0, _, _), stats0) = measure_from.context("warmup longer than the run")?;
     let (cpu1, rss, hwm) = usage()?;
+    let stats = runner.stats().await.context("runner stopped")?;
     let wall = t0.elapsed();
     let snapshot = runner.snapshot();
-    let attempts: u64 = snapshot.iter().map(|(_, s)| s.stats.attempts).sum();
     let failures: u64 = snapshot.iter().map(|(_, s)| s.stats.failures).sum();
+    let mut reasons = std::collections::BTreeMap::<String, usize>::new();
+    for (_, status) in &snapshot {
+        if let Some(reason) = &status.last_reason {
+            *reasons.entry(reason.to_string()).or_default() += 1;
+        }
+    }
     let up = snapshot
         .iter()
         .filter(|(_, s)| s.health == Health::Up)
         .count();
     runner.shutdown().await;
     let cpu_percent = (cpu1 - cpu0).as_secs_f64() * 100.0 / wall.as_secs_f64();
-    let rate = (attempts - attempts0) as f64 / wall.as_secs_f64();
+    let rate = (stats.attempts - stats0.attempts) as f64 / wall.as_secs_f64();
+    let configured = snapshot.len() as f64 / interval.as_secs_f64();
+    let lag = stats.lag.since(&stats0.lag);
     println!(
-        "checks={} tcp={tcp} http={http} up={up} transitions={transitions} attempts_per_sec={rate:.0} failures={failures} \
-         window_secs={:.1} cpu_percent={cpu_percent:.1} rss_kib={rss} peak_rss_kib={hwm}",
+        "checks={} tcp={tcp} http={http} up={up} transitions={transitions} configured_per_sec={configured:.0} \
+         attempts_per_sec={rate:.1} rate_vs_configured_percent={:+.2} failures={failures} \
+         lag_p50_us={} lag_p99_us={} lag_max_us={} max_in_flight={} open_files={open_files} \
+         window_secs={:.1} cpu_percent={cpu_percent:.1} cpu_us_per_attempt={:.1} rss_kib={rss} peak_rss_kib={hwm}",
         snapshot.len(),
-        wall.as_secs_f64()
+        (rate / configured - 1.0) * 100.0,
+        lag.quantile(0.5).as_micros(),
+        lag.quantile(0.99).as_micros(),
+        lag.max().as_micros(),
+        stats.max_in_flight,
+        wall.as_secs_f64(),
+        (cpu1 - cpu0).as_secs_f64() * 1e6 / (rate * wall.as_secs_f64()).max(1.0),
     );
+    for (reason, count) in reasons {
+        println!("last failure of {count} checks: {reason}");
+    }
     Ok(())
 }

@@ -6,6 +6,15 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 
+/// Longest duration any [`Timing`] field may hold: 365 days.
+///
+/// Every deadline is an instant plus one of these durations; capping them
+/// keeps that sum far from the end of `Instant`'s range (an overflow there
+/// panics) and within tokio's timer range (about two years). A configuration
+/// layer should reject larger values with its own file and line before they
+/// reach [`Timing::validate`], which rejects them too.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// Identifies one check inside a [`Scheduler`](crate::Scheduler) or a runner.
 ///
 /// The runner allocates ids; a consumer keeps its own map from id to what the
@@ -70,11 +79,14 @@ impl fmt::Display for Health {
 /// `delay_before_retry`; the round succeeds at the first successful attempt
 /// and fails when every attempt failed. `rise` good rounds in a row bring a
 /// down check up, `fall` failed rounds in a row bring an up check down. The
-/// next round starts `delay_loop` (plus jitter) after the previous round
-/// ended, as keepalived does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// next round is due `delay_loop` (± half the jitter) after the previous one
+/// was due, and not before it ended: a healthy check keeps an exact cadence
+/// (keepalived waits `delay_loop` after the end of a round, so its rate falls
+/// behind by the check's latency). Every duration is at most
+/// [`MAX_DURATION`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Timing {
-    /// Pause between the end of one round and the start of the next.
+    /// Time from one round's start to the next one's.
     pub delay_loop: Duration,
     /// Upper bound on one attempt, connection set-up included.
     pub timeout: Duration,
@@ -91,15 +103,16 @@ pub struct Timing {
     /// The first round starts after a random delay in `[0, warmup)`, so that
     /// checks added together do not fire together.
     pub warmup: Duration,
-    /// Each `delay_loop` is lengthened by a random amount in `[0, jitter)`,
-    /// so that checks that failed together do not stay in step.
+    /// Each `delay_loop` is moved by a random amount in
+    /// `[-jitter/2, +jitter/2)`, so that checks that failed together do not
+    /// stay in step; the average cadence stays `delay_loop`.
     pub jitter: Duration,
 }
 
 impl Timing {
     /// keepalived-like defaults for the given `delay_loop`: timeout 5 s,
     /// one retry after 1 s, rise 1, fall 1, initially up, warmup one
-    /// `delay_loop`, jitter a tenth of it.
+    /// `delay_loop`, jitter a tenth of it (so ±5 %).
     #[must_use]
     pub fn every(delay_loop: Duration) -> Self {
         Self {
@@ -119,8 +132,24 @@ impl Timing {
     ///
     /// # Errors
     /// [`ConfigError::InvalidTiming`] when `delay_loop` or `timeout` is zero
-    /// or `rise`/`fall` is zero.
+    /// or `rise`/`fall` is zero; [`ConfigError::DurationTooLong`] when a
+    /// duration exceeds [`MAX_DURATION`].
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for (field, value) in [
+            ("delay_loop", self.delay_loop),
+            ("timeout", self.timeout),
+            ("delay_before_retry", self.delay_before_retry),
+            ("warmup", self.warmup),
+            ("jitter", self.jitter),
+        ] {
+            if value > MAX_DURATION {
+                return Err(ConfigError::DurationTooLong {
+                    field,
+                    value,
+                    max: MAX_DURATION,
+                });
+            }
+        }
         let problem = if self.delay_loop.is_zero() {
             "delay_loop must be greater than zero"
         } else if self.timeout.is_zero() {

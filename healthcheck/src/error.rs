@@ -11,6 +11,16 @@ pub enum ConfigError {
     /// A timing value breaks an invariant of the scheduler.
     #[error("invalid timing: {0}")]
     InvalidTiming(&'static str),
+    /// A timing duration is longer than [`MAX_DURATION`](crate::MAX_DURATION).
+    #[error("{field} of {value:?} is longer than the maximum of {max:?}")]
+    DurationTooLong {
+        /// The [`Timing`](crate::Timing) field.
+        field: &'static str,
+        /// Its value.
+        value: Duration,
+        /// The limit, [`MAX_DURATION`](crate::MAX_DURATION).
+        max: Duration,
+    },
     /// An HTTP path is not a valid request target.
     #[error("invalid HTTP path {path:?}: {detail}")]
     InvalidPath {

@@ -6,12 +6,13 @@
 //! [`Scheduler::handle_probe_result`]. The tokio [`runner`](crate::runner)
 //! turns its outputs into real probes; tests drive it through simulated time.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::check::{CheckId, Health, Timing};
 use crate::error::{ConfigError, DownReason};
+use crate::lag::LagHistogram;
+use crate::timer::{Timer, TimerWheel};
 
 /// Identifies one probe attempt, so that a late result of an attempt the
 /// scheduler already gave up on (timed out, check removed) is ignored.
@@ -19,6 +20,9 @@ use crate::error::{ConfigError, DownReason};
 pub struct ProbeToken {
     check: CheckId,
     serial: u64,
+    /// Position of the check in the scheduler's table, so a result needs no
+    /// lookup by id (checked against `check` before use).
+    slot: u32,
 }
 
 impl ProbeToken {
@@ -34,14 +38,55 @@ impl ProbeToken {
     pub const fn serial(self) -> u64 {
         self.serial
     }
+
+    /// The check's position in the scheduler's table: dense, and held by
+    /// one check at a time, so drivers can index per-check state by it.
+    pub(crate) const fn position(self) -> usize {
+        self.slot as usize
+    }
 }
 
 /// What a successful attempt reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct ProbeSuccess {
     /// Dynamic weight reported by the target (keepalived's `misc_dynamic`),
     /// `None` when the check does not report one.
     pub weight: Option<u32>,
+    /// A reading the probe reports besides up/down, such as the number in a
+    /// tracked file (keepalived's `track_file`); consumers scale it by their
+    /// own weight (see [`FileCheck`](crate::FileCheck)). `None` for probes
+    /// that only say up or down.
+    pub value: Option<i64>,
+}
+
+impl ProbeSuccess {
+    /// Up, with no weight and no value.
+    #[must_use]
+    pub const fn up() -> Self {
+        Self {
+            weight: None,
+            value: None,
+        }
+    }
+
+    /// Up with a dynamic weight.
+    #[must_use]
+    pub const fn with_weight(weight: u32) -> Self {
+        Self {
+            weight: Some(weight),
+            value: None,
+        }
+    }
+
+    /// Up with a value.
+    #[must_use]
+    pub const fn with_value(value: i64) -> Self {
+        Self {
+            weight: None,
+            value: Some(value),
+        }
+    }
 }
 
 /// The result of one probe attempt: success, or why it counts as down.
@@ -59,14 +104,17 @@ pub struct ProbeRequest {
     pub timeout: Duration,
 }
 
-/// A change of a check's health, or of its dynamic weight while it is up.
+/// A change of a check's health, or of its dynamic weight or value while it
+/// is up.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Transition {
     /// The check.
     pub check: CheckId,
     /// Health before this transition.
     pub previous: Health,
-    /// Health from now on (equal to `previous` for a weight-only change).
+    /// Health from now on (equal to `previous` for a weight- or value-only
+    /// change).
     pub health: Health,
     /// Why the check went down; `None` for up and weight changes.
     pub reason: Option<DownReason>,
@@ -74,6 +122,9 @@ pub struct Transition {
     pub latency: Duration,
     /// Dynamic weight from now on, if the check reports one.
     pub weight: Option<u32>,
+    /// Value from now on, if the check reports one (see
+    /// [`ProbeSuccess::value`]); kept from the last success while down.
+    pub value: Option<i64>,
     /// When it was decided.
     pub at: Instant,
 }
@@ -86,6 +137,10 @@ pub enum Output {
     StartProbe(ProbeRequest),
     /// Publish a transition.
     Transition(Transition),
+    /// Drop the attempt `token` if it is still running: the scheduler gave up
+    /// on it (timeout, or its check was removed or replaced) and will ignore
+    /// its result.
+    CancelProbe(ProbeToken),
 }
 
 /// Per-check counters, in the spirit of a MIB table.
@@ -103,6 +158,9 @@ pub struct CheckStats {
     pub failed_rounds: u64,
     /// Health transitions emitted.
     pub transitions: u64,
+    /// Attempts that had to wait for a free slot under the runner's
+    /// concurrency bound ([`Scheduler::set_max_in_flight`]).
+    pub queued: u64,
 }
 
 /// The current state of one check, as shown to consumers.
@@ -112,6 +170,8 @@ pub struct CheckStatus {
     pub health: Health,
     /// Current dynamic weight, if any.
     pub weight: Option<u32>,
+    /// Last value reported (see [`ProbeSuccess::value`]), if any.
+    pub value: Option<i64>,
     /// Failure reason of the last attempt, `None` if it succeeded or none ran.
     pub last_reason: Option<DownReason>,
     /// Latency of the last finished attempt.
@@ -131,6 +191,7 @@ impl CheckStatus {
         Self {
             health: timing.initial,
             weight: None,
+            value: None,
             last_reason: None,
             last_latency: None,
             good_rounds: 0,
@@ -144,6 +205,8 @@ impl CheckStatus {
 enum Phase {
     /// Next attempt (`attempt` of the round) is due at `due`.
     Waiting { due: Instant, attempt: u32 },
+    /// Due since `due`, waiting for a free slot under the concurrency bound.
+    Queued { due: Instant, attempt: u32 },
     /// Attempt running since `started`, abandoned at `deadline`.
     Probing {
         serial: u64,
@@ -153,23 +216,28 @@ enum Phase {
     },
 }
 
-impl Phase {
-    fn timer(self) -> Instant {
-        match self {
-            Phase::Waiting { due, .. } => due,
-            Phase::Probing { deadline, .. } => deadline,
-        }
-    }
-}
-
 #[derive(Debug)]
 struct Slot {
+    id: CheckId,
     timing: Timing,
     phase: Phase,
-    /// Bumped whenever `phase` changes; timer heap entries carry it.
-    timer_generation: u64,
+    /// When the current round's first attempt was due: the next round is due
+    /// `delay_loop` after it, so rounds keep their cadence whatever the
+    /// attempts' latency.
+    round_due: Instant,
+    /// A [`Scheduler::wake`] came while probing: start the next round as
+    /// soon as this one ends.
+    woken: bool,
     next_serial: u64,
     status: CheckStatus,
+}
+
+/// One position of the slot table. The generation survives reuse, so a
+/// timer armed for a removed check can never match its successor.
+#[derive(Debug)]
+struct Entry {
+    generation: u32,
+    slot: Option<Slot>,
 }
 
 /// SplitMix64: tiny, seedable, good enough to spread timers. Not for secrets.
@@ -197,19 +265,52 @@ impl SplitMix64 {
     }
 }
 
+/// `at + delay`, saturating instead of panicking. Timings are validated
+/// against [`MAX_DURATION`](crate::MAX_DURATION), so this only matters for
+/// an `Instant` near the end of its range; the result then stays far in the
+/// future, which is what a huge delay means anyway.
+fn later(at: Instant, delay: Duration) -> Instant {
+    at.checked_add(delay).unwrap_or_else(|| {
+        // Halve until it fits: still at least half the requested delay away.
+        let mut step = delay;
+        let mut out = at;
+        while !step.is_zero() {
+            if let Some(next) = out.checked_add(step) {
+                out = next;
+            }
+            step /= 2;
+        }
+        out
+    })
+}
+
 /// Schedules many checks and turns attempt results into up/down decisions.
 ///
 /// Contract, in the style of `quinn-proto`:
 /// - input: [`add_check`](Self::add_check), [`remove_check`](Self::remove_check),
-///   [`handle_probe_result`](Self::handle_probe_result),
+///   [`wake`](Self::wake), [`handle_probe_result`](Self::handle_probe_result),
 ///   [`handle_timeout`](Self::handle_timeout);
 /// - output: after any input, drain [`poll_output`](Self::poll_output) until
-///   it returns `None` (start the probes, publish the transitions, in the
-///   order given), then ask [`poll_timeout`](Self::poll_timeout) for the next
-///   deadline and call `handle_timeout` once it has passed.
+///   it returns `None` (start the probes, cancel the abandoned ones, publish
+///   the transitions, in the order given), then ask
+///   [`poll_timeout`](Self::poll_timeout) for the next deadline and call
+///   `handle_timeout` once it has passed.
 ///
 /// `handle_timeout` before the deadline, or twice for the same deadline, is a
 /// no-op. Results for unknown or abandoned attempts are ignored.
+///
+/// Cadence: a round's first attempt is due `delay_loop` (± half the jitter)
+/// after the previous round's first attempt was due, and never before the
+/// previous round ended. A healthy check therefore runs exactly
+/// `1 / delay_loop` times per second on average, however long each attempt
+/// takes and however late the driver wakes up (keepalived waits `delay_loop`
+/// after the end of a round instead, so its rate drifts below the configured
+/// one by the check's latency and its scheduling delay).
+///
+/// Concurrency: with [`set_max_in_flight`](Self::set_max_in_flight), attempts
+/// that fall due while that many are running wait in a FIFO queue and start
+/// as others finish; the wait shows in [`lag`](Self::lag) and in
+/// [`CheckStats::queued`]. The attempt's timeout runs from its real start.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -230,7 +331,7 @@ impl SplitMix64 {
 ///         match output {
 ///             // A real driver runs the probe; here it succeeds at once.
 ///             Output::StartProbe(req) => {
-///                 sched.handle_probe_result(req.token, Ok(ProbeSuccess::default()), now)
+///                 sched.handle_probe_result(req.token, Ok(ProbeSuccess::up()), now)
 ///             }
 ///             Output::Transition(t) => transitions.push(t),
 ///             _ => {}
@@ -243,31 +344,88 @@ impl SplitMix64 {
 /// ```
 #[derive(Debug)]
 pub struct Scheduler {
-    slots: BTreeMap<CheckId, Slot>,
-    /// Min-heap of (deadline, check, generation); stale entries are skipped.
-    timers: BinaryHeap<Reverse<(Instant, CheckId, u64)>>,
+    index: HashMap<CheckId, u32>,
+    entries: Vec<Entry>,
+    free: Vec<u32>,
+    timers: TimerWheel,
+    /// Scratch space for the timers due in one `handle_timeout`.
+    due: Vec<Timer>,
     outputs: VecDeque<Output>,
     rng: SplitMix64,
+    max_in_flight: usize,
+    in_flight: usize,
+    /// Attempts due but waiting for a slot: (slot, generation), FIFO.
+    queue: VecDeque<(u32, u32)>,
+    lag: LagHistogram,
+    started: u64,
 }
 
 impl Scheduler {
     /// An empty scheduler whose jitter and warmup draws come from `seed`.
+    /// No bound on concurrent attempts until
+    /// [`set_max_in_flight`](Self::set_max_in_flight).
     #[must_use]
     pub fn new(seed: u64) -> Self {
         Self {
-            slots: BTreeMap::new(),
-            timers: BinaryHeap::new(),
+            index: HashMap::new(),
+            entries: Vec::new(),
+            free: Vec::new(),
+            timers: TimerWheel::new(),
+            due: Vec::new(),
             outputs: VecDeque::new(),
             rng: SplitMix64(seed),
+            max_in_flight: usize::MAX,
+            in_flight: 0,
+            queue: VecDeque::new(),
+            lag: LagHistogram::new(),
+            started: 0,
         }
+    }
+
+    /// Bounds the number of attempts running at once (at least 1). Attempts
+    /// already running are not affected; new ones wait their turn.
+    pub fn set_max_in_flight(&mut self, max: usize) {
+        self.max_in_flight = max.max(1);
+    }
+
+    /// The bound set by [`set_max_in_flight`](Self::set_max_in_flight)
+    /// (`usize::MAX` when unbounded).
+    #[must_use]
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// Attempts running now.
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Attempts due but waiting for a free slot.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Attempts started since this scheduler was created.
+    #[must_use]
+    pub fn attempts_started(&self) -> u64 {
+        self.started
+    }
+
+    /// How late attempts started compared with when they were due, since
+    /// this scheduler was created.
+    #[must_use]
+    pub fn lag(&self) -> &LagHistogram {
+        &self.lag
     }
 
     /// Adds a check; its first round starts within `timing.warmup` of `now`.
     ///
     /// # Errors
-    /// [`ConfigError::InvalidTiming`] if `timing` is invalid. Adding an id
-    /// that already exists replaces that check (its pending attempt is
-    /// abandoned).
+    /// [`ConfigError::InvalidTiming`] or [`ConfigError::DurationTooLong`] if
+    /// `timing` is invalid. Adding an id that already exists replaces that
+    /// check (its pending attempt is abandoned).
     pub fn add_check(
         &mut self,
         id: CheckId,
@@ -276,53 +434,129 @@ impl Scheduler {
     ) -> Result<(), ConfigError> {
         timing.validate()?;
         self.remove_check(id);
-        let due = now + self.rng.duration_below(timing.warmup);
-        let status = CheckStatus::initial(&timing);
+        let due = later(now, self.rng.duration_below(timing.warmup));
         let slot = Slot {
+            id,
+            status: CheckStatus::initial(&timing),
             timing,
             phase: Phase::Waiting { due, attempt: 0 },
-            timer_generation: 0,
+            round_due: due,
+            woken: false,
             next_serial: 0,
-            status,
         };
-        self.timers.push(Reverse((due, id, 0)));
-        self.slots.insert(id, slot);
+        let position = match self.free.pop() {
+            Some(position) => position,
+            None => {
+                let position = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
+                self.entries.push(Entry {
+                    generation: 0,
+                    slot: None,
+                });
+                position
+            }
+        };
+        let Some(entry) = self.entries.get_mut(position as usize) else {
+            return Ok(()); // more than u32::MAX checks: cannot happen in memory
+        };
+        entry.generation = entry.generation.wrapping_add(1);
+        entry.slot = Some(slot);
+        self.index.insert(id, position);
+        self.arm(position, due);
         Ok(())
     }
 
-    /// Removes a check and drops its queued outputs. Returns whether it existed.
+    /// Removes a check and drops its queued outputs; a running attempt gets
+    /// an [`Output::CancelProbe`]. Returns whether it existed.
     pub fn remove_check(&mut self, id: CheckId) -> bool {
-        let existed = self.slots.remove(&id).is_some();
-        if existed {
-            self.outputs.retain(|output| match output {
-                Output::StartProbe(req) => req.token.check != id,
-                Output::Transition(t) => t.check != id,
-            });
+        let Some(position) = self.index.remove(&id) else {
+            return false;
+        };
+        let Some(entry) = self.entries.get_mut(position as usize) else {
+            return false;
+        };
+        entry.generation = entry.generation.wrapping_add(1);
+        let removed = entry.slot.take();
+        self.free.push(position);
+        self.outputs.retain(|output| match output {
+            Output::StartProbe(req) => req.token.check != id,
+            Output::Transition(t) => t.check != id,
+            Output::CancelProbe(_) => true,
+        });
+        if let Some(Slot {
+            phase: Phase::Probing { serial, .. },
+            ..
+        }) = removed
+        {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            self.outputs.push_back(Output::CancelProbe(ProbeToken {
+                check: id,
+                serial,
+                slot: position,
+            }));
         }
-        existed
+        true
+    }
+
+    /// Asks for a check to run as soon as possible, for instance because a
+    /// watched file changed: a waiting check is due now (its cadence starts
+    /// again from now); a check that is running or queued starts its next
+    /// round as soon as this one ends. Returns whether the check exists.
+    pub fn wake(&mut self, id: CheckId, now: Instant) -> bool {
+        let Some(position) = self.index.get(&id).copied() else {
+            return false;
+        };
+        let Some(slot) = self.slot_mut(position) else {
+            return false;
+        };
+        match slot.phase {
+            Phase::Waiting { due, attempt } if due > now => {
+                slot.phase = Phase::Waiting { due: now, attempt };
+                if attempt == 0 {
+                    slot.round_due = now;
+                }
+                self.rearm(position, now);
+            }
+            Phase::Waiting { .. } => {}
+            Phase::Queued { .. } | Phase::Probing { .. } => slot.woken = true,
+        }
+        true
     }
 
     /// Number of checks.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.index.len()
     }
 
     /// `true` when no check is scheduled.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.index.is_empty()
     }
 
     /// Current state of a check.
     #[must_use]
     pub fn status(&self, id: CheckId) -> Option<&CheckStatus> {
-        self.slots.get(&id).map(|slot| &slot.status)
+        let position = *self.index.get(&id)?;
+        self.slot(position).map(|slot| &slot.status)
+    }
+
+    /// Where `id` sits in the table (see [`ProbeToken::position`]).
+    pub(crate) fn position(&self, id: CheckId) -> Option<usize> {
+        self.index.get(&id).map(|p| *p as usize)
+    }
+
+    /// Current state of the check at `position`.
+    pub(crate) fn status_at(&self, position: usize) -> Option<&CheckStatus> {
+        self.slot(u32::try_from(position).ok()?)
+            .map(|slot| &slot.status)
     }
 
     /// Ids of all checks, in order.
     pub fn check_ids(&self) -> impl Iterator<Item = CheckId> + '_ {
-        self.slots.keys().copied()
+        let mut ids: Vec<CheckId> = self.index.keys().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter()
     }
 
     /// The next output, `None` when drained. See the type's contract.
@@ -335,55 +569,84 @@ impl Scheduler {
     /// has work to do, `None` with no checks.
     #[must_use]
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        while let Some(Reverse((when, id, generation))) = self.timers.peek().copied() {
-            if self.timer_is_live(id, generation) {
-                return Some(when);
-            }
-            self.timers.pop();
+        let entries = &self.entries;
+        let timer = self
+            .timers
+            .next_deadline(|timer| timer_is_live(entries, timer));
+        let queued = if self.in_flight < self.max_in_flight {
+            self.first_queued_due()
+        } else {
+            None
+        };
+        match (timer, queued) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        None
     }
 
     /// Starts the attempts that are due and abandons the ones past their
     /// deadline. Idempotent: nothing happens for deadlines after `now`.
+    ///
+    /// One pass: a deadline that this call itself sets at or before `now`
+    /// (a zero `delay_before_retry`) is left for the next call, which
+    /// [`poll_timeout`](Self::poll_timeout) asks for at once. That bounds
+    /// the work of one call even where time cannot advance (deadlines
+    /// saturated at the end of `Instant`'s range).
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(Reverse((when, id, generation))) = self.timers.peek().copied() {
-            if when > now {
-                break;
-            }
-            self.timers.pop();
-            if !self.timer_is_live(id, generation) {
+        self.start_queued(now);
+        let mut due = std::mem::take(&mut self.due);
+        self.timers.take_due(now, &mut due);
+        for timer in due.drain(..) {
+            if !timer_is_live(&self.entries, &timer) {
                 continue;
             }
-            let Some(phase) = self.slots.get(&id).map(|slot| slot.phase) else {
+            let Some(slot) = self.slot(timer.slot) else {
                 continue;
             };
-            match phase {
-                Phase::Waiting { attempt, .. } => self.start_attempt(id, attempt, now),
+            match slot.phase {
+                Phase::Waiting { due, attempt } => self.begin(timer.slot, attempt, due, now),
+                Phase::Queued { .. } => {}
                 Phase::Probing {
-                    started, attempt, ..
+                    serial,
+                    started,
+                    attempt,
+                    ..
                 } => {
-                    let limit = self
-                        .slots
-                        .get(&id)
-                        .map_or(Duration::ZERO, |s| s.timing.timeout);
-                    if let Some(slot) = self.slots.get_mut(&id) {
+                    let limit = slot.timing.timeout;
+                    let token = ProbeToken {
+                        check: slot.id,
+                        serial,
+                        slot: timer.slot,
+                    };
+                    if let Some(slot) = self.slot_mut(timer.slot) {
                         slot.status.stats.timeouts += 1;
                     }
+                    self.outputs.push_back(Output::CancelProbe(token));
                     let latency = now.saturating_duration_since(started);
-                    self.finish_attempt(id, attempt, Err(DownReason::Timeout(limit)), latency, now);
+                    self.finish_attempt(
+                        timer.slot,
+                        attempt,
+                        Err(DownReason::Timeout(limit)),
+                        latency,
+                        now,
+                    );
                 }
             }
         }
+        self.due = due;
+        self.start_queued(now);
     }
 
     /// Feeds the result of the attempt `token` finished at `now`.
     ///
     /// Results for removed checks or abandoned attempts are ignored.
     pub fn handle_probe_result(&mut self, token: ProbeToken, result: ProbeResult, now: Instant) {
-        let Some(slot) = self.slots.get(&token.check) else {
+        let Some(slot) = self.slot(token.slot) else {
             return;
         };
+        if slot.id != token.check {
+            return;
+        }
         let Phase::Probing {
             serial,
             attempt,
@@ -397,71 +660,182 @@ impl Scheduler {
             return;
         }
         let latency = now.saturating_duration_since(started);
-        self.finish_attempt(token.check, attempt, result, latency, now);
+        self.finish_attempt(token.slot, attempt, result, latency, now);
+        self.start_queued(now);
     }
 
-    fn timer_is_live(&self, id: CheckId, generation: u64) -> bool {
-        self.slots
-            .get(&id)
-            .is_some_and(|slot| slot.timer_generation == generation)
+    fn slot(&self, position: u32) -> Option<&Slot> {
+        self.entries.get(position as usize)?.slot.as_ref()
     }
 
-    fn set_phase(&mut self, id: CheckId, phase: Phase) {
-        if let Some(slot) = self.slots.get_mut(&id) {
-            slot.phase = phase;
-            slot.timer_generation += 1;
-            self.timers
-                .push(Reverse((phase.timer(), id, slot.timer_generation)));
+    fn slot_mut(&mut self, position: u32) -> Option<&mut Slot> {
+        self.entries.get_mut(position as usize)?.slot.as_mut()
+    }
+
+    fn first_queued_due(&mut self) -> Option<Instant> {
+        while let Some(&(position, generation)) = self.queue.front() {
+            let live = self
+                .entries
+                .get(position as usize)
+                .filter(|entry| entry.generation == generation)
+                .and_then(|entry| entry.slot.as_ref());
+            if let Some(Slot {
+                phase: Phase::Queued { due, .. },
+                ..
+            }) = live
+            {
+                return Some(*due);
+            }
+            self.queue.pop_front();
+        }
+        None
+    }
+
+    /// Arms the check's timer for its new phase (bumping the generation so
+    /// that the timer of the previous phase goes stale).
+    fn rearm(&mut self, position: u32, when: Instant) {
+        if let Some(entry) = self.entries.get_mut(position as usize) {
+            entry.generation = entry.generation.wrapping_add(1);
+        }
+        self.arm(position, when);
+    }
+
+    fn arm(&mut self, position: u32, when: Instant) {
+        if let Some(entry) = self.entries.get(position as usize) {
+            self.timers.insert(Timer {
+                when,
+                slot: position,
+                generation: entry.generation,
+            });
         }
     }
 
-    fn start_attempt(&mut self, id: CheckId, attempt: u32, now: Instant) {
-        let Some(slot) = self.slots.get_mut(&id) else {
+    /// A due attempt: start it, or queue it when at the concurrency bound.
+    fn begin(&mut self, position: u32, attempt: u32, due: Instant, now: Instant) {
+        if self.in_flight < self.max_in_flight {
+            self.start_attempt(position, attempt, due, now);
+            return;
+        }
+        let Some(entry) = self.entries.get_mut(position as usize) else {
+            return;
+        };
+        entry.generation = entry.generation.wrapping_add(1);
+        let generation = entry.generation;
+        if let Some(slot) = entry.slot.as_mut() {
+            slot.phase = Phase::Queued { due, attempt };
+            slot.status.stats.queued += 1;
+            self.queue.push_back((position, generation));
+        }
+    }
+
+    fn start_queued(&mut self, now: Instant) {
+        while self.in_flight < self.max_in_flight {
+            let Some((position, generation)) = self.queue.pop_front() else {
+                return;
+            };
+            let live = self
+                .entries
+                .get(position as usize)
+                .filter(|entry| entry.generation == generation)
+                .and_then(|entry| entry.slot.as_ref());
+            if let Some(Slot {
+                phase: Phase::Queued { due, attempt },
+                ..
+            }) = live
+            {
+                let (due, attempt) = (*due, *attempt);
+                self.start_attempt(position, attempt, due, now);
+            }
+        }
+    }
+
+    fn start_attempt(&mut self, position: u32, attempt: u32, due: Instant, now: Instant) {
+        let Some(slot) = self.slot_mut(position) else {
             return;
         };
         let serial = slot.next_serial;
         slot.next_serial += 1;
         slot.status.stats.attempts += 1;
         let timeout = slot.timing.timeout;
-        self.set_phase(
-            id,
-            Phase::Probing {
-                serial,
-                attempt,
-                started: now,
-                deadline: now + timeout,
-            },
-        );
+        let deadline = later(now, timeout);
+        slot.phase = Phase::Probing {
+            serial,
+            attempt,
+            started: now,
+            deadline,
+        };
+        let token = ProbeToken {
+            check: slot.id,
+            serial,
+            slot: position,
+        };
+        self.in_flight += 1;
+        self.started += 1;
+        self.lag.record(now.saturating_duration_since(due));
+        self.rearm(position, deadline);
         self.outputs.push_back(Output::StartProbe(ProbeRequest {
-            token: ProbeToken { check: id, serial },
+            token,
             attempt,
             timeout,
         }));
     }
 
+    /// When the next round is due: `delay_loop` ± half the jitter after this
+    /// round was due, and not before `now` (the round's end).
+    fn next_round_due(&mut self, position: u32, now: Instant) -> Instant {
+        let Some(slot) = self.slot(position) else {
+            return now;
+        };
+        if slot.woken {
+            return now;
+        }
+        let (round_due, delay_loop, jitter) =
+            (slot.round_due, slot.timing.delay_loop, slot.timing.jitter);
+        let draw = self.rng.duration_below(jitter);
+        let base = later(round_due, delay_loop);
+        // `base + draw - jitter/2`, without going below zero.
+        let half = jitter / 2;
+        let due = if draw >= half {
+            later(base, draw - half)
+        } else {
+            base.checked_sub(half - draw).unwrap_or(base)
+        };
+        due.max(now)
+    }
+
     fn finish_attempt(
         &mut self,
-        id: CheckId,
+        position: u32,
         attempt: u32,
         result: ProbeResult,
         latency: Duration,
         now: Instant,
     ) {
-        let jitter = match self.slots.get(&id) {
-            Some(slot) => self.rng.duration_below(slot.timing.jitter),
-            None => return,
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let round_over = match &result {
+            Ok(_) => true,
+            Err(_) => self
+                .slot(position)
+                .is_none_or(|slot| attempt >= slot.timing.retry),
         };
-        let Some(slot) = self.slots.get_mut(&id) else {
+        let next_due = if round_over {
+            self.next_round_due(position, now)
+        } else {
+            now
+        };
+        let Some(slot) = self
+            .entries
+            .get_mut(position as usize)
+            .and_then(|entry| entry.slot.as_mut())
+        else {
             return;
         };
         slot.status.last_latency = Some(latency);
-        let next_round = Phase::Waiting {
-            due: now + slot.timing.delay_loop + jitter,
-            attempt: 0,
-        };
+        let id = slot.id;
         let status = &mut slot.status;
         let previous = status.health;
         let previous_weight = status.weight;
+        let previous_value = status.value;
         let next_phase = match result {
             Ok(success) => {
                 status.stats.successes += 1;
@@ -469,34 +843,42 @@ impl Scheduler {
                 status.failed_rounds = 0;
                 status.good_rounds = status.good_rounds.saturating_add(1);
                 status.weight = success.weight;
+                status.value = success.value;
                 if previous == Health::Down && status.good_rounds >= slot.timing.rise {
                     status.health = Health::Up;
                 }
-                next_round
+                Phase::Waiting {
+                    due: next_due,
+                    attempt: 0,
+                }
             }
             Err(reason) => {
                 status.stats.failures += 1;
-                status.last_reason = Some(reason.clone());
-                if attempt < slot.timing.retry {
-                    Phase::Waiting {
-                        due: now + slot.timing.delay_before_retry,
-                        attempt: attempt + 1,
-                    }
-                } else {
+                status.last_reason = Some(reason);
+                if round_over {
                     status.stats.failed_rounds += 1;
                     status.good_rounds = 0;
                     status.failed_rounds = status.failed_rounds.saturating_add(1);
                     if previous == Health::Up && status.failed_rounds >= slot.timing.fall {
                         status.health = Health::Down;
                     }
-                    next_round
+                    Phase::Waiting {
+                        due: next_due,
+                        attempt: 0,
+                    }
+                } else {
+                    Phase::Waiting {
+                        due: later(now, slot.timing.delay_before_retry),
+                        attempt: attempt + 1,
+                    }
                 }
             }
         };
         let health = status.health;
-        let weight_changed =
-            health == Health::Up && previous == Health::Up && status.weight != previous_weight;
-        if health != previous || weight_changed {
+        let still_up = health == Health::Up && previous == Health::Up;
+        let reading_changed =
+            still_up && (status.weight != previous_weight || status.value != previous_value);
+        if health != previous || reading_changed {
             if health != previous {
                 status.stats.transitions += 1;
             }
@@ -512,9 +894,26 @@ impl Scheduler {
                 reason,
                 latency,
                 weight: status.weight,
+                value: status.value,
                 at: now,
             }));
         }
-        self.set_phase(id, next_phase);
+        if round_over {
+            slot.woken = false;
+        }
+        let Phase::Waiting { due: when, attempt } = next_phase else {
+            return; // both arms above build a `Waiting` phase
+        };
+        if attempt == 0 {
+            slot.round_due = when;
+        }
+        slot.phase = next_phase;
+        self.rearm(position, when);
     }
+}
+
+fn timer_is_live(entries: &[Entry], timer: &Timer) -> bool {
+    entries
+        .get(timer.slot as usize)
+        .is_some_and(|entry| entry.generation == timer.generation && entry.slot.is_some())
 }

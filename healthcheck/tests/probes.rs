@@ -390,7 +390,7 @@ async fn script_exit_codes_and_weights() {
     let mut dynamic = ScriptCheck::shell("exit 12");
     dynamic.dynamic_weight = true;
     let report = run(Probe::Script(dynamic)).await;
-    assert_eq!(report.result, Ok(ProbeSuccess { weight: Some(10) }));
+    assert_eq!(report.result, Ok(ProbeSuccess::with_weight(10)));
 
     assert_eq!(
         expect_down(Probe::Script(ScriptCheck::shell("kill -TERM $$"))).await,
@@ -483,4 +483,25 @@ fn tempfile(prefix: &str, contents: &[u8]) -> TempFile {
     let mut file = std::fs::File::create(&path).expect("create temp file");
     file.write_all(contents).expect("write temp file");
     TempFile { path }
+}
+
+#[tokio::test]
+async fn longest_timeouts_do_not_overflow() {
+    // Duration::MAX is far beyond what Timing accepts (MAX_DURATION), but a
+    // probe run directly must still not panic on it.
+    let mut tcp = TcpCheck::new(support::closed_port().await);
+    tcp.connect_timeout = Some(Duration::MAX);
+    let report = Probe::Tcp(tcp)
+        .prepare()
+        .expect("valid")
+        .run(0, Duration::MAX)
+        .await;
+    assert_eq!(report.result, Err(DownReason::ConnectionRefused));
+    let udp = UdpCheck::new(support::udp_echo_server().await);
+    let report = Probe::Udp(udp)
+        .prepare()
+        .expect("valid")
+        .run(0, Duration::MAX)
+        .await;
+    assert!(report.result.is_ok(), "{:?}", report.result);
 }

@@ -1,7 +1,9 @@
 //! Proves the tokio runner: transitions on the broadcast stream, current
-//! state on the watches, timeouts of hanging probes, removal, and a shutdown
-//! that leaves no attempt behind. Custom probes under tokio's paused clock
-//! keep it deterministic; one test runs 200 real HTTP checks on loopback.
+//! state on the watches, timeouts of hanging probes, removal, a shutdown
+//! that leaves no attempt behind, identical checks run once for all their
+//! users, and the bound on attempts in flight. Custom probes under tokio's
+//! paused clock keep it deterministic; one test runs 200 real HTTP checks on
+//! loopback.
 
 mod support;
 
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use healthcheck::{
     CheckSpec, CustomProbe, DownReason, Health, HttpCheck, Probe, ProbeFuture, ProbeSuccess,
-    Runner, RunnerConfig, Timing,
+    Runner, RunnerConfig, TcpCheck, Timing,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -187,7 +189,9 @@ async fn hanging_probe_times_out_and_shutdown_drops_it() {
     );
 
     // Let the next attempt start and hang, then shut down: it is dropped.
-    tokio::time::sleep(Duration::from_millis(1150)).await;
+    // It is due 1 s ± 50 ms after the first was, so between 750 and 850 ms
+    // after the first timed out, and times out 200 ms later.
+    tokio::time::sleep(Duration::from_millis(900)).await;
     assert_eq!(hang.started.load(Ordering::SeqCst), 2);
     assert_eq!(
         hang.dropped.load(Ordering::SeqCst),
@@ -222,7 +226,12 @@ async fn runner_after_shutdown_add() -> Result<healthcheck::CheckId, healthcheck
 #[tokio::test]
 async fn two_hundred_real_http_checks_come_up_then_go_down() {
     let server = support::http_server().await;
-    let runner = Runner::spawn(RunnerConfig::default(), CancellationToken::new());
+    // The checks are identical: without sharing, each runs on its own.
+    let config = RunnerConfig {
+        share_identical_checks: false,
+        ..RunnerConfig::default()
+    };
+    let runner = Runner::spawn(config, CancellationToken::new());
     let mut events = runner.subscribe();
     let mut t = Timing::every(Duration::from_millis(200));
     t.initial = Health::Down;
@@ -264,6 +273,186 @@ async fn two_hundred_real_http_checks_come_up_then_go_down() {
     assert!(
         down.iter()
             .all(|(_, s)| s.last_reason == Some(DownReason::HttpStatus(500)))
+    );
+    runner.shutdown().await;
+}
+
+fn spec(name: &str, probe: &Arc<Switch>, timing: Timing) -> CheckSpec {
+    let probe: Arc<dyn CustomProbe> = probe.clone();
+    CheckSpec {
+        name: name.to_owned(),
+        probe: Probe::Custom(probe),
+        timing,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn identical_checks_run_once_and_feed_every_user() {
+    let runner = Runner::spawn(RunnerConfig::default(), CancellationToken::new());
+    let mut events = runner.subscribe();
+    let switch = Arc::new(Switch::default());
+    switch.healthy.store(true, Ordering::SeqCst);
+    let mut t = timing(Health::Down);
+    t.rise = 1;
+    // Three virtual servers use the same real server with the same check.
+    let users: Vec<_> = (0..3)
+        .map(|n| {
+            runner
+                .add(spec(&format!("vs{n}"), &switch, t.clone()))
+                .expect("valid")
+        })
+        .collect();
+    let mut up = Vec::new();
+    for _ in 0..3 {
+        let event = events.recv().await.expect("transition");
+        assert_eq!(event.health, Health::Up);
+        up.push(event.check);
+    }
+    up.sort();
+    assert_eq!(up, users, "every user gets its own transition");
+    assert_eq!(
+        switch.attempts.load(Ordering::SeqCst),
+        1,
+        "probed once for all"
+    );
+    let stats = runner.stats().await.expect("running");
+    assert_eq!((stats.checks, stats.scheduled), (3, 1));
+
+    // A fourth user joins a running check: it starts from the current state.
+    let late = runner.add(spec("vs3", &switch, t.clone())).expect("valid");
+    let watch = runner.watch(late).expect("watch");
+    assert_eq!(
+        watch.borrow().health,
+        Health::Up,
+        "joins as up, not as initial"
+    );
+
+    // Other timing: another check.
+    let mut other = t.clone();
+    other.delay_loop = Duration::from_millis(700);
+    let separate = runner.add(spec("other", &switch, other)).expect("valid");
+    assert_eq!(runner.stats().await.map(|s| s.scheduled), Some(2));
+
+    // Down reaches every user of the shared check, once each.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    while events.try_recv().is_ok() {}
+    switch.healthy.store(false, Ordering::SeqCst);
+    let mut down = Vec::new();
+    while down.len() < 5 {
+        let event = events.recv().await.expect("transition");
+        assert_eq!(event.health, Health::Down);
+        down.push(event.check);
+    }
+    down.sort();
+    let mut want = users.clone();
+    want.extend([late, separate]);
+    want.sort();
+    assert_eq!(down, want);
+
+    // Removing users keeps the check running until the last one goes.
+    for id in &users {
+        assert!(runner.remove(*id));
+    }
+    assert_eq!(
+        runner.stats().await.map(|s| (s.checks, s.scheduled)),
+        Some((2, 2))
+    );
+    let before = switch.attempts.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        switch.attempts.load(Ordering::SeqCst) > before,
+        "still probed for vs3"
+    );
+    assert!(runner.remove(late));
+    assert!(runner.remove(separate));
+    assert_eq!(runner.stats().await.map(|s| s.scheduled), Some(0));
+    let before = switch.attempts.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(switch.attempts.load(Ordering::SeqCst), before, "stopped");
+    runner.shutdown().await;
+}
+
+#[tokio::test]
+async fn equal_real_probes_share_and_sharing_can_be_turned_off() {
+    let target = "127.0.0.1:9".parse().expect("addr");
+    let tcp = |t: &Timing| CheckSpec {
+        name: "rs".to_owned(),
+        probe: Probe::Tcp(TcpCheck::new(target)),
+        timing: t.clone(),
+    };
+    let t = timing(Health::Up);
+    let shared = Runner::spawn(RunnerConfig::default(), CancellationToken::new());
+    for _ in 0..4 {
+        shared.add(tcp(&t)).expect("valid");
+    }
+    let mut bound = TcpCheck::new(target);
+    bound.connect_timeout = Some(Duration::from_millis(50));
+    shared
+        .add(CheckSpec {
+            name: "rs".to_owned(),
+            probe: Probe::Tcp(bound),
+            timing: t.clone(),
+        })
+        .expect("valid");
+    assert_eq!(shared.stats().await.map(|s| s.scheduled), Some(2));
+    shared.shutdown().await;
+
+    let config = RunnerConfig {
+        share_identical_checks: false,
+        ..RunnerConfig::default()
+    };
+    let separate = Runner::spawn(config, CancellationToken::new());
+    for _ in 0..4 {
+        separate.add(tcp(&t)).expect("valid");
+    }
+    assert_eq!(separate.stats().await.map(|s| s.scheduled), Some(4));
+    separate.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempts_in_flight_stay_under_the_bound() {
+    let config = RunnerConfig {
+        max_in_flight: Some(5),
+        share_identical_checks: false,
+        ..RunnerConfig::default()
+    };
+    let runner = Runner::spawn(config, CancellationToken::new());
+    let hangs: Vec<Arc<Hang>> = (0..50).map(|_| Arc::new(Hang::default())).collect();
+    let mut t = timing(Health::Up);
+    t.retry = 0;
+    t.warmup = Duration::ZERO;
+    for (n, hang) in hangs.iter().enumerate() {
+        let probe: Arc<dyn CustomProbe> = hang.clone();
+        runner
+            .add(CheckSpec {
+                name: format!("hang{n}"),
+                probe: Probe::Custom(probe),
+                timing: t.clone(),
+            })
+            .expect("valid");
+    }
+    let mut peak = 0;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let running: usize = hangs
+            .iter()
+            .map(|h| h.started.load(Ordering::SeqCst) - h.dropped.load(Ordering::SeqCst))
+            .sum();
+        peak = peak.max(running);
+        let stats = runner.stats().await.expect("running");
+        assert!(
+            stats.in_flight <= 5 && running <= 5,
+            "{stats:?} / {running}"
+        );
+        assert_eq!(stats.max_in_flight, 5);
+    }
+    assert_eq!(peak, 5);
+    let stats = runner.stats().await.expect("running");
+    // 10 waves of 5 attempts of 200 ms: the last wave waited 1.8 s.
+    assert!(stats.lag.max() >= Duration::from_millis(1800), "{stats:?}");
+    assert!(
+        hangs.iter().all(|h| h.started.load(Ordering::SeqCst) >= 1),
+        "nobody starves"
     );
     runner.shutdown().await;
 }

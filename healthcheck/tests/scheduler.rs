@@ -1,13 +1,15 @@
 //! Proves the sans-IO scheduling and up/down logic in simulated time: warmup
-//! spread and jitter, retries, rise/fall, timeouts, stale results, weights,
-//! removal and idempotent timeouts. No clock, no socket, fixed seeds.
+//! spread, an exact cadence with symmetric jitter, retries, rise/fall,
+//! timeouts, stale results, weights and values, removal, idempotent
+//! timeouts, the concurrency bound, wake-ups, lag statistics and durations
+//! that would overflow an `Instant`. No clock, no socket, fixed seeds.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use healthcheck::{
-    CheckId, ConfigError, DownReason, Health, Output, ProbeResult, ProbeSuccess, ProbeToken,
-    Scheduler, Timing, Transition,
+    CheckId, ConfigError, DownReason, Health, MAX_DURATION, Output, ProbeResult, ProbeSuccess,
+    ProbeToken, Scheduler, Timing, Transition,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -25,6 +27,11 @@ struct Sim<F> {
     /// (check, started at, attempt-in-round)
     started: Vec<(CheckId, Duration, u32)>,
     transitions: Vec<Transition>,
+    cancelled: Vec<ProbeToken>,
+    /// Largest number of attempts started and not yet answered or cancelled.
+    peak_in_flight: usize,
+    /// The driver wakes this late after each deadline (a busy event loop).
+    wake_late: Duration,
 }
 
 impl<F: FnMut(CheckId, u32) -> Option<(ProbeResult, Duration)>> Sim<F> {
@@ -39,6 +46,9 @@ impl<F: FnMut(CheckId, u32) -> Option<(ProbeResult, Duration)>> Sim<F> {
             attempts: BTreeMap::new(),
             started: Vec::new(),
             transitions: Vec::new(),
+            cancelled: Vec::new(),
+            peak_in_flight: 0,
+            wake_late: Duration::ZERO,
         }
     }
 
@@ -62,9 +72,14 @@ impl<F: FnMut(CheckId, u32) -> Option<(ProbeResult, Duration)>> Sim<F> {
                     }
                 }
                 Output::Transition(t) => self.transitions.push(t),
+                Output::CancelProbe(token) => {
+                    self.pending.retain(|p| p.1 != token);
+                    self.cancelled.push(token);
+                }
                 other => panic!("unexpected output {other:?}"),
             }
         }
+        self.peak_in_flight = self.peak_in_flight.max(self.sched.in_flight());
     }
 
     /// Runs until virtual time `until` (relative to start).
@@ -73,7 +88,7 @@ impl<F: FnMut(CheckId, u32) -> Option<(ProbeResult, Duration)>> Sim<F> {
         loop {
             self.drain();
             let next_result = self.pending.iter().map(|p| p.0).min();
-            let next_timer = self.sched.poll_timeout();
+            let next_timer = self.sched.poll_timeout().map(|t| t + self.wake_late);
             let next = match (next_result, next_timer) {
                 (Some(a), Some(b)) => a.min(b),
                 (a, b) => match a.or(b) {
@@ -155,24 +170,32 @@ fn thousand_checks_are_spread_over_the_warmup() {
 }
 
 #[test]
-fn rounds_repeat_every_delay_loop_plus_jitter() {
+fn rounds_keep_the_cadence_with_symmetric_jitter() {
     let mut t = timing(1000);
     t.jitter = 100 * MS;
+    // 5 ms of latency per attempt must not slow the cadence down.
     let mut sim = Sim::new(7, |_, _| Some((ok(), 5 * MS)));
     sim.add(1, t);
-    sim.run_until(Duration::from_secs(20));
+    sim.run_until(Duration::from_secs(200));
     let starts: Vec<Duration> = sim.started.iter().map(|s| s.1).collect();
     assert_eq!(starts[0], Duration::ZERO, "zero warmup starts at once");
     let gaps: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
-    assert!(gaps.len() >= 17);
+    assert!(gaps.len() >= 190);
     for gap in &gaps {
-        // Next round starts delay_loop + [0, jitter) after the previous ended.
-        assert!(*gap >= 1005 * MS && *gap < 1105 * MS, "gap {gap:?}");
+        // A round is due delay_loop ± jitter/2 after the previous was due.
+        assert!(*gap >= 950 * MS && *gap < 1050 * MS, "gap {gap:?}");
     }
     assert!(
         gaps.windows(2).any(|w| w[0] != w[1]),
         "jitter varies the gaps"
     );
+    assert!(gaps.iter().any(|g| *g < 1000 * MS), "jitter goes both ways");
+    // Jitter does not add up: after 200 rounds the schedule is within one
+    // jitter of 200 × delay_loop (a one-sided jitter would be ~10 s late).
+    let last = *starts.last().expect("started");
+    let rounds = (starts.len() - 1) as u32;
+    let drift = last.abs_diff(1000 * MS * rounds);
+    assert!(drift < 1000 * MS, "drift {drift:?} after {rounds} rounds");
     assert!(
         sim.transitions.is_empty(),
         "initially up and always up: no transition"
@@ -195,8 +218,8 @@ fn retry_then_success_keeps_the_check_up() {
     );
     assert_eq!(
         starts[3],
-        (1043 * MS, 0),
-        "next round delay_loop after the round ended"
+        (1000 * MS, 0),
+        "next round delay_loop after the previous one was due"
     );
     assert!(sim.transitions.is_empty());
     let status = sim.sched.status(CheckId::new(1)).expect("exists");
@@ -223,7 +246,7 @@ fn fall_counts_failed_rounds_not_attempts() {
     assert_eq!(down.reason, Some(DownReason::ConnectionRefused));
     assert_eq!(
         down.at - sim.start,
-        1044 * MS,
+        1022 * MS,
         "second round's retry decided it"
     );
     assert_eq!(sim.started.len(), 4);
@@ -250,7 +273,7 @@ fn rise_needs_consecutive_good_rounds() {
         (up.previous, up.health, up.reason.clone()),
         (Health::Down, Health::Up, None)
     );
-    assert_eq!(up.at - sim.start, 405 * MS);
+    assert_eq!(up.at - sim.start, 401 * MS);
 }
 
 #[test]
@@ -324,7 +347,8 @@ fn dynamic_weight_changes_are_transitions_only_while_up() {
     let weights = [Some(10), Some(10), Some(3), None];
     let mut sim = Sim::new(1, move |_, n| {
         let weight = weights.get(n as usize - 1).copied().flatten();
-        Some((Ok(ProbeSuccess { weight }), MS))
+        let success = weight.map_or(ProbeSuccess::up(), ProbeSuccess::with_weight);
+        Some((Ok(success), MS))
     });
     sim.add(1, t);
     sim.run_until(Duration::from_millis(350));
@@ -368,6 +392,11 @@ fn removed_check_drops_outputs_and_ignores_results() {
     assert_eq!(tokens.len(), 2);
     assert!(sched.remove_check(CheckId::new(1)));
     assert!(!sched.remove_check(CheckId::new(1)));
+    assert_eq!(
+        sched.poll_output(),
+        Some(Output::CancelProbe(tokens[0])),
+        "the removed check's running attempt is cancelled"
+    );
     for token in &tokens {
         sched.handle_probe_result(*token, refused(), start + MS);
     }
@@ -392,14 +421,201 @@ fn invalid_timing_is_rejected() {
         (|t: &mut Timing| t.timeout = Duration::ZERO, "timeout"),
         (|t: &mut Timing| t.rise = 0, "rise"),
         (|t: &mut Timing| t.fall = 0, "fall"),
+        (
+            |t: &mut Timing| t.timeout = MAX_DURATION + Duration::from_nanos(1),
+            "timeout",
+        ),
+        (|t: &mut Timing| t.delay_loop = Duration::MAX, "delay_loop"),
+        (
+            |t: &mut Timing| t.delay_before_retry = Duration::from_secs(u64::MAX),
+            "delay_before_retry",
+        ),
+        (|t: &mut Timing| t.warmup = Duration::MAX, "warmup"),
+        (|t: &mut Timing| t.jitter = Duration::MAX, "jitter"),
     ] {
         let mut t = Timing::default();
         mutate(&mut t);
         match sched.add_check(CheckId::new(1), t, now) {
             Err(ConfigError::InvalidTiming(msg)) => assert!(msg.contains(expected), "{msg}"),
+            Err(ConfigError::DurationTooLong { field, max, .. }) => {
+                assert_eq!((field, max), (expected, MAX_DURATION));
+            }
             other => panic!("expected InvalidTiming, got {other:?}"),
         }
     }
     assert!(sched.is_empty());
     assert_eq!(sched.poll_timeout(), None);
+}
+
+#[test]
+fn ten_thousand_checks_run_at_exactly_the_configured_rate() {
+    // Latency 0.3-20 ms, driver waking 1.5 ms late: the rate must not drop.
+    let mut sim = Sim::new(11, |check, n| {
+        let micros = 300 + (u64::from(check.get()) * 7919 + u64::from(n) * 104_729) % 19_700;
+        Some((ok(), Duration::from_micros(micros)))
+    });
+    sim.wake_late = Duration::from_micros(1500);
+    for id in 0..10_000 {
+        sim.add(id, Timing::every(Duration::from_secs(1)));
+    }
+    sim.run_until(Duration::from_secs(31));
+    let window = |from: u64, to: u64| {
+        sim.started
+            .iter()
+            .filter(|s| s.1 >= Duration::from_secs(from) && s.1 < Duration::from_secs(to))
+            .count()
+    };
+    let steady = window(1, 31) as f64 / 30.0;
+    assert!(
+        (steady - 10_000.0).abs() <= 10_000.0 * 0.001,
+        "{steady} attempts/s for 10,000 checks at 1 s"
+    );
+    let lag = sim.sched.lag();
+    assert_eq!(lag.count() as usize, sim.started.len());
+    assert!(
+        lag.quantile(0.99) <= Duration::from_micros(1500),
+        "p99 lag {:?}: never later than the late wake-ups",
+        lag.quantile(0.99)
+    );
+}
+
+#[test]
+fn lag_measures_late_wake_ups() {
+    let mut sim = Sim::new(2, |_, _| Some((ok(), MS)));
+    sim.wake_late = 3 * MS;
+    sim.add(1, timing(100));
+    sim.run_until(Duration::from_secs(2));
+    let lag = sim.sched.lag();
+    assert!(lag.count() >= 19, "{} attempts", lag.count());
+    assert_eq!(lag.quantile(0.5), 3 * MS);
+    assert_eq!(lag.max(), 3 * MS);
+    // Late starts do not slow the cadence: one round per 100 ms.
+    let starts: Vec<Duration> = sim.started.iter().map(|s| s.1).collect();
+    assert_eq!(starts[..3], [3 * MS, 103 * MS, 203 * MS]);
+}
+
+#[test]
+fn concurrency_bound_queues_attempts_in_order() {
+    let mut sched = Scheduler::new(3);
+    sched.set_max_in_flight(10);
+    let mut sim = Sim::new(3, |_, _| None); // every attempt hangs until its timeout
+    sim.sched = sched;
+    for id in 0..100 {
+        let mut t = timing(1000);
+        t.retry = 0;
+        sim.add(id, t);
+    }
+    sim.run_until(Duration::from_millis(999));
+    assert_eq!(sim.peak_in_flight, 10, "never more than the bound");
+    // 100 ms timeouts, 10 at a time: 10 waves of 10 within the first second.
+    assert_eq!(sim.started.len(), 100);
+    let starts: Vec<Duration> = sim.started.iter().map(|s| s.1).collect();
+    for (i, start) in starts.iter().enumerate() {
+        assert_eq!(*start, MS * 100 * (i as u32 / 10), "attempt {i}");
+    }
+    // FIFO: checks start in the order they fell due.
+    let order: Vec<u32> = sim.started.iter().map(|s| s.0.get()).collect();
+    assert_eq!(order, (0..100).collect::<Vec<_>>());
+    // The wait is lag, and is counted.
+    assert_eq!(sim.sched.lag().max(), 900 * MS);
+    let queued: u64 = (0..100)
+        .filter_map(|id| sim.sched.status(CheckId::new(id)))
+        .map(|s| s.stats.queued)
+        .sum();
+    assert_eq!(queued, 90);
+    assert_eq!(
+        sim.cancelled.len(),
+        90,
+        "every timed-out attempt is cancelled"
+    );
+}
+
+#[test]
+fn wake_runs_a_waiting_check_now_and_a_running_one_right_after() {
+    let mut t = timing(60_000);
+    t.retry = 0;
+    let mut sim = Sim::new(5, |_, _| Some((ok(), 10 * MS)));
+    sim.add(1, t);
+    sim.run_until(Duration::from_secs(1));
+    assert_eq!(sim.started.len(), 1);
+    // Waiting for a minute: a wake starts it now.
+    assert!(sim.sched.wake(CheckId::new(1), sim.now));
+    sim.run_until(Duration::from_millis(1005));
+    assert_eq!(sim.started.len(), 2);
+    assert_eq!(sim.started[1].1, Duration::from_secs(1));
+    // Woken while probing: the next round starts when this one ends.
+    assert!(sim.sched.wake(CheckId::new(1), sim.now));
+    sim.run_until(Duration::from_millis(1100));
+    assert_eq!(sim.started.len(), 3);
+    assert_eq!(sim.started[2].1, Duration::from_millis(1010));
+    // Then the cadence is back to a minute, from the last round.
+    sim.run_until(Duration::from_millis(61_020));
+    assert_eq!(sim.started.len(), 4);
+    assert_eq!(sim.started[3].1, Duration::from_millis(61_010));
+    assert!(!sim.sched.wake(CheckId::new(2), sim.now), "unknown check");
+}
+
+#[test]
+fn value_changes_are_transitions_while_up() {
+    let mut t = timing(100);
+    t.retry = 0;
+    let values = [5, 5, 0, -3];
+    let mut sim = Sim::new(1, move |_, n| {
+        let value = values.get(n as usize - 1).copied().unwrap_or(-3);
+        Some((Ok(ProbeSuccess::with_value(value)), MS))
+    });
+    sim.add(1, t);
+    sim.run_until(Duration::from_millis(450));
+    let seen: Vec<(Health, Option<i64>)> = sim
+        .transitions
+        .iter()
+        .map(|t| (t.health, t.value))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Health::Up, Some(5)),
+            (Health::Up, Some(0)),
+            (Health::Up, Some(-3))
+        ]
+    );
+    assert_eq!(
+        sim.sched.status(CheckId::new(1)).and_then(|s| s.value),
+        Some(-3)
+    );
+}
+
+#[test]
+fn longest_durations_never_overflow_an_instant() {
+    // The latest instant this platform can represent, near enough.
+    let mut far = Instant::now();
+    let mut step = Duration::from_secs(u64::MAX / 2);
+    while !step.is_zero() {
+        if let Some(next) = far.checked_add(step) {
+            far = next;
+        }
+        step /= 2;
+    }
+    let mut sched = Scheduler::new(9);
+    let mut t = Timing::every(MAX_DURATION);
+    t.timeout = MAX_DURATION;
+    t.delay_before_retry = MAX_DURATION;
+    t.warmup = MAX_DURATION;
+    t.jitter = MAX_DURATION;
+    t.retry = 3;
+    sched.add_check(CheckId::new(1), t, far).expect("valid");
+    // Deadlines saturate at the end of time: each step does bounded work
+    // and nothing panics.
+    for _ in 0..5 {
+        let due = sched.poll_timeout().expect("armed");
+        assert!(due >= far);
+        sched.handle_timeout(due);
+        while let Some(output) = sched.poll_output() {
+            if let Output::StartProbe(req) = output {
+                sched.handle_probe_result(req.token, refused(), due);
+            }
+        }
+    }
+    let status = sched.status(CheckId::new(1)).expect("exists");
+    assert!(status.stats.attempts >= 2);
 }

@@ -10,6 +10,13 @@
 //!   alpha/omega. It is pure; [`LoadBalancer::sync`] applies its decision to
 //!   any [`Ipvs`] as a diff, editing in place and leaving entries it does not
 //!   own alone ([`Ownership`]).
+//! - [`HealthAggregator`] turns check results into real-server health
+//!   (keepalived's rule: up when every check is up) and keeps it across
+//!   reloads by (service, server, check).
+//! - [`LoadBalancer::sync`] reads the whole table and repairs what was
+//!   changed behind its back (counted in [`SyncReport::repairs`]);
+//!   [`LoadBalancer::sync_changed`] touches only the services whose desired
+//!   state changed, so a reload with no change costs no kernel request.
 //! - [`MemoryIpvs`] is an in-memory [`Ipvs`] with the kernel's error rules,
 //!   for tests and dry runs.
 //!
@@ -65,17 +72,19 @@
 mod balancer;
 mod client;
 mod error;
+mod health;
 mod model;
 mod reconcile;
 mod table;
 pub mod wire;
 
 pub use balancer::{
-    ConfigError, Event, Health, LoadBalancer, RealServer, ShutdownMode, UnknownRealServer,
-    VirtualServer,
+    ConfigError, Event, Health, LoadBalancer, RealServer, ShutdownMode, SyncReport, SyncStats,
+    UnknownRealServer, VirtualServer,
 };
 pub use client::IpvsClient;
 pub use error::{DecodeError, Error, Operation};
+pub use health::{ConfigureReport, HealthAggregator, ServerChecks, UnknownCheck};
 pub use model::{
     AddressFamily, Destination, DestinationStatus, ForwardMethod, InvalidSchedulerName,
     ParseServiceKeyError, Persistence, Protocol, Scheduler, Service, ServiceFlags, ServiceKey,

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 
 use crate::error::Error;
 use crate::model::{Destination, Service, ServiceKey};
-use crate::table::{Ipvs, Table};
+use crate::table::{Ipvs, Table, TableEntry};
 
 /// What one managed service should look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +163,21 @@ impl Ownership {
             });
     }
 
+    /// Like [`retain_present`](Self::retain_present), for one service:
+    /// `entry` is what the kernel has for it (`None`: it is gone).
+    pub fn retain_present_service(&mut self, key: &ServiceKey, entry: Option<&TableEntry>) {
+        match entry {
+            Some(entry) => {
+                if let Some(dests) = self.services.get_mut(key) {
+                    dests.retain(|a| entry.destinations.contains_key(a));
+                }
+            }
+            None => {
+                self.services.remove(key);
+            }
+        }
+    }
+
     /// The record as text: a header line, then `service KEY` and
     /// `destination KEY ADDR` lines.
     pub fn to_text(&self) -> String {
@@ -217,35 +232,13 @@ impl Ownership {
 pub fn plan(desired: &DesiredTable, current: &Table, ownership: &Ownership) -> Vec<Change> {
     let mut changes = Vec::new();
     for (key, want) in desired {
-        let want_service = want.service.normalized();
-        let have = current.services.get(key);
-        match have {
-            None => changes.push(Change::AddService(want_service)),
-            Some(entry) if entry.service.normalized() != want_service => {
-                changes.push(Change::UpdateService(want_service))
-            }
-            Some(_) => changes.push(Change::AdoptService(*key)),
-        }
-        let have_dests = have.map(|e| &e.destinations);
-        if let Some(have_dests) = have_dests {
-            for addr in have_dests.keys() {
-                let unwanted = !want.destinations.contains_key(addr);
-                if unwanted
-                    && (want.managed.contains(addr) || ownership.owns_destination(key, *addr))
-                {
-                    changes.push(Change::DeleteDestination(*key, *addr));
-                }
-            }
-        }
-        for (addr, d) in &want.destinations {
-            match have_dests.and_then(|h| h.get(addr)) {
-                None => changes.push(Change::AddDestination(*key, *d)),
-                Some(listed) if !d.matches(listed) => {
-                    changes.push(Change::UpdateDestination(*key, *d))
-                }
-                Some(_) => changes.push(Change::AdoptDestination(*key, *addr)),
-            }
-        }
+        plan_service(
+            key,
+            want,
+            current.services.get(key),
+            ownership,
+            &mut changes,
+        );
     }
     for key in ownership.services() {
         if !desired.contains_key(key) && current.services.contains_key(key) {
@@ -253,6 +246,41 @@ pub fn plan(desired: &DesiredTable, current: &Table, ownership: &Ownership) -> V
         }
     }
     changes
+}
+
+/// The changes that bring one service, as the kernel has it (`have`), to
+/// `want`; appended to `changes` in [`plan`]'s order.
+pub(crate) fn plan_service(
+    key: &ServiceKey,
+    want: &DesiredService,
+    have: Option<&TableEntry>,
+    ownership: &Ownership,
+    changes: &mut Vec<Change>,
+) {
+    let want_service = want.service.normalized();
+    match have {
+        None => changes.push(Change::AddService(want_service)),
+        Some(entry) if entry.service.normalized() != want_service => {
+            changes.push(Change::UpdateService(want_service))
+        }
+        Some(_) => changes.push(Change::AdoptService(*key)),
+    }
+    let have_dests = have.map(|e| &e.destinations);
+    if let Some(have_dests) = have_dests {
+        for addr in have_dests.keys() {
+            let unwanted = !want.destinations.contains_key(addr);
+            if unwanted && (want.managed.contains(addr) || ownership.owns_destination(key, *addr)) {
+                changes.push(Change::DeleteDestination(*key, *addr));
+            }
+        }
+    }
+    for (addr, d) in &want.destinations {
+        match have_dests.and_then(|h| h.get(addr)) {
+            None => changes.push(Change::AddDestination(*key, *d)),
+            Some(listed) if !d.matches(listed) => changes.push(Change::UpdateDestination(*key, *d)),
+            Some(_) => changes.push(Change::AdoptDestination(*key, *addr)),
+        }
+    }
 }
 
 /// Apply one change to `ipvs`.

@@ -16,9 +16,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use lvs::{
-    AddressFamily, Change, Destination, Error, Event, ForwardMethod, Health, Ipvs, IpvsClient,
-    LoadBalancer, Ownership, Persistence, RealServer, Scheduler, Service, ServiceFlags, ServiceKey,
-    ShutdownMode, Table, VirtualServer,
+    AddressFamily, Change, Destination, Error, Event, ForwardMethod, Health, HealthAggregator,
+    Ipvs, IpvsClient, LoadBalancer, Ownership, Persistence, RealServer, Scheduler, ServerChecks,
+    Service, ServiceFlags, ServiceKey, ShutdownMode, Table, VirtualServer,
 };
 
 /// A flushed kernel table, or `None` outside the VM.
@@ -765,4 +765,139 @@ fn live_connection_survives_edit_and_restart() {
         .collect();
     assert_eq!(by_crate, BTreeMap::from([(sa("127.0.0.1:18080"), 5)]));
     ran("live_connection_survives_edit_and_restart");
+}
+
+/// Periodic reconciliation against a real kernel: entries deleted or edited
+/// with ipvsadm behind the balancer's back (-d, -e, -D, and -a of a managed
+/// server that is down) are found by a full sync, repaired and counted;
+/// entries nobody manages are left alone.
+#[test]
+fn full_sync_repairs_and_counts_ipvsadm_drift() {
+    let Some(mut ipvs) = kernel("full_sync_repairs_and_counts_ipvsadm_drift") else {
+        return;
+    };
+    let web = web_vs();
+    let dns = dns_vs();
+    let (web_key, dns_key) = (web.service.key, dns.service.key);
+    let mut lb = LoadBalancer::new(vec![web, dns]).expect("config");
+    let first = lb.sync_report(&mut ipvs).expect("sync");
+    assert_eq!((first.writes(), first.repairs), (5, 0));
+    let wanted = desired_table(&lb);
+    assert_kernel_is(&mut ipvs, &wanted);
+
+    run(&["ipvsadm", "-d", "-t", "192.0.2.10:80", "-r", "10.0.1.1:80"]);
+    run(&[
+        "ipvsadm",
+        "-e",
+        "-t",
+        "192.0.2.10:80",
+        "-r",
+        "10.0.1.2:80",
+        "-g",
+        "-w",
+        "9",
+    ]);
+    run(&["ipvsadm", "-D", "-u", "[2001:db8::53]:53"]);
+    // Someone else's service: not ours to touch.
+    run(&["ipvsadm", "-A", "-t", "192.0.2.99:80", "-s", "rr"]);
+    let report = lb.sync_report(&mut ipvs).expect("sync");
+    assert_eq!(
+        (report.writes(), report.repairs),
+        (4, 4),
+        "re-add, re-weight, re-create service and its server: {:?}",
+        report.changes
+    );
+    let mut with_foreign = wanted.clone();
+    with_foreign.insert_service(Service::new(
+        ServiceKey::tcp(sa("192.0.2.99:80")),
+        Scheduler::RR,
+    ));
+    assert_kernel_is(&mut ipvs, &with_foreign);
+
+    // A down server added back by hand is taken out again (and counted).
+    lb.set_health(&web_key, sa("10.0.1.1:80"), Health::Down)
+        .expect("known");
+    let report = lb.sync_changed(&mut ipvs).expect("sync");
+    assert_eq!((report.writes(), report.repairs), (1, 0), "a health change");
+    run(&[
+        "ipvsadm",
+        "-a",
+        "-t",
+        "192.0.2.10:80",
+        "-r",
+        "10.0.1.1:80",
+        "-g",
+        "-w",
+        "3",
+    ]);
+    let report = lb.sync_report(&mut ipvs).expect("sync");
+    assert_eq!((report.writes(), report.repairs), (1, 1));
+    assert!(
+        !ipvsadm().services[&web_key]
+            .destinations
+            .contains_key(&sa("10.0.1.1:80"))
+    );
+    let quiet = lb.sync_report(&mut ipvs).expect("sync");
+    assert_eq!((quiet.writes(), quiet.repairs), (0, 0));
+    assert_eq!(lb.stats().repairs, 5);
+    assert!(ipvsadm().services.contains_key(&dns_key));
+    ran("full_sync_repairs_and_counts_ipvsadm_drift");
+}
+
+/// SIGHUP at library level against a real kernel: with the checks kept by
+/// (service, server, check), a reload neither puts a dead real server back
+/// nor drains an alpha one that came up, and writes nothing.
+#[test]
+fn reload_keeps_dead_server_out_and_alpha_server_in() {
+    let Some(mut ipvs) = kernel("reload_keeps_dead_server_out_and_alpha_server_in") else {
+        return;
+    };
+    let mut dns = dns_vs();
+    dns.alpha = true;
+    let config = || vec![web_vs(), dns.clone()];
+    let web_key = ServiceKey::tcp(sa("192.0.2.10:80"));
+    let dns_key = dns.service.key;
+    let dns_rs = sa("[2001:db8:3::1]:53");
+    let checks = || {
+        vec![
+            ServerChecks::new(web_key, sa("10.0.1.1:80"), [(0_usize, Health::Up)]),
+            ServerChecks::new(
+                web_key,
+                sa("10.0.1.2:80"),
+                [(0, Health::Up), (1, Health::Up)],
+            ),
+            ServerChecks::new(dns_key, dns_rs, [(0, Health::Down)]),
+        ]
+    };
+    let mut lb = LoadBalancer::new(config()).expect("config");
+    let mut agg = HealthAggregator::new();
+    agg.configure(checks());
+    agg.apply(&mut lb);
+    lb.sync(&mut ipvs).expect("sync");
+    // Alpha: inhibited at weight 0 until its check passes.
+    assert_eq!(ipvsadm().services[&dns_key].destinations[&dns_rs].weight, 0);
+    agg.set(&web_key, sa("10.0.1.2:80"), &1, Health::Down)
+        .expect("known");
+    agg.set(&dns_key, dns_rs, &0, Health::Up).expect("known");
+    agg.apply(&mut lb);
+    lb.sync_changed(&mut ipvs).expect("sync");
+    let before = ipvsadm();
+    assert!(
+        !before.services[&web_key]
+            .destinations
+            .contains_key(&sa("10.0.1.2:80"))
+    );
+    assert_eq!(before.services[&dns_key].destinations[&dns_rs].weight, 1);
+    while lb.poll_event().is_some() {}
+
+    for _ in 0..3 {
+        lb.reload(config()).expect("config");
+        assert_eq!(agg.configure(checks()).kept, 4);
+        agg.apply(&mut lb);
+        let report = lb.sync_changed(&mut ipvs).expect("sync");
+        assert_eq!(report.writes(), 0, "{:?}", report.changes);
+        assert_eq!(ipvsadm(), before);
+        assert_eq!(lb.poll_event(), None, "no notify_up/down, no quorum change");
+    }
+    ran("reload_keeps_dead_server_out_and_alpha_server_in");
 }

@@ -7,6 +7,9 @@
 #                                     every kernel test; exit 0 only if all ran and passed
 #   lvs/vm/run-vm-tests.sh --capture  boot with strace and record ipvsadm's netlink
 #                                     traffic into lvs/testdata/ipvsadm/ (see the README there)
+#   lvs/vm/run-vm-tests.sh --scale    run the ipvs_scale example (keepalived's 2,277 virtual /
+#                                     37,205 real servers) against the VM's kernel, and a fixed
+#                                     CPU loop on the host and in the VM to state the slowdown
 #
 # Environment: LVS_VM_CACHE (kernel cache, default ~/.cache/lvs-vm), TIMEOUT (s, default 900),
 # ACCEL (kvm|tcg; default kvm only where kvm_intel/kvm_amd is loaded: the nested /dev/kvm of
@@ -25,7 +28,8 @@ MODE=test
 case "${1:-}" in
   "") ;;
   --capture) MODE=capture ;;
-  *) echo "usage: $0 [--capture]" >&2; exit 2 ;;
+  --scale) MODE=scale ;;
+  *) echo "usage: $0 [--capture|--scale]" >&2; exit 2 ;;
 esac
 log() { echo "[lvs-vm] $*" >&2; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
@@ -69,6 +73,17 @@ if [ "$MODE" = test ]; then
   EXPECTED=$("$BIN" --list 2>/dev/null | grep -c ': test$' || true)
   [ "$EXPECTED" -gt 0 ] || { log "the kernel test binary lists no tests"; exit 1; }
   log "test binary $BIN ($EXPECTED kernel tests, build ${T_BUILD}ms)"
+fi
+if [ "$MODE" = scale ]; then
+  if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$TARGET"; then
+    rustup target add "$TARGET"
+  fi
+  T0=$(now_ms)
+  (cd "$WS" && cargo build --release -p lvs --example ipvs_scale --target "$TARGET")
+  SCALE_BIN=$WS/target/$TARGET/release/examples/ipvs_scale
+  T_BUILD=$(( $(now_ms) - T0 ))
+  HOST_CAL=$("$SCALE_BIN" --calibrate)
+  log "host $HOST_CAL"
 fi
 
 # 2. kernel: whatever linux-image-amd64 currently depends on, cached ------------------------------
@@ -117,7 +132,7 @@ T0=$(now_ms)
 R=$CACHE/root
 rm -rf "$R"; mkdir -p "$R"/{bin,sbin,proc,sys,dev,tmp,mods}
 cp "$BUSYBOX" "$R/bin/busybox"
-for a in sh mount insmod cat echo poweroff dd printf sleep ip grep; do ln -s busybox "$R/bin/$a"; done
+for a in sh mount insmod cat echo poweroff dd printf sleep ip grep wc awk; do ln -s busybox "$R/bin/$a"; done
 for f in $MODS; do
   base=$(basename "${f%.ko*}")
   case $f in
@@ -132,6 +147,8 @@ copy_dyn() { # a dynamically linked host binary and its libraries
 copy_dyn "$(command -v ipvsadm)"
 if [ "$MODE" = test ]; then
   cp "$BIN" "$R/bin/kernel-tests"
+elif [ "$MODE" = scale ]; then
+  cp "$SCALE_BIN" "$R/bin/ipvs-scale"
 else
   copy_dyn "$(command -v strace)"
   cp "$HERE/capture-commands.txt" "$R/capture-commands.txt"
@@ -149,6 +166,13 @@ rc=0
 . /mods/load.sh || rc=1
 if [ "$MODE" = test ]; then
   /bin/kernel-tests --test-threads=1 --nocapture || rc=1
+elif [ "$MODE" = scale ]; then
+  /bin/ipvs-scale --calibrate || rc=1
+  m0=$(awk '/^(MemFree|Slab):/ { printf "%s%s ", $1, $2 }' /proc/meminfo)
+  /bin/ipvs-scale --kernel --rounds 2 || rc=1
+  m1=$(awk '/^(MemFree|Slab):/ { printf "%s%s ", $1, $2 }' /proc/meminfo)
+  echo "kernel ipvsadm_lines=$(ipvsadm -Sn | wc -l) meminfo_kib before: $m0 after: $m1"
+  /bin/ipvs-scale --calibrate || rc=1
 else
   # each line: name|ipvsadm arguments; the state accumulates from line to line
   while IFS='|' read -r name args; do
@@ -171,7 +195,9 @@ T_INITRD=$(( $(now_ms) - T0 ))
 # 5. boot: isa-debug-exit makes qemu exit with (guest_rc<<1)|1, so 1 == pass ---------------------
 T0=$(now_ms)
 set +e
-timeout "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m 512 -smp 1 -nographic -no-reboot -nic none \
+MEM=512
+[ "$MODE" = scale ] && MEM=1024
+timeout "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m "$MEM" -smp 1 -nographic -no-reboot -nic none \
   -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$KIMG" -initrd initrd.gz \
   -append 'console=ttyS0 panic=-1 quiet loglevel=1' </dev/null > console.raw 2>&1
 Q=$?
@@ -197,6 +223,17 @@ fi
 
 log "qemu exit=$Q accel=$ACCEL kernel=$PKG schedulers=[$SCHEDULERS]"
 [ "$MODE" = test ] && sed -n '/^running [0-9]* tests/,/^LVS-VM-RESULT/p' console.log
+if [ "$MODE" = scale ]; then
+  grep -E '^(kernel |calibrate)' console.log
+  VM_CAL=$(grep '^calibrate' console.log | head -1)
+  slow() { # field name: VM value / host value
+    local h v
+    h=$(printf '%s\n' "$HOST_CAL" | grep -o "$1=[0-9.]*" | cut -d= -f2)
+    v=$(printf '%s\n' "$VM_CAL" | grep -o "$1=[0-9.]*" | cut -d= -f2)
+    awk -v h="$h" -v v="$v" 'BEGIN { if (h > 0) printf "%.1fx", v / h; else print "?" }'
+  }
+  log "emulation slowdown (VM / host): integer loop $(slow loop_ms), system calls $(slow syscalls_ms)"
+fi
 fail=0
 [ "$Q" -eq 1 ] || { log "qemu exited $Q (1 = guest passed)"; fail=1; }
 grep -q '^LVS-VM-RESULT rc=0' console.log || { log "guest reported failure"; fail=1; }

@@ -21,7 +21,7 @@ const MAX_REPLY: usize = 4096;
 
 /// Up when the server answers the query with NOERROR and, if `expected` is
 /// not empty, every expected value is among the answers of the queried type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DnsCheck {
     /// Server address and port (usually 53).
     pub server: SocketAddr,

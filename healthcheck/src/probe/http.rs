@@ -100,7 +100,7 @@ impl FromStr for Md5Digest {
 }
 
 /// The HTTP status codes that count as up, as inclusive ranges.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StatusRanges(Vec<RangeInclusive<u16>>);
 
 impl StatusRanges {
@@ -140,7 +140,7 @@ impl Default for StatusRanges {
 }
 
 /// How the server certificate is checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TlsVerify {
     /// No verification at all (keepalived's `SSL_GET` without a CA): the
@@ -153,7 +153,7 @@ pub enum TlsVerify {
 }
 
 /// TLS settings of an HTTPS check.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TlsOptions {
     /// Certificate verification.
     pub verify: TlsVerify,
@@ -174,7 +174,7 @@ impl TlsOptions {
 }
 
 /// GET `path` and check the status and, optionally, the body's MD5 digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HttpCheck {
     /// Address and port of the server.
     pub target: SocketAddr,

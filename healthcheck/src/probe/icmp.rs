@@ -32,7 +32,7 @@ const V6_ECHO_REQUEST: u8 = 128;
 const V6_ECHO_REPLY: u8 = 129;
 
 /// Up when an echo reply comes back from `target` within the timeout.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IcmpCheck {
     /// Address to ping (IPv4 or IPv6).
     pub target: IpAddr,

@@ -4,9 +4,10 @@
 //! once (parses digests, builds the TLS configuration...) into a [`Prober`]
 //! that is cheap to clone and runs one attempt per call. Every attempt is
 //! bounded by a time limit and by memory caps, and reports failures as a
-//! [`DownReason`](crate::DownReason).
+//! [`DownReason`].
 
 pub(crate) mod dns;
+pub(crate) mod file;
 pub(crate) mod http;
 pub(crate) mod icmp;
 pub(crate) mod script;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpSocket, TcpStream};
 
 pub use dns::DnsCheck;
+pub use file::{FileCheck, Weighted, parse_value as parse_tracked_value};
 pub use http::{HttpCheck, Md5Digest, StatusRanges, TlsOptions, TlsVerify};
 pub use icmp::IcmpCheck;
 pub use script::ScriptCheck;
@@ -48,6 +50,10 @@ pub trait CustomProbe: Send + Sync + fmt::Debug + 'static {
 }
 
 /// What to check, with its target and options.
+///
+/// Two probes are equal when they would do the same thing: same variant and
+/// options, or for [`Probe::Custom`] the same `Arc`. The
+/// [`Runner`](crate::Runner) runs equal probes with equal timing once.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Probe {
@@ -65,8 +71,48 @@ pub enum Probe {
     Smtp(SmtpCheck),
     /// UDP datagram (keepalived `UDP_CHECK`).
     Udp(UdpCheck),
+    /// The number in a file (keepalived `track_file`).
+    File(FileCheck),
     /// A probe supplied by the consumer.
     Custom(Arc<dyn CustomProbe>),
+}
+
+impl PartialEq for Probe {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Probe::Tcp(a), Probe::Tcp(b)) => a == b,
+            (Probe::Http(a), Probe::Http(b)) => a == b,
+            (Probe::Script(a), Probe::Script(b)) => a == b,
+            (Probe::Icmp(a), Probe::Icmp(b)) => a == b,
+            (Probe::Dns(a), Probe::Dns(b)) => a == b,
+            (Probe::Smtp(a), Probe::Smtp(b)) => a == b,
+            (Probe::Udp(a), Probe::Udp(b)) => a == b,
+            (Probe::File(a), Probe::File(b)) => a == b,
+            (Probe::Custom(a), Probe::Custom(b)) => {
+                std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Probe {}
+
+impl std::hash::Hash for Probe {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Probe::Tcp(check) => check.hash(state),
+            Probe::Http(check) => check.hash(state),
+            Probe::Script(check) => check.hash(state),
+            Probe::Icmp(check) => check.hash(state),
+            Probe::Dns(check) => check.hash(state),
+            Probe::Smtp(check) => check.hash(state),
+            Probe::Udp(check) => check.hash(state),
+            Probe::File(check) => check.hash(state),
+            Probe::Custom(probe) => Arc::as_ptr(probe).cast::<()>().hash(state),
+        }
+    }
 }
 
 impl Probe {
@@ -88,6 +134,7 @@ impl Probe {
             Probe::Dns(check) => Prepared::Dns(dns::PreparedDns::new(check)?),
             Probe::Smtp(check) => Prepared::Smtp(check.clone()),
             Probe::Udp(check) => Prepared::Udp(check.clone()),
+            Probe::File(check) => Prepared::File(file::PreparedFile::new(check)),
             Probe::Custom(probe) => Prepared::Custom(Arc::clone(probe)),
         };
         Ok(Prober {
@@ -105,6 +152,7 @@ enum Prepared {
     Dns(dns::PreparedDns),
     Smtp(SmtpCheck),
     Udp(UdpCheck),
+    File(file::PreparedFile),
     Custom(Arc<dyn CustomProbe>),
 }
 
@@ -140,6 +188,52 @@ impl Prober {
         }
     }
 
+    /// The file whose directory the runner watches, for a [`FileCheck`].
+    pub(crate) fn watched_file(&self) -> Option<&std::path::Path> {
+        match &*self.inner {
+            Prepared::File(check) => Some(check.path()),
+            _ => None,
+        }
+    }
+
+    /// One attempt as an owned future, without its own time limit: the
+    /// runner drops it when the scheduler's deadline passes.
+    ///
+    /// Each kind of probe is boxed on its own, so a TCP connect does not pay
+    /// for the size of the HTTP state machine (the box is allocated and
+    /// copied once per attempt). Attempts run outside tokio's cooperative
+    /// budget: the runner polls thousands of them in its one task, where a
+    /// budget of 128 operations per task poll would make most of them
+    /// return `Pending` and wake again at once; the runner bounds its own
+    /// work per pass instead.
+    pub(crate) fn attempt_owned(
+        &self,
+        serial: u64,
+        timeout: Duration,
+    ) -> crate::attempts::AttemptFuture {
+        let prober = Arc::clone(&self.inner);
+        match &*self.inner {
+            Prepared::Tcp(_) => Box::pin(tokio::task::unconstrained(async move {
+                match &*prober {
+                    Prepared::Tcp(check) => tcp::probe(check).await,
+                    _ => Err(DownReason::Internal("probe kind changed".to_owned())),
+                }
+            })),
+            Prepared::Http(_) => Box::pin(tokio::task::unconstrained(async move {
+                match &*prober {
+                    Prepared::Http(check) => check.probe().await,
+                    _ => Err(DownReason::Internal("probe kind changed".to_owned())),
+                }
+            })),
+            _ => {
+                let prober = self.clone();
+                Box::pin(tokio::task::unconstrained(async move {
+                    prober.attempt(serial, timeout).await
+                }))
+            }
+        }
+    }
+
     async fn attempt(&self, serial: u64, timeout: Duration) -> ProbeResult {
         match &*self.inner {
             Prepared::Tcp(check) => tcp::probe(check).await,
@@ -149,6 +243,7 @@ impl Prober {
             Prepared::Dns(check) => check.probe(serial).await,
             Prepared::Smtp(check) => smtp::probe(check).await,
             Prepared::Udp(check) => udp::probe(check, timeout).await,
+            Prepared::File(check) => check.probe().await,
             Prepared::Custom(probe) => probe.probe(serial).await,
         }
     }

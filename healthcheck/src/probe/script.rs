@@ -21,7 +21,7 @@ use crate::schedule::{ProbeResult, ProbeSuccess};
 /// With `dynamic_weight` (keepalived `misc_dynamic`): 0 = up with the
 /// configured weight (`weight: None`), 1 = down, 2..=255 = up with weight
 /// `status - 2`. Without it any non-zero status is down.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ScriptCheck {
     /// Program to execute (not through a shell).
     pub program: PathBuf,
@@ -110,8 +110,9 @@ pub(crate) async fn probe(check: &ScriptCheck) -> ProbeResult {
 fn interpret(code: Option<i32>, signal: Option<i32>, dynamic_weight: bool) -> ProbeResult {
     match (code, signal) {
         (Some(0), _) => Ok(ProbeSuccess::default()),
-        (Some(code @ 2..=255), _) if dynamic_weight => Ok(ProbeSuccess {
-            weight: u32::try_from(code - 2).ok(),
+        (Some(code @ 2..=255), _) if dynamic_weight => Ok(match u32::try_from(code - 2) {
+            Ok(weight) => ProbeSuccess::with_weight(weight),
+            Err(_) => ProbeSuccess::up(),
         }),
         (Some(code), _) => Err(DownReason::ScriptExit(code)),
         (None, Some(signal)) => Err(DownReason::ScriptSignal(signal)),
@@ -125,21 +126,18 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_misc_dynamic() {
-        assert_eq!(
-            interpret(Some(0), None, true),
-            Ok(ProbeSuccess { weight: None })
-        );
+        assert_eq!(interpret(Some(0), None, true), Ok(ProbeSuccess::up()));
         assert_eq!(
             interpret(Some(1), None, true),
             Err(DownReason::ScriptExit(1))
         );
         assert_eq!(
             interpret(Some(2), None, true),
-            Ok(ProbeSuccess { weight: Some(0) })
+            Ok(ProbeSuccess::with_weight(0))
         );
         assert_eq!(
             interpret(Some(255), None, true),
-            Ok(ProbeSuccess { weight: Some(253) })
+            Ok(ProbeSuccess::with_weight(253))
         );
         assert_eq!(
             interpret(Some(7), None, false),

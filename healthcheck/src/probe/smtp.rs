@@ -15,7 +15,7 @@ const MAX_REPLY: usize = 4096;
 
 /// Up when the server greets with `220` and, if `helo_name` is set, answers
 /// `HELO` with `250`. The check ends with `QUIT`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SmtpCheck {
     /// Address and port of the server (usually port 25).
     pub target: SocketAddr,

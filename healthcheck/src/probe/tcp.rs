@@ -8,7 +8,7 @@ use crate::schedule::{ProbeResult, ProbeSuccess};
 
 /// Up when a TCP connection to `target` completes; the connection is closed
 /// right away.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TcpCheck {
     /// Address and port to connect to.
     pub target: SocketAddr,

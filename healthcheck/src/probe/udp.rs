@@ -17,7 +17,7 @@ const MAX_REPLY: usize = 2048;
 /// `expected_prefix`, if set) within the timeout. Without it, up unless an
 /// ICMP port unreachable (seen as "connection refused") arrives within half
 /// the timeout, as keepalived does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UdpCheck {
     /// Address and port to send to.
     pub target: SocketAddr,

@@ -368,3 +368,185 @@ fn random_health_walk_converges() {
         let _ = events(&mut lb);
     }
 }
+
+fn other_key() -> ServiceKey {
+    ServiceKey::udp(sa("192.0.2.2:53"))
+}
+
+fn other_vs() -> VirtualServer {
+    VirtualServer::new(Service::new(other_key(), Scheduler::RR))
+        .with_real_server(rs("10.0.1.1:53", 1))
+        .with_real_server(rs("10.0.1.2:53", 1))
+}
+
+#[test]
+fn full_sync_repairs_and_counts_changes_made_by_hand() {
+    let mut lb = LoadBalancer::new(vec![vs(), other_vs()]).expect("config");
+    let mut ipvs = MemoryIpvs::new();
+    let first = lb.sync_report(&mut ipvs).expect("sync");
+    assert_eq!(
+        (first.writes(), first.repairs),
+        (6, 0),
+        "start-up is not a repair"
+    );
+    let wanted = ipvs.table.clone();
+
+    // ipvsadm -d, -e and -D behind our back, plus a managed server re-added
+    // by hand while it is down.
+    ipvs.delete_destination(&key(), sa("10.0.0.1:80"))
+        .expect("-d");
+    let edited = Destination::new(sa("10.0.0.2:80"), ForwardMethod::Route).with_weight(9);
+    ipvs.update_destination(&key(), &edited).expect("-e");
+    ipvs.delete_service(&other_key()).expect("-D");
+    let report = lb.sync_report(&mut ipvs).expect("sync");
+    // 1 re-add + 1 edit in the first service; the second service and its 2
+    // servers re-created.
+    assert_eq!(
+        (report.writes(), report.repairs),
+        (5, 5),
+        "{:?}",
+        report.changes
+    );
+    assert_eq!(ipvs.table, wanted, "kernel back to what we want");
+    assert_eq!(lb.stats().repairs, 5);
+
+    lb.set_health(&key(), sa("10.0.0.1:80"), Health::Down)
+        .expect("known");
+    let report = lb.sync_report(&mut ipvs).expect("sync");
+    assert_eq!(
+        (report.writes(), report.repairs),
+        (1, 0),
+        "a health change is no repair"
+    );
+    ipvs.add_destination(
+        &key(),
+        &Destination::new(sa("10.0.0.1:80"), ForwardMethod::Route),
+    )
+    .expect("-a");
+    let report = lb.sync_report(&mut ipvs).expect("sync");
+    assert_eq!(
+        (report.writes(), report.repairs),
+        (1, 1),
+        "down server added by hand"
+    );
+    assert_eq!(kernel_weights(&ipvs), vec![(sa("10.0.0.2:80"), 2)]);
+
+    let quiet = lb.sync_report(&mut ipvs).expect("sync");
+    assert_eq!((quiet.writes(), quiet.repairs), (0, 0));
+    let stats = lb.stats();
+    assert_eq!((stats.full_syncs, stats.repairs, stats.writes), (5, 6, 13));
+}
+
+#[test]
+fn sync_changed_touches_only_what_changed() {
+    let mut lb = LoadBalancer::new(vec![vs(), other_vs()]).expect("config");
+    let mut ipvs = MemoryIpvs::new();
+    lb.sync(&mut ipvs).expect("sync");
+    let writes = ipvs.writes;
+
+    // A reload with no change: no kernel request at all.
+    lb.reload(vec![vs(), other_vs()]).expect("config");
+    let report = lb.sync_changed(&mut ipvs).expect("sync");
+    assert_eq!(report, SyncReport::default());
+
+    // One health change: only its service is read and written.
+    lb.set_health(&other_key(), sa("10.0.1.1:53"), Health::Down)
+        .expect("known");
+    let report = lb.sync_changed(&mut ipvs).expect("sync");
+    assert_eq!(report.services_read, 1);
+    assert_eq!(
+        report
+            .changes
+            .iter()
+            .filter(|c| c.writes())
+            .collect::<Vec<_>>(),
+        [&Change::DeleteDestination(other_key(), sa("10.0.1.1:53"))]
+    );
+    // Flapping back and forth before a sync: nothing left to write.
+    lb.set_health(&key(), sa("10.0.0.1:80"), Health::Down)
+        .expect("known");
+    lb.set_health(&key(), sa("10.0.0.1:80"), Health::Up)
+        .expect("known");
+    assert_eq!(lb.sync_changed(&mut ipvs).expect("sync").services_read, 0);
+
+    // A reload that changes one weight and drops the other service.
+    let mut changed = vs();
+    changed.real_servers[1].destination.weight = 7;
+    lb.reload(vec![changed]).expect("config");
+    let report = lb.sync_changed(&mut ipvs).expect("sync");
+    let writes_now: Vec<&Change> = report.changes.iter().filter(|c| c.writes()).collect();
+    assert_eq!(
+        writes_now,
+        [
+            &Change::UpdateDestination(
+                key(),
+                Destination::new(sa("10.0.0.2:80"), ForwardMethod::Route).with_weight(7)
+            ),
+            &Change::DeleteService(other_key()),
+        ]
+    );
+    assert_eq!(ipvs.writes, writes + 3);
+    // The incremental syncs left the kernel exactly as a full sync wants it.
+    assert!(
+        lb.sync(&mut ipvs)
+            .expect("sync")
+            .iter()
+            .all(|c| !c.writes())
+    );
+}
+
+/// keepalived's SIGHUP cases with the aggregator: a dead real server is not
+/// put back, an alpha one that came up is not drained, and nothing is
+/// written when the checks did not change.
+#[test]
+fn reload_with_unchanged_checks_keeps_real_server_health() {
+    use crate::health::{HealthAggregator, ServerChecks};
+    let mut alpha = other_vs();
+    alpha.alpha = true;
+    let config = || vec![vs(), alpha.clone()];
+    let checks = || {
+        vec![
+            ServerChecks::new(key(), sa("10.0.0.1:80"), [("tcp", Health::Up)]),
+            ServerChecks::new(key(), sa("10.0.0.2:80"), [("tcp", Health::Up)]),
+            ServerChecks::new(other_key(), sa("10.0.1.1:53"), [("udp", Health::Down)]),
+            ServerChecks::new(other_key(), sa("10.0.1.2:53"), [("udp", Health::Down)]),
+        ]
+    };
+    let mut lb = LoadBalancer::new(config()).expect("config");
+    let mut agg = HealthAggregator::new();
+    agg.configure(checks());
+    agg.apply(&mut lb);
+    let mut ipvs = MemoryIpvs::new();
+    lb.sync(&mut ipvs).expect("sync");
+    // The first real server dies, the alpha ones come up.
+    assert_eq!(
+        agg.set(&key(), sa("10.0.0.1:80"), &"tcp", Health::Down),
+        Ok(Some(Health::Down))
+    );
+    for n in [1, 2] {
+        let server = sa(&format!("10.0.1.{n}:53"));
+        agg.set(&other_key(), server, &"udp", Health::Up)
+            .expect("known");
+    }
+    assert_eq!(agg.apply(&mut lb), 3);
+    lb.sync_changed(&mut ipvs).expect("sync");
+    let table = ipvs.table.clone();
+    assert_eq!(kernel_weights(&ipvs), vec![(sa("10.0.0.2:80"), 2)]);
+    assert_eq!(table.services[&other_key()].destinations.len(), 2);
+    let _ = events(&mut lb);
+
+    // SIGHUP with the same configuration and checks.
+    lb.reload(config()).expect("config");
+    let report = agg.configure(checks());
+    assert_eq!(report.kept, 4);
+    assert_eq!(agg.apply(&mut lb), 0);
+    assert_eq!(lb.sync_changed(&mut ipvs).expect("sync").writes(), 0);
+    assert_eq!(
+        ipvs.table, table,
+        "dead server not re-added, alpha not drained"
+    );
+    assert!(
+        events(&mut lb).is_empty(),
+        "no spurious notify_up/down or quorum events"
+    );
+}
