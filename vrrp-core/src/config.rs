@@ -187,7 +187,7 @@ pub enum ConfigError {
     V2OverIpv6,
     /// The interval cannot be carried by the version.
     #[error(
-        "advertisement interval {interval} cannot be carried by VRRP{version:?} (v2: whole seconds 1..=255, v3: 10ms..=40.95s in steps of 10ms)"
+        "advertisement interval {interval} cannot be carried by VRRPv{version} (v2: whole seconds 1..=255, v3: 10ms..=40.95s in steps of 10ms)"
     )]
     Interval {
         /// The configured interval.

@@ -285,7 +285,12 @@ impl From<Weight> for i32 {
 
 impl State {
     /// Every state, in the order of RFC 5798 6.4 (Fault last).
-    pub const ALL: [State; 4] = [State::Initialize, State::Backup, State::Master, State::Fault];
+    pub const ALL: [State; 4] = [
+        State::Initialize,
+        State::Backup,
+        State::Master,
+        State::Fault,
+    ];
 
     /// keepalived's name for the state, as its notify scripts receive it
     /// (`INSTANCE name STATE priority`): MASTER, BACKUP, FAULT, and STOP
@@ -309,11 +314,7 @@ mod tests {
     }
 
     fn config() -> InstanceConfig {
-        InstanceConfig::new(
-            Vrid::new(1).expect("vrid"),
-            Version::V2,
-            v4("0.0.0.0"),
-        )
+        InstanceConfig::new(Vrid::new(1).expect("vrid"), Version::V2, v4("0.0.0.0"))
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use healthcheck::{Health, Runner, RunnerConfig};
+use healthcheck::{Runner, RunnerConfig};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -26,11 +26,11 @@ use self::http::{InstanceDoc, Shared, StatusDoc};
 use self::notify::Notifier;
 use self::plan::Plan;
 use self::track::{Files, Scripts};
-use crate::config::Config;
+use crate::config::Effective;
 
-/// Builds the plan of a validated configuration, with the node's name.
-fn plan_of(config: &Config) -> anyhow::Result<(Plan, String)> {
-    let plan = config.plan().map_err(|e| anyhow::anyhow!("{e}"))?;
+/// Builds the plan of a resolved configuration, with the node's name.
+fn plan_of(config: &Effective) -> anyhow::Result<(Plan, String)> {
+    let plan = crate::plan::plan(config);
     let router_id = config
         .global
         .router_id
@@ -105,7 +105,7 @@ async fn push_tracks(handle: &VrrpHandle, changes: Vec<(vrrp_core::TrackId, bool
 
 /// Runs the daemon in the foreground with `config`, read from `path`
 /// (re-read on SIGHUP), until SIGTERM or SIGINT.
-pub fn run(path: &Path, config: Config) -> anyhow::Result<()> {
+pub fn run(path: &Path, config: Effective) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -114,7 +114,7 @@ pub fn run(path: &Path, config: Config) -> anyhow::Result<()> {
     runtime.block_on(run_async(path, config))
 }
 
-async fn run_async(path: &Path, config: Config) -> anyhow::Result<()> {
+async fn run_async(path: &Path, config: Effective) -> anyhow::Result<()> {
     let (mut plan, router_id) = plan_of(&config)?;
     let cancel = CancellationToken::new();
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -126,7 +126,9 @@ async fn run_async(path: &Path, config: Config) -> anyhow::Result<()> {
     let mut scripts = Scripts::default();
     scripts.apply(&runner, &plan.scripts)?;
     let mut files = Files::default();
-    // Tracked files start in the state they are in now.
+    // Tracked files start in the state they are in now (created first
+    // when they ask for it).
+    track::init_files(&plan.files);
     let initial_files = files.poll(&plan.files);
     for spec in &mut plan.driver.instances {
         for (id, _, up) in &mut spec.tracks {
@@ -166,6 +168,10 @@ async fn run_async(path: &Path, config: Config) -> anyhow::Result<()> {
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // keepalived watches tracked files with inotify; a tenth of a second
+    // of polling is close enough and costs a few reads.
+    let mut file_tick = tokio::time::interval(Duration::from_millis(100));
+    file_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = sigterm.recv() => break,
@@ -193,7 +199,7 @@ async fn run_async(path: &Path, config: Config) -> anyhow::Result<()> {
                             if let Err(e) = scripts.apply(&runner, &new.scripts) {
                                 tracing::error!(error = %e, "tracked scripts not reloaded");
                             }
-                            push_tracks(&handle, scripts.current(&runner)).await;
+                            push_tracks(&handle, scripts.current()).await;
                             notifier.reconfigure(new.notify.clone(), new.groups.clone());
                             if let Some(b) = balancer.as_mut()
                                 && let Err(e) = b.reload(&new.virtual_servers, &runner) {
@@ -219,25 +225,27 @@ async fn run_async(path: &Path, config: Config) -> anyhow::Result<()> {
                     break;
                 }
             },
+            (name, id, up) = scripts.next() => {
+                tracing::info!(script = %name, up, "tracked script");
+                push_tracks(&handle, vec![(id, up)]).await;
+            }
             t = transitions.recv() => match t {
                 Ok(t) => {
-                    if let Some(id) = scripts.track_of(t.check) {
-                        let name = runner.name(t.check).unwrap_or_default();
-                        tracing::info!(script = %name, up = t.health == Health::Up, "tracked script");
-                        push_tracks(&handle, vec![(id, t.health == Health::Up)]).await;
-                    } else if let Some(b) = balancer.as_mut()
+                    if let Some(b) = balancer.as_mut()
                         && let Err(e) = b.on_transition(&runner, &t) {
                             tracing::error!(error = %format!("{e:#}"), "IPVS update failed");
                         }
                 }
-                Err(RecvError::Lagged(_)) => push_tracks(&handle, scripts.current(&runner)).await,
+                Err(RecvError::Lagged(_)) => push_tracks(&handle, scripts.current()).await,
                 Err(RecvError::Closed) => break,
             },
-            _ = tick.tick() => {
+            _ = file_tick.tick() => {
                 let changes = files.poll(&plan.files);
                 push_tracks(&handle, changes).await;
+            }
+            _ = tick.tick() => {
                 let instances = status_doc(&handle.snapshot());
-                let script_states = scripts.statuses(&runner);
+                let script_states = scripts.statuses();
                 let real = balancer.as_ref().map(Balancer::statuses).unwrap_or_default();
                 write_status(&shared, |d| {
                     d.instances = instances;
@@ -256,6 +264,7 @@ async fn run_async(path: &Path, config: Config) -> anyhow::Result<()> {
     if let Some(b) = balancer {
         b.shutdown();
     }
+    scripts.shutdown();
     runner.shutdown().await;
     notifier.finish().await;
     cancel.cancel();

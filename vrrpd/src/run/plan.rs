@@ -1,6 +1,6 @@
 //! What the runtime runs: the configuration, resolved into the pieces each
-//! part of the daemon consumes. Built from the validated configuration by
-//! `crate::config`; the runtime never looks at TOML.
+//! part of the daemon consumes. Built from the resolved configuration by
+//! `crate::plan`; the runtime never looks at TOML.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,17 +51,21 @@ pub struct TrackScript {
     pub rise: u32,
     /// Failures in a row to go down.
     pub fall: u32,
-    /// Starts failed (keepalived's `init_fail`).
+    /// Starts failed (keepalived's `init_fail`); otherwise the first run
+    /// decides, whatever `rise` and `fall` say, as in keepalived.
     pub init_fail: bool,
 }
 
-/// A `track_file`: 0 in the file is up, anything else (or no number) down.
+/// A `track_file`: the number in it (0 when missing, empty or not a
+/// number, as keepalived reads it) moves the instances that track it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackFile {
-    /// The tracked object it drives.
-    pub id: TrackId,
     /// The file.
     pub path: PathBuf,
+    /// Written at start-up: (number, even when the file exists).
+    pub init: Option<(i32, bool)>,
+    /// The instances' uses of it, each with its own tracked objects.
+    pub uses: Vec<crate::plan::FileUse>,
 }
 
 /// Notify scripts of one instance or sync group.
