@@ -4,7 +4,7 @@
 //! status ranges), users resolved to ids, references checked. Built by
 //! [`super::resolve`]; turned into what the daemon runs by
 //! [`crate::plan`]; printed back as TOML (with every default written out)
-//! by [`Effective::to_raw`].
+//! by [`Effective::head_to_raw`] and [`VirtualServer::to_raw`].
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -547,9 +547,10 @@ fn dur(d: Duration) -> Option<Dur> {
 }
 
 impl Effective {
-    /// The configuration as TOML with every default written out; it loads
-    /// back to the same [`Effective`].
-    pub fn to_raw(&self) -> raw::Config {
+    /// The configuration but its virtual servers (see
+    /// [`VirtualServer::to_raw`]) as TOML writes it, every default written
+    /// out; it loads back to the same [`Effective`].
+    pub fn head_to_raw(&self) -> raw::Config {
         raw::Config {
             global: self.global.to_raw(),
             script: self
@@ -572,11 +573,7 @@ impl Effective {
                 .iter()
                 .map(|(n, g)| (n.clone(), g.to_raw()))
                 .collect(),
-            virtual_server: self
-                .virtual_servers
-                .iter()
-                .map(VirtualServer::to_raw)
-                .collect(),
+            virtual_server: Vec::new(),
         }
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! Problems are found by key path and placed afterwards: in a TOML file by
 //! re-reading it (only when there are problems), in a keepalived.conf by
-//! the positions the importer recorded. [`Effective::to_raw`] prints the
+//! the positions the importer recorded. [`Effective::write_toml`] prints the
 //! effective configuration (`vrrpd check`), which loads back to the same
 //! value.
 
@@ -35,7 +35,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 pub use command::CommandSpec;
 pub use duration::{Dur, parse_duration};
 pub use effective::*;
-pub use error::{ConfigError, ConfigErrors, ErrorKind, KeyPath};
+pub use error::{ConfigError, ConfigErrors, ErrorKind, KeyPath, Seg};
 pub use resolve::{Failed, Outcome, Problem, Resolver, Target, parse_hex, resolve};
 
 use error::Doc;
@@ -95,12 +95,75 @@ enum Pending {
     Key(Problem),
 }
 
+/// Where the parts of a document are: the head (every section but the
+/// virtual servers), then one part per `[[virtual_server]]`. A large file
+/// is parsed a part at a time: toml's parser holds every token of what it
+/// parses at once (about 20 times the text).
+struct Parts {
+    head: Range<usize>,
+    servers: Vec<Range<usize>>,
+}
+
+impl Parts {
+    /// The parts of `text`; the whole text as the head when it cannot be
+    /// cut safely (a multi-line string, or a section other than a virtual
+    /// server's after the first `[[virtual_server]]`).
+    fn of(text: &str) -> Parts {
+        let whole = Parts {
+            head: 0..text.len(),
+            servers: Vec::new(),
+        };
+        if text.contains("\"\"\"") || text.contains("'''") {
+            return whole;
+        }
+        let mut starts = Vec::new();
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            let t = line.split('#').next().unwrap_or("").trim();
+            if t == "[[virtual_server]]" {
+                starts.push(offset);
+            } else if t.starts_with('[')
+                && !starts.is_empty()
+                && !t.starts_with("[[virtual_server.")
+                && !t.starts_with("[virtual_server.")
+            {
+                return whole;
+            }
+            offset += line.len();
+        }
+        let Some(&first) = starts.first() else {
+            return whole;
+        };
+        let mut servers: Vec<Range<usize>> = starts.windows(2).map(|w| w[0]..w[1]).collect();
+        if let Some(&last) = starts.last() {
+            servers.push(last..text.len());
+        }
+        Parts {
+            head: 0..first,
+            servers,
+        }
+    }
+}
+
+fn shift(span: Range<usize>, by: usize) -> Range<usize> {
+    span.start + by..span.end + by
+}
+
 /// Reads TOML text section by section (one bad section does not hide the
 /// errors of the next) and resolves it; the errors come back placed, in
 /// file order. Each `[[virtual_server]]` is read, resolved and dropped in
 /// turn.
 pub fn read(text: &str, file: &Path, target: Target) -> (Outcome, Vec<ConfigError>) {
-    let (root, syntax) = DeTable::parse_recoverable(text);
+    read_parts(text, file, target, &Parts::of(text))
+}
+
+fn read_parts(
+    text: &str,
+    file: &Path,
+    target: Target,
+    parts: &Parts,
+) -> (Outcome, Vec<ConfigError>) {
+    let (root, syntax) = DeTable::parse_recoverable(&text[parts.head.clone()]);
     let mut pending: Vec<Pending> = syntax
         .into_iter()
         .map(|e| {
@@ -112,9 +175,18 @@ pub fn read(text: &str, file: &Path, target: Target) -> (Outcome, Vec<ConfigErro
         })
         .collect();
     if !pending.is_empty() {
-        return (Outcome::default(), place(text, file, pending));
+        return (Outcome::default(), place(text, file, parts, pending));
     }
     let mut table = root.into_inner();
+    if !parts.servers.is_empty() && table.contains_key("virtual_server") {
+        // `virtual_server = [...]` before the first `[[virtual_server]]`:
+        // read the whole text, so that toml reports the conflict.
+        let whole = Parts {
+            head: 0..text.len(),
+            servers: Vec::new(),
+        };
+        return read_parts(text, file, target, &whole);
+    }
     for (key, _) in table.iter() {
         let name = key.get_ref().as_ref();
         if !SECTIONS.contains(&name) {
@@ -162,53 +234,136 @@ pub fn read(text: &str, file: &Path, target: Target) -> (Outcome, Vec<ConfigErro
     let mut resolver = Resolver::new(target, failed);
     resolver.global(global);
     resolver.vrrp(scripts, track_files, instances, groups);
-    if let Some(servers) = servers {
-        let span = servers.span();
-        match servers.into_inner() {
-            DeValue::Array(items) => {
-                for (i, v) in items.into_iter().enumerate() {
-                    let path = KeyPath::root("virtual_server").index(i);
-                    if let Some(vs) = read_one::<raw::VirtualServer>(v, &path, &mut pending) {
-                        resolver.virtual_server(i, vs);
+    let mut index = 0;
+    let mut servers_of =
+        |value: toml::Spanned<DeValue<'_>>, offset: usize, pending: &mut Vec<Pending>| {
+            let span = value.span();
+            match value.into_inner() {
+                DeValue::Array(items) => {
+                    for v in items {
+                        let path = KeyPath::root("virtual_server").index(index);
+                        let mut local = Vec::new();
+                        let vs = read_one::<raw::VirtualServer>(v, &path, &mut local);
+                        pending.extend(local.into_iter().map(|p| match p {
+                            Pending::Span(s, k, e) => Pending::Span(shift(s, offset), k, e),
+                            key => key,
+                        }));
+                        if let Some(vs) = vs {
+                            resolver.virtual_server(index, vs);
+                        }
+                        index += 1;
                     }
                 }
+                _ => pending.push(Pending::Span(
+                    shift(span, offset),
+                    KeyPath::root("virtual_server"),
+                    ErrorKind::Invalid(
+                        "expected an array of tables: write [[virtual_server]]".to_owned(),
+                    ),
+                )),
             }
-            _ => pending.push(Pending::Span(
-                span,
-                KeyPath::root("virtual_server"),
-                ErrorKind::Invalid(
-                    "expected an array of tables: write [[virtual_server]]".to_owned(),
-                ),
-            )),
+        };
+    if let Some(servers) = servers {
+        servers_of(servers, parts.head.start, &mut pending);
+    }
+    for part in &parts.servers {
+        let (root, syntax) = DeTable::parse_recoverable(&text[part.clone()]);
+        if !syntax.is_empty() {
+            pending.extend(syntax.into_iter().map(|e| {
+                Pending::Span(
+                    shift(e.span().unwrap_or(0..0), part.start),
+                    KeyPath::default(),
+                    ErrorKind::Syntax(e.message().to_owned()),
+                )
+            }));
+            continue;
+        }
+        for (_, v) in root.into_inner() {
+            servers_of(v, part.start, &mut pending);
         }
     }
     let mut outcome = resolver.finish();
     pending.extend(outcome.errors.drain(..).map(Pending::Key));
-    let mut placed = place(text, file, pending);
+    let mut placed = place(text, file, parts, pending);
     placed.sort_by_key(|e| (e.line, e.column));
     placed.dedup();
     (outcome, placed)
 }
 
-/// Places problems in the file, re-reading it (only called with problems
-/// found or none at all).
-fn place(text: &str, file: &Path, pending: Vec<Pending>) -> Vec<ConfigError> {
+/// Places problems in the file, re-reading the part of it each is in
+/// (only called with problems found or none at all).
+fn place(text: &str, file: &Path, parts: &Parts, pending: Vec<Pending>) -> Vec<ConfigError> {
     if pending.is_empty() {
         return Vec::new();
     }
-    let (root, _) = DeTable::parse_recoverable(text);
-    let doc = Doc {
-        file,
-        text,
-        root: &root,
+    // The part (None: the head) of a problem, and the index its virtual
+    // server has in that part.
+    let part_of_key = |key: &KeyPath| -> Option<(usize, usize)> {
+        match key.0.as_slice() {
+            [Seg::Key(k), Seg::Index(i), ..]
+                if k == "virtual_server" && !parts.servers.is_empty() =>
+            {
+                Some((*i, 0))
+            }
+            _ => None,
+        }
     };
-    pending
-        .into_iter()
-        .map(|p| match p {
-            Pending::Span(span, fallback, kind) => doc.error_at_span(span, &fallback, kind),
-            Pending::Key(Problem { key, kind }) => doc.error_at(key, kind),
-        })
-        .collect()
+    let part_of_span = |span: &Range<usize>| -> Option<usize> {
+        parts.servers.iter().position(|r| r.contains(&span.start))
+    };
+    let mut by_part: std::collections::BTreeMap<Option<usize>, Vec<Pending>> = Default::default();
+    for p in pending {
+        let part = match &p {
+            Pending::Span(s, ..) => part_of_span(s),
+            Pending::Key(k) => part_of_key(&k.key).map(|(i, _)| i),
+        };
+        by_part.entry(part).or_default().push(p);
+    }
+    let mut out = Vec::new();
+    for (part, items) in by_part {
+        let range = part
+            .and_then(|i| parts.servers.get(i).cloned())
+            .unwrap_or(parts.head.clone());
+        let slice = &text[range.clone()];
+        let lines_before = text[..range.start].matches('\n').count();
+        let (root, _) = DeTable::parse_recoverable(slice);
+        let doc = Doc {
+            file,
+            text: slice,
+            root: &root,
+        };
+        // In a part, its virtual server is the first (index 0).
+        let local = |key: &KeyPath| -> KeyPath {
+            let mut k = key.clone();
+            if part.is_some()
+                && let Some(Seg::Index(i)) = k.0.get_mut(1)
+            {
+                *i = 0;
+            }
+            k
+        };
+        let global = |mut e: ConfigError| -> ConfigError {
+            if e.line > 0 {
+                e.line += lines_before;
+            }
+            if let (Some(n), Some(Seg::Index(i))) = (part, e.key.0.get_mut(1)) {
+                *i = n;
+            }
+            e
+        };
+        for p in items {
+            let e = match p {
+                Pending::Span(span, fallback, kind) => doc.error_at_span(
+                    span.start.saturating_sub(range.start)..span.end.saturating_sub(range.start),
+                    &local(&fallback),
+                    kind,
+                ),
+                Pending::Key(Problem { key, kind }) => doc.error_at(local(&key), kind),
+            };
+            out.push(global(e));
+        }
+    }
+    out
 }
 
 fn read_named<T: for<'de> Deserialize<'de>>(
@@ -269,10 +424,7 @@ impl Effective {
     /// Writes the effective configuration as TOML, every default written
     /// out, one virtual server at a time.
     pub fn write_toml(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let mut head = self.to_raw();
-        let servers = std::mem::take(&mut head.virtual_server);
-        drop(servers);
-        out.write_all(to_toml(&head).as_bytes())?;
+        out.write_all(to_toml(&self.head_to_raw()).as_bytes())?;
         #[derive(serde::Serialize)]
         struct One {
             virtual_server: [raw::VirtualServer; 1],

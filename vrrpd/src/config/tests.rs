@@ -952,3 +952,42 @@ fn garbage_and_truncated_input_is_an_error_not_a_panic() {
         }
     }
 }
+
+#[test]
+fn virtual_servers_read_one_at_a_time_keep_their_lines_and_keys() {
+    let vs = |n: u8| {
+        format!(
+            "[[virtual_server]]\nip = \"192.0.2.{n}\"\nport = 80\n\
+             [[virtual_server.real_server]]\nip = \"198.51.100.1\"\n\
+             [[virtual_server.real_server]]\nip = \"198.51.100.2\"\n"
+        )
+    };
+    // A bad value in the third server's second real server, an unknown
+    // key in the second server; a section after the servers is read too.
+    let text = format!(
+        "[global]\nrouter_id = \"x\"\n{}{}{}port = 0\n",
+        vs(1),
+        vs(2).replace("port = 80\n", "port = 80\nbogus = 1\n"),
+        vs(3)
+    );
+    let e = errs(&text);
+    let shown: Vec<String> = e.iter().map(ToString::to_string).collect();
+    assert_eq!(e.len(), 2, "{shown:#?}");
+    assert!(
+        shown[0].starts_with("test.toml:13:1: key `virtual_server[1].bogus`"),
+        "{shown:#?}"
+    );
+    assert!(
+        shown[1].starts_with("test.toml:25:1: key `virtual_server[2].real_server[1].port`"),
+        "{shown:#?}"
+    );
+    let c = ok(&format!(
+        "{}{}[global]\nrouter_id = \"after\"\n",
+        vs(1),
+        vs(2)
+    ));
+    assert_eq!(c.virtual_servers.len(), 2);
+    assert_eq!(c.global.router_id.as_deref(), Some("after"));
+    // An inline array and `[[virtual_server]]` together: toml says no.
+    errs(&format!("virtual_server = []\n{}", vs(1)));
+}

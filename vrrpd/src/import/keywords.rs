@@ -18,6 +18,9 @@ pub(super) struct Cx {
     pub warnings: Vec<(Pos, String)>,
     pub report: Report,
     pub locations: HashMap<String, Pos>,
+    /// Real servers' positions by virtual server and real server index
+    /// (tens of thousands in large files: no key strings for them).
+    pub real_servers: Vec<Vec<Pos>>,
     /// The first thing that makes the file unusable.
     pub refused: Option<(Pos, String)>,
     /// keepalived's `vrrp_strict`, read from global_defs.
@@ -1289,6 +1292,7 @@ impl Cx {
         }
         self.carried(n, "");
         self.at(&k, n.pos);
+        self.real_servers.push(Vec::new());
         for c in n.block() {
             let key = k.key(c.keyword());
             match c.keyword() {
@@ -1371,8 +1375,7 @@ impl Cx {
                 "quorum_down" => vs.quorum_down = self.command(c, CTX),
                 "virtualhost" => vs.virtualhost = self.string(c, CTX),
                 "real_server" => {
-                    let rk = k.key("real_server").index(vs.real_server.len());
-                    if let Some(rs) = self.real_server(c, &rk) {
+                    if let Some(rs) = self.real_server(c) {
                         vs.real_server.push(rs);
                     }
                 }
@@ -1380,6 +1383,7 @@ impl Cx {
             }
             self.at(&key, c.pos);
         }
+        vs.real_server.shrink_to_fit();
         Some(vs)
     }
 
@@ -1406,7 +1410,7 @@ impl Cx {
         Some(kind)
     }
 
-    fn real_server(&mut self, n: &Node, k: &KeyPath) -> Option<raw::RealServer> {
+    fn real_server(&mut self, n: &Node) -> Option<raw::RealServer> {
         const CTX: &str = "real_server";
         let (ip, port) = match n.args() {
             [ip, port] => (
@@ -1425,7 +1429,9 @@ impl Cx {
             return None;
         };
         self.carried(n, "virtual_server");
-        self.at(k, n.pos);
+        if let Some(list) = self.real_servers.last_mut() {
+            list.push(n.pos);
+        }
         let mut rs = raw::RealServer::new(ip);
         rs.port = port;
         for c in n.block() {
@@ -1448,6 +1454,7 @@ impl Cx {
                         self.check_common(c, "TCP_CHECK", |cx, x| cx.unsupported(x, "TCP_CHECK"));
                     t.set_connect(conn);
                     t.set_schedule(sched);
+                    rs.tcp_check.reserve_exact(1);
                     rs.tcp_check.push(t);
                 }
                 "HTTP_GET" | "SSL_GET" => {
@@ -1636,6 +1643,7 @@ impl Cx {
                 _ => self.unsupported(c, CTX),
             }
         }
+        shrink_checks(&mut rs);
         Some(rs)
     }
 
@@ -1683,6 +1691,18 @@ impl Cx {
         self.carried(n, "real_server");
         (conn, sched)
     }
+}
+
+/// Large files hold tens of thousands of these: no spare capacity.
+fn shrink_checks(rs: &mut raw::RealServer) {
+    rs.tcp_check.shrink_to_fit();
+    rs.http_get.shrink_to_fit();
+    rs.ssl_get.shrink_to_fit();
+    rs.misc_check.shrink_to_fit();
+    rs.dns_check.shrink_to_fit();
+    rs.smtp_check.shrink_to_fit();
+    rs.ping_check.shrink_to_fit();
+    rs.udp_check.shrink_to_fit();
 }
 
 /// What the rules applied after reading the file need to know of an

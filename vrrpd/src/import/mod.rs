@@ -153,6 +153,8 @@ pub struct Imported {
     pub report: Report,
     /// Where each key came from, to place problems found later.
     locations: HashMap<String, Pos>,
+    /// Where each real server came from, by virtual server.
+    real_servers: Vec<Vec<Pos>>,
     files: Vec<PathBuf>,
 }
 
@@ -160,6 +162,23 @@ impl Imported {
     /// The keepalived.conf file and line `key` came from (its nearest
     /// recorded parent).
     pub fn locate(&self, key: &KeyPath) -> (PathBuf, usize) {
+        use crate::config::Seg;
+        let file_line = |pos: &Pos| {
+            (
+                self.files
+                    .get(pos.file as usize)
+                    .cloned()
+                    .unwrap_or_default(),
+                pos.line as usize,
+            )
+        };
+        if let [Seg::Key(vs), Seg::Index(i), Seg::Key(rs), Seg::Index(j), ..] = key.0.as_slice()
+            && vs == "virtual_server"
+            && rs == "real_server"
+            && let Some(pos) = self.real_servers.get(*i).and_then(|l| l.get(*j))
+        {
+            return file_line(pos);
+        }
         let mut k = key.to_string();
         loop {
             if let Some(pos) = self.locations.get(&k) {
@@ -208,8 +227,14 @@ impl Imported {
             out,
             "# Validate on the target host with `vrrpd check -c FILE`.\n"
         )?;
-        let mut head = self.config.clone();
-        head.virtual_server = Vec::new();
+        let head = raw::Config {
+            global: self.config.global.clone(),
+            script: self.config.script.clone(),
+            track_file: self.config.track_file.clone(),
+            instance: self.config.instance.clone(),
+            sync_group: self.config.sync_group.clone(),
+            virtual_server: Vec::new(),
+        };
         out.write_all(crate::config::to_toml(&head).as_bytes())?;
         #[derive(serde::Serialize)]
         struct One<'a> {
@@ -234,7 +259,9 @@ pub fn import_file(path: &Path, options: &Options) -> Result<Imported, ImportErr
         file: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    import_str(&String::from_utf8_lossy(&bytes), path, options)
+    let text = String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    import_str(&text, path, options)
 }
 
 /// Converts keepalived configuration text; `path` names it and anchors
@@ -290,6 +317,7 @@ pub fn import_str(text: &str, path: &Path, options: &Options) -> Result<Imported
         warnings,
         report: cx.report,
         locations: cx.locations,
+        real_servers: cx.real_servers,
         files,
     })
 }

@@ -95,7 +95,9 @@ enum Tok {
 
 struct Source {
     file: u32,
-    lines: std::vec::IntoIter<String>,
+    /// The file's text, read a line at a time from `at`.
+    text: String,
+    at: usize,
     line: u32,
     depth: usize,
 }
@@ -159,7 +161,8 @@ impl Reader {
         }
         r.stack.push(Source {
             file: 0,
-            lines: split_lines(text),
+            text: text.to_owned(),
+            at: 0,
             line: 0,
             depth: 0,
         });
@@ -192,7 +195,7 @@ impl Reader {
         }
         loop {
             let src = self.stack.last_mut()?;
-            match src.lines.next() {
+            match next_line_of(&src.text, &mut src.at) {
                 Some(l) => {
                     src.line += 1;
                     return Some((
@@ -406,12 +409,14 @@ impl Reader {
                 file: m.clone(),
                 message: e.to_string(),
             })?;
-            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let text = String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
             let file = u32::try_from(self.files.len()).unwrap_or(u32::MAX);
             self.files.push(m);
             self.stack.push(Source {
                 file,
-                lines: split_lines(&text),
+                text,
+                at: 0,
                 line: 0,
                 depth,
             });
@@ -589,11 +594,12 @@ enum Substituted {
     Lines(Vec<String>),
 }
 
-fn split_lines(text: &str) -> std::vec::IntoIter<String> {
-    text.lines()
-        .map(|l| l.trim_end_matches('\r').to_owned())
-        .collect::<Vec<_>>()
-        .into_iter()
+/// The line of `text` at `at` (without its end), moving `at` past it.
+fn next_line_of(text: &str, at: &mut usize) -> Option<String> {
+    let rest = text.get(*at..).filter(|r| !r.is_empty())?;
+    let end = rest.find('\n').unwrap_or(rest.len());
+    *at += (end + 1).min(rest.len());
+    Some(rest[..end].trim_end_matches('\r').to_owned())
 }
 
 /// `$NAME=value` (spaces allowed around `=`).
