@@ -545,6 +545,18 @@ impl Resolver {
         };
         let mut track_interface = Vec::new();
         for (n, t) in i.track_interface.into_iter().enumerate() {
+            if t.name == interface {
+                // keepalived: the instance's own interface is tracked with
+                // weight 0 whatever track_interface says.
+                self.err(
+                    k.key("track_interface").index(n),
+                    ErrorKind::Invalid(format!(
+                        "{} is the instance's own interface, always tracked: down means Fault (keepalived ignores a weight given here); remove it from track_interface",
+                        t.name
+                    )),
+                );
+                continue;
+            }
             let weight = self.weight(
                 || k.key("track_interface").index(n),
                 t.weight.unwrap_or(0),

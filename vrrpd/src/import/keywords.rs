@@ -1100,6 +1100,26 @@ impl Cx {
             let owner = i
                 .priority
                 .map_or(i.state == Some(raw::StartState::Master), Priority::is_owner);
+            // keepalived tracks the instance's own interface with weight 0,
+            // whatever track_interface says of it.
+            if let Some(own) = i.interface.clone() {
+                let mut kept = Vec::new();
+                for (n, t) in std::mem::take(&mut i.track_interface)
+                    .into_iter()
+                    .enumerate()
+                {
+                    let pos = self.pos_of(&k.key("track_interface").index(n));
+                    if t.name == own {
+                        if t.weight.is_some_and(|w| w != 0) {
+                            notes.push((pos, "track_interface entry", Fate::Changed, format!("({name}) track_interface {own}: the instance's own interface is tracked with weight 0 by keepalived (down means Fault), whatever weight is given; so by vrrpd")));
+                        }
+                        continue;
+                    }
+                    self.at(&k.key("track_interface").index(kept.len()), pos);
+                    kept.push(t);
+                }
+                i.track_interface = kept;
+            }
             if i.virtual_ipaddress.is_empty() && (version == 3 || v6 || strict) {
                 self.refuse(meta.pos, format!("({name}) has no virtual_ipaddress; keepalived refuses such an instance with VRRPv3, IPv6 or strict mode"));
             }
