@@ -808,3 +808,37 @@ fn garbage_and_truncated_input_is_an_error_not_a_panic() {
         }
     }
 }
+
+#[test]
+fn udp_check_sends_the_hex_payload_and_wants_the_hex_reply() {
+    // A UDP server on loopback answers what it is sent with `answer`.
+    let server = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = server.local_addr().expect("addr").port();
+    let (imported, _) = import_check(&format!(
+        "virtual_server 127.0.0.1 {port} {{\n  protocol UDP\n  real_server 127.0.0.1 {port} {{\n    UDP_CHECK {{\n      payload 0a0b0c\n      require_reply 0d0e\n      connect_timeout 2\n    }}\n  }}\n}}\n"
+    ));
+    let plan = crate::plan::plan(&imported);
+    let spec = &plan.virtual_servers[0].real_servers[0].checks[0].spec;
+    let prober = spec.probe.prepare().expect("probe");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for (answer, up) in [(&[0x0d, 0x0e, 0x0f][..], true), (&[0x41, 0x42][..], false)] {
+        let thread = {
+            let server = server.try_clone().expect("clone");
+            let answer = answer.to_vec();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                let (n, from) = server.recv_from(&mut buf).expect("recv");
+                server.send_to(&answer, from).expect("send");
+                buf[..n].to_vec()
+            })
+        };
+        let report = runtime.block_on(prober.run(0, std::time::Duration::from_secs(2)));
+        let received = thread.join().expect("server");
+        // keepalived's `payload 0a0b0c` is three bytes, not six letters.
+        assert_eq!(received, [0x0a, 0x0b, 0x0c]);
+        assert_eq!(report.result.is_ok(), up, "{:?}", report.result);
+    }
+}
