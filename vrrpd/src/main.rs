@@ -123,7 +123,7 @@ fn main() -> ExitCode {
                     _ => "text",
                 };
                 init_logging(format.as_deref().unwrap_or(configured));
-                report(run::run(&path, config))
+                report(run::run(&path, plan::plan(&config), load_plan))
             }
             Err(errors) => config_errors(&errors),
         },
@@ -134,6 +134,12 @@ fn main() -> ExitCode {
         Cmd::Status { listen } => report(status(listen)),
         Cmd::Genhash { url, server } => report(genhash(&url, server)),
     }
+}
+
+/// The configuration file read, resolved and planned again (SIGHUP).
+fn load_plan(path: &std::path::Path) -> anyhow::Result<run::plan::Plan> {
+    let config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(plan::plan(&config))
 }
 
 fn status(listen: std::net::SocketAddr) -> anyhow::Result<()> {

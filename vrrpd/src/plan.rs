@@ -16,8 +16,8 @@ use crate::config::{
     Notify as ConfigNotify, ServiceAddr, VirtualServer, VsProtocol,
 };
 use crate::run::plan::{
-    Command, GroupPlan, Notify, Plan, RealServerCheck, RealServerPlan, TrackFile, TrackScript,
-    VirtualServerPlan,
+    Command, FileUse, GroupPlan, Notify, Plan, RealServerCheck, RealServerPlan, TrackFile,
+    TrackScript, VirtualServerPlan,
 };
 
 /// Everything the daemon runs.
@@ -67,6 +67,7 @@ pub fn plan(config: &Effective) -> Plan {
         .collect();
     let virtual_servers = config.virtual_servers.iter().map(virtual_server).collect();
     Plan {
+        router_id: config.global.router_id.clone(),
         driver,
         notify: instance_notify,
         groups,
@@ -221,93 +222,6 @@ fn instance_spec(
         }
     }
     spec
-}
-
-/// One instance's use of a tracked file: keepalived adds the file's number
-/// times the weight (negated with `reverse`) to the priority, within
-/// -254..=253, and -254 (or, with weight 0, any number but 0; with
-/// `reverse`, 0) means Fault. vrrp-core's tracked objects are up or down,
-/// so the contribution is spelled in binary over up/down objects of
-/// weights ±1, ±2 ... ±128, plus one of weight 0 for Fault.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileUse {
-    /// The weight.
-    pub weight: i32,
-    /// `reverse`.
-    pub reverse: bool,
-    /// Down for Fault.
-    pub fault: TrackId,
-    /// Up adds 2^k.
-    pub up: [TrackId; 8],
-    /// Down adds -2^k.
-    pub down: [TrackId; 8],
-}
-
-impl FileUse {
-    /// keepalived's contribution of the number `value`: `None` for Fault.
-    pub fn contribution(&self, value: i64) -> Option<i32> {
-        if self.weight == 0 {
-            return ((value != 0) == self.reverse).then_some(0);
-        }
-        let sign = if self.reverse { -1 } else { 1 };
-        let product = value
-            .saturating_mul(i64::from(self.weight))
-            .saturating_mul(sign)
-            .clamp(-254, 253);
-        (product != -254).then(|| i32::try_from(product).unwrap_or(0))
-    }
-
-    /// The state of each tracked object for the number `value`.
-    pub fn states(&self, value: i64) -> Vec<(TrackId, bool)> {
-        let c = self.contribution(value);
-        let mut out = Vec::with_capacity(17);
-        out.push((self.fault, c.is_some()));
-        let c = c.unwrap_or(0);
-        let (plus, minus) = if c >= 0 { (c, 0) } else { (0, -c) };
-        for k in 0..8 {
-            out.push((self.up[k], plus & (1 << k) != 0));
-            out.push((self.down[k], minus & (1 << k) == 0));
-        }
-        out
-    }
-}
-
-/// keepalived's reading of a tracked file: `strtol(buf, NULL, 0)` of its
-/// first 127 bytes (decimal, 0x hexadecimal or 0 octal, leading blanks and
-/// a sign allowed, trailing text ignored); missing, empty or no number is
-/// 0. `None` for a number out of the 32-bit range, which keepalived
-/// ignores (the previous value stays).
-pub fn read_track_file_value(bytes: &[u8]) -> Option<i64> {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(127)]);
-    let s = text.trim_start();
-    let (negative, s) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let (radix, digits) = if let Some(rest) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))
-        && rest.chars().next().is_some_and(|c| c.is_ascii_hexdigit())
-    {
-        (16, rest)
-    } else if s.len() > 1 && s.starts_with('0') {
-        (8, &s[1..])
-    } else {
-        (10, s)
-    };
-    let end = digits
-        .find(|c: char| !c.is_digit(radix))
-        .unwrap_or(digits.len());
-    let mut value: i64 = 0;
-    for c in digits[..end].chars() {
-        let d = i64::from(c.to_digit(radix).unwrap_or(0));
-        value = value.saturating_mul(i64::from(radix)).saturating_add(d);
-    }
-    if negative {
-        value = -value;
-    }
-    (i64::from(i32::MIN)..=i64::from(i32::MAX) + 1)
-        .contains(&value)
-        .then_some(value)
 }
 
 fn service_key(service: ServiceAddr) -> lvs::ServiceKey {
@@ -465,76 +379,6 @@ fn check_specs(rs: SocketAddr, c: &Check, initial: Health) -> Vec<CheckSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn file_use(weight: i32, reverse: bool) -> FileUse {
-        FileUse {
-            weight,
-            reverse,
-            fault: TrackId(0),
-            up: std::array::from_fn(|k| TrackId(1 + k as u32)),
-            down: std::array::from_fn(|k| TrackId(10 + k as u32)),
-        }
-    }
-
-    /// The priority change the engine computes from the states.
-    fn engine_delta(u: &FileUse, value: i64) -> Option<i32> {
-        let states = u.states(value);
-        if !states[0].1 {
-            return None;
-        }
-        let mut delta = 0;
-        for (id, up) in &states[1..] {
-            let k = if id.0 >= 10 { id.0 - 10 } else { id.0 - 1 };
-            match (id.0 >= 10, up) {
-                (false, true) => delta += 1 << k,
-                (true, false) => delta -= 1 << k,
-                _ => {}
-            }
-        }
-        Some(delta)
-    }
-
-    #[test]
-    fn track_file_contributions_are_keepalived_s() {
-        let w1 = file_use(1, false);
-        assert_eq!(w1.contribution(0), Some(0));
-        assert_eq!(w1.contribution(5), Some(5));
-        assert_eq!(w1.contribution(-20), Some(-20));
-        assert_eq!(w1.contribution(1000), Some(253));
-        assert_eq!(w1.contribution(-254), None);
-        assert_eq!(w1.contribution(-1000), None);
-        let w10r = file_use(-10, true);
-        assert_eq!(w10r.contribution(2), Some(20));
-        let w0 = file_use(0, false);
-        assert_eq!(w0.contribution(0), Some(0));
-        assert_eq!(w0.contribution(7), None);
-        let w0r = file_use(0, true);
-        assert_eq!(w0r.contribution(0), None);
-        assert_eq!(w0r.contribution(7), Some(0));
-        for u in [&w1, &w10r, &w0, &w0r, &file_use(-3, false)] {
-            for v in [-300, -85, -1, 0, 1, 2, 7, 100, 253, 254, 10_000] {
-                assert_eq!(engine_delta(u, v), u.contribution(v), "{u:?} {v}");
-            }
-        }
-    }
-
-    #[test]
-    fn track_files_read_like_strtol() {
-        for (text, want) in [
-            ("", Some(0)),
-            ("\n", Some(0)),
-            ("0\n", Some(0)),
-            ("  42 trailing", Some(42)),
-            ("-7", Some(-7)),
-            ("0x1f", Some(31)),
-            ("010", Some(8)),
-            ("abc", Some(0)),
-            ("99999999999", None),
-            ("2147483648", Some(2_147_483_648)),
-        ] {
-            assert_eq!(read_track_file_value(text.as_bytes()), want, "{text:?}");
-        }
-    }
 
     #[test]
     fn reverse_negates_the_contribution_like_keepalived() {

@@ -26,28 +26,19 @@ use self::http::{InstanceDoc, Shared, StatusDoc};
 use self::notify::Notifier;
 use self::plan::Plan;
 use self::track::{Files, Scripts};
-use crate::config::Effective;
+/// Reads, resolves and plans the configuration file again (SIGHUP).
+pub type Loader = fn(&Path) -> anyhow::Result<Plan>;
 
-/// Builds the plan of a resolved configuration, with the node's name.
-fn plan_of(config: &Effective) -> anyhow::Result<(Plan, String)> {
-    let plan = crate::plan::plan(config);
-    let router_id = config
-        .global
-        .router_id
+/// The node's name: the configured one, else the host name.
+fn router_id(plan: &Plan) -> String {
+    plan.router_id
         .clone()
         .or_else(|| {
             nix::unistd::gethostname()
                 .ok()
                 .and_then(|h| h.into_string().ok())
         })
-        .unwrap_or_default();
-    Ok((plan, router_id))
-}
-
-/// Loads, validates and plans the configuration file.
-fn load_plan(path: &Path) -> anyhow::Result<(Plan, String)> {
-    let config = crate::config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    plan_of(&config)
+        .unwrap_or_default()
 }
 
 fn status_doc(snap: &Snapshot) -> Vec<InstanceDoc> {
@@ -103,19 +94,19 @@ async fn push_tracks(handle: &VrrpHandle, changes: Vec<(vrrp_core::TrackId, bool
     }
 }
 
-/// Runs the daemon in the foreground with `config`, read from `path`
-/// (re-read on SIGHUP), until SIGTERM or SIGINT.
-pub fn run(path: &Path, config: Effective) -> anyhow::Result<()> {
+/// Runs the daemon in the foreground with `plan`, from `path` (which
+/// `load` reads again on SIGHUP), until SIGTERM or SIGINT.
+pub fn run(path: &Path, plan: Plan, load: Loader) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    runtime.block_on(run_async(path, config))
+    runtime.block_on(run_async(path, plan, load))
 }
 
-async fn run_async(path: &Path, config: Effective) -> anyhow::Result<()> {
-    let (mut plan, router_id) = plan_of(&config)?;
+async fn run_async(path: &Path, mut plan: Plan, load: Loader) -> anyhow::Result<()> {
+    let router_id = router_id(&plan);
     let cancel = CancellationToken::new();
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -178,12 +169,12 @@ async fn run_async(path: &Path, config: Effective) -> anyhow::Result<()> {
             _ = sigint.recv() => break,
             _ = sighup.recv() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-                match load_plan(path) {
+                match load(path) {
                     Err(e) => {
                         tracing::error!(error = %format!("{e:#}"), "reload refused: the running configuration stays");
                         write_status(&shared, |d| d.reload_failures += 1);
                     }
-                    Ok((new, _)) => match handle.reconfigure(new.driver.clone()).await {
+                    Ok(new) => match handle.reconfigure(new.driver.clone()).await {
                         Err(e) => {
                             tracing::error!(error = %e, "reload refused: the running configuration stays");
                             write_status(&shared, |d| d.reload_failures += 1);

@@ -231,8 +231,46 @@ impl Scripts {
     }
 }
 
+/// keepalived's reading of a tracked file: `strtol(buf, NULL, 0)` of its
+/// first 127 bytes (decimal, 0x hexadecimal or 0 octal, leading blanks and
+/// a sign allowed, trailing text ignored); missing, empty or no number is
+/// 0. `None` for a number out of the 32-bit range, which keepalived
+/// ignores (the previous value stays).
+pub fn read_track_file_value(bytes: &[u8]) -> Option<i64> {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(127)]);
+    let s = text.trim_start();
+    let (negative, s) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (radix, digits) = if let Some(rest) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))
+        && rest.chars().next().is_some_and(|c| c.is_ascii_hexdigit())
+    {
+        (16, rest)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (8, &s[1..])
+    } else {
+        (10, s)
+    };
+    let end = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    let mut value: i64 = 0;
+    for c in digits[..end].chars() {
+        let d = i64::from(c.to_digit(radix).unwrap_or(0));
+        value = value.saturating_mul(i64::from(radix)).saturating_add(d);
+    }
+    if negative {
+        value = -value;
+    }
+    (i64::from(i32::MIN)..=i64::from(i32::MAX) + 1)
+        .contains(&value)
+        .then_some(value)
+}
+
 /// Reads a tracked file as keepalived does (see
-/// [`crate::plan::read_track_file_value`]); `None` to keep the previous
+/// [`read_track_file_value`]); `None` to keep the previous
 /// number.
 pub fn file_value(path: &std::path::Path) -> Option<i64> {
     use std::io::Read;
@@ -240,7 +278,7 @@ pub fn file_value(path: &std::path::Path) -> Option<i64> {
     match std::fs::File::open(path) {
         Ok(mut f) => {
             let n = f.read(&mut buf).unwrap_or(0);
-            crate::plan::read_track_file_value(&buf[..n])
+            read_track_file_value(&buf[..n])
         }
         Err(_) => Some(0),
     }
@@ -333,5 +371,23 @@ mod tests {
             run(&mut v, &[true, true, false, false, true]),
             [Some(true), None, Some(false), None, Some(true)]
         );
+    }
+
+    #[test]
+    fn track_files_read_like_strtol() {
+        for (text, want) in [
+            ("", Some(0)),
+            ("\n", Some(0)),
+            ("0\n", Some(0)),
+            ("  42 trailing", Some(42)),
+            ("-7", Some(-7)),
+            ("0x1f", Some(31)),
+            ("010", Some(8)),
+            ("abc", Some(0)),
+            ("99999999999", None),
+            ("2147483648", Some(2_147_483_648)),
+        ] {
+            assert_eq!(read_track_file_value(text.as_bytes()), want, "{text:?}");
+        }
     }
 }
