@@ -36,9 +36,10 @@ pub enum InitialState {
     /// Start as backup and wait Master_Down_Interval (the default).
     #[default]
     Backup,
-    /// Take over at once, as keepalived's `state MASTER` does; a master
-    /// with a higher priority on the link takes it back at its next
-    /// advertisement.
+    /// Take over at once; a master with a higher priority on the link
+    /// takes it back at its next advertisement. (keepalived 2.2.7 does
+    /// this only for the address owner, which is master at start-up
+    /// anyway: its `state MASTER` below 255 starts as backup.)
     Master,
 }
 

@@ -331,7 +331,7 @@ fn check_specs(rs: SocketAddr, c: &Check, initial: Health) -> Vec<CheckSpec> {
                 if let Some((_, ranges)) = &u.status {
                     p.status = ranges.clone();
                 }
-                p.digest = u.digest.clone();
+                p.digest = u.digest;
                 if h.tls {
                     let mut t = healthcheck::TlsOptions::insecure();
                     t.sni.clone_from(&h.sni);

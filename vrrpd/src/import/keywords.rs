@@ -568,11 +568,7 @@ impl Cx {
             );
             return;
         }
-        if n.keyword() == "vrrp_track_file" {
-            self.carried(n, "");
-        } else {
-            self.carried(n, "");
-        }
+        self.carried(n, "");
         defaults.insert(name.clone(), t.weight.unwrap_or(1));
         self.config.track_file.insert(name, t);
     }

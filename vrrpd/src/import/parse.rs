@@ -506,45 +506,21 @@ impl Reader {
             }
             Tok::Close | Tok::Eol => None,
         };
-        // `{` may follow on the same line or a later one.
+        // `{` may follow on the same line or on a later one (past line
+        // ends only).
+        let mut ahead = 0;
         loop {
-            match self.peek()? {
-                Some(Tok::Eol) => {
-                    // Only look past line ends for a `{`.
-                    let mut ahead = 1;
-                    loop {
-                        while self.toks.len() <= ahead {
-                            if !self.fill()? {
-                                break;
-                            }
-                        }
-                        match self.toks.get(ahead) {
-                            Some((Tok::Eol, _)) => ahead += 1,
-                            Some((Tok::Open, _)) => {
-                                for _ in 0..=ahead {
-                                    self.pop();
-                                }
-                                let children = self.block(depth + 1, pos)?;
-                                return Ok(Node {
-                                    words,
-                                    line,
-                                    children: Some(children),
-                                    pos,
-                                });
-                            }
-                            _ => {
-                                return Ok(Node {
-                                    words,
-                                    line,
-                                    children: None,
-                                    pos,
-                                });
-                            }
-                        }
-                    }
+            while self.toks.len() <= ahead {
+                if !self.fill()? {
+                    break;
                 }
-                Some(Tok::Open) => {
-                    self.pop();
+            }
+            match self.toks.get(ahead) {
+                Some((Tok::Eol, _)) => ahead += 1,
+                Some((Tok::Open, _)) => {
+                    for _ in 0..=ahead {
+                        self.pop();
+                    }
                     let children = self.block(depth + 1, pos)?;
                     return Ok(Node {
                         words,

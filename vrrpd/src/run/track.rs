@@ -290,10 +290,10 @@ pub fn init_files(files: &[TrackFile]) {
         let Some((value, overwrite)) = f.init else {
             continue;
         };
-        if overwrite || !f.path.exists() {
-            if let Err(e) = std::fs::write(&f.path, format!("{value}\n")) {
-                tracing::warn!(file = %f.path.display(), error = %e, "cannot initialise track file");
-            }
+        if (overwrite || !f.path.exists())
+            && let Err(e) = std::fs::write(&f.path, format!("{value}\n"))
+        {
+            tracing::warn!(file = %f.path.display(), error = %e, "cannot initialise track file");
         }
     }
 }
