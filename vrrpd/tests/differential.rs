@@ -394,7 +394,7 @@ fn vrrpd_places_every_address_where_keepalived_does() -> Result<()> {
     let jobs: usize = std::env::var("DIFFERENTIAL_JOBS")
         .ok()
         .and_then(|j| j.parse().ok())
-        .unwrap_or(4);
+        .unwrap_or(5);
     let started = Instant::now();
     let queue = Mutex::new(cases.clone());
     let results = Mutex::new(Vec::new());

@@ -321,7 +321,13 @@ impl Reader {
                 let end = after
                     .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                     .unwrap_or(after.len());
-                (&after[..end], end)
+                // keepalived: `$NAME` ends at a blank, `,`, `)` or the end
+                // of the line (`$A/24` is not `$A` then `/24`: write
+                // `${A}/24`).
+                match after[end..].chars().next() {
+                    None | Some(' ' | '\t' | ',' | ')') => (&after[..end], end),
+                    Some(_) => ("", 0),
+                }
             };
             let valid_name = name
                 .chars()
@@ -972,7 +978,7 @@ mod tests {
 
     #[test]
     fn conditionals_and_definitions() {
-        let text = "$IFACE=eth9\n$PRIO = 150\n@node priority $PRIO\n@other priority 100\n@^other interface ${IFACE}\n$MULTI=a 1 \\\n b 2\nblk {\n$MULTI\n}\nx $UNDEFINED\n";
+        let text = "$IFACE=eth9\n$PRIO = 150\n@node priority $PRIO\n@other priority 100\n@^other interface ${IFACE}\n$MULTI=a 1 \\\n b 2\nblk {\n$MULTI\n}\nx $UNDEFINED $PRIO/24 ${PRIO}/24\n";
         let (nodes, r) = parse_with(text, "node").expect("parses");
         assert_eq!(r.conditionals_seen.map(|p| p.line), Some(3));
         let words: Vec<Vec<String>> = nodes.iter().map(|n| n.words.clone()).collect();
@@ -980,7 +986,7 @@ mod tests {
         assert_eq!(words[1], ["interface", "eth9"]);
         assert_eq!(nodes[2].block()[0].words, ["a", "1"]);
         assert_eq!(nodes[2].block()[1].words, ["b", "2"]);
-        assert_eq!(words[3], ["x", "$UNDEFINED"]);
+        assert_eq!(words[3], ["x", "$UNDEFINED", "$PRIO/24", "150/24"]);
         let (nodes, _) = parse_with(text, "other").expect("parses");
         assert_eq!(nodes[0].words, ["priority", "100"]);
         assert_eq!(nodes[1].keyword(), "blk");
