@@ -338,10 +338,14 @@ impl Cx {
                 info.insert(name, meta);
             }
         }
+        let mut group_tracks = Vec::new();
         for n in nodes.iter().filter(|n| n.keyword() == "vrrp_sync_group") {
-            self.sync_group(n, &file_defaults);
+            group_tracks.extend(self.sync_group(n));
         }
         self.keepalived_rules(&info);
+        for (group, tracks) in group_tracks {
+            self.group_tracks(&group, tracks, &file_defaults);
+        }
     }
 
     fn name(&mut self, n: &Node) -> Option<String> {
@@ -575,13 +579,8 @@ impl Cx {
 
     /// `NAME [weight W [reverse|noreverse]]` lines of track_interface,
     /// track_script and track_file blocks.
-    fn track_refs(
-        &mut self,
-        n: &Node,
-        ctx: &str,
-        key: &KeyPath,
-        start: usize,
-    ) -> Vec<raw::TrackRef> {
+    /// The entries of a `track_*` block, each with its line.
+    fn track_entries(&mut self, n: &Node, ctx: &str) -> Vec<(raw::TrackRef, Pos)> {
         let mut out = Vec::new();
         for c in n.block() {
             let mut r = raw::TrackRef::named(c.keyword());
@@ -603,8 +602,23 @@ impl Cx {
                 self.entry(c, &format!("{ctx} entry"), Fate::Dropped, Some(format!("`{line}` in {ctx}: options not understood; keepalived ignores the entry, so does vrrpd")));
                 continue;
             }
-            self.at(&key.index(start + out.len()), c.pos);
             self.report.count(&format!("{ctx} entry"), Fate::Carried);
+            out.push((r, c.pos));
+        }
+        out
+    }
+
+    fn track_refs(
+        &mut self,
+        n: &Node,
+        ctx: &str,
+        key: &KeyPath,
+        start: usize,
+    ) -> Vec<raw::TrackRef> {
+        let entries = self.track_entries(n, ctx);
+        let mut out = Vec::with_capacity(entries.len());
+        for (r, pos) in entries {
+            self.at(&key.index(start + out.len()), pos);
             out.push(r);
         }
         out
@@ -935,13 +949,13 @@ impl Cx {
         out
     }
 
-    fn sync_group(&mut self, n: &Node, file_defaults: &BTreeMap<String, i32>) {
+    fn sync_group<'n>(&mut self, n: &'n Node) -> Option<(String, Vec<(&'n Node, &'static str)>)> {
         const CTX: &str = "vrrp_sync_group";
-        let Some(name) = self.name(n) else { return };
+        let name = self.name(n)?;
         let k = KeyPath::root("sync_group").key(&name);
         self.at(&k, n.pos);
         let mut g = raw::SyncGroup::default();
-        let mut tracks: Vec<(&Node, &'static str)> = Vec::new();
+        let mut tracks: Vec<(&'n Node, &'static str)> = Vec::new();
         for c in n.block() {
             self.at(&k.key(c.keyword()), c.pos);
             match c.keyword() {
@@ -988,44 +1002,165 @@ impl Cx {
         }
         if g.group.is_empty() {
             self.dropped(n, "", format!("sync group {name} has no instance (no `group {{ ... }}` block); keepalived removes it, so does vrrpd"));
-            return;
+            return None;
         }
-        // keepalived tracks a group's objects on each of its members.
+        self.carried(n, "");
+        self.config.sync_group.insert(name.clone(), g);
+        Some((name, tracks))
+    }
+
+    /// A sync group's `track_*` blocks: keepalived adds them to every
+    /// member after its own rules (`vrrp_complete_instance`) ran, with
+    /// their weights (`sync_group_tracking_init`); weights are cleared
+    /// only when a member owns its addresses. A member already tracking
+    /// the object keeps its entry, with the group's weight unless its own
+    /// was 0.
+    fn group_tracks(
+        &mut self,
+        group: &str,
+        tracks: Vec<(&Node, &'static str)>,
+        file_defaults: &BTreeMap<String, i32>,
+    ) {
+        const CTX: &str = "vrrp_sync_group";
+        let members = self
+            .config
+            .sync_group
+            .get(group)
+            .map(|g| g.group.clone())
+            .unwrap_or_default();
+        let owner = members.iter().find(|m| {
+            self.config.instance.get(*m).is_some_and(|i| {
+                i.priority
+                    .map_or(i.state == Some(raw::StartState::Master), Priority::is_owner)
+            })
+        });
+        let owner = owner.cloned();
+        let mut weighted = None;
         for (c, kind) in tracks {
             self.carried(c, CTX);
-            let members = g.group.clone();
-            for member in members {
-                let key = KeyPath::root("instance").key(&member).key(kind);
-                let start = self.config.instance.get(&member).map_or(0, |i| match kind {
-                    "track_interface" => i.track_interface.len(),
-                    "track_script" => i.track_script.len(),
-                    _ => i.track_file.len(),
-                });
-                let refs = self.track_refs(c, kind, &key, start);
-                let Some(inst) = self.config.instance.get_mut(&member) else {
-                    continue;
+            for (mut r, pos) in self.track_entries(c, kind) {
+                let (default, default_reverse) = match kind {
+                    "track_script" => match self.config.script.get(&r.name) {
+                        Some(s) => (s.weight.unwrap_or(0), s.reverse),
+                        None => {
+                            self.note(pos, format!("sync group {group}: track script {} is not defined; keepalived ignores the entry, so does vrrpd", r.name));
+                            continue;
+                        }
+                    },
+                    "track_file" => match file_defaults.get(&r.name) {
+                        Some(w) => (*w, None),
+                        None => {
+                            self.note(pos, format!("sync group {group}: track file {} is not defined; keepalived ignores the entry, so does vrrpd", r.name));
+                            continue;
+                        }
+                    },
+                    _ => (0, None),
                 };
-                for r in refs {
-                    match kind {
-                        "track_interface" => inst.track_interface.push(r),
-                        "track_script" if self.config.script.contains_key(&r.name) => {
-                            inst.track_script.push(r);
-                        }
-                        "track_file" if file_defaults.contains_key(&r.name) => {
-                            inst.track_file.push(raw::TrackFileRef {
-                                name: Some(r.name),
-                                path: None,
-                                weight: r.weight,
-                                reverse: r.reverse,
-                            });
-                        }
-                        _ => {}
+                let weight = r.weight.unwrap_or(default);
+                r.weight = Some(weight);
+                r.reverse = r.reverse.or(default_reverse);
+                if weight != 0 {
+                    if let Some(o) = &owner {
+                        self.report.recount(&format!("{kind} entry"), Fate::Changed);
+                        self.note(pos, format!("sync group {group}: {kind} {} weight {weight}: member {o} owns its addresses (priority 255), so keepalived clears the weight (a failure means Fault), so does vrrpd", r.name));
+                        r.weight = Some(0);
+                        r.reverse = None;
+                    } else {
+                        weighted.get_or_insert(pos);
                     }
+                }
+                for m in &members {
+                    self.add_group_track(group, m, kind, &r, pos);
                 }
             }
         }
-        self.carried(n, "");
-        self.config.sync_group.insert(name, g);
+        if let Some(pos) = weighted {
+            if let Some(g) = self.config.sync_group.get_mut(group) {
+                if g.sync_group_tracking_weight != Some(true) {
+                    g.sync_group_tracking_weight = Some(true);
+                    self.note(pos, format!("sync group {group} tracks with a weight: keepalived applies a group's weights to its members (their own weights were already ignored above); vrrpd writes that as sync_group_tracking_weight = true"));
+                }
+            }
+        }
+    }
+
+    /// Adds one of a sync group's tracked objects to one member.
+    fn add_group_track(
+        &mut self,
+        group: &str,
+        member: &str,
+        kind: &str,
+        r: &raw::TrackRef,
+        pos: Pos,
+    ) {
+        let scripts = &self.config.script;
+        let files = &self.config.track_file;
+        let Some(inst) = self.config.instance.get_mut(member) else {
+            return;
+        };
+        let key = KeyPath::root("instance").key(member).key(kind);
+        let own = kind == "track_interface" && inst.interface.as_deref() == Some(r.name.as_str());
+        // The instance's entry, with its weight as keepalived reads it.
+        let (exists, len) = match kind {
+            "track_interface" => {
+                let e = inst.track_interface.iter_mut().find(|t| t.name == r.name);
+                let exists = e.is_some() || own;
+                if let Some(e) = e.filter(|e| e.weight.unwrap_or(0) != 0) {
+                    e.weight = r.weight;
+                    e.reverse = r.reverse;
+                }
+                (exists, inst.track_interface.len())
+            }
+            "track_script" => {
+                let default = scripts.get(&r.name).and_then(|s| s.weight).unwrap_or(0);
+                let e = inst.track_script.iter_mut().find(|t| t.name == r.name);
+                let exists = e.is_some();
+                if let Some(e) = e.filter(|e| e.weight.unwrap_or(default) != 0) {
+                    e.weight = r.weight;
+                    e.reverse = r.reverse;
+                }
+                (exists, inst.track_script.len())
+            }
+            _ => {
+                let default = files.get(&r.name).and_then(|f| f.weight).unwrap_or(1);
+                let e = inst
+                    .track_file
+                    .iter_mut()
+                    .find(|t| t.name.as_deref() == Some(r.name.as_str()));
+                let exists = e.is_some();
+                if let Some(e) = e.filter(|e| e.weight.unwrap_or(default) != 0) {
+                    e.weight = r.weight;
+                    e.reverse = r.reverse;
+                }
+                (exists, inst.track_file.len())
+            }
+        };
+        if exists {
+            let what = if own {
+                "is its own interface, tracked with weight 0".to_owned()
+            } else {
+                "is also tracked by the instance: keepalived keeps one entry, with the group's weight unless the instance's was 0".to_owned()
+            };
+            self.note(
+                pos,
+                format!(
+                    "sync group {group}: {kind} {} on member {member} {what}",
+                    r.name
+                ),
+            );
+            return;
+        }
+        match kind {
+            "track_interface" => inst.track_interface.push(r.clone()),
+            "track_script" => inst.track_script.push(r.clone()),
+            _ => inst.track_file.push(raw::TrackFileRef {
+                name: Some(r.name.clone()),
+                path: None,
+                weight: r.weight,
+                reverse: r.reverse,
+            }),
+        }
+        self.at(&key.index(len), pos);
     }
 
     /// What keepalived does to an instance after reading the whole file

@@ -842,3 +842,60 @@ fn udp_check_sends_the_hex_payload_and_wants_the_hex_reply() {
         assert_eq!(report.result.is_ok(), up, "{:?}", report.result);
     }
 }
+
+#[test]
+fn sync_group_tracks_reach_every_member_with_their_weights() {
+    // Members' own weights are ignored (no sync_group_tracking_weight),
+    // the group's apply to every member (keepalived's
+    // sync_group_tracking_init); an interface both track keeps the
+    // member's weight 0.
+    let text = "vrrp_script chk {\n  script /bin/true\n  weight -20\n}\nvrrp_script own {\n  script /bin/true\n  weight 5\n}\nvrrp_instance A {\n  interface eth0\n  virtual_router_id 1\n  priority 100\n  track_script {\n    own\n  }\n  track_interface {\n    eth2 weight -7\n  }\n  virtual_ipaddress {\n    192.0.2.10\n  }\n}\nvrrp_instance B {\n  interface eth1\n  virtual_router_id 2\n  priority 100\n  virtual_ipaddress {\n    192.0.2.11\n  }\n}\nvrrp_sync_group G {\n  group {\n    A\n    B\n  }\n  track_script {\n    chk\n  }\n  track_interface {\n    eth2 weight -30\n    eth1 weight -40\n  }\n}\n";
+    let (c, warnings) = import_check(text);
+    let tracked = |inst: &str| {
+        let i = &c.instances[inst];
+        (
+            i.track_script
+                .iter()
+                .map(|t| (t.name.clone(), t.weight.get()))
+                .collect::<Vec<_>>(),
+            i.track_interface
+                .iter()
+                .map(|t| (t.name.clone(), t.weight.get()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        tracked("A"),
+        (
+            vec![("chk".to_owned(), -20)],
+            vec![("eth2".to_owned(), 0), ("eth1".to_owned(), -40)]
+        )
+    );
+    assert_eq!(
+        tracked("B"),
+        (
+            vec![("chk".to_owned(), -20)],
+            vec![("eth2".to_owned(), -30)]
+        ),
+        "B's own interface stays tracked with weight 0, not the group's"
+    );
+    assert!(c.sync_groups["G"].tracking_weight);
+    assert!(has(
+        &warnings,
+        14,
+        "weighted scripts of a member of sync group G"
+    ));
+    assert!(has(&warnings, 40, "also tracked by the instance"));
+    assert!(has(&warnings, 41, "own interface"));
+    assert!(has(&warnings, 37, "sync_group_tracking_weight = true"));
+
+    // A member owning its addresses clears the group's weights.
+    let owner = text.replace(
+        "priority 100\n  virtual_ipaddress {\n    192.0.2.11",
+        "priority 255\n  virtual_ipaddress {\n    192.0.2.11",
+    );
+    let (c, warnings) = import_check(&owner);
+    assert_eq!(c.instances["A"].track_script[0].weight.get(), 0);
+    assert!(!c.sync_groups["G"].tracking_weight);
+    assert!(has(&warnings, 37, "member B owns its addresses"));
+}
