@@ -888,7 +888,8 @@ check_struct!(
 );
 
 check_struct!(
-    /// keepalived's `DNS_CHECK`.
+    /// keepalived's `DNS_CHECK`: a query over UDP to the real server's
+    /// address and port (or `connect_ip` / `connect_port`).
     DnsCheck {
         /// Record type ("SOA").
         #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]

@@ -1131,10 +1131,9 @@ impl Resolver {
                 inherited,
                 Kind::Dns,
             );
-            let mut server = target(rs, conn);
-            if conn.connect_port.is_none() {
-                server.set_port(53);
-            }
+            // keepalived queries the real server's own port unless
+            // connect_port says otherwise, as for every check.
+            let server = target(rs, conn);
             out.push(Check {
                 timing,
                 kind: CheckKind::Dns(Box::new(DnsCheck {

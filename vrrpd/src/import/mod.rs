@@ -13,6 +13,8 @@ mod keywords;
 mod parse;
 
 #[cfg(test)]
+mod retry_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
