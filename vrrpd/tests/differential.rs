@@ -203,7 +203,7 @@ fn timeline(
         Node::new(lan.router(2)?, daemons[1], &run_dir, &conf.text)?,
     ];
     for n in &nodes {
-        n.set_checks(&conf.scripts, &conf.files, true)?;
+        n.set_checks(&conf.scripts, &conf.files, &conf.file_fails, true)?;
     }
     // keepalived runs scripts every second: `rise`/`fall` runs, a second
     // of phase, and the election after.
@@ -227,11 +227,11 @@ fn timeline(
                 Duration::from_secs(2)
             }
             "node1-checks-fail" => {
-                nodes[0].set_checks(&conf.scripts, &conf.files, false)?;
+                nodes[0].set_checks(&conf.scripts, &conf.files, &conf.file_fails, false)?;
                 check_time
             }
             "node1-checks-recover" => {
-                nodes[0].set_checks(&conf.scripts, &conf.files, true)?;
+                nodes[0].set_checks(&conf.scripts, &conf.files, &conf.file_fails, true)?;
                 check_time
             }
             "node1-stops" => {

@@ -3,7 +3,7 @@
 //! its tracked scripts and files read, and a watch on its addresses
 //! (`ip monitor address`, so that placement is seen as it changes).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -267,8 +267,15 @@ impl Node {
             .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
     }
 
-    /// Sets every tracked script and file of this node to pass or fail.
-    pub fn set_checks(&self, scripts: &[String], files: &[String], pass: bool) -> Result<()> {
+    /// Sets every tracked script and file of this node to pass or fail (a
+    /// failing file holds its `fails` value, else 1).
+    pub fn set_checks(
+        &self,
+        scripts: &[String],
+        files: &[String],
+        fails: &BTreeMap<String, String>,
+        pass: bool,
+    ) -> Result<()> {
         for s in scripts {
             let flag = self.dir.join(format!("script-{s}"));
             if pass {
@@ -286,7 +293,8 @@ impl Node {
                     std::fs::remove_file(&path)?;
                 }
             } else {
-                std::fs::write(&path, "1\n")?;
+                let value = fails.get(f).map_or("1", String::as_str);
+                std::fs::write(&path, format!("{value}\n"))?;
             }
         }
         Ok(())

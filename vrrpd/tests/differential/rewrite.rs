@@ -20,6 +20,9 @@ pub struct Rewritten {
     pub scripts: Vec<String>,
     /// `track_file` names.
     pub files: Vec<String>,
+    /// What a failing tracked file holds, by name ("1" unless a
+    /// `! differential: file NAME fails with VALUE` line says otherwise).
+    pub file_fails: BTreeMap<String, String>,
     /// Most runs in a row a script needs to change (rise or fall).
     pub max_rise_fall: u32,
 }
@@ -106,6 +109,12 @@ pub fn rewrite(source: &str) -> Rewritten {
     let mut insert_timers = false;
     let mut text = String::new();
     for line in source.lines() {
+        if let Some(rest) = line.trim().strip_prefix("! differential: file ") {
+            if let Some((name, value)) = rest.split_once(" fails with ") {
+                out.file_fails
+                    .insert(name.trim().to_owned(), value.trim().to_owned());
+            }
+        }
         let w = words(line);
         let (open, close) = braces(line);
         let first = w.first().copied().unwrap_or("");
@@ -196,8 +205,12 @@ mod tests {
         let r = rewrite(
             "vrrp_script chk_x {\n  script \"killall -0 x\"\n  interval 3\n  fall 2\n}\n\
              vrrp_instance VI_1\n{\n  interface eth1\n  advert_int 1\n  virtual_ipaddress {\n    10.1.0.254/32 dev eth1\n    192.0.2.9\n  }\n  notify_master \"/x.sh a\" root\n}\n\
-             virtual_server 10.1.0.254 80 {\n  real_server 10.1.0.9 80 {\n  }\n}\n",
+             virtual_server 10.1.0.254 80 {\n  real_server 10.1.0.9 80 {\n  }\n}\n\
+             ! differential: file load fails with 3\ntrack_file load {\n  file /run/load\n}\n",
         );
+        assert_eq!(r.files, ["load"]);
+        assert_eq!(r.file_fails.get("load").map(String::as_str), Some("3"));
+        assert!(r.text.contains("file ${FLAGS}/file-load"), "{}", r.text);
         assert_eq!(r.vips, ["192.0.2.100", "192.0.2.9"]);
         assert_eq!(r.scripts, ["chk_x"]);
         assert_eq!(r.max_rise_fall, 2);
