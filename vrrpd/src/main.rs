@@ -4,9 +4,6 @@
 mod config;
 mod import;
 mod plan;
-// The daemon loop is being rebuilt; parts of it (the in-memory IPVS of its
-// tests, status helpers) are not reached from the binary.
-#[allow(dead_code)]
 mod run;
 
 use std::io::Write;

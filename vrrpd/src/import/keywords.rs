@@ -1074,13 +1074,12 @@ impl Cx {
                 }
             }
         }
-        if let Some(pos) = weighted {
-            if let Some(g) = self.config.sync_group.get_mut(group) {
-                if g.sync_group_tracking_weight != Some(true) {
-                    g.sync_group_tracking_weight = Some(true);
-                    self.note(pos, format!("sync group {group} tracks with a weight: keepalived applies a group's weights to its members (their own weights were already ignored above); vrrpd writes that as sync_group_tracking_weight = true"));
-                }
-            }
+        if let Some(pos) = weighted
+            && let Some(g) = self.config.sync_group.get_mut(group)
+            && g.sync_group_tracking_weight != Some(true)
+        {
+            g.sync_group_tracking_weight = Some(true);
+            self.note(pos, format!("sync group {group} tracks with a weight: keepalived applies a group's weights to its members (their own weights were already ignored above); vrrpd writes that as sync_group_tracking_weight = true"));
         }
     }
 

@@ -22,6 +22,7 @@ pub struct Command {
     pub gid: Option<u32>,
 }
 
+#[cfg(test)]
 impl Command {
     /// A command run directly, as the daemon's user.
     pub fn new(argv: Vec<String>) -> Self {

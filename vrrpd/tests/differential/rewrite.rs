@@ -109,11 +109,11 @@ pub fn rewrite(source: &str) -> Rewritten {
     let mut insert_timers = false;
     let mut text = String::new();
     for line in source.lines() {
-        if let Some(rest) = line.trim().strip_prefix("! differential: file ") {
-            if let Some((name, value)) = rest.split_once(" fails with ") {
-                out.file_fails
-                    .insert(name.trim().to_owned(), value.trim().to_owned());
-            }
+        if let Some(rest) = line.trim().strip_prefix("! differential: file ")
+            && let Some((name, value)) = rest.split_once(" fails with ")
+        {
+            out.file_fails
+                .insert(name.trim().to_owned(), value.trim().to_owned());
         }
         let w = words(line);
         let (open, close) = braces(line);
