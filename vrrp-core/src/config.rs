@@ -36,9 +36,10 @@ pub enum InitialState {
     /// Start as backup and wait Master_Down_Interval (the default).
     #[default]
     Backup,
-    /// Take over at once, as keepalived's `state MASTER` does; a master
-    /// with a higher priority on the link takes it back at its next
-    /// advertisement.
+    /// Take over at once; a master with a higher priority on the link
+    /// takes it back at its next advertisement. (keepalived 2.2.7 does
+    /// this only for the address owner, which is master at start-up
+    /// anyway: its `state MASTER` below 255 starts as backup.)
     Master,
 }
 
@@ -165,48 +166,13 @@ impl InstanceConfig {
         self
     }
 
-    /// Checks the combination of fields.
+    /// Checks the combination of fields: the first error of
+    /// [`InstanceConfig::validate_all`].
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let family = self.family();
-        if self.priority == Priority::STOP {
-            return Err(ConfigError::ZeroPriority);
+        match self.validate_all().into_iter().next() {
+            Some(e) => Err(e.error),
+            None => Ok(()),
         }
-        if self.version == Version::V2 && family == Family::Ipv6 {
-            return Err(ConfigError::V2OverIpv6);
-        }
-        let cs = self.advert_interval.get();
-        let ok = match self.version {
-            Version::V2 => cs != 0 && cs.is_multiple_of(100) && cs <= Centisecs::V2_MAX.get(),
-            Version::V3 => cs != 0 && cs <= Centisecs::V3_MAX.get(),
-        };
-        if !ok {
-            return Err(ConfigError::Interval {
-                interval: self.advert_interval,
-                version: self.version,
-            });
-        }
-        if self.version == Version::V3 && self.auth != Auth::None {
-            return Err(ConfigError::AuthNeedsV2);
-        }
-        if self.virtual_addresses.len() > 255 {
-            return Err(ConfigError::TooManyAddresses(self.virtual_addresses.len()));
-        }
-        for va in &self.virtual_addresses {
-            let max = match va.addr {
-                IpAddr::V4(_) => 32,
-                IpAddr::V6(_) => 128,
-            };
-            if Family::of(&va.addr) != family {
-                return Err(ConfigError::MixedFamily(va.addr));
-            }
-            if va.prefix_len > max {
-                return Err(ConfigError::PrefixLength(va.addr, va.prefix_len));
-            }
-        }
-        if let Some(peer) = self.unicast_peers.iter().find(|p| Family::of(p) != family) {
-            return Err(ConfigError::MixedFamily(*peer));
-        }
-        Ok(())
     }
 }
 
@@ -222,7 +188,7 @@ pub enum ConfigError {
     V2OverIpv6,
     /// The interval cannot be carried by the version.
     #[error(
-        "advertisement interval {interval} cannot be carried by VRRP{version:?} (v2: whole seconds 1..=255, v3: 10ms..=40.95s in steps of 10ms)"
+        "advertisement interval {interval} cannot be carried by VRRPv{version} (v2: whole seconds 1..=255, v3: 10ms..=40.95s in steps of 10ms)"
     )]
     Interval {
         /// The configured interval.

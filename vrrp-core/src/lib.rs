@@ -45,6 +45,7 @@
 #![deny(unsafe_code)]
 
 mod config;
+mod field;
 pub mod guide;
 mod instance;
 mod router;
@@ -56,6 +57,7 @@ mod types;
 pub mod wire;
 
 pub use config::{ConfigError, GarpConfig, InitialState, InstanceConfig, VirtualAddress};
+pub use field::{Field, FieldError, ParseError, Weight};
 pub use instance::{Instance, Output, Reason, RxMeta, State, TrackConfig, TrackId, Transmit};
 pub use router::{GroupId, InstanceId, Router, RouterError};
 pub use stats::{DropReason, RouterStatistics, Statistics};

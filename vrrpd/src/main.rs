@@ -1,13 +1,9 @@
 //! `vrrpd`: VRRP, health checks and IPVS from one TOML file, a
 //! keepalived replacement.
 
-// The configuration module's public API is consumed by the runtime half
-// (`run/`); until every part of it is wired, parts are unused in the binary.
-#[allow(dead_code)]
 mod config;
-#[allow(dead_code)]
 mod import;
-#[allow(dead_code)]
+mod plan;
 mod run;
 
 use std::io::Write;
@@ -43,13 +39,25 @@ enum Cmd {
         #[arg(short, long)]
         config: PathBuf,
     },
-    /// Convert a keepalived.conf into vrrpd's TOML.
+    /// Convert a keepalived.conf into vrrpd's TOML. Warnings (what is not
+    /// carried as written) and errors name the keepalived.conf file and
+    /// line; scripts and users missing on this host are warnings, since
+    /// the file is meant for the host it came from (`vrrpd check` there
+    /// still refuses them). Exit status 2 when the file cannot be carried.
     ImportKeepalived {
         /// The keepalived configuration file.
         file: PathBuf,
         /// Where to write the TOML (default: standard output).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Print, per keyword, how often it was carried, carried with a
+        /// changed meaning, or dropped (on standard error).
+        #[arg(long)]
+        report: bool,
+        /// keepalived's `-i`: the configuration id that `@id` lines are
+        /// compared with (default: this host's name up to its first dot).
+        #[arg(long)]
+        config_id: Option<String>,
     },
     /// Run the daemon in the foreground.
     Run {
@@ -99,7 +107,12 @@ fn main() -> ExitCode {
     let format = cli.log_format.clone();
     match cli.command {
         Cmd::Check { config } => check(&config),
-        Cmd::ImportKeepalived { file, output } => import_keepalived(&file, output.as_deref()),
+        Cmd::ImportKeepalived {
+            file,
+            output,
+            report,
+            config_id,
+        } => import_keepalived(&file, output.as_deref(), report, config_id),
         Cmd::Run { config: path } => match config::load(&path) {
             Ok(config) => {
                 let configured = match config.global.log_format {
@@ -107,7 +120,7 @@ fn main() -> ExitCode {
                     _ => "text",
                 };
                 init_logging(format.as_deref().unwrap_or(configured));
-                report(run::run(&path, config))
+                report(run::run(&path, plan::plan(&config), load_plan))
             }
             Err(errors) => config_errors(&errors),
         },
@@ -118,6 +131,12 @@ fn main() -> ExitCode {
         Cmd::Status { listen } => report(status(listen)),
         Cmd::Genhash { url, server } => report(genhash(&url, server)),
     }
+}
+
+/// The configuration file read, resolved and planned again (SIGHUP).
+fn load_plan(path: &std::path::Path) -> anyhow::Result<run::plan::Plan> {
+    let config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(plan::plan(&config))
 }
 
 fn status(listen: std::net::SocketAddr) -> anyhow::Result<()> {
@@ -165,41 +184,93 @@ fn config_errors(errors: &config::ConfigErrors) -> ExitCode {
 fn check(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(config) => {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "# effective configuration of {}", path.display());
-            let _ = out.write_all(config.to_toml().as_bytes());
-            ExitCode::SUCCESS
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let written = writeln!(out, "# effective configuration of {}", path.display())
+                .and_then(|()| config.write_toml(&mut out))
+                .and_then(|()| out.flush());
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("vrrpd: cannot write the configuration: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(errors) => config_errors(&errors),
     }
 }
 
-fn import_keepalived(file: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode {
-    let imported = match import::import_file(file) {
+fn import_keepalived(
+    file: &std::path::Path,
+    output: Option<&std::path::Path>,
+    report: bool,
+    config_id: Option<String>,
+) -> ExitCode {
+    let mut options = import::Options::default();
+    if let Some(id) = config_id {
+        options.config_id = id;
+    }
+    let mut imported = match import::import_file(file, &options) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("error: {e}");
+            eprintln!("the keepalived configuration cannot be carried; nothing written");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    for w in &imported.warnings {
-        eprintln!("warning: {w}");
-    }
     let name = output.map_or_else(|| PathBuf::from("<stdout>"), PathBuf::from);
-    let checked = config::parse(&imported.toml, &name);
     let written = match output {
-        Some(path) => std::fs::write(path, &imported.toml),
-        None => std::io::stdout().lock().write_all(imported.toml.as_bytes()),
+        Some(path) => std::fs::File::create(path).and_then(|f| {
+            let mut w = std::io::BufWriter::new(f);
+            imported.write_toml(&mut w)?;
+            w.flush()
+        }),
+        None => {
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            imported.write_toml(&mut w).and_then(|()| w.flush())
+        }
     };
     if let Err(e) = written {
         eprintln!("error: cannot write {}: {e}", name.display());
         return ExitCode::FAILURE;
     }
-    match checked {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(errors) => {
-            eprintln!("the converted configuration does not pass `vrrpd check`:");
-            config_errors(&errors)
+    // The converted configuration, checked as `vrrpd check` would on the
+    // host it is for: problems placed at the keepalived.conf lines.
+    let raw = std::mem::take(&mut imported.config);
+    let outcome = config::resolve(
+        raw,
+        config::Target::OtherHost,
+        &config::Failed::default(),
+        false,
+    );
+    let place = |p: &config::Problem| {
+        let (file, line) = imported.locate(&p.key);
+        config::ConfigError {
+            file,
+            line,
+            column: 0,
+            key: p.key.clone(),
+            kind: p.kind.clone(),
         }
+    };
+    let mut warnings: Vec<String> = imported.warnings.iter().map(ToString::to_string).collect();
+    warnings.extend(outcome.warnings.iter().map(|p| {
+        format!(
+            "{} (on this host; `vrrpd check` on the target host refuses it if it is so there)",
+            place(p)
+        )
+    }));
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    if report {
+        eprint!("{}", imported.report.table());
+    }
+    if outcome.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        let errors: Vec<config::ConfigError> = outcome.errors.iter().map(place).collect();
+        eprintln!("the converted configuration does not pass `vrrpd check`:");
+        config_errors(&config::ConfigErrors(errors))
     }
 }

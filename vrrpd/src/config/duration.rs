@@ -20,6 +20,7 @@ impl Dur {
     }
 
     /// `ms` milliseconds.
+    #[cfg(test)]
     pub const fn millis(ms: u64) -> Self {
         Dur(Duration::from_millis(ms))
     }

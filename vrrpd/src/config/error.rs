@@ -1,7 +1,6 @@
 //! Configuration errors, each pointing at a file, a line and a key.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -83,23 +82,15 @@ pub enum ErrorKind {
     /// A key the schema does not have.
     #[error("{0}")]
     UnknownKey(String),
-    /// A value of the wrong type or out of range, found while reading.
+    /// A value of the wrong type or out of range.
     #[error("{0}")]
     Invalid(String),
-    /// A VRRP version other than 2 and 3.
-    #[error("VRRP version {0} is not supported; use 2 or 3")]
-    Version(u8),
-    /// An advertisement interval the version cannot carry.
-    #[error(
-        "advertisement interval {interval} cannot be carried by VRRPv{version} ({})",
-        if *version == 2 { "v2: whole seconds 1..=255" } else { "v3: 10ms..=40.95s in steps of 10ms" }
-    )]
-    Interval {
-        /// The configured interval.
-        interval: String,
-        /// The instance's version.
-        version: u8,
-    },
+    /// A key that must be written.
+    #[error("`{0}` is required")]
+    Missing(&'static str),
+    /// A rule of the VRRP engine (vrrp-core) the instance breaks.
+    #[error("{0}")]
+    Core(vrrp_core::ConfigError),
     /// Two instances with one VRID on one interface and family.
     #[error(
         "virtual_router_id {vrid} on {interface} ({family}) is also used by instance `{other}`"
@@ -114,17 +105,6 @@ pub enum ErrorKind {
         /// The other instance.
         other: String,
     },
-    /// An address of another family than the instance's.
-    #[error("{address} is not {family} like the rest of the instance (first address decides)")]
-    MixedFamily {
-        /// The odd address.
-        address: IpAddr,
-        /// The instance's family.
-        family: String,
-    },
-    /// VRRPv2 is IPv4 only.
-    #[error("VRRPv2 cannot carry IPv6 addresses; set version = 3")]
-    V2OverIpv6,
     /// A password longer than VRRPv2 can carry.
     #[error(
         "auth_pass is {0} bytes; VRRPv2 carries at most 8 (keepalived would silently truncate it)"
@@ -134,14 +114,23 @@ pub enum ErrorKind {
     #[error("auth_pass is empty")]
     PasswordEmpty,
     /// An authentication type other than PASS.
-    #[error("auth_type `{0}` is not supported; only PASS (RFC 3768 simple password)")]
+    #[error(
+        "auth_type `{0}` is not supported; only PASS (RFC 3768 simple password; RFC 3768 removed AH)"
+    )]
     AuthType(String),
-    /// Authentication with VRRPv3.
-    #[error("authentication exists only in VRRPv2; remove it or set version = 2")]
-    AuthNeedsV2,
+    /// A combination keepalived's strict mode forbids.
+    #[error("{0} (vrrp_strict / strict_mode)")]
+    Strict(String),
+    /// A weight keepalived would ignore: sync-group members and address
+    /// owners.
+    #[error("{0}")]
+    IgnoredWeight(String),
     /// `track_script` naming no `[script.NAME]`.
     #[error("script `{0}` is not defined (no [script.{0}])")]
     UndefinedScript(String),
+    /// `track_file` naming no `[track_file.NAME]`.
+    #[error("track file `{0}` is not defined (no [track_file.{0}])")]
+    UndefinedTrackFile(String),
     /// A sync group member naming no `[instance.NAME]`.
     #[error("instance `{0}` is not defined (no [instance.{0}])")]
     UndefinedInstance(String),
@@ -172,9 +161,16 @@ pub enum ErrorKind {
     /// A user or group that does not exist.
     #[error("unknown user or group `{0}`")]
     UnknownUser(String),
-    /// A weight out of keepalived's -253..=253.
-    #[error("weight {0} is out of -253..=253")]
-    Weight(i32),
+    /// A weight out of keepalived's range for the key.
+    #[error("weight {weight} is out of {min}..={max}")]
+    Weight {
+        /// The weight.
+        weight: i32,
+        /// Lowest allowed.
+        min: i32,
+        /// Highest allowed.
+        max: i32,
+    },
     /// A value that must not be zero.
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
@@ -183,15 +179,31 @@ pub enum ErrorKind {
     VirtualServer(String),
 }
 
-/// One configuration error: `FILE:LINE:COL: key `a.b.c`: message`.
+impl ErrorKind {
+    /// Whether the problem depends on the host the file is checked on
+    /// (scripts, users), rather than on the file itself: `vrrpd check` and
+    /// `vrrpd run` refuse it, `import-keepalived` (run anywhere) warns.
+    pub fn depends_on_host(&self) -> bool {
+        matches!(
+            self,
+            ErrorKind::ScriptMissing(_)
+                | ErrorKind::ScriptNotExecutable(_)
+                | ErrorKind::ScriptInsecure { .. }
+                | ErrorKind::UnknownUser(_)
+        )
+    }
+}
+
+/// One configuration error: `FILE:LINE:COL: key `a.b.c`: message` (no
+/// column when it is not known: a keepalived.conf line).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{}:{line}:{column}: key `{key}`: {kind}", file.display())]
+#[error("{}:{line}:{}key `{key}`: {kind}", file.display(), if *column > 0 { format!("{column}: ") } else { " ".to_owned() })]
 pub struct ConfigError {
     /// The file.
     pub file: PathBuf,
     /// Line, from 1 (0 when the error concerns the whole file).
     pub line: usize,
-    /// Column, from 1.
+    /// Column, from 1; 0 when unknown.
     pub column: usize,
     /// The key the error is about.
     pub key: KeyPath,

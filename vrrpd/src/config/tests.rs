@@ -1,5 +1,6 @@
-//! Loader tests: defaults, every error class (with file, line and key),
-//! the effective configuration round trip, conversions, and garbage input.
+//! Pipeline tests: keepalived's defaults and rules, every error class
+//! (with file, line and key), the effective configuration round trip, the
+//! plan the daemon runs, and garbage input.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -8,10 +9,12 @@ use std::time::Duration;
 use vrrp_core::{Auth, Centisecs, InitialState, Priority, TrackId, Version, Vrid};
 
 use super::*;
+use crate::plan::plan;
+use crate::run::plan::Plan;
 
 const FILE: &str = "test.toml";
 
-fn ok(text: &str) -> Config {
+fn ok(text: &str) -> Effective {
     match parse(text, Path::new(FILE)) {
         Ok(c) => c,
         Err(e) => panic!("expected a valid configuration, got:\n{e}"),
@@ -44,6 +47,8 @@ fn one_error(text: &str, line: usize, key: &str, needle: &str) -> ConfigError {
 }
 
 const MINIMAL: &str = "[instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 42\n";
+/// A VRRPv3 instance (which keepalived requires to have an address).
+const V3: &str = "[instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 42\nversion = 3\nvirtual_ipaddress = [\"192.0.2.42\"]\n";
 
 static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -68,25 +73,37 @@ fn running_as_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+fn planned(text: &str) -> Plan {
+    plan(&ok(text))
+}
+
+fn spec<'a>(p: &'a Plan, name: &str) -> &'a vrrp_net::driver::InstanceSpec {
+    p.driver
+        .instances
+        .iter()
+        .find(|i| i.name == name)
+        .expect("instance")
+}
+
 #[test]
 fn keepalived_defaults_are_filled_in() {
     let c = ok(MINIMAL);
     let g = &c.global;
-    assert_eq!(g.vrrp_version, 2);
+    assert_eq!(g.vrrp_version, Version::V2);
     assert!(g.enable_script_security);
-    assert_eq!(g.notify_timeout, Dur::secs(30));
-    let i = &c.instance["VI_1"];
+    assert_eq!(g.notify_timeout, Duration::from_secs(30));
+    let i = &c.instances["VI_1"];
     assert_eq!(i.priority, Priority::DEFAULT);
-    assert_eq!(i.advert_int, Dur::secs(1));
-    assert_eq!(i.version, Some(2));
+    assert_eq!(i.advert_int, Centisecs::ONE_SECOND);
+    assert_eq!(i.version, Version::V2);
     assert_eq!(i.state, StartState::Backup);
     assert!(!i.nopreempt);
-    assert_eq!(i.garp_master_delay, Some(Dur::secs(5)));
-    assert_eq!(i.garp_master_repeat, Some(5));
+    assert_eq!(i.garp.master_delay, Duration::from_secs(5));
+    assert_eq!(i.garp.master_repeat, 5);
 
-    let (driver, tracking) = c.driver_config();
-    assert!(tracking.scripts.is_empty());
-    let spec = &driver.instances[0];
+    let p = planned(MINIMAL);
+    assert!(p.scripts.is_empty());
+    let spec = &p.driver.instances[0];
     assert_eq!(spec.name, "VI_1");
     assert_eq!(spec.interface, "eth0");
     let ic = &spec.config;
@@ -95,8 +112,6 @@ fn keepalived_defaults_are_filled_in() {
     assert_eq!(ic.priority, Priority::DEFAULT);
     assert_eq!(ic.advert_interval, Centisecs::ONE_SECOND);
     assert!(ic.preempt);
-    assert_eq!(ic.garp.master_repeat, 5);
-    assert_eq!(ic.garp.master_delay, Duration::from_secs(5));
     assert_eq!(ic.garp.master_refresh, None);
     assert_eq!(ic.initial_state, InitialState::Backup);
     assert_eq!(ic.auth, Auth::None);
@@ -106,28 +121,17 @@ fn keepalived_defaults_are_filled_in() {
 
 #[test]
 fn global_defaults_flow_into_instances_and_instances_override() {
-    let c = ok(&format!(
+    let p = planned(&format!(
         "[global]\nvrrp_version = 3\nvrrp_garp_master_repeat = 2\nvrrp_lower_prio_no_advert = true\n\
-         {MINIMAL}garp_master_repeat = 7\nadvert_int = \"150ms\"\n\
-         [instance.V6]\ninterface = \"eth0\"\nvirtual_router_id = 42\nversion = 3\nvirtual_ipaddress = [\"2001:db8::1/64\"]\n"
+         {MINIMAL}garp_master_repeat = 7\nadvert_int = \"150ms\"\nvirtual_ipaddress = [\"192.0.2.42\"]\n\
+         [instance.V6]\ninterface = \"eth0\"\nvirtual_router_id = 42\nvirtual_ipaddress = [\"2001:db8::1/64\"]\n"
     ));
-    let (driver, _) = c.driver_config();
-    let v1 = &driver
-        .instances
-        .iter()
-        .find(|i| i.name == "VI_1")
-        .expect("VI_1")
-        .config;
+    let v1 = &spec(&p, "VI_1").config;
     assert_eq!(v1.version, Version::V3);
     assert_eq!(v1.garp.master_repeat, 7);
     assert!(v1.lower_prio_no_advert);
     assert_eq!(v1.advert_interval, Centisecs::new(15));
-    let v6 = &driver
-        .instances
-        .iter()
-        .find(|i| i.name == "V6")
-        .expect("V6")
-        .config;
+    let v6 = &spec(&p, "V6").config;
     assert_eq!(v6.garp.master_repeat, 2);
     assert!(v6.primary_address.is_ipv6());
     assert!(v6.validate().is_ok());
@@ -187,7 +191,7 @@ fn wrong_type_names_line_and_key() {
 }
 
 #[test]
-fn vrid_out_of_range() {
+fn vrid_and_priority_out_of_range() {
     for bad in ["0", "256", "-1"] {
         let text = format!("[instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = {bad}\n");
         one_error(
@@ -198,10 +202,6 @@ fn vrid_out_of_range() {
         );
     }
     ok("[instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 255\n");
-}
-
-#[test]
-fn priority_out_of_range() {
     for bad in ["0", "256"] {
         one_error(
             &format!("{MINIMAL}priority = {bad}\n"),
@@ -211,23 +211,26 @@ fn priority_out_of_range() {
         );
     }
     ok(&format!("{MINIMAL}priority = 255\n"));
+    one_error(
+        "[instance.VI_1]\ninterface = \"eth0\"\n",
+        1,
+        "instance.VI_1",
+        "`virtual_router_id` is required",
+    );
 }
 
 #[test]
-fn interval_the_version_cannot_carry() {
+fn interval_the_version_cannot_carry_is_vrrp_core_s_rule() {
     let e = one_error(
         &format!("{MINIMAL}advert_int = \"1500ms\"\n"),
         4,
         "instance.VI_1.advert_int",
-        "VRRPv2",
+        "cannot be carried by VRRPv2",
     );
-    assert_eq!(
+    assert!(matches!(
         e.kind,
-        ErrorKind::Interval {
-            interval: "1500ms".into(),
-            version: 2
-        }
-    );
+        ErrorKind::Core(vrrp_core::ConfigError::Interval { .. })
+    ));
     one_error(
         &format!("{MINIMAL}advert_int = 256\n"),
         4,
@@ -241,19 +244,19 @@ fn interval_the_version_cannot_carry() {
         "VRRPv2",
     );
     one_error(
-        &format!("{MINIMAL}version = 3\nadvert_int = \"15ms\"\n"),
-        5,
+        &format!("{V3}advert_int = \"15ms\"\n"),
+        6,
         "instance.VI_1.advert_int",
-        "steps of 10ms",
+        "centiseconds",
     );
     one_error(
-        &format!("{MINIMAL}version = 3\nadvert_int = \"41s\"\n"),
-        5,
+        &format!("{V3}advert_int = \"41s\"\n"),
+        6,
         "instance.VI_1.advert_int",
         "VRRPv3",
     );
-    ok(&format!("{MINIMAL}version = 3\nadvert_int = \"40.95s\"\n"));
-    ok(&format!("{MINIMAL}version = 3\nadvert_int = \"10ms\"\n"));
+    ok(&format!("{V3}advert_int = \"40.95s\"\n"));
+    ok(&format!("{V3}advert_int = \"10ms\"\n"));
     ok(&format!("{MINIMAL}advert_int = 255\n"));
 }
 
@@ -268,44 +271,52 @@ fn duplicate_vrid_on_one_interface_and_family() {
         "also used by instance `A`",
     );
     assert!(matches!(e.kind, ErrorKind::DuplicateVrid { vrid: 7, .. }));
-    // Another interface, or the other family, is another virtual router.
     ok(
         "[instance.A]\ninterface = \"eth0\"\nvirtual_router_id = 7\n\
         [instance.B]\ninterface = \"eth1\"\nvirtual_router_id = 7\n",
     );
     ok(
         "[instance.A]\ninterface = \"eth0\"\nvirtual_router_id = 7\n\
-        [instance.B]\ninterface = \"eth0\"\nvirtual_router_id = 7\nversion = 3\nvirtual_ipaddress = [\"2001:db8::7\"]\n",
+        [instance.B]\ninterface = \"eth0\"\nvirtual_router_id = 7\nvirtual_ipaddress = [\"2001:db8::7\"]\n",
     );
 }
 
 #[test]
-fn mixed_families_and_v2_over_ipv6() {
+fn mixed_families_and_ipv6_versions() {
     let e = one_error(
         &format!("{MINIMAL}virtual_ipaddress = [\"192.0.2.1/24\", \"2001:db8::1\"]\n"),
         4,
         "instance.VI_1.virtual_ipaddress[1]",
-        "not IPv4",
+        "not of the instance's address family",
     );
-    assert!(matches!(e.kind, ErrorKind::MixedFamily { .. }));
+    assert!(matches!(
+        e.kind,
+        ErrorKind::Core(vrrp_core::ConfigError::MixedFamily(_))
+    ));
     one_error(
         &format!(
             "{MINIMAL}virtual_ipaddress = [\"192.0.2.1/24\"]\nunicast_peer = [\"2001:db8::2\"]\n"
         ),
         5,
         "instance.VI_1.unicast_peer[0]",
-        "not IPv4",
+        "address family",
     );
+    // keepalived: an IPv6 instance without a version is VRRPv3, even
+    // with `vrrp_version 2`; an explicit version 2 cannot carry IPv6.
+    let c = ok(&format!(
+        "[global]\nvrrp_version = 2\n{MINIMAL}virtual_ipaddress = [\"2001:db8::1\"]\nadvert_int = 0.5\n"
+    ));
+    assert_eq!(c.instances["VI_1"].version, Version::V3);
     one_error(
-        &format!("{MINIMAL}virtual_ipaddress = [\"2001:db8::1\"]\n"),
+        &format!("{MINIMAL}version = 2\nvirtual_ipaddress = [\"2001:db8::1\"]\n"),
         4,
-        "instance.VI_1.virtual_ipaddress",
-        "VRRPv2 cannot carry IPv6",
+        "instance.VI_1.version",
+        "VRRPv2 cannot run over IPv6",
     );
 }
 
 #[test]
-fn passwords_longer_than_eight_bytes_are_refused() {
+fn authentication_rules() {
     let e = one_error(
         &format!(
             "{MINIMAL}authentication = {{ auth_type = \"PASS\", auth_pass = \"123456789\" }}\n"
@@ -315,12 +326,11 @@ fn passwords_longer_than_eight_bytes_are_refused() {
         "at most 8",
     );
     assert_eq!(e.kind, ErrorKind::PasswordTooLong(9));
-    let c = ok(&format!(
+    let p = planned(&format!(
         "{MINIMAL}authentication = {{ auth_pass = \"12345678\" }}\n"
     ));
-    let (d, _) = c.driver_config();
     assert_eq!(
-        d.instances[0].config.auth,
+        p.driver.instances[0].config.auth,
         Auth::password(b"12345678").expect("8 bytes")
     );
     one_error(
@@ -330,15 +340,103 @@ fn passwords_longer_than_eight_bytes_are_refused() {
         "only PASS",
     );
     one_error(
-        &format!("{MINIMAL}version = 3\nauthentication = {{ auth_pass = \"x\" }}\n"),
-        5,
+        &format!("{V3}authentication = {{ auth_pass = \"x\" }}\n"),
+        6,
         "instance.VI_1.authentication",
         "only in VRRPv2",
+    );
+    one_error(
+        &format!(
+            "[global]\nvrrp_strict = true\n{MINIMAL}virtual_ipaddress = [\"192.0.2.9\"]\nauthentication = {{ auth_pass = \"x\" }}\n"
+        ),
+        7,
+        "instance.VI_1.authentication",
+        "keepalived ignores it",
     );
 }
 
 #[test]
-fn undefined_script_and_instance_references() {
+fn state_master_is_backup_at_start_below_255_and_the_owner_without_priority() {
+    let c = ok(&format!("{MINIMAL}state = \"MASTER\"\n"));
+    assert_eq!(c.instances["VI_1"].priority, Priority::OWNER);
+    let c = ok(&format!("{MINIMAL}state = \"MASTER\"\npriority = 150\n"));
+    let i = &c.instances["VI_1"];
+    assert_eq!(i.priority, Priority::new(150));
+    assert_eq!(i.core_config().initial_state, InitialState::Backup);
+    one_error(
+        &format!("{MINIMAL}state = \"MASTER\"\npriority = 150\nnopreempt = true\n"),
+        6,
+        "instance.VI_1.nopreempt",
+        "keepalived clears it",
+    );
+}
+
+#[test]
+fn strict_mode_rules() {
+    let strict = "[global]\nvrrp_strict = true\n";
+    let c = ok(&format!(
+        "{strict}{MINIMAL}virtual_ipaddress = [\"192.0.2.9\"]\n"
+    ));
+    assert!(c.instances["VI_1"].strict);
+    assert!(
+        c.instances["VI_1"].lower_prio_no_advert,
+        "strict mode forces it"
+    );
+    one_error(
+        &format!(
+            "{strict}{MINIMAL}virtual_ipaddress = [\"192.0.2.9\"]\nunicast_peer = [\"192.0.2.2\"]\n"
+        ),
+        7,
+        "instance.VI_1.unicast_peer",
+        "refuses the whole configuration",
+    );
+    one_error(
+        &format!("{strict}{MINIMAL}virtual_ipaddress = [\"192.0.2.9\"]\npreempt_delay = 5\n"),
+        7,
+        "instance.VI_1.preempt_delay",
+        "strict",
+    );
+    one_error(
+        &format!("{MINIMAL}strict_mode = true\n"),
+        1,
+        "instance.VI_1.virtual_ipaddress",
+        "at least one virtual address",
+    );
+}
+
+#[test]
+fn weights_keepalived_ignores_are_refused() {
+    let base = "[script.chk]\ncommand = \"true\"\nweight = -20\n\
+                [instance.A]\ninterface = \"eth0\"\nvirtual_router_id = 1\ntrack_script = [\"chk\"]\n\
+                [instance.B]\ninterface = \"eth0\"\nvirtual_router_id = 2\n";
+    let e = errs(&format!("{base}[sync_group.G]\ngroup = [\"A\", \"B\"]\n"));
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!(e[0].key.to_string(), "instance.A.track_script[0]");
+    assert!(
+        e[0].to_string().contains("sync_group_tracking_weight"),
+        "{}",
+        e[0]
+    );
+    ok(&format!(
+        "{base}[sync_group.G]\ngroup = [\"A\", \"B\"]\nsync_group_tracking_weight = true\n"
+    ));
+    // Weight 0 members are fine.
+    ok(&format!(
+        "{base}[sync_group.G]\ngroup = [\"B\"]\n[instance.C]\ninterface = \"eth0\"\nvirtual_router_id = 3\n\
+         track_script = [{{ name = \"chk\", weight = 0 }}]\n"
+    ));
+    // The address owner reads its track files with weight 0 or not at all.
+    one_error(
+        "[track_file.maint]\nfile = \"/run/maint\"\n\
+         [instance.A]\ninterface = \"eth0\"\nvirtual_router_id = 1\npriority = 255\ntrack_file = [\"maint\"]\n",
+        7,
+        "instance.A.track_file[0]",
+        "priority 255",
+    );
+}
+
+#[test]
+fn undefined_references() {
     let e = one_error(
         &format!("{MINIMAL}track_script = [\"chk_missing\"]\n"),
         4,
@@ -346,6 +444,12 @@ fn undefined_script_and_instance_references() {
         "script `chk_missing` is not defined",
     );
     assert_eq!(e.kind, ErrorKind::UndefinedScript("chk_missing".into()));
+    one_error(
+        &format!("{MINIMAL}track_file = [\"maint\"]\n"),
+        4,
+        "instance.VI_1.track_file[0]",
+        "track file `maint` is not defined",
+    );
     let e = one_error(
         &format!("{MINIMAL}[sync_group.G]\ngroup = [\"VI_1\", \"VI_9\"]\n"),
         5,
@@ -367,13 +471,13 @@ fn undefined_script_and_instance_references() {
 fn missing_and_non_executable_scripts() {
     let dir = temp_dir();
     let missing = dir.join("nope.sh");
-    let e = one_error(
-        &format!("[script.chk]\ncommand = \"{} --fast\"\n", missing.display()),
-        2,
-        "script.chk.command",
-        "does not exist",
-    );
+    let text = format!("[script.chk]\ncommand = \"{} --fast\"\n", missing.display());
+    let e = one_error(&text, 2, "script.chk.command", "does not exist");
     assert_eq!(e.kind, ErrorKind::ScriptMissing(missing));
+    // Checked for another host, it is a warning.
+    let (outcome, errors) = read(&text, Path::new(FILE), Target::OtherHost);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(outcome.warnings.len(), 1);
     let plain = script_file(&dir, "plain.sh", 0o644);
     one_error(
         &format!("[script.chk]\ncommand = [\"{}\"]\n", plain.display()),
@@ -392,7 +496,6 @@ fn missing_and_non_executable_scripts() {
         "[script.chk]\ncommand = \"{} arg\"\n",
         good.display()
     ));
-    // A bare name is looked up in PATH when it runs.
     ok("[script.chk]\ncommand = \"pidof nginx\"\n");
 }
 
@@ -405,7 +508,6 @@ fn insecure_scripts_are_refused_unless_allowed() {
     assert!(matches!(e.kind, ErrorKind::ScriptInsecure { .. }));
     ok(&format!("[global]\nallow_insecure_scripts = true\n{text}"));
     ok(&format!("[global]\nenable_script_security = false\n{text}"));
-
     let open_dir = dir.join("open");
     std::fs::create_dir(&open_dir).expect("mkdir");
     let inside = script_file(&open_dir, "in.sh", 0o755);
@@ -495,93 +597,180 @@ fn syntax_errors_name_line_and_key() {
 fn io_errors_name_the_file() {
     let e = load(Path::new("/nonexistent/vrrpd.toml")).expect_err("missing");
     assert!(
-        e.to_string().starts_with("/nonexistent/vrrpd.toml:0:0:"),
+        e.to_string().starts_with("/nonexistent/vrrpd.toml:0: "),
         "{e}"
     );
 }
 
 #[test]
 fn effective_configuration_loads_back_identical() {
-    let text = include_str!("../../../examples/mysql_lvs.toml");
-    let c = ok(text);
-    let printed = c.to_toml();
-    let again = ok(&printed);
-    assert_eq!(c, again);
-    assert_eq!(printed, again.to_toml());
-    for text in [
-        include_str!("../../../examples/haproxy_weight.toml"),
-        include_str!("../../../examples/sync_group.toml"),
-        include_str!("../../../examples/nginx_pair_a.toml"),
-    ] {
-        let c = ok(text);
-        assert_eq!(c, ok(&c.to_toml()));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let c = match load(&path) {
+            Ok(c) => c,
+            // Examples whose scripts are not on this host are checked by
+            // the CLI test; their printing is covered by the others.
+            Err(e) if e.0.iter().all(|e| e.kind.depends_on_host()) => continue,
+            Err(e) => panic!("{}: {e}", path.display()),
+        };
+        let printed = c.to_toml();
+        let again = ok(&printed);
+        assert_eq!(c, again, "{}", path.display());
+        assert_eq!(printed, again.to_toml());
+        n += 1;
     }
+    assert!(n >= 8, "{n} examples");
 }
 
 #[test]
-fn tracked_scripts_and_files_map_to_stable_ids() {
+fn tracked_scripts_map_to_stable_ids_with_keepalived_s_start_states() {
     let text = "[script.chk_a]\ncommand = \"true\"\nweight = -20\n\
                 [script.chk_b]\ncommand = \"true\"\nweight = 5\ninit_fail = true\n\
+                [script.chk_c]\ncommand = \"true\"\n\
                 [instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 1\n\
-                track_script = [\"chk_a\", { name = \"chk_b\", weight = 7, reverse = true }]\n\
-                track_file = [{ path = \"/run/vrrp/down\", weight = -50 }]\n\
+                track_script = [\"chk_a\", { name = \"chk_b\", weight = 7, reverse = true }, \"chk_c\"]\n\
                 track_interface = [\"eth1\", { name = \"eth2\", weight = -10 }]\n";
-    let c = ok(text);
-    let (driver, tracking) = c.driver_config();
-    let spec = &driver.instances[0];
-    let a = tracking.scripts["chk_a"];
-    let b = tracking.scripts["chk_b"];
-    let f = tracking.files["/run/vrrp/down"];
-    assert_eq!(tracking.get(a), Some(Tracked::Script("chk_a".into())));
-    assert_eq!(
-        tracking.get(f),
-        Some(Tracked::File("/run/vrrp/down".into()))
-    );
-    assert!(a.0 < vrrp_net::driver::INTERFACE_TRACK_BASE);
-    assert_eq!(spec.tracks.len(), 3);
-    let find = |id: TrackId| {
-        spec.tracks
+    let p = planned(text);
+    let s = spec(&p, "VI_1");
+    let id = |name: &str| {
+        p.scripts
             .iter()
-            .find(|t| t.0 == id)
-            .copied()
-            .expect("tracked")
+            .find(|s| s.name == name)
+            .expect("script")
+            .id
     };
-    assert_eq!(find(a).1.weight, -20);
-    assert!(find(a).2, "scripts start up");
-    assert_eq!(find(b).1.weight, 7);
-    assert!(find(b).1.reverse);
-    assert!(!find(b).2, "init_fail starts down");
-    assert_eq!(find(f).1.weight, -50);
-    assert_eq!(spec.track_interfaces.len(), 2);
-    assert_eq!(spec.track_interfaces[1].1.weight, -10);
+    assert!(id("chk_a").0 < vrrp_net::driver::INTERFACE_TRACK_BASE);
+    let find = |tid: TrackId| *s.tracks.iter().find(|t| t.0 == tid).expect("tracked");
+    let a = find(id("chk_a"));
+    assert_eq!(a.1.weight, -20);
+    assert!(
+        a.2,
+        "an undecided script with a negative weight counts as up"
+    );
+    // keepalived's `weight 7 reverse` subtracts 7 while the script passes.
+    let b = find(id("chk_b"));
+    assert_eq!((b.1.weight, b.1.reverse), (-7, true));
+    assert!(!b.2, "init_fail starts failed");
+    let c = find(id("chk_c"));
+    assert_eq!(c.1.weight, 0);
+    assert!(
+        !c.2,
+        "a weight-0 script holds the instance in Fault until it runs"
+    );
+    assert_eq!(s.track_interfaces.len(), 2);
+    assert_eq!(s.track_interfaces[1].1.weight, -10);
+    let more = planned(&format!("[script.aaa]\ncommand = \"true\"\n{text}"));
+    assert_eq!(spec(&more, "VI_1"), s, "another script changes no instance");
+}
 
-    // Adding a script keeps the others' ids, so unchanged instances stay equal.
-    let more = ok(&format!("[script.aaa]\ncommand = \"true\"\n{text}"));
-    let (driver2, tracking2) = more.driver_config();
-    assert_eq!(tracking2.scripts["chk_a"], a);
-    assert_eq!(driver2.instances[0], driver.instances[0]);
+#[test]
+fn track_files_are_named_or_inline_with_keepalived_s_weights() {
+    let p = planned(
+        "[track_file.maint]\nfile = \"/run/maint\"\ninit_file = 0\n\
+         [instance.A]\ninterface = \"eth0\"\nvirtual_router_id = 1\n\
+         track_file = [\"maint\", { path = \"/run/down\" }]\n",
+    );
+    assert_eq!(p.files.len(), 2);
+    let maint = p
+        .files
+        .iter()
+        .find(|f| f.path == Path::new("/run/maint"))
+        .expect("maint");
+    assert_eq!(maint.init, Some((0, false)));
+    assert_eq!(maint.uses[0].weight, 1, "a named track file's weight is 1");
+    let down = p
+        .files
+        .iter()
+        .find(|f| f.path == Path::new("/run/down"))
+        .expect("down");
+    assert_eq!(down.uses[0].weight, 0, "an inline file's weight is 0");
+    assert_eq!(spec(&p, "A").tracks.len(), 2 * 17);
+}
+
+#[test]
+fn checkers_inherit_and_take_keepalived_s_per_kind_defaults() {
+    let c = ok(
+        "[[virtual_server]]\nip = \"192.0.2.5\"\nport = 80\ndelay_loop = 10\nconnect_timeout = 4\n\
+         [[virtual_server.real_server]]\nip = \"198.51.100.1\"\nretry = 2\n\
+         http_get = {}\ntcp_check = { retry = 5 }\ndns_check = {}\n\
+         misc_check = { misc_path = \"true\" }\n\
+         [[virtual_server.real_server]]\nip = \"198.51.100.2\"\nhttp_get = {}\ndns_check = {}\n",
+    );
+    let rs = &c.virtual_servers[0].real_servers;
+    let timing = |r: usize, n: usize| rs[r].checks[n].timing;
+    let http = timing(0, 1);
+    assert_eq!(http.delay_loop, Duration::from_secs(10));
+    assert_eq!(http.timeout, Duration::from_secs(4));
+    assert_eq!(http.retry, 2, "the real server's retry");
+    assert_eq!(
+        http.delay_before_retry,
+        Duration::from_secs(3),
+        "HTTP's 3 s"
+    );
+    assert_eq!(timing(0, 0).retry, 5, "the check's own");
+    let misc = timing(0, 2);
+    assert_eq!(
+        misc.timeout,
+        Duration::from_secs(10),
+        "misc_timeout defaults to delay_loop"
+    );
+    let dns = timing(1, 1);
+    assert_eq!(dns.retry, 3, "DNS retries 3 times");
+    assert_eq!(
+        dns.delay_before_retry,
+        Duration::from_secs(10),
+        "DNS waits delay_loop"
+    );
+    assert_eq!(timing(1, 0).retry, 1);
+}
+
+#[test]
+fn udp_payloads_are_hexadecimal_and_sorry_servers_may_omit_the_port() {
+    let c = ok(
+        "[[virtual_server]]\nip = \"192.0.2.5\"\nport = 53\nprotocol = \"UDP\"\nsorry_server = \"192.0.2.99\"\n\
+         [[virtual_server.real_server]]\nip = \"192.0.2.6\"\n\
+         udp_check = { payload = \"0a0b 0c\", require_reply = true, reply = \"0a\" }\n",
+    );
+    let vs = &c.virtual_servers[0];
+    assert_eq!(
+        vs.sorry_server,
+        Some("192.0.2.99:53".parse().expect("addr"))
+    );
+    let CheckKind::Udp(u) = &vs.real_servers[0].checks[0].kind else {
+        panic!("udp")
+    };
+    assert_eq!(u.payload, [0x0a, 0x0b, 0x0c]);
+    assert_eq!(u.reply.as_deref(), Some(&[0x0a][..]));
+    one_error(
+        "[[virtual_server]]\nip = \"192.0.2.5\"\nport = 53\n[[virtual_server.real_server]]\nip = \"192.0.2.6\"\nudp_check = { payload = \"hello\" }\n",
+        6,
+        "virtual_server[0].real_server[0].udp_check[0].payload",
+        "not hexadecimal",
+    );
 }
 
 #[test]
 fn sync_groups_reach_the_driver() {
-    let c = ok(include_str!("../../../examples/sync_group.toml"));
-    let (d, _) = c.driver_config();
+    let p = planned(include_str!("../../../examples/sync_group.toml"));
     assert_eq!(
-        d.sync_groups,
+        p.driver.sync_groups,
         vec![vec!["VI_OUTSIDE".to_owned(), "VI_INSIDE".to_owned()]]
     );
-    let plan = c.plan().expect("plan");
-    assert_eq!(plan.groups[0].name, "G_ROUTER");
-    let generic = plan.groups[0].notify.generic.as_ref().expect("notify");
+    assert_eq!(p.groups[0].name, "G_ROUTER");
+    let generic = p.groups[0].notify.generic.as_ref().expect("notify");
     assert_eq!(generic.argv, ["logger", "-t", "vrrpd-sync"]);
 }
 
 #[test]
 fn mysql_example_maps_to_ipvs_and_checks() {
-    let c = ok(include_str!("../../../examples/mysql_lvs.toml"));
-    let vs = c.virtual_servers();
-    assert_eq!(vs.len(), 1);
-    let v = &vs[0];
+    let p = planned(include_str!("../../../examples/mysql_lvs.toml"));
+    assert_eq!(p.virtual_servers.len(), 1);
+    let v = &p.virtual_servers[0].server;
     assert_eq!(
         v.service.key,
         lvs::ServiceKey::tcp("192.0.2.50:3306".parse().expect("addr"))
@@ -603,10 +792,9 @@ fn mysql_example_maps_to_ipvs_and_checks() {
         v.sorry_server.map(|d| d.addr),
         Some("198.51.100.99:3306".parse().expect("addr"))
     );
-    assert!(lvs::LoadBalancer::new(vs.clone()).is_ok());
-
-    let checks = c.real_server_checks();
-    assert_eq!(checks.len(), 4);
+    assert!(lvs::LoadBalancer::new(vec![v.clone()]).is_ok());
+    let checks = &p.virtual_servers[0].real_servers[0].checks;
+    assert_eq!(checks.len(), 2);
     let tcp = &checks[0].spec;
     assert!(matches!(tcp.probe, healthcheck::Probe::Tcp(_)));
     assert_eq!(tcp.timing.retry, 3);
@@ -620,19 +808,17 @@ fn mysql_example_maps_to_ipvs_and_checks() {
         }
         other => panic!("expected a script check, got {other:?}"),
     }
-    let plan = c.plan().expect("plan");
-    assert_eq!(plan.virtual_servers[0].real_servers[1].checks.len(), 2);
 }
 
 #[test]
 fn http_checks_carry_urls_digests_and_status() {
-    let c = ok(
+    let p = planned(
         "[[virtual_server]]\nip = \"192.0.2.5\"\nport = 443\nvirtualhost = \"www.example.com\"\n\
-                [[virtual_server.real_server]]\nip = \"198.51.100.5\"\n\
-                [[virtual_server.real_server.ssl_get]]\nsni = \"www.example.com\"\n\
-                url = [{ path = \"/a\", digest = \"9b3a0c85a887a256d6939da88aabd8cd\" }, { path = \"/b\", status_code = \"200-299 301\" }]\n",
+         [[virtual_server.real_server]]\nip = \"198.51.100.5\"\n\
+         [[virtual_server.real_server.ssl_get]]\nsni = \"www.example.com\"\n\
+         url = [{ path = \"/a\", digest = \"9b3a0c85a887a256d6939da88aabd8cd\" }, { path = \"/b\", status_code = \"200-299 301\" }]\n",
     );
-    let checks = c.real_server_checks();
+    let checks = &p.virtual_servers[0].real_servers[0].checks;
     assert_eq!(checks.len(), 2);
     let healthcheck::Probe::Http(a) = &checks[0].spec.probe else {
         panic!("http")
@@ -647,7 +833,7 @@ fn http_checks_carry_urls_digests_and_status() {
     assert!(b.status.contains(301) && !b.status.contains(300));
     let e = errs(
         "[[virtual_server]]\nip = \"192.0.2.5\"\nport = 80\n[[virtual_server.real_server]]\nip = \"198.51.100.5\"\n\
-                  http_get = { url = [{ path = \"/\", digest = \"xyz\" }] }\n",
+         http_get = { url = [{ path = \"/\", digest = \"xyz\" }] }\n",
     );
     assert!(
         e[0].to_string()
@@ -683,29 +869,27 @@ fn virtual_server_errors() {
         "virtual_server[0].real_server[1]",
         "is also real_server[0]",
     );
-    let c = ok(
+    let p = planned(
         "[[virtual_server]]\nfwmark = 5\nlb_kind = \"DR\"\npersistence_granularity = \"255.255.255.0\"\npersistence_timeout = 300\n[[virtual_server.real_server]]\nip = \"198.51.100.1\"\n",
     );
-    let vs = c.virtual_servers();
+    let vs = &p.virtual_servers[0].server;
     assert_eq!(
-        vs[0].service.key,
+        vs.service.key,
         lvs::ServiceKey::fwmark(lvs::AddressFamily::Ipv4, 5)
     );
-    assert_eq!(
-        vs[0].service.persistence.and_then(|p| p.prefix_len),
-        Some(24)
-    );
+    assert_eq!(vs.service.persistence.and_then(|p| p.prefix_len), Some(24));
 }
 
 #[test]
 fn plan_carries_scripts_notify_and_http() {
-    let c = ok("[global]\nhttp = { listen = \"127.0.0.1:9191\" }\n\
-                [script.chk]\ncommand = { command = \"test -f /etc/hostname && true\", shell = true }\ninterval = \"3s\"\nfall = 2\n\
-                [instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 1\ntrack_script = [\"chk\"]\n\
-                notify = \"logger -t vrrpd\"\nnotify_master = [\"logger\", \"master\"]\n");
-    let plan = c.plan().expect("plan");
-    assert_eq!(plan.http, Some("127.0.0.1:9191".parse().expect("addr")));
-    let s = &plan.scripts[0];
+    let p = planned(
+        "[global]\nhttp = { listen = \"127.0.0.1:9191\" }\n\
+         [script.chk]\ncommand = { command = \"test -f /etc/hostname && true\", shell = true }\ninterval = \"3s\"\nfall = 2\n\
+         [instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 1\ntrack_script = [\"chk\"]\n\
+         notify = \"logger -t vrrpd\"\nnotify_master = [\"logger\", \"master\"]\n",
+    );
+    assert_eq!(p.http, Some("127.0.0.1:9191".parse().expect("addr")));
+    let s = &p.scripts[0];
     assert_eq!(s.name, "chk");
     assert!(s.command.shell);
     assert_eq!(s.command.argv, ["test -f /etc/hostname && true"]);
@@ -716,7 +900,7 @@ fn plan_carries_scripts_notify_and_http() {
         "timeout defaults to the interval"
     );
     assert_eq!(s.fall, 2);
-    let (name, notify) = &plan.notify[0];
+    let (name, notify) = &p.notify[0];
     assert_eq!(name, "VI_1");
     assert_eq!(
         notify.generic.as_ref().map(|c| c.argv.clone()),
@@ -724,8 +908,8 @@ fn plan_carries_scripts_notify_and_http() {
     );
     assert!(notify.master.is_some() && notify.backup.is_none());
     if running_as_root() {
-        let c = ok("[global]\nscript_user = \"root\"\n[script.chk]\ncommand = \"true\"\n");
-        assert_eq!(c.plan().expect("plan").scripts[0].command.uid, Some(0));
+        let p = planned("[global]\nscript_user = \"root\"\n[script.chk]\ncommand = \"true\"\n");
+        assert_eq!(p.scripts[0].command.uid, Some(0));
     }
 }
 
@@ -767,4 +951,43 @@ fn garbage_and_truncated_input_is_an_error_not_a_panic() {
             }
         }
     }
+}
+
+#[test]
+fn virtual_servers_read_one_at_a_time_keep_their_lines_and_keys() {
+    let vs = |n: u8| {
+        format!(
+            "[[virtual_server]]\nip = \"192.0.2.{n}\"\nport = 80\n\
+             [[virtual_server.real_server]]\nip = \"198.51.100.1\"\n\
+             [[virtual_server.real_server]]\nip = \"198.51.100.2\"\n"
+        )
+    };
+    // A bad value in the third server's second real server, an unknown
+    // key in the second server; a section after the servers is read too.
+    let text = format!(
+        "[global]\nrouter_id = \"x\"\n{}{}{}port = 0\n",
+        vs(1),
+        vs(2).replace("port = 80\n", "port = 80\nbogus = 1\n"),
+        vs(3)
+    );
+    let e = errs(&text);
+    let shown: Vec<String> = e.iter().map(ToString::to_string).collect();
+    assert_eq!(e.len(), 2, "{shown:#?}");
+    assert!(
+        shown[0].starts_with("test.toml:13:1: key `virtual_server[1].bogus`"),
+        "{shown:#?}"
+    );
+    assert!(
+        shown[1].starts_with("test.toml:25:1: key `virtual_server[2].real_server[1].port`"),
+        "{shown:#?}"
+    );
+    let c = ok(&format!(
+        "{}{}[global]\nrouter_id = \"after\"\n",
+        vs(1),
+        vs(2)
+    ));
+    assert_eq!(c.virtual_servers.len(), 2);
+    assert_eq!(c.global.router_id.as_deref(), Some("after"));
+    // An inline array and `[[virtual_server]]` together: toml says no.
+    errs(&format!("virtual_server = []\n{}", vs(1)));
 }

@@ -1,33 +1,53 @@
-//! Converter tests: the four keepalived vectors round-trip into the driver
-//! configuration keepalived runs; every construct; warnings with file and
-//! line; includes; garbage input.
+//! Converter tests: the four keepalived vectors import to what keepalived
+//! runs; every construct; keepalived's rules (strict mode, IPv6 and
+//! VRRPv3, authentication, sync-group and owner weights, state MASTER,
+//! prefixes, conditional lines and definitions, script users); warnings
+//! and the report with file and line; includes; garbage input.
 
 use std::path::{Path, PathBuf};
 
 use vrrp_core::{Auth, Centisecs, InitialState, Priority, Version, VirtualAddress, Vrid};
-use vrrp_net::driver::DriverConfig;
 
 use super::*;
-use crate::config::{self, Config};
+use crate::config::{self, Effective, Target};
+
+fn options() -> Options {
+    Options {
+        config_id: "node1".to_owned(),
+    }
+}
 
 fn import(text: &str) -> Imported {
-    match import_str(text, Path::new("keepalived.conf")) {
+    match import_str(text, Path::new("keepalived.conf"), &options()) {
         Ok(i) => i,
         Err(e) => panic!("import failed: {e}"),
     }
 }
 
-/// Imports, then loads the TOML like `vrrpd check` does.
-fn import_check(text: &str) -> (Config, Vec<Warning>) {
+/// Imports, then reads the TOML like `vrrpd check` does (scripts on this
+/// host not required).
+fn import_check(text: &str) -> (Effective, Vec<Warning>) {
     let imported = import(text);
-    match config::parse(&imported.toml, Path::new("out.toml")) {
-        Ok(c) => (c, imported.warnings),
-        Err(e) => panic!("converted TOML fails check:\n{e}\n---\n{}", imported.toml),
-    }
+    let toml = imported.toml();
+    let (outcome, errors) = config::read(&toml, Path::new("out.toml"), Target::OtherHost);
+    assert!(
+        errors.is_empty(),
+        "converted TOML fails check:\n{errors:#?}\n---\n{toml}"
+    );
+    (outcome.effective, imported.warnings)
 }
 
-fn driver(text: &str) -> DriverConfig {
-    import_check(text).0.driver_config().0
+fn messages(w: &[Warning]) -> Vec<String> {
+    w.iter().map(ToString::to_string).collect()
+}
+
+fn has(w: &[Warning], line: usize, needle: &str) -> bool {
+    w.iter()
+        .any(|w| w.line == line && w.message.contains(needle))
+}
+
+fn driver(text: &str) -> vrrp_net::driver::DriverConfig {
+    crate::plan::plan(&import_check(text).0).driver
 }
 
 fn vip(s: &str, len: u8) -> VirtualAddress {
@@ -38,7 +58,7 @@ fn vip(s: &str, len: u8) -> VirtualAddress {
 }
 
 /// What every vector shares: VRID 42, priority 150, 1 s, backup start.
-fn assert_vector_common(d: &DriverConfig, version: Version) {
+fn assert_vector_common(d: &vrrp_net::driver::DriverConfig, version: Version) {
     assert_eq!(d.instances.len(), 1);
     let i = &d.instances[0];
     assert_eq!(i.name, "VI_1");
@@ -59,7 +79,7 @@ fn vector_v2_noauth() {
     let (c, warnings) = import_check(include_str!("../../tests/data/keepalived_v2_noauth.conf"));
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(c.global.router_id.as_deref(), Some("r1"));
-    let d = c.driver_config().0;
+    let d = crate::plan::plan(&c).driver;
     assert_vector_common(&d, Version::V2);
     assert_eq!(d.instances[0].config.auth, Auth::None);
     assert_eq!(
@@ -131,7 +151,10 @@ fn vectors_import_to_the_hand_written_examples() {
     ] {
         let (imported, _) = import_check(conf);
         let written = config::parse(example, Path::new("example.toml")).expect("example valid");
-        assert_eq!(imported.driver_config(), written.driver_config());
+        assert_eq!(
+            crate::plan::plan(&imported).driver,
+            crate::plan::plan(&written).driver
+        );
     }
 }
 
@@ -220,26 +243,31 @@ vrrp_sync_group VG_1 {
 "#;
 
 #[test]
-fn every_vrrp_construct_is_carried() {
+fn every_vrrp_construct_is_carried_with_keepalived_s_rules() {
     let (c, warnings) = import_check(FULL);
     assert_eq!(c.global.router_id.as_deref(), Some("LVS_DEVEL"));
-    assert_eq!(c.global.script_user.as_deref(), Some("root"));
-    let s = &c.script["chk_nginx"];
-    assert_eq!(s.command.command, ["pidof", "nginx"]);
     assert_eq!(
-        (s.weight, s.reverse, s.rise, s.fall, s.init_fail),
+        c.global.script_user.as_ref().map(|u| u.spec.as_str()),
+        Some("root")
+    );
+    let s = &c.scripts["chk_nginx"];
+    assert_eq!(s.command.argv, ["pidof", "nginx"]);
+    assert_eq!(
+        (s.weight.get(), s.reverse, s.rise, s.fall, s.init_fail),
         (-20, true, 2, 3, true)
     );
-    assert_eq!(s.timeout, Some(config::Dur::secs(1)));
-
-    let (d, tracking) = c.driver_config();
+    assert_eq!(s.timeout, std::time::Duration::from_secs(1));
+    let p = crate::plan::plan(&c);
+    let d = &p.driver;
     let v1 = d.instances.iter().find(|i| i.name == "VI_1").expect("VI_1");
     let ic = &v1.config;
     assert_eq!(ic.version, Version::V3);
     assert_eq!(ic.advert_interval, Centisecs::new(50));
-    assert_eq!(ic.initial_state, InitialState::Master);
-    assert!(!ic.preempt);
-    assert_eq!(ic.preempt_delay, std::time::Duration::from_secs(30));
+    // keepalived 2.2.7: state MASTER below 255 starts as backup, and it
+    // clears nopreempt and preempt_delay.
+    assert_eq!(ic.initial_state, InitialState::Backup);
+    assert!(ic.preempt);
+    assert_eq!(ic.preempt_delay, std::time::Duration::ZERO);
     assert_eq!(
         ic.primary_address,
         "192.0.2.1".parse::<std::net::IpAddr>().expect("ip")
@@ -254,17 +282,16 @@ fn every_vrrp_construct_is_carried() {
     assert_eq!(v1.vips[0].label.as_deref(), Some("eth0:vip"));
     assert_eq!(v1.vips[0].device.as_deref(), Some("eth0"));
     assert_eq!(v1.vips[1].address, vip("192.0.2.11", 32));
+    // A sync-group member: keepalived zeroes interface weights and drops
+    // weighted scripts.
     assert_eq!(v1.track_interfaces[0].0, "eth1");
-    assert_eq!(v1.track_interfaces[0].1.weight, -10);
-    let script_id = tracking.scripts["chk_nginx"];
-    let t = v1
-        .tracks
-        .iter()
-        .find(|t| t.0 == script_id)
-        .expect("script tracked");
-    assert_eq!(t.1.weight, 5);
-    assert!(tracking.files.contains_key("/run/keepalived/down"));
-
+    assert_eq!(v1.track_interfaces[0].1.weight, 0);
+    let script_id = p.scripts[0].id;
+    assert!(
+        v1.tracks.iter().all(|t| t.0 != script_id),
+        "weighted script dropped"
+    );
+    assert_eq!(p.files.len(), 1, "the weight-0 track file stays");
     let v2 = d.instances.iter().find(|i| i.name == "VI_2").expect("VI_2");
     assert_eq!(v2.config.version, Version::V2);
     // keepalived sends the first 8 bytes of a longer password.
@@ -273,37 +300,210 @@ fn every_vrrp_construct_is_carried() {
         d.sync_groups,
         vec![vec!["VI_1".to_owned(), "VI_2".to_owned()]]
     );
-    let plan = c.plan().expect("plan");
-    assert!(plan.groups[0].notify.backup.is_some());
-    let generic = plan
+    assert!(p.groups[0].notify.backup.is_some());
+    let generic = p
         .notify
         .iter()
         .find(|(n, _)| n == "VI_1")
         .and_then(|(_, n)| n.generic.clone());
+    // `notify /usr/bin/logger -t keepalived`: keepalived runs the first
+    // word as the script, `-t` as its user and `keepalived` as its group.
     assert_eq!(
         generic.map(|c| c.argv),
-        Some(vec![
-            "/usr/bin/logger".into(),
-            "-t".into(),
-            "keepalived".into()
-        ])
+        Some(vec!["/usr/bin/logger".to_owned()])
+    );
+    let n = &c.instances["VI_1"].notify.generic;
+    assert_eq!(
+        n.as_ref()
+            .and_then(|n| n.user.as_ref())
+            .map(|u| u.spec.as_str()),
+        Some("-t:keepalived")
     );
 
-    let messages: Vec<String> = warnings.iter().map(ToString::to_string).collect();
-    let expect = [
-        ("keepalived.conf:9:", "notification_email"),
-        ("keepalived.conf:12:", "smtp_server"),
-        ("keepalived.conf:69:", "auth_pass is longer than 8 bytes"),
-    ];
-    for (pos, word) in expect {
+    for (line, word) in [
+        (9, "notification_email"),
+        (12, "smtp_server"),
+        (36, "nopreempt with state MASTER"),
+        (37, "preempt_delay with state MASTER"),
+        (48, "track_interface eth1 weight"),
+        (52, "track_script chk_nginx with weight 5"),
+        (69, "auth_pass is longer than 8 bytes"),
+    ] {
         assert!(
-            messages
-                .iter()
-                .any(|m| m.starts_with(pos) && m.contains(word)),
-            "no warning {pos} {word} in {messages:#?}"
+            has(&warnings, line, word),
+            "no warning {line} {word} in {:#?}",
+            messages(&warnings)
         );
     }
-    assert_eq!(messages.len(), expect.len(), "{messages:#?}");
+    assert_eq!(warnings.len(), 7, "{:#?}", messages(&warnings));
+}
+
+#[test]
+fn strict_mode_drops_authentication_refuses_unicast_and_forces_lower_prio_no_advert() {
+    let text = "global_defs {\n  vrrp_strict\n}\nvrrp_instance VI_1 {\n  state MASTER\n  interface eth0\n  virtual_router_id 51\n  priority 101\n  preempt_delay 5\n  authentication {\n    auth_type PASS\n    auth_pass 1111\n  }\n  virtual_ipaddress {\n    192.0.2.10\n  }\n}\n";
+    let (c, warnings) = import_check(text);
+    let i = &c.instances["VI_1"];
+    assert!(i.strict);
+    assert_eq!(
+        i.auth_pass, None,
+        "keepalived sends no authentication in strict mode"
+    );
+    assert!(i.lower_prio_no_advert);
+    assert!(has(&warnings, 2, "no_accept"));
+    assert!(has(&warnings, 10, "authentication in strict mode"));
+    assert!(has(&warnings, 9, "preempt_delay in strict mode"));
+    let e = import_str(
+        "global_defs {\n  vrrp_strict\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  unicast_peer {\n    192.0.2.2\n  }\n  virtual_ipaddress {\n    192.0.2.10\n  }\n}\n",
+        Path::new("k.conf"),
+        &options(),
+    )
+    .expect_err("strict unicast");
+    assert!(
+        e.to_string()
+            .starts_with("k.conf:7: (VI_1) unicast peers in strict mode"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ipv6_means_v3_and_v3_ignores_authentication() {
+    let (c, warnings) = import_check(
+        "vrrp_instance VI6 {\n  interface eth0\n  virtual_router_id 6\n  advert_int 0.5\n  authentication {\n    auth_type PASS\n    auth_pass x\n  }\n  virtual_ipaddress {\n    2001:db8::6/64\n  }\n}\n",
+    );
+    let i = &c.instances["VI6"];
+    assert_eq!(i.version, Version::V3);
+    assert_eq!(i.advert_int, Centisecs::new(50));
+    assert_eq!(i.auth_pass, None);
+    assert!(has(&warnings, 5, "authentication with VRRPv3"));
+    let e = import_str(
+        "vrrp_instance VI6 {\n  interface eth0\n  version 2\n  virtual_router_id 6\n  virtual_ipaddress {\n    2001:db8::6\n  }\n}\n",
+        Path::new("k.conf"),
+        &options(),
+    )
+    .expect_err("v2 over IPv6");
+    assert!(e.to_string().starts_with("k.conf:3:"), "{e}");
+}
+
+#[test]
+fn ah_authentication_is_dropped_with_its_consequence() {
+    let (c, warnings) = import_check(
+        "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  authentication {\n    auth_type AH\n    auth_pass 1111\n  }\n  virtual_ipaddress {\n    192.0.2.16\n  }\n}\n",
+    );
+    assert_eq!(c.instances["VI_1"].auth_pass, None);
+    assert!(has(&warnings, 4, "both become master"));
+}
+
+#[test]
+fn v2_intervals_are_rounded_like_keepalived() {
+    let (c, warnings) = import_check(
+        "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  advert_int 0.3\n  virtual_ipaddress {\n    192.0.2.1\n  }\n}\n",
+    );
+    assert_eq!(c.instances["VI_1"].advert_int, Centisecs::ONE_SECOND);
+    assert!(has(&warnings, 4, "keepalived uses 1s"));
+}
+
+#[test]
+fn state_master_without_priority_is_the_owner_and_ignores_weights() {
+    let (c, warnings) = import_check(
+        "vrrp_script chk {\n  script /bin/true\n  weight -10\n}\ntrack_file maint {\n  file /run/maint\n}\nvrrp_instance VI_1 {\n  state MASTER\n  interface eth0\n  virtual_router_id 1\n  track_script {\n    chk\n  }\n  track_file {\n    maint\n  }\n  virtual_ipaddress {\n    192.0.2.1\n  }\n}\n",
+    );
+    let i = &c.instances["VI_1"];
+    assert_eq!(i.priority, Priority::OWNER);
+    assert!(i.track_script.is_empty());
+    assert_eq!(
+        i.track_file[0].weight.get(),
+        0,
+        "read with weight 0 (keepalived)"
+    );
+    assert!(has(&warnings, 13, "address owner"));
+    assert!(has(&warnings, 16, "weight 0"));
+}
+
+#[test]
+fn prefixes_sorry_servers_single_quotes_and_script_users() {
+    let (c, warnings) = import_check(
+        "vrrp_script chk {\n  script '/usr/bin/killall -0 nginx'\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  unicast_src_ip 192.0.2.1/24\n  unicast_peer {\n    192.0.2.2/24\n  }\n  virtual_ipaddress {\n    192.0.2.10\n  }\n  track_script {\n    chk\n  }\n  notify_master \"/etc/keepalived/master.sh a b\" root root\n}\nvirtual_server 192.0.2.10 80 {\n  sorry_server 192.0.2.99\n  real_server 192.0.2.20 80 {\n    TCP_CHECK {\n      bindto 192.0.2.1\n    }\n  }\n}\n",
+    );
+    assert_eq!(
+        c.scripts["chk"].command.argv,
+        ["/usr/bin/killall", "-0", "nginx"]
+    );
+    let i = &c.instances["VI_1"];
+    assert_eq!(i.unicast_src_ip, Some("192.0.2.1".parse().expect("ip")));
+    assert_eq!(
+        i.unicast_peer,
+        ["192.0.2.2".parse::<std::net::IpAddr>().expect("ip")]
+    );
+    let m = i.notify.master.as_ref().expect("notify_master");
+    assert_eq!(m.argv, ["/etc/keepalived/master.sh", "a", "b"]);
+    assert_eq!(m.user.as_ref().map(|u| u.spec.as_str()), Some("root:root"));
+    let vs = &c.virtual_servers[0];
+    assert_eq!(
+        vs.sorry_server,
+        Some("192.0.2.99:80".parse().expect("addr"))
+    );
+    let config::CheckKind::Tcp { bind, .. } = &vs.real_servers[0].checks[0].kind else {
+        panic!("tcp")
+    };
+    assert_eq!(*bind, Some("192.0.2.1".parse().expect("ip")));
+    assert!(has(&warnings, 7, "prefix is ignored"));
+}
+
+#[test]
+fn conditional_lines_and_definitions_follow_the_config_id() {
+    let text = "$IFACE=eth0\n$PEER=192.0.2.2\nvrrp_instance VI_1 {\n  interface $IFACE\n  virtual_router_id 1\n@node1  priority 150\n@node2  priority 100\n@^node1 nopreempt\n  unicast_peer {\n    ${PEER}\n  }\n  virtual_ipaddress {\n    192.0.2.10\n  }\n}\n";
+    let (c, _) = import_check(text);
+    let i = &c.instances["VI_1"];
+    assert_eq!(i.interface, "eth0");
+    assert_eq!(i.priority, Priority::new(150));
+    assert!(!i.nopreempt);
+    assert_eq!(
+        i.unicast_peer,
+        ["192.0.2.2".parse::<std::net::IpAddr>().expect("ip")]
+    );
+    let other = import_str(
+        text,
+        Path::new("k.conf"),
+        &Options {
+            config_id: "node2".into(),
+        },
+    )
+    .expect("import");
+    let i = &other.config.instance["VI_1"];
+    assert_eq!(i.priority, Some(Priority::new(100)));
+    assert_eq!(i.nopreempt, Some(true));
+}
+
+#[test]
+fn track_file_blocks_carry_their_weight_and_init_file() {
+    let (c, warnings) = import_check(
+        "track_file maint {\n  file /run/maint\n  weight -10 reverse\n  init_file 0 overwrite\n}\nvrrp_track_file old {\n  file /run/old\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  track_file {\n    maint\n    old weight 5\n  }\n  virtual_ipaddress {\n    192.0.2.1\n  }\n}\n",
+    );
+    assert!(warnings.is_empty(), "{:#?}", messages(&warnings));
+    let t = &c.track_files["maint"];
+    assert_eq!(
+        (t.weight.get(), t.reverse, t.init),
+        (-10, true, Some((0, true)))
+    );
+    let i = &c.instances["VI_1"];
+    assert_eq!(i.track_file[0].weight.get(), -10);
+    assert_eq!(i.track_file[1].weight.get(), 5);
+}
+
+#[test]
+fn checker_keywords_and_udp_hex_payloads() {
+    let (c, warnings) = import_check(
+        "virtual_server 192.0.2.5 53 {\n  protocol UDP\n  delay_loop 5\n  real_server 192.0.2.6 53 {\n    UDP_CHECK {\n      payload 0a0b0c\n      require_reply 0a\n    }\n    DNS_CHECK {\n    }\n  }\n}\n",
+    );
+    let checks = &c.virtual_servers[0].real_servers[0].checks;
+    let config::CheckKind::Udp(u) = &checks[1].kind else {
+        panic!("udp")
+    };
+    assert_eq!(u.payload, [0x0a, 0x0b, 0x0c]);
+    assert!(u.require_reply);
+    assert_eq!(u.reply.as_deref(), Some(&[0x0a][..]));
+    assert_eq!(checks[0].timing.retry, 3, "keepalived's DNS retry");
+    assert!(has(&warnings, 7, "must start with these bytes"));
 }
 
 #[test]
@@ -375,9 +575,9 @@ virtual_server group web {
 }
 "#;
     let (c, warnings) = import_check(text);
-    let vs = c.virtual_servers();
-    assert_eq!(vs.len(), 2);
-    let v = &vs[0];
+    let p = crate::plan::plan(&c);
+    assert_eq!(p.virtual_servers.len(), 2);
+    let v = &p.virtual_servers[0].server;
     assert_eq!(v.service.scheduler, lvs::Scheduler::WRR);
     assert_eq!(v.service.persistence.and_then(|p| p.prefix_len), Some(24));
     assert_eq!((v.quorum, v.hysteresis, v.alpha), (2, 1, true));
@@ -387,18 +587,19 @@ virtual_server group web {
     );
     assert!(v.real_servers[0].inhibit_on_failure);
     assert_eq!(v.real_servers[0].destination.weight, 3);
+    let f = &p.virtual_servers[1].server;
     assert_eq!(
-        vs[1].service.key,
+        f.service.key,
         lvs::ServiceKey::fwmark(lvs::AddressFamily::Ipv4, 7)
     );
     assert_eq!(
-        vs[1].real_servers[0].destination.forward,
+        f.real_servers[0].destination.forward,
         lvs::ForwardMethod::Tunnel
     );
-
-    let checks = c.real_server_checks();
-    let kinds: Vec<&str> = checks
+    let kinds: Vec<&str> = p.virtual_servers[0]
+        .real_servers
         .iter()
+        .flat_map(|r| r.checks.iter())
         .map(|c| match &c.spec.probe {
             healthcheck::Probe::Tcp(_) => "tcp",
             healthcheck::Probe::Script(s) if s.dynamic_weight => "misc-dynamic",
@@ -424,68 +625,84 @@ virtual_server group web {
             "ping"
         ]
     );
-    let rs = &c.virtual_server[0].real_server[0];
-    assert_eq!(rs.tcp_check[0].retry, 3);
-    assert!(rs.notify_down.is_some());
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(
-        warnings[0].to_string().starts_with("keepalived.conf:62:"),
-        "{}",
-        warnings[0]
+    let rs = &c.virtual_servers[0].real_servers[0];
+    assert_eq!(rs.checks[0].timing.retry, 3);
+    assert!(rs.notify.is_some());
+    // HTTP's keepalived default: 3 s before a retry.
+    assert_eq!(
+        c.virtual_servers[0].real_servers[1].checks[0]
+            .timing
+            .delay_before_retry,
+        std::time::Duration::from_secs(3)
     );
-    assert!(warnings[0].message.contains("virtual_server_group"));
+    assert_eq!(warnings.len(), 1, "{:#?}", messages(&warnings));
+    assert!(has(&warnings, 62, "virtual_server_group"));
 }
 
 #[test]
-fn unknown_keywords_warn_with_file_and_line_and_are_listed() {
-    let text = "global_defs {\n  vrrp_strict\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  use_vmac\n  virtual_ipaddress {\n    192.0.2.1/24 brd 192.0.2.255\n  }\n  virtual_ipaddress_excluded {\n    192.0.2.2\n  }\n}\nstatic_ipaddress {\n  192.0.2.9/24 dev eth0\n}\nmystery_block {\n}\n";
-    let (_, warnings) = import_check(text);
-    let shown: Vec<String> = warnings.iter().map(ToString::to_string).collect();
-    assert_eq!(shown.len(), 6, "{shown:#?}");
-    assert!(shown[0].starts_with("keepalived.conf:2:") && shown[0].contains("vrrp_strict"));
-    assert!(shown[1].starts_with("keepalived.conf:7:") && shown[1].contains("use_vmac"));
-    assert!(shown[2].starts_with("keepalived.conf:9:") && shown[2].contains("brd"));
-    assert!(
-        shown[3].starts_with("keepalived.conf:11:")
-            && shown[3].contains("virtual_ipaddress_excluded")
-    );
-    assert!(shown[4].starts_with("keepalived.conf:15:") && shown[4].contains("out of scope"));
-    assert!(shown[5].starts_with("keepalived.conf:18:") && shown[5].contains("mystery_block"));
+fn unknown_keywords_warn_with_file_and_line_and_are_counted() {
+    let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  use_vmac\n  virtual_ipaddress {\n    192.0.2.1/24 brd 192.0.2.255 no_track dev eth1\n  }\n  virtual_ipaddress_excluded {\n    192.0.2.2\n  }\n}\nstatic_ipaddress {\n  192.0.2.9/24 dev eth0\n}\nmystery_block {\n}\n";
     let imported = import(text);
+    let w = &imported.warnings;
+    assert_eq!(w.len(), 5, "{:#?}", messages(w));
+    assert!(has(w, 4, "use_vmac"));
+    assert!(has(w, 6, "brd 192.0.2.255, no_track"));
+    assert!(has(w, 8, "virtual_ipaddress_excluded"));
+    assert!(has(w, 12, "static_ipaddress"));
+    assert!(has(w, 15, "mystery_block"));
+    // `no_track` takes no value: `dev eth1` after it is kept.
+    assert_eq!(
+        imported.config.instance["VI_1"].virtual_ipaddress[0]
+            .dev
+            .as_deref(),
+        Some("eth1")
+    );
+    let table = imported.report.table();
+    assert!(table.contains("vrrp_instance use_vmac"), "{table}");
+    let row = &imported.report.rows["virtual_ipaddress entry"];
+    assert_eq!(*row, [0, 1, 0]);
     assert!(
         imported
-            .toml
-            .contains("6 keyword(s) could not be carried over")
+            .toml()
+            .contains("5 keyword(s) were not carried as written")
     );
 }
 
 #[test]
-fn extra_arguments_are_not_dropped_silently() {
-    let imported =
-        import("vrrp_instance VI_1 {\n  interface eth0 eth1\n  virtual_router_id 1\n}\n");
-    assert_eq!(imported.warnings.len(), 1);
-    assert!(
-        imported.warnings[0]
-            .message
-            .contains("`eth1` after it is ignored")
-    );
-}
-
-#[test]
-fn comments_quotes_and_bad_values_reach_check() {
+fn comments_and_quotes() {
     let (c, _) = import_check(
         "vrrp_instance VI_1 { # comment\n  interface eth0 ! another\n  virtual_router_id 9\n  notify_master \"/usr/bin/logger a#b!c\"\n}\n",
     );
-    let n = c.instance["VI_1"].notify_master.as_ref().expect("notify");
-    assert_eq!(n.command, ["/usr/bin/logger", "a#b!c"]);
-    // A bad value is carried as written, so `vrrpd check` names it.
-    let imported = import("vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 300\n}\n");
-    let e = config::parse(&imported.toml, Path::new("out.toml")).expect_err("vrid 300");
-    assert!(
-        e.to_string()
-            .contains("key `instance.VI_1.virtual_router_id`"),
-        "{e}"
-    );
+    let n = c.instances["VI_1"].notify.master.as_ref().expect("notify");
+    assert_eq!(n.argv, ["/usr/bin/logger", "a#b!c"]);
+}
+
+#[test]
+fn harmful_files_are_refused_with_their_line() {
+    for (text, line, needle) in [
+        (
+            "vrrp_instance VI_1 {\n  interface eth0\n  virtual_ipaddress {\n    192.0.2.1\n\nvrrp_instance VI_2 {\n}\n",
+            3,
+            "never closed",
+        ),
+        (
+            "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 300\n}\n",
+            3,
+            "not 1..=255",
+        ),
+        (
+            "vrrp_instance VI_1 {\n  virtual_router_id 3\n}\n",
+            1,
+            "interface",
+        ),
+        ("~SEQ(i, 1, 3) x\n", 1, "~SEQ"),
+    ] {
+        let e = import_str(text, Path::new("k.conf"), &options()).expect_err(text);
+        assert!(
+            e.to_string().starts_with(&format!("k.conf:{line}:")) && e.to_string().contains(needle),
+            "{e}"
+        );
+    }
 }
 
 fn temp_dir() -> PathBuf {
@@ -498,11 +715,11 @@ fn temp_dir() -> PathBuf {
 }
 
 #[test]
-fn includes_with_globs_relative_to_the_file() {
+fn includes_with_globs_and_braces_relative_to_the_file() {
     let dir = temp_dir();
     std::fs::write(
         dir.join("keepalived.conf"),
-        "global_defs {\n  router_id main\n}\ninclude conf.d/*.conf\ninclude missing/*.conf\n",
+        "global_defs {\n  router_id main\n}\ninclude conf.d/*.conf\ninclude missing/*.conf\nincluder conf.d/{c,d}.inc\n",
     )
     .expect("write");
     std::fs::write(
@@ -515,11 +732,16 @@ fn includes_with_globs_relative_to_the_file() {
         "vrrp_instance VI_B {\n  interface eth0\n  virtual_router_id 2\n}\n",
     )
     .expect("write");
+    std::fs::write(
+        dir.join("conf.d/c.inc"),
+        "vrrp_instance VI_C {\n  interface eth0\n  virtual_router_id 3\n}\n",
+    )
+    .expect("write");
     std::fs::write(dir.join("conf.d/b.conf.bak"), "garbage {").expect("write");
-    let imported = import_file(&dir.join("keepalived.conf")).expect("import");
-    let c = config::parse(&imported.toml, Path::new("out.toml")).expect("check");
-    assert_eq!(c.instance.keys().collect::<Vec<_>>(), ["VI_A", "VI_B"]);
-    let shown: Vec<String> = imported.warnings.iter().map(ToString::to_string).collect();
+    let imported = import_file(&dir.join("keepalived.conf"), &options()).expect("import");
+    let keys: Vec<&String> = imported.config.instance.keys().collect();
+    assert_eq!(keys, ["VI_A", "VI_B", "VI_C"]);
+    let shown = messages(&imported.warnings);
     assert_eq!(shown.len(), 2, "{shown:#?}");
     assert!(
         shown
@@ -531,15 +753,25 @@ fn includes_with_globs_relative_to_the_file() {
             .iter()
             .any(|w| w.contains("conf.d/a.conf:4:") && w.contains("bogus_keyword"))
     );
+    // Problems found after the conversion point at the included file.
+    let key = crate::config::KeyPath::root("instance")
+        .key("VI_B")
+        .key("virtual_router_id");
+    let (file, line) = imported.locate(&key);
+    assert!(
+        file.ends_with("conf.d/b.conf") && line == 3,
+        "{} {line}",
+        file.display()
+    );
 }
 
 #[test]
 fn include_loops_and_unreadable_files_are_errors() {
     let dir = temp_dir();
     std::fs::write(dir.join("loop.conf"), "include loop.conf\n").expect("write");
-    let e = import_file(&dir.join("loop.conf")).expect_err("loop");
-    assert!(e.to_string().contains("nested deeper"), "{e}");
-    let e = import_file(&dir.join("absent.conf")).expect_err("absent");
+    let e = import_file(&dir.join("loop.conf"), &options()).expect_err("loop");
+    assert!(e.to_string().contains("includes itself"), "{e}");
+    let e = import_file(&dir.join("absent.conf"), &options()).expect_err("absent");
     assert!(e.to_string().contains("absent.conf: cannot read"), "{e}");
 }
 
@@ -552,26 +784,118 @@ fn garbage_and_truncated_input_is_an_error_not_a_panic() {
             .wrapping_add(1_442_695_040_888_963_407);
         state >> 33
     };
+    let check = |text: &str| {
+        if let Ok(imported) = import_str(text, Path::new("/nonexistent/k.conf"), &options()) {
+            let _ = config::read(&imported.toml(), Path::new("out.toml"), Target::OtherHost);
+        }
+    };
     for len in 0..300 {
         let bytes: Vec<u8> = (0..len).map(|_| (next() & 0xff) as u8).collect();
-        let _ = import_str(
-            &String::from_utf8_lossy(&bytes),
-            Path::new("/nonexistent/k.conf"),
-        );
+        check(&String::from_utf8_lossy(&bytes));
     }
-    let alphabet = b"{}\"!#\n \tab_12.:/virtual_server real_server vrrp_instance include *";
+    let alphabet =
+        b"{}\"'!#@$=\n \tab_12.:/virtual_server real_server vrrp_instance include * track_file";
     for _ in 0..2000 {
         let len = (next() % 120) as usize;
         let text: String = (0..len)
             .map(|_| alphabet[(next() as usize) % alphabet.len()] as char)
             .collect();
-        if let Ok(imported) = import_str(&text, Path::new("/nonexistent/k.conf")) {
-            let _ = config::parse(&imported.toml, Path::new("out.toml"));
-        }
+        check(&text);
     }
     for cut in 0..FULL.len() {
-        if let Ok(imported) = import_str(&FULL[..cut], Path::new("k.conf")) {
-            let _ = config::parse(&imported.toml, Path::new("out.toml"));
+        if FULL.is_char_boundary(cut) {
+            check(&FULL[..cut]);
         }
     }
+}
+
+#[test]
+fn udp_check_sends_the_hex_payload_and_wants_the_hex_reply() {
+    // A UDP server on loopback answers what it is sent with `answer`.
+    let server = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = server.local_addr().expect("addr").port();
+    let (imported, _) = import_check(&format!(
+        "virtual_server 127.0.0.1 {port} {{\n  protocol UDP\n  real_server 127.0.0.1 {port} {{\n    UDP_CHECK {{\n      payload 0a0b0c\n      require_reply 0d0e\n      connect_timeout 2\n    }}\n  }}\n}}\n"
+    ));
+    let plan = crate::plan::plan(&imported);
+    let spec = &plan.virtual_servers[0].real_servers[0].checks[0].spec;
+    let prober = spec.probe.prepare().expect("probe");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for (answer, up) in [(&[0x0d, 0x0e, 0x0f][..], true), (&[0x41, 0x42][..], false)] {
+        let thread = {
+            let server = server.try_clone().expect("clone");
+            let answer = answer.to_vec();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                let (n, from) = server.recv_from(&mut buf).expect("recv");
+                server.send_to(&answer, from).expect("send");
+                buf[..n].to_vec()
+            })
+        };
+        let report = runtime.block_on(prober.run(0, std::time::Duration::from_secs(2)));
+        let received = thread.join().expect("server");
+        // keepalived's `payload 0a0b0c` is three bytes, not six letters.
+        assert_eq!(received, [0x0a, 0x0b, 0x0c]);
+        assert_eq!(report.result.is_ok(), up, "{:?}", report.result);
+    }
+}
+
+#[test]
+fn sync_group_tracks_reach_every_member_with_their_weights() {
+    // Members' own weights are ignored (no sync_group_tracking_weight),
+    // the group's apply to every member (keepalived's
+    // sync_group_tracking_init); an interface both track keeps the
+    // member's weight 0.
+    let text = "vrrp_script chk {\n  script /bin/true\n  weight -20\n}\nvrrp_script own {\n  script /bin/true\n  weight 5\n}\nvrrp_instance A {\n  interface eth0\n  virtual_router_id 1\n  priority 100\n  track_script {\n    own\n  }\n  track_interface {\n    eth2 weight -7\n  }\n  virtual_ipaddress {\n    192.0.2.10\n  }\n}\nvrrp_instance B {\n  interface eth1\n  virtual_router_id 2\n  priority 100\n  virtual_ipaddress {\n    192.0.2.11\n  }\n}\nvrrp_sync_group G {\n  group {\n    A\n    B\n  }\n  track_script {\n    chk\n  }\n  track_interface {\n    eth2 weight -30\n    eth1 weight -40\n  }\n}\n";
+    let (c, warnings) = import_check(text);
+    let tracked = |inst: &str| {
+        let i = &c.instances[inst];
+        (
+            i.track_script
+                .iter()
+                .map(|t| (t.name.clone(), t.weight.get()))
+                .collect::<Vec<_>>(),
+            i.track_interface
+                .iter()
+                .map(|t| (t.name.clone(), t.weight.get()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        tracked("A"),
+        (
+            vec![("chk".to_owned(), -20)],
+            vec![("eth2".to_owned(), 0), ("eth1".to_owned(), -40)]
+        )
+    );
+    assert_eq!(
+        tracked("B"),
+        (
+            vec![("chk".to_owned(), -20)],
+            vec![("eth2".to_owned(), -30)]
+        ),
+        "B's own interface stays tracked with weight 0, not the group's"
+    );
+    assert!(c.sync_groups["G"].tracking_weight);
+    assert!(has(
+        &warnings,
+        14,
+        "weighted scripts of a member of sync group G"
+    ));
+    assert!(has(&warnings, 40, "also tracked by the instance"));
+    assert!(has(&warnings, 41, "own interface"));
+    assert!(has(&warnings, 37, "sync_group_tracking_weight = true"));
+
+    // A member owning its addresses clears the group's weights.
+    let owner = text.replace(
+        "priority 100\n  virtual_ipaddress {\n    192.0.2.11",
+        "priority 255\n  virtual_ipaddress {\n    192.0.2.11",
+    );
+    let (c, warnings) = import_check(&owner);
+    assert_eq!(c.instances["A"].track_script[0].weight.get(), 0);
+    assert!(!c.sync_groups["G"].tracking_weight);
+    assert!(has(&warnings, 37, "member B owns its addresses"));
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use healthcheck::{Health, Runner, RunnerConfig};
+use healthcheck::{Runner, RunnerConfig};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -26,28 +26,19 @@ use self::http::{InstanceDoc, Shared, StatusDoc};
 use self::notify::Notifier;
 use self::plan::Plan;
 use self::track::{Files, Scripts};
-use crate::config::Config;
+/// Reads, resolves and plans the configuration file again (SIGHUP).
+pub type Loader = fn(&Path) -> anyhow::Result<Plan>;
 
-/// Builds the plan of a validated configuration, with the node's name.
-fn plan_of(config: &Config) -> anyhow::Result<(Plan, String)> {
-    let plan = config.plan().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let router_id = config
-        .global
-        .router_id
+/// The node's name: the configured one, else the host name.
+fn router_id(plan: &Plan) -> String {
+    plan.router_id
         .clone()
         .or_else(|| {
             nix::unistd::gethostname()
                 .ok()
                 .and_then(|h| h.into_string().ok())
         })
-        .unwrap_or_default();
-    Ok((plan, router_id))
-}
-
-/// Loads, validates and plans the configuration file.
-fn load_plan(path: &Path) -> anyhow::Result<(Plan, String)> {
-    let config = crate::config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    plan_of(&config)
+        .unwrap_or_default()
 }
 
 fn status_doc(snap: &Snapshot) -> Vec<InstanceDoc> {
@@ -103,19 +94,19 @@ async fn push_tracks(handle: &VrrpHandle, changes: Vec<(vrrp_core::TrackId, bool
     }
 }
 
-/// Runs the daemon in the foreground with `config`, read from `path`
-/// (re-read on SIGHUP), until SIGTERM or SIGINT.
-pub fn run(path: &Path, config: Config) -> anyhow::Result<()> {
+/// Runs the daemon in the foreground with `plan`, from `path` (which
+/// `load` reads again on SIGHUP), until SIGTERM or SIGINT.
+pub fn run(path: &Path, plan: Plan, load: Loader) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    runtime.block_on(run_async(path, config))
+    runtime.block_on(run_async(path, plan, load))
 }
 
-async fn run_async(path: &Path, config: Config) -> anyhow::Result<()> {
-    let (mut plan, router_id) = plan_of(&config)?;
+async fn run_async(path: &Path, mut plan: Plan, load: Loader) -> anyhow::Result<()> {
+    let router_id = router_id(&plan);
     let cancel = CancellationToken::new();
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -126,7 +117,9 @@ async fn run_async(path: &Path, config: Config) -> anyhow::Result<()> {
     let mut scripts = Scripts::default();
     scripts.apply(&runner, &plan.scripts)?;
     let mut files = Files::default();
-    // Tracked files start in the state they are in now.
+    // Tracked files start in the state they are in now (created first
+    // when they ask for it).
+    track::init_files(&plan.files);
     let initial_files = files.poll(&plan.files);
     for spec in &mut plan.driver.instances {
         for (id, _, up) in &mut spec.tracks {
@@ -166,18 +159,22 @@ async fn run_async(path: &Path, config: Config) -> anyhow::Result<()> {
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // keepalived watches tracked files with inotify; a tenth of a second
+    // of polling is close enough and costs a few reads.
+    let mut file_tick = tokio::time::interval(Duration::from_millis(100));
+    file_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = sighup.recv() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-                match load_plan(path) {
+                match load(path) {
                     Err(e) => {
                         tracing::error!(error = %format!("{e:#}"), "reload refused: the running configuration stays");
                         write_status(&shared, |d| d.reload_failures += 1);
                     }
-                    Ok((new, _)) => match handle.reconfigure(new.driver.clone()).await {
+                    Ok(new) => match handle.reconfigure(new.driver.clone()).await {
                         Err(e) => {
                             tracing::error!(error = %e, "reload refused: the running configuration stays");
                             write_status(&shared, |d| d.reload_failures += 1);
@@ -193,7 +190,7 @@ async fn run_async(path: &Path, config: Config) -> anyhow::Result<()> {
                             if let Err(e) = scripts.apply(&runner, &new.scripts) {
                                 tracing::error!(error = %e, "tracked scripts not reloaded");
                             }
-                            push_tracks(&handle, scripts.current(&runner)).await;
+                            push_tracks(&handle, scripts.current()).await;
                             notifier.reconfigure(new.notify.clone(), new.groups.clone());
                             if let Some(b) = balancer.as_mut()
                                 && let Err(e) = b.reload(&new.virtual_servers, &runner) {
@@ -219,25 +216,27 @@ async fn run_async(path: &Path, config: Config) -> anyhow::Result<()> {
                     break;
                 }
             },
+            (name, id, up) = scripts.next() => {
+                tracing::info!(script = %name, up, "tracked script");
+                push_tracks(&handle, vec![(id, up)]).await;
+            }
             t = transitions.recv() => match t {
                 Ok(t) => {
-                    if let Some(id) = scripts.track_of(t.check) {
-                        let name = runner.name(t.check).unwrap_or_default();
-                        tracing::info!(script = %name, up = t.health == Health::Up, "tracked script");
-                        push_tracks(&handle, vec![(id, t.health == Health::Up)]).await;
-                    } else if let Some(b) = balancer.as_mut()
+                    if let Some(b) = balancer.as_mut()
                         && let Err(e) = b.on_transition(&runner, &t) {
                             tracing::error!(error = %format!("{e:#}"), "IPVS update failed");
                         }
                 }
-                Err(RecvError::Lagged(_)) => push_tracks(&handle, scripts.current(&runner)).await,
+                Err(RecvError::Lagged(_)) => push_tracks(&handle, scripts.current()).await,
                 Err(RecvError::Closed) => break,
             },
-            _ = tick.tick() => {
+            _ = file_tick.tick() => {
                 let changes = files.poll(&plan.files);
                 push_tracks(&handle, changes).await;
+            }
+            _ = tick.tick() => {
                 let instances = status_doc(&handle.snapshot());
-                let script_states = scripts.statuses(&runner);
+                let script_states = scripts.statuses();
                 let real = balancer.as_ref().map(Balancer::statuses).unwrap_or_default();
                 write_status(&shared, |d| {
                     d.instances = instances;
@@ -256,6 +255,7 @@ async fn run_async(path: &Path, config: Config) -> anyhow::Result<()> {
     if let Some(b) = balancer {
         b.shutdown();
     }
+    scripts.shutdown();
     runner.shutdown().await;
     notifier.finish().await;
     cancel.cancel();

@@ -19,12 +19,7 @@ use super::plan::{Command, GroupPlan, Notify};
 
 /// keepalived's state names, as notify scripts receive them.
 pub fn state_word(state: State) -> &'static str {
-    match state {
-        State::Master => "MASTER",
-        State::Backup => "BACKUP",
-        State::Fault => "FAULT",
-        _ => "STOP",
-    }
+    state.keepalived_name()
 }
 
 struct Job {

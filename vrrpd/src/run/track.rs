@@ -2,54 +2,138 @@
 //! priorities (or put them in Fault) through the driver's tracked objects.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
 use healthcheck::{CheckId, CheckSpec, Health, Probe, RunnerHandle, Timing};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use vrrp_core::TrackId;
 
 use super::exec;
 use super::plan::{TrackFile, TrackScript};
 
-/// The health checks standing for `vrrp_script`s.
-#[derive(Default)]
+/// keepalived's verdict on a tracked script from its run results
+/// (`vrrp_script_child_thread`): a script starts undecided and its first
+/// result decides at once whatever `rise` and `fall` say (with
+/// `init_fail`, it starts failed and needs `rise` successes); after that,
+/// `rise` successes in a row bring it up and `fall` failures down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptVerdict {
+    rise: u32,
+    fall: u32,
+    result: u32,
+    undecided: bool,
+    up: Option<bool>,
+}
+
+impl ScriptVerdict {
+    /// A script before its first run.
+    pub fn new(rise: u32, fall: u32, init_fail: bool) -> Self {
+        let rise = rise.max(1);
+        ScriptVerdict {
+            rise,
+            fall: fall.max(1),
+            result: if init_fail { 0 } else { rise - 1 },
+            undecided: !init_fail,
+            up: init_fail.then_some(false),
+        }
+    }
+
+    /// The verdict so far: `None` while undecided.
+    pub fn up(&self) -> Option<bool> {
+        self.up
+    }
+
+    /// One run's result; the new verdict when it changed (or was first
+    /// reached).
+    pub fn record(&mut self, ok: bool) -> Option<bool> {
+        let (rise, fall) = (self.rise, self.fall);
+        let mut decided = None;
+        if ok {
+            if self.result < rise - 1 {
+                self.result += 1;
+            } else if self.result != rise + fall - 1 {
+                if self.result < rise {
+                    decided = Some(true);
+                }
+                self.result = rise + fall - 1;
+            }
+        } else if self.result > rise {
+            self.result -= 1;
+        } else {
+            if self.result == rise || self.undecided {
+                decided = Some(false);
+            }
+            self.result = 0;
+        }
+        self.undecided = false;
+        if decided.is_some() && decided != self.up {
+            self.up = decided;
+            decided
+        } else {
+            None
+        }
+    }
+}
+
+struct Running {
+    check: CheckId,
+    spec: TrackScript,
+    watcher: JoinHandle<()>,
+}
+
+/// The health checks standing for `vrrp_script`s, each watched run by
+/// run and judged as keepalived judges it.
 pub struct Scripts {
-    by_check: HashMap<CheckId, TrackId>,
-    by_name: HashMap<String, (CheckId, TrackScript)>,
+    by_name: HashMap<String, Running>,
+    verdicts: HashMap<String, ScriptVerdict>,
+    tx: mpsc::UnboundedSender<(String, bool)>,
+    rx: mpsc::UnboundedReceiver<(String, bool)>,
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Scripts {
+            by_name: HashMap::new(),
+            verdicts: HashMap::new(),
+            tx,
+            rx,
+        }
+    }
 }
 
 impl Scripts {
     /// Adds or replaces the scripts, keeping those whose definition did not
-    /// change (so a reload does not reset their rise/fall state).
+    /// change (so a reload does not reset their state).
     pub fn apply(&mut self, runner: &RunnerHandle, scripts: &[TrackScript]) -> anyhow::Result<()> {
         let wanted: HashMap<&str, &TrackScript> =
             scripts.iter().map(|s| (s.name.as_str(), s)).collect();
         let stale: Vec<String> = self
             .by_name
             .iter()
-            .filter(|(name, (_, old))| wanted.get(name.as_str()).is_none_or(|new| *new != old))
+            .filter(|(name, r)| wanted.get(name.as_str()).is_none_or(|new| **new != r.spec))
             .map(|(name, _)| name.clone())
             .collect();
         for name in stale {
-            if let Some((check, _)) = self.by_name.remove(&name) {
-                runner.remove(check);
-                self.by_check.remove(&check);
+            if let Some(r) = self.by_name.remove(&name) {
+                r.watcher.abort();
+                runner.remove(r.check);
             }
+            self.verdicts.remove(&name);
         }
         for s in scripts {
             if self.by_name.contains_key(&s.name) {
                 continue;
             }
+            // The runner reports every run (rise and fall 1, no retry);
+            // keepalived's counting is the verdict's.
             let mut timing = Timing::every(s.interval);
             timing.timeout = s.timeout;
             timing.retry = 0;
-            timing.rise = s.rise.max(1);
-            timing.fall = s.fall.max(1);
-            timing.initial = if s.init_fail {
-                Health::Down
-            } else {
-                Health::Up
-            };
+            timing.rise = 1;
+            timing.fall = 1;
+            timing.initial = Health::Up;
             timing.warmup = Duration::ZERO;
             timing.jitter = Duration::ZERO;
             let spec = CheckSpec {
@@ -58,74 +142,252 @@ impl Scripts {
                 timing,
             };
             let check = runner.add(spec)?;
-            self.by_check.insert(check, s.id);
-            self.by_name.insert(s.name.clone(), (check, s.clone()));
+            let mut watch = runner
+                .watch(check)
+                .ok_or_else(|| anyhow::anyhow!("script {} vanished", s.name))?;
+            let tx = self.tx.clone();
+            let name = s.name.clone();
+            let watcher = tokio::spawn(async move {
+                let (mut ok, mut failed) = (0, 0);
+                while watch.changed().await.is_ok() {
+                    let stats = watch.borrow_and_update().stats;
+                    // Runs are seconds apart; two finishing between wake-ups
+                    // are replayed failures first, then successes.
+                    for _ in failed..stats.failures {
+                        let _ = tx.send((name.clone(), false));
+                    }
+                    for _ in ok..stats.successes {
+                        let _ = tx.send((name.clone(), true));
+                    }
+                    (ok, failed) = (stats.successes, stats.failures);
+                }
+            });
+            self.verdicts.insert(
+                s.name.clone(),
+                ScriptVerdict::new(s.rise, s.fall, s.init_fail),
+            );
+            self.by_name.insert(
+                s.name.clone(),
+                Running {
+                    check,
+                    spec: s.clone(),
+                    watcher,
+                },
+            );
         }
         Ok(())
     }
 
-    /// The tracked object a check drives.
-    pub fn track_of(&self, check: CheckId) -> Option<TrackId> {
-        self.by_check.get(&check).copied()
+    /// The next change of a script's verdict: its tracked object and
+    /// whether it is up. Never ends while the set runs.
+    pub async fn next(&mut self) -> (String, TrackId, bool) {
+        loop {
+            let Some((name, ok)) = self.rx.recv().await else {
+                std::future::pending::<()>().await;
+                continue;
+            };
+            let (Some(verdict), Some(running)) =
+                (self.verdicts.get_mut(&name), self.by_name.get(&name))
+            else {
+                continue;
+            };
+            if let Some(up) = verdict.record(ok) {
+                return (name, running.spec.id, up);
+            }
+        }
     }
 
-    /// Every script's current health, from the runner.
-    pub fn current(&self, runner: &RunnerHandle) -> Vec<(TrackId, bool)> {
-        self.by_check
+    /// Every decided script's state.
+    pub fn current(&self) -> Vec<(TrackId, bool)> {
+        self.by_name
             .iter()
-            .filter_map(|(check, track)| {
-                runner
-                    .watch(*check)
-                    .map(|w| (*track, w.borrow().health == Health::Up))
-            })
+            .filter_map(|(name, r)| Some((r.spec.id, self.verdicts.get(name)?.up()?)))
             .collect()
     }
 
-    /// Script name and health, for /status.
-    pub fn statuses(&self, runner: &RunnerHandle) -> Vec<(String, bool)> {
+    /// Script name and verdict (undecided counts as down), for /status.
+    pub fn statuses(&self) -> Vec<(String, bool)> {
         let mut v: Vec<(String, bool)> = self
             .by_name
-            .iter()
-            .filter_map(|(name, (check, _))| {
-                runner
-                    .watch(*check)
-                    .map(|w| (name.clone(), w.borrow().health == Health::Up))
+            .keys()
+            .map(|name| {
+                let up = self
+                    .verdicts
+                    .get(name)
+                    .and_then(ScriptVerdict::up)
+                    .unwrap_or(false);
+                (name.clone(), up)
             })
             .collect();
         v.sort();
         v
     }
+
+    /// Stops watching.
+    pub fn shutdown(&mut self) {
+        for r in self.by_name.values() {
+            r.watcher.abort();
+        }
+    }
 }
 
-/// Reads a tracked file the way keepalived does with weight 0: a number,
-/// 0 meaning up; anything else, a missing file or no number, down.
-pub fn file_up(path: &Path) -> bool {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .next()
-                .and_then(|w| w.parse::<i64>().ok())
-        })
-        .is_some_and(|v| v == 0)
+/// keepalived's reading of a tracked file: `strtol(buf, NULL, 0)` of its
+/// first 127 bytes (decimal, 0x hexadecimal or 0 octal, leading blanks and
+/// a sign allowed, trailing text ignored); missing, empty or no number is
+/// 0. `None` for a number out of the 32-bit range, which keepalived
+/// ignores (the previous value stays).
+pub fn read_track_file_value(bytes: &[u8]) -> Option<i64> {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(127)]);
+    let s = text.trim_start();
+    let (negative, s) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (radix, digits) = if let Some(rest) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))
+        && rest.chars().next().is_some_and(|c| c.is_ascii_hexdigit())
+    {
+        (16, rest)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (8, &s[1..])
+    } else {
+        (10, s)
+    };
+    let end = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    let mut value: i64 = 0;
+    for c in digits[..end].chars() {
+        let d = i64::from(c.to_digit(radix).unwrap_or(0));
+        value = value.saturating_mul(i64::from(radix)).saturating_add(d);
+    }
+    if negative {
+        value = -value;
+    }
+    (i64::from(i32::MIN)..=i64::from(i32::MAX) + 1)
+        .contains(&value)
+        .then_some(value)
+}
+
+/// Reads a tracked file as keepalived does (see
+/// [`read_track_file_value`]); `None` to keep the previous
+/// number.
+pub fn file_value(path: &std::path::Path) -> Option<i64> {
+    use std::io::Read;
+    let mut buf = [0u8; 127];
+    match std::fs::File::open(path) {
+        Ok(mut f) => {
+            let n = f.read(&mut buf).unwrap_or(0);
+            read_track_file_value(&buf[..n])
+        }
+        Err(_) => Some(0),
+    }
+}
+
+/// Creates the files that ask for it (`init_file`), at start-up only.
+pub fn init_files(files: &[TrackFile]) {
+    for f in files {
+        let Some((value, overwrite)) = f.init else {
+            continue;
+        };
+        if (overwrite || !f.path.exists())
+            && let Err(e) = std::fs::write(&f.path, format!("{value}\n"))
+        {
+            tracing::warn!(file = %f.path.display(), error = %e, "cannot initialise track file");
+        }
+    }
 }
 
 /// Polls tracked files; returns the changes since the last poll.
 #[derive(Default)]
 pub struct Files {
+    values: HashMap<std::path::PathBuf, i64>,
     last: HashMap<TrackId, bool>,
 }
 
 impl Files {
-    /// The state of every file now, and which changed.
+    /// The state of every tracked object now, and which changed.
     pub fn poll(&mut self, files: &[TrackFile]) -> Vec<(TrackId, bool)> {
         let mut changes = Vec::new();
         for f in files {
-            let up = file_up(&f.path);
-            if self.last.insert(f.id, up) != Some(up) {
-                changes.push((f.id, up));
+            let value = match file_value(&f.path) {
+                Some(v) => v,
+                None => {
+                    tracing::warn!(file = %f.path.display(), "number out of range in track file; ignored");
+                    self.values.get(&f.path).copied().unwrap_or(0)
+                }
+            };
+            self.values.insert(f.path.clone(), value);
+            for u in &f.uses {
+                for (id, up) in u.states(value) {
+                    if self.last.insert(id, up) != Some(up) {
+                        changes.push((id, up));
+                    }
+                }
             }
         }
         changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(v: &mut ScriptVerdict, results: &[bool]) -> Vec<Option<bool>> {
+        results.iter().map(|ok| v.record(*ok)).collect()
+    }
+
+    #[test]
+    fn the_first_result_decides_whatever_rise_and_fall_say() {
+        let mut v = ScriptVerdict::new(3, 3, false);
+        assert_eq!(v.up(), None);
+        assert_eq!(run(&mut v, &[false]), [Some(false)]);
+        let mut v = ScriptVerdict::new(3, 3, false);
+        assert_eq!(run(&mut v, &[true]), [Some(true)]);
+        // Then three failures in a row to go down, three successes up.
+        assert_eq!(
+            run(&mut v, &[false, false, true, false, false, false]),
+            [None, None, None, None, None, Some(false)]
+        );
+        assert_eq!(
+            run(&mut v, &[true, true, false, true, true, true]),
+            [None, None, None, None, None, Some(true)]
+        );
+    }
+
+    #[test]
+    fn init_fail_starts_failed_and_needs_rise_successes() {
+        let mut v = ScriptVerdict::new(2, 1, true);
+        assert_eq!(v.up(), Some(false));
+        assert_eq!(run(&mut v, &[false, true, true]), [None, None, Some(true)]);
+        assert_eq!(run(&mut v, &[false]), [Some(false)]);
+    }
+
+    #[test]
+    fn rise_and_fall_of_one_follow_every_result() {
+        let mut v = ScriptVerdict::new(1, 1, false);
+        assert_eq!(
+            run(&mut v, &[true, true, false, false, true]),
+            [Some(true), None, Some(false), None, Some(true)]
+        );
+    }
+
+    #[test]
+    fn track_files_read_like_strtol() {
+        for (text, want) in [
+            ("", Some(0)),
+            ("\n", Some(0)),
+            ("0\n", Some(0)),
+            ("  42 trailing", Some(42)),
+            ("-7", Some(-7)),
+            ("0x1f", Some(31)),
+            ("010", Some(8)),
+            ("abc", Some(0)),
+            ("99999999999", None),
+            ("2147483648", Some(2_147_483_648)),
+        ] {
+            assert_eq!(read_track_file_value(text.as_bytes()), want, "{text:?}");
+        }
     }
 }

@@ -1,0 +1,1294 @@
+//! The TOML schema as written: one struct per table, keepalived's key
+//! names, every setting optional (`None` = not written). Defaults, types
+//! and cross-references are [`super::resolve`]'s job; the importer builds
+//! these structs too, so a renamed key is a compile error there.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use vrrp_core::{Priority, Vrid};
+
+use super::command::CommandSpec;
+use super::duration::Dur;
+
+/// A whole configuration file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Config {
+    /// `[global]`: keepalived's `global_defs`.
+    #[serde(skip_serializing_if = "Global::is_empty")]
+    pub global: Global,
+    /// `[script.NAME]`: keepalived's `vrrp_script NAME`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub script: BTreeMap<String, Script>,
+    /// `[track_file.NAME]`: keepalived's `track_file NAME`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub track_file: BTreeMap<String, TrackFile>,
+    /// `[instance.NAME]`: keepalived's `vrrp_instance NAME`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub instance: BTreeMap<String, Instance>,
+    /// `[sync_group.NAME]`: keepalived's `vrrp_sync_group NAME`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sync_group: BTreeMap<String, SyncGroup>,
+    /// `[[virtual_server]]`: keepalived's `virtual_server`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub virtual_server: Vec<VirtualServer>,
+}
+
+/// How logs are written to stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[global.http]`: the observability listener (/metrics, /status).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    /// Address to listen on; loopback port 9090 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// `[global]`, keepalived's `global_defs`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Global {
+    /// A name for this node (logs, status); the host name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_id: Option<String>,
+    /// VRRP version of IPv4 instances that do not set `version` (2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_version: Option<u8>,
+    /// keepalived's strict RFC mode for every instance (off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_strict: Option<bool>,
+    /// Refuse scripts that a non-root user could modify (on, unlike
+    /// keepalived: a root daemon running a file anybody may edit is a
+    /// privilege escalation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_script_security: Option<bool>,
+    /// Run insecure scripts anyway (an explicit, visible opt-out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_insecure_scripts: Option<bool>,
+    /// Default user (`user` or `user:group`) scripts run as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_user: Option<String>,
+    /// Default of the instances' `checksum_as_v2` (keepalived 2.2.8's
+    /// `v3_checksum_as_v2`).
+    #[serde(
+        default,
+        alias = "v3_checksum_as_v2",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vrrp_v3_checksum_as_v2: Option<bool>,
+    /// Default of the instances' `lower_prio_no_advert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_lower_prio_no_advert: Option<bool>,
+    /// Default of the instances' `garp_master_delay` (5 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_garp_master_delay: Option<Dur>,
+    /// Default of the instances' `garp_master_repeat` (5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_garp_master_repeat: Option<u32>,
+    /// Default of the instances' `garp_master_refresh` (0: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_garp_master_refresh: Option<Dur>,
+    /// Default of the instances' `garp_master_refresh_repeat` (1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_garp_master_refresh_repeat: Option<u32>,
+    /// Default of the instances' `garp_interval` (0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_garp_interval: Option<Dur>,
+    /// Longest a notify script may run before its process group is
+    /// killed (30 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_timeout: Option<Dur>,
+    /// Log format (text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    /// Observability listener; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<Http>,
+}
+
+impl Global {
+    /// Nothing written.
+    pub fn is_empty(&self) -> bool {
+        *self == Global::default()
+    }
+}
+
+/// `[script.NAME]`, keepalived's `vrrp_script`: a command whose exit
+/// status moves the priority of the instances that track it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Script {
+    /// What to run (keepalived's `script`).
+    #[serde(default, alias = "script", skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandSpec>,
+    /// Pause between runs (1 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Dur>,
+    /// Longest a run may take (the interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Dur>,
+    /// Priority change, -253..=253: 0 (default) means failure puts the
+    /// instance in Fault; negative is added while failing, positive while
+    /// succeeding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i32>,
+    /// keepalived's `weight N reverse`: failing while the script succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverse: Option<bool>,
+    /// Successes in a row to come up (1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rise: Option<u32>,
+    /// Failures in a row to go down (1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fall: Option<u32>,
+    /// Run as this user (`user` or `user:group`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Run through `/bin/sh -c`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<bool>,
+    /// Start failed until `rise` runs succeed; otherwise the first run
+    /// decides, as in keepalived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_fail: Option<bool>,
+}
+
+/// `[track_file.NAME]`, keepalived's `track_file`: a file holding a
+/// number that moves the priority of the instances that track it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackFile {
+    /// The file. Missing, empty or not a number counts as 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Multiplies the file's number (1); 0 means any number but 0 puts
+    /// the instance in Fault. -254..=254.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i32>,
+    /// Negates the product (with weight 0: 0 means Fault).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverse: Option<bool>,
+    /// Create the file with this number at start-up when it is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_file: Option<i32>,
+    /// With `init_file`, write the number even when the file exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_overwrite: Option<bool>,
+}
+
+/// The state an instance is configured to start in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StartState {
+    /// Wait for Master_Down_Interval (the default).
+    #[default]
+    #[serde(rename = "BACKUP", alias = "backup")]
+    Backup,
+    /// keepalived's `state MASTER`: priority 255 unless one is written;
+    /// below 255 the instance still starts as backup, as keepalived 2.2.7's
+    /// does.
+    #[serde(rename = "MASTER", alias = "master")]
+    Master,
+}
+
+/// `[instance.NAME]`, keepalived's `vrrp_instance`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    /// Interface the instance runs on (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// Virtual router id, 1..=255 (required).
+    #[serde(default, with = "vrid_serde", skip_serializing_if = "Option::is_none")]
+    pub virtual_router_id: Option<Vrid>,
+    /// Priority, 1..=255 (255: address owner). 100, or 255 with
+    /// `state = "MASTER"`.
+    #[serde(
+        default,
+        with = "priority_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub priority: Option<Priority>,
+    /// Advertisement interval (1 s). v2: whole seconds 1..=255; v3:
+    /// 10 ms..=40.95 s in steps of 10 ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advert_int: Option<Dur>,
+    /// VRRP version, 2 or 3 (IPv6 instances: 3; else
+    /// `global.vrrp_version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u8>,
+    /// Start-up state: "BACKUP" (default) or "MASTER".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StartState>,
+    /// Do not take over from a lower-priority master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nopreempt: Option<bool>,
+    /// Wait this long before preempting a lower-priority master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preempt_delay: Option<Dur>,
+    /// keepalived's `strict_mode` (default: `global.vrrp_strict`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict_mode: Option<bool>,
+    /// The virtual addresses: `"192.0.2.100/24 dev eth0 label eth0:vip"`
+    /// or `{ address = "...", dev = "...", label = "..." }`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_ipaddress: Vec<VirtualIp>,
+    /// Source address of advertisements (keepalived's `unicast_src_ip`
+    /// or `mcast_src_ip`); the interface's address when absent.
+    #[serde(
+        default,
+        alias = "mcast_src_ip",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unicast_src_ip: Option<IpAddr>,
+    /// Unicast peers; multicast when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unicast_peer: Vec<IpAddr>,
+    /// VRRPv2 simple-password authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<Authentication>,
+    /// Delay of the second gratuitous ARP burst after becoming master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_master_delay: Option<Dur>,
+    /// Gratuitous ARPs per burst.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_master_repeat: Option<u32>,
+    /// Period of gratuitous ARP refreshes while master (0: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_master_refresh: Option<Dur>,
+    /// Gratuitous ARPs per refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_master_refresh_repeat: Option<u32>,
+    /// Spacing of the packets of one burst.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_interval: Option<Dur>,
+    /// Other interfaces to track: `"eth1"` or `{ name = "eth1", weight = -10 }`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_interface: Vec<TrackRef>,
+    /// Scripts to track: `"chk_nginx"` or `{ name = "chk_nginx", weight = 2 }`
+    /// (the weight overrides the script's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_script: Vec<TrackRef>,
+    /// Files to track: `"maint"` (a `[track_file.maint]`), `{ name =
+    /// "maint", weight = -10 }`, or a file of its own `{ path =
+    /// "/run/vrrp/down", weight = 0 }`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_file: Vec<TrackFileRef>,
+    /// Run on entering master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_master: Option<CommandSpec>,
+    /// Run on entering backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_backup: Option<CommandSpec>,
+    /// Run on entering fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_fault: Option<CommandSpec>,
+    /// Run when the instance stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_stop: Option<CommandSpec>,
+    /// Run on every change with `INSTANCE name STATE priority` appended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<CommandSpec>,
+    /// Do not answer a lower-priority advertisement at once (default:
+    /// `global.vrrp_lower_prio_no_advert`; always on in strict mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower_prio_no_advert: Option<bool>,
+    /// VRRPv3/IPv4 checksum without the pseudo-header (default:
+    /// `global.vrrp_v3_checksum_as_v2`).
+    #[serde(
+        default,
+        alias = "v3_checksum_as_v2",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checksum_as_v2: Option<bool>,
+}
+
+/// `authentication = { auth_type = "PASS", auth_pass = "..." }`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authentication {
+    /// Only "PASS" (RFC 3768 simple password); "AH" is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_type: Option<String>,
+    /// At most 8 bytes (keepalived truncates longer ones; we refuse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_pass: Option<String>,
+}
+
+/// One virtual address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualIp {
+    /// `ADDR` or `ADDR/LEN`, parsed by resolve.
+    pub address: String,
+    /// Interface to add it to (default: the instance's).
+    pub dev: Option<String>,
+    /// IPv4 label.
+    pub label: Option<String>,
+}
+
+impl FromStr for VirtualIp {
+    type Err = String;
+    /// `ADDR[/LEN] [dev IFNAME] [label LABEL]`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut words = s.split_whitespace();
+        let first = words.next().ok_or("empty virtual address")?;
+        let mut vip = VirtualIp {
+            address: first.to_owned(),
+            dev: None,
+            label: None,
+        };
+        while let Some(word) = words.next() {
+            let value = words
+                .next()
+                .ok_or_else(|| format!("`{word}` needs a value in virtual address `{s}`"))?;
+            match word {
+                "dev" => vip.dev = Some(value.to_owned()),
+                "label" => vip.label = Some(value.to_owned()),
+                other => {
+                    return Err(format!(
+                        "unknown option `{other}` in virtual address `{s}` (known: dev, label)"
+                    ));
+                }
+            }
+        }
+        Ok(vip)
+    }
+}
+
+impl fmt::Display for VirtualIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.address)?;
+        if let Some(dev) = &self.dev {
+            write!(f, " dev {dev}")?;
+        }
+        if let Some(label) = &self.label {
+            write!(f, " label {label}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VirtualIpTable {
+    address: String,
+    #[serde(default)]
+    dev: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+impl TryFrom<VirtualIpTable> for VirtualIp {
+    type Error = String;
+    fn try_from(t: VirtualIpTable) -> Result<Self, String> {
+        Ok(VirtualIp {
+            address: t.address,
+            dev: t.dev,
+            label: t.label,
+        })
+    }
+}
+
+/// A tracked interface or script, with an optional weight override.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackRef {
+    /// Interface or script name.
+    pub name: String,
+    /// Weight (for scripts: overrides the script's).
+    pub weight: Option<i32>,
+    /// Failing while up (keepalived's `reverse`); for scripts, overrides
+    /// the script's.
+    pub reverse: Option<bool>,
+}
+
+impl TrackRef {
+    /// A reference by name only.
+    pub fn named(name: impl Into<String>) -> Self {
+        TrackRef {
+            name: name.into(),
+            weight: None,
+            reverse: None,
+        }
+    }
+}
+
+impl FromStr for TrackRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().is_empty() {
+            return Err("empty name".to_owned());
+        }
+        Ok(TrackRef::named(s))
+    }
+}
+
+/// A tracked file: a `[track_file.NAME]` by name, or a file of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackFileRef {
+    /// `[track_file.NAME]`, when given by name.
+    pub name: Option<String>,
+    /// The file, when given inline.
+    pub path: Option<String>,
+    /// Weight (by name: overrides the track file's; inline: 0).
+    pub weight: Option<i32>,
+    /// Negates the product.
+    pub reverse: Option<bool>,
+}
+
+impl FromStr for TrackFileRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().is_empty() {
+            return Err("empty name".to_owned());
+        }
+        Ok(TrackFileRef {
+            name: Some(s.to_owned()),
+            path: None,
+            weight: None,
+            reverse: None,
+        })
+    }
+}
+
+/// `[sync_group.NAME]`, keepalived's `vrrp_sync_group`: instances that
+/// change state together.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncGroup {
+    /// Member instance names.
+    #[serde(default)]
+    pub group: Vec<String>,
+    /// Let the members' tracked objects move their priorities (keepalived
+    /// ignores weights of sync-group members unless this is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_group_tracking_weight: Option<bool>,
+    /// Run when the group enters master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_master: Option<CommandSpec>,
+    /// Run when the group enters backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_backup: Option<CommandSpec>,
+    /// Run when the group enters fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_fault: Option<CommandSpec>,
+    /// Run when the group stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_stop: Option<CommandSpec>,
+    /// Run on every change with `GROUP name STATE priority` appended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<CommandSpec>,
+}
+
+/// IPVS transport protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum VsProtocol {
+    /// TCP (default).
+    #[default]
+    #[serde(rename = "TCP", alias = "tcp")]
+    Tcp,
+    /// UDP.
+    #[serde(rename = "UDP", alias = "udp")]
+    Udp,
+    /// SCTP.
+    #[serde(rename = "SCTP", alias = "sctp")]
+    Sctp,
+}
+
+/// IPVS forwarding method (keepalived's `lb_kind` / `lvs_method`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LbKind {
+    /// Masquerading (default).
+    #[default]
+    #[serde(rename = "NAT", alias = "nat")]
+    Nat,
+    /// Direct routing.
+    #[serde(rename = "DR", alias = "dr")]
+    Dr,
+    /// IP-in-IP tunnelling.
+    #[serde(rename = "TUN", alias = "tun")]
+    Tun,
+}
+
+/// Address family of a firewall-mark virtual server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpFamily {
+    /// IPv4 (default).
+    #[default]
+    Inet,
+    /// IPv6.
+    Inet6,
+}
+
+/// `[[virtual_server]]`, keepalived's `virtual_server`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualServer {
+    /// Virtual address (with `port`), or use `fwmark`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    /// Virtual port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Firewall mark, instead of `ip`/`port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<u32>,
+    /// Family of a firewall-mark service: "inet" (default) or "inet6"
+    /// (keepalived's `ip_family`).
+    #[serde(default, alias = "ip_family", skip_serializing_if = "Option::is_none")]
+    pub family: Option<IpFamily>,
+    /// "TCP" (default), "UDP" or "SCTP".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<VsProtocol>,
+    /// Default pause between checks (60 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Dur>,
+    /// Default check time limit (5 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Dur>,
+    /// Default extra attempts of checks (per check kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<u32>,
+    /// Default pause before a retry (per check kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<Dur>,
+    /// Scheduler name: rr, wrr, lc, wlc (default), lblc, sh, mh, ...
+    #[serde(default, alias = "lvs_sched", skip_serializing_if = "Option::is_none")]
+    pub lb_algo: Option<String>,
+    /// Forwarding: "NAT" (default), "DR" or "TUN".
+    #[serde(default, alias = "lvs_method", skip_serializing_if = "Option::is_none")]
+    pub lb_kind: Option<LbKind>,
+    /// Persistence timeout; no persistence when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence_timeout: Option<Dur>,
+    /// Persistence granularity as a prefix length or netmask.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "granularity"
+    )]
+    pub persistence_granularity: Option<u8>,
+    /// One-packet scheduling (UDP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops: Option<bool>,
+    /// Served while quorum is lost: "198.51.100.99:3306",
+    /// "198.51.100.99 3306", or an address alone (the service's port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<String>,
+    /// Minimum sum of live real servers' weights (1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
+    /// Hysteresis around the quorum (0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hysteresis: Option<u32>,
+    /// Real servers start down until their first successful check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
+    /// Emit down notifications on shutdown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omega: Option<bool>,
+    /// Default for real servers: weight 0 instead of removal when down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inhibit_on_failure: Option<bool>,
+    /// Run when quorum is gained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_up: Option<CommandSpec>,
+    /// Run when quorum is lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_down: Option<CommandSpec>,
+    /// Default `Host:` of HTTP checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtualhost: Option<String>,
+    /// The real servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub real_server: Vec<RealServer>,
+}
+
+/// `[[virtual_server.real_server]]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealServer {
+    /// Address.
+    pub ip: IpAddr,
+    /// Port (default: the virtual server's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Weight (1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// Forwarding method override.
+    #[serde(default, alias = "lvs_method", skip_serializing_if = "Option::is_none")]
+    pub lb_kind: Option<LbKind>,
+    /// Weight 0 instead of removal when down (default: the virtual
+    /// server's setting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inhibit_on_failure: Option<bool>,
+    /// Upper connection threshold (0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uthreshold: Option<u32>,
+    /// Lower connection threshold (0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lthreshold: Option<u32>,
+    /// Default pause between this server's checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Dur>,
+    /// Default check time limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Dur>,
+    /// Default extra attempts of this server's checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<u32>,
+    /// Default pause before a retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<Dur>,
+    /// Starts down until its first successful check (default: the
+    /// virtual server's `alpha`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<bool>,
+    /// Run when it comes up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_up: Option<CommandSpec>,
+    /// Run when it goes down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_down: Option<CommandSpec>,
+    /// TCP connect checks.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub tcp_check: Vec<TcpCheck>,
+    /// HTTP GET checks.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub http_get: Vec<HttpCheck>,
+    /// HTTPS GET checks.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub ssl_get: Vec<HttpCheck>,
+    /// Script checks.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub misc_check: Vec<MiscCheck>,
+    /// DNS checks.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub dns_check: Vec<DnsCheck>,
+    /// SMTP checks.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub smtp_check: Vec<SmtpCheck>,
+    /// ICMP echo checks.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub ping_check: Vec<PingCheck>,
+    /// UDP checks.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub udp_check: Vec<UdpCheck>,
+}
+
+impl RealServer {
+    /// A real server with nothing but its address.
+    pub fn new(ip: IpAddr) -> Self {
+        RealServer {
+            ip,
+            port: None,
+            weight: None,
+            lb_kind: None,
+            inhibit_on_failure: None,
+            uthreshold: None,
+            lthreshold: None,
+            delay_loop: None,
+            connect_timeout: None,
+            retry: None,
+            delay_before_retry: None,
+            alpha: None,
+            notify_up: None,
+            notify_down: None,
+            tcp_check: Vec::new(),
+            http_get: Vec::new(),
+            ssl_get: Vec::new(),
+            misc_check: Vec::new(),
+            dns_check: Vec::new(),
+            smtp_check: Vec::new(),
+            ping_check: Vec::new(),
+            udp_check: Vec::new(),
+        }
+    }
+}
+
+/// The fields every connecting check has (keepalived's common checker
+/// keywords), as written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Connect {
+    /// Address to probe (default: the real server's).
+    pub connect_ip: Option<IpAddr>,
+    /// Port to probe (default: the real server's).
+    pub connect_port: Option<u16>,
+    /// Source address (keepalived's `bindto`).
+    pub bind_to: Option<IpAddr>,
+    /// Time limit of one attempt.
+    pub connect_timeout: Option<Dur>,
+}
+
+/// The scheduling fields every check has, as written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Schedule {
+    /// Extra attempts before a round fails.
+    pub retry: Option<u32>,
+    /// Pause before a retry.
+    pub delay_before_retry: Option<Dur>,
+    /// Pause between rounds.
+    pub delay_loop: Option<Dur>,
+    /// Good rounds to come up.
+    pub rise: Option<u32>,
+    /// Failed rounds to go down.
+    pub fall: Option<u32>,
+}
+
+/// Declares a check table with the common fields written out (serde's
+/// `flatten` buffers every table, which costs at 40,000 checks), plus
+/// `connect()` and `schedule()` views of them.
+macro_rules! check_struct {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            /// Address to probe (default: the real server's).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub connect_ip: Option<IpAddr>,
+            /// Port to probe (default: the real server's).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub connect_port: Option<u16>,
+            /// Source address (keepalived's `bindto`).
+            #[serde(default, alias = "bindto", skip_serializing_if = "Option::is_none")]
+            pub bind_to: Option<IpAddr>,
+            /// Time limit of one attempt (the real server's, else the
+            /// virtual server's, else 5 s).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub connect_timeout: Option<Dur>,
+            /// Extra attempts before a round fails (keepalived's per-kind
+            /// default: 1, DNS 3).
+            #[serde(default, alias = "nb_get_retry", skip_serializing_if = "Option::is_none")]
+            pub retry: Option<u32>,
+            /// Pause before a retry (keepalived's per-kind default: 1 s,
+            /// HTTP and SSL 3 s, DNS the `delay_loop`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub delay_before_retry: Option<Dur>,
+            /// Pause between rounds (default: the real server's, else the
+            /// virtual server's `delay_loop`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub delay_loop: Option<Dur>,
+            /// Good rounds to come up (1).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub rise: Option<u32>,
+            /// Failed rounds to go down (1).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub fall: Option<u32>,
+            $($(#[$fdoc])* pub $field: $ty,)*
+        }
+
+        impl $name {
+            /// The connection fields.
+            pub fn connect(&self) -> Connect {
+                Connect {
+                    connect_ip: self.connect_ip,
+                    connect_port: self.connect_port,
+                    bind_to: self.bind_to,
+                    connect_timeout: self.connect_timeout,
+                }
+            }
+
+            /// The scheduling fields.
+            pub fn schedule(&self) -> Schedule {
+                Schedule {
+                    retry: self.retry,
+                    delay_before_retry: self.delay_before_retry,
+                    delay_loop: self.delay_loop,
+                    rise: self.rise,
+                    fall: self.fall,
+                }
+            }
+
+            /// Sets the connection fields.
+            pub fn set_connect(&mut self, c: Connect) {
+                self.connect_ip = c.connect_ip;
+                self.connect_port = c.connect_port;
+                self.bind_to = c.bind_to;
+                self.connect_timeout = c.connect_timeout;
+            }
+
+            /// Sets the scheduling fields.
+            pub fn set_schedule(&mut self, s: Schedule) {
+                self.retry = s.retry;
+                self.delay_before_retry = s.delay_before_retry;
+                self.delay_loop = s.delay_loop;
+                self.rise = s.rise;
+                self.fall = s.fall;
+            }
+        }
+    };
+}
+
+check_struct!(
+    /// keepalived's `TCP_CHECK`: a TCP connect.
+    TcpCheck {}
+);
+
+check_struct!(
+    /// keepalived's `HTTP_GET` / `SSL_GET`.
+    HttpCheck {
+        /// URLs to fetch; all must pass (default: `/`, any 2xx).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        url: Vec<Url>,
+        /// `Host:` header (default: the virtual server's `virtualhost`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        virtualhost: Option<String>,
+        /// TLS server name (SSL_GET).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sni: Option<String>,
+    }
+);
+
+check_struct!(
+    /// keepalived's `DNS_CHECK`: a query over UDP to the real server's
+    /// address and port (or `connect_ip` / `connect_port`).
+    DnsCheck {
+        /// Record type ("SOA").
+        #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+        record_type: Option<String>,
+        /// Name to resolve (".").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    }
+);
+
+check_struct!(
+    /// keepalived's `SMTP_CHECK`.
+    SmtpCheck {
+        /// HELO name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        helo_name: Option<String>,
+    }
+);
+
+check_struct!(
+    /// keepalived's `PING_CHECK`.
+    PingCheck {}
+);
+
+check_struct!(
+    /// keepalived's `UDP_CHECK`.
+    UdpCheck {
+        /// Payload to send, in hexadecimal as keepalived writes it
+        /// ("0a0b0c"; empty by default).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload: Option<String>,
+        /// An answer is required (default: no ICMP error is enough).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        require_reply: Option<bool>,
+        /// With `require_reply`, the bytes the answer must start with, in
+        /// hexadecimal.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply: Option<String>,
+    }
+);
+
+/// keepalived's `MISC_CHECK`: a program whose exit status is the verdict.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MiscCheck {
+    /// What to run (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub misc_path: Option<CommandSpec>,
+    /// Its time limit (5 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub misc_timeout: Option<Dur>,
+    /// Exit status 2..=255 sets the weight to status - 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub misc_dynamic: Option<bool>,
+    /// Run as this user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Extra attempts before a round fails (0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<u32>,
+    /// Pause before a retry (1 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<Dur>,
+    /// Pause between rounds (default: the real server's, else the virtual
+    /// server's `delay_loop`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<Dur>,
+    /// Good rounds to come up (1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rise: Option<u32>,
+    /// Failed rounds to go down (1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fall: Option<u32>,
+}
+
+impl MiscCheck {
+    /// The scheduling fields.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            retry: self.retry,
+            delay_before_retry: self.delay_before_retry,
+            delay_loop: self.delay_loop,
+            rise: self.rise,
+            fall: self.fall,
+        }
+    }
+
+    /// Sets the scheduling fields.
+    pub fn set_schedule(&mut self, s: Schedule) {
+        self.retry = s.retry;
+        self.delay_before_retry = s.delay_before_retry;
+        self.delay_loop = s.delay_loop;
+        self.rise = s.rise;
+        self.fall = s.fall;
+    }
+}
+
+/// One URL of an HTTP check.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Url {
+    /// Path ("/").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Expected MD5 of the body, 32 hex digits (as `genhash` prints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Expected status: 200, or "200-299", or "200 301-302".
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "status_code"
+    )]
+    pub status_code: Option<String>,
+}
+
+fn status_code<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a status code (200) or ranges (\"200-299 301\")")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_owned()))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+fn granularity<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Option<u8>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a prefix length (24) or a netmask (\"255.255.255.0\")")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u8::try_from(v)
+                .ok()
+                .filter(|v| *v <= 128)
+                .map(Some)
+                .ok_or_else(|| E::custom(format!("prefix length {v} is out of 0..=128")))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            parse_granularity(v).map(Some).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// A prefix length ("24") or a contiguous IPv4 netmask ("255.255.255.0").
+pub fn parse_granularity(v: &str) -> Result<u8, String> {
+    if let Ok(n) = v.parse::<u8>() {
+        return if n <= 128 {
+            Ok(n)
+        } else {
+            Err(format!("prefix length {n} is out of 0..=128"))
+        };
+    }
+    let mask: std::net::Ipv4Addr = v
+        .parse()
+        .map_err(|_| format!("`{v}` is not a netmask or a prefix length"))?;
+    let bits = u32::from(mask);
+    let len = bits.leading_ones();
+    if bits.checked_shl(len).unwrap_or(0) != 0 {
+        return Err(format!("`{v}` is not a contiguous netmask"));
+    }
+    u8::try_from(len).map_err(|_| format!("`{v}` is not a netmask"))
+}
+
+/// A single table or an array of tables.
+fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a table or an array of tables")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut v = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                v.push(item);
+            }
+            Ok(v)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Vec<T>, A::Error> {
+            Ok(vec![T::deserialize(
+                de::value::MapAccessDeserializer::new(map),
+            )?])
+        }
+    }
+    d.deserialize_any(V(PhantomData))
+}
+
+/// Deserialises a `T` from a string (via `FromStr`) or a table (via `Tab`).
+fn string_or_table<'de, D, T, Tab>(d: D, expecting: &'static str) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr<Err = String> + TryFrom<Tab, Error = String>,
+    Tab: Deserialize<'de>,
+{
+    struct V<T, Tab>(&'static str, PhantomData<(T, Tab)>);
+    impl<'de, T, Tab> Visitor<'de> for V<T, Tab>
+    where
+        T: FromStr<Err = String> + TryFrom<Tab, Error = String>,
+        Tab: Deserialize<'de>,
+    {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            v.parse().map_err(E::custom)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            let t = Tab::deserialize(de::value::MapAccessDeserializer::new(map))?;
+            T::try_from(t).map_err(de::Error::custom)
+        }
+    }
+    d.deserialize_any(V(expecting, PhantomData))
+}
+
+impl<'de> Deserialize<'de> for VirtualIp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        string_or_table::<D, VirtualIp, VirtualIpTable>(
+            d,
+            "\"ADDR[/LEN] [dev IF] [label LABEL]\" or { address = ..., dev = ..., label = ... }",
+        )
+    }
+}
+
+impl Serialize for VirtualIp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrackRefTable {
+    name: String,
+    #[serde(default)]
+    weight: Option<i32>,
+    #[serde(default)]
+    reverse: Option<bool>,
+}
+
+impl TryFrom<TrackRefTable> for TrackRef {
+    type Error = String;
+    fn try_from(t: TrackRefTable) -> Result<Self, String> {
+        Ok(TrackRef {
+            name: t.name,
+            weight: t.weight,
+            reverse: t.reverse,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for TrackRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        string_or_table::<D, TrackRef, TrackRefTable>(
+            d,
+            "a name or { name = ..., weight = ..., reverse = ... }",
+        )
+    }
+}
+
+impl Serialize for TrackRef {
+    /// A bare name when it has no options.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if self.weight.is_none() && self.reverse.is_none() {
+            return s.serialize_str(&self.name);
+        }
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("name", &self.name)?;
+        if let Some(w) = self.weight {
+            map.serialize_entry("weight", &w)?;
+        }
+        if let Some(r) = self.reverse {
+            map.serialize_entry("reverse", &r)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrackFileRefTable {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    weight: Option<i32>,
+    #[serde(default)]
+    reverse: Option<bool>,
+}
+
+impl TryFrom<TrackFileRefTable> for TrackFileRef {
+    type Error = String;
+    fn try_from(t: TrackFileRefTable) -> Result<Self, String> {
+        if t.name.is_some() == t.path.is_some() {
+            return Err(
+                "a tracked file needs either `name` (a [track_file.NAME]) or `path`".into(),
+            );
+        }
+        Ok(TrackFileRef {
+            name: t.name,
+            path: t.path,
+            weight: t.weight,
+            reverse: t.reverse,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for TrackFileRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        string_or_table::<D, TrackFileRef, TrackFileRefTable>(
+            d,
+            "a [track_file.NAME] name, { name = ..., weight = ... } or { path = ..., weight = ... }",
+        )
+    }
+}
+
+impl Serialize for TrackFileRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if let (Some(name), None, None, None) = (&self.name, &self.path, self.weight, self.reverse)
+        {
+            return s.serialize_str(name);
+        }
+        let mut map = s.serialize_map(None)?;
+        if let Some(name) = &self.name {
+            map.serialize_entry("name", name)?;
+        }
+        if let Some(path) = &self.path {
+            map.serialize_entry("path", path)?;
+        }
+        if let Some(w) = self.weight {
+            map.serialize_entry("weight", &w)?;
+        }
+        if let Some(r) = self.reverse {
+            map.serialize_entry("reverse", &r)?;
+        }
+        map.end()
+    }
+}
+
+/// A virtual router id, written as an integer 1..=255.
+mod vrid_serde {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(v: &Option<Vrid>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_u8(v.get()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vrid>, D::Error> {
+        let v = i64::deserialize(d)?;
+        u8::try_from(v)
+            .ok()
+            .and_then(Vrid::new)
+            .map(Some)
+            .ok_or_else(|| de::Error::custom(format!("virtual_router_id {v} is out of 1..=255")))
+    }
+}
+
+/// A configured priority, written as an integer 1..=255.
+mod priority_serde {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(v: &Option<Priority>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_u8(v.get()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Priority>, D::Error> {
+        let v = i64::deserialize(d)?;
+        u8::try_from(v)
+            .ok()
+            .and_then(Priority::configured)
+            .map(Some)
+            .ok_or_else(|| {
+                de::Error::custom(format!(
+                    "priority {v} is out of 1..=255 (255 only for the address owner)"
+                ))
+            })
+    }
+}

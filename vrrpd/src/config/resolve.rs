@@ -1,0 +1,1460 @@
+//! From the configuration as written ([`raw`]) to the resolved one
+//! ([`Effective`]), in one pass: defaults applied (keepalived's), values
+//! typed, users resolved once, references and script files checked, and
+//! each instance's engine configuration validated by vrrp-core itself
+//! ([`vrrp_core::InstanceConfig::validate_all`]), its errors mapped back
+//! to the key they came from. Problems are reported by key path; the
+//! caller turns them into file and line (TOML or keepalived.conf).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vrrp_core::{Centisecs, Family, Field, GarpConfig, Priority, Version, VirtualAddress, Weight};
+
+use super::command::CommandSpec;
+use super::duration::Dur;
+use super::effective::{
+    Check, CheckKind, CheckTiming, Command, DnsCheck, Effective, Global, HttpCheck, Instance,
+    MiscCheck, Notify, RealServer, Script, ServiceAddr, SmtpCheck, StartState, SyncGroup,
+    TrackFile, Tracked, TrackedFile, UdpCheck, UrlCheck, User, Vip, VirtualServer, family_of,
+};
+use super::error::{ErrorKind, KeyPath};
+use super::raw;
+
+/// Where the file is meant to run, which decides how problems that depend
+/// on the host (scripts that do not exist here, unknown users) count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// This host: they are errors (`vrrpd check`, `vrrpd run`).
+    ThisHost,
+    /// Another host: they are warnings (`vrrpd import-keepalived`, run
+    /// where the keepalived.conf was copied to).
+    OtherHost,
+}
+
+/// One problem, at the key it is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The key.
+    pub key: KeyPath,
+    /// What is wrong.
+    pub kind: ErrorKind,
+}
+
+/// Sections that could not be read, so that references to them are not
+/// reported as undefined on top of their own errors.
+#[derive(Clone, Debug, Default)]
+pub struct Failed {
+    /// `[script.NAME]`.
+    pub scripts: BTreeSet<String>,
+    /// `[track_file.NAME]`.
+    pub track_files: BTreeSet<String>,
+    /// `[instance.NAME]`.
+    pub instances: BTreeSet<String>,
+}
+
+/// The result of resolving: the configuration (meaningful only without
+/// errors), the errors, and the warnings.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The resolved configuration.
+    pub effective: Effective,
+    /// What makes it unusable.
+    pub errors: Vec<Problem>,
+    /// Host-dependent problems when checking for another host.
+    pub warnings: Vec<Problem>,
+}
+
+/// Resolves a whole configuration. Without `keep_servers`, virtual
+/// servers are checked and not kept (a check of a converted file).
+pub fn resolve(raw: raw::Config, target: Target, failed: &Failed, keep_servers: bool) -> Outcome {
+    let mut r = Resolver::new(target, failed.clone());
+    r.keep_servers = keep_servers;
+    r.global(raw.global);
+    r.vrrp(raw.script, raw.track_file, raw.instance, raw.sync_group);
+    for (i, vs) in raw.virtual_server.into_iter().enumerate() {
+        r.virtual_server(i, vs);
+    }
+    r.finish()
+}
+
+/// Resolves a configuration section by section (global first, virtual
+/// servers one at a time, so that a large file never holds all of its
+/// written and resolved forms at once).
+pub struct Resolver {
+    target: Target,
+    failed: Failed,
+    out: Outcome,
+    users: HashMap<String, Option<(u32, Option<u32>)>>,
+    script_files: HashMap<PathBuf, Result<(), ErrorKind>>,
+    services: HashMap<ServiceAddr, usize>,
+    /// Keep resolved virtual servers (off: check them only).
+    pub keep_servers: bool,
+}
+
+/// Keepalived's range of script and interface weights.
+const SCRIPT_WEIGHT: (i32, i32) = (-253, 253);
+/// Keepalived's range of track file weights.
+const FILE_WEIGHT: (i32, i32) = (-254, 254);
+
+impl Resolver {
+    /// A resolver with keepalived's global defaults.
+    pub fn new(target: Target, failed: Failed) -> Self {
+        Resolver {
+            target,
+            failed,
+            out: Outcome::default(),
+            users: HashMap::new(),
+            script_files: HashMap::new(),
+            services: HashMap::new(),
+            keep_servers: true,
+        }
+    }
+
+    /// The errors and warnings so far, and the configuration.
+    pub fn finish(self) -> Outcome {
+        self.out
+    }
+
+    fn err(&mut self, key: KeyPath, kind: ErrorKind) {
+        if self.target == Target::OtherHost && kind.depends_on_host() {
+            self.out.warnings.push(Problem { key, kind });
+        } else {
+            self.out.errors.push(Problem { key, kind });
+        }
+    }
+
+    fn nonzero(&mut self, key: impl FnOnce() -> KeyPath, d: Duration, what: &'static str) {
+        if d.is_zero() {
+            self.err(key(), ErrorKind::Zero(what));
+        }
+    }
+
+    fn weight(&mut self, key: impl FnOnce() -> KeyPath, w: i32, range: (i32, i32)) -> Weight {
+        match Weight::new(w).filter(|_| (range.0..=range.1).contains(&w)) {
+            Some(w) => w,
+            None => {
+                self.err(
+                    key(),
+                    ErrorKind::Weight {
+                        weight: w,
+                        min: range.0,
+                        max: range.1,
+                    },
+                );
+                Weight::FAULT
+            }
+        }
+    }
+
+    /// `user` or `user:group`, looked up once per spelling.
+    fn user(&mut self, key: impl FnOnce() -> KeyPath, spec: &str) -> User {
+        let ids = *self
+            .users
+            .entry(spec.to_owned())
+            .or_insert_with(|| lookup_user(spec));
+        if ids.is_none() {
+            self.err(key(), ErrorKind::UnknownUser(spec.to_owned()));
+        }
+        User {
+            spec: spec.to_owned(),
+            ids,
+        }
+    }
+
+    /// A command with its user resolved and its program checked.
+    fn command(&mut self, key: &KeyPath, spec: CommandSpec) -> Command {
+        let user = match (&spec.user, &self.out.effective.global.script_user) {
+            (Some(u), _) => Some(self.user(|| key.key("user"), u)),
+            (None, global) => global.clone(),
+        };
+        if let Some(program) = spec.program()
+            && Path::new(program).is_absolute()
+        {
+            let g = &self.out.effective.global;
+            let security = g.enable_script_security && !g.allow_insecure_scripts;
+            let path = PathBuf::from(program);
+            let verdict = self
+                .script_files
+                .entry(path.clone())
+                .or_insert_with(|| check_script_file(&path, security))
+                .clone();
+            if let Err(kind) = verdict {
+                self.err(key.clone(), kind);
+            }
+        }
+        Command {
+            argv: spec.command,
+            shell: spec.shell,
+            user,
+        }
+    }
+
+    fn opt_command(
+        &mut self,
+        key: impl FnOnce() -> KeyPath,
+        spec: Option<CommandSpec>,
+    ) -> Option<Command> {
+        spec.map(|s| self.command(&key(), s))
+    }
+
+    fn notify(
+        &mut self,
+        k: &KeyPath,
+        [master, backup, fault, stop, generic]: [Option<CommandSpec>; 5],
+    ) -> Notify {
+        Notify {
+            master: self.opt_command(|| k.key("notify_master"), master),
+            backup: self.opt_command(|| k.key("notify_backup"), backup),
+            fault: self.opt_command(|| k.key("notify_fault"), fault),
+            stop: self.opt_command(|| k.key("notify_stop"), stop),
+            generic: self.opt_command(|| k.key("notify"), generic),
+        }
+    }
+
+    /// `[global]`; call first.
+    pub fn global(&mut self, g: raw::Global) {
+        let k = KeyPath::root("global");
+        let d = GarpConfig::default();
+        let version = match g.vrrp_version.map(Version::try_from) {
+            None => Version::V2,
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                self.err(k.key("vrrp_version"), ErrorKind::Invalid(e.to_string()));
+                Version::V2
+            }
+        };
+        let refresh = g.vrrp_garp_master_refresh.map_or(Duration::ZERO, Dur::get);
+        let global = Global {
+            router_id: g.router_id,
+            vrrp_version: version,
+            vrrp_strict: g.vrrp_strict.unwrap_or(false),
+            enable_script_security: g.enable_script_security.unwrap_or(true),
+            allow_insecure_scripts: g.allow_insecure_scripts.unwrap_or(false),
+            script_user: None,
+            v3_checksum_as_v2: g.vrrp_v3_checksum_as_v2.unwrap_or(false),
+            lower_prio_no_advert: g.vrrp_lower_prio_no_advert.unwrap_or(false),
+            garp: GarpConfig {
+                master_repeat: g.vrrp_garp_master_repeat.unwrap_or(d.master_repeat),
+                master_delay: g.vrrp_garp_master_delay.map_or(d.master_delay, Dur::get),
+                master_refresh: (!refresh.is_zero()).then_some(refresh),
+                refresh_repeat: g
+                    .vrrp_garp_master_refresh_repeat
+                    .unwrap_or(d.refresh_repeat),
+                interval: g.vrrp_garp_interval.map_or(d.interval, Dur::get),
+            },
+            notify_timeout: g.notify_timeout.map_or(Duration::from_secs(30), Dur::get),
+            log_format: g.log_format.unwrap_or_default(),
+            http: g.http.map(|h| {
+                h.listen
+                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090)))
+            }),
+        };
+        let timeout = global.notify_timeout;
+        self.out.effective.global = global;
+        self.nonzero(|| k.key("notify_timeout"), timeout, "notify_timeout");
+        if let Some(spec) = g.script_user {
+            let user = self.user(|| k.key("script_user"), &spec);
+            self.out.effective.global.script_user = Some(user);
+        }
+    }
+
+    /// Scripts, track files, instances and sync groups; after
+    /// [`Resolver::global`].
+    pub fn vrrp(
+        &mut self,
+        scripts: BTreeMap<String, raw::Script>,
+        track_files: BTreeMap<String, raw::TrackFile>,
+        instances: BTreeMap<String, raw::Instance>,
+        groups: BTreeMap<String, raw::SyncGroup>,
+    ) {
+        for (name, s) in scripts {
+            if let Some(script) = self.script(&name, s) {
+                self.out.effective.scripts.insert(name, script);
+            } else {
+                self.failed.scripts.insert(name);
+            }
+        }
+        for (name, t) in track_files {
+            if let Some(tf) = self.track_file(&name, t) {
+                self.out.effective.track_files.insert(name, tf);
+            } else {
+                self.failed.track_files.insert(name);
+            }
+        }
+        let mut vrids: HashMap<(String, Family, u8), String> = HashMap::new();
+        for (name, i) in instances {
+            if let Some(inst) = self.instance(&name, i, &mut vrids) {
+                self.out.effective.instances.insert(name, inst);
+            } else {
+                self.failed.instances.insert(name);
+            }
+        }
+        let mut member_of: BTreeMap<String, String> = BTreeMap::new();
+        for (name, g) in groups {
+            let group = self.sync_group(&name, g, &mut member_of);
+            self.out.effective.sync_groups.insert(name, group);
+        }
+        self.ignored_weights(&member_of);
+    }
+
+    fn script(&mut self, name: &str, s: raw::Script) -> Option<Script> {
+        let k = KeyPath::root("script").key(name);
+        let Some(mut spec) = s.command else {
+            self.err(k.key("command"), ErrorKind::Missing("command"));
+            return None;
+        };
+        if let Some(user) = s.user {
+            spec.user = Some(user);
+        }
+        if s.shell == Some(true) && !spec.shell {
+            spec.command = vec![spec.command.join(" ")];
+            spec.shell = true;
+        }
+        let command = self.command(&k.key("command"), spec);
+        let interval = s.interval.map_or(Duration::from_secs(1), Dur::get);
+        let timeout = s.timeout.map_or(interval, Dur::get);
+        self.nonzero(|| k.key("interval"), interval, "interval");
+        self.nonzero(|| k.key("timeout"), timeout, "timeout");
+        let weight = self.weight(|| k.key("weight"), s.weight.unwrap_or(0), SCRIPT_WEIGHT);
+        let rise = s.rise.unwrap_or(1);
+        let fall = s.fall.unwrap_or(1);
+        if rise == 0 {
+            self.err(k.key("rise"), ErrorKind::Zero("rise"));
+        }
+        if fall == 0 {
+            self.err(k.key("fall"), ErrorKind::Zero("fall"));
+        }
+        Some(Script {
+            command,
+            interval,
+            timeout,
+            weight,
+            reverse: s.reverse.unwrap_or(false),
+            rise,
+            fall,
+            init_fail: s.init_fail.unwrap_or(false),
+        })
+    }
+
+    fn track_file(&mut self, name: &str, t: raw::TrackFile) -> Option<TrackFile> {
+        let k = KeyPath::root("track_file").key(name);
+        let Some(file) = t.file.filter(|f| !f.is_empty()) else {
+            self.err(k.key("file"), ErrorKind::Missing("file"));
+            return None;
+        };
+        let weight = self.weight(|| k.key("weight"), t.weight.unwrap_or(1), FILE_WEIGHT);
+        if t.init_overwrite.is_some() && t.init_file.is_none() {
+            self.err(
+                k.key("init_overwrite"),
+                ErrorKind::Invalid("`init_overwrite` needs `init_file`".to_owned()),
+            );
+        }
+        Some(TrackFile {
+            file: PathBuf::from(file),
+            weight,
+            reverse: t.reverse.unwrap_or(false),
+            init: t.init_file.map(|v| (v, t.init_overwrite.unwrap_or(false))),
+        })
+    }
+
+    fn instance(
+        &mut self,
+        name: &str,
+        i: raw::Instance,
+        vrids: &mut HashMap<(String, Family, u8), String>,
+    ) -> Option<Instance> {
+        let k = KeyPath::root("instance").key(name);
+        let g = self.out.effective.global.clone();
+        let interface = match i.interface {
+            Some(s) if !s.trim().is_empty() => s,
+            Some(_) => {
+                self.err(
+                    k.key("interface"),
+                    ErrorKind::Invalid("interface must not be empty".to_owned()),
+                );
+                return None;
+            }
+            None => {
+                self.err(k.clone(), ErrorKind::Missing("interface"));
+                return None;
+            }
+        };
+        let Some(vrid) = i.virtual_router_id else {
+            self.err(k.clone(), ErrorKind::Missing("virtual_router_id"));
+            return None;
+        };
+        let strict = i.strict_mode.unwrap_or(g.vrrp_strict);
+        let mut vips = Vec::with_capacity(i.virtual_ipaddress.len());
+        for (n, v) in i.virtual_ipaddress.into_iter().enumerate() {
+            match v.address.parse::<VirtualAddress>() {
+                Ok(address) => vips.push(Vip {
+                    address,
+                    dev: v.dev,
+                    label: v.label,
+                }),
+                Err(e) => self.err(
+                    k.key("virtual_ipaddress").index(n),
+                    ErrorKind::Invalid(e.to_string()),
+                ),
+            }
+        }
+        let family = family_of(
+            vips.first().map(|v| v.address.addr),
+            i.unicast_src_ip,
+            i.unicast_peer.first().copied(),
+        );
+        // keepalived: an IPv6 instance without a version is VRRPv3.
+        let version = match i.version.map(Version::try_from) {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                self.err(k.key("version"), ErrorKind::Invalid(e.to_string()));
+                g.vrrp_version
+            }
+            None if family == Family::Ipv6 => Version::V3,
+            None => g.vrrp_version,
+        };
+        let state = i.state.unwrap_or_default();
+        // keepalived: `state MASTER` without a priority is the owner.
+        let priority = i.priority.unwrap_or(if state == StartState::Master {
+            Priority::OWNER
+        } else {
+            Priority::DEFAULT
+        });
+        let advert = i.advert_int.map_or(Duration::from_secs(1), Dur::get);
+        let advert_int = match Centisecs::from_duration(advert) {
+            Some(cs) if advert.as_nanos().is_multiple_of(10_000_000) => cs,
+            _ => {
+                self.err(
+                    k.key("advert_int"),
+                    ErrorKind::Invalid(format!(
+                        "advertisement interval {} is not a whole number of centiseconds up to 655.35s",
+                        Dur(advert)
+                    )),
+                );
+                Centisecs::ONE_SECOND
+            }
+        };
+        let nopreempt = i.nopreempt.unwrap_or(false);
+        let preempt_delay = i.preempt_delay.map_or(Duration::ZERO, Dur::get);
+        if state == StartState::Master || priority.is_owner() {
+            let why = if priority.is_owner() {
+                "priority 255"
+            } else {
+                "state = \"MASTER\""
+            };
+            if nopreempt {
+                self.err(
+                    k.key("nopreempt"),
+                    ErrorKind::Invalid(format!(
+                        "nopreempt has no effect with {why} (keepalived clears it); remove one of them"
+                    )),
+                );
+            }
+            if !preempt_delay.is_zero() && state == StartState::Master {
+                self.err(
+                    k.key("preempt_delay"),
+                    ErrorKind::Invalid(format!(
+                        "preempt_delay has no effect with {why} (keepalived clears it); remove one of them"
+                    )),
+                );
+            }
+        }
+        if strict {
+            if !preempt_delay.is_zero() {
+                self.err(
+                    k.key("preempt_delay"),
+                    ErrorKind::Strict("preempt_delay is not allowed in strict mode".to_owned()),
+                );
+            }
+            if !i.unicast_peer.is_empty() {
+                self.err(
+                    k.key("unicast_peer"),
+                    ErrorKind::Strict(
+                        "unicast peers are not allowed in strict mode (keepalived refuses the whole configuration)"
+                            .to_owned(),
+                    ),
+                );
+            }
+            if i.lower_prio_no_advert == Some(false) {
+                self.err(
+                    k.key("lower_prio_no_advert"),
+                    ErrorKind::Strict(
+                        "strict mode never answers a lower-priority advertisement at once"
+                            .to_owned(),
+                    ),
+                );
+            }
+        }
+        if vips.is_empty() && (strict || version == Version::V3) {
+            self.err(
+                k.key("virtual_ipaddress"),
+                ErrorKind::Invalid(
+                    "at least one virtual address is required (VRRPv3 or strict mode)".to_owned(),
+                ),
+            );
+        }
+        let auth_pass = match i.authentication {
+            None => None,
+            Some(a) => {
+                let ak = k.key("authentication");
+                let auth_type = a.auth_type.unwrap_or_else(|| "PASS".to_owned());
+                if !auth_type.eq_ignore_ascii_case("PASS") {
+                    self.err(ak.key("auth_type"), ErrorKind::AuthType(auth_type));
+                }
+                if strict {
+                    self.err(
+                        ak.clone(),
+                        ErrorKind::Strict(
+                            "authentication is not sent in strict mode (keepalived ignores it)"
+                                .to_owned(),
+                        ),
+                    );
+                }
+                match a.auth_pass {
+                    None => {
+                        self.err(ak.clone(), ErrorKind::Missing("auth_pass"));
+                        None
+                    }
+                    Some(p) if p.is_empty() => {
+                        self.err(ak.key("auth_pass"), ErrorKind::PasswordEmpty);
+                        None
+                    }
+                    Some(p) if p.len() > 8 => {
+                        self.err(ak.key("auth_pass"), ErrorKind::PasswordTooLong(p.len()));
+                        None
+                    }
+                    Some(p) => Some(p),
+                }
+            }
+        };
+        let refresh = i.garp_master_refresh.map_or(g.garp.master_refresh, |r| {
+            Some(r.get()).filter(|r| !r.is_zero())
+        });
+        let garp = GarpConfig {
+            master_repeat: i.garp_master_repeat.unwrap_or(g.garp.master_repeat),
+            master_delay: i.garp_master_delay.map_or(g.garp.master_delay, Dur::get),
+            master_refresh: refresh,
+            refresh_repeat: i
+                .garp_master_refresh_repeat
+                .unwrap_or(g.garp.refresh_repeat),
+            interval: i.garp_interval.map_or(g.garp.interval, Dur::get),
+        };
+        let mut track_interface = Vec::new();
+        for (n, t) in i.track_interface.into_iter().enumerate() {
+            if t.name == interface {
+                // keepalived: the instance's own interface is tracked with
+                // weight 0 whatever track_interface says.
+                self.err(
+                    k.key("track_interface").index(n),
+                    ErrorKind::Invalid(format!(
+                        "{} is the instance's own interface, always tracked: down means Fault (keepalived ignores a weight given here); remove it from track_interface",
+                        t.name
+                    )),
+                );
+                continue;
+            }
+            let weight = self.weight(
+                || k.key("track_interface").index(n),
+                t.weight.unwrap_or(0),
+                SCRIPT_WEIGHT,
+            );
+            track_interface.push(Tracked {
+                name: t.name,
+                weight,
+                reverse: t.reverse.unwrap_or(false),
+            });
+        }
+        let mut track_script = Vec::new();
+        for (n, t) in i.track_script.into_iter().enumerate() {
+            let tk = || k.key("track_script").index(n);
+            let Some(script) = self.out.effective.scripts.get(&t.name) else {
+                if !self.failed.scripts.contains(&t.name) {
+                    self.err(tk(), ErrorKind::UndefinedScript(t.name));
+                }
+                continue;
+            };
+            let (default_weight, default_reverse) = (script.weight, script.reverse);
+            let weight = match t.weight {
+                Some(w) => self.weight(tk, w, SCRIPT_WEIGHT),
+                None => default_weight,
+            };
+            track_script.push(Tracked {
+                name: t.name,
+                weight,
+                reverse: t.reverse.unwrap_or(default_reverse),
+            });
+        }
+        let mut track_file = Vec::new();
+        for (n, t) in i.track_file.into_iter().enumerate() {
+            let tk = || k.key("track_file").index(n);
+            let (path, default_weight, default_reverse) = match (&t.name, t.path) {
+                (Some(name), _) => match self.out.effective.track_files.get(name) {
+                    Some(tf) => (tf.file.clone(), tf.weight, tf.reverse),
+                    None => {
+                        if !self.failed.track_files.contains(name) {
+                            self.err(tk(), ErrorKind::UndefinedTrackFile(name.clone()));
+                        }
+                        continue;
+                    }
+                },
+                (None, Some(path)) => (PathBuf::from(path), Weight::FAULT, false),
+                (None, None) => continue,
+            };
+            let weight = match t.weight {
+                Some(w) => self.weight(tk, w, FILE_WEIGHT),
+                None => default_weight,
+            };
+            track_file.push(TrackedFile {
+                name: t.name,
+                path,
+                weight,
+                reverse: t.reverse.unwrap_or(default_reverse),
+            });
+        }
+        let notify = self.notify(
+            &k,
+            [
+                i.notify_master,
+                i.notify_backup,
+                i.notify_fault,
+                i.notify_stop,
+                i.notify,
+            ],
+        );
+        let inst = Instance {
+            interface,
+            vrid,
+            priority,
+            advert_int,
+            version,
+            state,
+            nopreempt,
+            preempt_delay,
+            strict,
+            vips,
+            unicast_src_ip: i.unicast_src_ip,
+            unicast_peer: i.unicast_peer,
+            auth_pass,
+            garp,
+            track_interface,
+            track_script,
+            track_file,
+            notify,
+            // keepalived's strict mode forces it.
+            lower_prio_no_advert: strict
+                || i.lower_prio_no_advert.unwrap_or(g.lower_prio_no_advert),
+            checksum_as_v2: i.checksum_as_v2.unwrap_or(g.v3_checksum_as_v2),
+        };
+        for e in inst.core_config().validate_all() {
+            let key = match e.field {
+                Field::Priority => k.key("priority"),
+                Field::Version => k.key("version"),
+                Field::AdvertInterval => k.key("advert_int"),
+                Field::Auth => k.key("authentication"),
+                Field::VirtualAddress(n) if n < inst.vips.len() => {
+                    k.key("virtual_ipaddress").index(n)
+                }
+                Field::VirtualAddress(_) => k.key("virtual_ipaddress"),
+                Field::UnicastPeer(n) => k.key("unicast_peer").index(n),
+                _ => k.clone(),
+            };
+            self.err(key, ErrorKind::Core(e.error));
+        }
+        let dup_key = (inst.interface.clone(), inst.family(), inst.vrid.get());
+        if let Some(other) = vrids.get(&dup_key) {
+            self.err(
+                k.key("virtual_router_id"),
+                ErrorKind::DuplicateVrid {
+                    vrid: dup_key.2,
+                    interface: dup_key.0.clone(),
+                    family: dup_key.1.to_string(),
+                    other: other.clone(),
+                },
+            );
+        } else {
+            vrids.insert(dup_key, name.to_owned());
+        }
+        Some(inst)
+    }
+
+    fn sync_group(
+        &mut self,
+        name: &str,
+        g: raw::SyncGroup,
+        member_of: &mut BTreeMap<String, String>,
+    ) -> SyncGroup {
+        let k = KeyPath::root("sync_group").key(name);
+        if g.group.is_empty() {
+            self.err(
+                k.key("group"),
+                ErrorKind::Invalid("a sync group needs at least one instance".to_owned()),
+            );
+        }
+        for (n, member) in g.group.iter().enumerate() {
+            if self.failed.instances.contains(member) {
+                continue;
+            }
+            if !self.out.effective.instances.contains_key(member) {
+                self.err(
+                    k.key("group").index(n),
+                    ErrorKind::UndefinedInstance(member.clone()),
+                );
+            } else if let Some(first) = member_of.get(member) {
+                let first = first.clone();
+                self.err(
+                    k.key("group").index(n),
+                    ErrorKind::InstanceInTwoGroups {
+                        instance: member.clone(),
+                        group: first,
+                    },
+                );
+            } else {
+                member_of.insert(member.clone(), name.to_owned());
+            }
+        }
+        let notify = self.notify(
+            &k,
+            [
+                g.notify_master,
+                g.notify_backup,
+                g.notify_fault,
+                g.notify_stop,
+                g.notify,
+            ],
+        );
+        SyncGroup {
+            members: g.group,
+            tracking_weight: g.sync_group_tracking_weight.unwrap_or(false),
+            notify,
+        }
+    }
+
+    /// keepalived ignores the weights of sync-group members (unless the
+    /// group sets `sync_group_tracking_weight`) and those of tracked files
+    /// of an address owner; a file that asks for them is refused here
+    /// rather than run with a meaning keepalived would not give it.
+    fn ignored_weights(&mut self, member_of: &BTreeMap<String, String>) {
+        let mut problems = Vec::new();
+        for (name, inst) in &self.out.effective.instances {
+            let k = KeyPath::root("instance").key(name);
+            let group = member_of.get(name).filter(|g| {
+                self.out
+                    .effective
+                    .sync_groups
+                    .get(*g)
+                    .is_some_and(|g| !g.tracking_weight)
+            });
+            if let Some(group) = group {
+                let why = format!(
+                    "instance `{name}` is in sync group `{group}`, whose members' weights keepalived ignores: write weight 0, or set sync_group_tracking_weight = true on the group"
+                );
+                for (list, key) in [
+                    (&inst.track_interface, "track_interface"),
+                    (&inst.track_script, "track_script"),
+                ] {
+                    for (n, t) in list.iter().enumerate() {
+                        if t.weight != Weight::FAULT {
+                            problems.push((k.key(key).index(n), why.clone()));
+                        }
+                    }
+                }
+                for (n, t) in inst.track_file.iter().enumerate() {
+                    if t.weight != Weight::FAULT {
+                        problems.push((k.key("track_file").index(n), why.clone()));
+                    }
+                }
+            } else if inst.priority.is_owner() {
+                for (n, t) in inst.track_file.iter().enumerate() {
+                    if t.weight != Weight::FAULT {
+                        problems.push((
+                            k.key("track_file").index(n),
+                            format!("instance `{name}` has priority 255, whose tracked files keepalived reads with weight 0 or not at all: write weight 0"),
+                        ));
+                    }
+                }
+            }
+        }
+        for (key, why) in problems {
+            self.err(key, ErrorKind::IgnoredWeight(why));
+        }
+    }
+
+    /// One `[[virtual_server]]`; after [`Resolver::global`].
+    pub fn virtual_server(&mut self, index: usize, vs: raw::VirtualServer) {
+        let k = || KeyPath::root("virtual_server").index(index);
+        let vserr = |r: &mut Self, key: KeyPath, msg: String| {
+            r.err(key, ErrorKind::VirtualServer(msg));
+        };
+        let protocol = vs.protocol.unwrap_or_default();
+        let service = match (vs.ip, vs.port, vs.fwmark) {
+            (Some(ip), Some(port), None) => {
+                ServiceAddr::Socket(protocol, SocketAddr::new(ip, port))
+            }
+            (None, None, Some(0)) => {
+                vserr(self, k().key("fwmark"), "fwmark must not be 0".to_owned());
+                return;
+            }
+            (None, None, Some(mark)) => ServiceAddr::Fwmark(mark, vs.family.unwrap_or_default()),
+            (Some(_), None, None) => {
+                vserr(
+                    self,
+                    k().key("ip"),
+                    "a virtual server with `ip` needs `port`".to_owned(),
+                );
+                return;
+            }
+            _ => {
+                vserr(
+                    self,
+                    k(),
+                    "set either `ip` and `port`, or `fwmark`".to_owned(),
+                );
+                return;
+            }
+        };
+        if let Some(first) = self.services.insert(service, index) {
+            vserr(
+                self,
+                k(),
+                format!("virtual server {service} is also virtual_server[{first}]"),
+            );
+        }
+        let v6 = service.is_ipv6();
+        let scheduler = match vs.lb_algo.as_deref() {
+            None => lvs::Scheduler::WLC,
+            Some(name) => match lvs::Scheduler::new(name) {
+                Ok(s) => s,
+                Err(_) => {
+                    vserr(
+                        self,
+                        k().key("lb_algo"),
+                        format!(
+                            "`{name}` is not a scheduler name (rr, wrr, lc, wlc, lblc, lblcr, dh, sh, mh, sed, nq, fo, ovf, twos)"
+                        ),
+                    );
+                    lvs::Scheduler::WLC
+                }
+            },
+        };
+        let delay_loop = vs.delay_loop.map_or(Duration::from_secs(60), Dur::get);
+        self.nonzero(|| k().key("delay_loop"), delay_loop, "delay_loop");
+        if let Some(g) = vs.persistence_granularity
+            && g > if v6 { 128 } else { 32 }
+        {
+            vserr(
+                self,
+                k().key("persistence_granularity"),
+                format!("prefix length {g} is too long for the family"),
+            );
+        }
+        let default_port = match service {
+            ServiceAddr::Socket(_, a) => a.port(),
+            ServiceAddr::Fwmark(..) => 0,
+        };
+        let sorry_server = match vs
+            .sorry_server
+            .as_deref()
+            .map(|s| parse_socket(s, default_port))
+        {
+            None => None,
+            Some(Ok(addr)) => {
+                if addr.is_ipv6() != v6 {
+                    vserr(
+                        self,
+                        k().key("sorry_server"),
+                        format!("{addr} is not of the virtual server's address family"),
+                    );
+                }
+                Some(addr)
+            }
+            Some(Err(e)) => {
+                vserr(self, k().key("sorry_server"), e);
+                None
+            }
+        };
+        let quorum_up = self.opt_command(|| k().key("quorum_up"), vs.quorum_up);
+        let quorum_down = self.opt_command(|| k().key("quorum_down"), vs.quorum_down);
+        let defaults = Inherited {
+            delay_loop,
+            connect_timeout: vs.connect_timeout.map(Dur::get),
+            retry: vs.retry,
+            delay_before_retry: vs.delay_before_retry.map(Dur::get),
+        };
+        let alpha = vs.alpha.unwrap_or(false);
+        let inhibit = vs.inhibit_on_failure.unwrap_or(false);
+        let lb_kind = vs.lb_kind.unwrap_or_default();
+        let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
+        let mut real_servers = Vec::with_capacity(vs.real_server.len());
+        for (n, rs) in vs.real_server.into_iter().enumerate() {
+            let rk = || k().key("real_server").index(n);
+            if rs.ip.is_ipv6() != v6 {
+                vserr(
+                    self,
+                    rk().key("ip"),
+                    format!("{} is not of the virtual server's address family", rs.ip),
+                );
+            }
+            let port = rs.port.unwrap_or(default_port);
+            if port == 0 && matches!(service, ServiceAddr::Socket(..)) {
+                vserr(self, rk().key("port"), "port must not be 0".to_owned());
+            }
+            let addr = SocketAddr::new(rs.ip, port);
+            if sorry_server == Some(addr) {
+                vserr(self, rk(), format!("{addr} is also the sorry_server"));
+            }
+            if let Some(first) = seen.insert(addr, n) {
+                vserr(self, rk(), format!("{addr} is also real_server[{first}]"));
+            }
+            let inherited = Inherited {
+                delay_loop: rs.delay_loop.map_or(defaults.delay_loop, Dur::get),
+                connect_timeout: rs
+                    .connect_timeout
+                    .map(Dur::get)
+                    .or(defaults.connect_timeout),
+                retry: rs.retry.or(defaults.retry),
+                delay_before_retry: rs
+                    .delay_before_retry
+                    .map(Dur::get)
+                    .or(defaults.delay_before_retry),
+            };
+            let notify = match (rs.notify_up, rs.notify_down) {
+                (None, None) => None,
+                (up, down) => {
+                    let up = self.opt_command(|| rk().key("notify_up"), up);
+                    let down = self.opt_command(|| rk().key("notify_down"), down);
+                    Some(Box::new((up, down)))
+                }
+            };
+            let checks = self.checks(
+                &rk,
+                addr,
+                &inherited,
+                vs.virtualhost.as_deref(),
+                rs.tcp_check,
+                rs.http_get,
+                rs.ssl_get,
+                rs.misc_check,
+                rs.dns_check,
+                rs.smtp_check,
+                rs.ping_check,
+                rs.udp_check,
+            );
+            real_servers.push(RealServer {
+                addr,
+                weight: rs.weight.unwrap_or(1),
+                lb_kind: rs.lb_kind.unwrap_or(lb_kind),
+                inhibit_on_failure: rs.inhibit_on_failure.unwrap_or(inhibit),
+                thresholds: (rs.uthreshold.unwrap_or(0), rs.lthreshold.unwrap_or(0)),
+                alpha: rs.alpha.unwrap_or(alpha),
+                notify,
+                checks,
+            });
+        }
+        if !self.keep_servers {
+            return;
+        }
+        self.out.effective.virtual_servers.push(VirtualServer {
+            service,
+            delay_loop,
+            connect_timeout: defaults.connect_timeout,
+            retry: defaults.retry,
+            delay_before_retry: defaults.delay_before_retry,
+            scheduler,
+            lb_kind,
+            persistence: vs
+                .persistence_timeout
+                .map(|t| (t.get(), vs.persistence_granularity)),
+            ops: vs.ops.unwrap_or(false),
+            sorry_server,
+            quorum: vs.quorum.unwrap_or(1),
+            hysteresis: vs.hysteresis.unwrap_or(0),
+            alpha,
+            omega: vs.omega.unwrap_or(false),
+            inhibit_on_failure: inhibit,
+            quorum_up,
+            quorum_down,
+            virtualhost: vs.virtualhost,
+            real_servers,
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn checks(
+        &mut self,
+        rk: &dyn Fn() -> KeyPath,
+        rs: SocketAddr,
+        inherited: &Inherited,
+        virtualhost: Option<&str>,
+        tcp: Vec<raw::TcpCheck>,
+        http: Vec<raw::HttpCheck>,
+        ssl: Vec<raw::HttpCheck>,
+        misc: Vec<raw::MiscCheck>,
+        dns: Vec<raw::DnsCheck>,
+        smtp: Vec<raw::SmtpCheck>,
+        ping: Vec<raw::PingCheck>,
+        udp: Vec<raw::UdpCheck>,
+    ) -> Vec<Check> {
+        let mut out = Vec::with_capacity(
+            tcp.len()
+                + http.len()
+                + ssl.len()
+                + misc.len()
+                + dns.len()
+                + smtp.len()
+                + ping.len()
+                + udp.len(),
+        );
+        for (j, c) in tcp.into_iter().enumerate() {
+            let ck = || rk().key("tcp_check").index(j);
+            let conn = c.connect();
+            let timing = self.timing(
+                &ck,
+                c.schedule(),
+                conn.connect_timeout,
+                inherited,
+                Kind::Other,
+            );
+            out.push(Check {
+                timing,
+                kind: CheckKind::Tcp {
+                    target: target(rs, conn),
+                    bind: conn.bind_to,
+                },
+            });
+        }
+        for (tls, list, name) in [(false, http, "http_get"), (true, ssl, "ssl_get")] {
+            for (j, c) in list.into_iter().enumerate() {
+                let ck = || rk().key(name).index(j);
+                let conn = c.connect();
+                let timing = self.timing(
+                    &ck,
+                    c.schedule(),
+                    conn.connect_timeout,
+                    inherited,
+                    Kind::Http,
+                );
+                let mut urls = Vec::new();
+                let raw_urls = if c.url.is_empty() {
+                    vec![raw::Url::default()]
+                } else {
+                    c.url
+                };
+                for (u, url) in raw_urls.into_iter().enumerate() {
+                    let uk = || ck().key("url").index(u);
+                    let path = url.path.unwrap_or_else(|| "/".to_owned());
+                    if !path.starts_with('/') {
+                        self.err(
+                            uk().key("path"),
+                            ErrorKind::VirtualServer(format!("path `{path}` must start with /")),
+                        );
+                    }
+                    let digest = match url
+                        .digest
+                        .as_deref()
+                        .map(|d| d.trim().parse::<healthcheck::Md5Digest>())
+                    {
+                        None => None,
+                        Some(Ok(d)) => Some(d),
+                        Some(Err(_)) => {
+                            self.err(
+                                uk().key("digest"),
+                                ErrorKind::VirtualServer(format!(
+                                    "digest `{}` is not 32 hexadecimal digits (an MD5 as genhash prints it)",
+                                    url.digest.as_deref().unwrap_or_default()
+                                )),
+                            );
+                            None
+                        }
+                    };
+                    let status = match url.status_code {
+                        None => None,
+                        Some(text) => match parse_status_ranges(&text).and_then(|r| {
+                            healthcheck::StatusRanges::new(r).map_err(|e| e.to_string())
+                        }) {
+                            Ok(ranges) => Some((text, ranges)),
+                            Err(e) => {
+                                self.err(uk().key("status_code"), ErrorKind::VirtualServer(e));
+                                None
+                            }
+                        },
+                    };
+                    urls.push(UrlCheck {
+                        path,
+                        digest,
+                        status,
+                    });
+                }
+                out.push(Check {
+                    timing,
+                    kind: CheckKind::Http(Box::new(HttpCheck {
+                        tls,
+                        target: target(rs, conn),
+                        bind: conn.bind_to,
+                        urls,
+                        virtualhost: c.virtualhost.or_else(|| virtualhost.map(str::to_owned)),
+                        sni: c.sni,
+                    })),
+                });
+            }
+        }
+        for (j, c) in misc.into_iter().enumerate() {
+            let ck = || rk().key("misc_check").index(j);
+            let timeout = c.misc_timeout.map(Dur::get);
+            let timing = self.timing(&ck, c.schedule(), None, inherited, Kind::Misc(timeout));
+            let Some(mut spec) = c.misc_path else {
+                self.err(ck(), ErrorKind::Missing("misc_path"));
+                continue;
+            };
+            if spec.user.is_none() {
+                spec.user = c.user;
+            }
+            let command = self.command(&ck().key("misc_path"), spec);
+            out.push(Check {
+                timing,
+                kind: CheckKind::Misc(Box::new(MiscCheck {
+                    command,
+                    dynamic: c.misc_dynamic.unwrap_or(false),
+                })),
+            });
+        }
+        for (j, c) in dns.into_iter().enumerate() {
+            let ck = || rk().key("dns_check").index(j);
+            let conn = c.connect();
+            let timing = self.timing(
+                &ck,
+                c.schedule(),
+                conn.connect_timeout,
+                inherited,
+                Kind::Dns,
+            );
+            // keepalived queries the real server's own port unless
+            // connect_port says otherwise, as for every check.
+            let server = target(rs, conn);
+            out.push(Check {
+                timing,
+                kind: CheckKind::Dns(Box::new(DnsCheck {
+                    target: server,
+                    bind: conn.bind_to,
+                    record_type: c.record_type.unwrap_or_else(|| "SOA".to_owned()),
+                    name: c.name.unwrap_or_else(|| ".".to_owned()),
+                })),
+            });
+        }
+        for (j, c) in smtp.into_iter().enumerate() {
+            let ck = || rk().key("smtp_check").index(j);
+            let conn = c.connect();
+            let timing = self.timing(
+                &ck,
+                c.schedule(),
+                conn.connect_timeout,
+                inherited,
+                Kind::Other,
+            );
+            out.push(Check {
+                timing,
+                kind: CheckKind::Smtp(Box::new(SmtpCheck {
+                    target: target(rs, conn),
+                    bind: conn.bind_to,
+                    helo_name: c.helo_name,
+                })),
+            });
+        }
+        for (j, c) in ping.into_iter().enumerate() {
+            let ck = || rk().key("ping_check").index(j);
+            let conn = c.connect();
+            let timing = self.timing(
+                &ck,
+                c.schedule(),
+                conn.connect_timeout,
+                inherited,
+                Kind::Other,
+            );
+            out.push(Check {
+                timing,
+                kind: CheckKind::Ping {
+                    target: conn.connect_ip.unwrap_or(rs.ip()),
+                    bind: conn.bind_to,
+                },
+            });
+        }
+        for (j, c) in udp.into_iter().enumerate() {
+            let ck = || rk().key("udp_check").index(j);
+            let conn = c.connect();
+            let timing = self.timing(
+                &ck,
+                c.schedule(),
+                conn.connect_timeout,
+                inherited,
+                Kind::Other,
+            );
+            let payload = match c.payload.as_deref().map(parse_hex) {
+                None => Vec::new(),
+                Some(Ok(p)) => p,
+                Some(Err(e)) => {
+                    self.err(ck().key("payload"), ErrorKind::VirtualServer(e));
+                    Vec::new()
+                }
+            };
+            let reply = match c.reply.as_deref().map(parse_hex) {
+                None => None,
+                Some(Ok(p)) => Some(p),
+                Some(Err(e)) => {
+                    self.err(ck().key("reply"), ErrorKind::VirtualServer(e));
+                    None
+                }
+            };
+            let require_reply = c.require_reply.unwrap_or(false);
+            if reply.is_some() && !require_reply {
+                self.err(
+                    ck().key("reply"),
+                    ErrorKind::VirtualServer("`reply` needs `require_reply = true`".to_owned()),
+                );
+            }
+            out.push(Check {
+                timing,
+                kind: CheckKind::Udp(Box::new(UdpCheck {
+                    target: target(rs, conn),
+                    bind: conn.bind_to,
+                    payload,
+                    require_reply,
+                    reply,
+                })),
+            });
+        }
+        out
+    }
+
+    /// keepalived's inheritance: the check's own value, else the real
+    /// server's, else the virtual server's, else the check kind's default.
+    fn timing(
+        &mut self,
+        ck: &dyn Fn() -> KeyPath,
+        s: raw::Schedule,
+        connect_timeout: Option<Dur>,
+        inherited: &Inherited,
+        kind: Kind,
+    ) -> CheckTiming {
+        let delay_loop = s.delay_loop.map_or(inherited.delay_loop, Dur::get);
+        let (default_retry, default_delay) = match kind {
+            Kind::Http => (1, Duration::from_secs(3)),
+            Kind::Dns => (3, delay_loop),
+            Kind::Misc(_) => (0, Duration::from_secs(1)),
+            Kind::Other => (1, Duration::from_secs(1)),
+        };
+        let timeout = match kind {
+            // keepalived: misc_timeout, else the virtual server's delay_loop.
+            Kind::Misc(t) => t.unwrap_or(inherited.delay_loop),
+            _ => connect_timeout
+                .map(Dur::get)
+                .or(inherited.connect_timeout)
+                .unwrap_or(Duration::from_secs(5)),
+        };
+        let timing = CheckTiming {
+            delay_loop,
+            timeout,
+            retry: s.retry.or(inherited.retry).unwrap_or(default_retry),
+            delay_before_retry: s
+                .delay_before_retry
+                .map(Dur::get)
+                .or(inherited.delay_before_retry)
+                .unwrap_or(default_delay),
+            rise: s.rise.unwrap_or(1),
+            fall: s.fall.unwrap_or(1),
+        };
+        if timing.rise == 0 {
+            self.err(ck().key("rise"), ErrorKind::Zero("rise"));
+        }
+        if timing.fall == 0 {
+            self.err(ck().key("fall"), ErrorKind::Zero("fall"));
+        }
+        if s.delay_loop.is_some() {
+            self.nonzero(|| ck().key("delay_loop"), delay_loop, "delay_loop");
+        }
+        let what = if matches!(kind, Kind::Misc(_)) {
+            "misc_timeout"
+        } else {
+            "connect_timeout"
+        };
+        self.nonzero(|| ck().key(what), timeout, what);
+        timing
+    }
+}
+
+/// Check settings a real server passes on to its checks.
+struct Inherited {
+    delay_loop: Duration,
+    connect_timeout: Option<Duration>,
+    retry: Option<u32>,
+    delay_before_retry: Option<Duration>,
+}
+
+/// Check kinds with their own keepalived defaults.
+#[derive(Clone, Copy)]
+enum Kind {
+    Http,
+    Dns,
+    Misc(Option<Duration>),
+    Other,
+}
+
+fn target(rs: SocketAddr, c: raw::Connect) -> SocketAddr {
+    SocketAddr::new(
+        c.connect_ip.unwrap_or(rs.ip()),
+        c.connect_port.unwrap_or(rs.port()),
+    )
+}
+
+/// Looks up `user` or `user:group` on this host.
+pub fn lookup_user(spec: &str) -> Option<(u32, Option<u32>)> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let u = nix::unistd::User::from_name(user).ok().flatten()?;
+    let gid = match group {
+        Some(g) => Some(
+            nix::unistd::Group::from_name(g)
+                .ok()
+                .flatten()?
+                .gid
+                .as_raw(),
+        ),
+        None => Some(u.gid.as_raw()),
+    };
+    Some((u.uid.as_raw(), gid))
+}
+
+/// Checks that a script exists, is executable, and (with `security`)
+/// that no non-root user can change it or the directories leading to it.
+pub fn check_script_file(path: &Path, security: bool) -> Result<(), ErrorKind> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ErrorKind::ScriptMissing(path.to_path_buf()));
+        }
+        Err(_) => return Err(ErrorKind::ScriptNotExecutable(path.to_path_buf())),
+    };
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(ErrorKind::ScriptNotExecutable(path.to_path_buf()));
+    }
+    if !security {
+        return Ok(());
+    }
+    let insecure = |reason: String| ErrorKind::ScriptInsecure {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if let Some(reason) = writable_by_non_root(&meta, false) {
+        return Err(insecure(format!("the file {reason}")));
+    }
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut dir: Option<PathBuf> = real.parent().map(Path::to_path_buf);
+    while let Some(d) = dir {
+        if let Ok(m) = std::fs::metadata(&d)
+            && let Some(reason) = writable_by_non_root(&m, true)
+        {
+            return Err(insecure(format!("its directory {} {reason}", d.display())));
+        }
+        dir = d.parent().map(Path::to_path_buf);
+    }
+    Ok(())
+}
+
+fn writable_by_non_root(meta: &std::fs::Metadata, is_dir: bool) -> Option<String> {
+    let mode = meta.mode();
+    // A sticky directory lets others add files but not replace ours.
+    if is_dir && mode & 0o1000 != 0 {
+        return (meta.uid() != 0).then(|| format!("is owned by uid {}", meta.uid()));
+    }
+    if meta.uid() != 0 {
+        return Some(format!("is owned by uid {}", meta.uid()));
+    }
+    if mode & 0o002 != 0 {
+        return Some("is writable by everyone".to_owned());
+    }
+    if mode & 0o020 != 0 && meta.gid() != 0 {
+        return Some(format!("is writable by group {}", meta.gid()));
+    }
+    None
+}
+
+/// Parses HTTP status ranges: "200", "200-299", "200 301-302".
+pub fn parse_status_ranges(s: &str) -> Result<Vec<std::ops::RangeInclusive<u16>>, String> {
+    let mut ranges = Vec::new();
+    for part in s.split([' ', ',']).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let a: u16 = a.parse().map_err(|_| format!("bad status code `{part}`"))?;
+        let b: u16 = b.parse().map_err(|_| format!("bad status code `{part}`"))?;
+        if !(100..=999).contains(&a) || !(100..=999).contains(&b) || a > b {
+            return Err(format!("bad status code range `{part}` (100..=999)"));
+        }
+        ranges.push(a..=b);
+    }
+    if ranges.is_empty() {
+        return Err("empty status_code".to_owned());
+    }
+    Ok(ranges)
+}
+
+/// keepalived's hexadecimal strings: pairs of hex digits, spaces between
+/// bytes allowed, a lone last digit is a byte of its own ("0a0b0c",
+/// "0a 0b c").
+pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    let digit = |c: u8| -> Result<u8, String> {
+        (c as char)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+            .ok_or_else(|| {
+                format!("`{s}` is not hexadecimal (keepalived writes payloads as hex digits)")
+            })
+    };
+    while i < bytes.len() {
+        if bytes[i] == b' ' || bytes[i] == b'\t' {
+            i += 1;
+            continue;
+        }
+        let hi = digit(bytes[i])?;
+        i += 1;
+        match bytes.get(i) {
+            Some(b' ' | b'\t') | None => out.push(hi),
+            Some(&c) => {
+                out.push(hi << 4 | digit(c)?);
+                i += 1;
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("empty hexadecimal string".to_owned());
+    }
+    Ok(out)
+}
+
+/// Parses "IP:PORT", "[IPv6]:PORT", keepalived's "IP PORT", or an address
+/// alone (then `default_port`; keepalived's `sorry_server IP`).
+pub fn parse_socket(v: &str, default_port: u16) -> Result<SocketAddr, String> {
+    if let Ok(a) = v.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let mut words = v.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some(ip), port, None) => {
+            let ip: IpAddr = ip
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse()
+                .map_err(|_| format!("`{ip}` is not an IP address"))?;
+            let port: u16 = match port {
+                Some(p) => p.parse().map_err(|_| format!("`{p}` is not a port"))?,
+                None => default_port,
+            };
+            Ok(SocketAddr::new(ip, port))
+        }
+        _ => Err(format!("`{v}` is not \"IP:PORT\", \"IP PORT\" or \"IP\"")),
+    }
+}

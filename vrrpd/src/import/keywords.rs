@@ -1,0 +1,1865 @@
+//! keepalived's keywords, block by block, into the typed configuration.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use vrrp_core::{Priority, Vrid};
+
+use super::parse::{Node, Pos, split_quoted_escaped};
+use super::{Fate, Report};
+use crate::config::{CommandSpec, Dur, KeyPath, parse_duration, raw};
+
+/// The conversion's state: what is built, what was said about it, and
+/// where each key came from.
+#[derive(Default)]
+pub(super) struct Cx {
+    pub config: raw::Config,
+    pub warnings: Vec<(Pos, String)>,
+    pub report: Report,
+    pub locations: HashMap<String, Pos>,
+    /// Real servers' positions by virtual server and real server index
+    /// (tens of thousands in large files: no key strings for them).
+    pub real_servers: Vec<Vec<Pos>>,
+    /// The first thing that makes the file unusable.
+    pub refused: Option<(Pos, String)>,
+    /// keepalived's `vrrp_strict`, read from global_defs.
+    strict: bool,
+    /// Global VRRP version.
+    version: Option<u8>,
+}
+
+/// keepalived's booleans: no argument, or true/yes/on, false/no/off.
+fn boolean(args: &[String]) -> Option<bool> {
+    match args.first().map(|s| s.to_ascii_lowercase()).as_deref() {
+        None | Some("true" | "yes" | "on") => Some(true),
+        Some("false" | "no" | "off") => Some(false),
+        _ => None,
+    }
+}
+
+/// keepalived's addresses: a `/prefix` after them is ignored
+/// (`inet_stosockaddr`).
+fn address(s: &str) -> Option<(IpAddr, bool)> {
+    let (a, prefixed) = match s.split_once('/') {
+        Some((a, _)) => (a, true),
+        None => (s, false),
+    };
+    a.parse().ok().map(|ip| (ip, prefixed))
+}
+
+/// Characters that make keepalived run a script through the shell (its
+/// first word is then not an executable file).
+fn needs_shell(program: &str) -> bool {
+    program.is_empty()
+        || program.contains([
+            '<', '>', '|', '&', ';', '(', ')', '$', '`', '*', '?', '~', '=',
+        ])
+}
+
+impl Cx {
+    fn report_as(&mut self, n: &Node, ctx: &str, fate: Fate, message: Option<String>) {
+        let kw = if ctx.is_empty() {
+            n.keyword().to_owned()
+        } else {
+            format!("{ctx} {}", n.keyword())
+        };
+        self.report.count(&kw, fate);
+        if let Some(m) = message {
+            self.warnings.push((n.pos, m));
+        }
+    }
+
+    /// A line of a list block (an address, a tracked object).
+    fn entry(&mut self, n: &Node, row: &str, fate: Fate, message: Option<String>) {
+        self.report.count(row, fate);
+        if let Some(m) = message {
+            self.warnings.push((n.pos, m));
+        }
+    }
+
+    fn carried(&mut self, n: &Node, ctx: &str) {
+        self.report_as(n, ctx, Fate::Carried, None);
+    }
+
+    fn changed(&mut self, n: &Node, ctx: &str, message: String) {
+        self.report_as(n, ctx, Fate::Changed, Some(message));
+    }
+
+    fn dropped(&mut self, n: &Node, ctx: &str, message: String) {
+        self.report_as(n, ctx, Fate::Dropped, Some(message));
+    }
+
+    fn unsupported(&mut self, n: &Node, ctx: &str) {
+        let kw = n.keyword().to_owned();
+        let where_ = if ctx.is_empty() {
+            String::new()
+        } else {
+            format!(" in {ctx}")
+        };
+        self.dropped(
+            n,
+            ctx,
+            format!("`{kw}`{where_} is not supported by vrrpd; dropped"),
+        );
+    }
+
+    /// A warning that is not about one keyword.
+    pub fn note(&mut self, pos: Pos, message: String) {
+        self.warnings.push((pos, message));
+    }
+
+    fn refuse(&mut self, pos: Pos, message: String) {
+        if self.refused.is_none() {
+            self.refused = Some((pos, message));
+        }
+    }
+
+    fn at(&mut self, key: &KeyPath, pos: Pos) {
+        self.locations.insert(key.to_string(), pos);
+    }
+
+    fn pos_of(&self, key: &KeyPath) -> Pos {
+        self.locations
+            .get(&key.to_string())
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The single argument of `n`; `None` (and dropped) when missing.
+    fn arg<'n>(&mut self, n: &'n Node, ctx: &str) -> Option<&'n str> {
+        match n.args() {
+            [] => {
+                let kw = n.keyword().to_owned();
+                self.dropped(n, ctx, format!("`{kw}` needs a value; dropped"));
+                None
+            }
+            [a] => Some(a),
+            [a, extra @ ..] => {
+                let (kw, extra) = (n.keyword().to_owned(), extra.join(" "));
+                self.note(
+                    n.pos,
+                    format!("`{kw}` takes one value; keepalived ignores `{extra}` after it, so does vrrpd"),
+                );
+                Some(a)
+            }
+        }
+    }
+
+    /// A number of the type `T`; dropped with keepalived's message when
+    /// it is not one.
+    fn number<T: FromStr>(&mut self, n: &Node, ctx: &str) -> Option<T> {
+        let a = self.arg(n, ctx)?;
+        match a.parse() {
+            Ok(v) => {
+                self.carried(n, ctx);
+                Some(v)
+            }
+            Err(_) => {
+                let (kw, a) = (n.keyword().to_owned(), a.to_owned());
+                self.dropped(
+                    n,
+                    ctx,
+                    format!(
+                        "`{kw} {a}` is not a valid value; keepalived ignores it, so does vrrpd"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// keepalived's seconds, possibly fractional.
+    fn seconds(&mut self, n: &Node, ctx: &str) -> Option<Dur> {
+        let a = self.arg(n, ctx)?;
+        match parse_duration(a) {
+            Ok(d) if !a.ends_with(char::is_alphabetic) => {
+                self.carried(n, ctx);
+                Some(Dur(d))
+            }
+            _ => {
+                let (kw, a) = (n.keyword().to_owned(), a.to_owned());
+                self.dropped(
+                    n,
+                    ctx,
+                    format!("`{kw} {a}` is not a number of seconds; keepalived ignores it, so does vrrpd"),
+                );
+                None
+            }
+        }
+    }
+
+    fn flag(&mut self, n: &Node, ctx: &str) -> Option<bool> {
+        match boolean(n.args()) {
+            Some(b) => {
+                self.carried(n, ctx);
+                Some(b)
+            }
+            None => {
+                let kw = n.keyword().to_owned();
+                self.dropped(
+                    n,
+                    ctx,
+                    format!("`{kw}` takes no value or true/false; dropped"),
+                );
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, n: &Node, ctx: &str) -> Option<String> {
+        let a = self.arg(n, ctx)?.to_owned();
+        self.carried(n, ctx);
+        Some(a)
+    }
+
+    /// `KEYWORD SCRIPT [USER [GROUP]]`, read as keepalived re-reads script
+    /// lines (single and double quotes, escapes): SCRIPT is split into
+    /// words again; USER and GROUP are who it runs as.
+    fn command(&mut self, n: &Node, ctx: &str) -> Option<CommandSpec> {
+        let kw = n.keyword().to_owned();
+        let words = match &n.line {
+            Some(line) => split_quoted_escaped(line),
+            None => Some(n.words.clone()),
+        };
+        let Some(words) = words else {
+            self.dropped(
+                n,
+                ctx,
+                format!("`{kw}`: unterminated quote; keepalived ignores the script, so does vrrpd"),
+            );
+            return None;
+        };
+        let Some(script) = words.get(1) else {
+            self.dropped(n, ctx, format!("`{kw}` needs a script; dropped"));
+            return None;
+        };
+        let argv = split_quoted_escaped(script).filter(|a| !a.is_empty());
+        let Some(argv) = argv else {
+            self.dropped(
+                n,
+                ctx,
+                format!("`{kw}`: cannot read `{script}`; keepalived ignores it, so does vrrpd"),
+            );
+            return None;
+        };
+        let user = match words.get(2..).unwrap_or(&[]) {
+            [] => None,
+            [u] => Some(u.clone()),
+            [u, g, rest @ ..] => {
+                if !rest.is_empty() {
+                    let rest = rest.join(" ");
+                    self.note(
+                        n.pos,
+                        format!("`{kw}`: `{rest}` after the user and group is ignored, as keepalived does (quote the script to pass arguments)"),
+                    );
+                }
+                Some(format!("{u}:{g}"))
+            }
+        };
+        self.carried(n, ctx);
+        let shell = needs_shell(&argv[0]);
+        Some(CommandSpec {
+            command: if shell { vec![script.clone()] } else { argv },
+            shell,
+            user,
+        })
+    }
+
+    /// A top-level keyword other than the VRRP blocks and virtual_server.
+    pub fn top_level_other(&mut self, n: &Node) {
+        match n.keyword() {
+            "" => self.dropped(
+                n,
+                "",
+                "block without a keyword; keepalived ignores it, so does vrrpd".to_owned(),
+            ),
+            "static_ipaddress"
+            | "static_routes"
+            | "static_rules"
+            | "virtual_server_group"
+            | "vrrp_track_process"
+            | "track_process"
+            | "garp_group"
+            | "linkbeat_interfaces"
+            | "bfd_instance"
+            | "SSL"
+            | "net_namespace"
+            | "net_namespace_ipvs"
+            | "instance"
+            | "use_pid_dir"
+            | "static_track_group" => {
+                let kw = n.keyword().to_owned();
+                let consequence = match kw.as_str() {
+                    "virtual_server_group" => {
+                        " (the virtual servers that use it are not configured)"
+                    }
+                    "vrrp_track_process" | "track_process" => {
+                        " (instances that track it are not moved by it)"
+                    }
+                    _ => "",
+                };
+                self.dropped(
+                    n,
+                    "",
+                    format!("`{kw}` is not supported by vrrpd yet; dropped{consequence}"),
+                );
+            }
+            _ => self.unsupported(n, ""),
+        }
+    }
+
+    /// global_defs, scripts, track files, instances and sync groups, in
+    /// that order (keepalived completes instances after reading the whole
+    /// file).
+    pub fn vrrp(&mut self, nodes: &[Node]) {
+        for n in nodes.iter().filter(|n| n.keyword() == "global_defs") {
+            self.carried(n, "");
+            self.global(n);
+        }
+        for n in nodes.iter().filter(|n| n.keyword() == "vrrp_script") {
+            self.script(n);
+        }
+        let mut file_defaults = BTreeMap::new();
+        for n in nodes
+            .iter()
+            .filter(|n| matches!(n.keyword(), "track_file" | "vrrp_track_file"))
+        {
+            self.track_file(n, &mut file_defaults);
+        }
+        let mut info = BTreeMap::new();
+        for n in nodes.iter().filter(|n| n.keyword() == "vrrp_instance") {
+            if let Some((name, i, meta)) = self.instance(n, &file_defaults) {
+                if self.config.instance.contains_key(&name) {
+                    self.dropped(n, "", format!("`vrrp_instance {name}` is defined again; keepalived refuses the duplicate, so this one is dropped"));
+                    continue;
+                }
+                self.config.instance.insert(name.clone(), i);
+                info.insert(name, meta);
+            }
+        }
+        let mut group_tracks = Vec::new();
+        for n in nodes.iter().filter(|n| n.keyword() == "vrrp_sync_group") {
+            group_tracks.extend(self.sync_group(n));
+        }
+        self.keepalived_rules(&info);
+        for (group, tracks) in group_tracks {
+            self.group_tracks(&group, tracks, &file_defaults);
+        }
+    }
+
+    fn name(&mut self, n: &Node) -> Option<String> {
+        match n.args() {
+            [name] => Some(name.clone()),
+            _ => {
+                let kw = n.keyword().to_owned();
+                self.dropped(
+                    n,
+                    "",
+                    format!("`{kw}` needs exactly one name; block dropped"),
+                );
+                None
+            }
+        }
+    }
+
+    fn global(&mut self, n: &Node) {
+        const CTX: &str = "global_defs";
+        let gk = KeyPath::root("global");
+        self.at(&gk, n.pos);
+        for c in n.block() {
+            let key = gk.key(c.keyword());
+            self.at(&key, c.pos);
+            match c.keyword() {
+                "router_id" => self.config.global.router_id = self.string(c, CTX),
+                "vrrp_version" => match self.number::<u8>(c, CTX) {
+                    Some(v @ (2 | 3)) => {
+                        self.version = Some(v);
+                        self.config.global.vrrp_version = Some(v);
+                    }
+                    Some(v) => self.refuse(c.pos, format!("vrrp_version {v}: keepalived accepts 2 or 3")),
+                    None => {}
+                },
+                "vrrp_strict" => {
+                    self.strict = true;
+                    self.config.global.vrrp_strict = Some(true);
+                    self.changed(c, CTX, "`vrrp_strict`: carried (no authentication, no unicast, no preempt_delay, lower_prio_no_advert, owner-only MASTER start); keepalived's strict mode also drops traffic addressed to the virtual addresses (no_accept firewall rules), vrrpd accepts it".to_owned());
+                }
+                "enable_script_security" => {
+                    self.config.global.enable_script_security = self.flag(c, CTX);
+                }
+                "script_user" => match c.args() {
+                    [u] => {
+                        self.config.global.script_user = Some(u.clone());
+                        self.carried(c, CTX);
+                    }
+                    [u, g] => {
+                        self.config.global.script_user = Some(format!("{u}:{g}"));
+                        self.carried(c, CTX);
+                    }
+                    _ => self.dropped(c, CTX, "`script_user` takes USER [GROUP]; dropped".to_owned()),
+                },
+                "vrrp_garp_master_delay" => {
+                    self.config.global.vrrp_garp_master_delay = self.seconds(c, CTX);
+                }
+                "vrrp_garp_master_repeat" => {
+                    self.config.global.vrrp_garp_master_repeat = self.number(c, CTX);
+                }
+                "vrrp_garp_master_refresh" => {
+                    self.config.global.vrrp_garp_master_refresh = self.seconds(c, CTX);
+                }
+                "vrrp_garp_master_refresh_repeat" => {
+                    self.config.global.vrrp_garp_master_refresh_repeat = self.number(c, CTX);
+                }
+                "vrrp_garp_interval" | "vrrp_gna_interval" => {
+                    if let Some(d) = self.arg(c, CTX).and_then(|a| parse_duration(a).ok()) {
+                        let kw = c.keyword().to_owned();
+                        self.changed(c, CTX, format!("`{kw}`: vrrpd has one spacing for gratuitous ARPs and neighbour advertisements; it takes the last of vrrp_garp_interval and vrrp_gna_interval"));
+                        self.config.global.vrrp_garp_interval = Some(Dur(d));
+                    }
+                }
+                "vrrp_lower_prio_no_advert" => {
+                    self.config.global.vrrp_lower_prio_no_advert = self.flag(c, CTX);
+                }
+                "v3_checksum_as_v2" | "vrrp_v3_checksum_as_v2" => {
+                    self.config.global.vrrp_v3_checksum_as_v2 = self.flag(c, CTX);
+                }
+                "vrrp_check_unicast_src" => {
+                    // vrrpd always accepts unicast adverts from the peers only.
+                    self.carried(c, CTX);
+                }
+                "vrrp_skip_check_adv_addr" => self.dropped(c, CTX, "`vrrp_skip_check_adv_addr`: vrrpd always checks the addresses of an advertisement (harmless when both sides list the same addresses); dropped".to_owned()),
+                "lvs_id" => self.dropped(c, CTX, "`lvs_id` is ignored by keepalived 2.x too; dropped".to_owned()),
+                _ => self.unsupported(c, CTX),
+            }
+        }
+    }
+
+    fn script(&mut self, n: &Node) {
+        const CTX: &str = "vrrp_script";
+        let Some(name) = self.name(n) else { return };
+        let k = KeyPath::root("script").key(&name);
+        self.at(&k, n.pos);
+        let mut s = raw::Script::default();
+        for c in n.block() {
+            self.at(&k.key(c.keyword()), c.pos);
+            match c.keyword() {
+                "script" => {
+                    s.command = self.command(c, CTX);
+                    self.at(&k.key("command"), c.pos);
+                }
+                "interval" | "timeout" => {
+                    let kw = c.keyword();
+                    let v = self.number::<u64>(c, CTX).map(|v| Dur::secs(v.max(1)));
+                    if kw == "interval" {
+                        s.interval = v;
+                    } else {
+                        s.timeout = v;
+                    }
+                }
+                "weight" => {
+                    let Some(w) = c.args().first().and_then(|w| w.parse::<i32>().ok()) else {
+                        self.dropped(c, CTX, "`weight` needs a number; dropped".to_owned());
+                        continue;
+                    };
+                    if !(-253..=253).contains(&w) {
+                        self.dropped(c, CTX, format!("vrrp_script {name} weight {w} is out of -253..=253; keepalived ignores it, so does vrrpd"));
+                        continue;
+                    }
+                    s.weight = Some(w);
+                    match c.args().get(1).map(String::as_str) {
+                        Some("reverse") => s.reverse = Some(true),
+                        None => {}
+                        Some(other) => {
+                            let other = other.to_owned();
+                            self.note(
+                                c.pos,
+                                format!(
+                                    "unknown weight option `{other}` ignored, as keepalived does"
+                                ),
+                            );
+                        }
+                    }
+                    self.carried(c, CTX);
+                }
+                "rise" | "fall" => {
+                    let v = self.number::<u32>(c, CTX).map(|v| v.max(1));
+                    if c.keyword() == "rise" {
+                        s.rise = v;
+                    } else {
+                        s.fall = v;
+                    }
+                }
+                "user" => match c.args() {
+                    [u] => {
+                        s.user = Some(u.clone());
+                        self.carried(c, CTX);
+                    }
+                    [u, g] => {
+                        s.user = Some(format!("{u}:{g}"));
+                        self.carried(c, CTX);
+                    }
+                    _ => self.dropped(c, CTX, "`user` takes USER [GROUP]; dropped".to_owned()),
+                },
+                "init_fail" => {
+                    s.init_fail = Some(true);
+                    self.carried(c, CTX);
+                }
+                _ => self.unsupported(c, CTX),
+            }
+        }
+        if s.command.is_none() {
+            self.dropped(n, "", format!("vrrp_script {name} has no `script`; keepalived drops it (and the instances tracking it do not track it), so does vrrpd"));
+            return;
+        }
+        if self.config.script.contains_key(&name) {
+            self.dropped(
+                n,
+                "",
+                format!("`vrrp_script {name}` is defined again; the second definition is dropped"),
+            );
+            return;
+        }
+        self.carried(n, "");
+        self.config.script.insert(name, s);
+    }
+
+    fn track_file(&mut self, n: &Node, defaults: &mut BTreeMap<String, i32>) {
+        const CTX: &str = "track_file";
+        let Some(name) = self.name(n) else { return };
+        let k = KeyPath::root("track_file").key(&name);
+        self.at(&k, n.pos);
+        let mut t = raw::TrackFile::default();
+        for c in n.block() {
+            self.at(&k.key(c.keyword()), c.pos);
+            match c.keyword() {
+                "file" => t.file = self.string(c, CTX),
+                "weight" => {
+                    let Some(w) = c.args().first().and_then(|w| w.parse::<i32>().ok()) else {
+                        self.dropped(c, CTX, "`weight` needs a number; dropped".to_owned());
+                        continue;
+                    };
+                    if !(-254..=254).contains(&w) {
+                        self.dropped(c, CTX, format!("track_file {name} weight {w} is out of -254..=254; keepalived uses 1, so does vrrpd"));
+                        continue;
+                    }
+                    t.weight = Some(w);
+                    if c.args().get(1).is_some_and(|r| r == "reverse") {
+                        t.reverse = Some(true);
+                    }
+                    self.carried(c, CTX);
+                }
+                "init_file" => {
+                    let mut value = 0;
+                    for a in c.args() {
+                        if a == "overwrite" {
+                            t.init_overwrite = Some(true);
+                        } else if let Ok(v) = a.parse::<i32>() {
+                            value = v;
+                        }
+                    }
+                    t.init_file = Some(value);
+                    self.carried(c, CTX);
+                }
+                _ => self.unsupported(c, CTX),
+            }
+        }
+        if t.file.is_none() {
+            self.dropped(
+                n,
+                "",
+                format!("track_file {name} has no `file`; keepalived ignores it, so does vrrpd"),
+            );
+            return;
+        }
+        self.carried(n, "");
+        defaults.insert(name.clone(), t.weight.unwrap_or(1));
+        self.config.track_file.insert(name, t);
+    }
+
+    /// `NAME [weight W [reverse|noreverse]]` lines of track_interface,
+    /// track_script and track_file blocks.
+    /// The entries of a `track_*` block, each with its line.
+    fn track_entries(&mut self, n: &Node, ctx: &str) -> Vec<(raw::TrackRef, Pos)> {
+        let mut out = Vec::new();
+        for c in n.block() {
+            let mut r = raw::TrackRef::named(c.keyword());
+            let mut args = c.args().iter();
+            let mut ok = true;
+            while let Some(a) = args.next() {
+                match a.as_str() {
+                    "weight" => match args.next().and_then(|w| w.parse::<i32>().ok()) {
+                        Some(w) => r.weight = Some(w),
+                        None => ok = false,
+                    },
+                    "reverse" => r.reverse = Some(true),
+                    "noreverse" | "no_reverse" => r.reverse = Some(false),
+                    _ => ok = false,
+                }
+            }
+            if !ok {
+                let line = c.words.join(" ");
+                self.entry(c, &format!("{ctx} entry"), Fate::Dropped, Some(format!("`{line}` in {ctx}: options not understood; keepalived ignores the entry, so does vrrpd")));
+                continue;
+            }
+            self.report.count(&format!("{ctx} entry"), Fate::Carried);
+            out.push((r, c.pos));
+        }
+        out
+    }
+
+    fn track_refs(
+        &mut self,
+        n: &Node,
+        ctx: &str,
+        key: &KeyPath,
+        start: usize,
+    ) -> Vec<raw::TrackRef> {
+        let entries = self.track_entries(n, ctx);
+        let mut out = Vec::with_capacity(entries.len());
+        for (r, pos) in entries {
+            self.at(&key.index(start + out.len()), pos);
+            out.push(r);
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn instance(
+        &mut self,
+        n: &Node,
+        file_defaults: &BTreeMap<String, i32>,
+    ) -> Option<(String, raw::Instance, InstanceInfo)> {
+        const CTX: &str = "vrrp_instance";
+        let name = self.name(n)?;
+        self.carried(n, "");
+        let k = KeyPath::root("instance").key(&name);
+        self.at(&k, n.pos);
+        let mut i = raw::Instance::default();
+        let mut info = InstanceInfo {
+            pos: n.pos,
+            ..Default::default()
+        };
+        for c in n.block() {
+            let key = k.key(c.keyword());
+            self.at(&key, c.pos);
+            match c.keyword() {
+                "state" => match c.args().first().map(String::as_str) {
+                    Some("MASTER") => {
+                        i.state = Some(raw::StartState::Master);
+                        self.carried(c, CTX);
+                    }
+                    Some("BACKUP") if i.state == Some(raw::StartState::Master) => {
+                        self.dropped(c, CTX, "`state BACKUP` after `state MASTER`: keepalived keeps MASTER, so does vrrpd".to_owned());
+                    }
+                    Some("BACKUP") => {
+                        i.state = Some(raw::StartState::Backup);
+                        self.carried(c, CTX);
+                    }
+                    other => {
+                        let other = other.unwrap_or("").to_owned();
+                        self.changed(
+                            c,
+                            CTX,
+                            format!(
+                                "unknown state `{other}`: keepalived uses BACKUP, so does vrrpd"
+                            ),
+                        );
+                        i.state = Some(raw::StartState::Backup);
+                    }
+                },
+                "interface" => i.interface = self.string(c, CTX),
+                "virtual_router_id" => match c.args().first().map(|a| a.parse::<Vrid>()) {
+                    Some(Ok(v)) => {
+                        i.virtual_router_id = Some(v);
+                        self.carried(c, CTX);
+                    }
+                    _ => {
+                        let a = c.args().join(" ");
+                        self.refuse(c.pos, format!("({name}) virtual_router_id `{a}` is not 1..=255; keepalived refuses the instance"));
+                    }
+                },
+                "priority" => match c.args().first().map(|a| a.parse::<Priority>()) {
+                    Some(Ok(p)) => {
+                        i.priority = Some(p);
+                        self.carried(c, CTX);
+                    }
+                    _ => {
+                        let a = c.args().join(" ");
+                        self.changed(c, CTX, format!("({name}) priority `{a}` is not 1..=255: keepalived uses 100, so does vrrpd"));
+                        i.priority = Some(Priority::DEFAULT);
+                    }
+                },
+                "advert_int" => {
+                    info.advert_int = self.seconds(c, CTX);
+                    i.advert_int = info.advert_int;
+                }
+                "version" => match self.number::<u8>(c, CTX) {
+                    Some(v @ (2 | 3)) => i.version = Some(v),
+                    Some(v) => self.refuse(
+                        c.pos,
+                        format!("({name}) version {v}: keepalived accepts 2 or 3"),
+                    ),
+                    None => {}
+                },
+                "nopreempt" => {
+                    i.nopreempt = Some(true);
+                    self.carried(c, CTX);
+                }
+                "preempt" => {
+                    // keepalived's (deprecated) default; nothing to carry.
+                    self.carried(c, CTX);
+                }
+                "preempt_delay" => i.preempt_delay = self.seconds(c, CTX),
+                "strict_mode" => i.strict_mode = self.flag(c, CTX),
+                "virtual_ipaddress" => {
+                    self.carried(c, CTX);
+                    i.virtual_ipaddress = self.vips(c, &key);
+                }
+                "unicast_src_ip" | "mcast_src_ip" => {
+                    let kw = c.keyword().to_owned();
+                    match c.args().first().and_then(|a| address(a)) {
+                        Some((ip, prefixed)) => {
+                            if prefixed {
+                                self.note(
+                                    c.pos,
+                                    format!("`{kw}`: the /prefix is ignored, as keepalived does"),
+                                );
+                            }
+                            i.unicast_src_ip = Some(ip);
+                            self.carried(c, CTX);
+                        }
+                        None => self.dropped(c, CTX, format!("`{kw}` needs an address; dropped")),
+                    }
+                    self.at(&k.key("unicast_src_ip"), c.pos);
+                }
+                "unicast_peer" => {
+                    self.carried(c, CTX);
+                    for p in c.block() {
+                        match address(p.keyword()) {
+                            Some((ip, prefixed)) => {
+                                if prefixed {
+                                    self.note(
+                                        p.pos,
+                                        "unicast_peer: the /prefix is ignored, as keepalived does"
+                                            .to_owned(),
+                                    );
+                                }
+                                if !p.args().is_empty() {
+                                    let extra = p.args().join(" ");
+                                    self.entry(p, "unicast_peer entry", Fate::Changed, Some(format!("unicast_peer options `{extra}` are not supported (vrrpd does not check TTLs of unicast adverts); the peer is kept")));
+                                } else {
+                                    self.report.count("unicast_peer entry", Fate::Carried);
+                                }
+                                self.at(&key.index(i.unicast_peer.len()), p.pos);
+                                i.unicast_peer.push(ip);
+                            }
+                            None => {
+                                let kw = p.keyword().to_owned();
+                                self.entry(p, "unicast_peer entry", Fate::Dropped, Some(format!("`{kw}` is not an address; keepalived ignores it, so does vrrpd")));
+                            }
+                        }
+                    }
+                }
+                "authentication" => {
+                    self.carried(c, CTX);
+                    info.auth = Some(c.pos);
+                    let mut a = raw::Authentication::default();
+                    for x in c.block() {
+                        self.at(&key.key(x.keyword()), x.pos);
+                        match x.keyword() {
+                            "auth_type" => {
+                                a.auth_type = self.string(x, "authentication");
+                            }
+                            "auth_pass" => {
+                                if let Some(p) = self.arg(x, "authentication") {
+                                    let mut pass = p.to_owned();
+                                    if pass.len() > 8 {
+                                        let mut cut = 8;
+                                        while !pass.is_char_boundary(cut) {
+                                            cut -= 1;
+                                        }
+                                        pass.truncate(cut);
+                                        self.note(x.pos, format!("auth_pass is longer than 8 bytes; keepalived sends only the first 8, so the converted file uses `{pass}`"));
+                                    }
+                                    self.carried(x, "authentication");
+                                    a.auth_pass = Some(pass);
+                                }
+                            }
+                            _ => self.unsupported(x, "authentication"),
+                        }
+                    }
+                    i.authentication = Some(a);
+                }
+                "garp_master_delay" => i.garp_master_delay = self.seconds(c, CTX),
+                "garp_master_refresh" => i.garp_master_refresh = self.seconds(c, CTX),
+                "garp_master_repeat" => i.garp_master_repeat = self.number(c, CTX),
+                "garp_master_refresh_repeat" => i.garp_master_refresh_repeat = self.number(c, CTX),
+                "lower_prio_no_advert" => i.lower_prio_no_advert = self.flag(c, CTX),
+                "v3_checksum_as_v2" => i.checksum_as_v2 = self.flag(c, CTX),
+                "track_interface" => {
+                    self.carried(c, CTX);
+                    let start = i.track_interface.len();
+                    let refs = self.track_refs(c, "track_interface", &key, start);
+                    i.track_interface.extend(refs);
+                }
+                "track_script" => {
+                    self.carried(c, CTX);
+                    let start = i.track_script.len();
+                    let refs = self.track_refs(c, "track_script", &key, start);
+                    for (n_ref, r) in refs.into_iter().enumerate() {
+                        let pos = self.pos_of(&key.index(start + n_ref));
+                        if self.config.script.contains_key(&r.name) {
+                            self.at(&key.index(i.track_script.len()), pos);
+                            i.track_script.push(r);
+                        } else {
+                            let name_ref = r.name.clone();
+                            self.report.recount("track_script entry", Fate::Dropped);
+                            self.note(pos, format!("({name}) track_script `{name_ref}` has no usable vrrp_script; keepalived ignores the entry, so does vrrpd"));
+                        }
+                    }
+                }
+                "track_file" => {
+                    self.carried(c, CTX);
+                    let start = i.track_file.len();
+                    let refs = self.track_refs(c, "track_file", &key, start);
+                    for (n_ref, r) in refs.into_iter().enumerate() {
+                        let pos = self.pos_of(&key.index(start + n_ref));
+                        if file_defaults.contains_key(&r.name) {
+                            self.at(&key.index(i.track_file.len()), pos);
+                            i.track_file.push(raw::TrackFileRef {
+                                name: Some(r.name),
+                                path: None,
+                                weight: r.weight,
+                                reverse: r.reverse,
+                            });
+                        } else {
+                            let name_ref = r.name.clone();
+                            self.report.recount("track_file entry", Fate::Dropped);
+                            self.note(pos, format!("({name}) track_file `{name_ref}` has no track_file block; keepalived ignores the entry, so does vrrpd"));
+                        }
+                    }
+                }
+                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" => {
+                    let cmd = self.command(c, CTX);
+                    match c.keyword() {
+                        "notify_master" => i.notify_master = cmd,
+                        "notify_backup" => i.notify_backup = cmd,
+                        "notify_fault" => i.notify_fault = cmd,
+                        "notify_stop" => i.notify_stop = cmd,
+                        _ => i.notify = cmd,
+                    }
+                }
+                "debug" | "native_ipv6" | "kernel_rx_buf_size" | "linkbeat_use_polling" => {
+                    let kw = c.keyword().to_owned();
+                    self.dropped(
+                        c,
+                        CTX,
+                        format!(
+                            "`{kw}` has no equivalent in vrrpd (no effect on the election); dropped"
+                        ),
+                    );
+                }
+                "virtual_ipaddress_excluded"
+                | "virtual_routes"
+                | "virtual_rules"
+                | "track_process"
+                | "track_bfd"
+                | "use_vmac"
+                | "vmac_xmit_base"
+                | "use_vmac_addr"
+                | "use_ipvlan"
+                | "accept"
+                | "no_accept"
+                | "dont_track_primary"
+                | "promote_secondaries"
+                | "garp_lower_prio_delay"
+                | "garp_lower_prio_repeat"
+                | "down_timer_adverts"
+                | "garp_extra_if"
+                | "vmac_garp_intvl"
+                | "higher_prio_send_advert"
+                | "smtp_alert"
+                | "notify_deleted"
+                | "notify_master_rx_lower_pri"
+                | "notify_priority_changes"
+                | "lvs_sync_daemon_interface"
+                | "unicast_ttl"
+                | "unicast_fault_no_peer"
+                | "check_unicast_src"
+                | "old_unicast_checksum"
+                | "mcast_dst_ip"
+                | "track_src_ip"
+                | "vrf"
+                | "skip_check_adv_addr" => {
+                    let kw = c.keyword().to_owned();
+                    self.dropped(
+                        c,
+                        CTX,
+                        format!("`{kw}` in vrrp_instance is not supported by vrrpd yet; dropped"),
+                    );
+                }
+                _ => self.unsupported(c, CTX),
+            }
+        }
+        Some((name, i, info))
+    }
+
+    fn vips(&mut self, n: &Node, key: &KeyPath) -> Vec<raw::VirtualIp> {
+        let mut out = Vec::new();
+        for v in n.block() {
+            let mut vip = raw::VirtualIp {
+                address: v.keyword().to_owned(),
+                dev: None,
+                label: None,
+            };
+            let mut args = v.args().iter();
+            let mut dropped = Vec::new();
+            while let Some(opt) = args.next() {
+                match opt.as_str() {
+                    "dev" | "label" | "brd" | "broadcast" | "scope" | "peer" | "preferred_lft"
+                    | "track_group" => {
+                        let value = args.next().cloned().unwrap_or_default();
+                        match opt.as_str() {
+                            "dev" => vip.dev = Some(value),
+                            "label" => vip.label = Some(value),
+                            _ => dropped.push(format!("{opt} {value}")),
+                        }
+                    }
+                    "home" | "-nodad" | "nodad" | "mngtmpaddr" | "noprefixroute" | "autojoin"
+                    | "no_track" | "use_vmac" => dropped.push(opt.clone()),
+                    other => dropped.push(other.to_owned()),
+                }
+            }
+            self.at(&key.index(out.len()), v.pos);
+            if dropped.is_empty() {
+                self.report.count("virtual_ipaddress entry", Fate::Carried);
+            } else {
+                let d = dropped.join(", ");
+                self.entry(v, "virtual_ipaddress entry", Fate::Changed, Some(format!("virtual address options `{d}` are not supported (only dev and label); the address is kept without them")));
+            }
+            out.push(vip);
+        }
+        if n.children.is_none() {
+            self.note(
+                n.pos,
+                "`virtual_ipaddress` without a block; nothing carried".to_owned(),
+            );
+        }
+        out
+    }
+
+    fn sync_group<'n>(&mut self, n: &'n Node) -> Option<(String, Vec<(&'n Node, &'static str)>)> {
+        const CTX: &str = "vrrp_sync_group";
+        let name = self.name(n)?;
+        let k = KeyPath::root("sync_group").key(&name);
+        self.at(&k, n.pos);
+        let mut g = raw::SyncGroup::default();
+        let mut tracks: Vec<(&'n Node, &'static str)> = Vec::new();
+        for c in n.block() {
+            self.at(&k.key(c.keyword()), c.pos);
+            match c.keyword() {
+                "group" => {
+                    self.carried(c, CTX);
+                    for m in c.block() {
+                        for w in &m.words {
+                            self.at(&k.key("group").index(g.group.len()), m.pos);
+                            g.group.push(w.clone());
+                        }
+                    }
+                }
+                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" => {
+                    let cmd = self.command(c, CTX);
+                    match c.keyword() {
+                        "notify_master" => g.notify_master = cmd,
+                        "notify_backup" => g.notify_backup = cmd,
+                        "notify_fault" => g.notify_fault = cmd,
+                        "notify_stop" => g.notify_stop = cmd,
+                        _ => g.notify = cmd,
+                    }
+                }
+                "sync_group_tracking_weight" | "global_tracking" => {
+                    g.sync_group_tracking_weight = Some(true);
+                    self.carried(c, CTX);
+                }
+                "track_interface" => tracks.push((c, "track_interface")),
+                "track_script" => tracks.push((c, "track_script")),
+                "track_file" => tracks.push((c, "track_file")),
+                "smtp_alert" | "notify_priority_changes" | "track_process" | "track_bfd" => {
+                    let kw = c.keyword().to_owned();
+                    self.dropped(
+                        c,
+                        CTX,
+                        format!("`{kw}` in vrrp_sync_group is not supported by vrrpd yet; dropped"),
+                    );
+                }
+                other if self.config.instance.contains_key(other) && c.children.is_none() => {
+                    let other = other.to_owned();
+                    self.dropped(c, CTX, format!("`{other}` directly in vrrp_sync_group: keepalived reads only a `group {{ ... }}` block and ignores this line, so does vrrpd"));
+                }
+                _ => self.unsupported(c, CTX),
+            }
+        }
+        if g.group.is_empty() {
+            self.dropped(n, "", format!("sync group {name} has no instance (no `group {{ ... }}` block); keepalived removes it, so does vrrpd"));
+            return None;
+        }
+        self.carried(n, "");
+        self.config.sync_group.insert(name.clone(), g);
+        Some((name, tracks))
+    }
+
+    /// A sync group's `track_*` blocks: keepalived adds them to every
+    /// member after its own rules (`vrrp_complete_instance`) ran, with
+    /// their weights (`sync_group_tracking_init`); weights are cleared
+    /// only when a member owns its addresses. A member already tracking
+    /// the object keeps its entry, with the group's weight unless its own
+    /// was 0.
+    fn group_tracks(
+        &mut self,
+        group: &str,
+        tracks: Vec<(&Node, &'static str)>,
+        file_defaults: &BTreeMap<String, i32>,
+    ) {
+        const CTX: &str = "vrrp_sync_group";
+        let members = self
+            .config
+            .sync_group
+            .get(group)
+            .map(|g| g.group.clone())
+            .unwrap_or_default();
+        let owner = members.iter().find(|m| {
+            self.config.instance.get(*m).is_some_and(|i| {
+                i.priority
+                    .map_or(i.state == Some(raw::StartState::Master), Priority::is_owner)
+            })
+        });
+        let owner = owner.cloned();
+        let mut weighted = None;
+        for (c, kind) in tracks {
+            self.carried(c, CTX);
+            for (mut r, pos) in self.track_entries(c, kind) {
+                let (default, default_reverse) = match kind {
+                    "track_script" => match self.config.script.get(&r.name) {
+                        Some(s) => (s.weight.unwrap_or(0), s.reverse),
+                        None => {
+                            self.note(pos, format!("sync group {group}: track script {} is not defined; keepalived ignores the entry, so does vrrpd", r.name));
+                            continue;
+                        }
+                    },
+                    "track_file" => match file_defaults.get(&r.name) {
+                        Some(w) => (*w, None),
+                        None => {
+                            self.note(pos, format!("sync group {group}: track file {} is not defined; keepalived ignores the entry, so does vrrpd", r.name));
+                            continue;
+                        }
+                    },
+                    _ => (0, None),
+                };
+                let weight = r.weight.unwrap_or(default);
+                r.weight = Some(weight);
+                r.reverse = r.reverse.or(default_reverse);
+                if weight != 0 {
+                    if let Some(o) = &owner {
+                        self.report.recount(&format!("{kind} entry"), Fate::Changed);
+                        self.note(pos, format!("sync group {group}: {kind} {} weight {weight}: member {o} owns its addresses (priority 255), so keepalived clears the weight (a failure means Fault), so does vrrpd", r.name));
+                        r.weight = Some(0);
+                        r.reverse = None;
+                    } else {
+                        weighted.get_or_insert(pos);
+                    }
+                }
+                for m in &members {
+                    self.add_group_track(group, m, kind, &r, pos);
+                }
+            }
+        }
+        if let Some(pos) = weighted
+            && let Some(g) = self.config.sync_group.get_mut(group)
+            && g.sync_group_tracking_weight != Some(true)
+        {
+            g.sync_group_tracking_weight = Some(true);
+            self.note(pos, format!("sync group {group} tracks with a weight: keepalived applies a group's weights to its members (their own weights were already ignored above); vrrpd writes that as sync_group_tracking_weight = true"));
+        }
+    }
+
+    /// Adds one of a sync group's tracked objects to one member.
+    fn add_group_track(
+        &mut self,
+        group: &str,
+        member: &str,
+        kind: &str,
+        r: &raw::TrackRef,
+        pos: Pos,
+    ) {
+        let scripts = &self.config.script;
+        let files = &self.config.track_file;
+        let Some(inst) = self.config.instance.get_mut(member) else {
+            return;
+        };
+        let key = KeyPath::root("instance").key(member).key(kind);
+        let own = kind == "track_interface" && inst.interface.as_deref() == Some(r.name.as_str());
+        // The instance's entry, with its weight as keepalived reads it.
+        let (exists, len) = match kind {
+            "track_interface" => {
+                let e = inst.track_interface.iter_mut().find(|t| t.name == r.name);
+                let exists = e.is_some() || own;
+                if let Some(e) = e.filter(|e| e.weight.unwrap_or(0) != 0) {
+                    e.weight = r.weight;
+                    e.reverse = r.reverse;
+                }
+                (exists, inst.track_interface.len())
+            }
+            "track_script" => {
+                let default = scripts.get(&r.name).and_then(|s| s.weight).unwrap_or(0);
+                let e = inst.track_script.iter_mut().find(|t| t.name == r.name);
+                let exists = e.is_some();
+                if let Some(e) = e.filter(|e| e.weight.unwrap_or(default) != 0) {
+                    e.weight = r.weight;
+                    e.reverse = r.reverse;
+                }
+                (exists, inst.track_script.len())
+            }
+            _ => {
+                let default = files.get(&r.name).and_then(|f| f.weight).unwrap_or(1);
+                let e = inst
+                    .track_file
+                    .iter_mut()
+                    .find(|t| t.name.as_deref() == Some(r.name.as_str()));
+                let exists = e.is_some();
+                if let Some(e) = e.filter(|e| e.weight.unwrap_or(default) != 0) {
+                    e.weight = r.weight;
+                    e.reverse = r.reverse;
+                }
+                (exists, inst.track_file.len())
+            }
+        };
+        if exists {
+            let what = if own {
+                "is its own interface, tracked with weight 0".to_owned()
+            } else {
+                "is also tracked by the instance: keepalived keeps one entry, with the group's weight unless the instance's was 0".to_owned()
+            };
+            self.note(
+                pos,
+                format!(
+                    "sync group {group}: {kind} {} on member {member} {what}",
+                    r.name
+                ),
+            );
+            return;
+        }
+        match kind {
+            "track_interface" => inst.track_interface.push(r.clone()),
+            "track_script" => inst.track_script.push(r.clone()),
+            _ => inst.track_file.push(raw::TrackFileRef {
+                name: Some(r.name.clone()),
+                path: None,
+                weight: r.weight,
+                reverse: r.reverse,
+            }),
+        }
+        self.at(&key.index(len), pos);
+    }
+
+    /// What keepalived does to an instance after reading the whole file
+    /// (`vrrp_complete_instance`), done to the converted one, each change
+    /// a warning.
+    #[allow(clippy::too_many_lines)]
+    fn keepalived_rules(&mut self, info: &BTreeMap<String, InstanceInfo>) {
+        let members: BTreeMap<String, (String, bool)> = self
+            .config
+            .sync_group
+            .iter()
+            .flat_map(|(g, sg)| {
+                let weights = sg.sync_group_tracking_weight == Some(true);
+                sg.group
+                    .iter()
+                    .map(move |m| (m.clone(), (g.clone(), weights)))
+            })
+            .collect();
+        let file_weights: BTreeMap<String, i32> = self
+            .config
+            .track_file
+            .iter()
+            .map(|(n, t)| (n.clone(), t.weight.unwrap_or(1)))
+            .collect();
+        let names: Vec<String> = self.config.instance.keys().cloned().collect();
+        let global_strict = self.strict;
+        let global_version = self.version;
+        for name in names {
+            let k = KeyPath::root("instance").key(&name);
+            let meta = info.get(&name).cloned().unwrap_or_default();
+            let Some(mut i) = self.config.instance.remove(&name) else {
+                continue;
+            };
+            let mut notes: Vec<(Pos, &'static str, Fate, String)> = Vec::new();
+            let at = |cx: &Self, key: &str| cx.pos_of(&k.key(key));
+            let strict = i.strict_mode.unwrap_or(global_strict);
+            if i.interface.is_none() {
+                self.refuse(meta.pos, format!("({name}) has no `interface`; keepalived allows that for unicast instances with unicast_src_ip, vrrpd needs the interface"));
+            }
+            if i.virtual_router_id.is_none() {
+                self.refuse(
+                    meta.pos,
+                    format!("({name}) has no virtual_router_id; keepalived refuses the instance"),
+                );
+            }
+            let v6 = i
+                .virtual_ipaddress
+                .first()
+                .and_then(|v| address(&v.address))
+                .map(|(a, _)| a.is_ipv6())
+                .or_else(|| i.unicast_src_ip.map(|a| a.is_ipv6()))
+                .or_else(|| i.unicast_peer.first().map(IpAddr::is_ipv6))
+                .unwrap_or(false);
+            let version = match (i.version, v6) {
+                (Some(2), true) if strict => {
+                    notes.push((at(self, "version"), "vrrp_instance version", Fate::Changed, format!("({name}) VRRPv2 cannot carry IPv6: keepalived's strict mode switches to version 3, so does vrrpd")));
+                    i.version = Some(3);
+                    3
+                }
+                (Some(2), true) => {
+                    self.refuse(at(self, "version"), format!("({name}) `version 2` on an IPv6 instance: keepalived would send VRRPv2 over IPv6, which no RFC defines and vrrpd cannot; remove `version 2` (keepalived then uses version 3)"));
+                    2
+                }
+                (Some(v), _) => v,
+                (None, true) => 3,
+                (None, false) => global_version.unwrap_or(2),
+            };
+            let owner = i
+                .priority
+                .map_or(i.state == Some(raw::StartState::Master), Priority::is_owner);
+            // keepalived tracks the instance's own interface with weight 0,
+            // whatever track_interface says of it.
+            if let Some(own) = i.interface.clone() {
+                let mut kept = Vec::new();
+                for (n, t) in std::mem::take(&mut i.track_interface)
+                    .into_iter()
+                    .enumerate()
+                {
+                    let pos = self.pos_of(&k.key("track_interface").index(n));
+                    if t.name == own {
+                        if t.weight.is_some_and(|w| w != 0) {
+                            notes.push((pos, "track_interface entry", Fate::Changed, format!("({name}) track_interface {own}: the instance's own interface is tracked with weight 0 by keepalived (down means Fault), whatever weight is given; so by vrrpd")));
+                        }
+                        continue;
+                    }
+                    self.at(&k.key("track_interface").index(kept.len()), pos);
+                    kept.push(t);
+                }
+                i.track_interface = kept;
+            }
+            if i.virtual_ipaddress.is_empty() && (version == 3 || v6 || strict) {
+                self.refuse(meta.pos, format!("({name}) has no virtual_ipaddress; keepalived refuses such an instance with VRRPv3, IPv6 or strict mode"));
+            }
+            // Authentication: strict mode and VRRPv3 ignore it; AH cannot
+            // be carried.
+            if let Some(a) = &i.authentication {
+                let pos = meta.auth.unwrap_or(meta.pos);
+                let ah = a
+                    .auth_type
+                    .as_deref()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("AH"));
+                if strict {
+                    notes.push((pos, "vrrp_instance authentication", Fate::Changed, format!("({name}) authentication in strict mode: keepalived ignores it and sends none, so does vrrpd")));
+                    i.authentication = None;
+                } else if version == 3 {
+                    notes.push((pos, "vrrp_instance authentication", Fate::Changed, format!("({name}) authentication with VRRPv3: keepalived ignores it and sends none, so does vrrpd")));
+                    i.authentication = None;
+                } else if a.auth_pass.as_deref().is_none_or(str::is_empty) {
+                    notes.push((pos, "vrrp_instance authentication", Fate::Changed, format!("({name}) authentication without a password: keepalived ignores it, so does vrrpd")));
+                    i.authentication = None;
+                } else if ah {
+                    notes.push((pos, "vrrp_instance authentication", Fate::Changed, format!("({name}) auth_type AH (IPsec AH, removed by RFC 3768) is not implemented by vrrpd: the converted instance sends no authentication, and a keepalived peer still using AH discards its adverts (both become master); convert both nodes together")));
+                    i.authentication = None;
+                } else if a
+                    .auth_type
+                    .as_deref()
+                    .is_some_and(|t| !t.eq_ignore_ascii_case("PASS"))
+                {
+                    let t = a.auth_type.clone().unwrap_or_default();
+                    notes.push((pos, "vrrp_instance authentication", Fate::Changed, format!("({name}) unknown auth_type `{t}`: keepalived ignores the block, so does vrrpd")));
+                    i.authentication = None;
+                }
+            }
+            // Advertisement interval: keepalived rounds what the version
+            // cannot carry.
+            if let Some(d) = i.advert_int {
+                let cs = (d.get().as_micros() + 5_000) / 10_000;
+                let rounded_cs = match version {
+                    2 => ((cs + 50) / 100 * 100).clamp(100, 25_500),
+                    _ => cs.clamp(1, 4095),
+                };
+                let rounded = Dur(std::time::Duration::from_millis(
+                    u64::try_from(rounded_cs * 10).unwrap_or(1000),
+                ));
+                if rounded != d {
+                    notes.push((at(self, "advert_int"), "vrrp_instance advert_int", Fate::Changed, format!("({name}) advert_int {d} cannot be carried by VRRPv{version}: keepalived uses {rounded}, so does vrrpd")));
+                    i.advert_int = Some(rounded);
+                }
+            }
+            if strict {
+                if !i.unicast_peer.is_empty() {
+                    self.refuse(at(self, "unicast_peer"), format!("({name}) unicast peers in strict mode: keepalived refuses the whole configuration (\"Unicast peers are not supported in strict mode\")"));
+                }
+                if i.preempt_delay.is_some() {
+                    notes.push((at(self, "preempt_delay"), "vrrp_instance preempt_delay", Fate::Dropped, format!("({name}) preempt_delay in strict mode: keepalived resets it, so does vrrpd")));
+                    i.preempt_delay = None;
+                }
+                if i.lower_prio_no_advert == Some(false) {
+                    notes.push((at(self, "lower_prio_no_advert"), "vrrp_instance lower_prio_no_advert", Fate::Changed, format!("({name}) strict mode requires lower_prio_no_advert: keepalived sets it, so does vrrpd")));
+                    i.lower_prio_no_advert = None;
+                }
+            }
+            if i.state == Some(raw::StartState::Master) || owner {
+                if i.nopreempt == Some(true) {
+                    notes.push((at(self, "nopreempt"), "vrrp_instance nopreempt", Fate::Dropped, format!("({name}) nopreempt with state MASTER or priority 255: keepalived clears it, so does vrrpd")));
+                    i.nopreempt = None;
+                }
+                if i.preempt_delay.is_some() && i.state == Some(raw::StartState::Master) {
+                    notes.push((at(self, "preempt_delay"), "vrrp_instance preempt_delay", Fate::Dropped, format!("({name}) preempt_delay with state MASTER: keepalived clears it, so does vrrpd")));
+                    i.preempt_delay = None;
+                }
+            }
+            // Weights keepalived ignores: of sync-group members (unless
+            // the group says sync_group_tracking_weight) and of the
+            // address owner.
+            let group = members.get(&name).filter(|(_, weights)| !weights);
+            if group.is_some() || owner {
+                let why = match group {
+                    Some((g, _)) => format!("member of sync group {g}"),
+                    None => "address owner (priority 255)".to_owned(),
+                };
+                let mut kept = Vec::new();
+                for (n, mut t) in std::mem::take(&mut i.track_interface)
+                    .into_iter()
+                    .enumerate()
+                {
+                    let pos = self.pos_of(&k.key("track_interface").index(n));
+                    if t.weight.is_some_and(|w| w != 0) {
+                        if group.is_some() {
+                            notes.push((pos, "track_interface entry", Fate::Changed, format!("({name}) track_interface {} weight: keepalived ignores weights of a {why} and tracks it with weight 0 (down means Fault), so does vrrpd", t.name)));
+                            t.weight = Some(0);
+                            t.reverse = None;
+                        } else {
+                            notes.push((pos, "track_interface entry", Fate::Dropped, format!("({name}) weighted track_interface {}: keepalived stops tracking it for the {why}, so does vrrpd", t.name)));
+                            continue;
+                        }
+                    }
+                    kept.push(t);
+                }
+                i.track_interface = kept;
+                let scripts = &self.config.script;
+                let mut kept = Vec::new();
+                for (n, t) in std::mem::take(&mut i.track_script).into_iter().enumerate() {
+                    let weight = t
+                        .weight
+                        .or_else(|| scripts.get(&t.name).and_then(|s| s.weight))
+                        .unwrap_or(0);
+                    if weight != 0 {
+                        let pos = self.pos_of(&k.key("track_script").index(n));
+                        notes.push((pos, "track_script entry", Fate::Dropped, format!("({name}) track_script {} with weight {weight}: keepalived ignores weighted scripts of a {why}, so does vrrpd", t.name)));
+                        continue;
+                    }
+                    kept.push(t);
+                }
+                i.track_script = kept;
+                let mut kept = Vec::new();
+                for (n, mut t) in std::mem::take(&mut i.track_file).into_iter().enumerate() {
+                    let pos = self.pos_of(&k.key("track_file").index(n));
+                    let default = t
+                        .name
+                        .as_ref()
+                        .and_then(|n| file_weights.get(n))
+                        .copied()
+                        .unwrap_or(1);
+                    let weight = t.weight.unwrap_or(default);
+                    let label = t.name.clone().unwrap_or_default();
+                    if weight == 1 {
+                        notes.push((pos, "track_file entry", Fate::Changed, format!("({name}) track_file {label}: keepalived reads the file with weight 0 for a {why} (any number but 0 means Fault), so does vrrpd")));
+                        t.weight = Some(0);
+                    } else if weight != 0 {
+                        notes.push((pos, "track_file entry", Fate::Dropped, format!("({name}) track_file {label} with weight {weight}: keepalived ignores it for a {why}, so does vrrpd")));
+                        continue;
+                    }
+                    kept.push(t);
+                }
+                i.track_file = kept;
+            }
+            for (pos, keyword, fate, msg) in notes {
+                self.report.recount(keyword, fate);
+                self.warnings.push((pos, msg));
+            }
+            self.config.instance.insert(name, i);
+        }
+    }
+
+    /// A `virtual_server` block.
+    #[allow(clippy::too_many_lines)]
+    pub fn virtual_server(&mut self, n: &Node, index: usize) -> Option<raw::VirtualServer> {
+        const CTX: &str = "virtual_server";
+        let k = KeyPath::root("virtual_server").index(index);
+        let mut vs = raw::VirtualServer::default();
+        match n.args() {
+            [kw, mark] if kw == "fwmark" => match mark.parse() {
+                Ok(m) => vs.fwmark = Some(m),
+                Err(_) => {
+                    self.dropped(
+                        n,
+                        "",
+                        format!("virtual_server fwmark `{mark}` is not a number; block dropped"),
+                    );
+                    return None;
+                }
+            },
+            [kw, ..] if kw == "group" => {
+                self.dropped(n, "", "`virtual_server group` (virtual_server_group) is not supported by vrrpd yet; this service is NOT configured".to_owned());
+                return None;
+            }
+            [ip, port] => match (ip.parse(), port.parse()) {
+                (Ok(ip), Ok(port)) => {
+                    vs.ip = Some(ip);
+                    vs.port = Some(port);
+                }
+                _ => {
+                    self.dropped(n, "", format!("virtual_server `{ip} {port}` is not an address and a port; block dropped"));
+                    return None;
+                }
+            },
+            [ip] if ip.parse::<IpAddr>().is_ok() => {
+                self.dropped(n, "", "`virtual_server IP` without a port (all ports) is not supported by vrrpd yet; this service is NOT configured".to_owned());
+                return None;
+            }
+            _ => {
+                self.dropped(
+                    n,
+                    "",
+                    "virtual_server needs `IP PORT` or `fwmark N`; block dropped".to_owned(),
+                );
+                return None;
+            }
+        }
+        self.carried(n, "");
+        self.at(&k, n.pos);
+        self.real_servers.push(Vec::new());
+        for c in n.block() {
+            let key = k.key(c.keyword());
+            match c.keyword() {
+                "delay_loop" => vs.delay_loop = self.seconds(c, CTX),
+                "connect_timeout" => vs.connect_timeout = self.seconds(c, CTX),
+                "retry" => vs.retry = self.number(c, CTX),
+                "delay_before_retry" => vs.delay_before_retry = self.seconds(c, CTX),
+                "lb_algo" | "lvs_sched" => vs.lb_algo = self.string(c, CTX),
+                "lb_kind" | "lvs_method" => vs.lb_kind = self.lb_kind(c, CTX),
+                "persistence_timeout" => {
+                    if c.args().is_empty() {
+                        self.carried(c, CTX);
+                        vs.persistence_timeout = Some(Dur::secs(360));
+                    } else {
+                        vs.persistence_timeout = self.seconds(c, CTX);
+                    }
+                }
+                "persistence_granularity" => match self.arg(c, CTX).map(raw::parse_granularity) {
+                    Some(Ok(g)) => {
+                        vs.persistence_granularity = Some(g);
+                        self.carried(c, CTX);
+                    }
+                    Some(Err(e)) => {
+                        self.dropped(c, CTX, format!("persistence_granularity: {e}; dropped"))
+                    }
+                    None => {}
+                },
+                "protocol" => match c.args().first().map(|p| p.to_ascii_uppercase()).as_deref() {
+                    Some("TCP") => {
+                        vs.protocol = Some(raw::VsProtocol::Tcp);
+                        self.carried(c, CTX);
+                    }
+                    Some("UDP") => {
+                        vs.protocol = Some(raw::VsProtocol::Udp);
+                        self.carried(c, CTX);
+                    }
+                    Some("SCTP") => {
+                        vs.protocol = Some(raw::VsProtocol::Sctp);
+                        self.carried(c, CTX);
+                    }
+                    _ => self.dropped(
+                        c,
+                        CTX,
+                        "protocol must be TCP, UDP or SCTP; dropped".to_owned(),
+                    ),
+                },
+                "ip_family" => match c.args().first().map(String::as_str) {
+                    Some("inet") => {
+                        vs.family = Some(raw::IpFamily::Inet);
+                        self.carried(c, CTX);
+                    }
+                    Some("inet6") => {
+                        vs.family = Some(raw::IpFamily::Inet6);
+                        self.carried(c, CTX);
+                    }
+                    _ => self.dropped(
+                        c,
+                        CTX,
+                        "ip_family must be inet or inet6; dropped".to_owned(),
+                    ),
+                },
+                "sorry_server" => match c.args() {
+                    [ip] => {
+                        vs.sorry_server = Some(ip.clone());
+                        self.carried(c, CTX);
+                    }
+                    [ip, port] => {
+                        vs.sorry_server = Some(format!("{ip} {port}"));
+                        self.carried(c, CTX);
+                    }
+                    _ => self.dropped(c, CTX, "sorry_server takes IP [PORT]; dropped".to_owned()),
+                },
+                "quorum" => vs.quorum = self.number(c, CTX),
+                "hysteresis" => vs.hysteresis = self.number(c, CTX),
+                "alpha" => vs.alpha = self.flag(c, CTX),
+                "omega" => vs.omega = self.flag(c, CTX),
+                "inhibit_on_failure" => vs.inhibit_on_failure = self.flag(c, CTX),
+                "ops" => vs.ops = self.flag(c, CTX),
+                "quorum_up" => vs.quorum_up = self.command(c, CTX),
+                "quorum_down" => vs.quorum_down = self.command(c, CTX),
+                "virtualhost" => vs.virtualhost = self.string(c, CTX),
+                "real_server" => {
+                    if let Some(rs) = self.real_server(c) {
+                        vs.real_server.push(rs);
+                    }
+                }
+                _ => self.unsupported(c, CTX),
+            }
+            self.at(&key, c.pos);
+        }
+        vs.real_server.shrink_to_fit();
+        Some(vs)
+    }
+
+    fn lb_kind(&mut self, c: &Node, ctx: &str) -> Option<raw::LbKind> {
+        let kind = match c.args().first().map(|p| p.to_ascii_uppercase()).as_deref() {
+            Some("NAT") => raw::LbKind::Nat,
+            Some("DR") => raw::LbKind::Dr,
+            Some("TUN") => raw::LbKind::Tun,
+            _ => {
+                self.dropped(c, ctx, "lb_kind must be NAT, DR or TUN; dropped".to_owned());
+                return None;
+            }
+        };
+        if c.args().len() > 1 {
+            let extra = c.args()[1..].join(" ");
+            self.changed(
+                c,
+                ctx,
+                format!("tunnel options `{extra}` are not supported; plain IP-in-IP is used"),
+            );
+        } else {
+            self.carried(c, ctx);
+        }
+        Some(kind)
+    }
+
+    fn real_server(&mut self, n: &Node) -> Option<raw::RealServer> {
+        const CTX: &str = "real_server";
+        let (ip, port) = match n.args() {
+            [ip, port] => (
+                ip.parse::<IpAddr>().ok(),
+                port.parse::<u16>().ok().map(Some),
+            ),
+            [ip] => (ip.parse::<IpAddr>().ok(), Some(None)),
+            _ => (None, None),
+        };
+        let (Some(ip), Some(port)) = (ip, port) else {
+            self.dropped(
+                n,
+                "virtual_server",
+                "real_server needs `IP [PORT]`; dropped".to_owned(),
+            );
+            return None;
+        };
+        self.carried(n, "virtual_server");
+        if let Some(list) = self.real_servers.last_mut() {
+            list.push(n.pos);
+        }
+        let mut rs = raw::RealServer::new(ip);
+        rs.port = port;
+        for c in n.block() {
+            match c.keyword() {
+                "weight" => rs.weight = self.number(c, CTX),
+                "uthreshold" => rs.uthreshold = self.number(c, CTX),
+                "lthreshold" => rs.lthreshold = self.number(c, CTX),
+                "inhibit_on_failure" => rs.inhibit_on_failure = self.flag(c, CTX),
+                "lb_kind" | "lvs_method" => rs.lb_kind = self.lb_kind(c, CTX),
+                "notify_up" => rs.notify_up = self.command(c, CTX),
+                "notify_down" => rs.notify_down = self.command(c, CTX),
+                "delay_loop" => rs.delay_loop = self.seconds(c, CTX),
+                "connect_timeout" => rs.connect_timeout = self.seconds(c, CTX),
+                "retry" => rs.retry = self.number(c, CTX),
+                "delay_before_retry" => rs.delay_before_retry = self.seconds(c, CTX),
+                "alpha" => rs.alpha = self.flag(c, CTX),
+                "TCP_CHECK" => {
+                    let mut t = raw::TcpCheck::default();
+                    let (conn, sched) =
+                        self.check_common(c, "TCP_CHECK", |cx, x| cx.unsupported(x, "TCP_CHECK"));
+                    t.set_connect(conn);
+                    t.set_schedule(sched);
+                    rs.tcp_check.reserve_exact(1);
+                    rs.tcp_check.push(t);
+                }
+                "HTTP_GET" | "SSL_GET" => {
+                    let kw = c.keyword();
+                    let mut h = raw::HttpCheck::default();
+                    let mut urls = Vec::new();
+                    let mut vhost = None;
+                    let (conn, sched) = self.check_common(c, kw, |cx, x| match x.keyword() {
+                        "url" => {
+                            let mut u = raw::Url::default();
+                            for y in x.block() {
+                                match y.keyword() {
+                                    "path" => u.path = cx.string(y, "url"),
+                                    "digest" => u.digest = cx.string(y, "url"),
+                                    "status_code" => {
+                                        let codes = y.args().join(" ");
+                                        if codes.is_empty() {
+                                            cx.dropped(
+                                                y,
+                                                "url",
+                                                "`status_code` needs a value; dropped".to_owned(),
+                                            );
+                                        } else {
+                                            u.status_code = Some(codes);
+                                            cx.carried(y, "url");
+                                        }
+                                    }
+                                    _ => cx.unsupported(y, "url"),
+                                }
+                            }
+                            cx.carried(x, kw);
+                            urls.push(u);
+                        }
+                        "virtualhost" => vhost = cx.string(x, kw),
+                        "enable_sni" => {
+                            // vrrpd sends the virtual host as SNI already.
+                            cx.carried(x, kw);
+                        }
+                        _ => cx.unsupported(x, kw),
+                    });
+                    h.set_connect(conn);
+                    h.set_schedule(sched);
+                    h.url = urls;
+                    h.virtualhost = vhost;
+                    if kw == "SSL_GET" {
+                        rs.ssl_get.push(h);
+                    } else {
+                        rs.http_get.push(h);
+                    }
+                }
+                "DNS_CHECK" => {
+                    let mut d = raw::DnsCheck::default();
+                    let (mut rt, mut name) = (None, None);
+                    let (conn, sched) =
+                        self.check_common(c, "DNS_CHECK", |cx, x| match x.keyword() {
+                            "type" => rt = cx.string(x, "DNS_CHECK"),
+                            "name" => name = cx.string(x, "DNS_CHECK"),
+                            _ => cx.unsupported(x, "DNS_CHECK"),
+                        });
+                    d.set_connect(conn);
+                    d.set_schedule(sched);
+                    d.record_type = rt;
+                    d.name = name;
+                    rs.dns_check.push(d);
+                }
+                "SMTP_CHECK" => {
+                    let mut s = raw::SmtpCheck::default();
+                    let mut helo = None;
+                    let (conn, sched) =
+                        self.check_common(c, "SMTP_CHECK", |cx, x| match x.keyword() {
+                            "helo_name" => helo = cx.string(x, "SMTP_CHECK"),
+                            _ => cx.unsupported(x, "SMTP_CHECK"),
+                        });
+                    s.set_connect(conn);
+                    s.set_schedule(sched);
+                    s.helo_name = helo;
+                    rs.smtp_check.push(s);
+                }
+                "PING_CHECK" | "ICMP_CHECK" => {
+                    let mut p = raw::PingCheck::default();
+                    let kw = c.keyword();
+                    let (conn, sched) = self.check_common(c, kw, |cx, x| cx.unsupported(x, kw));
+                    p.set_connect(conn);
+                    p.set_schedule(sched);
+                    rs.ping_check.push(p);
+                }
+                "UDP_CHECK" => {
+                    let mut u = raw::UdpCheck::default();
+                    let (mut payload, mut require, mut reply) = (None, None, None);
+                    let (conn, sched) = self.check_common(
+                        c,
+                        "UDP_CHECK",
+                        |cx, x| match x.keyword() {
+                            "payload" => {
+                                let hex = x.args().join(" ");
+                                match crate::config::parse_hex(&hex) {
+                                    Ok(_) => {
+                                        payload = Some(hex);
+                                        cx.carried(x, "UDP_CHECK");
+                                    }
+                                    Err(e) => cx.dropped(x, "UDP_CHECK", format!("payload: {e}; keepalived reports it invalid, so vrrpd sends an empty payload")),
+                                }
+                            }
+                            "require_reply" => {
+                                require = Some(true);
+                                let hex = x.args().join(" ");
+                                if hex.is_empty() {
+                                    cx.carried(x, "UDP_CHECK");
+                                } else if hex.contains(['x', 'X']) {
+                                    cx.changed(x, "UDP_CHECK", "require_reply with wildcard nibbles (x) is not supported: any reply is accepted".to_owned());
+                                } else {
+                                    match crate::config::parse_hex(&hex) {
+                                        Ok(_) => {
+                                            reply = Some(hex);
+                                            cx.changed(x, "UDP_CHECK", "require_reply: the reply must start with these bytes; keepalived also accepts a shorter reply that matches as far as it goes, and refuses replies over 255 bytes".to_owned());
+                                        }
+                                        Err(e) => cx.dropped(x, "UDP_CHECK", format!("require_reply: {e}; any reply is accepted")),
+                                    }
+                                }
+                            }
+                            _ => cx.unsupported(x, "UDP_CHECK"),
+                        },
+                    );
+                    u.set_connect(conn);
+                    u.set_schedule(sched);
+                    u.payload = payload;
+                    u.require_reply = require;
+                    u.reply = reply;
+                    rs.udp_check.push(u);
+                }
+                "MISC_CHECK" => {
+                    let mut m = raw::MiscCheck::default();
+                    let mut schedule = raw::Schedule::default();
+                    for x in c.block() {
+                        match x.keyword() {
+                            "misc_path" => m.misc_path = self.command(x, "MISC_CHECK"),
+                            "misc_timeout" => {
+                                m.misc_timeout = self.number::<u64>(x, "MISC_CHECK").map(Dur::secs)
+                            }
+                            "misc_dynamic" => {
+                                m.misc_dynamic = Some(true);
+                                self.carried(x, "MISC_CHECK");
+                            }
+                            "user" => match x.args() {
+                                [u] => {
+                                    m.user = Some(u.clone());
+                                    self.carried(x, "MISC_CHECK");
+                                }
+                                [u, g] => {
+                                    m.user = Some(format!("{u}:{g}"));
+                                    self.carried(x, "MISC_CHECK");
+                                }
+                                _ => self.dropped(
+                                    x,
+                                    "MISC_CHECK",
+                                    "`user` takes USER [GROUP]; dropped".to_owned(),
+                                ),
+                            },
+                            "retry" | "nb_get_retry" => {
+                                schedule.retry = self.number(x, "MISC_CHECK")
+                            }
+                            "delay_before_retry" => {
+                                schedule.delay_before_retry = self.seconds(x, "MISC_CHECK")
+                            }
+                            "delay_loop" => schedule.delay_loop = self.seconds(x, "MISC_CHECK"),
+                            _ => self.unsupported(x, "MISC_CHECK"),
+                        }
+                    }
+                    m.set_schedule(schedule);
+                    if m.misc_path.is_none() {
+                        self.dropped(c, CTX, "MISC_CHECK without `misc_path`: keepalived drops the check, so does vrrpd".to_owned());
+                    } else {
+                        self.carried(c, CTX);
+                        rs.misc_check.push(m);
+                    }
+                }
+                "FILE_CHECK" | "BFD_CHECK" | "warmup" | "virtualhost" | "smtp_alert"
+                | "snmp_name" => {
+                    let kw = c.keyword().to_owned();
+                    self.dropped(
+                        c,
+                        CTX,
+                        format!("`{kw}` in real_server is not supported by vrrpd yet; dropped"),
+                    );
+                }
+                _ => self.unsupported(c, CTX),
+            }
+        }
+        shrink_checks(&mut rs);
+        Some(rs)
+    }
+
+    /// The keywords every checker has; others go to `other`.
+    fn check_common(
+        &mut self,
+        n: &Node,
+        kw: &str,
+        mut other: impl FnMut(&mut Self, &Node),
+    ) -> (raw::Connect, raw::Schedule) {
+        let mut conn = raw::Connect::default();
+        let mut sched = raw::Schedule::default();
+        for c in n.block() {
+            match c.keyword() {
+                "connect_ip" => match c.args().first().and_then(|a| address(a)) {
+                    Some((ip, _)) => {
+                        conn.connect_ip = Some(ip);
+                        self.carried(c, kw);
+                    }
+                    None => self.dropped(c, kw, "connect_ip needs an address; dropped".to_owned()),
+                },
+                "bindto" | "bind_to" => match c.args().first().and_then(|a| address(a)) {
+                    Some((ip, _)) => {
+                        conn.bind_to = Some(ip);
+                        self.carried(c, kw);
+                    }
+                    None => self.dropped(c, kw, "bindto needs an address; dropped".to_owned()),
+                },
+                "connect_port" => conn.connect_port = self.number(c, kw),
+                "connect_timeout" => conn.connect_timeout = self.seconds(c, kw),
+                "retry" | "nb_get_retry" => sched.retry = self.number(c, kw),
+                "delay_before_retry" => sched.delay_before_retry = self.seconds(c, kw),
+                "delay_loop" => sched.delay_loop = self.seconds(c, kw),
+                "bind_port" | "bind_if" | "fwmark" | "warmup" | "alpha" | "log_all_failures" => {
+                    let k = c.keyword().to_owned();
+                    self.dropped(
+                        c,
+                        kw,
+                        format!("`{k}` in {kw} is not supported by vrrpd yet; dropped"),
+                    );
+                }
+                _ => other(self, c),
+            }
+        }
+        self.carried(n, "real_server");
+        (conn, sched)
+    }
+}
+
+/// Large files hold tens of thousands of these: no spare capacity.
+fn shrink_checks(rs: &mut raw::RealServer) {
+    rs.tcp_check.shrink_to_fit();
+    rs.http_get.shrink_to_fit();
+    rs.ssl_get.shrink_to_fit();
+    rs.misc_check.shrink_to_fit();
+    rs.dns_check.shrink_to_fit();
+    rs.smtp_check.shrink_to_fit();
+    rs.ping_check.shrink_to_fit();
+    rs.udp_check.shrink_to_fit();
+}
+
+/// What the rules applied after reading the file need to know of an
+/// instance besides its converted form.
+#[derive(Clone, Debug, Default)]
+pub(super) struct InstanceInfo {
+    pos: Pos,
+    auth: Option<Pos>,
+    advert_int: Option<Dur>,
+}

@@ -1,0 +1,415 @@
+//! From the resolved configuration ([`Effective`]) to what the daemon
+//! runs ([`Plan`]): the vrrp-net driver's instances and tracked objects,
+//! the IPVS tables and the health checks. Pure and infallible: every
+//! check, lookup and default happened in [`crate::config`]. This is the
+//! only module that builds vrrp-net, vrrp-core, lvs and healthcheck
+//! runtime values from the configuration.
+
+use std::net::SocketAddr;
+
+use healthcheck::{CheckSpec, Health, Probe, Timing};
+use vrrp_core::{TrackConfig, TrackId, Weight};
+use vrrp_net::driver::{DriverConfig, INTERFACE_TRACK_BASE, InstanceSpec, Vip};
+
+use crate::config::{
+    Check, CheckKind, Command as ConfigCommand, Effective, Instance, LbKind,
+    Notify as ConfigNotify, ServiceAddr, VirtualServer, VsProtocol,
+};
+use crate::run::plan::{
+    Command, FileUse, GroupPlan, Notify, Plan, RealServerCheck, RealServerPlan, TrackFile,
+    TrackScript, VirtualServerPlan,
+};
+
+/// Everything the daemon runs.
+pub fn plan(config: &Effective) -> Plan {
+    let ids = Ids;
+    let mut files: Vec<TrackFile> = Vec::new();
+    let instances = config
+        .instances
+        .iter()
+        .map(|(name, inst)| instance_spec(config, name, inst, &ids, &mut files))
+        .collect();
+    let driver = DriverConfig {
+        instances,
+        sync_groups: config
+            .sync_groups
+            .values()
+            .map(|g| g.members.clone())
+            .collect(),
+    };
+    let instance_notify = config
+        .instances
+        .iter()
+        .map(|(name, i)| (name.clone(), notify(&i.notify)))
+        .collect();
+    let groups = config
+        .sync_groups
+        .iter()
+        .map(|(name, g)| GroupPlan {
+            name: name.clone(),
+            members: g.members.clone(),
+            notify: notify(&g.notify),
+        })
+        .collect();
+    let scripts = config
+        .scripts
+        .iter()
+        .map(|(name, s)| TrackScript {
+            id: ids.script(name),
+            name: name.clone(),
+            command: command(&s.command),
+            interval: s.interval,
+            timeout: s.timeout,
+            rise: s.rise,
+            fall: s.fall,
+            init_fail: s.init_fail,
+        })
+        .collect();
+    let virtual_servers = config.virtual_servers.iter().map(virtual_server).collect();
+    Plan {
+        router_id: config.global.router_id.clone(),
+        driver,
+        notify: instance_notify,
+        groups,
+        scripts,
+        files,
+        virtual_servers,
+        http: config.global.http,
+        notify_timeout: config.global.notify_timeout,
+    }
+}
+
+fn command(c: &ConfigCommand) -> Command {
+    let ids = c.user.as_ref().and_then(|u| u.ids);
+    Command {
+        argv: c.argv.clone(),
+        shell: c.shell,
+        uid: ids.map(|(u, _)| u),
+        gid: ids.and_then(|(_, g)| g),
+    }
+}
+
+fn notify(n: &ConfigNotify) -> Notify {
+    Notify {
+        master: n.master.as_ref().map(command),
+        backup: n.backup.as_ref().map(command),
+        fault: n.fault.as_ref().map(command),
+        stop: n.stop.as_ref().map(command),
+        generic: n.generic.as_ref().map(command),
+    }
+}
+
+/// Tracked-object ids the driver knows scripts and file bits by: derived
+/// from names, so an unchanged script keeps its id across reloads and
+/// unchanged instances compare equal. Below the driver's interface range.
+struct Ids;
+
+impl Ids {
+    fn of(label: &str) -> TrackId {
+        TrackId(fnv1a(label.as_bytes()) % INTERFACE_TRACK_BASE)
+    }
+
+    fn script(&self, name: &str) -> TrackId {
+        Self::of(&format!("script\0{name}"))
+    }
+
+    fn file_bit(&self, instance: &str, n: usize, path: &str, bit: &str) -> TrackId {
+        Self::of(&format!("file\0{instance}\0{n}\0{path}\0{bit}"))
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in bytes {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// keepalived's `weight W reverse` negates the contribution of the
+/// object (`weight -10 reverse`: +10 while failing); vrrp-core's
+/// `reverse` inverts its state. The same contributions in vrrp-core's
+/// terms: the weight negated, and `reverse`.
+fn track_config(weight: Weight, reverse: bool) -> TrackConfig {
+    if reverse {
+        TrackConfig {
+            weight: -weight.get(),
+            reverse: true,
+        }
+    } else {
+        TrackConfig::weight(weight.get())
+    }
+}
+
+/// The state that makes a tracked object contribute nothing: keepalived's
+/// scripts before their first result move no priority, and those of
+/// weight 0 hold the instance in Fault ("Entering FAULT STATE (init)").
+fn undecided(c: TrackConfig) -> bool {
+    if c.weight < 0 { !c.reverse } else { c.reverse }
+}
+
+fn instance_spec(
+    config: &Effective,
+    name: &str,
+    inst: &Instance,
+    ids: &Ids,
+    files: &mut Vec<TrackFile>,
+) -> InstanceSpec {
+    let mut spec = InstanceSpec::new(name, inst.interface.clone(), inst.core_config());
+    spec.vips = inst
+        .vips
+        .iter()
+        .map(|v| Vip {
+            address: v.address,
+            device: v.dev.clone(),
+            label: v.label.clone(),
+        })
+        .collect();
+    spec.track_interfaces = inst
+        .track_interface
+        .iter()
+        .map(|t| (t.name.clone(), track_config(t.weight, t.reverse)))
+        .collect();
+    for t in &inst.track_script {
+        let Some(script) = config.scripts.get(&t.name) else {
+            continue;
+        };
+        let cfg = track_config(t.weight, t.reverse);
+        let up = if script.init_fail {
+            // keepalived's `init_fail`: failed until `rise` runs succeed.
+            false
+        } else {
+            undecided(cfg)
+        };
+        spec.tracks.push((ids.script(&t.name), cfg, up));
+    }
+    for (n, f) in inst.track_file.iter().enumerate() {
+        let path = f.path.display().to_string();
+        let bit = |b: &str| ids.file_bit(name, n, &path, b);
+        let use_ = FileUse {
+            weight: f.weight.get(),
+            reverse: f.reverse,
+            fault: bit("fault"),
+            up: std::array::from_fn(|k| bit(&format!("+{k}"))),
+            down: std::array::from_fn(|k| bit(&format!("-{k}"))),
+        };
+        // Every bit at rest: no contribution, no fault, until the file is
+        // read at start-up.
+        spec.tracks.push((use_.fault, TrackConfig::weight(0), true));
+        for (k, id) in use_.up.iter().enumerate() {
+            spec.tracks.push((*id, TrackConfig::weight(1 << k), false));
+        }
+        for (k, id) in use_.down.iter().enumerate() {
+            spec.tracks
+                .push((*id, TrackConfig::weight(-(1 << k)), true));
+        }
+        let init = f
+            .name
+            .as_ref()
+            .and_then(|n| config.track_files.get(n))
+            .and_then(|t| t.init);
+        match files.iter_mut().find(|t| t.path == f.path) {
+            Some(t) => {
+                t.uses.push(use_);
+                t.init = t.init.or(init);
+            }
+            None => files.push(TrackFile {
+                path: f.path.clone(),
+                init,
+                uses: vec![use_],
+            }),
+        }
+    }
+    spec
+}
+
+fn service_key(service: ServiceAddr) -> lvs::ServiceKey {
+    match service {
+        ServiceAddr::Fwmark(mark, family) => {
+            let family = match family {
+                crate::config::IpFamily::Inet => lvs::AddressFamily::Ipv4,
+                crate::config::IpFamily::Inet6 => lvs::AddressFamily::Ipv6,
+            };
+            lvs::ServiceKey::fwmark(family, mark)
+        }
+        ServiceAddr::Socket(protocol, addr) => match protocol {
+            VsProtocol::Tcp => lvs::ServiceKey::tcp(addr),
+            VsProtocol::Udp => lvs::ServiceKey::udp(addr),
+            VsProtocol::Sctp => lvs::ServiceKey::sctp(addr),
+        },
+    }
+}
+
+fn forward(kind: LbKind) -> lvs::ForwardMethod {
+    match kind {
+        LbKind::Nat => lvs::ForwardMethod::Masquerade,
+        LbKind::Dr => lvs::ForwardMethod::Route,
+        LbKind::Tun => lvs::ForwardMethod::Tunnel,
+    }
+}
+
+fn virtual_server(vs: &VirtualServer) -> VirtualServerPlan {
+    let mut service = lvs::Service::new(service_key(vs.service), vs.scheduler.clone());
+    if let Some((timeout, granularity)) = vs.persistence {
+        let mut p = lvs::Persistence::new(timeout);
+        p.prefix_len = granularity;
+        service = service.with_persistence(p);
+    }
+    if vs.ops {
+        service = service.with_flags(lvs::ServiceFlags::ONE_PACKET);
+    }
+    let mut server = lvs::VirtualServer::new(service).with_quorum(vs.quorum, vs.hysteresis);
+    server.alpha = vs.alpha;
+    server.omega = vs.omega;
+    server.sorry_server = vs
+        .sorry_server
+        .map(|addr| lvs::Destination::new(addr, forward(vs.lb_kind)));
+    let mut real_servers = Vec::with_capacity(vs.real_servers.len());
+    for rs in &vs.real_servers {
+        let dest = lvs::Destination::new(rs.addr, forward(rs.lb_kind))
+            .with_weight(rs.weight)
+            .with_thresholds(rs.thresholds.0, rs.thresholds.1);
+        let mut lrs = lvs::RealServer::new(dest);
+        lrs.inhibit_on_failure = rs.inhibit_on_failure;
+        server = server.with_real_server(lrs);
+        let initial = if rs.alpha { Health::Down } else { Health::Up };
+        let checks = rs
+            .checks
+            .iter()
+            .flat_map(|c| check_specs(rs.addr, c, initial))
+            .map(|spec| RealServerCheck { spec })
+            .collect();
+        let (notify_up, notify_down) = match &rs.notify {
+            Some(n) => (n.0.as_ref().map(command), n.1.as_ref().map(command)),
+            None => (None, None),
+        };
+        real_servers.push(RealServerPlan {
+            addr: rs.addr,
+            checks,
+            notify_up,
+            notify_down,
+        });
+    }
+    VirtualServerPlan {
+        server,
+        real_servers,
+        quorum_up: vs.quorum_up.as_ref().map(command),
+        quorum_down: vs.quorum_down.as_ref().map(command),
+    }
+}
+
+fn check_specs(rs: SocketAddr, c: &Check, initial: Health) -> Vec<CheckSpec> {
+    let mut timing = Timing::every(c.timing.delay_loop);
+    timing.timeout = c.timing.timeout;
+    timing.retry = c.timing.retry;
+    timing.delay_before_retry = c.timing.delay_before_retry;
+    timing.rise = c.timing.rise.max(1);
+    timing.fall = c.timing.fall.max(1);
+    timing.initial = initial;
+    let spec = |name: String, probe: Probe| CheckSpec {
+        name,
+        probe,
+        timing: timing.clone(),
+    };
+    match &c.kind {
+        CheckKind::Tcp { target, bind } => {
+            let mut p = healthcheck::TcpCheck::new(*target);
+            p.bind = *bind;
+            p.connect_timeout = Some(c.timing.timeout);
+            vec![spec(format!("{rs} tcp"), Probe::Tcp(p))]
+        }
+        CheckKind::Http(h) => h
+            .urls
+            .iter()
+            .map(|u| {
+                let mut p = healthcheck::HttpCheck::new(h.target);
+                p.bind = h.bind;
+                p.connect_timeout = Some(c.timing.timeout);
+                p.path.clone_from(&u.path);
+                p.virtual_host.clone_from(&h.virtualhost);
+                if let Some((_, ranges)) = &u.status {
+                    p.status = ranges.clone();
+                }
+                p.digest = u.digest;
+                if h.tls {
+                    let mut t = healthcheck::TlsOptions::insecure();
+                    t.sni.clone_from(&h.sni);
+                    p.tls = Some(t);
+                }
+                let scheme = if h.tls { "https" } else { "http" };
+                spec(format!("{rs} {scheme} {}", u.path), Probe::Http(p))
+            })
+            .collect(),
+        CheckKind::Misc(m) => {
+            let cmd = command(&m.command);
+            let mut p = crate::run::exec::script(&cmd, &[]);
+            p.dynamic_weight = m.dynamic;
+            vec![spec(format!("{rs} misc"), Probe::Script(p))]
+        }
+        CheckKind::Dns(d) => {
+            let mut p = healthcheck::DnsCheck::new(d.target, d.name.clone());
+            p.record_type.clone_from(&d.record_type);
+            p.bind = d.bind.map(|ip| SocketAddr::new(ip, 0));
+            vec![spec(format!("{rs} dns"), Probe::Dns(p))]
+        }
+        CheckKind::Smtp(s) => {
+            let mut p = healthcheck::SmtpCheck::new(s.target);
+            p.bind = s.bind;
+            p.connect_timeout = Some(c.timing.timeout);
+            p.helo_name.clone_from(&s.helo_name);
+            vec![spec(format!("{rs} smtp"), Probe::Smtp(p))]
+        }
+        CheckKind::Ping { target, bind } => {
+            let mut p = healthcheck::IcmpCheck::new(*target);
+            p.source = *bind;
+            vec![spec(format!("{rs} ping"), Probe::Icmp(p))]
+        }
+        CheckKind::Udp(u) => {
+            let mut p = healthcheck::UdpCheck::new(u.target);
+            p.bind = u.bind;
+            p.payload.clone_from(&u.payload);
+            p.require_reply = u.require_reply;
+            p.expected_prefix.clone_from(&u.reply);
+            vec![spec(format!("{rs} udp"), Probe::Udp(p))]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverse_negates_the_contribution_like_keepalived() {
+        // keepalived: weight -10 reverse adds +10 while failing, 0 while OK.
+        let c = track_config(Weight::new(-10).expect("weight"), true);
+        let delta = |up: bool| {
+            let failing = up == c.reverse;
+            match (failing, c.weight) {
+                (true, w) if w < 0 => w,
+                (false, w) if w > 0 => w,
+                _ => 0,
+            }
+        };
+        assert_eq!(delta(true), 0);
+        assert_eq!(delta(false), 10);
+        assert_eq!(delta(undecided(c)), 0);
+        for w in [-5, 0, 5] {
+            for r in [false, true] {
+                let c = track_config(Weight::new(w).expect("weight"), r);
+                let failing = undecided(c) == c.reverse;
+                if w == 0 {
+                    assert!(failing, "weight 0 starts in fault");
+                } else {
+                    let d = match (failing, c.weight) {
+                        (true, w) if w < 0 => w,
+                        (false, w) if w > 0 => w,
+                        _ => 0,
+                    };
+                    assert_eq!(d, 0, "{w} {r}");
+                }
+            }
+        }
+    }
+}
