@@ -28,7 +28,10 @@
 //!                 // send buf[..len] to t.destination with TTL 255
 //!                 assert!(len >= 8);
 //!             }
-//!             Output::AddAddresses | Output::RemoveAddresses => { /* netlink */ }
+//!             Output::AddAddresses { addresses, .. } | Output::RemoveAddresses { addresses, .. } => {
+//!                 // netlink: add or remove each of `addresses`
+//!                 assert_eq!(addresses.len(), 1);
+//!             }
 //!             Output::Announce { .. } => { /* gratuitous ARP / NA */ }
 //!             _ => { /* state and priority changes: log, notify */ }
 //!         }
@@ -44,6 +47,7 @@
 
 mod config;
 mod instance;
+mod receive;
 mod router;
 pub mod sim;
 mod stats;
@@ -53,7 +57,7 @@ pub mod wire;
 
 pub use config::{ConfigError, GarpConfig, InitialState, InstanceConfig, VirtualAddress};
 pub use instance::{Instance, Output, Reason, RxMeta, State, TrackConfig, TrackId, Transmit};
-pub use router::{GroupId, InstanceId, Router, RouterError};
+pub use router::{Deadline, DeadlineKind, GroupId, InstanceId, Router, RouterError};
 pub use stats::{DropReason, RouterStatistics, Statistics};
 pub use time::{Centisecs, Timestamp};
 pub use types::{Family, Priority, Version, Vrid};

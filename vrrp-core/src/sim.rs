@@ -704,14 +704,15 @@ impl Simulation {
                         );
                     }
                 }
-                Output::AddAddresses => {
-                    let addrs: Vec<IpAddr> = self.vips(id, iid);
-                    self.nodes[id.0].held.extend(addrs);
+                Output::AddAddresses { addresses, .. } => {
+                    self.nodes[id.0]
+                        .held
+                        .extend(addresses.iter().map(|v| v.addr));
                     self.record(id, LogKind::AddressesAdded { vrid });
                 }
-                Output::RemoveAddresses => {
-                    for a in self.vips(id, iid) {
-                        self.nodes[id.0].held.remove(&a);
+                Output::RemoveAddresses { addresses, .. } => {
+                    for a in addresses.iter() {
+                        self.nodes[id.0].held.remove(&a.addr);
                     }
                     self.record(id, LogKind::AddressesRemoved { vrid });
                 }
@@ -734,13 +735,5 @@ impl Simulation {
                 }
             }
         }
-    }
-
-    fn vips(&self, id: NodeId, iid: InstanceId) -> Vec<IpAddr> {
-        self.nodes[id.0]
-            .router
-            .config_of(iid)
-            .map(|c| c.virtual_addresses.iter().map(|v| v.addr).collect())
-            .unwrap_or_default()
     }
 }

@@ -846,11 +846,11 @@ impl Driver {
         let result = loop {
             // A takeover deadline is armed early and waited out exactly
             // (see `wait_out`): an idle vCPU can wake milliseconds late.
-            let deadline = self.router.poll_timeout().map(|d| {
-                if self.router.next_timeout_is_takeover() {
-                    d - TAKEOVER_LEAD
+            let deadline = self.router.poll_deadline().map(|d| {
+                if d.kind == vrrp_core::DeadlineKind::Takeover {
+                    d.at - TAKEOVER_LEAD
                 } else {
-                    d
+                    d.at
                 }
             });
             if deadline != armed {
@@ -928,10 +928,11 @@ impl Driver {
     /// late; a live master's advertisement keeps pushing the deadline
     /// away before the early wake-up is reached.
     fn wait_out_takeover(&self) {
-        if !self.router.next_timeout_is_takeover() {
-            return;
-        }
-        let Some(deadline) = self.router.poll_timeout() else {
+        let Some(vrrp_core::Deadline {
+            at: deadline,
+            kind: vrrp_core::DeadlineKind::Takeover,
+        }) = self.router.poll_deadline()
+        else {
             return;
         };
         // Never longer than the lead, whatever the clocks say.
@@ -1078,15 +1079,17 @@ impl Driver {
                 }
                 // What goes on the wire keeps the router's order: queued
                 // advertisements leave before addresses change or GARPs go.
-                Output::AddAddresses => {
+                Output::AddAddresses { .. } => {
                     self.flush_outbox().await;
                     self.change_addresses(id, true).await;
                 }
-                Output::RemoveAddresses => {
+                Output::RemoveAddresses { .. } => {
                     self.flush_outbox().await;
                     self.change_addresses(id, false).await;
                 }
-                Output::Announce { count, interval } => {
+                Output::Announce {
+                    count, interval, ..
+                } => {
                     self.flush_outbox().await;
                     self.announce(id, count, interval);
                 }

@@ -211,6 +211,7 @@ fn instance_spec(
         master_refresh: (!refresh.is_zero()).then_some(refresh),
         refresh_repeat: inst.garp_master_refresh_repeat.unwrap_or(1),
         interval: inst.garp_interval.unwrap_or_default().get(),
+        ..GarpConfig::default()
     };
     c.checksum_mode = if inst.checksum_as_v2 == Some(true) {
         ChecksumMode::V3WithoutPseudoHeader
