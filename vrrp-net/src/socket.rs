@@ -34,14 +34,12 @@ use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-/// IP protocol number of VRRP (RFC 5798 5.1.1.4, 5.1.2.4).
-pub const VRRP_PROTOCOL: u8 = 112;
-/// IPv4 multicast group of VRRP advertisements (RFC 5798 5.1.1.2).
-pub const VRRP_MULTICAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
-/// IPv6 multicast group of VRRP advertisements (RFC 5798 5.1.2.2).
-pub const VRRP_MULTICAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
-/// TTL / hop limit of every VRRP advertisement (RFC 5798 5.1.1.3, 5.1.2.3).
-pub const VRRP_TTL: u8 = 255;
+/// The address family of a socket: vrrp-core's.
+pub use vrrp_core::Family;
+use vrrp_core::wire::{
+    IP_PROTOCOL as VRRP_PROTOCOL, MULTICAST_V4 as VRRP_MULTICAST_V4,
+    MULTICAST_V6 as VRRP_MULTICAST_V6, REQUIRED_TTL as VRRP_TTL,
+};
 /// Receive buffer size that holds any VRRP packet on a standard or jumbo
 /// Ethernet link, IPv4 header included.
 pub const RECV_BUFFER_LEN: usize = 9216;
@@ -50,43 +48,17 @@ pub const RECV_BUFFER_LEN: usize = 9216;
 /// a whole interface of 255 VRIDs in one call.
 pub const MAX_BATCH: usize = 256;
 
-/// What [`VrrpSocket::send_batch`] did.
+/// What [`VrrpSocket::send_batch`] and [`VrrpSocket::send_batch_now`] did.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct BatchOutcome {
     /// Datagrams the kernel accepted.
     pub sent: usize,
-    /// One error per datagram that was not sent.
+    /// Datagrams not sent because the send buffer was full
+    /// ([`VrrpSocket::send_batch_now`] never waits).
+    pub dropped: usize,
+    /// One error per datagram that was not sent for another reason.
     pub errors: Vec<SocketError>,
-}
-
-/// Address family of a [`VrrpSocket`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Family {
-    /// IPv4 (VRRPv2 or VRRPv3 over IPv4).
-    V4,
-    /// IPv6 (VRRPv3 over IPv6).
-    V6,
-}
-
-impl Family {
-    /// The family of `addr`.
-    #[must_use]
-    pub fn of(addr: IpAddr) -> Self {
-        match addr {
-            IpAddr::V4(_) => Self::V4,
-            IpAddr::V6(_) => Self::V6,
-        }
-    }
-
-    /// The VRRP multicast group of this family.
-    #[must_use]
-    pub fn multicast_group(self) -> IpAddr {
-        match self {
-            Self::V4 => IpAddr::V4(VRRP_MULTICAST_V4),
-            Self::V6 => IpAddr::V6(VRRP_MULTICAST_V6),
-        }
-    }
 }
 
 /// How to open a [`VrrpSocket`].
@@ -296,16 +268,16 @@ impl VrrpSocket {
         }
         let proto = Some(Protocol::from(i32::from(VRRP_PROTOCOL)));
         let socket = match config.family {
-            Family::V4 => Socket::new(Domain::IPV4, Type::RAW, proto),
-            Family::V6 => Socket::new(Domain::IPV6, Type::RAW, proto),
+            Family::Ipv4 => Socket::new(Domain::IPV4, Type::RAW, proto),
+            _ => Socket::new(Domain::IPV6, Type::RAW, proto),
         }
         .map_err(SocketError::setup("socket(raw, 112)"))?;
         socket
             .bind_device(Some(config.interface.as_bytes()))
             .map_err(SocketError::setup("SO_BINDTODEVICE"))?;
         match config.family {
-            Family::V4 => configure_v4(&socket, ifindex, config.join_multicast)?,
-            Family::V6 => configure_v6(&socket, ifindex, config.join_multicast)?,
+            Family::Ipv4 => configure_v4(&socket, ifindex, config.join_multicast)?,
+            _ => configure_v6(&socket, ifindex, config.join_multicast)?,
         }
         socket::setsockopt(&socket, sockopt::ReceiveTimestampns, &true).map_err(|e| {
             SocketError::Setup {
@@ -390,7 +362,7 @@ impl VrrpSocket {
     }
 
     /// Sends one VRRP payload to `dst` (the multicast group of the family,
-    /// see [`Family::multicast_group`], or a unicast peer) out of the
+    /// see [`vrrp_core::wire::multicast_group`], or a unicast peer) out of the
     /// socket's interface, from [`Self::source`].
     pub async fn send_to(&self, payload: &[u8], dst: IpAddr) -> Result<(), SocketError> {
         check_family(self.family, dst)?;
@@ -432,7 +404,7 @@ impl VrrpSocket {
             let run = batch[pos..]
                 .iter()
                 .take(MAX_BATCH)
-                .take_while(|(_, d)| Family::of(*d) == self.family)
+                .take_while(|(_, d)| Family::of(d) == self.family)
                 .count();
             let chunk = &batch[pos..pos + run];
             let result = self
@@ -460,6 +432,97 @@ impl VrrpSocket {
             }
         }
         outcome
+    }
+
+    /// Sends several VRRP payloads from `source` (or [`Self::source`] when
+    /// `None`) like [`Self::send_batch`], but never waits: what the send
+    /// buffer cannot take now is dropped and counted in
+    /// [`BatchOutcome::dropped`]. A VRRP loop must not wait for one
+    /// interface's stuck queue while every other instance's timers run.
+    pub fn send_batch_now(
+        &self,
+        source: Option<IpAddr>,
+        batch: &[(&[u8], IpAddr)],
+    ) -> BatchOutcome {
+        let source = source.or_else(|| self.source());
+        let mut outcome = BatchOutcome::default();
+        let mut pos = 0;
+        while let Some(&(_, dst)) = batch.get(pos) {
+            if let Err(e) = check_family(self.family, dst) {
+                self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                outcome.errors.push(e);
+                pos += 1;
+                continue;
+            }
+            let run = batch[pos..]
+                .iter()
+                .take(MAX_BATCH)
+                .take_while(|(_, d)| Family::of(d) == self.family)
+                .count();
+            let chunk = &batch[pos..pos + run];
+            match send_many(self.fd.get_ref(), self.ifindex, source, chunk) {
+                Ok(sent) if sent > 0 => {
+                    self.counters.sent.fetch_add(sent as u64, Ordering::Relaxed);
+                    outcome.sent += sent;
+                    pos += sent;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let rest = batch.len() - pos;
+                    self.counters
+                        .send_errors
+                        .fetch_add(rest as u64, Ordering::Relaxed);
+                    outcome.dropped += rest;
+                    return outcome;
+                }
+                other => {
+                    let source = other.err().unwrap_or_else(|| {
+                        io::Error::new(io::ErrorKind::WriteZero, "sendmmsg sent nothing")
+                    });
+                    self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                    outcome.errors.push(SocketError::Send { dst, source });
+                    pos += 1;
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Polls for something to read: `Ready` when the socket is readable
+    /// (or has an error), after which [`Self::read_queued`] reads it.
+    pub fn poll_recv_ready(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.fd.poll_read_ready(cx) {
+            std::task::Poll::Ready(Ok(_guard)) => std::task::Poll::Ready(Ok(())),
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
+    /// Reads the next queued well-formed packet without waiting and
+    /// without asking the reactor whether there is one: `None` when the
+    /// kernel has nothing queued. A caller about to act on a timer reads
+    /// this way first, so that an advertisement that already arrived is
+    /// not mistaken for a silent master even when the runtime has not
+    /// polled for readiness yet.
+    pub fn read_queued<'b>(&self, buf: &'b mut [u8]) -> Result<Option<RxPacket<'b>>, SocketError> {
+        loop {
+            let meta = match recv_once(self.fd.get_ref(), buf) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Empty: let the reactor forget a readiness it saw.
+                    let _ = self.fd.try_io(Interest::READABLE, |_| {
+                        Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+                    });
+                    return Ok(None);
+                }
+                Err(e) => return Err(SocketError::Recv(e)),
+            };
+            if let Some(range) = self.accept(&meta, buf) {
+                return Ok(Some(self.packet(&meta, range, buf)));
+            }
+        }
     }
 
     /// Waits for the next well-formed VRRP packet and returns it, its
@@ -545,7 +608,7 @@ fn parse_datagram(
     let data = buf.get(..meta.len)?;
     let ifindex = meta.ifindex.unwrap_or(default_ifindex);
     match family {
-        Family::V4 => {
+        Family::Ipv4 => {
             let ip = Ipv4HeaderSlice::from_slice(data).ok()?;
             if ip.protocol() != IpNumber(VRRP_PROTOCOL) {
                 return None;
@@ -566,7 +629,7 @@ fn parse_datagram(
             };
             Some((header_len..end, header))
         }
-        Family::V6 => {
+        _ => {
             let header = Header {
                 ifindex,
                 src: meta.src?,
@@ -586,7 +649,7 @@ struct Header {
 }
 
 fn check_family(family: Family, addr: IpAddr) -> Result<(), SocketError> {
-    if Family::of(addr) == family {
+    if Family::of(&addr) == family {
         Ok(())
     } else {
         Err(SocketError::FamilyMismatch { addr, family })
@@ -884,9 +947,8 @@ mod tests {
 
     #[test]
     fn family_of_and_group() {
-        assert_eq!(Family::of(IpAddr::V4(VRRP_MULTICAST_V4)), Family::V4);
-        assert_eq!(Family::V6.multicast_group(), IpAddr::V6(VRRP_MULTICAST_V6));
-        assert!(check_family(Family::V4, IpAddr::V6(Ipv6Addr::LOCALHOST)).is_err());
+        assert_eq!(Family::of(&IpAddr::V4(VRRP_MULTICAST_V4)), Family::Ipv4);
+        assert!(check_family(Family::Ipv4, IpAddr::V6(Ipv6Addr::LOCALHOST)).is_err());
     }
 
     fn meta(len: usize) -> RawMeta {
@@ -921,7 +983,7 @@ mod tests {
     #[test]
     fn ipv4_header_is_stripped() {
         let packet = ipv4_packet(&[0x31, 1, 2, 3]);
-        let parsed = parse_datagram(Family::V4, 9, &meta(packet.len()), &packet);
+        let parsed = parse_datagram(Family::Ipv4, 9, &meta(packet.len()), &packet);
         let Some((range, header)) = parsed else {
             panic!("valid packet rejected");
         };
@@ -936,16 +998,16 @@ mod tests {
     fn garbage_never_panics() {
         let packet = ipv4_packet(&[0x31, 1, 2, 3]);
         for cut in 0..packet.len() {
-            let _ = parse_datagram(Family::V4, 1, &meta(cut), &packet);
+            let _ = parse_datagram(Family::Ipv4, 1, &meta(cut), &packet);
         }
         // Length beyond the buffer, wrong protocol, short header length.
-        assert!(parse_datagram(Family::V4, 1, &meta(999), &packet).is_none());
+        assert!(parse_datagram(Family::Ipv4, 1, &meta(999), &packet).is_none());
         let mut other = packet.clone();
         other[9] = 6;
-        assert!(parse_datagram(Family::V4, 1, &meta(other.len()), &other).is_none());
+        assert!(parse_datagram(Family::Ipv4, 1, &meta(other.len()), &other).is_none());
         let mut short = packet.clone();
         short[0] = 0x41;
-        assert!(parse_datagram(Family::V4, 1, &meta(short.len()), &short).is_none());
+        assert!(parse_datagram(Family::Ipv4, 1, &meta(short.len()), &short).is_none());
         let mut seed = 0x1234_5678_u32;
         for len in 0..64 {
             let bytes: Vec<u8> = (0..len)
@@ -956,11 +1018,11 @@ mod tests {
                     seed.to_be_bytes()[0]
                 })
                 .collect();
-            let _ = parse_datagram(Family::V4, 1, &meta(len), &bytes);
-            let _ = parse_datagram(Family::V6, 1, &meta(len), &bytes);
+            let _ = parse_datagram(Family::Ipv4, 1, &meta(len), &bytes);
+            let _ = parse_datagram(Family::Ipv6, 1, &meta(len), &bytes);
         }
         // IPv6 without the destination from IPV6_PKTINFO is dropped.
-        assert!(parse_datagram(Family::V6, 1, &meta(4), &[0x31, 1, 2, 3]).is_none());
+        assert!(parse_datagram(Family::Ipv6, 1, &meta(4), &[0x31, 1, 2, 3]).is_none());
     }
 
     #[test]

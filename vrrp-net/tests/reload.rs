@@ -54,6 +54,7 @@ fn reload_keeps_unchanged_instances_and_applies_the_rest() -> Result<()> {
             spec("drop", 3, 200, "192.0.2.203")?,
         ],
         sync_groups: vec![],
+        ..DriverConfig::default()
     };
     let after = DriverConfig {
         instances: vec![
@@ -62,6 +63,7 @@ fn reload_keeps_unchanged_instances_and_applies_the_rest() -> Result<()> {
             spec("new", 4, 200, "192.0.2.204")?,
         ],
         sync_groups: vec![],
+        ..DriverConfig::default()
     };
     let mut broken = after.clone();
     broken.instances.push(InstanceSpec {
@@ -127,6 +129,7 @@ fn unchanged_instance_keeps_its_address_through_a_reload() -> Result<()> {
     let cfg = DriverConfig {
         instances: vec![spec("keep", 9, 200, "192.0.2.209")?],
         sync_groups: vec![],
+        ..DriverConfig::default()
     };
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();

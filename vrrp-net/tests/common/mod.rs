@@ -196,7 +196,7 @@ impl Node {
         let (c, k) = (cancel.clone(), kill.clone());
         let task = router.spawn(move || async move {
             let handle = vrrp_net::driver::spawn(config).await?;
-            let mut events = handle.subscribe();
+            let mut events = handle.subscribe_from_start();
             loop {
                 tokio::select! {
                     ev = events.recv() => match ev {

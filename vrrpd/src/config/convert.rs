@@ -8,7 +8,7 @@ use vrrp_core::{
     Auth, Centisecs, ChecksumMode, Family, GarpConfig, InitialState, InstanceConfig, TrackConfig,
     TrackId, Version, VirtualAddress,
 };
-use vrrp_net::driver::{DriverConfig, INTERFACE_TRACK_BASE, InstanceSpec, Vip};
+use vrrp_net::driver::{DriverConfig, InstanceSpec, Vip};
 
 use super::schema::{
     Config, HttpCheck, Instance, IpFamily, LbKind, RealServer, StartState, VirtualServer,
@@ -54,9 +54,10 @@ impl Tracking {
     fn build(config: &Config) -> Tracking {
         let mut used = std::collections::BTreeSet::new();
         let mut alloc = |label: &str| {
-            let mut id = fnv1a(label.as_bytes()) % INTERFACE_TRACK_BASE;
+            // Any u32: the driver keeps callers' ids apart from interfaces.
+            let mut id = fnv1a(label.as_bytes());
             while !used.insert(id) {
-                id = (id + 1) % INTERFACE_TRACK_BASE;
+                id = id.wrapping_add(1);
             }
             TrackId(id)
         };
@@ -134,6 +135,7 @@ impl Config {
             DriverConfig {
                 instances,
                 sync_groups,
+                ..DriverConfig::default()
             },
             tracking,
         )
