@@ -616,6 +616,13 @@ impl Instance {
             if self.config.version == Version::V3 {
                 self.master_adver_interval = interval;
             }
+            // Not in the RFCs: one last advertisement of ours before
+            // stepping down. After a partition heals, the winner may never
+            // hear us otherwise (its advertisement reached us first, and a
+            // backup is silent); hearing this lower priority, it announces
+            // the addresses again (garp_lower_prio_repeat), so that the
+            // neighbours that followed us during the partition follow it.
+            self.send_advert(ours);
             self.master_address = Some(src);
             self.transition(now, State::Backup, Reason::Preempted { by: src, priority });
         } else {

@@ -208,8 +208,11 @@ fn master_steps_down_for_higher_priority_or_equal_priority_from_higher_address()
     m.handle_advert(ms(5000), &rx, &b).unwrap();
     assert_eq!(m.state(), State::Backup);
     let outs = drain(&mut m);
+    // One last advertisement of ours (so a winner that never heard us
+    // learns that a split brain ended), then the step down.
+    assert!(matches!(outs[0], Output::Transmit(t) if t.priority.get() == 100));
     assert!(
-        matches!(outs[0], Output::StateChanged { to: State::Backup, reason: Reason::Preempted { priority, .. }, .. } if priority.get() == 150)
+        matches!(outs[1], Output::StateChanged { to: State::Backup, reason: Reason::Preempted { priority, .. }, .. } if priority.get() == 150)
     );
     assert!(outs.iter().any(removes_vip));
 
@@ -929,4 +932,59 @@ fn a_backup_reconfigured_to_owner_takes_over_at_once() {
     cfg.virtual_addresses = vec![VirtualAddress::host(ip(ME))];
     b.reconfigure(ms(10), cfg).unwrap();
     assert_eq!(b.state(), State::Master);
+}
+
+#[test]
+fn a_healed_partition_is_re_announced_whichever_side_hears_first() {
+    // Two masters after a partition: A (200, .10) and B (100, .20).
+    fn pair() -> (Instance, Instance) {
+        let mut a = config(Version::V3, 200);
+        a.initial_state = InitialState::Master;
+        let mut b = InstanceConfig::new(Vrid::new(42).unwrap(), Version::V3, ip("192.0.2.20"))
+            .with_priority(Priority::new(100))
+            .with_address(VirtualAddress::host(ip(VIP)));
+        b.initial_state = InitialState::Master;
+        (started(a), started(b))
+    }
+    /// Delivers every advertisement `from` has queued to `to`.
+    fn deliver(now: Timestamp, from: &mut Instance, to: &mut Instance) -> usize {
+        let mut n = 0;
+        for o in drain(from) {
+            if let Output::Transmit(t) = o {
+                let mut buf = [0u8; 64];
+                let len = from.encode(&t, &mut buf).unwrap();
+                let rx = RxMeta {
+                    src: from.config().primary_address,
+                    dst: t.destination,
+                    ttl: Some(255),
+                };
+                let _ = to.handle_advert(now, &rx, &buf[..len]);
+                n += 1;
+            }
+        }
+        n
+    }
+    for a_first in [true, false] {
+        let (mut a, mut b) = pair();
+        drain(&mut a);
+        drain(&mut b);
+        let now = ms(1000);
+        if a_first {
+            // A's advertisement reaches B first: B steps down, and its last
+            // advertisement reaches A.
+            a.handle_timeout(a.poll_timeout().unwrap());
+            assert_eq!(deliver(now, &mut a, &mut b), 1);
+            assert_eq!(b.state(), State::Backup);
+            assert_eq!(deliver(now, &mut b, &mut a), 1, "B's last word");
+        } else {
+            b.handle_timeout(b.poll_timeout().unwrap());
+            assert_eq!(deliver(now, &mut b, &mut a), 1);
+        }
+        let outs = drain(&mut a);
+        assert!(
+            outs.iter().any(|o| matches!(o, Output::Announce { count: 5, .. })),
+            "A re-announces ({a_first}): {outs:?}"
+        );
+        assert_eq!(a.state(), State::Master);
+    }
 }
