@@ -982,7 +982,8 @@ fn a_healed_partition_is_re_announced_whichever_side_hears_first() {
         }
         let outs = drain(&mut a);
         assert!(
-            outs.iter().any(|o| matches!(o, Output::Announce { count: 5, .. })),
+            outs.iter()
+                .any(|o| matches!(o, Output::Announce { count: 5, .. })),
             "A re-announces ({a_first}): {outs:?}"
         );
         assert_eq!(a.state(), State::Master);

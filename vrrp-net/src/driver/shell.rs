@@ -55,14 +55,15 @@ pub(crate) struct Shell {
     sockets: SocketPool,
     msgs: mpsc::UnboundedReceiver<Msg>,
     work: mpsc::UnboundedSender<Work>,
-    persist: watch::Sender<Option<Vec<OwnedAddress>>>,
+    persist: Option<watch::Sender<Option<Vec<OwnedAddress>>>>,
+    writer: Option<tokio::task::JoinHandle<()>>,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<StateEvent>,
     snapshot: watch::Sender<Snapshot>,
     cancel: CancellationToken,
     abort: CancellationToken,
     buf: Vec<u8>,
-    state: StateFile,
+    state: Option<StateFile>,
 }
 
 impl Shell {
@@ -92,7 +93,7 @@ impl Shell {
         let (snapshot, snapshot_rx) = watch::channel(Snapshot::default());
         tokio::spawn(kernel_worker(work_rx, msgs_tx.clone()));
         tokio::spawn(watch_links(watcher, queries, epoch, msgs_tx.clone()));
-        tokio::spawn(write_state(state.path().to_owned(), persist_rx, msgs_tx));
+        let writer = tokio::spawn(write_state(state.path().to_owned(), persist_rx, msgs_tx));
         let mut shell = Shell {
             core,
             epoch,
@@ -100,14 +101,15 @@ impl Shell {
             sockets: SocketPool::default(),
             msgs,
             work,
-            persist,
+            persist: Some(persist),
+            writer: Some(writer),
             commands,
             events,
             snapshot,
             cancel,
             abort,
             buf: vec![0; RECV_BUFFER_LEN],
-            state,
+            state: Some(state),
         };
         // Open the sockets before starting, so that instances start bound.
         shell.apply_effects();
@@ -212,9 +214,18 @@ impl Shell {
                 _ => break,
             }
         }
+        // The writer finishes what it was writing, then the record is
+        // written (or removed, when empty) one last time.
+        self.persist = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.await;
+        }
         let owned = self.core.owned();
-        if let Err(e) = super::state_file::write(self.state.path(), &owned) {
-            tracing::error!(path = %self.state.path().display(), error = %e, "cannot write the state file");
+        if let Some(state) = self.state.take() {
+            let path = state.path().to_owned();
+            if let Err(e) = state.close(&owned) {
+                tracing::error!(path = %path.display(), error = %e, "cannot write the state file");
+            }
         }
         self.publish();
     }
@@ -358,7 +369,9 @@ impl Shell {
                     }
                 }
                 Effect::PersistOwned(owned) => {
-                    self.persist.send_replace(Some(owned));
+                    if let Some(p) = &self.persist {
+                        p.send_replace(Some(owned));
+                    }
                 }
                 Effect::Event(e) => {
                     let _ = self.events.send(e);

@@ -80,10 +80,35 @@ impl StateFile {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The last word of a graceful stop: the record as it is, or no file
+    /// at all when the driver owns nothing (nothing for a later run to
+    /// clean up, and no file left behind by a namespace that goes away).
+    pub(crate) fn close(self, owned: &[OwnedAddress]) -> io::Result<()> {
+        if owned.is_empty() {
+            match std::fs::remove_file(&self.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            let mut lock_path = self.path.clone().into_os_string();
+            lock_path.push(".lock");
+            // Removed while still locked, so no other driver can have
+            // opened it in between and lost its lock with it.
+            let _ = std::fs::remove_file(lock_path);
+            Ok(())
+        } else {
+            write(&self.path, owned)
+        }
+    }
 }
 
-/// `/run/vrrp-net/owned.<inode of this thread's network namespace>`.
+/// `/run/vrrp-net/owned.<cookie of this thread's network namespace>`
+/// (or, on kernels before 5.14, `owned.ino-<its inode>`).
 fn default_path() -> Result<PathBuf, DriverError> {
+    if let Ok(cookie) = crate::sys::netns_cookie() {
+        return Ok(Path::new(DEFAULT_DIR).join(format!("owned.{cookie}")));
+    }
     let ns = "/proc/thread-self/ns/net";
     let ino = std::fs::metadata(ns)
         .map_err(|source| DriverError::StateFile {
@@ -91,7 +116,7 @@ fn default_path() -> Result<PathBuf, DriverError> {
             source,
         })?
         .ino();
-    Ok(Path::new(DEFAULT_DIR).join(format!("owned.{ino}")))
+    Ok(Path::new(DEFAULT_DIR).join(format!("owned.ino-{ino}")))
 }
 
 /// Reads a record; lines that do not parse are skipped with a warning
