@@ -483,21 +483,22 @@ impl DriverCore {
             })
             .collect();
         let c = self.counters;
-        let mut s = Snapshot::default();
-        s.instances = instances;
-        s.router = *self.router.statistics();
-        s.send_errors = c.send_errors;
-        s.send_dropped = c.send_dropped;
-        s.address_errors = c.address_errors;
-        s.announce_errors = c.announce_errors;
-        s.vips_restored = c.vips_restored;
-        s.foreign_addresses = c.foreign_addresses;
-        s.foreign_removed = c.foreign_removed;
-        s.leftovers_removed = c.leftovers_removed;
-        s.reconciliations = c.reconciliations;
-        s.netlink_overruns = c.netlink_overruns;
-        s.state_file_errors = c.state_file_errors;
-        s
+        Snapshot {
+            instances,
+            router: *self.router.statistics(),
+            send_errors: c.send_errors,
+            send_dropped: c.send_dropped,
+            address_errors: c.address_errors,
+            announce_errors: c.announce_errors,
+            vips_restored: c.vips_restored,
+            foreign_addresses: c.foreign_addresses,
+            foreign_removed: c.foreign_removed,
+            leftovers_removed: c.leftovers_removed,
+            reconciliations: c.reconciliations,
+            netlink_overruns: c.netlink_overruns,
+            state_file_errors: c.state_file_errors,
+            ..Snapshot::default()
+        }
     }
 
     /// The addresses the driver has added and not removed.

@@ -240,6 +240,10 @@ impl DriverCore {
         self.changed = true;
         self.reconcile_all(now);
         self.drain(now);
+        // After the last words of stopped instances: close what is no
+        // longer wanted.
+        self.effects
+            .push_back(super::Effect::Sockets(self.wanted_sockets()));
         summary
     }
 

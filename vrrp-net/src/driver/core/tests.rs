@@ -792,41 +792,38 @@ fn a_reload_that_fails_its_checks_changes_nothing() {
 
 #[test]
 fn switching_to_multicast_needs_a_joined_socket_before_it_binds() {
-    let mut uni = spec("a", "eth0", 1, 100, "192.0.2.100");
-    uni.config.unicast_peers = vec![ip("192.0.2.2")];
-    let mut h = Harness::eth0(&config(vec![uni]));
-    assert_eq!(h.core.wanted_sockets()[0].join_multicast, false);
-    let plan = h
-        .core
-        .plan_reload(config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]))
-        .unwrap();
-    assert!(
-        plan.sockets()[0].join_multicast,
-        "the plan asks for a joined socket"
-    );
-    let key = plan.sockets()[0].key;
-    // Committed without the joined socket (the shell could not stage it):
-    // the instance cannot hear multicast and waits in Fault.
-    let summary = h.core.commit_reload(h.now, plan, Vec::new());
-    h.pump();
-    assert_eq!(summary.updated, vec!["a"]);
-    // The fake shell answered the Sockets effect? No: commit reports none
-    // and the socket open is the unjoined one.
-    assert!(matches!(
-        h.status("a").unbound,
-        None | Some(Unbound::Socket(_))
-    ));
-    h.core.handle_socket_report(
-        h.now,
-        key,
-        SocketReport::Opened {
-            ifindex: 2,
-            join_multicast: true,
-        },
-    );
-    h.pump();
-    assert_eq!(h.status("a").unbound, None);
-    assert_eq!(h.state("a"), State::Backup);
+    for joined in [true, false] {
+        let mut uni = spec("a", "eth0", 1, 100, "192.0.2.100");
+        uni.config.unicast_peers = vec![ip("192.0.2.2")];
+        let mut h = Harness::eth0(&config(vec![uni]));
+        assert!(!h.core.wanted_sockets()[0].join_multicast);
+        let plan = h
+            .core
+            .plan_reload(config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]))
+            .unwrap();
+        assert!(plan.sockets()[0].join_multicast, "the plan asks for a joined socket");
+        let key = plan.sockets()[0].key;
+        let report = if joined {
+            SocketReport::Opened {
+                ifindex: 2,
+                join_multicast: true,
+            }
+        } else {
+            // The shell could not join: the instance would hear nobody.
+            h.broken_sockets.insert("eth0".into());
+            SocketReport::Failed("join refused".into())
+        };
+        let summary = h.core.commit_reload(h.now, plan, vec![(key, report)]);
+        h.pump();
+        assert_eq!(summary.updated, vec!["a"]);
+        if joined {
+            assert_eq!(h.status("a").unbound, None);
+            assert_eq!(h.state("a"), State::Backup);
+        } else {
+            assert!(matches!(h.status("a").unbound, Some(Unbound::Socket(_))));
+            assert_eq!(h.state("a"), State::Fault);
+        }
+    }
 }
 
 #[test]
