@@ -801,7 +801,10 @@ fn switching_to_multicast_needs_a_joined_socket_before_it_binds() {
             .core
             .plan_reload(config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]))
             .unwrap();
-        assert!(plan.sockets()[0].join_multicast, "the plan asks for a joined socket");
+        assert!(
+            plan.sockets()[0].join_multicast,
+            "the plan asks for a joined socket"
+        );
         let key = plan.sockets()[0].key;
         let report = if joined {
             SocketReport::Opened {
