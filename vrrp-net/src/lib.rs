@@ -9,7 +9,10 @@
 //! * [`addr`]: add, remove and list interface addresses through rtnetlink.
 //! * [`garp`]: gratuitous ARP and unsolicited IPv6 neighbour advertisements.
 //! * [`link`]: interface lookups and link / address change events.
-//! * [`driver`]: runs a `vrrp_core::Router` on all of the above.
+//! * [`driver`]: runs a `vrrp_core::Router` on all of the above, and keeps
+//!   the kernel's addresses as its instances need them: a sans-IO policy
+//!   core ([`driver::core::DriverCore`], unit-tested in simulated time) in
+//!   a thin tokio shell on a thread of its own.
 //! * `testnet` (feature `testnet`): namespace LANs and a keepalived
 //!   launcher for integration tests.
 //!

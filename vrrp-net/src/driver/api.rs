@@ -160,10 +160,12 @@ pub struct DriverConfig {
     pub sync_groups: Vec<Vec<String>>,
     /// Where the driver records the addresses it added, so that a later
     /// run (after a crash or SIGKILL) removes its leftovers and nothing
-    /// else. `None`: `/run/vrrp-net/owned.<netns>` where `<netns>` is the
-    /// network namespace's inode, so drivers in different namespaces never
+    /// else. `None`: `/run/vrrp-net/owned.<cookie>` where `<cookie>` is
+    /// the network namespace's cookie (`SO_NETNS_COOKIE`, never reused
+    /// while the kernel runs), so drivers in different namespaces never
     /// share a record. A lock (`PATH.lock`) keeps two drivers from using
     /// one record at once: give each daemon of a namespace its own path.
+    /// A graceful stop removes the file when nothing is left in it.
     pub state_file: Option<PathBuf>,
     /// What to do with addresses equal to a virtual address that the
     /// driver did not add.

@@ -338,6 +338,8 @@ pub struct DriverCore {
     owned: BTreeSet<VipKey>,
     owned_dirty: bool,
     vips: BTreeMap<VipKey, VipTrack>,
+    /// Address changes waiting to be tried again, by when.
+    retries: BTreeSet<(Timestamp, VipKey)>,
     /// Which instances list each virtual address key.
     vip_index: HashMap<VipKey, Vec<InstanceId>>,
     effects: VecDeque<Effect>,
@@ -384,6 +386,7 @@ impl DriverCore {
             owned: owned.iter().map(VipKey::from).collect(),
             owned_dirty: false,
             vips: BTreeMap::new(),
+            retries: BTreeSet::new(),
             vip_index: HashMap::new(),
             effects: VecDeque::new(),
             outbox: Vec::new(),
@@ -419,15 +422,10 @@ impl DriverCore {
             at: d.at,
             takeover: d.kind == DeadlineKind::Takeover,
         });
-        let retry = self
-            .vips
-            .values()
-            .filter_map(|v| v.retry_at)
-            .min()
-            .map(|at| CoreDeadline {
-                at,
-                takeover: false,
-            });
+        let retry = self.retries.first().map(|(at, _)| CoreDeadline {
+            at: *at,
+            takeover: false,
+        });
         match (router, retry) {
             (Some(r), Some(v)) if v.at < r.at => Some(v),
             (Some(r), _) => Some(r),
@@ -651,11 +649,13 @@ impl DriverCore {
         let track = self.vips.entry(key.clone()).or_default();
         track.in_flight = None;
         track.changed_at = Some(now);
+        if let Some(at) = track.retry_at.take() {
+            self.retries.remove(&(at, key.clone()));
+        }
         match (add, result) {
             (true, Ok(added)) => {
                 track.failures = 0;
                 track.last_error = None;
-                track.retry_at = None;
                 track.present = true;
                 let restore = std::mem::take(&mut track.restore);
                 self.kernel.add_address(synthetic_address(op));
@@ -672,7 +672,6 @@ impl DriverCore {
             (false, Ok(_)) => {
                 track.failures = 0;
                 track.last_error = None;
-                track.retry_at = None;
                 if std::mem::take(&mut track.leftover) {
                     self.counters.leftovers_removed += 1;
                     tracing::info!(address = %op.address.addr, device = %op.device, "removed an address an earlier run left behind");
@@ -686,6 +685,7 @@ impl DriverCore {
                 track.failures += 1;
                 let wait = retry_delay(track.failures);
                 track.retry_at = Some(now + wait);
+                self.retries.insert((now + wait, key.clone()));
                 self.counters.address_errors += 1;
                 tracing::error!(address = %op.address.addr, device = %op.device, add, error = %e, retry_in = ?wait, failures = track.failures, "address change failed");
                 track.last_error = Some(e);
@@ -719,13 +719,11 @@ impl DriverCore {
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.last_packet = self.last_packet.max(now);
         self.router.handle_timeout(now);
-        let due: Vec<VipKey> = self
-            .vips
-            .iter()
-            .filter(|(_, t)| t.retry_at.is_some_and(|at| at <= now))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
+        while let Some((at, key)) = self.retries.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.retries.remove(&(at, key.clone()));
             if let Some(t) = self.vips.get_mut(&key) {
                 t.retry_at = None;
             }
