@@ -4,7 +4,9 @@
 //! is master again (it has the higher priority) within
 //! Master_Down_Interval plus one interval of the return; an instance whose
 //! interface does not exist at start-up waits for it in Fault instead of
-//! failing the start, and runs once it appears.
+//! failing the start, and runs once it appears; a renumbered primary
+//! address is followed (the new one becomes the source) without a
+//! transition.
 
 mod common;
 
@@ -107,6 +109,56 @@ fn an_interface_missing_at_start_is_waited_for_in_fault() -> Result<()> {
             .contains("192.0.2.181/24"))
     })?;
     ensure!(node.snapshot().instances[0].source == Some("192.0.2.81".parse()?));
+    node.stop()?;
+    Ok(())
+}
+
+#[test]
+fn a_renumbered_primary_address_is_followed_without_a_transition() -> Result<()> {
+    let lan = Lan::new(2)?;
+    let (r1, r2) = (lan.router(1)?, lan.router(2)?);
+    r1.ns()
+        .sysctl(&["net.ipv4.conf.eth0.promote_secondaries=1"])?;
+    let mut node = Node::start(r1, config("renumber", "eth0", 82, 200, "192.0.2.182")?)?;
+    node.wait_state("VI_1", State::Master, T)?;
+    wait_until("VIP", T, || has_address(r1, "192.0.2.182"))?;
+    // The interface gets a new address and loses its old primary one.
+    r1.ns()
+        .ip(&["addr", "add", "192.0.2.51/24", "dev", "eth0"])?;
+    r1.ns()
+        .ip(&["addr", "del", "192.0.2.1/24", "dev", "eth0"])?;
+    node.wait_snapshot("new source", T, |s| {
+        s.instances[0].source
+            == Some(
+                "192.0.2.51"
+                    .parse()
+                    .unwrap_or(std::net::IpAddr::from([0u8; 4])),
+            )
+    })?;
+    // Advertisements now come from the new address (a peer hears them).
+    let (rx, ready) = common::spawn_receiver(r2, vrrp_net::socket::Family::Ipv4, true, T, |got| {
+        got.iter()
+            .any(|p| p.src == std::net::IpAddr::from([192, 0, 2, 51]))
+    })?;
+    common::wait_ready(&ready)?;
+    let (_, got) = common::join(rx)?;
+    ensure!(
+        got.iter()
+            .any(|p| p.src == std::net::IpAddr::from([192, 0, 2, 51])),
+        "no advertisement from the new address"
+    );
+    node.poll();
+    ensure!(
+        node.seen
+            .iter()
+            .filter(|(_, e)| e.to == State::Master)
+            .count()
+            == 1
+            && node.seen.iter().all(|(_, e)| e.to != State::Fault),
+        "no transition: {:?}",
+        node.seen
+    );
+    ensure!(has_address(r1, "192.0.2.182")?);
     node.stop()?;
     Ok(())
 }
