@@ -71,8 +71,11 @@ pub(crate) fn check(
     }
     // RFC 9568 erratum 8299: "It MUST verify that IPvX Addr Count is non
     // zero" (5.2.5: "If the received count is 0, the VRRP advertisement
-    // MUST be ignored"). RFC 5798 did not list this check.
-    if packet.address_count() == 0 {
+    // MUST be ignored"). RFC 5798 did not list this check. An instance
+    // configured without virtual addresses (which keepalived allows and
+    // the RFC does not: 5.2.5's minimum is 1) sends a count of 0 itself
+    // and accepts its peers' count of 0.
+    if packet.address_count() == 0 && !config.virtual_addresses.is_empty() {
         return Err(DropReason::ZeroAddressCount);
     }
     if config.version == Version::V2 {

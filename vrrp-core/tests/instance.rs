@@ -793,6 +793,12 @@ fn an_advertisement_without_addresses_is_dropped() {
         Some(Timestamp::ZERO + b.master_down_interval()),
         "the timer was not touched"
     );
+    // An instance without virtual addresses (keepalived allows it) talks
+    // with its like: a count of 0 is its own list.
+    let bare = InstanceConfig::new(Vrid::new(42).unwrap(), Version::V3, ip(ME));
+    let mut b = started(bare);
+    let (rx, bytes) = advert(Version::V3, "192.0.2.20", 200, 100, &[], Auth::None);
+    assert_eq!(b.handle_advert(ms(10), &rx, &bytes), Ok(()));
 }
 
 #[test]
