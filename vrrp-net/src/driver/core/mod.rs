@@ -1114,6 +1114,12 @@ impl DriverCore {
     fn reconcile_key(&mut self, now: Timestamp, key: &VipKey) {
         let wanted = self.wanted(key);
         let present = self.observed(key);
+        // An address of ours that is gone is no longer ours: whatever
+        // appears there later (an operator's, or our add racing theirs and
+        // answered EEXIST) is someone else's until we create it again.
+        if !present && self.owned.remove(key) {
+            self.owned_dirty = true;
+        }
         let owned = self.owned.contains(key);
         let ours_to_know = self.vip_index.contains_key(key);
         let protected = self.protected(key);
@@ -1140,10 +1146,6 @@ impl DriverCore {
         track.restore = false;
         if !present {
             track.conflict = false;
-            if track.in_flight.is_none() && owned {
-                self.owned.remove(key);
-                self.owned_dirty = true;
-            }
             return;
         }
         if owned {

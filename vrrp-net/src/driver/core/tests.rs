@@ -90,6 +90,10 @@ struct Harness {
     held: Vec<(AddressOp, bool)>,
     /// The last record written.
     persisted: Option<Vec<OwnedAddress>>,
+    /// Addresses the driver's own adds created (and nobody removed since).
+    created_by_driver: BTreeSet<IpAddr>,
+    /// Removals of addresses the driver had not created.
+    violations: Vec<IpAddr>,
 }
 
 impl Harness {
@@ -111,6 +115,8 @@ impl Harness {
             hold: false,
             held: Vec::new(),
             persisted: None,
+            created_by_driver: BTreeSet::new(),
+            violations: Vec::new(),
         };
         h.core
             .handle_dump(Timestamp::ZERO, h.links.clone(), h.addrs.clone());
@@ -190,9 +196,13 @@ impl Harness {
                 );
                 a.flags = 0x01;
                 self.addrs.push(a);
+                self.created_by_driver.insert(op.address.addr);
                 Ok(true)
             }
         } else if present {
+            if !self.created_by_driver.remove(&op.address.addr) {
+                self.violations.push(op.address.addr);
+            }
             self.addrs
                 .retain(|a| !(a.ifindex == op.ifindex && a.addr == op.address.addr));
             Ok(true)
@@ -319,9 +329,18 @@ impl Harness {
 
     fn event(&mut self, e: LinkEvent) {
         match &e {
-            LinkEvent::AddressAdded(a) => self.addrs.push(a.clone()),
-            LinkEvent::AddressRemoved(a) => self.addrs.retain(|x| x.addr != a.addr),
+            LinkEvent::AddressAdded(a) => {
+                self.created_by_driver.remove(&a.addr);
+                self.addrs.push(a.clone());
+            }
+            LinkEvent::AddressRemoved(a) => {
+                self.created_by_driver.remove(&a.addr);
+                self.addrs.retain(|x| x.addr != a.addr);
+            }
             LinkEvent::Removed { ifindex, .. } => {
+                for a in self.addrs.iter().filter(|a| a.ifindex == *ifindex) {
+                    self.created_by_driver.remove(&a.addr);
+                }
                 self.links.retain(|l| l.ifindex != *ifindex);
                 self.addrs.retain(|a| a.ifindex != *ifindex);
             }
@@ -673,6 +692,8 @@ fn a_socket_that_cannot_be_opened_holds_its_instances_in_fault() {
         hold: false,
         held: Vec::new(),
         persisted: None,
+        created_by_driver: BTreeSet::new(),
+        violations: Vec::new(),
     };
     h.core.handle_dump(h.now, h.links.clone(), h.addrs.clone());
     h.pump();
@@ -959,4 +980,151 @@ fn an_address_change_in_flight_is_not_sent_twice() {
     assert!(h.has("192.0.2.100"));
     assert_eq!(h.core.pending_address_changes(), 0);
     assert_eq!(h.core.snapshot().vips_restored, 0);
+}
+
+/// A small deterministic generator for the operation-sequence test.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[test]
+fn random_operation_sequences_never_remove_what_the_driver_did_not_add() {
+    // An operator's address equal to a VIP (.101), an owner whose VIP is
+    // the interface's own address (.1), instances coming and going, links
+    // flapping and re-created, address changes failing, dumps, packets.
+    let owner_cfg = {
+        let mut c = InstanceConfig::new(Vrid::new(9).unwrap(), Version::V3, ip("0.0.0.0"))
+            .with_priority(Priority::OWNER)
+            .with_interval(Centisecs::new(10))
+            .with_address(VirtualAddress {
+                addr: ip("192.0.2.1"),
+                prefix_len: 24,
+            });
+        c.owner_ignore_adverts = false;
+        InstanceSpec::new("own", "eth0", c)
+    };
+    for seed in 1..=200u64 {
+        let mut rng = Lcg(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let base = vec![
+            spec("a", "eth0", 1, 100, "192.0.2.100"),
+            spec("b", "eth0", 2, 150, "192.0.2.101"),
+            owner_cfg.clone(),
+        ];
+        let mut h = Harness::new(
+            &config(base.clone()),
+            Vec::new(),
+            vec![link(2, "eth0", true)],
+            vec![addr(2, "192.0.2.1", 24), addr(2, "192.0.2.101", 24)],
+        );
+        let mut ifindex = 2u32;
+        for _ in 0..250 {
+            h.clear();
+            match rng.below(12) {
+                0 => h.advance(h.now + Duration::from_millis(rng.below(500))),
+                1 => {
+                    let up = rng.below(2) == 0;
+                    h.event(if up {
+                        LinkEvent::Up(link(ifindex, "eth0", true))
+                    } else {
+                        LinkEvent::Down(link(ifindex, "eth0", false))
+                    });
+                }
+                2 => {
+                    h.event(LinkEvent::Removed {
+                        ifindex,
+                        name: "eth0".into(),
+                    });
+                    ifindex += 1;
+                    h.event(LinkEvent::Up(link(ifindex, "eth0", true)));
+                    h.event(LinkEvent::AddressAdded(addr(ifindex, "192.0.2.1", 24)));
+                }
+                3 => {
+                    // Someone deletes a VIP or the operator's address.
+                    let a = ["192.0.2.100", "192.0.2.101"][rng.below(2) as usize];
+                    h.event(LinkEvent::AddressRemoved(addr(ifindex, a, 24)));
+                }
+                4 => h.fail_adds = rng.below(3) as u32,
+                5 => {
+                    let (vrid, prio) = (1 + rng.below(2) as u8, rng.below(256) as u8);
+                    let src = ["192.0.2.2", "192.0.2.200"][rng.below(2) as usize];
+                    if h.core
+                        .wanted_sockets()
+                        .iter()
+                        .any(|s| s.interface == "eth0")
+                    {
+                        h.advert("eth0", src, vrid, prio, &["192.0.2.100"]);
+                    }
+                }
+                6 => {
+                    let mut next = base.clone();
+                    next[0].config.priority = Priority::new(1 + rng.below(254) as u8);
+                    if rng.below(2) == 0 {
+                        next.remove(1);
+                    }
+                    if let Ok(plan) = h.core.plan_reload(config(next)) {
+                        h.core.commit_reload(h.now, plan, Vec::new());
+                        h.pump();
+                    }
+                }
+                7 => {
+                    h.core.handle_dump(h.now, h.links.clone(), h.addrs.clone());
+                    h.pump();
+                }
+                8 => h.hold = rng.below(2) == 0,
+                9 => h.release_held(),
+                10 => {
+                    h.core
+                        .set_priority(h.now, "b", Priority::new(1 + rng.below(254) as u8))
+                        .ok();
+                    h.pump();
+                }
+                _ => {
+                    // The operator puts their address back. Not while a
+                    // change of ours to it is held: the kernel carries out
+                    // a request within microseconds, before a person can
+                    // delete and re-add an address.
+                    let ours_pending = h
+                        .held
+                        .iter()
+                        .any(|(op, _)| op.address.addr == ip("192.0.2.101"));
+                    let restore = !h.has("192.0.2.101") && !ours_pending;
+                    if restore {
+                        h.event(LinkEvent::AddressAdded(addr(ifindex, "192.0.2.101", 24)));
+                    }
+                }
+            }
+            assert!(
+                h.violations.is_empty(),
+                "seed {seed}: removed {:?}, which the driver did not add",
+                h.violations
+            );
+            for removed in h.removes() {
+                assert_ne!(removed, ip("192.0.2.1"), "seed {seed}: the owner's address");
+            }
+            assert!(
+                h.core.pending_address_changes() <= 3,
+                "seed {seed}: one change per address at most"
+            );
+        }
+        h.hold = false;
+        h.release_held();
+        h.core.shutdown(h.now);
+        h.pump();
+        h.release_held();
+        assert!(
+            h.has("192.0.2.1"),
+            "seed {seed}: the owner keeps its address"
+        );
+    }
 }
