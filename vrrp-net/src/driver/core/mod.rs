@@ -611,9 +611,14 @@ impl DriverCore {
 
     /// Starts every instance.
     pub fn start(&mut self, now: Timestamp) {
-        self.started = true;
         self.last_packet = now;
         self.refresh_bindings(now);
+        self.started = true;
+        for e in self.entries.values() {
+            if let Err(why) = &e.binding {
+                tracing::warn!(instance = %e.name, interface = %e.spec.interface, reason = %why, "instance cannot run; waiting in Fault");
+            }
+        }
         self.router.handle_startup(now);
         self.reconcile_all(now);
         self.first_reconcile = false;
@@ -843,7 +848,7 @@ impl DriverCore {
             let (name, track, auto) = (entry.name.clone(), entry.binding_track, entry.auto_source);
             match &binding {
                 Ok((ifindex, source)) => {
-                    tracing::info!(instance = %name, ifindex, %source, "instance bound to its interface");
+                    tracing::debug!(instance = %name, ifindex, %source, "instance bound to its interface");
                     if auto
                         && let Some(inst) = self.router.instance(id)
                         && inst.config().primary_address != *source
@@ -855,9 +860,12 @@ impl DriverCore {
                         }
                     }
                 }
-                Err(why) => {
+                // Before the start, sockets are still being opened: the
+                // start says what is left.
+                Err(why) if self.started => {
                     tracing::warn!(instance = %name, reason = %why, "instance cannot run; waiting in Fault");
                 }
+                Err(_) => {}
             }
             if let Some(e) = self.entries.get_mut(&id) {
                 e.binding = binding.clone();

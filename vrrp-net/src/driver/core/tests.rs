@@ -1128,3 +1128,56 @@ fn random_operation_sequences_never_remove_what_the_driver_did_not_add() {
         );
     }
 }
+
+#[test]
+fn a_tracked_objects_weight_changes_in_place() {
+    let mut tracked = spec("a", "eth0", 1, 200, "192.0.2.100");
+    tracked
+        .tracks
+        .push((TrackId(3), TrackConfig::weight(-10), false));
+    let mut h = Harness::eth0(&config(vec![tracked.clone()]));
+    h.become_master("a");
+    assert_eq!(h.status("a").priority, Priority::new(190));
+    h.clear();
+    tracked.tracks[0].1 = TrackConfig::weight(-50);
+    tracked
+        .track_interfaces
+        .push(("eth9".into(), TrackConfig::weight(-20)));
+    let plan = h.core.plan_reload(config(vec![tracked])).unwrap();
+    let summary = h.core.commit_reload(h.now, plan, Vec::new());
+    h.pump();
+    assert_eq!(summary.updated, vec!["a"]);
+    // -50 for the failing object, -20 for the missing interface.
+    assert_eq!(h.status("a").priority, Priority::new(130));
+    assert!(h.events().is_empty(), "{:?}", h.events());
+    assert!(!h.sent_priorities().contains(&0));
+}
+
+#[test]
+fn switching_to_unicast_leaves_the_group() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
+    assert!(h.core.wanted_sockets()[0].join_multicast);
+    let mut uni = spec("a", "eth0", 1, 100, "192.0.2.100");
+    uni.config.unicast_peers = vec![ip("192.0.2.2")];
+    let plan = h.core.plan_reload(config(vec![uni])).unwrap();
+    assert!(
+        !plan.sockets()[0].join_multicast,
+        "a socket without the group"
+    );
+    let key = plan.sockets()[0].key;
+    h.core.commit_reload(
+        h.now,
+        plan,
+        vec![(
+            key,
+            SocketReport::Opened {
+                ifindex: 2,
+                join_multicast: false,
+            },
+        )],
+    );
+    h.pump();
+    assert!(!h.core.wanted_sockets()[0].join_multicast);
+    assert_eq!(h.state("a"), State::Backup);
+    assert_eq!(h.status("a").unbound, None);
+}
