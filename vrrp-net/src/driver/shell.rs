@@ -27,6 +27,9 @@ const TAKEOVER_LEAD: Duration = Duration::from_millis(3);
 /// Packets read from one socket per turn of the loop before timers and
 /// other sockets get their turn.
 const READ_BUDGET: usize = 512;
+/// Packets read from each socket before a timer is handled: every one
+/// queued in all but a flood (a 4 MiB buffer holds about 60,000).
+const DRAIN_BUDGET: usize = 65_536;
 /// How long a graceful stop waits for the kernel to confirm the removal
 /// of the addresses.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -164,16 +167,12 @@ impl Shell {
                     // were not read yet (a busy CPU) count before the timer
                     // does, or a live master looks dead.
                     for key in self.sockets.keys() {
-                        self.read_socket(key, now, usize::MAX);
+                        self.read_socket(key, now, DRAIN_BUDGET);
                     }
                     self.core.handle_timeout(now);
                 }
-                key = self.sockets.readable() => {
-                    let now = self.now();
-                    self.read_socket(key, now, READ_BUDGET);
-                }
-                Some(msg) = self.msgs.recv() => self.message(msg),
                 Some(cmd) = self.commands.recv() => self.command(cmd),
+                Some(msg) = self.msgs.recv() => self.message(msg),
                 _ = tick.tick() => {
                     // Sockets that could not be opened are tried again.
                     let wanted = self.core.wanted_sockets();
@@ -184,6 +183,12 @@ impl Shell {
                         }
                     }
                     self.publish();
+                }
+                // Last: a flood of packets must not starve the rest, and
+                // each turn reads at most READ_BUDGET of them.
+                key = self.sockets.readable() => {
+                    let now = self.now();
+                    self.read_socket(key, now, READ_BUDGET);
                 }
             }
             // Timers due by now fire after every batch of input.
