@@ -13,6 +13,8 @@
 //! descriptor in the same way.
 //! * `SO_NETNS_COOKIE` has no wrapper in nix or socket2: a plain
 //!   `getsockopt` into a `u64`.
+//! * neli's netlink socket lends only its raw descriptor; setting its
+//!   receive buffer borrows it for one call.
 //!
 //! Both wrappers are safe to call and keep the `unsafe` blocks small.
 #![allow(unsafe_code)]
@@ -123,4 +125,16 @@ pub(crate) fn netns_cookie() -> io::Result<u64> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// Sets a socket's receive buffer (`SO_RCVBUFFORCE`, else `SO_RCVBUF`) on
+/// a socket that only lends its raw descriptor (neli's netlink socket).
+pub(crate) fn set_recv_buffer(owner: &impl std::os::fd::AsRawFd, bytes: usize) -> io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    // SAFETY: the descriptor belongs to `owner`, which is borrowed for the
+    // whole of this function, so it stays open while `fd` is used.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(owner.as_raw_fd()) };
+    setsockopt(&fd, sockopt::RcvBufForce, &bytes)
+        .or_else(|_| setsockopt(&fd, sockopt::RcvBuf, &bytes))
+        .map_err(io::Error::from)
 }
