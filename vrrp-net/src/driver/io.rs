@@ -208,16 +208,10 @@ impl SocketPool {
 /// Carries out address changes one at a time, in order, and starts
 /// announcements after the changes queued before them.
 pub(crate) async fn kernel_worker(
+    addresses: AddressManager,
     mut work: mpsc::UnboundedReceiver<Work>,
     out: mpsc::UnboundedSender<Msg>,
 ) {
-    let addresses = match AddressManager::new() {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, "no netlink socket for address changes");
-            return;
-        }
-    };
     let mut announcers: HashMap<u32, Arc<AnnounceSocket>> = HashMap::new();
     while let Some(job) = work.recv().await {
         match job {

@@ -94,7 +94,11 @@ impl Shell {
         let (commands_tx, commands) = mpsc::channel(64);
         let (events, events_rx) = broadcast::channel(1024);
         let (snapshot, snapshot_rx) = watch::channel(Snapshot::default());
-        tokio::spawn(kernel_worker(work_rx, msgs_tx.clone()));
+        tokio::spawn(kernel_worker(
+            AddressManager::new()?,
+            work_rx,
+            msgs_tx.clone(),
+        ));
         tokio::spawn(watch_links(watcher, queries, epoch, msgs_tx.clone()));
         let writer = tokio::spawn(write_state(state.path().to_owned(), persist_rx, msgs_tx));
         let mut shell = Shell {
@@ -138,6 +142,7 @@ impl Shell {
     /// (at once, as a crash would).
     pub(crate) async fn run(mut self) -> Result<(), DriverError> {
         let mut armed: Option<Timestamp> = None;
+        let mut failure = None;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -150,16 +155,20 @@ impl Shell {
             });
             if deadline != armed {
                 armed = deadline;
-                self.timer
-                    .reset(deadline.map(Timestamp::since_epoch))
-                    .map_err(DriverError::Timer)?;
+                if let Err(e) = self.timer.reset(deadline.map(Timestamp::since_epoch)) {
+                    failure = Some(DriverError::Timer(e));
+                    break;
+                }
             }
             tokio::select! {
                 biased;
                 () = self.abort.cancelled() => return Ok(()),
                 () = self.cancel.cancelled() => break,
                 fired = self.timer.expired() => {
-                    fired.map_err(DriverError::Timer)?;
+                    if let Err(e) = fired {
+                        failure = Some(DriverError::Timer(e));
+                        break;
+                    }
                     armed = None;
                     self.wait_out_takeover();
                     let now = self.now();
@@ -198,8 +207,10 @@ impl Shell {
             }
             self.apply_effects();
         }
+        // A failed timer stops the driver too, gracefully: the addresses
+        // go and the peers hear priority 0 rather than silence.
         self.stop().await;
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 
     /// Graceful stop: priority 0 from masters, every address the driver
