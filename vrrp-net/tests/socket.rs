@@ -182,7 +182,12 @@ fn family_mismatch_and_missing_interface_are_errors() -> Result<()> {
             .send_to(&[0x31], vrrp_core::wire::multicast_group(Family::Ipv6))
             .await;
         ensure!(wrong.is_err(), "sent to an IPv6 address on an IPv4 socket");
-        ensure!(socket.set_source(Some("2001:db8::1".parse()?)).is_err());
+        let wrong_source =
+            SocketConfig::new("eth0", Family::Ipv4).with_source("2001:db8::1".parse()?);
+        ensure!(
+            VrrpSocket::open(&wrong_source).is_err(),
+            "an IPv6 source on an IPv4 socket"
+        );
         Ok(())
     }))
 }

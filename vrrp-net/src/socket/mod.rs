@@ -19,27 +19,28 @@
 //! returned as errors: an error from [`VrrpSocket::recv`] or
 //! [`VrrpSocket::send_to`] is an operating-system error on the socket.
 
-use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+mod cmsg;
+mod datagram;
+mod error;
+mod setup;
 
-use etherparse::{IpNumber, Ipv4HeaderSlice};
-use nix::sys::socket::{
-    self, ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6,
-    SockaddrStorage, sockopt,
-};
-use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
+use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::sys::socket::{self, sockopt};
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
+use self::cmsg::{RawMeta, recv_once, send_many, send_once};
+use self::datagram::{Header, parse_datagram};
+pub use self::error::SocketError;
+use self::setup::{configure_v4, configure_v6};
+
 /// The address family of a socket: vrrp-core's.
 pub use vrrp_core::Family;
-use vrrp_core::wire::{
-    IP_PROTOCOL as VRRP_PROTOCOL, MULTICAST_V4 as VRRP_MULTICAST_V4,
-    MULTICAST_V6 as VRRP_MULTICAST_V6, REQUIRED_TTL as VRRP_TTL,
-};
+use vrrp_core::wire::IP_PROTOCOL as VRRP_PROTOCOL;
 /// Receive buffer size that holds any VRRP packet on a standard or jumbo
 /// Ethernet link, IPv4 header included.
 pub const RECV_BUFFER_LEN: usize = 9216;
@@ -84,7 +85,7 @@ pub struct SocketConfig {
 
 impl SocketConfig {
     /// Multicast configuration for `interface` and `family`, source chosen
-    /// by the kernel until [`VrrpSocket::set_source`] is called.
+    /// by the kernel unless [`SocketConfig::with_source`] sets one.
     #[must_use]
     pub fn new(interface: impl Into<String>, family: Family) -> Self {
         Self {
@@ -117,56 +118,6 @@ impl SocketConfig {
     pub fn with_multicast(mut self, join: bool) -> Self {
         self.join_multicast = join;
         self
-    }
-}
-
-/// Errors of [`VrrpSocket`].
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SocketError {
-    /// The interface does not exist (in this thread's network namespace).
-    #[error("interface {name:?} not found: {source}")]
-    NoSuchInterface {
-        /// Interface name looked up.
-        name: String,
-        /// Lookup error.
-        source: nix::Error,
-    },
-    /// The interface name is empty or longer than the kernel allows.
-    #[error("invalid interface name {0:?}")]
-    InvalidInterfaceName(String),
-    /// An address of the other family was given (source or destination).
-    #[error("address {addr} does not match the socket family {family:?}")]
-    FamilyMismatch {
-        /// The offending address.
-        addr: IpAddr,
-        /// The socket's family.
-        family: Family,
-    },
-    /// Creating or configuring the socket failed.
-    #[error("{what}: {source}")]
-    Setup {
-        /// The step that failed.
-        what: &'static str,
-        /// OS error.
-        source: io::Error,
-    },
-    /// Sending failed.
-    #[error("send to {dst}: {source}")]
-    Send {
-        /// Destination of the failed send.
-        dst: IpAddr,
-        /// OS error.
-        source: io::Error,
-    },
-    /// Receiving failed.
-    #[error("receive: {0}")]
-    Recv(io::Error),
-}
-
-impl SocketError {
-    fn setup(what: &'static str) -> impl FnOnce(io::Error) -> Self {
-        move |source| Self::Setup { what, source }
     }
 }
 
@@ -230,20 +181,8 @@ pub struct VrrpSocket {
     family: Family,
     interface: String,
     ifindex: u32,
-    source: Mutex<Option<IpAddr>>,
+    source: Option<IpAddr>,
     counters: Counters,
-}
-
-/// Metadata of one datagram, extracted before the buffer is borrowed again.
-struct RawMeta {
-    len: usize,
-    truncated: bool,
-    src: Option<IpAddr>,
-    pktinfo_dst: Option<IpAddr>,
-    ifindex: Option<u32>,
-    ttl: Option<u8>,
-    received: Option<std::time::SystemTime>,
-    kernel_drops: Option<u32>,
 }
 
 /// Looks up the index of `name` in the calling thread's network namespace.
@@ -307,7 +246,7 @@ impl VrrpSocket {
             family: config.family,
             interface: config.interface.clone(),
             ifindex,
-            source: Mutex::new(config.source),
+            source: config.source,
             counters: Counters::default(),
         })
     }
@@ -330,21 +269,13 @@ impl VrrpSocket {
         self.ifindex
     }
 
-    /// The source address of sent packets, if one is set. The VRRPv3
-    /// checksum of an outgoing packet must be computed with this address.
+    /// The source address of sent packets, if one was set at open (the
+    /// driver gives one with every batch instead, see
+    /// [`Self::send_batch_now`]). The VRRPv3 checksum of an outgoing
+    /// packet must be computed with the address it is sent from.
     #[must_use]
     pub fn source(&self) -> Option<IpAddr> {
-        *self.source.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Changes the source address (e.g. after the primary address of the
-    /// interface changed).
-    pub fn set_source(&self, source: Option<IpAddr>) -> Result<(), SocketError> {
-        if let Some(addr) = source {
-            check_family(self.family, addr)?;
-        }
-        *self.source.lock().unwrap_or_else(PoisonError::into_inner) = source;
-        Ok(())
+        self.source
     }
 
     /// A snapshot of the counters.
@@ -597,57 +528,6 @@ impl VrrpSocket {
     }
 }
 
-/// Works out where the VRRP payload lies in `buf` and the packet's
-/// addresses, or `None` if the packet is malformed.
-fn parse_datagram(
-    family: Family,
-    default_ifindex: u32,
-    meta: &RawMeta,
-    buf: &[u8],
-) -> Option<(std::ops::Range<usize>, Header)> {
-    let data = buf.get(..meta.len)?;
-    let ifindex = meta.ifindex.unwrap_or(default_ifindex);
-    match family {
-        Family::Ipv4 => {
-            let ip = Ipv4HeaderSlice::from_slice(data).ok()?;
-            if ip.protocol() != IpNumber(VRRP_PROTOCOL) {
-                return None;
-            }
-            let header_len = ip.slice().len();
-            // The kernel reassembles fragments before raw delivery, so
-            // total length bounds the payload; never trust it beyond
-            // what was received.
-            let end = usize::from(ip.total_len()).min(data.len());
-            if end < header_len {
-                return None;
-            }
-            let header = Header {
-                ifindex,
-                src: IpAddr::V4(ip.source_addr()),
-                dst: IpAddr::V4(ip.destination_addr()),
-                ttl: meta.ttl.or(Some(ip.ttl())),
-            };
-            Some((header_len..end, header))
-        }
-        _ => {
-            let header = Header {
-                ifindex,
-                src: meta.src?,
-                dst: meta.pktinfo_dst?,
-                ttl: meta.ttl,
-            };
-            Some((0..data.len(), header))
-        }
-    }
-}
-
-struct Header {
-    ifindex: u32,
-    src: IpAddr,
-    dst: IpAddr,
-    ttl: Option<u8>,
-}
-
 fn check_family(family: Family, addr: IpAddr) -> Result<(), SocketError> {
     if Family::of(&addr) == family {
         Ok(())
@@ -656,373 +536,17 @@ fn check_family(family: Family, addr: IpAddr) -> Result<(), SocketError> {
     }
 }
 
-fn configure_v4(socket: &Socket, ifindex: u32, join: bool) -> Result<(), SocketError> {
-    let ttl = u32::from(VRRP_TTL);
-    socket
-        .set_ttl_v4(ttl)
-        .map_err(SocketError::setup("IP_TTL"))?;
-    socket
-        .set_multicast_ttl_v4(ttl)
-        .map_err(SocketError::setup("IP_MULTICAST_TTL"))?;
-    socket
-        .set_multicast_loop_v4(false)
-        .map_err(SocketError::setup("IP_MULTICAST_LOOP"))?;
-    // Internetwork control precedence, as keepalived sends.
-    socket
-        .set_tos_v4(0xc0)
-        .map_err(SocketError::setup("IP_TOS"))?;
-    // The outgoing interface is fixed by SO_BINDTODEVICE and by the
-    // `ipi_ifindex` of every send, so IP_MULTICAST_IF is not needed.
-    // Only groups this socket joined, on this interface.
-    socket
-        .set_multicast_all_v4(false)
-        .map_err(SocketError::setup("IP_MULTICAST_ALL"))?;
-    socket::setsockopt(socket, sockopt::Ipv4PacketInfo, &true).map_err(|e| SocketError::Setup {
-        what: "IP_PKTINFO",
-        source: e.into(),
-    })?;
-    socket::setsockopt(socket, sockopt::Ipv4RecvTtl, &true).map_err(|e| SocketError::Setup {
-        what: "IP_RECVTTL",
-        source: e.into(),
-    })?;
-    if join {
-        socket
-            .join_multicast_v4_n(&VRRP_MULTICAST_V4, &InterfaceIndexOrAddress::Index(ifindex))
-            .map_err(SocketError::setup("IP_ADD_MEMBERSHIP 224.0.0.18"))?;
-    }
-    Ok(())
-}
-
-fn configure_v6(socket: &Socket, ifindex: u32, join: bool) -> Result<(), SocketError> {
-    let hops = u32::from(VRRP_TTL);
-    socket
-        .set_unicast_hops_v6(hops)
-        .map_err(SocketError::setup("IPV6_UNICAST_HOPS"))?;
-    socket
-        .set_multicast_hops_v6(hops)
-        .map_err(SocketError::setup("IPV6_MULTICAST_HOPS"))?;
-    socket
-        .set_multicast_loop_v6(false)
-        .map_err(SocketError::setup("IPV6_MULTICAST_LOOP"))?;
-    socket
-        .set_tclass_v6(0xc0)
-        .map_err(SocketError::setup("IPV6_TCLASS"))?;
-    socket
-        .set_multicast_if_v6(ifindex)
-        .map_err(SocketError::setup("IPV6_MULTICAST_IF"))?;
-    // IPV6_MULTICAST_ALL appeared in Linux 4.20; older kernels deliver every
-    // joined group, which the device binding already narrows enough.
-    if let Err(err) = socket.set_multicast_all_v6(false) {
-        tracing::debug!(%err, "IPV6_MULTICAST_ALL not supported");
-    }
-    socket::setsockopt(socket, sockopt::Ipv6RecvPacketInfo, &true).map_err(|e| {
-        SocketError::Setup {
-            what: "IPV6_RECVPKTINFO",
-            source: e.into(),
-        }
-    })?;
-    socket::setsockopt(socket, sockopt::Ipv6RecvHopLimit, &true).map_err(|e| {
-        SocketError::Setup {
-            what: "IPV6_RECVHOPLIMIT",
-            source: e.into(),
-        }
-    })?;
-    if join {
-        socket
-            .join_multicast_v6(&VRRP_MULTICAST_V6, ifindex)
-            .map_err(SocketError::setup("IPV6_JOIN_GROUP ff02::12"))?;
-    }
-    Ok(())
-}
-
-fn send_once(
-    sock: &Socket,
-    ifindex: u32,
-    source: Option<IpAddr>,
-    payload: &[u8],
-    dst: IpAddr,
-) -> io::Result<usize> {
-    let fd = sock.as_raw_fd();
-    let iov = [IoSlice::new(payload)];
-    let result = match dst {
-        IpAddr::V4(dst) => {
-            let info = pktinfo_v4(ifindex, source);
-            let cmsgs = [ControlMessage::Ipv4PacketInfo(&info)];
-            let addr = SockaddrIn::from(SocketAddrV4::new(dst, 0));
-            socket::sendmsg(fd, &iov, &cmsgs, MsgFlags::MSG_DONTWAIT, Some(&addr))
-        }
-        IpAddr::V6(dst) => {
-            let info = pktinfo_v6(ifindex, source);
-            let cmsgs = [ControlMessage::Ipv6PacketInfo(&info)];
-            let addr = sockaddr_v6(dst, ifindex);
-            socket::sendmsg(fd, &iov, &cmsgs, MsgFlags::MSG_DONTWAIT, Some(&addr))
-        }
-    };
-    result.map_err(io::Error::from)
-}
-
-/// One `sendmmsg` call for `chunk` (all of the socket's family, at most
-/// [`MAX_BATCH`]): the number of datagrams the kernel took.
-fn send_many(
-    sock: &Socket,
-    ifindex: u32,
-    source: Option<IpAddr>,
-    chunk: &[(&[u8], IpAddr)],
-) -> io::Result<usize> {
-    let fd = sock.as_raw_fd();
-    let iovs: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(p, _)| [IoSlice::new(p)]).collect();
-    let sent = if chunk.iter().all(|(_, d)| d.is_ipv4()) {
-        let info = pktinfo_v4(ifindex, source);
-        let cmsgs = [ControlMessage::Ipv4PacketInfo(&info)];
-        let addrs: Vec<Option<SockaddrIn>> = chunk
-            .iter()
-            .map(|(_, d)| match d {
-                IpAddr::V4(d) => Some(SockaddrIn::from(SocketAddrV4::new(*d, 0))),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
-        let mut headers =
-            MultiHeaders::preallocate(chunk.len(), Some(nix::cmsg_space!(libc::in_pktinfo)));
-        socket::sendmmsg(
-            fd,
-            &mut headers,
-            &iovs,
-            &addrs,
-            cmsgs,
-            MsgFlags::MSG_DONTWAIT,
-        )?
-        .count()
-    } else {
-        let info = pktinfo_v6(ifindex, source);
-        let cmsgs = [ControlMessage::Ipv6PacketInfo(&info)];
-        let addrs: Vec<Option<SockaddrIn6>> = chunk
-            .iter()
-            .map(|(_, d)| match d {
-                IpAddr::V6(d) => Some(sockaddr_v6(*d, ifindex)),
-                IpAddr::V4(_) => None,
-            })
-            .collect();
-        let mut headers =
-            MultiHeaders::preallocate(chunk.len(), Some(nix::cmsg_space!(libc::in6_pktinfo)));
-        socket::sendmmsg(
-            fd,
-            &mut headers,
-            &iovs,
-            &addrs,
-            cmsgs,
-            MsgFlags::MSG_DONTWAIT,
-        )?
-        .count()
-    };
-    Ok(sent)
-}
-
-/// The IPv4 packet info of every send: out of `ifindex`, from `source`.
-/// RFC 5798 5.1.1.1: the source is the primary address of the interface;
-/// `ipi_spec_dst` sets it without bind(), which on a raw socket would also
-/// filter what we receive.
-fn pktinfo_v4(ifindex: u32, source: Option<IpAddr>) -> libc::in_pktinfo {
-    let spec_dst = match source {
-        Some(IpAddr::V4(src)) => src,
-        _ => Ipv4Addr::UNSPECIFIED,
-    };
-    libc::in_pktinfo {
-        ipi_ifindex: i32::try_from(ifindex).unwrap_or(0),
-        ipi_spec_dst: libc::in_addr {
-            s_addr: u32::from_ne_bytes(spec_dst.octets()),
-        },
-        ipi_addr: libc::in_addr { s_addr: 0 },
-    }
-}
-
-/// The IPv6 packet info of every send: out of `ifindex`, from `source`.
-/// RFC 5798 5.1.2.1: the source is the link-local address of the
-/// interface.
-fn pktinfo_v6(ifindex: u32, source: Option<IpAddr>) -> libc::in6_pktinfo {
-    let src = match source {
-        Some(IpAddr::V6(src)) => src,
-        _ => Ipv6Addr::UNSPECIFIED,
-    };
-    libc::in6_pktinfo {
-        ipi6_addr: libc::in6_addr {
-            s6_addr: src.octets(),
-        },
-        ipi6_ifindex: ifindex,
-    }
-}
-
-/// An IPv6 destination, scoped to `ifindex` when it needs a scope.
-fn sockaddr_v6(dst: Ipv6Addr, ifindex: u32) -> SockaddrIn6 {
-    let scope = if needs_scope(dst) { ifindex } else { 0 };
-    SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, scope))
-}
-
-/// Link-local unicast and link- or interface-scope multicast destinations
-/// need the interface as scope id.
-fn needs_scope(dst: Ipv6Addr) -> bool {
-    let seg0 = dst.segments()[0];
-    (seg0 & 0xffc0) == 0xfe80 || (dst.is_multicast() && (seg0 & 0x000f) <= 2)
-}
-
-fn recv_once(sock: &Socket, buf: &mut [u8]) -> io::Result<RawMeta> {
-    let fd = sock.as_raw_fd();
-    let mut cmsg_buf = nix::cmsg_space!(
-        libc::in6_pktinfo,
-        libc::c_int,
-        libc::c_int,
-        nix::sys::time::TimeSpec
-    );
-    let mut iov = [IoSliceMut::new(buf)];
-    let msg = socket::recvmsg::<SockaddrStorage>(
-        fd,
-        &mut iov,
-        Some(&mut cmsg_buf),
-        MsgFlags::MSG_DONTWAIT,
-    )
-    .map_err(io::Error::from)?;
-    let mut meta = RawMeta {
-        len: msg.bytes,
-        truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
-        src: msg.address.as_ref().and_then(storage_ip),
-        pktinfo_dst: None,
-        ifindex: None,
-        ttl: None,
-        received: None,
-        kernel_drops: None,
-    };
-    // A truncated control buffer (MSG_CTRUNC) leaves metadata unknown; the
-    // parser then drops IPv6 packets without destination.
-    if let Ok(cmsgs) = msg.cmsgs() {
-        for cmsg in cmsgs {
-            match cmsg {
-                ControlMessageOwned::Ipv4PacketInfo(info) => {
-                    meta.ifindex = u32::try_from(info.ipi_ifindex).ok();
-                    meta.pktinfo_dst = Some(IpAddr::V4(Ipv4Addr::from(
-                        info.ipi_addr.s_addr.to_ne_bytes(),
-                    )));
-                }
-                ControlMessageOwned::Ipv6PacketInfo(info) => {
-                    meta.ifindex = Some(info.ipi6_ifindex);
-                    meta.pktinfo_dst = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
-                }
-                ControlMessageOwned::Ipv4Ttl(ttl) | ControlMessageOwned::Ipv6HopLimit(ttl) => {
-                    meta.ttl = u8::try_from(ttl).ok();
-                }
-                ControlMessageOwned::RxqOvfl(dropped) => meta.kernel_drops = Some(dropped),
-                ControlMessageOwned::ScmTimestampns(ts) => {
-                    meta.received =
-                        std::time::UNIX_EPOCH.checked_add(std::time::Duration::from(ts));
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(meta)
-}
-
-fn storage_ip(storage: &SockaddrStorage) -> Option<IpAddr> {
-    if let Some(v4) = storage.as_sockaddr_in() {
-        return Some(IpAddr::V4(v4.ip()));
-    }
-    storage.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn scope_needed_for_link_local_and_link_multicast() {
-        assert!(needs_scope(VRRP_MULTICAST_V6));
-        assert!(needs_scope(
-            "fe80::1".parse().unwrap_or(Ipv6Addr::UNSPECIFIED)
-        ));
-        assert!(!needs_scope(
-            "2001:db8::1".parse().unwrap_or(Ipv6Addr::UNSPECIFIED)
-        ));
-        assert!(!needs_scope(
-            "ff05::12".parse().unwrap_or(Ipv6Addr::UNSPECIFIED)
-        ));
-    }
-
-    #[test]
     fn family_of_and_group() {
-        assert_eq!(Family::of(&IpAddr::V4(VRRP_MULTICAST_V4)), Family::Ipv4);
-        assert!(check_family(Family::Ipv4, IpAddr::V6(Ipv6Addr::LOCALHOST)).is_err());
-    }
-
-    fn meta(len: usize) -> RawMeta {
-        RawMeta {
-            len,
-            truncated: false,
-            src: None,
-            pktinfo_dst: None,
-            ifindex: Some(4),
-            ttl: None,
-            received: None,
-            kernel_drops: None,
-        }
-    }
-
-    fn ipv4_packet(payload: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let header = etherparse::Ipv4Header::new(
-            u16::try_from(payload.len()).unwrap_or(0),
-            255,
-            IpNumber(VRRP_PROTOCOL),
-            [192, 0, 2, 1],
-            [224, 0, 0, 18],
+        assert_eq!(
+            Family::of(&IpAddr::V4(vrrp_core::wire::MULTICAST_V4)),
+            Family::Ipv4
         );
-        if let Ok(header) = header {
-            let _ = header.write(&mut out);
-        }
-        out.extend_from_slice(payload);
-        out
-    }
-
-    #[test]
-    fn ipv4_header_is_stripped() {
-        let packet = ipv4_packet(&[0x31, 1, 2, 3]);
-        let parsed = parse_datagram(Family::Ipv4, 9, &meta(packet.len()), &packet);
-        let Some((range, header)) = parsed else {
-            panic!("valid packet rejected");
-        };
-        assert_eq!(packet.get(range), Some(&[0x31, 1, 2, 3][..]));
-        assert_eq!(header.ifindex, 4);
-        assert_eq!(header.ttl, Some(255));
-        assert_eq!(header.src, IpAddr::from([192, 0, 2, 1]));
-        assert_eq!(header.dst, IpAddr::V4(VRRP_MULTICAST_V4));
-    }
-
-    #[test]
-    fn garbage_never_panics() {
-        let packet = ipv4_packet(&[0x31, 1, 2, 3]);
-        for cut in 0..packet.len() {
-            let _ = parse_datagram(Family::Ipv4, 1, &meta(cut), &packet);
-        }
-        // Length beyond the buffer, wrong protocol, short header length.
-        assert!(parse_datagram(Family::Ipv4, 1, &meta(999), &packet).is_none());
-        let mut other = packet.clone();
-        other[9] = 6;
-        assert!(parse_datagram(Family::Ipv4, 1, &meta(other.len()), &other).is_none());
-        let mut short = packet.clone();
-        short[0] = 0x41;
-        assert!(parse_datagram(Family::Ipv4, 1, &meta(short.len()), &short).is_none());
-        let mut seed = 0x1234_5678_u32;
-        for len in 0..64 {
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 17;
-                    seed ^= seed << 5;
-                    seed.to_be_bytes()[0]
-                })
-                .collect();
-            let _ = parse_datagram(Family::Ipv4, 1, &meta(len), &bytes);
-            let _ = parse_datagram(Family::Ipv6, 1, &meta(len), &bytes);
-        }
-        // IPv6 without the destination from IPV6_PKTINFO is dropped.
-        assert!(parse_datagram(Family::Ipv6, 1, &meta(4), &[0x31, 1, 2, 3]).is_none());
+        assert!(check_family(Family::Ipv4, IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)).is_err());
     }
 
     #[test]
