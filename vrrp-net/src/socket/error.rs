@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::Family;
 
-/// Errors of [`VrrpSocket`].
+/// Errors of [`super::VrrpSocket`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SocketError {
