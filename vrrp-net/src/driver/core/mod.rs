@@ -21,6 +21,46 @@
 //!   ([`DriverCore::handle_socket_report`]), what a send did
 //!   ([`DriverCore::handle_send_report`]).
 //!
+//! ```
+//! use vrrp_core::{InstanceConfig, Timestamp, Version, VirtualAddress, Vrid};
+//! use vrrp_net::driver::core::{DriverCore, Effect, SocketReport};
+//! use vrrp_net::driver::{DriverConfig, InstanceSpec};
+//! # use vrrp_net::link::{LinkInfo, OperState};
+//! # use vrrp_net::addr::{AddrScope, IfAddr};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = InstanceConfig::new(Vrid::new(7).ok_or("vrid")?, Version::V3, "0.0.0.0".parse()?)
+//!     .with_address(VirtualAddress::host("192.0.2.100".parse()?));
+//! let spec = InstanceSpec::new("VI_7", "eth0", config);
+//! let mut core = DriverCore::new(&DriverConfig { instances: vec![spec], ..Default::default() }, vec![])?;
+//! // What the kernel has: eth0 (index 2), up, with 192.0.2.1/24.
+//! # let eth0 = LinkInfo { ifindex: 2, name: "eth0".into(), mac: Some([2, 0, 0, 0, 0, 1]),
+//! #     flags: 0x41, operstate: OperState::Up, mtu: Some(1500) };
+//! # let primary = IfAddr { ifindex: 2, addr: "192.0.2.1".parse()?, prefix_len: 24, label: None,
+//! #     scope: AddrScope::Universe, flags: 0 };
+//! core.handle_dump(Timestamp::ZERO, vec![eth0], vec![primary]);
+//! // The shell opens the sockets the core wants, and says so.
+//! while let Some(effect) = core.poll_effect() {
+//!     if let Effect::Sockets(wanted) = effect {
+//!         for s in wanted {
+//!             let opened = SocketReport::Opened { ifindex: s.ifindex, join_multicast: s.join_multicast };
+//!             core.handle_socket_report(Timestamp::ZERO, s.key, opened);
+//!         }
+//!     }
+//! }
+//! core.start(Timestamp::ZERO);
+//! // Nobody else advertises: at the deadline the instance takes over,
+//! // advertises, then asks for its address.
+//! while core.poll_effect().is_some() {}
+//! let deadline = core.poll_timeout().ok_or("a deadline")?;
+//! core.handle_timeout(deadline.at);
+//! let effects: Vec<Effect> = std::iter::from_fn(|| core.poll_effect()).collect();
+//! let send = effects.iter().position(|e| matches!(e, Effect::Send(_)));
+//! let add = effects.iter().position(|e| matches!(e, Effect::AddAddress(_)));
+//! assert!(send.is_some() && send < add);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Owning kernel state
 //! Addresses are reconciled level-triggered, like a controller: the
 //! desired set (every virtual address of every master instance) against
