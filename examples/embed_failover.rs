@@ -296,10 +296,11 @@ async fn main() -> Result<()> {
     let handle = spawn(DriverConfig {
         instances: vec![spec],
         sync_groups: vec![],
+        ..DriverConfig::default()
     })
     .await
     .context("starting the VRRP driver (root, in a network namespace, existing interface?)")?;
-    let mut events = handle.subscribe();
+    let mut events = handle.subscribe_from_start();
     // The watch closes when the driver task ends on its own (an error).
     let mut status = handle.watch();
 

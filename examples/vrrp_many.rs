@@ -280,6 +280,7 @@ async fn run(args: Args) -> Result<()> {
     let handle = spawn(DriverConfig {
         instances: specs(&args)?,
         sync_groups: vec![],
+        ..DriverConfig::default()
     })
     .await
     .with_context(|| {
@@ -288,7 +289,7 @@ async fn run(args: Args) -> Result<()> {
             args.count, args.interface
         )
     })?;
-    let mut events = handle.subscribe();
+    let mut events = handle.subscribe_from_start();
     let mut status = handle.watch();
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;

@@ -60,6 +60,16 @@ pub struct GarpConfig {
     pub refresh_repeat: u32,
     /// Spacing between the packets of one burst (`garp_interval`).
     pub interval: Duration,
+    /// How many to send when a master hears a lower-priority
+    /// advertisement (`garp_lower_prio_repeat`; keepalived's default is
+    /// `garp_master_repeat`, 5; zero disables them). After a partition
+    /// heals, the other side was master too and its announcements moved
+    /// the neighbours' caches: these move them back.
+    pub lower_prio_repeat: u32,
+    /// Delay of a second burst after the first lower-priority one
+    /// (`garp_lower_prio_delay`, keepalived's default is
+    /// `garp_master_delay`, 5 s; zero disables it).
+    pub lower_prio_delay: Duration,
 }
 
 impl Default for GarpConfig {
@@ -70,6 +80,8 @@ impl Default for GarpConfig {
             master_refresh: None,
             refresh_repeat: 1,
             interval: Duration::ZERO,
+            lower_prio_repeat: 5,
+            lower_prio_delay: Duration::from_secs(5),
         }
     }
 }
@@ -118,6 +130,13 @@ pub struct InstanceConfig {
     /// a master answers a lower-priority advertisement at once with one of
     /// its own, which ends a split brain within one round trip.
     pub lower_prio_no_advert: bool,
+    /// Whether an address owner (priority 255) discards every received
+    /// advertisement, as RFC 5798 7.1 and RFC 3768 7.1 require (the
+    /// default). `false` keeps keepalived 2.2.7's behaviour: an owner
+    /// processes advertisements, so an advertisement of priority 255 from
+    /// a higher address (another owner, or a spoofed one) demotes it.
+    /// keepalived 2.2.8 and later call this `owner_ignore_adverts`.
+    pub owner_ignore_adverts: bool,
 }
 
 impl InstanceConfig {
@@ -140,6 +159,7 @@ impl InstanceConfig {
             checksum_mode: ChecksumMode::Rfc,
             check_ttl: true,
             lower_prio_no_advert: false,
+            owner_ignore_adverts: true,
         }
     }
 
@@ -164,6 +184,13 @@ impl InstanceConfig {
     pub fn with_interval(mut self, interval: Centisecs) -> Self {
         self.advert_interval = interval;
         self
+    }
+
+    /// Whether `other` is the same virtual router on the wire (VRID,
+    /// version and address family): what can change in place, without
+    /// leaving and re-entering the protocol.
+    pub fn same_identity(&self, other: &InstanceConfig) -> bool {
+        self.vrid == other.vrid && self.version == other.version && self.family() == other.family()
     }
 
     /// Checks the combination of fields: the first error of
@@ -208,4 +235,8 @@ pub enum ConfigError {
     /// A prefix length longer than the address.
     #[error("prefix length /{1} is too long for {0}")]
     PrefixLength(IpAddr, u8),
+    /// An in-place change asked for another VRID, version or address
+    /// family: that is another virtual router, to be removed and added.
+    #[error("the VRID, version or address family changed; that is a new virtual router")]
+    IdentityChanged,
 }

@@ -3,15 +3,15 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{ConfigError, InitialState, InstanceConfig};
+use crate::config::{ConfigError, InitialState, InstanceConfig, VirtualAddress};
+use crate::receive;
 use crate::stats::{DropReason, Statistics};
 use crate::time::{Centisecs, Timestamp};
-use crate::types::{Family, Priority, Version, address_greater};
-use crate::wire::{
-    self, AdvertRepr, DecodeError, EncodeError, IpPair, Packet, REQUIRED_TTL, ReceivedAuth,
-};
+use crate::types::{Priority, Version, Vrid, address_greater};
+use crate::wire::{self, AdvertRepr, EncodeError, IpPair};
 
 /// The states of RFC 5798 6.4 plus keepalived's Fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -126,20 +126,38 @@ pub struct Transmit {
 }
 
 /// What the caller must carry out or may want to know, in the order it is
-/// to be carried out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// to be carried out. Each output carries what carrying it out needs (the
+/// addresses, the VRID), so a driver needs no lookup, also for an instance
+/// that was removed and is saying its last words.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Output {
     /// Send an advertisement.
     Transmit(Transmit),
-    /// Add the configured virtual addresses to the interface.
-    AddAddresses,
-    /// Remove the configured virtual addresses (idempotent: also sent at
-    /// start-up into Backup or Fault to clean up after a crashed run).
-    RemoveAddresses,
+    /// Add these virtual addresses to the interface.
+    AddAddresses {
+        /// The virtual router.
+        vrid: Vrid,
+        /// The addresses.
+        addresses: Arc<[VirtualAddress]>,
+    },
+    /// Remove these virtual addresses (idempotent: also sent at start-up
+    /// into Backup or Fault to clean up after a crashed run; a driver that
+    /// records what it added removes only those).
+    RemoveAddresses {
+        /// The virtual router.
+        vrid: Vrid,
+        /// The addresses.
+        addresses: Arc<[VirtualAddress]>,
+    },
     /// Send `count` gratuitous ARPs (IPv4) or unsolicited neighbour
-    /// advertisements (IPv6) for every virtual address, `interval` apart.
+    /// advertisements (IPv6) for each of these addresses, `interval`
+    /// apart.
     Announce {
+        /// The virtual router.
+        vrid: Vrid,
+        /// The addresses to announce.
+        addresses: Arc<[VirtualAddress]>,
         /// Packets per address.
         count: u32,
         /// Spacing between them.
@@ -184,17 +202,26 @@ enum Timer {
     Garp = 2,
     /// Master: periodic gratuitous ARP refresh.
     GarpRefresh = 3,
+    /// Master: the delayed burst after a lower-priority advertisement.
+    LowerPrioGarp = 4,
 }
 
-const TIMERS: [Timer; 4] = [
+const TIMERS: [Timer; 5] = [
     Timer::Advert,
     Timer::MasterDown,
     Timer::Garp,
     Timer::GarpRefresh,
+    Timer::LowerPrioGarp,
 ];
 
+/// The least time between two immediate announcement bursts answering
+/// lower-priority advertisements: a lower-priority router that keeps
+/// advertising (it does not hear us) gets one burst a second, not one per
+/// advertisement.
+const LOWER_PRIO_BURST_SPACING: Duration = Duration::from_secs(1);
+
 #[derive(Clone, Copy, Debug, Default)]
-struct TimerTable([Option<Timestamp>; 4]);
+struct TimerTable([Option<Timestamp>; 5]);
 
 impl TimerTable {
     fn set(&mut self, t: Timer, at: Timestamp) {
@@ -233,12 +260,21 @@ struct SyncFlags {
 /// One VRRP virtual router on one interface and address family.
 ///
 /// # Driving it
-/// Inputs are the `handle_*` methods; each takes `now`. After any of
-/// them, drain [`Instance::poll_output`] until it returns `None` and carry
-/// out each [`Output`] in order (encode a [`Transmit`] with
-/// [`Instance::encode`]); then ask [`Instance::poll_timeout`] for the next
-/// deadline and call [`Instance::handle_timeout`] when it is reached.
-/// Calling `handle_timeout` early or twice does nothing.
+/// The methods come in four classes (as quinn-proto's `Connection`):
+/// - getters (`state`, `config`, `statistics`, ...) change nothing;
+/// - inputs are the `handle_*` methods; each takes `now`;
+/// - mutators ([`Instance::set_base_priority`], [`Instance::track`],
+///   [`Instance::untrack`], [`Instance::set_track_state`],
+///   [`Instance::reconfigure`]) also take `now` and may queue outputs and
+///   move timers exactly like an input;
+/// - `poll_*` methods return what to do.
+///
+/// After any input or mutator, drain [`Instance::poll_output`] until it
+/// returns `None` and carry out each [`Output`] in order (encode a
+/// [`Transmit`] with [`Instance::encode`]); then ask
+/// [`Instance::poll_timeout`] for the next deadline and call
+/// [`Instance::handle_timeout`] when it is reached. Calling
+/// `handle_timeout` early or twice does nothing.
 ///
 /// # Example
 /// ```
@@ -273,6 +309,11 @@ pub struct Instance {
     /// The sender of the last accepted advertisement.
     master_address: Option<IpAddr>,
     last_transition: Option<Timestamp>,
+    /// The virtual addresses, shared with the outputs that carry them.
+    vips: Arc<[VirtualAddress]>,
+    /// When the last immediate burst answering a lower-priority
+    /// advertisement went out.
+    last_lower_prio_burst: Option<Timestamp>,
 }
 
 impl Instance {
@@ -291,6 +332,8 @@ impl Instance {
             sync: SyncFlags::default(),
             master_address: None,
             last_transition: None,
+            vips: Arc::from(config.virtual_addresses.as_slice()),
+            last_lower_prio_burst: None,
             config,
         })
     }
@@ -447,6 +490,9 @@ impl Instance {
                         self.timers.set(Timer::GarpRefresh, now + period);
                     }
                 }
+                (Timer::LowerPrioGarp, State::Master) => {
+                    self.announce(self.config.garp.lower_prio_repeat);
+                }
                 _ => {}
             }
         }
@@ -474,75 +520,32 @@ impl Instance {
         rx: &RxMeta,
         bytes: &[u8],
     ) -> Result<(), DropReason> {
-        let family = self.config.family();
-        if Family::of(&rx.src) != family {
-            return Err(DropReason::Version);
-        }
-        let unicast = !self.config.unicast_peers.is_empty();
-        // RFC 5798 7.1: TTL 255, then version, then the rest.
-        if self.config.check_ttl && !unicast && rx.ttl.is_some_and(|t| t != REQUIRED_TTL) {
-            return Err(DropReason::IpTtl);
-        }
-        let packet = Packet::new_checked(bytes, family).map_err(decode_drop)?;
-        if packet.version() != self.config.version {
-            return Err(DropReason::VersionMismatch);
-        }
-        let ip = IpPair {
-            src: rx.src,
-            dst: rx.dst,
-        };
-        let advert =
-            AdvertRepr::parse(&packet, &ip, self.config.checksum_mode).map_err(decode_drop)?;
-        if advert.vrid != self.config.vrid {
-            return Err(DropReason::UnknownVrid);
-        }
-        if unicast && !self.config.unicast_peers.contains(&rx.src) {
-            return Err(DropReason::UnknownPeer);
-        }
-        if rx.src == self.config.primary_address {
-            return Err(DropReason::OwnPacket);
-        }
-        if self.config.version == Version::V2 {
-            // RFC 3768 7.1: authentication, then the interval.
-            match packet.auth() {
-                ReceivedAuth::Unsupported(_) => return Err(DropReason::InvalidAuthType),
-                received if received.matches(&self.config.auth) => {}
-                ReceivedAuth::Password(_)
-                    if matches!(self.config.auth, wire::Auth::Password(_)) =>
-                {
-                    return Err(DropReason::AuthFailure);
-                }
-                _ => return Err(DropReason::AuthTypeMismatch),
-            }
-            if advert.interval != self.config.advert_interval {
-                return Err(DropReason::AdvertInterval);
-            }
-        }
-        if !advert.priority.is_owner() && !self.same_addresses(&packet) {
-            // RFC 5798 7.1: MUST drop unless sent by the owner.
-            return Err(DropReason::AddressList);
-        }
+        let advert = receive::check(&self.config, rx, bytes)?;
         match self.state {
             State::Initialize | State::Fault => return Err(DropReason::NotRunning),
             _ => {}
+        }
+        // RFC 5798 6.4.2 lets any priority-0 advertisement cut the wait
+        // to Skew_Time; only the master we follow may: from anyone else it
+        // is a stray or a spoof, and honouring it would hand the virtual
+        // router to the best backup for nothing.
+        if advert.priority == Priority::STOP
+            && self.state == State::Backup
+            && self.master_address != Some(advert.src)
+        {
+            return Err(DropReason::PriorityZeroNotFromMaster);
         }
         self.stats.rcvd_advertisements += 1;
         if advert.priority == Priority::STOP {
             self.stats.rcvd_pri_zero_packets += 1;
         }
-        let (priority, interval, src) = (advert.priority, advert.interval, rx.src);
+        let (priority, interval, src) = (advert.priority, advert.interval, advert.src);
         match self.state {
             State::Backup => self.backup_receives(now, src, priority, interval),
             State::Master => self.master_receives(now, src, priority, interval),
             _ => {}
         }
         Ok(())
-    }
-
-    fn same_addresses<T: AsRef<[u8]>>(&self, packet: &Packet<T>) -> bool {
-        let ours = &self.config.virtual_addresses;
-        usize::from(packet.address_count()) == ours.len()
-            && packet.addresses().all(|a| ours.iter().any(|v| v.addr == a))
     }
 
     /// RFC 5798 6.4.2, with keepalived's preempt_delay.
@@ -554,7 +557,9 @@ impl Instance {
         interval: Centisecs,
     ) {
         if priority == Priority::STOP {
-            // The master is leaving: take over after Skew_Time only.
+            // RFC 5798 6.4.2: "If the Priority in the ADVERTISEMENT is
+            // zero, then: Set the Master_Down_Timer to Skew_Time" (the
+            // sender is our master, see `process_advert`).
             self.timers.set(Timer::MasterDown, now + self.skew_time());
             return;
         }
@@ -593,6 +598,8 @@ impl Instance {
     ) {
         let ours = self.effective_priority;
         if priority == Priority::STOP {
+            // RFC 5798 6.4.3: "If the Priority in the ADVERTISEMENT is zero,
+            // then: Send an ADVERTISEMENT; Reset the Adver_Timer".
             self.send_advert(ours);
             self.timers.set(
                 Timer::Advert,
@@ -601,16 +608,130 @@ impl Instance {
         } else if priority > ours
             || (priority == ours && address_greater(&src, &self.config.primary_address))
         {
+            // RFC 5798 6.4.3: "If the Priority in the ADVERTISEMENT is
+            // greater than the local Priority or the Priority in the
+            // ADVERTISEMENT is equal to the local Priority and the primary
+            // IPvX Address of the sender is greater than the local primary
+            // IPvX Address, then: ... Transition to the Backup state".
             if self.config.version == Version::V3 {
                 self.master_adver_interval = interval;
             }
+            // Not in the RFCs: one last advertisement of ours before
+            // stepping down. After a partition heals, the winner may never
+            // hear us otherwise (its advertisement reached us first, and a
+            // backup is silent); hearing this lower priority, it announces
+            // the addresses again (garp_lower_prio_repeat), so that the
+            // neighbours that followed us during the partition follow it.
+            self.send_advert(ours);
             self.master_address = Some(src);
             self.transition(now, State::Backup, Reason::Preempted { by: src, priority });
-        } else if !self.config.lower_prio_no_advert {
-            // keepalived: assert mastership at once so the other side
-            // steps down now rather than at our next advertisement.
-            self.send_advert(ours);
+        } else {
+            // RFC 5798 6.4.3: "Otherwise (the Priority is less ...),
+            // discard the ADVERTISEMENT". keepalived goes further: it
+            // asserts mastership at once so the other side steps down now
+            // rather than at our next advertisement, and announces the
+            // addresses again: a lower-priority master means a partition
+            // has just healed (or a priority 0 was spoofed), and the
+            // neighbours' caches point at the other side.
+            if !self.config.lower_prio_no_advert {
+                self.send_advert(ours);
+            }
+            self.answer_lower_priority(now);
         }
+    }
+
+    /// keepalived's `garp_lower_prio_repeat` and `garp_lower_prio_delay`:
+    /// a burst now (at most one per [`LOWER_PRIO_BURST_SPACING`]) and
+    /// another one after the delay.
+    fn answer_lower_priority(&mut self, now: Timestamp) {
+        let garp = self.config.garp;
+        if garp.lower_prio_repeat == 0 {
+            return;
+        }
+        let due = self
+            .last_lower_prio_burst
+            .is_none_or(|last| now >= last + LOWER_PRIO_BURST_SPACING);
+        if due {
+            self.announce(garp.lower_prio_repeat);
+            self.last_lower_prio_burst = Some(now);
+        }
+        if !garp.lower_prio_delay.is_zero() && self.timers.get(Timer::LowerPrioGarp).is_none() {
+            self.timers
+                .set(Timer::LowerPrioGarp, now + garp.lower_prio_delay);
+        }
+    }
+
+    /// Applies a new configuration of the same virtual router (same VRID,
+    /// version and family, see [`InstanceConfig::same_identity`]) without
+    /// leaving the current state: no priority-0 advertisement, no
+    /// transition. A master adds and announces new virtual addresses and
+    /// removes dropped ones; a changed priority takes effect at once (a
+    /// master now below a backup is preempted by it at its next
+    /// advertisement, as RFC 5798 6.4.2 has it); a changed interval is
+    /// used from the next advertisement on.
+    pub fn reconfigure(
+        &mut self,
+        now: Timestamp,
+        config: InstanceConfig,
+    ) -> Result<(), ConfigError> {
+        config.validate()?;
+        if !self.config.same_identity(&config) {
+            return Err(ConfigError::IdentityChanged);
+        }
+        let old = core::mem::replace(&mut self.config, config);
+        let old_vips = core::mem::replace(
+            &mut self.vips,
+            Arc::from(self.config.virtual_addresses.as_slice()),
+        );
+        if self.state == State::Master {
+            let removed: Vec<VirtualAddress> = old_vips
+                .iter()
+                .filter(|v| !self.vips.contains(v))
+                .copied()
+                .collect();
+            let added: Vec<VirtualAddress> = self
+                .vips
+                .iter()
+                .filter(|v| !old_vips.contains(v))
+                .copied()
+                .collect();
+            let vrid = self.config.vrid;
+            if !removed.is_empty() {
+                self.outputs.push_back(Output::RemoveAddresses {
+                    vrid,
+                    addresses: Arc::from(removed),
+                });
+            }
+            if !added.is_empty() {
+                let added: Arc<[VirtualAddress]> = Arc::from(added);
+                self.outputs.push_back(Output::AddAddresses {
+                    vrid,
+                    addresses: added.clone(),
+                });
+                if self.config.garp.master_repeat > 0 {
+                    self.outputs.push_back(Output::Announce {
+                        vrid,
+                        addresses: added,
+                        count: self.config.garp.master_repeat,
+                        interval: self.config.garp.interval,
+                    });
+                }
+            }
+            self.master_adver_interval = self.config.advert_interval;
+            if old.garp.master_refresh != self.config.garp.master_refresh {
+                match self.config.garp.master_refresh.filter(|p| !p.is_zero()) {
+                    Some(period) => self.timers.set(Timer::GarpRefresh, now + period),
+                    None => self.timers.stop(Timer::GarpRefresh),
+                }
+            }
+        }
+        self.recompute(now);
+        // An instance that became the address owner takes over at once
+        // (RFC 5798 6.4.2: an owner is always master).
+        if self.config.priority.is_owner() && self.state == State::Backup {
+            self.transition(now, State::Master, Reason::AddressOwner);
+        }
+        Ok(())
     }
 
     /// Sets the base priority (1..=255) at run time.
@@ -737,11 +858,22 @@ impl Instance {
     }
 
     fn announce(&mut self, count: u32) {
-        if count > 0 && !self.config.virtual_addresses.is_empty() {
+        if count > 0 && !self.vips.is_empty() {
             self.outputs.push_back(Output::Announce {
+                vrid: self.config.vrid,
+                addresses: self.vips.clone(),
                 count,
                 interval: self.config.garp.interval,
             });
+        }
+    }
+
+    fn addresses_output(&self, add: bool) -> Output {
+        let (vrid, addresses) = (self.config.vrid, self.vips.clone());
+        if add {
+            Output::AddAddresses { vrid, addresses }
+        } else {
+            Output::RemoveAddresses { vrid, addresses }
         }
     }
 
@@ -760,15 +892,17 @@ impl Instance {
             self.timers.stop(Timer::Advert);
             self.timers.stop(Timer::Garp);
             self.timers.stop(Timer::GarpRefresh);
+            self.timers.stop(Timer::LowerPrioGarp);
+            self.last_lower_prio_burst = None;
             if matches!(to, State::Initialize | State::Fault) {
                 // RFC 5798 6.4.3: tell the backups so they take over after
                 // Skew_Time instead of Master_Down_Interval.
                 self.send_advert(Priority::STOP);
             }
-            self.outputs.push_back(Output::RemoveAddresses);
+            self.outputs.push_back(self.addresses_output(false));
         } else if from == State::Initialize && matches!(to, State::Backup | State::Fault) {
             // A crashed earlier run may have left the addresses behind.
-            self.outputs.push_back(Output::RemoveAddresses);
+            self.outputs.push_back(self.addresses_output(false));
         }
         self.timers.stop(Timer::MasterDown);
         self.preempt_deadline = None;
@@ -783,7 +917,7 @@ impl Instance {
                 // takes a netlink round trip, and every backup should hear
                 // of the new master as early as possible.
                 self.send_advert(self.effective_priority);
-                self.outputs.push_back(Output::AddAddresses);
+                self.outputs.push_back(self.addresses_output(true));
                 self.announce(self.config.garp.master_repeat);
                 // Instances that take over together (a host's VRIDs at
                 // start-up, a sync group) keep one shared cadence, so a
@@ -836,17 +970,6 @@ impl Instance {
             self.sync.group_fault = fault;
             self.recompute(now);
         }
-    }
-}
-
-fn decode_drop(e: DecodeError) -> DropReason {
-    match e {
-        DecodeError::Truncated { .. } => DropReason::PacketLength,
-        DecodeError::BadVersion(_) => DropReason::Version,
-        DecodeError::BadType(_) => DropReason::InvalidType,
-        DecodeError::BadChecksum => DropReason::Checksum,
-        DecodeError::BadVrid => DropReason::UnknownVrid,
-        DecodeError::ZeroInterval => DropReason::AdvertInterval,
     }
 }
 

@@ -30,7 +30,10 @@
 //!                 // send buf[..len] to t.destination with TTL 255
 //!                 assert!(len >= 8);
 //!             }
-//!             Output::AddAddresses | Output::RemoveAddresses => { /* netlink */ }
+//!             Output::AddAddresses { addresses, .. } | Output::RemoveAddresses { addresses, .. } => {
+//!                 // netlink: add or remove each of `addresses`
+//!                 assert_eq!(addresses.len(), 1);
+//!             }
 //!             Output::Announce { .. } => { /* gratuitous ARP / NA */ }
 //!             _ => { /* state and priority changes: log, notify */ }
 //!         }
@@ -48,6 +51,7 @@ mod config;
 mod field;
 pub mod guide;
 mod instance;
+mod receive;
 mod router;
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -59,7 +63,7 @@ pub mod wire;
 pub use config::{ConfigError, GarpConfig, InitialState, InstanceConfig, VirtualAddress};
 pub use field::{Field, FieldError, ParseError, Weight};
 pub use instance::{Instance, Output, Reason, RxMeta, State, TrackConfig, TrackId, Transmit};
-pub use router::{GroupId, InstanceId, Router, RouterError};
+pub use router::{Deadline, DeadlineKind, GroupId, InstanceId, Router, RouterError};
 pub use stats::{DropReason, RouterStatistics, Statistics};
 pub use time::{Centisecs, Timestamp};
 pub use types::{Family, Priority, Version, Vrid};

@@ -15,6 +15,28 @@ use crate::wire::EncodeError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InstanceId(pub usize);
 
+/// The next deadline of a [`Router`] and what firing it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline {
+    /// When [`Router::handle_timeout`] must be called.
+    pub at: Timestamp,
+    /// What is due then.
+    pub kind: DeadlineKind,
+}
+
+/// What a [`Deadline`] is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeadlineKind {
+    /// An instance in Backup whose Master_Down_Timer runs out: firing it
+    /// is a takeover, the one deadline where lateness is failover time. A
+    /// driver may wake a little early for it and wait out the rest
+    /// precisely; it fires only when the master has really gone quiet.
+    Takeover,
+    /// Anything else (advertisements, announcements).
+    Other,
+}
+
 /// Names a sync group inside a [`Router`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupId(pub usize);
@@ -61,8 +83,13 @@ struct Slot {
 /// takes the group's masters with it; the group becomes master only when
 /// every member is ready to).
 ///
-/// Drain order is that of [`Instance`]: after any `handle_*` call, drain
-/// [`Router::poll_output`], then read [`Router::poll_timeout`].
+/// Drain order is that of [`Instance`]: after any input (`handle_*`) or
+/// mutator ([`Router::add_instance`], [`Router::remove_instance`],
+/// [`Router::start`], [`Router::track`], [`Router::untrack`],
+/// [`Router::set_track_state`], [`Router::set_base_priority`],
+/// [`Router::reconfigure`], [`Router::add_sync_group`]), drain
+/// [`Router::poll_output`], then read [`Router::poll_timeout`] (or
+/// [`Router::poll_deadline`]).
 #[derive(Debug, Default)]
 pub struct Router {
     slots: Vec<Option<Slot>>,
@@ -208,7 +235,9 @@ impl Router {
     }
 
     /// Routes a received VRRP packet (the IP payload) to its instance.
-    /// Returns the instance, or why the packet was dropped (also counted).
+    /// Returns the instance, or why the packet was dropped (also counted:
+    /// by the instance when one was found, in [`Router::statistics`] for
+    /// the router-wide counters of RFC 6527).
     pub fn handle_packet(
         &mut self,
         now: Timestamp,
@@ -216,18 +245,22 @@ impl Router {
         rx: &RxMeta,
         bytes: &[u8],
     ) -> Result<InstanceId, DropReason> {
-        let Some(&vrid) = bytes.get(1) else {
+        let (Some(&ver_type), Some(&vrid)) = (bytes.first(), bytes.get(1)) else {
+            // Too short to be routed: a router-level length error.
             self.stats.packet_length_errors += 1;
             return Err(DropReason::PacketLength);
         };
         let family = Family::of(&rx.src);
         let Some(id) = self.lookup(interface, family, vrid) else {
-            // Sort out garbage from a VRID we simply do not run.
-            match bytes[0] >> 4 {
-                2 | 3 => self.stats.vrid_errors += 1,
-                _ => self.stats.version_errors += 1,
-            }
-            return Err(DropReason::UnknownVrid);
+            // Sort out garbage from a VRID we simply do not run, in the
+            // order of RFC 5798 7.1: version, type, then the VRID.
+            let reason = match (ver_type >> 4, ver_type & 0x0f) {
+                (2 | 3, 1) => DropReason::UnknownVrid,
+                (2 | 3, _) => DropReason::InvalidType,
+                _ => DropReason::Version,
+            };
+            self.count_router_drop(reason);
+            return Err(reason);
         };
         let mut result = Ok(id);
         self.with(now, id, |inst| {
@@ -235,10 +268,24 @@ impl Router {
                 result = Err(e);
             }
         });
+        // The one router-wide counter of a check an instance makes: RFC
+        // 6527's vrrpv3RouterChecksumErrors (also counted by the instance).
         if let Err(DropReason::Checksum) = result {
             self.stats.checksum_errors += 1;
         }
         result
+    }
+
+    /// Counts a packet no instance saw in the router-wide counters of RFC
+    /// 6527 (`vrrpv3RouterVersionErrors`, `vrrpv3RouterVrIdErrors`) and the
+    /// two this crate adds.
+    fn count_router_drop(&mut self, reason: DropReason) {
+        match reason {
+            DropReason::Version => self.stats.version_errors += 1,
+            DropReason::UnknownVrid => self.stats.vrid_errors += 1,
+            DropReason::InvalidType => self.stats.invalid_type_errors += 1,
+            _ => {}
+        }
     }
 
     /// Fires every instance timer due at `now`.
@@ -276,6 +323,35 @@ impl Router {
         self.live_slot(id)?;
         self.with(now, id, |inst| inst.track(now, track, config, up));
         Ok(())
+    }
+
+    /// Stops tracking an object for one instance.
+    pub fn untrack(
+        &mut self,
+        now: Timestamp,
+        id: InstanceId,
+        track: TrackId,
+    ) -> Result<(), RouterError> {
+        self.live_slot(id)?;
+        self.with(now, id, |inst| inst.untrack(now, track));
+        Ok(())
+    }
+
+    /// Applies a new configuration to a running instance in place (see
+    /// [`Instance::reconfigure`]): same VRID, version and family, so the
+    /// same key on its interface.
+    pub fn reconfigure(
+        &mut self,
+        now: Timestamp,
+        id: InstanceId,
+        config: InstanceConfig,
+    ) -> Result<(), RouterError> {
+        self.live_slot(id)?;
+        let mut result = Ok(());
+        self.with(now, id, |inst| {
+            result = inst.reconfigure(now, config);
+        });
+        result.map_err(RouterError::from)
     }
 
     /// Reports a tracked object's state to every instance tracking it.
@@ -328,16 +404,22 @@ impl Router {
         self.timeouts.first().map(|(t, _)| *t)
     }
 
-    /// Whether the earliest deadline ([`Self::poll_timeout`]) belongs to
-    /// an instance in Backup, where it is the Master_Down timer: firing it
-    /// is a takeover, the one deadline where lateness is failover time. A
-    /// driver may wake a little early for it and wait out the rest
-    /// precisely; it fires only when the master has really gone quiet.
+    /// The earliest deadline of any instance, with what firing it does
+    /// (a takeover or anything else).
     #[must_use]
-    pub fn next_timeout_is_takeover(&self) -> bool {
-        self.timeouts.first().is_some_and(|(_, id)| {
-            self.instance(*id)
-                .is_some_and(|i| i.state() == crate::State::Backup)
+    pub fn poll_deadline(&self) -> Option<Deadline> {
+        self.timeouts.first().map(|&(at, id)| {
+            let takeover = self
+                .instance(id)
+                .is_some_and(|i| i.state() == crate::State::Backup);
+            Deadline {
+                at,
+                kind: if takeover {
+                    DeadlineKind::Takeover
+                } else {
+                    DeadlineKind::Other
+                },
+            }
         })
     }
 

@@ -84,6 +84,18 @@ fn v3(src: &str, prio: u8) -> (RxMeta, Vec<u8>) {
     advert(Version::V3, src, prio, 100, &[VIP], Auth::None)
 }
 
+/// Whether `o` adds exactly the instance's one virtual address.
+fn adds_vip(o: &Output) -> bool {
+    matches!(o, Output::AddAddresses { vrid, addresses }
+        if vrid.get() == 42 && addresses[..] == [VirtualAddress::host(ip(VIP))])
+}
+
+/// Whether `o` removes exactly the instance's one virtual address.
+fn removes_vip(o: &Output) -> bool {
+    matches!(o, Output::RemoveAddresses { vrid, addresses }
+        if vrid.get() == 42 && addresses[..] == [VirtualAddress::host(ip(VIP))])
+}
+
 fn transitions(outs: &[Output]) -> Vec<(State, State)> {
     outs.iter()
         .filter_map(|o| match o {
@@ -133,7 +145,7 @@ fn backup_takes_over_after_master_down_interval_and_not_before() {
         }
     ));
     assert!(matches!(outs[1], Output::Transmit(t) if t.priority == Priority::new(100)));
-    assert_eq!(outs[2], Output::AddAddresses);
+    assert!(adds_vip(&outs[2]), "{:?}", outs[2]);
     assert!(matches!(outs[3], Output::Announce { count: 5, .. }));
     i.handle_timeout(deadline);
     assert!(drain(&mut i).is_empty(), "a repeated timeout is a no-op");
@@ -177,7 +189,7 @@ fn owner_and_configured_master_start_as_master() {
 fn backup_start_removes_leftover_addresses() {
     let mut i = Instance::new(config(Version::V3, 100)).unwrap();
     i.handle_startup(Timestamp::ZERO);
-    assert!(drain(&mut i).contains(&Output::RemoveAddresses));
+    assert!(drain(&mut i).iter().any(removes_vip));
 }
 
 fn master(prio: u8) -> Instance {
@@ -196,10 +208,13 @@ fn master_steps_down_for_higher_priority_or_equal_priority_from_higher_address()
     m.handle_advert(ms(5000), &rx, &b).unwrap();
     assert_eq!(m.state(), State::Backup);
     let outs = drain(&mut m);
+    // One last advertisement of ours (so a winner that never heard us
+    // learns that a split brain ended), then the step down.
+    assert!(matches!(outs[0], Output::Transmit(t) if t.priority.get() == 100));
     assert!(
-        matches!(outs[0], Output::StateChanged { to: State::Backup, reason: Reason::Preempted { priority, .. }, .. } if priority.get() == 150)
+        matches!(outs[1], Output::StateChanged { to: State::Backup, reason: Reason::Preempted { priority, .. }, .. } if priority.get() == 150)
     );
-    assert!(outs.contains(&Output::RemoveAddresses));
+    assert!(outs.iter().any(removes_vip));
 
     let mut m = master(100);
     let (rx, b) = v3("192.0.2.20", 100); // .20 > .10
@@ -210,7 +225,11 @@ fn master_steps_down_for_higher_priority_or_equal_priority_from_higher_address()
     let (rx, b) = v3("192.0.2.5", 100); // .5 < .10: we win and say so at once
     m.handle_advert(ms(5000), &rx, &b).unwrap();
     assert_eq!(m.state(), State::Master);
-    assert!(matches!(drain(&mut m)[..], [Output::Transmit(_)]));
+    // ... and announce the addresses again (garp_lower_prio_repeat).
+    assert!(matches!(
+        drain(&mut m)[..],
+        [Output::Transmit(_), Output::Announce { count: 5, .. }]
+    ));
 }
 
 #[test]
@@ -223,7 +242,12 @@ fn lower_prio_no_advert_keeps_quiet() {
     drain(&mut m);
     let (rx, b) = v3("192.0.2.5", 50);
     m.handle_advert(ms(5000), &rx, &b).unwrap();
-    assert!(drain(&mut m).is_empty());
+    // No advertisement; the announcements still go (keepalived sends
+    // them whatever vrrp_lower_prio_no_advert says).
+    assert!(matches!(
+        drain(&mut m)[..],
+        [Output::Announce { count: 5, .. }]
+    ));
 }
 
 #[test]
@@ -262,7 +286,7 @@ fn shutdown_of_a_master_sends_priority_zero_and_releases_addresses() {
         }
     ));
     assert!(matches!(outs[1], Output::Transmit(t) if t.priority == Priority::STOP));
-    assert_eq!(outs[2], Output::RemoveAddresses);
+    assert!(removes_vip(&outs[2]), "{:?}", outs[2]);
     assert_eq!(m.poll_timeout(), None);
     assert_eq!(m.statistics().sent_pri_zero_packets, 1);
 }
@@ -376,7 +400,7 @@ fn master_going_to_fault_sends_priority_zero() {
         outs.iter()
             .any(|o| matches!(o, Output::Transmit(t) if t.priority == Priority::STOP))
     );
-    assert!(outs.contains(&Output::RemoveAddresses));
+    assert!(outs.iter().any(removes_vip));
 }
 
 #[test]
@@ -388,10 +412,9 @@ fn gratuitous_arp_bursts_and_refresh() {
     let t = i.poll_timeout().unwrap();
     i.handle_timeout(t);
     let outs = drain(&mut i);
-    assert!(outs.contains(&Output::Announce {
-        count: 5,
-        interval: Duration::ZERO
-    }));
+    assert!(outs.iter().any(|o| matches!(o, Output::Announce {
+        vrid, addresses, count: 5, interval: Duration::ZERO
+    } if vrid.get() == 42 && addresses[..] == [VirtualAddress::host(ip(VIP))])));
     // Second burst 5 s later (keepalived's garp_master_delay).
     let mut seen = Vec::new();
     let mut now = t;
@@ -514,9 +537,10 @@ fn drops_are_classified_and_counted() {
             s.packet_length_errors,
             s.checksum_errors,
             s.rcvd_invalid_type_packets,
-            s.version_mismatch
+            s.version_mismatch,
+            s.version_errors
         ),
-        (1, 1, 1, 1, 2)
+        (1, 1, 1, 1, 1, 1)
     );
     assert_eq!(
         (
@@ -700,4 +724,274 @@ fn instances_taking_over_together_share_one_cadence() {
     }
     deadlines.dedup();
     assert_eq!(deadlines.len(), 1, "one phase: {deadlines:?}");
+}
+
+fn owner() -> Instance {
+    let cfg = InstanceConfig::new(Vrid::new(42).unwrap(), Version::V3, ip(ME))
+        .with_priority(Priority::OWNER)
+        .with_address(VirtualAddress::host(ip(ME)));
+    let i = started(cfg);
+    assert_eq!(i.state(), State::Master, "an owner starts as master");
+    i
+}
+
+#[test]
+fn the_address_owner_discards_every_advertisement_and_counts_them() {
+    // RFC 5798 7.1: "the local router is not the IPvX address owner".
+    let mut o = owner();
+    for (src, prio) in [("192.0.2.200", 255), ("192.0.2.200", 254), ("192.0.2.1", 0)] {
+        let (rx, b) = advert(Version::V3, src, prio, 100, &[ME], Auth::None);
+        assert_eq!(
+            o.handle_advert(ms(100), &rx, &b),
+            Err(DropReason::AddressOwner)
+        );
+    }
+    assert_eq!(o.state(), State::Master);
+    assert!(drain(&mut o).is_empty(), "no output at all");
+    assert_eq!(o.statistics().owner_discards, 3);
+    assert_eq!(o.statistics().rcvd_advertisements, 0);
+}
+
+#[test]
+fn an_owner_keeping_keepalived_2_2_7_behaviour_is_demoted_and_comes_back() {
+    let mut cfg = InstanceConfig::new(Vrid::new(42).unwrap(), Version::V3, ip(ME))
+        .with_priority(Priority::OWNER)
+        .with_address(VirtualAddress::host(ip(ME)));
+    cfg.owner_ignore_adverts = false;
+    let mut o = started(cfg);
+    // A spoofed owner advertisement from a higher address.
+    let (rx, b) = advert(Version::V3, "192.0.2.200", 255, 100, &[ME], Auth::None);
+    o.handle_advert(ms(100), &rx, &b).unwrap();
+    assert_eq!(o.state(), State::Backup);
+    // The spoofing stops: Master_Down_Interval later it is master again.
+    let at = o.poll_timeout().unwrap();
+    assert_eq!(at, ms(100) + o.master_down_interval());
+    o.handle_timeout(at);
+    assert_eq!(o.state(), State::Master);
+}
+
+#[test]
+fn an_advertisement_without_addresses_is_dropped() {
+    // RFC 9568 erratum 8299 (5.2.5: "If the received count is 0, the VRRP
+    // advertisement MUST be ignored").
+    let mut b = started(config(Version::V3, 100));
+    let (rx, bytes) = advert(Version::V3, "192.0.2.20", 200, 100, &[], Auth::None);
+    assert_eq!(
+        b.handle_advert(ms(10), &rx, &bytes),
+        Err(DropReason::ZeroAddressCount)
+    );
+    // Even from a sender claiming to be the owner, whose list is otherwise
+    // authoritative.
+    let (rx, bytes) = advert(Version::V3, "192.0.2.20", 255, 100, &[], Auth::None);
+    assert_eq!(
+        b.handle_advert(ms(10), &rx, &bytes),
+        Err(DropReason::ZeroAddressCount)
+    );
+    assert_eq!(b.statistics().zero_address_count, 2);
+    assert_eq!(
+        b.poll_timeout(),
+        Some(Timestamp::ZERO + b.master_down_interval()),
+        "the timer was not touched"
+    );
+    // An instance without virtual addresses (keepalived allows it) talks
+    // with its like: a count of 0 is its own list.
+    let bare = InstanceConfig::new(Vrid::new(42).unwrap(), Version::V3, ip(ME));
+    let mut b = started(bare);
+    let (rx, bytes) = advert(Version::V3, "192.0.2.20", 200, 100, &[], Auth::None);
+    assert_eq!(b.handle_advert(ms(10), &rx, &bytes), Ok(()));
+}
+
+#[test]
+fn priority_zero_is_honoured_only_from_the_current_master() {
+    let mut b = started(config(Version::V3, 100));
+    // Nobody heard yet: a priority 0 from anyone is ignored.
+    let (rx, bytes) = v3("192.0.2.30", 0);
+    assert_eq!(
+        b.handle_advert(ms(500), &rx, &bytes),
+        Err(DropReason::PriorityZeroNotFromMaster)
+    );
+    let (rx, bytes) = v3("192.0.2.20", 200);
+    b.handle_advert(ms(1000), &rx, &bytes).unwrap();
+    let timer = b.poll_timeout();
+    // Another host's priority 0 leaves the timer where the master set it.
+    let (rx, bytes) = v3("192.0.2.30", 0);
+    assert_eq!(
+        b.handle_advert(ms(1100), &rx, &bytes),
+        Err(DropReason::PriorityZeroNotFromMaster)
+    );
+    assert_eq!(b.poll_timeout(), timer);
+    assert_eq!(b.statistics().pri_zero_not_from_master, 2);
+    // The master's own priority 0: Skew_Time (RFC 5798 6.4.2).
+    let (rx, bytes) = v3("192.0.2.20", 0);
+    b.handle_advert(ms(1200), &rx, &bytes).unwrap();
+    assert_eq!(b.poll_timeout(), Some(ms(1200) + b.skew_time()));
+}
+
+#[test]
+fn a_multicast_advertisement_of_unknown_ttl_fails_the_ttl_check() {
+    let mut b = started(config(Version::V3, 100));
+    let (mut rx, bytes) = v3("192.0.2.20", 200);
+    rx.ttl = None;
+    assert_eq!(b.handle_advert(ms(10), &rx, &bytes), Err(DropReason::IpTtl));
+}
+
+fn announces(outs: &[Output]) -> Vec<u32> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Announce { count, .. } => Some(*count),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn lower_priority_adverts_get_announcements_now_and_after_the_delay_rate_limited() {
+    let mut cfg = config(Version::V3, 200);
+    cfg.garp.lower_prio_repeat = 3;
+    cfg.garp.lower_prio_delay = Duration::from_secs(2);
+    cfg.garp.master_delay = Duration::ZERO;
+    cfg.initial_state = InitialState::Master;
+    let mut m = started(cfg);
+    assert_eq!(m.state(), State::Master);
+    let (rx, b) = v3("192.0.2.20", 100);
+    m.handle_advert(ms(1000), &rx, &b).unwrap();
+    assert_eq!(announces(&drain(&mut m)), vec![3], "a burst at once");
+    // Another lower-priority advert 100 ms later: an advert, no new burst.
+    m.handle_advert(ms(1100), &rx, &b).unwrap();
+    let outs = drain(&mut m);
+    assert!(matches!(outs[..], [Output::Transmit(_)]), "{outs:?}");
+    // After a second, a burst again.
+    m.handle_advert(ms(2000), &rx, &b).unwrap();
+    assert_eq!(announces(&drain(&mut m)), vec![3]);
+    // The delayed burst of the first one, 2 s after it.
+    let mut delayed = Vec::new();
+    let mut now = ms(2000);
+    while now < ms(3500) {
+        now = m.poll_timeout().unwrap();
+        m.handle_timeout(now);
+        if !announces(&drain(&mut m)).is_empty() {
+            delayed.push(now);
+        }
+    }
+    assert_eq!(delayed, vec![ms(3000)]);
+
+    // garp_lower_prio_repeat 0: no announcement.
+    let mut cfg = config(Version::V3, 200);
+    cfg.garp.lower_prio_repeat = 0;
+    cfg.initial_state = InitialState::Master;
+    let mut m = started(cfg);
+    m.handle_advert(ms(1000), &rx, &b).unwrap();
+    assert!(announces(&drain(&mut m)).is_empty());
+}
+
+#[test]
+fn reconfigure_in_place_keeps_the_state_and_never_sends_priority_zero() {
+    let mut m = master(200);
+    let before = m.statistics().transitions;
+    // Priority 200 -> 150: a priority change, nothing else.
+    let mut cfg = config(Version::V3, 150);
+    m.reconfigure(ms(5000), cfg.clone()).unwrap();
+    assert_eq!(m.state(), State::Master);
+    let outs = drain(&mut m);
+    assert_eq!(
+        outs,
+        vec![Output::PriorityChanged {
+            from: Priority::new(200),
+            to: Priority::new(150)
+        }]
+    );
+    // A virtual address added and the old one removed: the master adds,
+    // announces and removes exactly those.
+    let extra = VirtualAddress::host(ip("192.0.2.101"));
+    cfg.virtual_addresses = vec![extra];
+    m.reconfigure(ms(5001), cfg.clone()).unwrap();
+    let outs = drain(&mut m);
+    assert_eq!(outs.len(), 3, "{outs:?}");
+    assert!(removes_vip(&outs[0]));
+    assert!(matches!(&outs[1], Output::AddAddresses { addresses, .. } if addresses[..] == [extra]));
+    assert!(
+        matches!(&outs[2], Output::Announce { addresses, count: 5, .. } if addresses[..] == [extra])
+    );
+    assert_eq!(m.statistics().transitions, before);
+    assert_eq!(m.statistics().sent_pri_zero_packets, 0);
+    // The next advertisement carries the new list.
+    let t = m.poll_timeout().unwrap();
+    m.handle_timeout(t);
+    let Some(Output::Transmit(tx)) = m.poll_output() else {
+        panic!("an advertisement");
+    };
+    let mut buf = [0u8; 64];
+    let len = m.encode(&tx, &mut buf).unwrap();
+    assert_eq!(&buf[8..len], &[192, 0, 2, 101]);
+    // Another VRID is another virtual router.
+    let other = InstanceConfig::new(Vrid::new(43).unwrap(), Version::V3, ip(ME));
+    assert_eq!(
+        m.reconfigure(ms(6000), other),
+        Err(vrrp_core::ConfigError::IdentityChanged)
+    );
+}
+
+#[test]
+fn a_backup_reconfigured_to_owner_takes_over_at_once() {
+    let mut b = started(config(Version::V3, 100));
+    let mut cfg = config(Version::V3, 255);
+    cfg.virtual_addresses = vec![VirtualAddress::host(ip(ME))];
+    b.reconfigure(ms(10), cfg).unwrap();
+    assert_eq!(b.state(), State::Master);
+}
+
+#[test]
+fn a_healed_partition_is_re_announced_whichever_side_hears_first() {
+    // Two masters after a partition: A (200, .10) and B (100, .20).
+    fn pair() -> (Instance, Instance) {
+        let mut a = config(Version::V3, 200);
+        a.initial_state = InitialState::Master;
+        let mut b = InstanceConfig::new(Vrid::new(42).unwrap(), Version::V3, ip("192.0.2.20"))
+            .with_priority(Priority::new(100))
+            .with_address(VirtualAddress::host(ip(VIP)));
+        b.initial_state = InitialState::Master;
+        (started(a), started(b))
+    }
+    /// Delivers every advertisement `from` has queued to `to`.
+    fn deliver(now: Timestamp, from: &mut Instance, to: &mut Instance) -> usize {
+        let mut n = 0;
+        for o in drain(from) {
+            if let Output::Transmit(t) = o {
+                let mut buf = [0u8; 64];
+                let len = from.encode(&t, &mut buf).unwrap();
+                let rx = RxMeta {
+                    src: from.config().primary_address,
+                    dst: t.destination,
+                    ttl: Some(255),
+                };
+                let _ = to.handle_advert(now, &rx, &buf[..len]);
+                n += 1;
+            }
+        }
+        n
+    }
+    for a_first in [true, false] {
+        let (mut a, mut b) = pair();
+        drain(&mut a);
+        drain(&mut b);
+        let now = ms(1000);
+        if a_first {
+            // A's advertisement reaches B first: B steps down, and its last
+            // advertisement reaches A.
+            a.handle_timeout(a.poll_timeout().unwrap());
+            assert_eq!(deliver(now, &mut a, &mut b), 1);
+            assert_eq!(b.state(), State::Backup);
+            assert_eq!(deliver(now, &mut b, &mut a), 1, "B's last word");
+        } else {
+            b.handle_timeout(b.poll_timeout().unwrap());
+            assert_eq!(deliver(now, &mut b, &mut a), 1);
+        }
+        let outs = drain(&mut a);
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Announce { count: 5, .. })),
+            "A re-announces ({a_first}): {outs:?}"
+        );
+        assert_eq!(a.state(), State::Master);
+    }
 }

@@ -189,7 +189,7 @@ proptest! {
         while router.poll_output().is_some() {}
         let dropped: u64 = router.instances().map(|(_, i)| i.statistics().dropped() + i.statistics().rcvd_advertisements).sum();
         let r = router.statistics();
-        prop_assert_eq!(dropped + r.vrid_errors + r.version_errors + r.packet_length_errors, 1, "every packet is counted once");
+        prop_assert_eq!(dropped + r.vrid_errors + r.version_errors + r.invalid_type_errors + r.packet_length_errors, 1, "every packet is counted once");
     }
 
     #[test]

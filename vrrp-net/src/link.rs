@@ -5,7 +5,9 @@
 //! [`LinkEvent`]s: a link counts as up when it is administratively up and
 //! running (`IFF_UP` and `IFF_RUNNING`, which follows the operational
 //! state), as keepalived judges it. Up/down events are emitted on change
-//! only; address events are emitted for every notification (the kernel
+//! only (and a renamed link or a new hardware address as
+//! [`LinkEvent::Changed`]); address events are emitted for every
+//! notification (the kernel
 //! repeats `RTM_NEWADDR` e.g. when IPv6 DAD completes), so handling them
 //! must be idempotent.
 
@@ -133,6 +135,9 @@ pub enum LinkEvent {
     Up(LinkInfo),
     /// The link went down or stopped running (or appeared down).
     Down(LinkInfo),
+    /// The link's name or hardware address changed (its up state did
+    /// not).
+    Changed(LinkInfo),
     /// The interface was deleted.
     Removed {
         /// Index of the deleted interface.
@@ -151,7 +156,7 @@ impl LinkEvent {
     #[must_use]
     pub fn ifindex(&self) -> u32 {
         match self {
-            Self::Up(l) | Self::Down(l) => l.ifindex,
+            Self::Up(l) | Self::Down(l) | Self::Changed(l) => l.ifindex,
             Self::Removed { ifindex, .. } => *ifindex,
             Self::AddressAdded(a) | Self::AddressRemoved(a) => a.ifindex,
         }
@@ -265,6 +270,11 @@ impl LinkWatcher {
         Ok(())
     }
 
+    /// The next event already received, without waiting.
+    pub fn try_next(&mut self) -> Option<LinkEvent> {
+        self.pending.pop_front()
+    }
+
     /// Waits for the next event. An [`NetlinkError::Overrun`] means events
     /// were lost: call [`Self::resync`] and go on. Cancel-safe: dropping
     /// the future loses no already-received event.
@@ -322,6 +332,7 @@ impl LinkWatcher {
             }
         }
         let was_up = previous.map(LinkInfo::is_up);
+        let renamed = previous.is_some_and(|p| p.name != link.name || p.mac != link.mac);
         let now_up = link.is_up();
         if was_up != Some(now_up) {
             self.pending.push_back(if now_up {
@@ -329,6 +340,8 @@ impl LinkWatcher {
             } else {
                 LinkEvent::Down(link.clone())
             });
+        } else if renamed {
+            self.pending.push_back(LinkEvent::Changed(link.clone()));
         }
         self.links.insert(link.ifindex, link);
     }

@@ -78,6 +78,9 @@ impl NetlinkError {
     }
 }
 
+/// Receive buffer of a socket subscribed to notifications.
+const EVENT_BUFFER_BYTES: usize = 4 << 20;
+
 /// One rtnetlink message as received: its type and payload bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct RawMessage {
@@ -116,6 +119,12 @@ impl RtSocket {
             socket
                 .add_mcast_membership(Groups::new_groups(groups))
                 .map_err(|e| NetlinkError::socket("join groups", &e))?;
+            // Room for a storm of notifications (keepalived's
+            // netlink_rcv_bufs): an overrun costs a full re-read. Beyond
+            // net.core.rmem_max only with CAP_NET_ADMIN; best effort.
+            if let Err(e) = crate::sys::set_recv_buffer(&socket, EVENT_BUFFER_BYTES) {
+                tracing::debug!(error = %e, "netlink receive buffer not enlarged");
+            }
         }
         Ok(Self {
             socket,

@@ -1,4 +1,4 @@
-//! The only two places in this crate that need `unsafe`.
+//! The only places in this crate that need `unsafe`.
 //!
 //! * tokio 1.53.3 deprecated the safe `AsyncFd::new` because it could not
 //!   prove that the descriptor stays open; its replacement
@@ -11,6 +11,10 @@
 //!
 //! The same registration serves the driver's `timerfd`, which owns its
 //! descriptor in the same way.
+//! * `SO_NETNS_COOKIE` has no wrapper in nix or socket2: a plain
+//!   `getsockopt` into a `u64`.
+//! * neli's netlink socket lends only its raw descriptor; setting its
+//!   receive buffer borrows it for one call.
 //!
 //! Both wrappers are safe to call and keep the `unsafe` blocks small.
 #![allow(unsafe_code)]
@@ -93,4 +97,44 @@ pub(crate) fn link_addr(ifindex: u32, ethertype: u16, dst_mac: [u8; 6]) -> io::R
         )
     };
     link.ok_or_else(|| io::Error::other("kernel sockaddr_ll rejected by nix"))
+}
+
+/// The network namespace's cookie (`SO_NETNS_COOKIE`, Linux 5.14): a
+/// number the kernel never gives another namespace while it runs, unlike
+/// the namespace's inode, which a new namespace may reuse.
+pub(crate) fn netns_cookie() -> io::Result<u64> {
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::DGRAM, None)?;
+    let mut cookie: u64 = 0;
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<u64>())
+        .map_err(|_| io::Error::other("socklen"))?;
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: `cookie` is a live, writable u64 for the duration of the
+    // call and `len` holds its exact size; the kernel writes at most `len`
+    // bytes and updates `len`. The descriptor is owned by `socket`.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            std::ptr::from_mut(&mut cookie).cast::<libc::c_void>(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(cookie)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets a socket's receive buffer (`SO_RCVBUFFORCE`, else `SO_RCVBUF`) on
+/// a socket that only lends its raw descriptor (neli's netlink socket).
+pub(crate) fn set_recv_buffer(owner: &impl std::os::fd::AsRawFd, bytes: usize) -> io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    // SAFETY: the descriptor belongs to `owner`, which is borrowed for the
+    // whole of this function, so it stays open while `fd` is used.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(owner.as_raw_fd()) };
+    setsockopt(&fd, sockopt::RcvBufForce, &bytes)
+        .or_else(|_| setsockopt(&fd, sockopt::RcvBuf, &bytes))
+        .map_err(io::Error::from)
 }

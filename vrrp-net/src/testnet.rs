@@ -181,6 +181,19 @@ impl Netns {
         run("ip", &full, None)
     }
 
+    /// Runs `program args` inside the namespace with `input` on its
+    /// standard input (e.g. `nft -f -`); a non-zero exit is an error.
+    pub fn exec_with_input(
+        &self,
+        program: &str,
+        args: &[&str],
+        input: &str,
+    ) -> Result<Output, TestnetError> {
+        let mut full = vec!["netns", "exec", &self.name, program];
+        full.extend_from_slice(args);
+        run("ip", &full, Some(input))
+    }
+
     /// Runs `ip -n NAME args` and returns its stdout.
     pub fn ip(&self, args: &[&str]) -> Result<String, TestnetError> {
         let mut full = vec!["-n", &self.name];
@@ -397,6 +410,34 @@ impl Router {
                 state,
             ])
             .map(|_| ())
+    }
+
+    /// Deletes the router's `eth0` (and the bridge port facing it), as
+    /// when a NIC is unplugged or a veth or VLAN is destroyed.
+    pub fn delete_link(&self) -> Result<(), TestnetError> {
+        self.ns
+            .ip(&["link", "del", "dev", ROUTER_IFNAME])
+            .map(|_| ())
+    }
+
+    /// Creates the router's `eth0` again after [`Router::delete_link`]:
+    /// same name, MAC and addresses, a new interface index.
+    pub fn recreate_link(&self) -> Result<(), TestnetError> {
+        let mac = format_mac(self.mac());
+        let (port, ns) = (&self.port, self.ns.name());
+        self.bridge_ns.ip_batch(&format!(
+            "link add {port} type veth peer name {ROUTER_IFNAME} address {mac} netns {ns}\n\
+             link set {port} master br0\n\
+             link set {port} up\n"
+        ))?;
+        self.ns.ip_batch(&format!(
+            "link set {ROUTER_IFNAME} up\n\
+             addr add {}/24 dev {ROUTER_IFNAME}\n\
+             addr add {}/64 dev {ROUTER_IFNAME} nodad\n",
+            self.ipv4(),
+            self.ipv6()
+        ))?;
+        wait_for_link_local(self)
     }
 
     /// The output of `ip -o addr show dev eth0` in the router namespace.

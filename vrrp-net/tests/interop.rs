@@ -60,6 +60,7 @@ fn ours(v: Variant, prio: u8) -> Result<DriverConfig> {
     Ok(DriverConfig {
         instances: vec![spec],
         sync_groups: vec![],
+        ..DriverConfig::default()
     })
 }
 

@@ -31,7 +31,7 @@ fn run(family: Family, vrid: u8, version: u8, vip: &str) -> Result<()> {
     let lan = Lan::new(2)?;
     let (r1, r2) = (lan.router(1)?, lan.router(2)?);
     let expected_src = match family {
-        Family::V4 => IpAddr::V4(r1.ipv4()),
+        Family::Ipv4 => IpAddr::V4(r1.ipv4()),
         _ => IpAddr::V6(r1.link_local()),
     };
     // Collect until a priority 0 advertisement (the graceful stop) arrives.
@@ -55,7 +55,10 @@ fn run(family: Family, vrid: u8, version: u8, vip: &str) -> Result<()> {
     ensure!(ours.len() >= 2, "adverts received: {got:?}\nlog:\n{log}");
     for p in &ours {
         ensure!(p.src == expected_src, "source {p:?}");
-        ensure!(p.dst == family.multicast_group(), "destination {p:?}");
+        ensure!(
+            p.dst == vrrp_core::wire::multicast_group(family),
+            "destination {p:?}"
+        );
         ensure!(
             p.ttl == Some(255) && p.ifindex == ifindex,
             "ttl/ifindex {p:?}"
@@ -78,12 +81,12 @@ fn run(family: Family, vrid: u8, version: u8, vip: &str) -> Result<()> {
 
 #[test]
 fn keepalived_vrrpv2_ipv4_adverts_are_received() -> Result<()> {
-    run(Family::V4, 51, 2, "192.0.2.100/24")
+    run(Family::Ipv4, 51, 2, "192.0.2.100/24")
 }
 
 #[test]
 fn keepalived_vrrpv3_ipv6_adverts_are_received() -> Result<()> {
-    run(Family::V6, 52, 3, "2001:db8::200/64")
+    run(Family::Ipv6, 52, 3, "2001:db8::200/64")
 }
 
 #[test]

@@ -52,9 +52,15 @@ fn exchange(family: Family, multicast: bool) -> Result<()> {
     let lan = Lan::new(2)?;
     let (r1, r2) = (lan.router(1)?, lan.router(2)?);
     let (source, dst) = match (family, multicast) {
-        (Family::V4, true) => (IpAddr::V4(r1.ipv4()), family.multicast_group()),
-        (Family::V4, false) => (IpAddr::V4(r1.ipv4()), IpAddr::V4(r2.ipv4())),
-        (_, true) => (IpAddr::V6(r1.link_local()), family.multicast_group()),
+        (Family::Ipv4, true) => (
+            IpAddr::V4(r1.ipv4()),
+            vrrp_core::wire::multicast_group(family),
+        ),
+        (Family::Ipv4, false) => (IpAddr::V4(r1.ipv4()), IpAddr::V4(r2.ipv4())),
+        (_, true) => (
+            IpAddr::V6(r1.link_local()),
+            vrrp_core::wire::multicast_group(family),
+        ),
         (_, false) => (IpAddr::V6(r1.ipv6()), IpAddr::V6(r2.ipv6())),
     };
     let payload = advert(51, source);
@@ -80,22 +86,22 @@ fn exchange(family: Family, multicast: bool) -> Result<()> {
 
 #[test]
 fn ipv4_multicast_exchange() -> Result<()> {
-    exchange(Family::V4, true)
+    exchange(Family::Ipv4, true)
 }
 
 #[test]
 fn ipv6_multicast_exchange() -> Result<()> {
-    exchange(Family::V6, true)
+    exchange(Family::Ipv6, true)
 }
 
 #[test]
 fn ipv4_unicast_exchange_without_joining() -> Result<()> {
-    exchange(Family::V4, false)
+    exchange(Family::Ipv4, false)
 }
 
 #[test]
 fn ipv6_unicast_exchange_without_joining() -> Result<()> {
-    exchange(Family::V6, false)
+    exchange(Family::Ipv6, false)
 }
 
 /// 255 advertisements in one `send_batch`, with a destination of the wrong
@@ -105,10 +111,16 @@ fn batch_exchange(family: Family) -> Result<()> {
     let lan = Lan::new(2)?;
     let (r1, r2) = (lan.router(1)?, lan.router(2)?);
     let (source, wrong) = match family {
-        Family::V4 => (IpAddr::V4(r1.ipv4()), Family::V6.multicast_group()),
-        _ => (IpAddr::V6(r1.link_local()), Family::V4.multicast_group()),
+        Family::Ipv4 => (
+            IpAddr::V4(r1.ipv4()),
+            vrrp_core::wire::multicast_group(Family::Ipv6),
+        ),
+        _ => (
+            IpAddr::V6(r1.link_local()),
+            vrrp_core::wire::multicast_group(Family::Ipv4),
+        ),
     };
-    let dst = family.multicast_group();
+    let dst = vrrp_core::wire::multicast_group(family);
     let payloads: Vec<Vec<u8>> = (1..=255u8).map(|vrid| advert(vrid, source)).collect();
     let (receiver, ready) = spawn_receiver(r2, family, true, Duration::from_secs(5), |got| {
         got.len() >= 255
@@ -150,12 +162,12 @@ fn batch_exchange(family: Family) -> Result<()> {
 
 #[test]
 fn ipv4_batch_of_255_in_one_call() -> Result<()> {
-    batch_exchange(Family::V4)
+    batch_exchange(Family::Ipv4)
 }
 
 #[test]
 fn ipv6_batch_of_255_in_one_call() -> Result<()> {
-    batch_exchange(Family::V6)
+    batch_exchange(Family::Ipv6)
 }
 
 #[test]
@@ -163,18 +175,25 @@ fn family_mismatch_and_missing_interface_are_errors() -> Result<()> {
     let lan = Lan::new(1)?;
     let r1 = lan.router(1)?;
     join(r1.spawn(|| async {
-        let missing = VrrpSocket::open(&SocketConfig::new("nosuch0", Family::V4));
+        let missing = VrrpSocket::open(&SocketConfig::new("nosuch0", Family::Ipv4));
         ensure!(missing.is_err(), "opened a socket on a missing interface");
-        let socket = VrrpSocket::open(&SocketConfig::new("eth0", Family::V4))?;
-        let wrong = socket.send_to(&[0x31], Family::V6.multicast_group()).await;
+        let socket = VrrpSocket::open(&SocketConfig::new("eth0", Family::Ipv4))?;
+        let wrong = socket
+            .send_to(&[0x31], vrrp_core::wire::multicast_group(Family::Ipv6))
+            .await;
         ensure!(wrong.is_err(), "sent to an IPv6 address on an IPv4 socket");
-        ensure!(socket.set_source(Some("2001:db8::1".parse()?)).is_err());
+        let wrong_source =
+            SocketConfig::new("eth0", Family::Ipv4).with_source("2001:db8::1".parse()?);
+        ensure!(
+            VrrpSocket::open(&wrong_source).is_err(),
+            "an IPv6 source on an IPv4 socket"
+        );
         Ok(())
     }))
 }
 
 #[test]
 fn opening_outside_a_runtime_is_an_error_not_a_panic() {
-    let result = VrrpSocket::open(&SocketConfig::new("lo", Family::V4));
+    let result = VrrpSocket::open(&SocketConfig::new("lo", Family::Ipv4));
     assert!(result.is_err());
 }

@@ -47,7 +47,7 @@ fn lan_has_addresses_and_is_removed_on_drop_even_after_panic() -> Result<()> {
 fn multicast_and_unicast_received(lan: &Lan, family: Family) -> Result<(usize, usize)> {
     let (r1, r2): (&Router, &Router) = (lan.router(1)?, lan.router(2)?);
     let (source, unicast) = match family {
-        Family::V4 => (IpAddr::V4(r1.ipv4()), IpAddr::V4(r2.ipv4())),
+        Family::Ipv4 => (IpAddr::V4(r1.ipv4()), IpAddr::V4(r2.ipv4())),
         _ => (IpAddr::V6(r1.link_local()), IpAddr::V6(r2.ipv6())),
     };
     let (receiver, ready) =
@@ -60,7 +60,10 @@ fn multicast_and_unicast_received(lan: &Lan, family: Family) -> Result<(usize, u
             // Sends to a blocked interface may fail or be dropped silently;
             // either way nothing may arrive.
             let _ = socket
-                .send_to(&[0x31, 1, 100, 0, 0, 100, 0, 0], family.multicast_group())
+                .send_to(
+                    &[0x31, 1, 100, 0, 0, 100, 0, 0],
+                    vrrp_core::wire::multicast_group(family),
+                )
                 .await;
             socket
                 .send_to(&[0x31, 2, 100, 0, 0, 100, 0, 0], unicast)
@@ -73,7 +76,7 @@ fn multicast_and_unicast_received(lan: &Lan, family: Family) -> Result<(usize, u
     let (_, got) = join(receiver)?;
     let multicast = got
         .iter()
-        .filter(|p| p.dst == family.multicast_group())
+        .filter(|p| p.dst == vrrp_core::wire::multicast_group(family))
         .count();
     let unicast_count = got.iter().filter(|p| p.dst == unicast).count();
     Ok((multicast, unicast_count))
@@ -82,7 +85,7 @@ fn multicast_and_unicast_received(lan: &Lan, family: Family) -> Result<(usize, u
 #[test]
 fn block_multicast_stops_vrrp_multicast_but_not_unicast() -> Result<()> {
     let lan = Lan::new(2)?;
-    for family in [Family::V4, Family::V6] {
+    for family in [Family::Ipv4, Family::Ipv6] {
         let (m, u) = multicast_and_unicast_received(&lan, family)?;
         ensure!(
             m == 3 && u == 3,
@@ -90,7 +93,7 @@ fn block_multicast_stops_vrrp_multicast_but_not_unicast() -> Result<()> {
         );
     }
     lan.block_multicast(true)?;
-    for family in [Family::V4, Family::V6] {
+    for family in [Family::Ipv4, Family::Ipv6] {
         let (m, u) = multicast_and_unicast_received(&lan, family)?;
         ensure!(
             m == 0 && u == 3,
@@ -98,7 +101,7 @@ fn block_multicast_stops_vrrp_multicast_but_not_unicast() -> Result<()> {
         );
     }
     lan.block_multicast(false)?;
-    for family in [Family::V4, Family::V6] {
+    for family in [Family::Ipv4, Family::Ipv6] {
         let (m, u) = multicast_and_unicast_received(&lan, family)?;
         ensure!(
             m == 3 && u == 3,

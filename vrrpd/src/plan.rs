@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use healthcheck::{CheckSpec, Health, Probe, Timing};
 use vrrp_core::{TrackConfig, TrackId, Weight};
-use vrrp_net::driver::{DriverConfig, INTERFACE_TRACK_BASE, InstanceSpec, Vip};
+use vrrp_net::driver::{DriverConfig, InstanceSpec, Vip};
 
 use crate::config::{
     Check, CheckKind, Command as ConfigCommand, Effective, Instance, LbKind,
@@ -36,6 +36,7 @@ pub fn plan(config: &Effective) -> Plan {
             .values()
             .map(|g| g.members.clone())
             .collect(),
+        ..DriverConfig::default()
     };
     let instance_notify = config
         .instances
@@ -101,12 +102,12 @@ fn notify(n: &ConfigNotify) -> Notify {
 
 /// Tracked-object ids the driver knows scripts and file bits by: derived
 /// from names, so an unchanged script keeps its id across reloads and
-/// unchanged instances compare equal. Below the driver's interface range.
+/// unchanged instances compare equal.
 struct Ids;
 
 impl Ids {
     fn of(label: &str) -> TrackId {
-        TrackId(fnv1a(label.as_bytes()) % INTERFACE_TRACK_BASE)
+        TrackId(fnv1a(label.as_bytes()))
     }
 
     fn script(&self, name: &str) -> TrackId {

@@ -28,7 +28,7 @@ type AdvertWatch = vrrp_net::testnet::NsTask<Result<Vec<(Duration, u8)>>>;
 fn watch_adverts(router: &vrrp_net::testnet::Router, stop: Arc<AtomicBool>) -> Result<AdvertWatch> {
     use vrrp_net::socket::{Family, RECV_BUFFER_LEN, SocketConfig, VrrpSocket};
     Ok(router.spawn(move || async move {
-        let socket = VrrpSocket::open(&SocketConfig::new("eth0", Family::V4))?;
+        let socket = VrrpSocket::open(&SocketConfig::new("eth0", Family::Ipv4))?;
         let mut buf = vec![0u8; RECV_BUFFER_LEN];
         let mut seen = Vec::new();
         while !stop.load(Ordering::Relaxed) {

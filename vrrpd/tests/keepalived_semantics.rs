@@ -94,7 +94,7 @@ fn strict_mode_sends_no_authentication_and_keeps_one_master_with_keepalived() ->
     let (r1, r2, r3) = (lan.router(1)?, lan.router(2)?, lan.router(3)?);
     let dir = test_dir("strict")?;
     let stop = Arc::new(AtomicBool::new(false));
-    let seen = watch(r3, vrrp_net::socket::Family::V4, 51, stop.clone());
+    let seen = watch(r3, vrrp_net::socket::Family::Ipv4, 51, stop.clone());
 
     let ka = Keepalived::start(r1.ns(), &for_node(STRICT, "node1"))?;
     ka.wait_for_log("Entering MASTER STATE", T)?;
@@ -150,7 +150,7 @@ fn ipv6_without_version_and_with_authentication_speaks_vrrpv3_with_keepalived() 
     let (r1, r2, r3) = (lan.router(1)?, lan.router(2)?, lan.router(3)?);
     let dir = test_dir("v6")?;
     let stop = Arc::new(AtomicBool::new(false));
-    let seen = watch(r3, vrrp_net::socket::Family::V6, 66, stop.clone());
+    let seen = watch(r3, vrrp_net::socket::Family::Ipv6, 66, stop.clone());
     let ka = Keepalived::start(r1.ns(), &for_node(V6, "node1"))?;
     ka.wait_for_log("Entering MASTER STATE", T)?;
     let toml = import(&dir, V6, "node2")?;
@@ -196,7 +196,7 @@ fn state_master_joins(on_node1: &str) -> Result<(usize, bool)> {
     let peer = Keepalived::start(r2.ns(), &for_node(START, "node2"))?;
     peer.wait_for_log("Entering MASTER STATE", T)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let seen = watch(r3, vrrp_net::socket::Family::V4, 73, stop.clone());
+    let seen = watch(r3, vrrp_net::socket::Family::Ipv4, 73, stop.clone());
     let monitor = std::process::Command::new("ip")
         .args(["-n", r1.ns().name(), "-o", "monitor", "address"])
         .stdout(std::process::Stdio::piped())

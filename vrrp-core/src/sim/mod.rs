@@ -1246,8 +1246,8 @@ impl Simulation {
                     };
                     self.send(id, &targets, meta, &bytes, false);
                 }
-                Output::AddAddresses => {
-                    let addresses = self.vips(id, iid);
+                Output::AddAddresses { addresses, .. } => {
+                    let addresses: Vec<IpAddr> = addresses.iter().map(|v| v.addr).collect();
                     self.nodes[id.0].held.extend(addresses.iter().copied());
                     self.record(
                         Some(id),
@@ -1257,8 +1257,8 @@ impl Simulation {
                         },
                     );
                 }
-                Output::RemoveAddresses => {
-                    let addresses = self.vips(id, iid);
+                Output::RemoveAddresses { addresses, .. } => {
+                    let addresses: Vec<IpAddr> = addresses.iter().map(|v| v.addr).collect();
                     for a in &addresses {
                         self.nodes[id.0].held.remove(a);
                     }
@@ -1289,14 +1289,6 @@ impl Simulation {
                 }
             }
         }
-    }
-
-    fn vips(&self, id: NodeId, iid: InstanceId) -> Vec<IpAddr> {
-        self.nodes[id.0]
-            .router
-            .config_of(iid)
-            .map(|c| c.virtual_addresses.iter().map(|v| v.addr).collect())
-            .unwrap_or_default()
     }
 }
 

@@ -177,6 +177,11 @@ pub fn spawn_capture(
     Ok((task, ready_rx))
 }
 
+type ReloadRequest = (
+    vrrp_net::driver::DriverConfig,
+    mpsc::Sender<Result<vrrp_net::driver::ReloadSummary, String>>,
+);
+
 /// A `vrrp_net::driver` running in a router namespace.
 pub struct Node {
     pub cancel: tokio_util::sync::CancellationToken,
@@ -184,19 +189,31 @@ pub struct Node {
     events: mpsc::Receiver<(std::time::Instant, vrrp_net::driver::StateEvent)>,
     /// Every event seen so far.
     pub seen: Vec<(std::time::Instant, vrrp_net::driver::StateEvent)>,
+    snapshot: tokio::sync::watch::Receiver<vrrp_net::driver::Snapshot>,
+    reloads: tokio::sync::mpsc::UnboundedSender<ReloadRequest>,
     task: NsTask<Result<()>>,
 }
 
 impl Node {
-    /// Starts the driver with `config` inside `router`'s namespace.
+    /// Starts the driver with `config` inside `router`'s namespace and
+    /// waits until it runs (or says why not).
     pub fn start(router: &Router, config: vrrp_net::driver::DriverConfig) -> Result<Node> {
         let cancel = tokio_util::sync::CancellationToken::new();
         let kill = tokio_util::sync::CancellationToken::new();
         let (tx, rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (reloads, mut reload_rx) = tokio::sync::mpsc::unbounded_channel::<ReloadRequest>();
         let (c, k) = (cancel.clone(), kill.clone());
         let task = router.spawn(move || async move {
-            let handle = vrrp_net::driver::spawn(config).await?;
-            let mut events = handle.subscribe();
+            let handle = match vrrp_net::driver::spawn(config).await {
+                Ok(h) => h,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return Err(e.into());
+                }
+            };
+            let _ = ready_tx.send(Ok(handle.watch()));
+            let mut events = handle.subscribe_from_start();
             loop {
                 tokio::select! {
                     ev = events.recv() => match ev {
@@ -204,6 +221,9 @@ impl Node {
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                         Err(_) => break,
                     },
+                    Some((config, reply)) = reload_rx.recv() => {
+                        let _ = reply.send(handle.reconfigure(config).await.map_err(|e| e.to_string()));
+                    }
                     () = c.cancelled() => {
                         handle.shutdown().await?;
                         return Ok(());
@@ -216,13 +236,67 @@ impl Node {
             }
             Ok(())
         });
+        let snapshot = ready_rx
+            .recv_timeout(STEP_TIMEOUT)
+            .map_err(|e| anyhow!("driver did not start: {e}"))?
+            .map_err(|e| anyhow!("driver did not start: {e}"))?;
         Ok(Node {
             cancel,
             kill,
             events: rx,
             seen: Vec::new(),
+            snapshot,
+            reloads,
             task,
         })
+    }
+
+    /// The driver's status now.
+    pub fn snapshot(&self) -> vrrp_net::driver::Snapshot {
+        self.snapshot.borrow().clone()
+    }
+
+    /// Reloads the driver with `config`.
+    pub fn reload(
+        &self,
+        config: vrrp_net::driver::DriverConfig,
+    ) -> Result<Result<vrrp_net::driver::ReloadSummary, String>> {
+        let (tx, rx) = mpsc::channel();
+        self.reloads
+            .send((config, tx))
+            .map_err(|_| anyhow!("driver task gone"))?;
+        rx.recv_timeout(STEP_TIMEOUT)
+            .map_err(|e| anyhow!("no reload answer: {e}"))
+    }
+
+    /// Waits until the status satisfies `f` (the snapshot is published on
+    /// every change and every second).
+    pub fn wait_snapshot(
+        &self,
+        what: &str,
+        timeout: Duration,
+        f: impl Fn(&vrrp_net::driver::Snapshot) -> bool,
+    ) -> Result<vrrp_net::driver::Snapshot> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let snap = self.snapshot();
+            if f(&snap) {
+                return Ok(snap);
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("{what}: not seen in {timeout:?}; status {snap:#?}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The state of `instance` now.
+    pub fn state(&self, instance: &str) -> Option<vrrp_core::State> {
+        self.snapshot()
+            .instances
+            .iter()
+            .find(|i| i.name == instance)
+            .map(|i| i.state)
     }
 
     /// Waits until `instance` enters `state`; returns when (in the test's
@@ -276,6 +350,111 @@ impl Node {
     /// Crash: no priority 0, addresses left behind.
     pub fn kill(self) -> Result<()> {
         self.kill.cancel();
+        join(self.task)
+    }
+}
+
+/// Polls `f` every 2 ms until it holds or `timeout` passes; returns how
+/// long it took.
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Result<bool>,
+) -> Result<Duration> {
+    let start = std::time::Instant::now();
+    loop {
+        if f()? {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > timeout {
+            anyhow::bail!("{what}: not within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A fresh state file path for one test's driver (the directory is left
+/// for the test to inspect; files are tiny).
+pub fn state_file(test: &str) -> std::path::PathBuf {
+    std::env::temp_dir()
+        .join(format!("vrrp-net-test-{}", std::process::id()))
+        .join(format!("{test}.owned"))
+}
+
+/// Sends `count` advertisements from `router`'s eth0 (its own address) for
+/// `vrid` with `priority` and address list `vips`, `every` apart: a
+/// spoofer, or a peer that is no VRRP implementation.
+pub fn spawn_adverts(
+    router: &Router,
+    vrid: u8,
+    priority: u8,
+    vips: Vec<IpAddr>,
+    count: usize,
+    every: Duration,
+) -> NsTask<Result<()>> {
+    let src = IpAddr::V4(router.ipv4());
+    router.spawn(move || async move {
+        use vrrp_core::wire::{AdvertRepr, IpPair, MULTICAST_V4};
+        let socket = VrrpSocket::open(&SocketConfig::new("eth0", Family::Ipv4).with_source(src))?;
+        let dst = IpAddr::V4(MULTICAST_V4);
+        let repr = AdvertRepr {
+            version: vrrp_core::Version::V3,
+            vrid: vrrp_core::Vrid::new(vrid).context("vrid")?,
+            priority: vrrp_core::Priority::new(priority),
+            interval: vrrp_core::Centisecs::new(10),
+            auth: vrrp_core::Auth::None,
+            addresses: vips.iter().copied(),
+        };
+        let mut buf = [0u8; 256];
+        let len = repr
+            .emit(&mut buf, &IpPair { src, dst }, vrrp_core::ChecksumMode::Rfc)
+            .map_err(|e| anyhow!("{e}"))?;
+        for _ in 0..count {
+            socket.send_to(&buf[..len], dst).await?;
+            tokio::time::sleep(every).await;
+        }
+        Ok(())
+    })
+}
+
+/// Address events for one address in a namespace, with when they came.
+pub struct AddressWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: NsTask<Result<Vec<(std::time::Instant, bool)>>>,
+}
+
+impl AddressWatch {
+    /// Starts watching `addr` (added: true, removed: false) in `router`.
+    pub fn start(router: &Router, addr: IpAddr) -> Result<AddressWatch> {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let s = stop.clone();
+        let task = router.spawn(move || async move {
+            let mut watcher = vrrp_net::link::LinkWatcher::new().await?;
+            let _ = ready_tx.send(());
+            let mut seen = Vec::new();
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let next = tokio::time::timeout(Duration::from_millis(20), watcher.next()).await;
+                let Ok(event) = next else { continue };
+                match event? {
+                    vrrp_net::link::LinkEvent::AddressAdded(a) if a.addr == addr => {
+                        seen.push((std::time::Instant::now(), true));
+                    }
+                    vrrp_net::link::LinkEvent::AddressRemoved(a) if a.addr == addr => {
+                        seen.push((std::time::Instant::now(), false));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(seen)
+        });
+        wait_ready(&ready_rx)?;
+        Ok(AddressWatch { stop, task })
+    }
+
+    /// Stops and returns the events.
+    pub fn finish(self) -> Result<Vec<(std::time::Instant, bool)>> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         join(self.task)
     }
 }

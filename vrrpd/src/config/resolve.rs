@@ -245,6 +245,10 @@ impl Resolver {
                     .vrrp_garp_master_refresh_repeat
                     .unwrap_or(d.refresh_repeat),
                 interval: g.vrrp_garp_interval.map_or(d.interval, Dur::get),
+                // keepalived: garp_lower_prio_repeat and _delay default to
+                // the master's repeat and delay.
+                lower_prio_repeat: g.vrrp_garp_master_repeat.unwrap_or(d.master_repeat),
+                lower_prio_delay: g.vrrp_garp_master_delay.map_or(d.master_delay, Dur::get),
             },
             notify_timeout: g.notify_timeout.map_or(Duration::from_secs(30), Dur::get),
             log_format: g.log_format.unwrap_or_default(),
@@ -534,14 +538,20 @@ impl Resolver {
         let refresh = i.garp_master_refresh.map_or(g.garp.master_refresh, |r| {
             Some(r.get()).filter(|r| !r.is_zero())
         });
+        let master_repeat = i.garp_master_repeat.unwrap_or(g.garp.master_repeat);
+        let master_delay = i.garp_master_delay.map_or(g.garp.master_delay, Dur::get);
         let garp = GarpConfig {
-            master_repeat: i.garp_master_repeat.unwrap_or(g.garp.master_repeat),
-            master_delay: i.garp_master_delay.map_or(g.garp.master_delay, Dur::get),
+            master_repeat,
+            master_delay,
             master_refresh: refresh,
             refresh_repeat: i
                 .garp_master_refresh_repeat
                 .unwrap_or(g.garp.refresh_repeat),
             interval: i.garp_interval.map_or(g.garp.interval, Dur::get),
+            // keepalived: garp_lower_prio_repeat and _delay default to the
+            // instance's garp_master_repeat and garp_master_delay.
+            lower_prio_repeat: master_repeat,
+            lower_prio_delay: master_delay,
         };
         let mut track_interface = Vec::new();
         for (n, t) in i.track_interface.into_iter().enumerate() {

@@ -644,7 +644,6 @@ fn tracked_scripts_map_to_stable_ids_with_keepalived_s_start_states() {
             .expect("script")
             .id
     };
-    assert!(id("chk_a").0 < vrrp_net::driver::INTERFACE_TRACK_BASE);
     let find = |tid: TrackId| *s.tracks.iter().find(|t| t.0 == tid).expect("tracked");
     let a = find(id("chk_a"));
     assert_eq!(a.1.weight, -20);

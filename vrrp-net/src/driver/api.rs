@@ -1,0 +1,395 @@
+//! What a caller of the driver gives and gets: configuration, status,
+//! events and errors.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use vrrp_core::{
+    InstanceConfig, Priority, Reason, RouterError, RouterStatistics, State, Statistics,
+    TrackConfig, TrackId, VirtualAddress, Vrid,
+};
+
+use crate::NetlinkError;
+use crate::socket::SocketError;
+
+/// One virtual address with where and how to add it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vip {
+    /// Address and prefix length.
+    pub address: VirtualAddress,
+    /// Interface to add it to (keepalived's `dev`); the instance's
+    /// interface when `None`.
+    pub device: Option<String>,
+    /// IPv4 label (keepalived's `label`).
+    pub label: Option<String>,
+}
+
+impl Vip {
+    /// An address on the instance's interface, without a label.
+    pub fn new(address: VirtualAddress) -> Self {
+        Vip {
+            address,
+            device: None,
+            label: None,
+        }
+    }
+}
+
+/// A tracked object, as the driver names it: an interface (followed by
+/// name) or an object whose state the caller reports (a script, a file),
+/// with the caller's own id. The two never collide, whatever ids the
+/// caller picks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum TrackKey {
+    /// A network interface, by name: up when it exists, is
+    /// administratively up and running.
+    Interface(String),
+    /// An object of the caller's, reported with
+    /// [`crate::driver::VrrpHandle::set_track`].
+    User(TrackId),
+}
+
+impl fmt::Display for TrackKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrackKey::Interface(name) => write!(f, "interface {name}"),
+            TrackKey::User(id) => write!(f, "tracked object {}", id.0),
+        }
+    }
+}
+
+/// One instance to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSpec {
+    /// A name for logs, events and commands (keepalived's instance name).
+    pub name: String,
+    /// The interface it runs on, followed by name: when it is missing
+    /// (at start-up, or deleted later), the instance waits in Fault; when
+    /// an interface of that name appears, the instance uses it.
+    pub interface: String,
+    /// The engine configuration. An unspecified primary address
+    /// (`0.0.0.0` / `::`) means the interface's primary IPv4 or
+    /// link-local IPv6 address, followed when it changes. Its virtual
+    /// addresses are replaced by [`InstanceSpec::vips`] when that is not
+    /// empty.
+    pub config: InstanceConfig,
+    /// The virtual addresses with device and label.
+    pub vips: Vec<Vip>,
+    /// Other interfaces to track, with their weights (keepalived's
+    /// `track_interface`). The instance's own interface is always tracked
+    /// with weight 0: link down means Fault.
+    pub track_interfaces: Vec<(String, TrackConfig)>,
+    /// Objects whose state the caller reports with
+    /// [`crate::driver::VrrpHandle::set_track`] (scripts, files...): the
+    /// caller's id (any value), weight, and the state to assume until the
+    /// first report. An id the driver already knows keeps its reported
+    /// state across reloads.
+    pub tracks: Vec<(TrackId, TrackConfig, bool)>,
+}
+
+impl InstanceSpec {
+    /// An instance with no tracked objects; add virtual addresses to
+    /// `vips` or to the config.
+    pub fn new(
+        name: impl Into<String>,
+        interface: impl Into<String>,
+        config: InstanceConfig,
+    ) -> Self {
+        InstanceSpec {
+            name: name.into(),
+            interface: interface.into(),
+            config,
+            vips: Vec::new(),
+            track_interfaces: Vec::new(),
+            tracks: Vec::new(),
+        }
+    }
+
+    /// The engine configuration with the virtual addresses of
+    /// [`InstanceSpec::vips`] when there are any.
+    pub(crate) fn engine_config(&self) -> InstanceConfig {
+        let mut config = self.config.clone();
+        if !self.vips.is_empty() {
+            config.virtual_addresses = self.vips.iter().map(|v| v.address).collect();
+        }
+        config
+    }
+
+    /// The virtual addresses with device and label, from `vips` or, when
+    /// empty, from the config.
+    pub(crate) fn all_vips(&self) -> Vec<Vip> {
+        if self.vips.is_empty() {
+            self.config
+                .virtual_addresses
+                .iter()
+                .map(|a| Vip::new(*a))
+                .collect()
+        } else {
+            self.vips.clone()
+        }
+    }
+}
+
+/// What to do with an address equal to a virtual address that the driver
+/// did not add (an operator's, another program's) when the instance is
+/// not master and the address should not be there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ForeignAddressPolicy {
+    /// Leave it, and report it: a warning in the log, the
+    /// `foreign_addresses` counter and the instance's status. The default:
+    /// the driver removes only what it added.
+    #[default]
+    Keep,
+    /// Remove it, as keepalived does to avoid a duplicate address on the
+    /// LAN, and report it the same way (`foreign_removed`). An address
+    /// owner's addresses and any instance's source address are never
+    /// removed.
+    Remove,
+}
+
+/// Everything the driver runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DriverConfig {
+    /// The instances.
+    pub instances: Vec<InstanceSpec>,
+    /// Sync groups, each a list of instance names.
+    pub sync_groups: Vec<Vec<String>>,
+    /// Where the driver records the addresses it added, so that a later
+    /// run (after a crash or SIGKILL) removes its leftovers and nothing
+    /// else. `None`: `/run/vrrp-net/owned.<cookie>` where `<cookie>` is
+    /// the network namespace's cookie (`SO_NETNS_COOKIE`, never reused
+    /// while the kernel runs), so drivers in different namespaces never
+    /// share a record. A lock (`PATH.lock`) keeps two drivers from using
+    /// one record at once: give each daemon of a namespace its own path.
+    /// A graceful stop removes the file when nothing is left in it.
+    pub state_file: Option<PathBuf>,
+    /// What to do with addresses equal to a virtual address that the
+    /// driver did not add.
+    pub foreign_addresses: ForeignAddressPolicy,
+}
+
+/// Why the driver could not start, refused a request or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// A socket could not be opened.
+    #[error("socket on {interface}: {source}")]
+    Socket {
+        /// The interface.
+        interface: String,
+        /// What went wrong.
+        #[source]
+        source: SocketError,
+    },
+    /// An rtnetlink request failed.
+    #[error("netlink: {0}")]
+    Netlink(#[from] NetlinkError),
+    /// The engine refused the configuration of an instance.
+    #[error("instance {instance}: {source}")]
+    Config {
+        /// The instance.
+        instance: String,
+        /// What the engine said.
+        #[source]
+        source: RouterError,
+    },
+    /// Two instances share a name.
+    #[error("two instances are named {0}")]
+    DuplicateName(String),
+    /// Two instances have the same VRID on one interface and family.
+    #[error("instances {a} and {b} both use VRID {vrid} on {interface}")]
+    DuplicateVrid {
+        /// The interface.
+        interface: String,
+        /// The VRID.
+        vrid: Vrid,
+        /// One instance.
+        a: String,
+        /// The other.
+        b: String,
+    },
+    /// A sync group names an instance that does not exist.
+    #[error("sync group names unknown instance {0}")]
+    UnknownInstance(String),
+    /// An instance is in two sync groups.
+    #[error("instance {0} is in two sync groups")]
+    GroupedTwice(String),
+    /// The record of added addresses could not be read or locked.
+    #[error("state file {path}: {source}")]
+    StateFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another driver uses the same record of added addresses.
+    #[error(
+        "state file {0} is in use by another driver: give each daemon of a network namespace its own state file"
+    )]
+    StateFileLocked(PathBuf),
+    /// The driver thread or its runtime could not be created.
+    #[error("driver thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The timer could not be created or armed.
+    #[error("timer: {0}")]
+    Timer(#[source] std::io::Error),
+    /// The driver has stopped.
+    #[error("the driver has stopped")]
+    Stopped,
+    /// The driver thread panicked.
+    #[error("the driver thread panicked: {0}")]
+    Panicked(String),
+}
+
+/// A state change, as broadcast to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateEvent {
+    /// The instance name.
+    pub instance: String,
+    /// Its VRID.
+    pub vrid: Vrid,
+    /// Old state.
+    pub from: State,
+    /// New state.
+    pub to: State,
+    /// Why.
+    pub reason: Reason,
+    /// Effective priority at the time.
+    pub priority: Priority,
+    /// Time since the driver started.
+    pub at: Duration,
+}
+
+/// Why an instance cannot run and waits in Fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unbound {
+    /// No interface of that name exists (yet).
+    InterfaceMissing,
+    /// The interface has no address to advertise from (no IPv4 address,
+    /// or no usable IPv6 link-local address: duplicate address detection
+    /// still running).
+    NoSourceAddress,
+    /// The interface's socket is being opened or could not be opened.
+    Socket(String),
+}
+
+impl fmt::Display for Unbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unbound::InterfaceMissing => f.write_str("interface missing"),
+            Unbound::NoSourceAddress => f.write_str("no source address"),
+            Unbound::Socket(e) => write!(f, "socket: {e}"),
+        }
+    }
+}
+
+/// One virtual address of an instance, as the kernel has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipStatus {
+    /// Address and prefix length.
+    pub address: VirtualAddress,
+    /// The interface it belongs on.
+    pub device: String,
+    /// Whether the interface has it now.
+    pub present: bool,
+    /// Whether this driver added it (and will remove it).
+    pub ours: bool,
+    /// Present, not added by this driver, and the instance is not master:
+    /// an operator's or another program's address equal to the virtual
+    /// address (a duplicate address on the LAN if a peer is master).
+    pub foreign: bool,
+    /// Failed attempts to add it since it last succeeded.
+    pub add_failures: u64,
+    /// The last error adding or removing it, while it persists.
+    pub last_error: Option<String>,
+}
+
+/// What one instance looks like now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceStatus {
+    /// The instance name.
+    pub name: String,
+    /// The interface.
+    pub interface: String,
+    /// Its VRID.
+    pub vrid: Vrid,
+    /// Current state.
+    pub state: State,
+    /// Effective priority.
+    pub priority: Priority,
+    /// The master's address, when known.
+    pub master: Option<IpAddr>,
+    /// The address it advertises from, when bound.
+    pub source: Option<IpAddr>,
+    /// Why it waits in Fault, if it cannot run.
+    pub unbound: Option<Unbound>,
+    /// Its virtual addresses.
+    pub vips: Vec<VipStatus>,
+    /// Counters (refreshed at least every second).
+    pub stats: Statistics,
+}
+
+/// The status of every instance and the driver's own counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// Per instance, in configuration order.
+    pub instances: Vec<InstanceStatus>,
+    /// Packets dropped before they reached an instance (RFC 6527 router
+    /// statistics).
+    pub router: RouterStatistics,
+    /// Advertisements the kernel refused (other than a full buffer).
+    pub send_errors: u64,
+    /// Advertisements dropped because the socket's send buffer was full:
+    /// the driver never waits for it.
+    pub send_dropped: u64,
+    /// Address changes that failed (each is retried).
+    pub address_errors: u64,
+    /// Gratuitous ARPs / NAs that failed.
+    pub announce_errors: u64,
+    /// Advertisements the kernel dropped because a socket's receive
+    /// buffer was full.
+    pub kernel_drops: u64,
+    /// Received packets dropped by the sockets as malformed or truncated.
+    pub malformed_packets: u64,
+    /// Virtual addresses removed from outside while master, and put back.
+    pub vips_restored: u64,
+    /// Times an address equal to a virtual address, not added by this
+    /// driver, was found where the instance is not master.
+    pub foreign_addresses: u64,
+    /// Such addresses removed ([`ForeignAddressPolicy::Remove`]).
+    pub foreign_removed: u64,
+    /// Addresses an earlier run added and left behind, removed at start.
+    pub leftovers_removed: u64,
+    /// Full re-reads of the kernel's links and addresses.
+    pub reconciliations: u64,
+    /// Times link / address notifications were lost (ENOBUFS) and
+    /// re-read.
+    pub netlink_overruns: u64,
+    /// Failed writes of the state file.
+    pub state_file_errors: u64,
+}
+
+/// What a reload changed, by instance name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Instances kept as they were: same state, same addresses, no flap.
+    pub unchanged: Vec<String>,
+    /// Instances changed in place (priority, weights, tracked objects,
+    /// virtual addresses, timers, peers...): same state, no priority 0.
+    pub updated: Vec<String>,
+    /// Instances whose identity on the wire changed (interface, VRID,
+    /// version, family) or whose sync group changed: stopped and started
+    /// again.
+    pub restarted: Vec<String>,
+    /// New instances.
+    pub added: Vec<String>,
+    /// Instances no longer configured: stopped gracefully.
+    pub removed: Vec<String>,
+}

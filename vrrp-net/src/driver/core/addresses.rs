@@ -1,0 +1,362 @@
+//! Addresses reconciled level-triggered: what should be on each
+//! interface (every virtual address of every master, bound instance)
+//! against what the kernel has and what the driver added. Adds what is
+//! missing, again with back-off if it fails; removes only what the driver
+//! added (or, on request, foreign copies of a virtual address, never an
+//! owner's or a source address); reports the rest.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use vrrp_core::{InstanceId, State, Timestamp, VirtualAddress};
+
+use super::{AddressOp, Announcement, DriverCore, Effect, FIRST_RETRY, MAX_RETRY, OwnedAddress};
+use crate::addr::IfAddr;
+use crate::driver::api::ForeignAddressPolicy;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct VipKey {
+    pub(super) device: String,
+    pub(super) addr: IpAddr,
+    pub(super) prefix_len: u8,
+}
+
+impl From<&OwnedAddress> for VipKey {
+    fn from(o: &OwnedAddress) -> Self {
+        VipKey {
+            device: o.device.clone(),
+            addr: o.addr,
+            prefix_len: o.prefix_len,
+        }
+    }
+}
+
+impl VipKey {
+    pub(super) fn owned(&self) -> OwnedAddress {
+        OwnedAddress {
+            device: self.device.clone(),
+            addr: self.addr,
+            prefix_len: self.prefix_len,
+        }
+    }
+
+    pub(super) fn address(&self) -> VirtualAddress {
+        VirtualAddress {
+            addr: self.addr,
+            prefix_len: self.prefix_len,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OpKind {
+    Add,
+    Remove,
+}
+
+/// What the core keeps per virtual address key.
+#[derive(Debug, Default)]
+pub(super) struct VipTrack {
+    pub(super) in_flight: Option<OpKind>,
+    pub(super) retry_at: Option<Timestamp>,
+    pub(super) failures: u64,
+    pub(super) last_error: Option<String>,
+    /// Seen present while wanted: a later absence is a removal from
+    /// outside.
+    pub(super) present: bool,
+    /// Being put back after a removal from outside: announce it once added.
+    pub(super) restore: bool,
+    /// Reported as foreign (until it goes or becomes wanted).
+    pub(super) conflict: bool,
+    /// Removal scheduled at start-up: a leftover of an earlier run.
+    pub(super) leftover: bool,
+    /// When the last change of ours finished.
+    pub(super) changed_at: Option<Timestamp>,
+}
+
+impl DriverCore {
+    /// The outcome of an [`Effect::AddAddress`] (`add`) or
+    /// [`Effect::RemoveAddress`]: `Ok(true)` done, `Ok(false)` it already
+    /// was so (EEXIST / EADDRNOTAVAIL), or the error.
+    pub fn handle_address_result(
+        &mut self,
+        now: Timestamp,
+        op: &AddressOp,
+        add: bool,
+        result: Result<bool, String>,
+    ) {
+        let key = VipKey {
+            device: op.device.clone(),
+            addr: op.address.addr,
+            prefix_len: op.address.prefix_len,
+        };
+        let track = self.vips.entry(key.clone()).or_default();
+        track.in_flight = None;
+        track.changed_at = Some(now);
+        if let Some(at) = track.retry_at.take() {
+            self.retries.remove(&(at, key.clone()));
+        }
+        match (add, result) {
+            (true, Ok(added)) => {
+                track.failures = 0;
+                track.last_error = None;
+                track.present = true;
+                let restore = std::mem::take(&mut track.restore);
+                self.kernel.add_address(synthetic_address(op));
+                if added {
+                    self.owned.insert(key.clone());
+                    self.owned_dirty = true;
+                } else {
+                    tracing::info!(address = %op.address.addr, device = %op.device, "virtual address was already there; not recording it as ours");
+                }
+                if restore {
+                    self.announce_restored(&key);
+                }
+            }
+            (false, Ok(_)) => {
+                track.failures = 0;
+                track.last_error = None;
+                if std::mem::take(&mut track.leftover) {
+                    self.counters.leftovers_removed += 1;
+                    tracing::info!(address = %op.address.addr, device = %op.device, "removed an address an earlier run left behind");
+                }
+                self.kernel.remove_address(op.ifindex, op.address.addr);
+                if self.owned.remove(&key) {
+                    self.owned_dirty = true;
+                }
+            }
+            (add, Err(e)) => {
+                track.failures += 1;
+                let wait = retry_delay(track.failures);
+                track.retry_at = Some(now + wait);
+                self.retries.insert((now + wait, key.clone()));
+                self.counters.address_errors += 1;
+                tracing::error!(address = %op.address.addr, device = %op.device, add, error = %e, retry_in = ?wait, failures = track.failures, "address change failed");
+                track.last_error = Some(e);
+            }
+        }
+        self.changed = true;
+        self.reconcile_key(now, &key);
+        self.drain(now);
+    }
+
+    pub(super) fn reconcile_all(&mut self, now: Timestamp) {
+        let mut keys: BTreeSet<VipKey> = self.vip_index.keys().cloned().collect();
+        keys.extend(self.owned.iter().cloned());
+        for key in keys {
+            self.reconcile_key(now, &key);
+        }
+    }
+
+    pub(super) fn observed(&self, key: &VipKey) -> bool {
+        self.kernel
+            .link_by_name(&key.device)
+            .is_some_and(|l| self.kernel.address(l.ifindex, key.addr).is_some())
+    }
+
+    /// Whether some master, bound instance wants `key` on its interface.
+    pub(super) fn wanted(&self, key: &VipKey) -> bool {
+        self.vip_index.get(key).is_some_and(|ids| {
+            ids.iter().any(|id| {
+                self.entries.get(id).is_some_and(|e| e.binding.is_ok())
+                    && self
+                        .router
+                        .instance(*id)
+                        .is_some_and(|i| i.state() == State::Master)
+            })
+        })
+    }
+
+    /// Never removed, whoever added it: an address owner's own addresses
+    /// (priority 255: the virtual address is the interface's real one)
+    /// and any instance's source address.
+    pub(super) fn protected(&self, key: &VipKey) -> bool {
+        let owner = self.vip_index.get(key).is_some_and(|ids| {
+            ids.iter().any(|id| {
+                self.router
+                    .instance(*id)
+                    .is_some_and(|i| i.config().priority.is_owner())
+            })
+        });
+        owner
+            || self.entries.values().any(|e| {
+                e.spec.interface == key.device
+                    && e.binding.as_ref().is_ok_and(|(_, src)| *src == key.addr)
+            })
+    }
+
+    pub(super) fn reconcile_key(&mut self, now: Timestamp, key: &VipKey) {
+        let wanted = self.wanted(key);
+        let present = self.observed(key);
+        // An address of ours that is gone is no longer ours: whatever
+        // appears there later (an operator's, or our add racing theirs and
+        // answered EEXIST) is someone else's until we create it again.
+        if !present && self.owned.remove(key) {
+            self.owned_dirty = true;
+        }
+        let owned = self.owned.contains(key);
+        let ours_to_know = self.vip_index.contains_key(key);
+        let protected = self.protected(key);
+        let track = self.vips.entry(key.clone()).or_default();
+        if wanted {
+            track.conflict = false;
+            track.leftover = false;
+            if present {
+                track.present = true;
+                return;
+            }
+            if track.present && track.in_flight.is_none() {
+                // It was there while we were master, and is gone.
+                track.present = false;
+                track.restore = true;
+                self.counters.vips_restored += 1;
+                self.changed = true;
+                tracing::warn!(address = %key.addr, device = %key.device, "virtual address removed from outside while master; putting it back");
+            }
+            self.start_op(now, key, OpKind::Add);
+            return;
+        }
+        track.present = false;
+        track.restore = false;
+        if !present {
+            track.conflict = false;
+            return;
+        }
+        if owned {
+            if protected {
+                return;
+            }
+            if self.first_reconcile && self.started {
+                track.leftover = true;
+            }
+            self.start_op(now, key, OpKind::Remove);
+            return;
+        }
+        // Present, not ours, not wanted: someone else's address equal to a
+        // virtual address of ours.
+        if !ours_to_know {
+            return;
+        }
+        if !track.conflict {
+            track.conflict = true;
+            self.counters.foreign_addresses += 1;
+            self.changed = true;
+            let remove = self.foreign_policy == ForeignAddressPolicy::Remove && !protected;
+            tracing::warn!(address = %key.addr, device = %key.device, remove, "an address equal to a virtual address, not added by this driver, is on the interface while the instance is not master");
+            if remove {
+                self.counters.foreign_removed += 1;
+            }
+        }
+        if self.foreign_policy == ForeignAddressPolicy::Remove && !protected {
+            self.start_op(now, key, OpKind::Remove);
+        }
+    }
+
+    pub(super) fn start_op(&mut self, now: Timestamp, key: &VipKey, kind: OpKind) {
+        let Some(track) = self.vips.get_mut(key) else {
+            return;
+        };
+        if track.in_flight.is_some() || track.retry_at.is_some_and(|at| at > now) {
+            return;
+        }
+        let Some(link) = self.kernel.link_by_name(&key.device) else {
+            if kind == OpKind::Add {
+                track.last_error = Some(format!("interface {} missing", key.device));
+            }
+            return;
+        };
+        let label = self
+            .vip_index
+            .get(key)
+            .and_then(|ids| ids.first())
+            .and_then(|id| self.entries.get(id))
+            .and_then(|e| e.vips.iter().find(|(k, _)| k == key))
+            .and_then(|(_, l)| l.clone());
+        let op = AddressOp {
+            ifindex: link.ifindex,
+            device: key.device.clone(),
+            address: key.address(),
+            label,
+        };
+        track.in_flight = Some(kind);
+        // Advertisements queued so far leave before the address changes.
+        self.flush_outbox();
+        self.effects.push_back(match kind {
+            OpKind::Add => Effect::AddAddress(op),
+            OpKind::Remove => Effect::RemoveAddress(op),
+        });
+    }
+
+    pub(super) fn announce_restored(&mut self, key: &VipKey) {
+        let Some(id) = self.vip_index.get(key).and_then(|ids| ids.first()).copied() else {
+            return;
+        };
+        let Some(inst) = self.router.instance(id) else {
+            return;
+        };
+        let garp = inst.config().garp;
+        let count = garp.master_repeat.max(1);
+        self.push_announce(id, &[key.address()], count, garp.interval);
+    }
+
+    pub(super) fn push_announce(
+        &mut self,
+        id: InstanceId,
+        addresses: &[VirtualAddress],
+        count: u32,
+        interval: Duration,
+    ) {
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
+        let mut per_device: BTreeMap<&str, Vec<IpAddr>> = BTreeMap::new();
+        for a in addresses {
+            let device = entry
+                .vips
+                .iter()
+                .find(|(k, _)| k.addr == a.addr)
+                .map_or(entry.spec.interface.as_str(), |(k, _)| k.device.as_str());
+            per_device.entry(device).or_default().push(a.addr);
+        }
+        for (device, addrs) in per_device {
+            // An interface without an Ethernet address (a tunnel) has no
+            // ARP to announce on.
+            let Some((ifindex, Some(mac))) =
+                self.kernel.link_by_name(device).map(|l| (l.ifindex, l.mac))
+            else {
+                continue;
+            };
+            self.effects.push_back(Effect::Announce(Announcement {
+                instance: entry.name.clone(),
+                ifindex,
+                mac,
+                addresses: addrs,
+                count,
+                interval,
+            }));
+        }
+    }
+}
+
+/// The address as the kernel would report it after our add (the event
+/// confirms it later).
+pub(super) fn synthetic_address(op: &AddressOp) -> IfAddr {
+    IfAddr {
+        ifindex: op.ifindex,
+        addr: op.address.addr,
+        prefix_len: op.address.prefix_len,
+        label: op.label.clone(),
+        scope: crate::addr::AddrScope::Universe,
+        // Secondary: a virtual address must never be taken for the
+        // interface's primary address (the advertisement source).
+        flags: 0x01,
+    }
+}
+
+fn retry_delay(failures: u64) -> Duration {
+    let shift = failures.saturating_sub(1).min(16) as u32;
+    FIRST_RETRY
+        .checked_mul(1u32 << shift)
+        .map_or(MAX_RETRY, |d| d.min(MAX_RETRY))
+}

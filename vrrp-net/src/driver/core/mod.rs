@@ -1,0 +1,1196 @@
+//! The driver's policy, sans IO: a [`vrrp_core::Router`] plus everything
+//! the driver decides that is not protocol — which sockets exist, which
+//! addresses belong on which interface, what a reload changes — with no
+//! clock, no socket and no tokio, so that every rule is a unit test in
+//! simulated time.
+//!
+//! # Contract (quinn-proto's, str0m's)
+//! - Inputs are the `handle_*` methods and the commands
+//!   ([`DriverCore::set_priority`], [`DriverCore::set_track`],
+//!   [`DriverCore::commit_reload`], [`DriverCore::start`],
+//!   [`DriverCore::shutdown`]); each takes `now`, the time since the
+//!   driver's epoch. A received packet also carries when it arrived.
+//! - After any of them, drain [`DriverCore::poll_effect`] until `None` and
+//!   carry out each [`Effect`] in order: advertisements leave before
+//!   addresses change, addresses change before they are announced. Then
+//!   read [`DriverCore::poll_timeout`] and call
+//!   [`DriverCore::handle_timeout`] when it is due (early or repeated calls
+//!   do nothing).
+//! - Results of effects come back as inputs: an address change's outcome
+//!   ([`DriverCore::handle_address_result`]), a socket opened or not
+//!   ([`DriverCore::handle_socket_report`]), what a send did
+//!   ([`DriverCore::handle_send_report`]).
+//!
+//! ```
+//! use vrrp_core::{InstanceConfig, Timestamp, Version, VirtualAddress, Vrid};
+//! use vrrp_net::driver::core::{DriverCore, Effect, SocketReport};
+//! use vrrp_net::driver::{DriverConfig, InstanceSpec};
+//! # use vrrp_net::link::{LinkInfo, OperState};
+//! # use vrrp_net::addr::{AddrScope, IfAddr};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = InstanceConfig::new(Vrid::new(7).ok_or("vrid")?, Version::V3, "0.0.0.0".parse()?)
+//!     .with_address(VirtualAddress::host("192.0.2.100".parse()?));
+//! let spec = InstanceSpec::new("VI_7", "eth0", config);
+//! let mut core = DriverCore::new(&DriverConfig { instances: vec![spec], ..Default::default() }, vec![])?;
+//! // What the kernel has: eth0 (index 2), up, with 192.0.2.1/24.
+//! # let eth0 = LinkInfo { ifindex: 2, name: "eth0".into(), mac: Some([2, 0, 0, 0, 0, 1]),
+//! #     flags: 0x41, operstate: OperState::Up, mtu: Some(1500) };
+//! # let primary = IfAddr { ifindex: 2, addr: "192.0.2.1".parse()?, prefix_len: 24, label: None,
+//! #     scope: AddrScope::Universe, flags: 0 };
+//! core.handle_dump(Timestamp::ZERO, vec![eth0], vec![primary]);
+//! // The shell opens the sockets the core wants, and says so.
+//! while let Some(effect) = core.poll_effect() {
+//!     if let Effect::Sockets(wanted) = effect {
+//!         for s in wanted {
+//!             let opened = SocketReport::Opened { ifindex: s.ifindex, join_multicast: s.join_multicast };
+//!             core.handle_socket_report(Timestamp::ZERO, s.key, opened);
+//!         }
+//!     }
+//! }
+//! core.start(Timestamp::ZERO);
+//! // Nobody else advertises: at the deadline the instance takes over,
+//! // advertises, then asks for its address.
+//! while core.poll_effect().is_some() {}
+//! let deadline = core.poll_timeout().ok_or("a deadline")?;
+//! core.handle_timeout(deadline.at);
+//! let effects: Vec<Effect> = std::iter::from_fn(|| core.poll_effect()).collect();
+//! let send = effects.iter().position(|e| matches!(e, Effect::Send(_)));
+//! let add = effects.iter().position(|e| matches!(e, Effect::AddAddress(_)));
+//! assert!(send.is_some() && send < add);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Owning kernel state
+//! Addresses are reconciled level-triggered, like a controller: the
+//! desired set (every virtual address of every master instance) against
+//! what the kernel has (events, and full dumps that replace everything)
+//! and what the driver added (a record that outlives the process). The
+//! driver adds what is missing (again and again, with back-off, if it
+//! fails), removes only what it added, and reports addresses equal to a
+//! virtual address that someone else added.
+//!
+//! Interfaces are followed by name: an instance is *bound* when its
+//! interface exists, has a source address and an open socket; while it is
+//! not, a weight-0 tracked object holds it in Fault.
+
+mod addresses;
+mod reload;
+mod tables;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::ops::Range;
+use std::time::Duration;
+
+use vrrp_core::{
+    DeadlineKind, DropReason, Family, InstanceConfig, InstanceId, Output, Priority, Router, RxMeta,
+    Timestamp, TrackConfig, TrackId, VirtualAddress,
+};
+
+use self::addresses::{VipKey, VipTrack, synthetic_address};
+pub use self::reload::ReloadPlan;
+pub use self::tables::IfaceId;
+use self::tables::{Interfaces, Kernel, TrackName, Tracks};
+use super::api::{
+    DriverConfig, DriverError, ForeignAddressPolicy, InstanceSpec, InstanceStatus, Snapshot,
+    StateEvent, TrackKey, Unbound, VipStatus,
+};
+use crate::addr::IfAddr;
+use crate::link::{LinkEvent, LinkInfo};
+
+/// The first retry of a failed address change waits this long; each
+/// further failure doubles it, up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// The longest wait between two attempts at an address change.
+const MAX_RETRY: Duration = Duration::from_secs(5);
+/// A dropped advertisement of a notable kind is logged at most this often
+/// per interface, VRID and reason (RFC 5798 7.1: "SHOULD log the event
+/// (subject to rate-limiting)").
+const DROP_LOG_SPACING: Duration = Duration::from_secs(10);
+
+/// One raw socket of the driver: an interface (by name) and a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketKey {
+    /// The interface.
+    pub iface: IfaceId,
+    /// The family.
+    pub family: Family,
+}
+
+/// A socket the driver wants open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketSpec {
+    /// Its key.
+    pub key: SocketKey,
+    /// The interface name.
+    pub interface: String,
+    /// The interface's index now: a socket bound to another one (an
+    /// interface of that name deleted and re-created) must be re-opened.
+    pub ifindex: u32,
+    /// Whether it must be a member of the VRRP multicast group (some
+    /// instance on it uses multicast).
+    pub join_multicast: bool,
+}
+
+/// What became of a socket the driver wanted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SocketReport {
+    /// It is open on this interface index, with this membership.
+    Opened {
+        /// The interface index it is bound to.
+        ifindex: u32,
+        /// Whether it joined the multicast group.
+        join_multicast: bool,
+    },
+    /// It could not be opened.
+    Failed(String),
+}
+
+/// Advertisements to send out of one socket in one batch (one `sendmmsg`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendBatch {
+    /// The socket.
+    pub socket: SocketKey,
+    /// The source address of every datagram (their checksums cover it).
+    pub source: IpAddr,
+    /// The payloads, back to back.
+    pub bytes: Vec<u8>,
+    /// Each datagram: its range in `bytes` and its destination.
+    pub datagrams: Vec<(Range<usize>, IpAddr)>,
+}
+
+impl SendBatch {
+    /// Each datagram's payload and destination.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], IpAddr)> {
+        self.datagrams
+            .iter()
+            .filter_map(|(r, d)| Some((self.bytes.get(r.clone())?, *d)))
+    }
+}
+
+/// What a send did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendReport {
+    /// Datagrams the kernel took.
+    pub sent: usize,
+    /// Datagrams dropped because the send buffer was full.
+    pub dropped: usize,
+    /// Datagrams the kernel refused.
+    pub failed: usize,
+}
+
+/// An address the driver added, as recorded across runs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OwnedAddress {
+    /// The interface name.
+    pub device: String,
+    /// The address.
+    pub addr: IpAddr,
+    /// Its prefix length.
+    pub prefix_len: u8,
+}
+
+impl OwnedAddress {
+    /// The address with its prefix length.
+    pub fn address(&self) -> VirtualAddress {
+        VirtualAddress {
+            addr: self.addr,
+            prefix_len: self.prefix_len,
+        }
+    }
+}
+
+/// An address to add or remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressOp {
+    /// The interface index.
+    pub ifindex: u32,
+    /// The interface name.
+    pub device: String,
+    /// The address.
+    pub address: VirtualAddress,
+    /// IPv4 label.
+    pub label: Option<String>,
+}
+
+/// Gratuitous ARPs / unsolicited neighbour advertisements to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcement {
+    /// The instance they are for (for logs).
+    pub instance: String,
+    /// The interface index.
+    pub ifindex: u32,
+    /// The interface's hardware address.
+    pub mac: [u8; 6],
+    /// The addresses.
+    pub addresses: Vec<IpAddr>,
+    /// Packets per address.
+    pub count: u32,
+    /// Spacing between them.
+    pub interval: Duration,
+}
+
+/// Something the shell must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Effect {
+    /// Send advertisements (never waiting for a full buffer).
+    Send(SendBatch),
+    /// Add an address; report with [`DriverCore::handle_address_result`].
+    AddAddress(AddressOp),
+    /// Remove an address; report with
+    /// [`DriverCore::handle_address_result`].
+    RemoveAddress(AddressOp),
+    /// Announce addresses, after the address changes queued before.
+    Announce(Announcement),
+    /// The sockets wanted now: open what is missing or bound to another
+    /// interface index or membership, close the rest; report each with
+    /// [`DriverCore::handle_socket_report`].
+    Sockets(Vec<SocketSpec>),
+    /// The record of added addresses changed: write it.
+    PersistOwned(Vec<OwnedAddress>),
+    /// A state change for subscribers.
+    Event(StateEvent),
+}
+
+/// The next time [`DriverCore::handle_timeout`] is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreDeadline {
+    /// When.
+    pub at: Timestamp,
+    /// Whether it is a takeover (see [`vrrp_core::DeadlineKind`]).
+    pub takeover: bool,
+}
+
+struct Entry {
+    name: String,
+    spec: InstanceSpec,
+    iface: IfaceId,
+    family: Family,
+    /// The source follows the interface's address (primary address
+    /// unspecified in the configuration).
+    auto_source: bool,
+    binding: Result<(u32, IpAddr), Unbound>,
+    binding_track: TrackId,
+    vips: Vec<(VipKey, Option<String>)>,
+    /// The tracked objects applied in the router, with their config.
+    tracks: Vec<(TrackId, TrackConfig)>,
+    multicast: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+struct SocketSlot {
+    open: Option<(u32, bool)>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    send_errors: u64,
+    send_dropped: u64,
+    address_errors: u64,
+    announce_errors: u64,
+    vips_restored: u64,
+    foreign_addresses: u64,
+    foreign_removed: u64,
+    leftovers_removed: u64,
+    reconciliations: u64,
+    netlink_overruns: u64,
+    state_file_errors: u64,
+}
+
+/// The sans-IO driver core. See the [module docs](self).
+pub struct DriverCore {
+    router: Router,
+    foreign_policy: ForeignAddressPolicy,
+    entries: BTreeMap<InstanceId, Entry>,
+    names: HashMap<String, InstanceId>,
+    /// Configuration order.
+    order: Vec<InstanceId>,
+    groups: Vec<Vec<String>>,
+    ifaces: Interfaces,
+    kernel: Kernel,
+    tracks: Tracks,
+    sockets: BTreeMap<SocketKey, SocketSlot>,
+    wanted_sockets: BTreeMap<SocketKey, SocketSpec>,
+    owned: BTreeSet<VipKey>,
+    owned_dirty: bool,
+    vips: BTreeMap<VipKey, VipTrack>,
+    /// Address changes waiting to be tried again, by when.
+    retries: BTreeSet<(Timestamp, VipKey)>,
+    /// Which instances list each virtual address key.
+    vip_index: HashMap<VipKey, Vec<InstanceId>>,
+    effects: VecDeque<Effect>,
+    outbox: Vec<SendBatch>,
+    buf: Vec<u8>,
+    counters: Counters,
+    last_packet: Timestamp,
+    started: bool,
+    /// The first reconciliation after start is still to come: what it
+    /// removes from the record is a leftover of an earlier run.
+    first_reconcile: bool,
+    changed: bool,
+    drop_logged: HashMap<(IfaceId, u8, DropReason), Timestamp>,
+}
+
+impl std::fmt::Debug for DriverCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriverCore")
+            .field("instances", &self.order.len())
+            .field("started", &self.started)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DriverCore {
+    /// A core for `config`, knowing that an earlier run recorded `owned`
+    /// as added by it. Checks the configuration; resolves nothing against
+    /// the system yet (feed [`DriverCore::handle_dump`]), starts nothing
+    /// (call [`DriverCore::start`]).
+    pub fn new(config: &DriverConfig, owned: Vec<OwnedAddress>) -> Result<Self, DriverError> {
+        reload::validate(config)?;
+        let mut core = DriverCore {
+            router: Router::new(),
+            foreign_policy: config.foreign_addresses,
+            entries: BTreeMap::new(),
+            names: HashMap::new(),
+            order: Vec::new(),
+            groups: config.sync_groups.clone(),
+            ifaces: Interfaces::default(),
+            kernel: Kernel::default(),
+            tracks: Tracks::default(),
+            sockets: BTreeMap::new(),
+            wanted_sockets: BTreeMap::new(),
+            owned: owned.iter().map(VipKey::from).collect(),
+            owned_dirty: false,
+            vips: BTreeMap::new(),
+            retries: BTreeSet::new(),
+            vip_index: HashMap::new(),
+            effects: VecDeque::new(),
+            outbox: Vec::new(),
+            buf: vec![0; vrrp_core::wire::MAX_PACKET_LEN],
+            counters: Counters::default(),
+            last_packet: Timestamp::ZERO,
+            started: false,
+            first_reconcile: true,
+            changed: false,
+            drop_logged: HashMap::new(),
+        };
+        for spec in &config.instances {
+            let id = core.add_entry(Timestamp::ZERO, spec.clone())?;
+            core.order.push(id);
+        }
+        core.add_groups(&config.sync_groups, |_| true)?;
+        Ok(core)
+    }
+
+    // ------------------------------------------------------------------
+    // Outputs.
+
+    /// The next effect to carry out.
+    #[must_use]
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// When [`DriverCore::handle_timeout`] is next due.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<CoreDeadline> {
+        let router = self.router.poll_deadline().map(|d| CoreDeadline {
+            at: d.at,
+            takeover: d.kind == DeadlineKind::Takeover,
+        });
+        let retry = self.retries.first().map(|(at, _)| CoreDeadline {
+            at: *at,
+            takeover: false,
+        });
+        match (router, retry) {
+            (Some(r), Some(v)) if v.at < r.at => Some(v),
+            (Some(r), _) => Some(r),
+            (None, v) => v,
+        }
+    }
+
+    /// Whether the status changed since the last call (a transition, a
+    /// priority change, an address change): time to publish a snapshot.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// The status of every instance and the driver's counters (socket
+    /// counters, which the core does not see, are zero).
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        let instances = self
+            .order
+            .iter()
+            .filter_map(|id| {
+                let e = self.entries.get(id)?;
+                let inst = self.router.instance(*id)?;
+                let vips = e
+                    .vips
+                    .iter()
+                    .map(|(key, _)| {
+                        let t = self.vips.get(key);
+                        let present = self.observed(key);
+                        VipStatus {
+                            address: key.address(),
+                            device: key.device.clone(),
+                            present,
+                            ours: self.owned.contains(key),
+                            foreign: t.is_some_and(|t| t.conflict),
+                            add_failures: t.map_or(0, |t| t.failures),
+                            last_error: t.and_then(|t| t.last_error.clone()),
+                        }
+                    })
+                    .collect();
+                Some(InstanceStatus {
+                    name: e.name.clone(),
+                    interface: e.spec.interface.clone(),
+                    vrid: inst.config().vrid,
+                    state: inst.state(),
+                    priority: inst.effective_priority(),
+                    master: inst.master_address(),
+                    source: e.binding.as_ref().ok().map(|(_, s)| *s),
+                    unbound: e.binding.as_ref().err().cloned(),
+                    vips,
+                    stats: *inst.statistics(),
+                })
+            })
+            .collect();
+        let c = self.counters;
+        Snapshot {
+            instances,
+            router: *self.router.statistics(),
+            send_errors: c.send_errors,
+            send_dropped: c.send_dropped,
+            address_errors: c.address_errors,
+            announce_errors: c.announce_errors,
+            vips_restored: c.vips_restored,
+            foreign_addresses: c.foreign_addresses,
+            foreign_removed: c.foreign_removed,
+            leftovers_removed: c.leftovers_removed,
+            reconciliations: c.reconciliations,
+            netlink_overruns: c.netlink_overruns,
+            state_file_errors: c.state_file_errors,
+            ..Snapshot::default()
+        }
+    }
+
+    /// The addresses the driver has added and not removed.
+    pub fn owned(&self) -> Vec<OwnedAddress> {
+        self.owned.iter().map(VipKey::owned).collect()
+    }
+
+    /// The sockets wanted now (also given by [`Effect::Sockets`]).
+    pub fn wanted_sockets(&self) -> Vec<SocketSpec> {
+        self.wanted_sockets.values().cloned().collect()
+    }
+
+    /// The router, to read.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    // ------------------------------------------------------------------
+    // Inputs.
+
+    /// A full read of the kernel's links and addresses: replaces all that
+    /// was known (level-triggered; events may have been lost).
+    pub fn handle_dump(&mut self, now: Timestamp, links: Vec<LinkInfo>, addrs: Vec<IfAddr>) {
+        self.kernel.replace(links, addrs);
+        if self.started {
+            self.counters.reconciliations += 1;
+        }
+        self.refresh(now);
+    }
+
+    /// Like [`DriverCore::handle_dump`] for a read that started at
+    /// `taken_at` and is handled later: address changes the core saw
+    /// finish after `taken_at` are newer than the read and are kept.
+    pub fn handle_dump_taken_at(
+        &mut self,
+        now: Timestamp,
+        taken_at: Timestamp,
+        links: Vec<LinkInfo>,
+        addrs: Vec<IfAddr>,
+    ) {
+        self.kernel.replace(links, addrs);
+        let newer: Vec<(VipKey, bool)> = self
+            .vips
+            .iter()
+            .filter(|(_, t)| t.changed_at.is_some_and(|at| at > taken_at))
+            .map(|(k, _)| (k.clone(), self.owned.contains(k) || self.wanted(k)))
+            .collect();
+        for (key, present) in newer {
+            let Some(ifindex) = self.kernel.link_by_name(&key.device).map(|l| l.ifindex) else {
+                continue;
+            };
+            if present {
+                let op = AddressOp {
+                    ifindex,
+                    device: key.device.clone(),
+                    address: key.address(),
+                    label: None,
+                };
+                self.kernel.add_address(synthetic_address(&op));
+            } else {
+                self.kernel.remove_address(ifindex, key.addr);
+            }
+        }
+        if self.started {
+            self.counters.reconciliations += 1;
+        }
+        self.refresh(now);
+    }
+
+    /// Address changes sent and not answered yet.
+    pub fn pending_address_changes(&self) -> usize {
+        self.vips.values().filter(|t| t.in_flight.is_some()).count()
+    }
+
+    /// Notifications were lost (ENOBUFS): counted; a dump follows.
+    pub fn handle_overrun(&mut self) {
+        self.counters.netlink_overruns += 1;
+        tracing::warn!("link and address notifications were lost; re-reading them");
+    }
+
+    /// Link and address notifications, in the order received.
+    pub fn handle_link_events(&mut self, now: Timestamp, events: Vec<LinkEvent>) {
+        for event in events {
+            match event {
+                LinkEvent::Up(l) | LinkEvent::Down(l) | LinkEvent::Changed(l) => {
+                    self.kernel.upsert_link(l);
+                }
+                LinkEvent::Removed { ifindex, name } => {
+                    tracing::warn!(interface = %name, ifindex, "interface removed");
+                    self.kernel.remove_link(ifindex);
+                }
+                LinkEvent::AddressAdded(a) => self.kernel.add_address(a),
+                LinkEvent::AddressRemoved(a) => self.kernel.remove_address(a.ifindex, a.addr),
+            }
+        }
+        self.refresh(now);
+    }
+
+    /// What became of a socket of [`Effect::Sockets`].
+    pub fn handle_socket_report(&mut self, now: Timestamp, key: SocketKey, report: SocketReport) {
+        let slot = self.sockets.entry(key).or_default();
+        match report {
+            SocketReport::Opened {
+                ifindex,
+                join_multicast,
+            } => {
+                slot.open = Some((ifindex, join_multicast));
+                slot.error = None;
+            }
+            SocketReport::Failed(e) => {
+                tracing::warn!(interface = %self.ifaces.name(key.iface), family = %key.family, error = %e, "cannot open the VRRP socket");
+                slot.open = None;
+                slot.error = Some(e);
+            }
+        }
+        self.refresh(now);
+    }
+
+    /// What a [`Effect::Send`] did.
+    pub fn handle_send_report(&mut self, report: SendReport) {
+        self.counters.send_dropped += report.dropped as u64;
+        self.counters.send_errors += report.failed as u64;
+    }
+
+    /// Gratuitous ARPs / NAs that failed.
+    pub fn handle_announce_failures(&mut self, failed: u64) {
+        self.counters.announce_errors += failed;
+    }
+
+    /// A write of the state file failed.
+    pub fn handle_state_file_error(&mut self) {
+        self.counters.state_file_errors += 1;
+    }
+
+    /// A packet read from socket `socket`: the VRRP payload, what the IP
+    /// layer said, and when it arrived (timers run from then, not from
+    /// when it was read; never before a packet or timeout already handled).
+    pub fn handle_packet(
+        &mut self,
+        now: Timestamp,
+        socket: SocketKey,
+        arrived: Timestamp,
+        meta: &RxMeta,
+        bytes: &[u8],
+    ) {
+        let at = arrived.min(now).max(self.last_packet);
+        self.last_packet = at;
+        if let Err(reason) = self.router.handle_packet(at, socket.iface.0, meta, bytes) {
+            self.log_drop(at, socket.iface, meta, bytes, reason);
+        }
+        self.drain(now);
+    }
+
+    /// Fires what is due at `now`.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.last_packet = self.last_packet.max(now);
+        self.router.handle_timeout(now);
+        while let Some((at, key)) = self.retries.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.retries.remove(&(at, key.clone()));
+            if let Some(t) = self.vips.get_mut(&key) {
+                t.retry_at = None;
+            }
+            self.reconcile_key(now, &key);
+        }
+        self.drain(now);
+    }
+
+    /// Starts every instance.
+    pub fn start(&mut self, now: Timestamp) {
+        self.last_packet = now;
+        self.refresh_bindings(now);
+        self.started = true;
+        for e in self.entries.values() {
+            if let Err(why) = &e.binding {
+                tracing::warn!(instance = %e.name, interface = %e.spec.interface, reason = %why, "instance cannot run; waiting in Fault");
+            }
+        }
+        self.router.handle_startup(now);
+        self.reconcile_all(now);
+        self.first_reconcile = false;
+        self.drain(now);
+    }
+
+    /// Stops every instance gracefully: masters send priority 0; every
+    /// address the driver added is removed.
+    pub fn shutdown(&mut self, now: Timestamp) {
+        self.router.handle_shutdown(now);
+        self.drain(now);
+        self.reconcile_all(now);
+        self.drain(now);
+    }
+
+    /// Sets an instance's base priority.
+    pub fn set_priority(
+        &mut self,
+        now: Timestamp,
+        name: &str,
+        priority: Priority,
+    ) -> Result<(), DriverError> {
+        let id = *self
+            .names
+            .get(name)
+            .ok_or_else(|| DriverError::UnknownInstance(name.to_owned()))?;
+        let result = self
+            .router
+            .set_base_priority(now, id, priority)
+            .map_err(|source| DriverError::Config {
+                instance: name.to_owned(),
+                source,
+            });
+        self.drain(now);
+        result
+    }
+
+    /// Reports the state of a caller's tracked object.
+    pub fn set_track(&mut self, now: Timestamp, key: &TrackKey, up: bool) {
+        if let TrackKey::User(user) = key {
+            self.tracks.set_user_state(*user, up);
+        }
+        if let Some(id) = self.tracks.get(&TrackName::Key(key.clone())) {
+            self.router.set_track_state(now, id, up);
+        }
+        self.drain(now);
+    }
+
+    // ------------------------------------------------------------------
+    // Instances.
+
+    /// Registers an instance in the router (not started).
+    fn add_entry(&mut self, now: Timestamp, spec: InstanceSpec) -> Result<InstanceId, DriverError> {
+        let name = spec.name.clone();
+        let iface = self.ifaces.intern(&spec.interface);
+        let config = spec.engine_config();
+        let family = config.family();
+        let auto_source = config.primary_address.is_unspecified();
+        let multicast = config.unicast_peers.is_empty();
+        let id = self
+            .router
+            .add_instance(iface.0, config)
+            .map_err(|source| DriverError::Config {
+                instance: name.clone(),
+                source,
+            })?;
+        let binding_track = self.tracks.id(TrackName::Binding(name.clone()));
+        let mut entry = Entry {
+            name: name.clone(),
+            spec,
+            iface,
+            family,
+            auto_source,
+            binding: Err(Unbound::InterfaceMissing),
+            binding_track,
+            vips: Vec::new(),
+            tracks: Vec::new(),
+            multicast,
+        };
+        entry.vips = self.vip_keys(&entry.spec);
+        for (key, _) in &entry.vips {
+            self.vip_index.entry(key.clone()).or_default().push(id);
+        }
+        let wanted = self.wanted_tracks(&entry.spec, binding_track);
+        for (track, config, up) in &wanted {
+            let _ = self.router.track(now, id, *track, *config, *up);
+        }
+        entry.tracks = wanted.into_iter().map(|(t, c, _)| (t, c)).collect();
+        self.names.insert(name, id);
+        self.entries.insert(id, entry);
+        Ok(id)
+    }
+
+    /// Forgets an instance after the router let it go and its last
+    /// outputs were carried out.
+    fn remove_entry(&mut self, now: Timestamp, id: InstanceId) {
+        let _ = self.router.remove_instance(now, id);
+        // Its last words (priority 0, addresses) while it is still known.
+        self.drain(now);
+        if let Some(entry) = self.entries.remove(&id) {
+            self.names.remove(&entry.name);
+            for (key, _) in &entry.vips {
+                if let Some(list) = self.vip_index.get_mut(key) {
+                    list.retain(|i| *i != id);
+                    if list.is_empty() {
+                        self.vip_index.remove(key);
+                    }
+                }
+            }
+        }
+        self.order.retain(|i| *i != id);
+    }
+
+    fn vip_keys(&self, spec: &InstanceSpec) -> Vec<(VipKey, Option<String>)> {
+        spec.all_vips()
+            .into_iter()
+            .map(|v| {
+                let device = v.device.unwrap_or_else(|| spec.interface.clone());
+                (
+                    VipKey {
+                        device,
+                        addr: v.address.addr,
+                        prefix_len: v.address.prefix_len,
+                    },
+                    v.label,
+                )
+            })
+            .collect()
+    }
+
+    /// The tracked objects of a spec with their current state: its own
+    /// interface and binding (weight 0), its tracked interfaces, the
+    /// caller's objects (their last reported state, else the spec's).
+    fn wanted_tracks(
+        &mut self,
+        spec: &InstanceSpec,
+        binding: TrackId,
+    ) -> Vec<(TrackId, TrackConfig, bool)> {
+        let bound = self
+            .names
+            .get(&spec.name)
+            .and_then(|id| self.entries.get(id))
+            .is_some_and(|e| e.binding.is_ok());
+        let mut out = vec![(binding, TrackConfig::weight(0), bound)];
+        let own = std::iter::once((spec.interface.clone(), TrackConfig::weight(0)));
+        for (name, config) in own.chain(spec.track_interfaces.iter().cloned()) {
+            let up = self.kernel.link_by_name(&name).is_some_and(LinkInfo::is_up);
+            let id = self.tracks.id(TrackName::Key(TrackKey::Interface(name)));
+            match out.iter_mut().find(|(t, _, _)| *t == id) {
+                // The own interface tracked again with a weight: the
+                // weight-0 entry wins (link down is Fault).
+                Some(_) => {}
+                None => out.push((id, config, up)),
+            }
+        }
+        for (user, config, initial) in &spec.tracks {
+            let up = self.tracks.user_state(*user).unwrap_or(*initial);
+            let id = self.tracks.id(TrackName::Key(TrackKey::User(*user)));
+            out.push((id, *config, up));
+        }
+        out
+    }
+
+    fn add_groups(
+        &mut self,
+        groups: &[Vec<String>],
+        new: impl Fn(&[String]) -> bool,
+    ) -> Result<(), DriverError> {
+        for group in groups.iter().filter(|g| new(g)) {
+            let members = group
+                .iter()
+                .map(|n| {
+                    self.names
+                        .get(n)
+                        .copied()
+                        .ok_or_else(|| DriverError::UnknownInstance(n.clone()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.router
+                .add_sync_group(&members)
+                .map_err(|source| DriverError::Config {
+                    instance: group.first().cloned().unwrap_or_default(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------
+    // Level-triggered refresh: sockets, bindings, interface tracks,
+    // addresses.
+
+    fn refresh(&mut self, now: Timestamp) {
+        self.refresh_bindings(now);
+        if self.started {
+            self.reconcile_all(now);
+        }
+        self.drain(now);
+    }
+
+    fn refresh_bindings(&mut self, now: Timestamp) {
+        self.update_sockets();
+        // Interface tracks.
+        let states: Vec<(TrackId, bool)> = self
+            .tracks
+            .interfaces()
+            .map(|(name, id)| {
+                (
+                    id,
+                    self.kernel.link_by_name(name).is_some_and(LinkInfo::is_up),
+                )
+            })
+            .collect();
+        for (id, up) in states {
+            self.router.set_track_state(now, id, up);
+        }
+        // Bindings.
+        let ids: Vec<InstanceId> = self.entries.keys().copied().collect();
+        for id in ids {
+            let Some(entry) = self.entries.get(&id) else {
+                continue;
+            };
+            let binding = self.binding_of(entry);
+            if binding == entry.binding {
+                continue;
+            }
+            let (name, track, auto) = (entry.name.clone(), entry.binding_track, entry.auto_source);
+            match &binding {
+                Ok((ifindex, source)) => {
+                    tracing::debug!(instance = %name, ifindex, %source, "instance bound to its interface");
+                    if auto
+                        && let Some(inst) = self.router.instance(id)
+                        && inst.config().primary_address != *source
+                    {
+                        let mut config = inst.config().clone();
+                        config.primary_address = *source;
+                        if let Err(e) = self.router.reconfigure(now, id, config) {
+                            tracing::error!(instance = %name, error = %e, "cannot change the source address");
+                        }
+                    }
+                }
+                // Before the start, sockets are still being opened: the
+                // start says what is left.
+                Err(why) if self.started => {
+                    tracing::warn!(instance = %name, reason = %why, "instance cannot run; waiting in Fault");
+                }
+                Err(_) => {}
+            }
+            if let Some(e) = self.entries.get_mut(&id) {
+                e.binding = binding.clone();
+            }
+            self.router.set_track_state(now, track, binding.is_ok());
+            self.changed = true;
+        }
+    }
+
+    fn binding_of(&self, entry: &Entry) -> Result<(u32, IpAddr), Unbound> {
+        let link = self
+            .kernel
+            .link_by_name(&entry.spec.interface)
+            .ok_or(Unbound::InterfaceMissing)?;
+        let source = if entry.auto_source {
+            self.kernel
+                .source(link.ifindex, entry.family, |a| {
+                    self.owned
+                        .iter()
+                        .any(|o| o.addr == a && o.device == entry.spec.interface)
+                })
+                .ok_or(Unbound::NoSourceAddress)?
+        } else {
+            entry.spec.config.primary_address
+        };
+        let key = SocketKey {
+            iface: entry.iface,
+            family: entry.family,
+        };
+        let slot = self.sockets.get(&key);
+        match slot.and_then(|s| s.open) {
+            Some((ifindex, join)) if ifindex == link.ifindex && (join || !entry.multicast) => {
+                Ok((link.ifindex, source))
+            }
+            _ => Err(Unbound::Socket(
+                slot.and_then(|s| s.error.clone())
+                    .unwrap_or_else(|| "not open yet".to_owned()),
+            )),
+        }
+    }
+
+    /// The sockets wanted: one per interface and family in use whose
+    /// interface exists, joined when any instance on it is multicast.
+    fn sockets_for<'a>(
+        &self,
+        specs: impl Iterator<Item = (&'a InstanceSpec, IfaceId)>,
+    ) -> BTreeMap<SocketKey, SocketSpec> {
+        let mut wanted: BTreeMap<SocketKey, SocketSpec> = BTreeMap::new();
+        for (spec, iface) in specs {
+            let Some(link) = self.kernel.link_by_name(&spec.interface) else {
+                continue;
+            };
+            let config = spec.engine_config();
+            let key = SocketKey {
+                iface,
+                family: config.family(),
+            };
+            let join = config.unicast_peers.is_empty();
+            wanted
+                .entry(key)
+                .and_modify(|s| s.join_multicast |= join)
+                .or_insert(SocketSpec {
+                    key,
+                    interface: spec.interface.clone(),
+                    ifindex: link.ifindex,
+                    join_multicast: join,
+                });
+        }
+        wanted
+    }
+
+    fn update_sockets(&mut self) {
+        let wanted = self.sockets_for(self.entries.values().map(|e| (&e.spec, e.iface)));
+        if wanted != self.wanted_sockets {
+            self.sockets.retain(|k, _| wanted.contains_key(k));
+            self.wanted_sockets = wanted;
+            self.effects.push_back(Effect::Sockets(
+                self.wanted_sockets.values().cloned().collect(),
+            ));
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Router outputs.
+
+    fn drain(&mut self, now: Timestamp) {
+        while let Some((id, output)) = self.router.poll_output() {
+            match output {
+                Output::Transmit(t) => self.queue_transmit(id, &t),
+                // What goes on the wire keeps the router's order: queued
+                // advertisements leave before addresses change or GARPs go.
+                Output::AddAddresses { .. } => {
+                    self.flush_outbox();
+                    let keys: Vec<VipKey> = self
+                        .entries
+                        .get(&id)
+                        .map(|e| e.vips.iter().map(|(k, _)| k.clone()).collect())
+                        .unwrap_or_default();
+                    for key in keys {
+                        self.reconcile_key(now, &key);
+                    }
+                }
+                Output::RemoveAddresses { addresses, .. } => {
+                    self.flush_outbox();
+                    let keys: Vec<VipKey> = self
+                        .vips
+                        .keys()
+                        .chain(self.owned.iter())
+                        .filter(|k| addresses.iter().any(|a| a.addr == k.addr))
+                        .cloned()
+                        .collect();
+                    for key in keys {
+                        self.reconcile_key(now, &key);
+                    }
+                }
+                Output::Announce {
+                    addresses,
+                    count,
+                    interval,
+                    ..
+                } => {
+                    self.flush_outbox();
+                    self.push_announce(id, &addresses, count, interval);
+                }
+                Output::StateChanged { from, to, reason } => {
+                    self.changed = true;
+                    let Some(entry) = self.entries.get(&id) else {
+                        continue;
+                    };
+                    let config = self.router.config_of(id);
+                    let priority = self
+                        .router
+                        .instance(id)
+                        .map(vrrp_core::Instance::effective_priority)
+                        .or_else(|| config.map(|c| c.priority))
+                        .unwrap_or(Priority::STOP);
+                    let vrid = config.map_or(entry.spec.config.vrid, |c| c.vrid);
+                    tracing::info!(instance = %entry.name, %from, %to, reason = %self.describe(&reason), "state change");
+                    self.effects.push_back(Effect::Event(StateEvent {
+                        instance: entry.name.clone(),
+                        vrid,
+                        from,
+                        to,
+                        reason,
+                        priority,
+                        at: now.since_epoch(),
+                    }));
+                }
+                Output::PriorityChanged { from, to } => {
+                    self.changed = true;
+                    if let Some(e) = self.entries.get(&id) {
+                        tracing::info!(instance = %e.name, %from, %to, "priority change");
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.flush_outbox();
+        if std::mem::take(&mut self.owned_dirty) {
+            self.effects.push_back(Effect::PersistOwned(self.owned()));
+            self.changed = true;
+        }
+    }
+
+    fn describe(&self, reason: &vrrp_core::Reason) -> String {
+        match reason {
+            vrrp_core::Reason::TrackFailed(id) => match self.tracks.name(*id) {
+                Some(TrackName::Key(k)) => format!("{k} failed"),
+                Some(TrackName::Binding(_)) => "cannot run (interface, source or socket)".into(),
+                None => format!("{reason:?}"),
+            },
+            other => format!("{other:?}"),
+        }
+    }
+
+    fn queue_transmit(&mut self, id: InstanceId, t: &vrrp_core::Transmit) {
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
+        let Ok((_, source)) = entry.binding else {
+            return;
+        };
+        let socket = SocketKey {
+            iface: entry.iface,
+            family: entry.family,
+        };
+        let len = match self.router.encode(id, t, &mut self.buf) {
+            Ok(len) => len,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode advertisement");
+                return;
+            }
+        };
+        let payload = self.buf.get(..len).unwrap_or_default();
+        let batch = match self
+            .outbox
+            .iter_mut()
+            .find(|b| b.socket == socket && b.source == source)
+        {
+            Some(b) => b,
+            None => {
+                self.outbox.push(SendBatch {
+                    socket,
+                    source,
+                    bytes: Vec::new(),
+                    datagrams: Vec::new(),
+                });
+                let Some(b) = self.outbox.last_mut() else {
+                    return;
+                };
+                b
+            }
+        };
+        let start = batch.bytes.len();
+        batch.bytes.extend_from_slice(payload);
+        batch
+            .datagrams
+            .push((start..batch.bytes.len(), t.destination));
+    }
+
+    fn flush_outbox(&mut self) {
+        for batch in self.outbox.drain(..) {
+            self.effects.push_back(Effect::Send(batch));
+        }
+    }
+
+    fn log_drop(
+        &mut self,
+        now: Timestamp,
+        iface: IfaceId,
+        meta: &RxMeta,
+        bytes: &[u8],
+        reason: DropReason,
+    ) {
+        let notable = matches!(
+            reason,
+            DropReason::AddressOwner
+                | DropReason::OwnPacket
+                | DropReason::PriorityZeroNotFromMaster
+                | DropReason::ZeroAddressCount
+                | DropReason::AddressList
+                | DropReason::AuthFailure
+                | DropReason::AuthTypeMismatch
+                | DropReason::AdvertInterval
+                | DropReason::VersionMismatch
+        );
+        if !notable {
+            tracing::trace!(src = %meta.src, %reason, "advertisement dropped");
+            return;
+        }
+        let vrid = bytes.get(1).copied().unwrap_or(0);
+        let key = (iface, vrid, reason);
+        if self
+            .drop_logged
+            .get(&key)
+            .is_some_and(|at| now < *at + DROP_LOG_SPACING)
+        {
+            return;
+        }
+        self.drop_logged.insert(key, now);
+        let what = match reason {
+            DropReason::AddressOwner => {
+                "we are the address owner (priority 255) and discard every advertisement (RFC 5798 7.1): another router advertises this VRID"
+            }
+            DropReason::OwnPacket => {
+                "an advertisement from our own address: another host on the link uses it"
+            }
+            DropReason::PriorityZeroNotFromMaster => {
+                "a priority 0 advertisement from a router that is not our master: ignored"
+            }
+            DropReason::ZeroAddressCount => {
+                "an advertisement without addresses (RFC 9568 erratum 8299)"
+            }
+            _ => "advertisement dropped: the sender's configuration differs from ours",
+        };
+        tracing::warn!(interface = %self.ifaces.name(iface), vrid, src = %meta.src, %reason, "{what}");
+    }
+}
+
+/// An engine configuration with the source the binding chose.
+fn with_source(mut config: InstanceConfig, source: Option<IpAddr>) -> InstanceConfig {
+    if let Some(source) = source
+        && config.primary_address.is_unspecified()
+    {
+        config.primary_address = source;
+    }
+    config
+}

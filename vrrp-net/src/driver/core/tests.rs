@@ -1,0 +1,1183 @@
+//! The driver core's rules in simulated time, against a fake kernel: no
+//! root, no sockets. Each test names the rule it proves.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use vrrp_core::wire::{AdvertRepr, IpPair, MULTICAST_V4};
+use vrrp_core::{
+    Auth, Centisecs, ChecksumMode, InstanceConfig, Priority, RxMeta, State, Timestamp, TrackConfig,
+    TrackId, Version, VirtualAddress, Vrid,
+};
+
+use super::*;
+use crate::addr::AddrScope;
+
+const IFF_UP_RUNNING: u32 = 0x1 | 0x40;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn ms(n: u64) -> Timestamp {
+    Timestamp::from_millis(n)
+}
+
+fn link(ifindex: u32, name: &str, up: bool) -> LinkInfo {
+    LinkInfo {
+        ifindex,
+        name: name.to_owned(),
+        mac: Some([2, 0, 0, 0, 0, u8::try_from(ifindex).unwrap_or(0)]),
+        flags: if up { IFF_UP_RUNNING } else { 0 },
+        operstate: crate::link::OperState::Up,
+        mtu: Some(1500),
+    }
+}
+
+fn addr(ifindex: u32, a: &str, prefix_len: u8) -> IfAddr {
+    IfAddr {
+        ifindex,
+        addr: ip(a),
+        prefix_len,
+        label: None,
+        scope: AddrScope::Universe,
+        flags: 0,
+    }
+}
+
+fn vip(a: &str) -> VirtualAddress {
+    VirtualAddress {
+        addr: ip(a),
+        prefix_len: 24,
+    }
+}
+
+/// An instance on `iface` with VRID `vrid`, priority `prio`, one VIP, a
+/// 100 ms interval, its source read from the interface.
+fn spec(name: &str, iface: &str, vrid: u8, prio: u8, v: &str) -> InstanceSpec {
+    let config = InstanceConfig::new(Vrid::new(vrid).unwrap(), Version::V3, ip("0.0.0.0"))
+        .with_priority(Priority::new(prio))
+        .with_interval(Centisecs::new(10))
+        .with_address(vip(v));
+    InstanceSpec::new(name, iface, config)
+}
+
+fn config(specs: Vec<InstanceSpec>) -> DriverConfig {
+    DriverConfig {
+        instances: specs,
+        ..DriverConfig::default()
+    }
+}
+
+/// A fake shell: carries out every effect against a fake kernel at once
+/// (or holds address changes when asked), and remembers what it did.
+struct Harness {
+    core: DriverCore,
+    now: Timestamp,
+    links: Vec<LinkInfo>,
+    addrs: Vec<IfAddr>,
+    /// Every effect, in order.
+    log: Vec<Effect>,
+    /// Address changes to fail, before succeeding.
+    fail_adds: u32,
+    /// Interfaces whose sockets fail to open.
+    broken_sockets: BTreeSet<String>,
+    /// Address changes held back (not answered).
+    hold: bool,
+    held: Vec<(AddressOp, bool)>,
+    /// The last record written.
+    persisted: Option<Vec<OwnedAddress>>,
+    /// Addresses the driver's own adds created (and nobody removed since).
+    created_by_driver: BTreeSet<IpAddr>,
+    /// Removals of addresses the driver had not created.
+    violations: Vec<IpAddr>,
+}
+
+impl Harness {
+    fn new(
+        config: &DriverConfig,
+        owned: Vec<OwnedAddress>,
+        links: Vec<LinkInfo>,
+        addrs: Vec<IfAddr>,
+    ) -> Harness {
+        let core = DriverCore::new(config, owned).unwrap();
+        let mut h = Harness {
+            core,
+            now: Timestamp::ZERO,
+            links,
+            addrs,
+            log: Vec::new(),
+            fail_adds: 0,
+            broken_sockets: BTreeSet::new(),
+            hold: false,
+            held: Vec::new(),
+            persisted: None,
+            created_by_driver: BTreeSet::new(),
+            violations: Vec::new(),
+        };
+        h.core
+            .handle_dump(Timestamp::ZERO, h.links.clone(), h.addrs.clone());
+        h.pump();
+        h.core.start(Timestamp::ZERO);
+        h.pump();
+        h
+    }
+
+    /// Two routers' worth of LAN: eth0 (ifindex 2) with 192.0.2.1/24.
+    fn eth0(config: &DriverConfig) -> Harness {
+        Harness::new(
+            config,
+            Vec::new(),
+            vec![link(2, "eth0", true)],
+            vec![addr(2, "192.0.2.1", 24)],
+        )
+    }
+
+    fn has(&self, a: &str) -> bool {
+        self.addrs.iter().any(|x| x.addr == ip(a))
+    }
+
+    fn pump(&mut self) {
+        while let Some(effect) = self.core.poll_effect() {
+            self.log.push(effect.clone());
+            match effect {
+                Effect::Sockets(wanted) => {
+                    for spec in wanted {
+                        let report = if self.broken_sockets.contains(&spec.interface) {
+                            SocketReport::Failed("refused".into())
+                        } else {
+                            SocketReport::Opened {
+                                ifindex: spec.ifindex,
+                                join_multicast: spec.join_multicast,
+                            }
+                        };
+                        self.core.handle_socket_report(self.now, spec.key, report);
+                    }
+                }
+                Effect::AddAddress(op) => {
+                    if self.hold {
+                        self.held.push((op, true));
+                    } else {
+                        self.answer(&op, true);
+                    }
+                }
+                Effect::RemoveAddress(op) => {
+                    if self.hold {
+                        self.held.push((op, false));
+                    } else {
+                        self.answer(&op, false);
+                    }
+                }
+                Effect::PersistOwned(list) => self.persisted = Some(list),
+                Effect::Send(_) | Effect::Announce(_) | Effect::Event(_) => {}
+            }
+        }
+    }
+
+    fn answer(&mut self, op: &AddressOp, add: bool) {
+        let present = self
+            .addrs
+            .iter()
+            .any(|a| a.ifindex == op.ifindex && a.addr == op.address.addr);
+        let result = if add {
+            if self.fail_adds > 0 {
+                self.fail_adds -= 1;
+                Err("EPERM".to_owned())
+            } else if present {
+                Ok(false)
+            } else {
+                let mut a = addr(
+                    op.ifindex,
+                    &op.address.addr.to_string(),
+                    op.address.prefix_len,
+                );
+                a.flags = 0x01;
+                self.addrs.push(a);
+                self.created_by_driver.insert(op.address.addr);
+                Ok(true)
+            }
+        } else if present {
+            if !self.created_by_driver.remove(&op.address.addr) {
+                self.violations.push(op.address.addr);
+            }
+            self.addrs
+                .retain(|a| !(a.ifindex == op.ifindex && a.addr == op.address.addr));
+            Ok(true)
+        } else {
+            Ok(false)
+        };
+        self.core.handle_address_result(self.now, op, add, result);
+    }
+
+    fn release_held(&mut self) {
+        for (op, add) in std::mem::take(&mut self.held) {
+            self.answer(&op, add);
+        }
+        self.pump();
+    }
+
+    /// Runs time forward to `to`, firing every deadline on the way.
+    fn advance(&mut self, to: Timestamp) {
+        while let Some(d) = self.core.poll_timeout() {
+            if d.at > to {
+                break;
+            }
+            self.now = self.now.max(d.at);
+            self.core.handle_timeout(self.now);
+            self.pump();
+        }
+        self.now = to;
+    }
+
+    fn state(&self, name: &str) -> State {
+        self.status(name).state
+    }
+
+    fn status(&self, name: &str) -> InstanceStatus {
+        self.core
+            .snapshot()
+            .instances
+            .into_iter()
+            .find(|i| i.name == name)
+            .unwrap()
+    }
+
+    fn events(&self) -> Vec<(String, State, State)> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Event(ev) => Some((ev.instance.clone(), ev.from, ev.to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn clear(&mut self) {
+        self.log.clear();
+    }
+
+    /// Advertisements sent (priority of each).
+    fn sent_priorities(&self) -> Vec<u8> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send(b) => Some(b.iter().map(|(p, _)| p[2]).collect::<Vec<_>>()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn adds(&self) -> Vec<IpAddr> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                Effect::AddAddress(op) => Some(op.address.addr),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn removes(&self) -> Vec<IpAddr> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                Effect::RemoveAddress(op) => Some(op.address.addr),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn socket(&self, iface: &str) -> SocketKey {
+        self.core
+            .wanted_sockets()
+            .into_iter()
+            .find(|s| s.interface == iface)
+            .unwrap()
+            .key
+    }
+
+    /// An advertisement from `src` on `iface`.
+    fn advert(&mut self, iface: &str, src: &str, vrid: u8, prio: u8, vips: &[&str]) {
+        let addrs: Vec<IpAddr> = vips.iter().map(|a| ip(a)).collect();
+        let repr = AdvertRepr {
+            version: Version::V3,
+            vrid: Vrid::new(vrid).unwrap(),
+            priority: Priority::new(prio),
+            interval: Centisecs::new(10),
+            auth: Auth::None,
+            addresses: addrs.iter().copied(),
+        };
+        let dst = IpAddr::V4(MULTICAST_V4);
+        let mut buf = [0u8; 128];
+        let len = repr
+            .emit(&mut buf, &IpPair { src: ip(src), dst }, ChecksumMode::Rfc)
+            .unwrap();
+        let meta = RxMeta {
+            src: ip(src),
+            dst,
+            ttl: Some(255),
+        };
+        let key = self.socket(iface);
+        self.core
+            .handle_packet(self.now, key, self.now, &meta, &buf[..len]);
+        self.pump();
+    }
+
+    fn event(&mut self, e: LinkEvent) {
+        match &e {
+            LinkEvent::AddressAdded(a) => {
+                self.created_by_driver.remove(&a.addr);
+                self.addrs.push(a.clone());
+            }
+            LinkEvent::AddressRemoved(a) => {
+                self.created_by_driver.remove(&a.addr);
+                self.addrs.retain(|x| x.addr != a.addr);
+            }
+            LinkEvent::Removed { ifindex, .. } => {
+                for a in self.addrs.iter().filter(|a| a.ifindex == *ifindex) {
+                    self.created_by_driver.remove(&a.addr);
+                }
+                self.links.retain(|l| l.ifindex != *ifindex);
+                self.addrs.retain(|a| a.ifindex != *ifindex);
+            }
+            LinkEvent::Up(l) | LinkEvent::Down(l) | LinkEvent::Changed(l) => {
+                self.links.retain(|x| x.ifindex != l.ifindex);
+                self.links.push(l.clone());
+            }
+        }
+        self.core.handle_link_events(self.now, vec![e]);
+        self.pump();
+    }
+
+    /// Alone on the link: master after Master_Down_Interval.
+    fn become_master(&mut self, name: &str) {
+        self.advance(self.now + Duration::from_millis(400));
+        assert_eq!(self.state(name), State::Master);
+    }
+}
+
+#[test]
+fn output_order_advert_then_address_then_announcement_and_goodbye_before_removal() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
+    assert_eq!(h.state("a"), State::Backup);
+    h.clear();
+    h.become_master("a");
+    let kinds: Vec<&str> = h
+        .log
+        .iter()
+        .map(|e| match e {
+            Effect::Send(_) => "send",
+            Effect::AddAddress(_) => "add",
+            Effect::Announce(_) => "announce",
+            Effect::Event(_) => "event",
+            Effect::PersistOwned(_) => "persist",
+            _ => "other",
+        })
+        .collect();
+    let pos = |k: &str| kinds.iter().position(|x| *x == k).unwrap();
+    assert!(pos("send") < pos("add"), "{kinds:?}");
+    assert!(pos("add") < pos("announce"), "{kinds:?}");
+    assert!(h.has("192.0.2.100"));
+    assert_eq!(
+        h.persisted.as_ref().map(Vec::len),
+        Some(1),
+        "recorded as ours"
+    );
+    let Some(Effect::Send(b)) = h.log.iter().find(|e| matches!(e, Effect::Send(_))) else {
+        panic!("no send");
+    };
+    assert_eq!(b.source, ip("192.0.2.1"), "the interface's primary address");
+    h.clear();
+    h.core.shutdown(h.now);
+    h.pump();
+    let first_send = h.log.iter().position(|e| matches!(e, Effect::Send(_)));
+    let first_remove = h
+        .log
+        .iter()
+        .position(|e| matches!(e, Effect::RemoveAddress(_)));
+    assert!(first_send < first_remove, "{:?}", h.log);
+    assert_eq!(h.sent_priorities(), vec![0]);
+    assert!(!h.has("192.0.2.100"));
+    assert_eq!(h.persisted, Some(vec![]));
+}
+
+#[test]
+fn leftovers_of_an_earlier_run_are_removed_at_start_and_foreign_addresses_kept_and_reported() {
+    let cfg = config(vec![
+        spec("a", "eth0", 1, 100, "192.0.2.100"),
+        spec("b", "eth0", 2, 100, "192.0.2.101"),
+    ]);
+    let owned = vec![
+        OwnedAddress {
+            device: "eth0".into(),
+            addr: ip("192.0.2.100"),
+            prefix_len: 24,
+        },
+        // Recorded, since removed by someone: forgotten.
+        OwnedAddress {
+            device: "eth0".into(),
+            addr: ip("192.0.2.150"),
+            prefix_len: 24,
+        },
+    ];
+    let h = Harness::new(
+        &cfg,
+        owned,
+        vec![link(2, "eth0", true)],
+        vec![
+            addr(2, "192.0.2.1", 24),
+            addr(2, "192.0.2.100", 24),
+            addr(2, "192.0.2.101", 24),
+        ],
+    );
+    assert_eq!(h.removes(), vec![ip("192.0.2.100")], "only ours");
+    assert!(h.has("192.0.2.101"), "the operator's address stays");
+    let snap = h.core.snapshot();
+    assert_eq!(snap.leftovers_removed, 1);
+    assert_eq!(snap.foreign_addresses, 1);
+    assert_eq!(snap.foreign_removed, 0);
+    let b = h.status("b");
+    assert!(b.vips[0].foreign && b.vips[0].present && !b.vips[0].ours);
+    assert!(h.core.owned().is_empty());
+    assert_eq!(h.persisted, Some(vec![]));
+}
+
+#[test]
+fn foreign_addresses_are_removed_and_reported_under_keepalived_policy() {
+    let mut cfg = config(vec![spec("b", "eth0", 2, 100, "192.0.2.101")]);
+    cfg.foreign_addresses = ForeignAddressPolicy::Remove;
+    let h = Harness::new(
+        &cfg,
+        Vec::new(),
+        vec![link(2, "eth0", true)],
+        vec![addr(2, "192.0.2.1", 24), addr(2, "192.0.2.101", 24)],
+    );
+    assert_eq!(h.removes(), vec![ip("192.0.2.101")]);
+    let snap = h.core.snapshot();
+    assert_eq!((snap.foreign_addresses, snap.foreign_removed), (1, 1));
+}
+
+#[test]
+fn a_vip_removed_from_outside_while_master_is_put_back_at_once_counted_and_announced() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
+    h.become_master("a");
+    h.clear();
+    h.event(LinkEvent::AddressRemoved(addr(2, "192.0.2.100", 24)));
+    // Same instant: no timer involved.
+    assert_eq!(h.adds(), vec![ip("192.0.2.100")]);
+    assert!(h.has("192.0.2.100"));
+    assert!(
+        h.log
+            .iter()
+            .any(|e| matches!(e, Effect::Announce(a) if a.addresses == vec![ip("192.0.2.100")]))
+    );
+    assert_eq!(h.core.snapshot().vips_restored, 1);
+    assert_eq!(h.state("a"), State::Master);
+    assert!(h.events().is_empty(), "no transition");
+}
+
+#[test]
+fn a_failed_add_is_retried_with_back_off_and_shown_in_status() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
+    h.fail_adds = 3;
+    h.become_master("a");
+    let took_over = h.status("a").stats.master_transitions;
+    assert_eq!(took_over, 1);
+    let st = h.status("a");
+    assert!(!st.vips[0].present);
+    assert_eq!(st.vips[0].last_error.as_deref(), Some("EPERM"));
+    let start = h.now;
+    // 3 failures: waits of 100, 200, 400 ms.
+    let mut attempts = Vec::new();
+    h.clear();
+    for step in 1..=100 {
+        h.advance(start + Duration::from_millis(10 * step));
+        for _ in h.adds() {
+            attempts.push(h.now);
+        }
+        h.clear();
+        if h.has("192.0.2.100") {
+            break;
+        }
+    }
+    assert!(h.has("192.0.2.100"), "added in the end");
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    let st = h.status("a");
+    assert_eq!(
+        (st.vips[0].add_failures, st.vips[0].last_error.clone()),
+        (0, None)
+    );
+    assert_eq!(h.core.snapshot().address_errors, 3);
+}
+
+#[test]
+fn a_periodic_dump_catches_a_lost_removal_and_a_stale_dump_changes_nothing() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
+    h.become_master("a");
+    // A dump taken before our add, handled after: not a removal.
+    h.clear();
+    h.core.handle_dump_taken_at(
+        h.now,
+        ms(1),
+        h.links.clone(),
+        vec![addr(2, "192.0.2.1", 24)],
+    );
+    h.pump();
+    assert!(h.adds().is_empty(), "{:?}", h.log);
+    assert_eq!(h.core.snapshot().vips_restored, 0);
+    // The VIP vanishes and the notification is lost: the next dump sees it.
+    h.addrs.retain(|a| a.addr != ip("192.0.2.100"));
+    h.advance(h.now + Duration::from_secs(5));
+    h.clear();
+    h.core
+        .handle_dump_taken_at(h.now, h.now, h.links.clone(), h.addrs.clone());
+    h.pump();
+    assert_eq!(h.adds(), vec![ip("192.0.2.100")]);
+    assert_eq!(h.core.snapshot().vips_restored, 1);
+    assert_eq!(h.core.snapshot().reconciliations, 2);
+}
+
+#[test]
+fn an_address_owner_never_removes_its_own_address_even_when_demoted() {
+    let mut config_owner = InstanceConfig::new(Vrid::new(9).unwrap(), Version::V3, ip("0.0.0.0"))
+        .with_priority(Priority::OWNER)
+        .with_interval(Centisecs::new(10))
+        .with_address(VirtualAddress {
+            addr: ip("192.0.2.1"),
+            prefix_len: 24,
+        });
+    config_owner.owner_ignore_adverts = false;
+    let mut cfg = config(vec![InstanceSpec::new("own", "eth0", config_owner)]);
+    cfg.foreign_addresses = ForeignAddressPolicy::Remove;
+    let mut h = Harness::eth0(&cfg);
+    assert_eq!(h.state("own"), State::Master);
+    // A spoofed owner advertisement from a higher address demotes it
+    // (keepalived 2.2.7's behaviour, kept on request).
+    h.advert("eth0", "192.0.2.200", 9, 255, &["192.0.2.1"]);
+    assert_eq!(h.state("own"), State::Backup);
+    assert!(h.removes().is_empty(), "{:?}", h.log);
+    assert!(h.has("192.0.2.1"));
+    assert_eq!(h.status("own").source, Some(ip("192.0.2.1")), "still bound");
+    // The spoofing stops: master again after Master_Down_Interval.
+    h.advance(h.now + Duration::from_millis(400));
+    assert_eq!(h.state("own"), State::Master);
+}
+
+#[test]
+fn by_default_the_owner_discards_adverts_and_stays_master() {
+    let config_owner = InstanceConfig::new(Vrid::new(9).unwrap(), Version::V3, ip("0.0.0.0"))
+        .with_priority(Priority::OWNER)
+        .with_address(VirtualAddress {
+            addr: ip("192.0.2.1"),
+            prefix_len: 24,
+        });
+    let mut h = Harness::eth0(&config(vec![InstanceSpec::new(
+        "own",
+        "eth0",
+        config_owner,
+    )]));
+    h.advert("eth0", "192.0.2.200", 9, 255, &["192.0.2.1"]);
+    assert_eq!(h.state("own"), State::Master);
+    assert_eq!(h.status("own").stats.owner_discards, 1);
+}
+
+#[test]
+fn an_interface_deleted_and_recreated_by_name_is_used_again() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
+    h.become_master("a");
+    h.clear();
+    h.event(LinkEvent::Removed {
+        ifindex: 2,
+        name: "eth0".into(),
+    });
+    assert_eq!(h.state("a"), State::Fault);
+    assert_eq!(h.status("a").unbound, Some(Unbound::InterfaceMissing));
+    // Recreated with another index: the socket is re-opened for it.
+    h.event(LinkEvent::Up(link(7, "eth0", true)));
+    assert_eq!(h.state("a"), State::Fault, "no source address yet");
+    h.event(LinkEvent::AddressAdded(addr(7, "192.0.2.1", 24)));
+    assert!(
+        h.log
+            .iter()
+            .any(|e| matches!(e, Effect::Sockets(s) if s.first().is_some_and(|x| x.ifindex == 7)))
+    );
+    assert_eq!(h.state("a"), State::Backup);
+    let back = h.now;
+    h.advance(back + Duration::from_millis(400));
+    assert_eq!(h.state("a"), State::Master);
+    assert!(h.has("192.0.2.100"));
+    assert!(
+        h.addrs
+            .iter()
+            .any(|a| a.ifindex == 7 && a.addr == ip("192.0.2.100"))
+    );
+    assert_eq!(
+        h.events()
+            .iter()
+            .map(|(_, f, t)| (*f, *t))
+            .collect::<Vec<_>>(),
+        vec![
+            (State::Master, State::Fault),
+            (State::Fault, State::Backup),
+            (State::Backup, State::Master)
+        ]
+    );
+}
+
+#[test]
+fn an_interface_missing_at_start_is_waited_for_in_fault() {
+    let mut h = Harness::new(
+        &config(vec![spec("a", "vlan10", 1, 100, "192.0.2.100")]),
+        Vec::new(),
+        vec![link(2, "eth0", true)],
+        vec![addr(2, "192.0.2.1", 24)],
+    );
+    assert_eq!(h.state("a"), State::Fault);
+    assert_eq!(h.status("a").unbound, Some(Unbound::InterfaceMissing));
+    assert!(h.core.wanted_sockets().is_empty());
+    h.event(LinkEvent::Up(link(5, "vlan10", true)));
+    h.event(LinkEvent::AddressAdded(addr(5, "192.0.2.1", 24)));
+    assert_eq!(h.state("a"), State::Backup);
+    assert_eq!(h.status("a").unbound, None);
+}
+
+#[test]
+fn a_renumbered_primary_address_is_followed_without_a_transition() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
+    h.become_master("a");
+    h.clear();
+    let mut new = addr(2, "192.0.2.2", 24);
+    new.flags = 0x01; // secondary until the primary goes
+    h.event(LinkEvent::AddressAdded(new));
+    h.event(LinkEvent::AddressRemoved(addr(2, "192.0.2.1", 24)));
+    assert_eq!(h.status("a").source, Some(ip("192.0.2.2")));
+    assert!(h.events().is_empty(), "{:?}", h.events());
+    h.advance(h.now + Duration::from_millis(100));
+    let Some(Effect::Send(b)) = h.log.iter().rev().find(|e| matches!(e, Effect::Send(_))) else {
+        panic!("no advertisement");
+    };
+    assert_eq!(b.source, ip("192.0.2.2"));
+}
+
+#[test]
+fn link_down_is_fault_and_link_up_is_backup() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
+    h.become_master("a");
+    h.event(LinkEvent::Down(link(2, "eth0", false)));
+    assert_eq!(h.state("a"), State::Fault);
+    assert!(
+        !h.has("192.0.2.100"),
+        "a faulted instance gives its addresses up"
+    );
+    h.event(LinkEvent::Up(link(2, "eth0", true)));
+    assert_eq!(h.state("a"), State::Backup);
+}
+
+#[test]
+fn a_socket_that_cannot_be_opened_holds_its_instances_in_fault() {
+    let cfg = config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]);
+    let core = DriverCore::new(&cfg, Vec::new()).unwrap();
+    let mut h = Harness {
+        core,
+        now: Timestamp::ZERO,
+        links: vec![link(2, "eth0", true)],
+        addrs: vec![addr(2, "192.0.2.1", 24)],
+        log: Vec::new(),
+        fail_adds: 0,
+        broken_sockets: ["eth0".to_owned()].into(),
+        hold: false,
+        held: Vec::new(),
+        persisted: None,
+        created_by_driver: BTreeSet::new(),
+        violations: Vec::new(),
+    };
+    h.core.handle_dump(h.now, h.links.clone(), h.addrs.clone());
+    h.pump();
+    h.core.start(h.now);
+    h.pump();
+    assert_eq!(h.state("a"), State::Fault);
+    assert_eq!(
+        h.status("a").unbound,
+        Some(Unbound::Socket("refused".into()))
+    );
+    let key = h.socket("eth0");
+    h.core.handle_socket_report(
+        h.now,
+        key,
+        SocketReport::Opened {
+            ifindex: 2,
+            join_multicast: true,
+        },
+    );
+    h.pump();
+    assert_eq!(h.state("a"), State::Backup);
+}
+
+#[test]
+fn reload_classifies_and_an_in_place_priority_edit_sends_no_priority_zero() {
+    let mut h = Harness::eth0(&config(vec![
+        spec("keep", "eth0", 1, 200, "192.0.2.101"),
+        spec("edit", "eth0", 2, 200, "192.0.2.102"),
+        spec("move", "eth0", 3, 200, "192.0.2.103"),
+        spec("drop", "eth0", 4, 200, "192.0.2.104"),
+    ]));
+    h.become_master("edit");
+    h.clear();
+    let mut moved = spec("move", "eth0", 3, 200, "192.0.2.103");
+    moved.config.version = Version::V2;
+    moved.config.advert_interval = Centisecs::ONE_SECOND;
+    let new = config(vec![
+        spec("keep", "eth0", 1, 200, "192.0.2.101"),
+        spec("edit", "eth0", 2, 150, "192.0.2.102"),
+        moved,
+        spec("new", "eth0", 5, 200, "192.0.2.105"),
+    ]);
+    let plan = h.core.plan_reload(new).unwrap();
+    let summary = h.core.commit_reload(h.now, plan, Vec::new());
+    h.pump();
+    assert_eq!(summary.unchanged, vec!["keep"]);
+    assert_eq!(summary.updated, vec!["edit"]);
+    assert_eq!(summary.restarted, vec!["move"]);
+    assert_eq!(summary.added, vec!["new"]);
+    assert_eq!(summary.removed, vec!["drop"]);
+    let events = h.events();
+    assert!(
+        events.iter().all(|(n, _, _)| n != "keep" && n != "edit"),
+        "{events:?}"
+    );
+    // Priority 0 only from the stopped ones (move, drop): two.
+    assert_eq!(h.sent_priorities().iter().filter(|p| **p == 0).count(), 2);
+    assert_eq!(h.status("edit").priority, Priority::new(150));
+    assert_eq!(h.state("edit"), State::Master);
+    assert!(
+        !h.has("192.0.2.104"),
+        "the removed instance released its VIP"
+    );
+    h.clear();
+    h.advance(h.now + Duration::from_millis(100));
+    assert!(h.sent_priorities().contains(&150));
+    assert!(!h.sent_priorities().contains(&0));
+}
+
+#[test]
+fn reload_adds_and_removes_vips_in_place() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 200, "192.0.2.100")]));
+    h.become_master("a");
+    h.clear();
+    let mut edited = spec("a", "eth0", 1, 200, "192.0.2.200");
+    edited.config.garp.master_repeat = 2;
+    let plan = h.core.plan_reload(config(vec![edited])).unwrap();
+    let summary = h.core.commit_reload(h.now, plan, Vec::new());
+    h.pump();
+    assert_eq!(summary.updated, vec!["a"]);
+    assert!(h.events().is_empty());
+    assert!(h.has("192.0.2.200") && !h.has("192.0.2.100"));
+    assert!(h.log.iter().any(|e| matches!(e, Effect::Announce(a) if a.addresses == vec![ip("192.0.2.200")] && a.count == 2)));
+    assert_eq!(h.core.owned().len(), 1);
+}
+
+#[test]
+fn a_reload_that_fails_its_checks_changes_nothing() {
+    let cfg = config(vec![spec("a", "eth0", 1, 200, "192.0.2.100")]);
+    let mut h = Harness::eth0(&cfg);
+    h.become_master("a");
+    let before = h.core.snapshot();
+    h.clear();
+    let dup = config(vec![
+        spec("a", "eth0", 1, 150, "192.0.2.100"),
+        spec("b", "eth0", 1, 100, "192.0.2.101"),
+    ]);
+    assert!(matches!(
+        h.core.plan_reload(dup),
+        Err(DriverError::DuplicateVrid { .. })
+    ));
+    let mut group = config(vec![spec("a", "eth0", 1, 150, "192.0.2.100")]);
+    group.sync_groups = vec![vec!["a".into(), "ghost".into()]];
+    assert!(matches!(
+        h.core.plan_reload(group),
+        Err(DriverError::UnknownInstance(_))
+    ));
+    let bad = config(vec![spec("a", "eth0", 1, 0, "192.0.2.100")]);
+    assert!(matches!(
+        h.core.plan_reload(bad),
+        Err(DriverError::Config { .. })
+    ));
+    h.pump();
+    assert!(h.log.is_empty(), "{:?}", h.log);
+    assert_eq!(h.core.snapshot(), before);
+}
+
+#[test]
+fn switching_to_multicast_needs_a_joined_socket_before_it_binds() {
+    for joined in [true, false] {
+        let mut uni = spec("a", "eth0", 1, 100, "192.0.2.100");
+        uni.config.unicast_peers = vec![ip("192.0.2.2")];
+        let mut h = Harness::eth0(&config(vec![uni]));
+        assert!(!h.core.wanted_sockets()[0].join_multicast);
+        let plan = h
+            .core
+            .plan_reload(config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]))
+            .unwrap();
+        assert!(
+            plan.sockets()[0].join_multicast,
+            "the plan asks for a joined socket"
+        );
+        let key = plan.sockets()[0].key;
+        let report = if joined {
+            SocketReport::Opened {
+                ifindex: 2,
+                join_multicast: true,
+            }
+        } else {
+            // The shell could not join: the instance would hear nobody.
+            h.broken_sockets.insert("eth0".into());
+            SocketReport::Failed("join refused".into())
+        };
+        let summary = h.core.commit_reload(h.now, plan, vec![(key, report)]);
+        h.pump();
+        assert_eq!(summary.updated, vec!["a"]);
+        if joined {
+            assert_eq!(h.status("a").unbound, None);
+            assert_eq!(h.state("a"), State::Backup);
+        } else {
+            assert!(matches!(h.status("a").unbound, Some(Unbound::Socket(_))));
+            assert_eq!(h.state("a"), State::Fault);
+        }
+    }
+}
+
+#[test]
+fn a_tracked_objects_reported_state_outlives_a_reload() {
+    let mut with_track = spec("a", "eth0", 1, 100, "192.0.2.100");
+    with_track
+        .tracks
+        .push((TrackId(7), TrackConfig::weight(0), true));
+    let mut h = Harness::eth0(&config(vec![with_track.clone()]));
+    assert_eq!(h.state("a"), State::Backup);
+    h.core.set_track(h.now, &TrackKey::User(TrackId(7)), false);
+    h.pump();
+    assert_eq!(h.state("a"), State::Fault);
+    // A new instance tracking the same object starts from its known state,
+    // not from the spec's "up".
+    let mut other = spec("b", "eth0", 2, 100, "192.0.2.101");
+    other
+        .tracks
+        .push((TrackId(7), TrackConfig::weight(0), true));
+    let plan = h.core.plan_reload(config(vec![with_track, other])).unwrap();
+    h.core.commit_reload(h.now, plan, Vec::new());
+    h.pump();
+    assert_eq!(h.state("a"), State::Fault);
+    assert_eq!(h.state("b"), State::Fault);
+    // A caller's id never collides with an interface's.
+    h.core.set_track(h.now, &TrackKey::User(TrackId(0)), false);
+    h.pump();
+    assert_eq!(h.state("b"), State::Fault);
+}
+
+#[test]
+fn a_master_answers_a_lower_priority_advert_with_an_advert_and_announcements() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 200, "192.0.2.100")]));
+    h.become_master("a");
+    h.clear();
+    h.advert("eth0", "192.0.2.2", 1, 100, &["192.0.2.100"]);
+    assert_eq!(h.sent_priorities(), vec![200]);
+    assert!(h.log.iter().any(|e| matches!(e, Effect::Announce(a) if a.addresses == vec![ip("192.0.2.100")] && a.count == 5)));
+}
+
+#[test]
+fn arrival_times_run_the_timers_and_never_go_back() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
+    h.advance(ms(200));
+    let key = h.socket("eth0");
+    let repr = AdvertRepr {
+        version: Version::V3,
+        vrid: Vrid::new(1).unwrap(),
+        priority: Priority::new(200),
+        interval: Centisecs::new(10),
+        auth: Auth::None,
+        addresses: [ip("192.0.2.100")].into_iter(),
+    };
+    let dst = IpAddr::V4(MULTICAST_V4);
+    let mut buf = [0u8; 64];
+    let len = repr
+        .emit(
+            &mut buf,
+            &IpPair {
+                src: ip("192.0.2.2"),
+                dst,
+            },
+            ChecksumMode::Rfc,
+        )
+        .unwrap();
+    let meta = RxMeta {
+        src: ip("192.0.2.2"),
+        dst,
+        ttl: Some(255),
+    };
+    // Read at 200 ms, arrived at 190 ms: the timer runs from 190 ms.
+    h.core
+        .handle_packet(ms(200), key, ms(190), &meta, &buf[..len]);
+    h.pump();
+    let mdi = h
+        .core
+        .router()
+        .instances()
+        .next()
+        .map(|(_, i)| i.master_down_interval())
+        .unwrap();
+    assert_eq!(h.core.poll_timeout().map(|d| d.at), Some(ms(190) + mdi));
+    assert!(h.core.poll_timeout().is_some_and(|d| d.takeover));
+    // A packet stamped before the last one handled counts as of then.
+    h.core
+        .handle_packet(ms(201), key, ms(100), &meta, &buf[..len]);
+    h.pump();
+    assert_eq!(h.core.poll_timeout().map(|d| d.at), Some(ms(190) + mdi));
+}
+
+#[test]
+fn send_and_announce_failures_reach_the_snapshot() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
+    h.core.handle_send_report(SendReport {
+        sent: 3,
+        dropped: 2,
+        failed: 1,
+    });
+    h.core.handle_announce_failures(4);
+    h.core.handle_state_file_error();
+    h.core.handle_overrun();
+    h.pump();
+    let s = h.core.snapshot();
+    assert_eq!(
+        (
+            s.send_dropped,
+            s.send_errors,
+            s.announce_errors,
+            s.state_file_errors,
+            s.netlink_overruns
+        ),
+        (2, 1, 4, 1, 1)
+    );
+}
+
+#[test]
+fn an_address_change_in_flight_is_not_sent_twice() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
+    h.hold = true;
+    h.become_master("a");
+    assert_eq!(h.adds().len(), 1);
+    // More events while the add is in flight: no second add.
+    h.core.handle_dump(h.now, h.links.clone(), h.addrs.clone());
+    h.pump();
+    h.event(LinkEvent::AddressAdded(addr(2, "192.0.2.9", 24)));
+    assert_eq!(h.adds().len(), 1);
+    assert_eq!(h.core.pending_address_changes(), 1);
+    h.hold = false;
+    h.release_held();
+    assert!(h.has("192.0.2.100"));
+    assert_eq!(h.core.pending_address_changes(), 0);
+    assert_eq!(h.core.snapshot().vips_restored, 0);
+}
+
+/// A small deterministic generator for the operation-sequence test.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[test]
+fn random_operation_sequences_never_remove_what_the_driver_did_not_add() {
+    // An operator's address equal to a VIP (.101), an owner whose VIP is
+    // the interface's own address (.1), instances coming and going, links
+    // flapping and re-created, address changes failing, dumps, packets.
+    let owner_cfg = {
+        let mut c = InstanceConfig::new(Vrid::new(9).unwrap(), Version::V3, ip("0.0.0.0"))
+            .with_priority(Priority::OWNER)
+            .with_interval(Centisecs::new(10))
+            .with_address(VirtualAddress {
+                addr: ip("192.0.2.1"),
+                prefix_len: 24,
+            });
+        c.owner_ignore_adverts = false;
+        InstanceSpec::new("own", "eth0", c)
+    };
+    for seed in 1..=200u64 {
+        let mut rng = Lcg(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let base = vec![
+            spec("a", "eth0", 1, 100, "192.0.2.100"),
+            spec("b", "eth0", 2, 150, "192.0.2.101"),
+            owner_cfg.clone(),
+        ];
+        let mut h = Harness::new(
+            &config(base.clone()),
+            Vec::new(),
+            vec![link(2, "eth0", true)],
+            vec![addr(2, "192.0.2.1", 24), addr(2, "192.0.2.101", 24)],
+        );
+        let mut ifindex = 2u32;
+        for _ in 0..250 {
+            h.clear();
+            match rng.below(12) {
+                0 => h.advance(h.now + Duration::from_millis(rng.below(500))),
+                1 => {
+                    let up = rng.below(2) == 0;
+                    h.event(if up {
+                        LinkEvent::Up(link(ifindex, "eth0", true))
+                    } else {
+                        LinkEvent::Down(link(ifindex, "eth0", false))
+                    });
+                }
+                2 => {
+                    h.event(LinkEvent::Removed {
+                        ifindex,
+                        name: "eth0".into(),
+                    });
+                    ifindex += 1;
+                    h.event(LinkEvent::Up(link(ifindex, "eth0", true)));
+                    h.event(LinkEvent::AddressAdded(addr(ifindex, "192.0.2.1", 24)));
+                }
+                3 => {
+                    // Someone deletes a VIP or the operator's address.
+                    let a = ["192.0.2.100", "192.0.2.101"][rng.below(2) as usize];
+                    h.event(LinkEvent::AddressRemoved(addr(ifindex, a, 24)));
+                }
+                4 => h.fail_adds = rng.below(3) as u32,
+                5 => {
+                    let (vrid, prio) = (1 + rng.below(2) as u8, rng.below(256) as u8);
+                    let src = ["192.0.2.2", "192.0.2.200"][rng.below(2) as usize];
+                    if h.core
+                        .wanted_sockets()
+                        .iter()
+                        .any(|s| s.interface == "eth0")
+                    {
+                        h.advert("eth0", src, vrid, prio, &["192.0.2.100"]);
+                    }
+                }
+                6 => {
+                    let mut next = base.clone();
+                    next[0].config.priority = Priority::new(1 + rng.below(254) as u8);
+                    if rng.below(2) == 0 {
+                        next.remove(1);
+                    }
+                    if let Ok(plan) = h.core.plan_reload(config(next)) {
+                        h.core.commit_reload(h.now, plan, Vec::new());
+                        h.pump();
+                    }
+                }
+                7 => {
+                    h.core.handle_dump(h.now, h.links.clone(), h.addrs.clone());
+                    h.pump();
+                }
+                8 => h.hold = rng.below(2) == 0,
+                9 => h.release_held(),
+                10 => {
+                    h.core
+                        .set_priority(h.now, "b", Priority::new(1 + rng.below(254) as u8))
+                        .ok();
+                    h.pump();
+                }
+                _ => {
+                    // The operator puts their address back. Not while a
+                    // change of ours to it is held: the kernel carries out
+                    // a request within microseconds, before a person can
+                    // delete and re-add an address.
+                    let ours_pending = h
+                        .held
+                        .iter()
+                        .any(|(op, _)| op.address.addr == ip("192.0.2.101"));
+                    let restore = !h.has("192.0.2.101") && !ours_pending;
+                    if restore {
+                        h.event(LinkEvent::AddressAdded(addr(ifindex, "192.0.2.101", 24)));
+                    }
+                }
+            }
+            assert!(
+                h.violations.is_empty(),
+                "seed {seed}: removed {:?}, which the driver did not add",
+                h.violations
+            );
+            for removed in h.removes() {
+                assert_ne!(removed, ip("192.0.2.1"), "seed {seed}: the owner's address");
+            }
+            assert!(
+                h.core.pending_address_changes() <= 3,
+                "seed {seed}: one change per address at most"
+            );
+        }
+        h.hold = false;
+        h.release_held();
+        h.core.shutdown(h.now);
+        h.pump();
+        h.release_held();
+        assert!(
+            h.has("192.0.2.1"),
+            "seed {seed}: the owner keeps its address"
+        );
+    }
+}
+
+#[test]
+fn a_tracked_objects_weight_changes_in_place() {
+    let mut tracked = spec("a", "eth0", 1, 200, "192.0.2.100");
+    tracked
+        .tracks
+        .push((TrackId(3), TrackConfig::weight(-10), false));
+    let mut h = Harness::eth0(&config(vec![tracked.clone()]));
+    h.become_master("a");
+    assert_eq!(h.status("a").priority, Priority::new(190));
+    h.clear();
+    tracked.tracks[0].1 = TrackConfig::weight(-50);
+    tracked
+        .track_interfaces
+        .push(("eth9".into(), TrackConfig::weight(-20)));
+    let plan = h.core.plan_reload(config(vec![tracked])).unwrap();
+    let summary = h.core.commit_reload(h.now, plan, Vec::new());
+    h.pump();
+    assert_eq!(summary.updated, vec!["a"]);
+    // -50 for the failing object, -20 for the missing interface.
+    assert_eq!(h.status("a").priority, Priority::new(130));
+    assert!(h.events().is_empty(), "{:?}", h.events());
+    assert!(!h.sent_priorities().contains(&0));
+}
+
+#[test]
+fn switching_to_unicast_leaves_the_group() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
+    assert!(h.core.wanted_sockets()[0].join_multicast);
+    let mut uni = spec("a", "eth0", 1, 100, "192.0.2.100");
+    uni.config.unicast_peers = vec![ip("192.0.2.2")];
+    let plan = h.core.plan_reload(config(vec![uni])).unwrap();
+    assert!(
+        !plan.sockets()[0].join_multicast,
+        "a socket without the group"
+    );
+    let key = plan.sockets()[0].key;
+    h.core.commit_reload(
+        h.now,
+        plan,
+        vec![(
+            key,
+            SocketReport::Opened {
+                ifindex: 2,
+                join_multicast: false,
+            },
+        )],
+    );
+    h.pump();
+    assert!(!h.core.wanted_sockets()[0].join_multicast);
+    assert_eq!(h.state("a"), State::Backup);
+    assert_eq!(h.status("a").unbound, None);
+}

@@ -1,0 +1,389 @@
+//! The shell's I/O: the raw sockets, and the helper tasks that do every
+//! slow kernel request (netlink address changes and dumps, link events,
+//! gratuitous ARPs, the state file) away from the VRRP loop, reporting
+//! back over a channel.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::poll_fn;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use vrrp_core::Timestamp;
+
+use super::api::DriverError;
+use super::core::{AddressOp, Announcement, OwnedAddress, SocketKey, SocketReport, SocketSpec};
+use crate::NetlinkError;
+use crate::addr::{AddOptions, AddressManager, IfAddr};
+use crate::garp::AnnounceSocket;
+use crate::link::{LinkEvent, LinkInfo, LinkWatcher};
+use crate::socket::{SocketConfig, VrrpSocket};
+
+/// Receive buffer of each raw socket: room for thousands of queued
+/// advertisements, so that a burst from 255 instances, or a few
+/// milliseconds without CPU, loses none (the default holds about 190).
+const RECV_BUFFER_BYTES: usize = 4 << 20;
+/// Longest wait for the kernel's answer to an address change.
+const NETLINK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Period of the full re-read of links and addresses that catches any
+/// notification the kernel failed to deliver.
+pub(crate) const RECONCILE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What the helper tasks report to the loop.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    /// Link / address notifications.
+    Links(Vec<LinkEvent>),
+    /// Notifications were lost (ENOBUFS); a dump follows.
+    Overrun,
+    /// A full read, started at `taken_at`.
+    Dump {
+        taken_at: Timestamp,
+        links: Vec<LinkInfo>,
+        addrs: Vec<IfAddr>,
+    },
+    /// An address change finished.
+    AddressDone {
+        op: AddressOp,
+        add: bool,
+        result: Result<bool, String>,
+    },
+    /// Announcements that failed.
+    AnnounceFailures(u64),
+    /// Writing the state file failed.
+    StateFileError,
+}
+
+/// Slow work for the kernel worker, done in order.
+#[derive(Debug)]
+pub(crate) enum Work {
+    Add(AddressOp),
+    Remove(AddressOp),
+    Announce(Announcement),
+}
+
+struct OpenSocket {
+    socket: Arc<VrrpSocket>,
+    join: bool,
+}
+
+/// The driver's raw sockets, by key.
+#[derive(Default)]
+pub(crate) struct SocketPool {
+    open: BTreeMap<SocketKey, OpenSocket>,
+}
+
+/// Sockets opened for a reload, not yet in use.
+pub(crate) struct Staged(Vec<(SocketKey, OpenSocket)>);
+
+fn open_socket(spec: &SocketSpec) -> Result<OpenSocket, DriverError> {
+    let config = SocketConfig::new(spec.interface.clone(), spec.key.family)
+        .with_multicast(spec.join_multicast)
+        .with_recv_buffer(RECV_BUFFER_BYTES);
+    let socket = VrrpSocket::open(&config).map_err(|source| DriverError::Socket {
+        interface: spec.interface.clone(),
+        source,
+    })?;
+    Ok(OpenSocket {
+        socket: Arc::new(socket),
+        join: spec.join_multicast,
+    })
+}
+
+impl SocketPool {
+    fn is_as_wanted(&self, spec: &SocketSpec) -> bool {
+        self.open
+            .get(&spec.key)
+            .is_some_and(|s| s.socket.ifindex() == spec.ifindex && s.join == spec.join_multicast)
+    }
+
+    /// Opens, re-opens and closes sockets so the pool is `wanted`.
+    pub(crate) fn reconcile(&mut self, wanted: &[SocketSpec]) -> Vec<(SocketKey, SocketReport)> {
+        let mut reports = Vec::new();
+        for spec in wanted {
+            if !self.is_as_wanted(spec) {
+                match open_socket(spec) {
+                    Ok(s) => {
+                        tracing::debug!(interface = %spec.interface, ifindex = s.socket.ifindex(), join = s.join, "socket opened");
+                        self.open.insert(spec.key, s);
+                    }
+                    Err(e) => {
+                        // A socket on a vanished interface index is useless.
+                        if self
+                            .open
+                            .get(&spec.key)
+                            .is_some_and(|s| s.socket.ifindex() != spec.ifindex)
+                        {
+                            self.open.remove(&spec.key);
+                        }
+                        reports.push((spec.key, SocketReport::Failed(e.to_string())));
+                        continue;
+                    }
+                }
+            }
+            if let Some(s) = self.open.get(&spec.key) {
+                reports.push((
+                    spec.key,
+                    SocketReport::Opened {
+                        ifindex: s.socket.ifindex(),
+                        join_multicast: s.join,
+                    },
+                ));
+            }
+        }
+        self.open.retain(|k, _| wanted.iter().any(|s| s.key == *k));
+        reports
+    }
+
+    /// Whether every wanted socket is open as wanted.
+    pub(crate) fn all_open(&self, wanted: &[SocketSpec]) -> bool {
+        wanted.iter().all(|s| self.is_as_wanted(s))
+    }
+
+    /// Opens every socket of `wanted` not open that way yet, touching
+    /// nothing in use: all or nothing.
+    pub(crate) fn stage(&self, wanted: &[SocketSpec]) -> Result<Staged, DriverError> {
+        let mut staged = Vec::new();
+        for spec in wanted.iter().filter(|s| !self.is_as_wanted(s)) {
+            // On error the sockets opened so far close as `staged` drops.
+            staged.push((spec.key, open_socket(spec)?));
+        }
+        Ok(Staged(staged))
+    }
+
+    /// Puts staged sockets in use (replacing those of the same key) and
+    /// reports them; sockets no longer wanted stay until the next
+    /// [`SocketPool::reconcile`], so stopping instances can still say
+    /// goodbye on them.
+    pub(crate) fn install(&mut self, staged: Staged) -> Vec<(SocketKey, SocketReport)> {
+        staged
+            .0
+            .into_iter()
+            .map(|(key, s)| {
+                let report = SocketReport::Opened {
+                    ifindex: s.socket.ifindex(),
+                    join_multicast: s.join,
+                };
+                self.open.insert(key, s);
+                (key, report)
+            })
+            .collect()
+    }
+
+    pub(crate) fn get(&self, key: &SocketKey) -> Option<&Arc<VrrpSocket>> {
+        self.open.get(key).map(|s| &s.socket)
+    }
+
+    pub(crate) fn keys(&self) -> Vec<SocketKey> {
+        self.open.keys().copied().collect()
+    }
+
+    /// Waits until some socket has something to read.
+    pub(crate) async fn readable(&self) -> SocketKey {
+        poll_fn(|cx| {
+            for (key, s) in &self.open {
+                if let Poll::Ready(r) = s.socket.poll_recv_ready(cx) {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "socket readiness");
+                    }
+                    return Poll::Ready(*key);
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Kernel drops and malformed packets over every socket.
+    pub(crate) fn counters(&self) -> (u64, u64) {
+        self.open.values().fold((0, 0), |(k, m), s| {
+            let st = s.socket.stats();
+            (k + st.kernel_drops, m + st.malformed + st.truncated)
+        })
+    }
+}
+
+/// Carries out address changes one at a time, in order, and starts
+/// announcements after the changes queued before them.
+pub(crate) async fn kernel_worker(
+    addresses: AddressManager,
+    mut work: mpsc::UnboundedReceiver<Work>,
+    out: mpsc::UnboundedSender<Msg>,
+) {
+    let mut announcers: HashMap<u32, Arc<AnnounceSocket>> = HashMap::new();
+    while let Some(job) = work.recv().await {
+        match job {
+            Work::Add(op) => {
+                let options = AddOptions {
+                    label: op.label.clone(),
+                    no_dad: true,
+                };
+                let r = tokio::time::timeout(
+                    NETLINK_TIMEOUT,
+                    addresses.add(op.ifindex, op.address.addr, op.address.prefix_len, &options),
+                )
+                .await;
+                let result = flatten(r);
+                let _ = out.send(Msg::AddressDone {
+                    op,
+                    add: true,
+                    result,
+                });
+            }
+            Work::Remove(op) => {
+                let r = tokio::time::timeout(
+                    NETLINK_TIMEOUT,
+                    addresses.remove(op.ifindex, op.address.addr, op.address.prefix_len),
+                )
+                .await;
+                let result = flatten(r);
+                let _ = out.send(Msg::AddressDone {
+                    op,
+                    add: false,
+                    result,
+                });
+            }
+            Work::Announce(a) => {
+                let socket = match announcers.get(&a.ifindex) {
+                    Some(s) if s.mac() == a.mac => s.clone(),
+                    _ => match AnnounceSocket::open(a.ifindex, a.mac) {
+                        Ok(s) => {
+                            let s = Arc::new(s);
+                            announcers.insert(a.ifindex, s.clone());
+                            s
+                        }
+                        Err(e) => {
+                            tracing::warn!(instance = %a.instance, error = %e, "cannot open the announcement socket");
+                            let _ = out.send(Msg::AnnounceFailures(u64::from(a.count)));
+                            continue;
+                        }
+                    },
+                };
+                let out = out.clone();
+                tokio::spawn(async move {
+                    let mut failed = 0u64;
+                    for i in 0..a.count {
+                        if i > 0 && !a.interval.is_zero() {
+                            tokio::time::sleep(a.interval).await;
+                        }
+                        if let Err(e) = socket.announce_all(&a.addresses).await {
+                            tracing::warn!(instance = %a.instance, error = %e, "gratuitous ARP / NA failed");
+                            failed += 1;
+                        }
+                    }
+                    if failed > 0 {
+                        let _ = out.send(Msg::AnnounceFailures(failed));
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn flatten(
+    r: Result<Result<bool, NetlinkError>, tokio::time::error::Elapsed>,
+) -> Result<bool, String> {
+    match r {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer from the kernel in {NETLINK_TIMEOUT:?}")),
+    }
+}
+
+/// Reads everything the kernel has: links, then addresses.
+async fn dump(
+    watcher: &mut LinkWatcher,
+    addresses: &AddressManager,
+    epoch: Instant,
+) -> Result<Msg, NetlinkError> {
+    let taken_at = Timestamp::from(epoch.elapsed());
+    watcher.resync().await?;
+    // The dump says it all; the differences resync queued are redundant.
+    while watcher.try_next().is_some() {}
+    let addrs = addresses.list(None).await?;
+    Ok(Msg::Dump {
+        taken_at,
+        links: watcher.links().cloned().collect(),
+        addrs,
+    })
+}
+
+/// Follows link and address notifications, and re-reads everything after
+/// an overrun and every [`RECONCILE_INTERVAL`].
+pub(crate) async fn watch_links(
+    mut watcher: LinkWatcher,
+    addresses: AddressManager,
+    epoch: Instant,
+    out: mpsc::UnboundedSender<Msg>,
+) {
+    let mut tick = tokio::time::interval(RECONCILE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        let need_dump = tokio::select! {
+            event = watcher.next() => match event {
+                Ok(first) => {
+                    let mut batch = vec![first];
+                    while let Some(e) = watcher.try_next() {
+                        batch.push(e);
+                    }
+                    if out.send(Msg::Links(batch)).is_err() {
+                        return;
+                    }
+                    false
+                }
+                Err(NetlinkError::Overrun) => {
+                    let _ = out.send(Msg::Overrun);
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "link watcher failed; re-reading links and addresses");
+                    // This task's own pause: the VRRP loop goes on.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    true
+                }
+            },
+            _ = tick.tick() => true,
+        };
+        if need_dump {
+            match dump(&mut watcher, &addresses, epoch).await {
+                Ok(msg) => {
+                    if out.send(msg).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot re-read links and addresses"),
+            }
+        }
+    }
+}
+
+/// Writes the latest record of added addresses, off the loop; a burst of
+/// changes is one write.
+pub(crate) async fn write_state(
+    path: PathBuf,
+    mut latest: watch::Receiver<Option<Vec<OwnedAddress>>>,
+    out: mpsc::UnboundedSender<Msg>,
+) {
+    while latest.changed().await.is_ok() {
+        let Some(owned) = latest.borrow_and_update().clone() else {
+            continue;
+        };
+        let p = path.clone();
+        let result =
+            tokio::task::spawn_blocking(move || super::state_file::write(&p, &owned)).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot write the state file");
+                let _ = out.send(Msg::StateFileError);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "state file writer failed");
+                let _ = out.send(Msg::StateFileError);
+            }
+        }
+    }
+}

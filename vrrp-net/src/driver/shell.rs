@@ -1,0 +1,419 @@
+//! The thin tokio shell around [`DriverCore`]: one loop on the driver's
+//! own thread that reads the clock and the sockets, feeds the core and
+//! carries out its effects without ever waiting on the kernel — sends
+//! that would block are dropped and counted, netlink requests and file
+//! writes go to helper tasks that answer over a channel.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use vrrp_core::{Priority, RxMeta, Timestamp, TrackId};
+
+use super::api::{DriverConfig, DriverError, ReloadSummary, Snapshot, StateEvent, TrackKey};
+use super::core::{DriverCore, Effect, OwnedAddress, SendReport, SocketKey};
+use super::io::{Msg, SocketPool, Work, kernel_worker, watch_links, write_state};
+use super::state_file::StateFile;
+use crate::addr::AddressManager;
+use crate::link::{LinkWatcher, list_links};
+use crate::socket::RECV_BUFFER_LEN;
+use crate::timer::PreciseTimer;
+
+/// How early the timer wakes for a takeover deadline, to be spun away.
+/// Covers the wake-up latency of an idle vCPU (p99 3 ms measured on the
+/// development VM, see `examples/wake_latency.rs`). The spin runs on the
+/// driver's own thread, never on a shared tokio worker.
+const TAKEOVER_LEAD: Duration = Duration::from_millis(3);
+/// Packets read from one socket per turn of the loop before timers and
+/// other sockets get their turn.
+const READ_BUDGET: usize = 512;
+/// Packets read from each socket before a timer is handled: every one
+/// queued in all but a flood (a 4 MiB buffer holds about 60,000).
+const DRAIN_BUDGET: usize = 65_536;
+/// How long a graceful stop waits for the kernel to confirm the removal
+/// of the addresses.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// A request from the handle.
+pub(crate) enum Command {
+    SetPriority(String, Priority, oneshot::Sender<Result<(), DriverError>>),
+    Reconfigure(
+        Box<DriverConfig>,
+        oneshot::Sender<Result<ReloadSummary, DriverError>>,
+    ),
+    SetTrack(TrackId, bool),
+}
+
+/// What the handle keeps of a started shell.
+pub(crate) struct Parts {
+    pub(crate) snapshot: watch::Receiver<Snapshot>,
+    pub(crate) events: broadcast::Receiver<StateEvent>,
+    pub(crate) commands: mpsc::Sender<Command>,
+}
+
+pub(crate) struct Shell {
+    core: DriverCore,
+    epoch: Instant,
+    timer: PreciseTimer,
+    sockets: SocketPool,
+    msgs: mpsc::UnboundedReceiver<Msg>,
+    work: mpsc::UnboundedSender<Work>,
+    persist: Option<watch::Sender<Option<Vec<OwnedAddress>>>>,
+    writer: Option<tokio::task::JoinHandle<()>>,
+    commands: mpsc::Receiver<Command>,
+    events: broadcast::Sender<StateEvent>,
+    snapshot: watch::Sender<Snapshot>,
+    cancel: CancellationToken,
+    abort: CancellationToken,
+    buf: Vec<u8>,
+    state: Option<StateFile>,
+}
+
+impl Shell {
+    /// Sets everything up on the current (driver) thread: the record of
+    /// added addresses, netlink, a first read of the kernel, the sockets;
+    /// then starts the instances.
+    pub(crate) async fn start(
+        config: DriverConfig,
+        cancel: CancellationToken,
+        abort: CancellationToken,
+    ) -> Result<(Shell, Parts), DriverError> {
+        let (state, owned) = StateFile::open(config.state_file.as_deref())?;
+        let mut core = DriverCore::new(&config, owned)?;
+        let watcher = LinkWatcher::new().await?;
+        let queries = AddressManager::new()?;
+        let timer = PreciseTimer::new().map_err(DriverError::Timer)?;
+        // The timer's epoch must be ours: take both together.
+        let epoch = Instant::now();
+        let links = list_links().await?;
+        let addrs = queries.list(None).await?;
+        core.handle_dump(Timestamp::ZERO, links, addrs);
+        let (msgs_tx, msgs) = mpsc::unbounded_channel();
+        let (work, work_rx) = mpsc::unbounded_channel();
+        let (persist, persist_rx) = watch::channel(None);
+        let (commands_tx, commands) = mpsc::channel(64);
+        let (events, events_rx) = broadcast::channel(1024);
+        let (snapshot, snapshot_rx) = watch::channel(Snapshot::default());
+        tokio::spawn(kernel_worker(
+            AddressManager::new()?,
+            work_rx,
+            msgs_tx.clone(),
+        ));
+        tokio::spawn(watch_links(watcher, queries, epoch, msgs_tx.clone()));
+        let writer = tokio::spawn(write_state(state.path().to_owned(), persist_rx, msgs_tx));
+        let mut shell = Shell {
+            core,
+            epoch,
+            timer,
+            sockets: SocketPool::default(),
+            msgs,
+            work,
+            persist: Some(persist),
+            writer: Some(writer),
+            commands,
+            events,
+            snapshot,
+            cancel,
+            abort,
+            buf: vec![0; RECV_BUFFER_LEN],
+            state: Some(state),
+        };
+        // Open the sockets before starting, so that instances start bound.
+        shell.apply_effects();
+        let now = shell.now();
+        shell.core.start(now);
+        shell.apply_effects();
+        shell.publish();
+        Ok((
+            shell,
+            Parts {
+                snapshot: snapshot_rx,
+                events: events_rx,
+                commands: commands_tx,
+            },
+        ))
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from(self.epoch.elapsed())
+    }
+
+    /// The loop. Returns when cancelled (after a graceful stop) or aborted
+    /// (at once, as a crash would).
+    pub(crate) async fn run(mut self) -> Result<(), DriverError> {
+        let mut armed: Option<Timestamp> = None;
+        let mut failure = None;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let deadline = self.core.poll_timeout().map(|d| {
+                if d.takeover {
+                    d.at - TAKEOVER_LEAD
+                } else {
+                    d.at
+                }
+            });
+            if deadline != armed {
+                armed = deadline;
+                if let Err(e) = self.timer.reset(deadline.map(Timestamp::since_epoch)) {
+                    failure = Some(DriverError::Timer(e));
+                    break;
+                }
+            }
+            tokio::select! {
+                biased;
+                () = self.abort.cancelled() => return Ok(()),
+                () = self.cancel.cancelled() => break,
+                fired = self.timer.expired() => {
+                    if let Err(e) = fired {
+                        failure = Some(DriverError::Timer(e));
+                        break;
+                    }
+                    armed = None;
+                    self.wait_out_takeover();
+                    let now = self.now();
+                    // Advertisements that arrived before the deadline but
+                    // were not read yet (a busy CPU) count before the timer
+                    // does, or a live master looks dead.
+                    for key in self.sockets.keys() {
+                        self.read_socket(key, now, DRAIN_BUDGET);
+                    }
+                    self.core.handle_timeout(now);
+                }
+                Some(cmd) = self.commands.recv() => self.command(cmd),
+                Some(msg) = self.msgs.recv() => self.message(msg),
+                _ = tick.tick() => {
+                    // Sockets that could not be opened are tried again.
+                    let wanted = self.core.wanted_sockets();
+                    if !self.sockets.all_open(&wanted) {
+                        let now = self.now();
+                        for (key, report) in self.sockets.reconcile(&wanted) {
+                            self.core.handle_socket_report(now, key, report);
+                        }
+                    }
+                    self.publish();
+                }
+                // Last: a flood of packets must not starve the rest, and
+                // each turn reads at most READ_BUDGET of them.
+                key = self.sockets.readable() => {
+                    let now = self.now();
+                    self.read_socket(key, now, READ_BUDGET);
+                }
+            }
+            // Timers due by now fire after every batch of input.
+            let now = self.now();
+            if self.core.poll_timeout().is_some_and(|d| d.at <= now) {
+                self.core.handle_timeout(now);
+            }
+            self.apply_effects();
+        }
+        // A failed timer stops the driver too, gracefully: the addresses
+        // go and the peers hear priority 0 rather than silence.
+        self.stop().await;
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Graceful stop: priority 0 from masters, every address the driver
+    /// added removed (waiting a little for the kernel to confirm), and the
+    /// record written.
+    async fn stop(&mut self) {
+        let now = self.now();
+        self.core.shutdown(now);
+        self.apply_effects();
+        let give_up = tokio::time::Instant::now() + STOP_GRACE;
+        while self.core.pending_address_changes() > 0 {
+            match tokio::time::timeout_at(give_up, self.msgs.recv()).await {
+                Ok(Some(msg)) => {
+                    self.message(msg);
+                    self.apply_effects();
+                }
+                _ => break,
+            }
+        }
+        // The writer finishes what it was writing, then the record is
+        // written (or removed, when empty) one last time.
+        self.persist = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.await;
+        }
+        let owned = self.core.owned();
+        if let Some(state) = self.state.take() {
+            let path = state.path().to_owned();
+            if let Err(e) = state.close(&owned) {
+                tracing::error!(path = %path.display(), error = %e, "cannot write the state file");
+            }
+        }
+        self.publish();
+    }
+
+    /// Called when the timer fires: if the next deadline is a takeover
+    /// armed [`TAKEOVER_LEAD`] early, spins until it is due. Spinning (a
+    /// few milliseconds, only when a master has gone quiet) keeps a
+    /// takeover within a fraction of a millisecond of
+    /// Master_Down_Interval on a virtual machine whose idle vCPU wakes up
+    /// late; a live master's advertisement keeps pushing the deadline
+    /// away before the early wake-up is reached.
+    fn wait_out_takeover(&self) {
+        let Some(d) = self.core.poll_timeout().filter(|d| d.takeover) else {
+            return;
+        };
+        let give_up = Instant::now() + TAKEOVER_LEAD;
+        while self.now() < d.at && Instant::now() < give_up {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// The one receive path: reads what is queued on a socket (at most
+    /// `budget` packets) and hands each to the core with its arrival time.
+    fn read_socket(&mut self, key: SocketKey, now: Timestamp, budget: usize) {
+        let Some(socket) = self.sockets.get(&key).cloned() else {
+            return;
+        };
+        for _ in 0..budget {
+            match socket.read_queued(&mut self.buf) {
+                Ok(Some(p)) => {
+                    let age = packet_age(p.received).min(now.since_epoch());
+                    let meta = RxMeta {
+                        src: p.src,
+                        dst: p.dst,
+                        ttl: p.ttl,
+                    };
+                    self.core
+                        .handle_packet(now, key, now - age, &meta, p.payload);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(interface = socket.interface(), error = %e, "receive failed");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn message(&mut self, msg: Msg) {
+        let now = self.now();
+        match msg {
+            Msg::Links(events) => self.core.handle_link_events(now, events),
+            Msg::Overrun => self.core.handle_overrun(),
+            Msg::Dump {
+                taken_at,
+                links,
+                addrs,
+            } => self.core.handle_dump_taken_at(now, taken_at, links, addrs),
+            Msg::AddressDone { op, add, result } => {
+                self.core.handle_address_result(now, &op, add, result);
+            }
+            Msg::AnnounceFailures(n) => self.core.handle_announce_failures(n),
+            Msg::StateFileError => self.core.handle_state_file_error(),
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = self.now();
+        match cmd {
+            Command::SetPriority(name, priority, reply) => {
+                let _ = reply.send(self.core.set_priority(now, &name, priority));
+            }
+            Command::SetTrack(id, up) => self.core.set_track(now, &TrackKey::User(id), up),
+            Command::Reconfigure(config, reply) => {
+                let result = self.reconfigure(*config);
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "reload refused; nothing changed");
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Reload as a transaction: check and plan, open the sockets the plan
+    /// needs, and only then apply it.
+    fn reconfigure(&mut self, config: DriverConfig) -> Result<ReloadSummary, DriverError> {
+        let plan = self.core.plan_reload(config)?;
+        let staged = self.sockets.stage(plan.sockets())?;
+        let opened = self.sockets.install(staged);
+        let now = self.now();
+        let summary = self.core.commit_reload(now, plan, opened);
+        tracing::info!(
+            unchanged = ?summary.unchanged,
+            updated = ?summary.updated,
+            restarted = ?summary.restarted,
+            added = ?summary.added,
+            removed = ?summary.removed,
+            "configuration reloaded"
+        );
+        Ok(summary)
+    }
+
+    /// Carries out the core's effects, in order, without waiting.
+    fn apply_effects(&mut self) {
+        while let Some(effect) = self.core.poll_effect() {
+            match effect {
+                Effect::Send(batch) => {
+                    let report = match self.sockets.get(&batch.socket) {
+                        Some(socket) => {
+                            let datagrams: Vec<(&[u8], std::net::IpAddr)> = batch.iter().collect();
+                            let outcome = socket.send_batch_now(Some(batch.source), &datagrams);
+                            for e in &outcome.errors {
+                                tracing::debug!(error = %e, "send failed");
+                            }
+                            SendReport {
+                                sent: outcome.sent,
+                                dropped: outcome.dropped,
+                                failed: outcome.errors.len(),
+                            }
+                        }
+                        None => SendReport {
+                            failed: batch.datagrams.len(),
+                            ..SendReport::default()
+                        },
+                    };
+                    self.core.handle_send_report(report);
+                }
+                Effect::AddAddress(op) => {
+                    let _ = self.work.send(Work::Add(op));
+                }
+                Effect::RemoveAddress(op) => {
+                    let _ = self.work.send(Work::Remove(op));
+                }
+                Effect::Announce(a) => {
+                    let _ = self.work.send(Work::Announce(a));
+                }
+                Effect::Sockets(wanted) => {
+                    let now = self.now();
+                    for (key, report) in self.sockets.reconcile(&wanted) {
+                        self.core.handle_socket_report(now, key, report);
+                    }
+                }
+                Effect::PersistOwned(owned) => {
+                    if let Some(p) = &self.persist {
+                        p.send_replace(Some(owned));
+                    }
+                }
+                Effect::Event(e) => {
+                    let _ = self.events.send(e);
+                }
+            }
+        }
+        if self.core.take_changed() {
+            self.publish();
+        }
+    }
+
+    fn publish(&mut self) {
+        let mut snapshot = self.core.snapshot();
+        let (kernel_drops, malformed) = self.sockets.counters();
+        snapshot.kernel_drops = kernel_drops;
+        snapshot.malformed_packets = malformed;
+        self.snapshot.send_replace(snapshot);
+    }
+}
+
+/// How long ago the kernel received a packet, from its wall-clock stamp.
+/// A clock step could make that absurd: beyond 100 ms, or negative, the
+/// packet counts as received now.
+fn packet_age(received: Option<std::time::SystemTime>) -> Duration {
+    received
+        .and_then(|r| std::time::SystemTime::now().duration_since(r).ok())
+        .filter(|age| *age <= Duration::from_millis(100))
+        .unwrap_or(Duration::ZERO)
+}
