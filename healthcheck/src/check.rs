@@ -107,6 +107,13 @@ pub struct Timing {
     /// `[-jitter/2, +jitter/2)`, so that checks that failed together do not
     /// stay in step; the average cadence stays `delay_loop`.
     pub jitter: Duration,
+    /// keepalived's rule for a tracked script without `init_fail`: the
+    /// check is undecided until its first round ends, and that round sets
+    /// the health whatever `rise` and `fall` say; later rounds count `rise`
+    /// and `fall` as usual. `initial` is the health assumed meanwhile, and
+    /// [`CheckStatus::decided`](crate::CheckStatus::decided) tells the two
+    /// apart.
+    pub first_round_decides: bool,
 }
 
 impl Timing {
@@ -125,6 +132,7 @@ impl Timing {
             initial: Health::Up,
             warmup: delay_loop,
             jitter: delay_loop / 10,
+            first_round_decides: false,
         }
     }
 

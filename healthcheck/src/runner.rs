@@ -384,8 +384,9 @@ impl RunnerHandle {
     }
 
     /// The current status of one check, updated after every attempt;
-    /// `changed()` fires when its health, weight, value or failure reason
-    /// changes (not for the counters alone).
+    /// `changed()` fires when the check is first decided
+    /// ([`CheckStatus::decided`]) and when its health, weight, value or
+    /// failure reason changes (not for the counters alone).
     #[must_use]
     pub fn watch(&self, id: CheckId) -> Option<watch::Receiver<CheckStatus>> {
         lock(&self.registry)
@@ -877,10 +878,12 @@ impl Driver {
 }
 
 /// Stores `status` in the sink's watch; wakes its receivers only when the
-/// health, weight, value or failure reason changed (not on every attempt).
+/// check was decided for the first time, or its health, weight, value or
+/// failure reason changed (not on every attempt).
 fn publish(sink: &Sink, status: &CheckStatus) {
     sink.status.send_if_modified(|current| {
-        let notable = current.health != status.health
+        let notable = current.decided() != status.decided()
+            || current.health != status.health
             || current.weight != status.weight
             || current.value != status.value
             || current.last_reason != status.last_reason;

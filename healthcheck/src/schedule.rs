@@ -185,6 +185,13 @@ pub struct CheckStatus {
 }
 
 impl CheckStatus {
+    /// Whether a round has ended (a success, or a failure after every
+    /// retry): before that, `health` is only [`Timing::initial`].
+    #[must_use]
+    pub fn decided(&self) -> bool {
+        self.stats.successes > 0 || self.stats.failed_rounds > 0
+    }
+
     /// The status of a check that has not run yet.
     #[must_use]
     pub fn initial(timing: &Timing) -> Self {
@@ -836,6 +843,7 @@ impl Scheduler {
         let previous = status.health;
         let previous_weight = status.weight;
         let previous_value = status.value;
+        let first_round = slot.timing.first_round_decides && !status.decided();
         let next_phase = match result {
             Ok(success) => {
                 status.stats.successes += 1;
@@ -844,7 +852,9 @@ impl Scheduler {
                 status.good_rounds = status.good_rounds.saturating_add(1);
                 status.weight = success.weight;
                 status.value = success.value;
-                if previous == Health::Down && status.good_rounds >= slot.timing.rise {
+                if previous == Health::Down
+                    && (first_round || status.good_rounds >= slot.timing.rise)
+                {
                     status.health = Health::Up;
                 }
                 Phase::Waiting {
@@ -859,7 +869,9 @@ impl Scheduler {
                     status.stats.failed_rounds += 1;
                     status.good_rounds = 0;
                     status.failed_rounds = status.failed_rounds.saturating_add(1);
-                    if previous == Health::Up && status.failed_rounds >= slot.timing.fall {
+                    if previous == Health::Up
+                        && (first_round || status.failed_rounds >= slot.timing.fall)
+                    {
                         status.health = Health::Down;
                     }
                     Phase::Waiting {

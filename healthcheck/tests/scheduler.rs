@@ -276,6 +276,84 @@ fn rise_needs_consecutive_good_rounds() {
     assert_eq!(up.at - sim.start, 401 * MS);
 }
 
+/// The health after each round of a check answering `results` in turn, one
+/// round per 100 ms (no retry), keepalived's tracked-script counting.
+fn healths(t: Timing, results: &'static [bool]) -> Vec<(bool, Health)> {
+    let mut t = t;
+    t.retry = 0;
+    let mut sim = Sim::new(1, move |_, n| {
+        let ok_now = results.get(n as usize - 1).copied().unwrap_or(true);
+        Some((if ok_now { ok() } else { refused() }, MS))
+    });
+    sim.add(1, t);
+    let mut seen = Vec::new();
+    for round in 0..results.len() as u64 {
+        sim.run_until(Duration::from_millis(100 * round + 50));
+        let status = sim.sched.status(CheckId::new(1)).expect("check");
+        seen.push((status.decided(), status.health));
+    }
+    seen
+}
+
+#[test]
+fn first_round_decides_whatever_rise_and_fall_say() {
+    let mut t = timing(100);
+    t.rise = 3;
+    t.fall = 3;
+    t.first_round_decides = true;
+    // keepalived's vrrp_script without init_fail: undecided (assumed up)
+    // until the first result, which decides at once.
+    let status = {
+        let mut sim = Sim::new(1, |_, _| Some((ok(), MS)));
+        sim.add(1, t.clone());
+        sim.sched.status(CheckId::new(1)).expect("check").clone()
+    };
+    assert!(!status.decided(), "nothing ran yet");
+    use Health::{Down, Up};
+    assert_eq!(healths(t.clone(), &[false]), [(true, Down)]);
+    // After a first success: three failures in a row to go down, then
+    // three successes in a row to come back.
+    assert_eq!(
+        healths(
+            t.clone(),
+            &[
+                true, false, false, true, false, false, false, true, true, false, true, true, true
+            ]
+        ),
+        [
+            (true, Up),
+            (true, Up),
+            (true, Up),
+            (true, Up),
+            (true, Up),
+            (true, Up),
+            (true, Down),
+            (true, Down),
+            (true, Down),
+            (true, Down),
+            (true, Down),
+            (true, Down),
+            (true, Up),
+        ]
+    );
+    // Without the rule, a first failure is one of `fall`.
+    t.first_round_decides = false;
+    assert_eq!(healths(t, &[false]), [(true, Up)]);
+}
+
+#[test]
+fn init_fail_starts_down_and_needs_rise_successes() {
+    use Health::{Down, Up};
+    let mut t = timing(100);
+    t.rise = 2;
+    t.fall = 1;
+    t.initial = Down;
+    assert_eq!(
+        healths(t, &[false, true, true, false]),
+        [(true, Down), (true, Down), (true, Up), (true, Down)]
+    );
+}
+
 #[test]
 fn silent_probe_times_out_and_late_result_is_ignored() {
     let mut t = timing(1000);

@@ -12,81 +12,20 @@ use vrrp_core::TrackId;
 use super::exec;
 use super::plan::{TrackFile, TrackScript};
 
-/// keepalived's verdict on a tracked script from its run results
-/// (`vrrp_script_child_thread`): a script starts undecided and its first
-/// result decides at once whatever `rise` and `fall` say (with
-/// `init_fail`, it starts failed and needs `rise` successes); after that,
-/// `rise` successes in a row bring it up and `fall` failures down.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScriptVerdict {
-    rise: u32,
-    fall: u32,
-    result: u32,
-    undecided: bool,
-    up: Option<bool>,
-}
-
-impl ScriptVerdict {
-    /// A script before its first run.
-    pub fn new(rise: u32, fall: u32, init_fail: bool) -> Self {
-        let rise = rise.max(1);
-        ScriptVerdict {
-            rise,
-            fall: fall.max(1),
-            result: if init_fail { 0 } else { rise - 1 },
-            undecided: !init_fail,
-            up: init_fail.then_some(false),
-        }
-    }
-
-    /// The verdict so far: `None` while undecided.
-    pub fn up(&self) -> Option<bool> {
-        self.up
-    }
-
-    /// One run's result; the new verdict when it changed (or was first
-    /// reached).
-    pub fn record(&mut self, ok: bool) -> Option<bool> {
-        let (rise, fall) = (self.rise, self.fall);
-        let mut decided = None;
-        if ok {
-            if self.result < rise - 1 {
-                self.result += 1;
-            } else if self.result != rise + fall - 1 {
-                if self.result < rise {
-                    decided = Some(true);
-                }
-                self.result = rise + fall - 1;
-            }
-        } else if self.result > rise {
-            self.result -= 1;
-        } else {
-            if self.result == rise || self.undecided {
-                decided = Some(false);
-            }
-            self.result = 0;
-        }
-        self.undecided = false;
-        if decided.is_some() && decided != self.up {
-            self.up = decided;
-            decided
-        } else {
-            None
-        }
-    }
-}
-
 struct Running {
     check: CheckId,
     spec: TrackScript,
     watcher: JoinHandle<()>,
 }
 
-/// The health checks standing for `vrrp_script`s, each watched run by
-/// run and judged as keepalived judges it.
+/// The health checks standing for `vrrp_script`s, judged as keepalived
+/// judges them: `rise` and `fall` count runs in a row, a script without
+/// `init_fail` is undecided until its first run and that run decides at
+/// once (`vrrp_script_child_thread`), one with `init_fail` starts failed.
 pub struct Scripts {
     by_name: HashMap<String, Running>,
-    verdicts: HashMap<String, ScriptVerdict>,
+    /// The decided verdicts (an undecided script has none).
+    verdicts: HashMap<String, bool>,
     tx: mpsc::UnboundedSender<(String, bool)>,
     rx: mpsc::UnboundedReceiver<(String, bool)>,
 }
@@ -126,14 +65,17 @@ impl Scripts {
             if self.by_name.contains_key(&s.name) {
                 continue;
             }
-            // The runner reports every run (rise and fall 1, no retry);
-            // keepalived's counting is the verdict's.
             let mut timing = Timing::every(s.interval);
             timing.timeout = s.timeout;
             timing.retry = 0;
-            timing.rise = 1;
-            timing.fall = 1;
-            timing.initial = Health::Up;
+            timing.rise = s.rise.max(1);
+            timing.fall = s.fall.max(1);
+            timing.initial = if s.init_fail {
+                Health::Down
+            } else {
+                Health::Up
+            };
+            timing.first_round_decides = !s.init_fail;
             timing.warmup = Duration::ZERO;
             timing.jitter = Duration::ZERO;
             let spec = CheckSpec {
@@ -148,24 +90,21 @@ impl Scripts {
             let tx = self.tx.clone();
             let name = s.name.clone();
             let watcher = tokio::spawn(async move {
-                let (mut ok, mut failed) = (0, 0);
+                // The watch wakes when the script is first decided and on
+                // every change of its health.
                 while watch.changed().await.is_ok() {
-                    let stats = watch.borrow_and_update().stats;
-                    // Runs are seconds apart; two finishing between wake-ups
-                    // are replayed failures first, then successes.
-                    for _ in failed..stats.failures {
-                        let _ = tx.send((name.clone(), false));
+                    let (decided, up) = {
+                        let status = watch.borrow_and_update();
+                        (status.decided(), status.health.is_up())
+                    };
+                    if decided {
+                        let _ = tx.send((name.clone(), up));
                     }
-                    for _ in ok..stats.successes {
-                        let _ = tx.send((name.clone(), true));
-                    }
-                    (ok, failed) = (stats.successes, stats.failures);
                 }
             });
-            self.verdicts.insert(
-                s.name.clone(),
-                ScriptVerdict::new(s.rise, s.fall, s.init_fail),
-            );
+            if s.init_fail {
+                self.verdicts.insert(s.name.clone(), false);
+            }
             self.by_name.insert(
                 s.name.clone(),
                 Running {
@@ -186,13 +125,11 @@ impl Scripts {
                 std::future::pending::<()>().await;
                 continue;
             };
-            let (Some(verdict), Some(running)) =
-                (self.verdicts.get_mut(&name), self.by_name.get(&name))
-            else {
+            let Some(running) = self.by_name.get(&name) else {
                 continue;
             };
-            if let Some(up) = verdict.record(ok) {
-                return (name, running.spec.id, up);
+            if self.verdicts.insert(name.clone(), ok) != Some(ok) {
+                return (name, running.spec.id, ok);
             }
         }
     }
@@ -201,7 +138,7 @@ impl Scripts {
     pub fn current(&self) -> Vec<(TrackId, bool)> {
         self.by_name
             .iter()
-            .filter_map(|(name, r)| Some((r.spec.id, self.verdicts.get(name)?.up()?)))
+            .filter_map(|(name, r)| Some((r.spec.id, *self.verdicts.get(name)?)))
             .collect()
     }
 
@@ -211,11 +148,7 @@ impl Scripts {
             .by_name
             .keys()
             .map(|name| {
-                let up = self
-                    .verdicts
-                    .get(name)
-                    .and_then(ScriptVerdict::up)
-                    .unwrap_or(false);
+                let up = self.verdicts.get(name).copied().unwrap_or(false);
                 (name.clone(), up)
             })
             .collect();
@@ -333,45 +266,6 @@ impl Files {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn run(v: &mut ScriptVerdict, results: &[bool]) -> Vec<Option<bool>> {
-        results.iter().map(|ok| v.record(*ok)).collect()
-    }
-
-    #[test]
-    fn the_first_result_decides_whatever_rise_and_fall_say() {
-        let mut v = ScriptVerdict::new(3, 3, false);
-        assert_eq!(v.up(), None);
-        assert_eq!(run(&mut v, &[false]), [Some(false)]);
-        let mut v = ScriptVerdict::new(3, 3, false);
-        assert_eq!(run(&mut v, &[true]), [Some(true)]);
-        // Then three failures in a row to go down, three successes up.
-        assert_eq!(
-            run(&mut v, &[false, false, true, false, false, false]),
-            [None, None, None, None, None, Some(false)]
-        );
-        assert_eq!(
-            run(&mut v, &[true, true, false, true, true, true]),
-            [None, None, None, None, None, Some(true)]
-        );
-    }
-
-    #[test]
-    fn init_fail_starts_failed_and_needs_rise_successes() {
-        let mut v = ScriptVerdict::new(2, 1, true);
-        assert_eq!(v.up(), Some(false));
-        assert_eq!(run(&mut v, &[false, true, true]), [None, None, Some(true)]);
-        assert_eq!(run(&mut v, &[false]), [Some(false)]);
-    }
-
-    #[test]
-    fn rise_and_fall_of_one_follow_every_result() {
-        let mut v = ScriptVerdict::new(1, 1, false);
-        assert_eq!(
-            run(&mut v, &[true, true, false, false, true]),
-            [Some(true), None, Some(false), None, Some(true)]
-        );
-    }
 
     #[test]
     fn track_files_read_like_strtol() {
