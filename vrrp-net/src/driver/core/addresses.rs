@@ -168,9 +168,13 @@ impl DriverCore {
         })
     }
 
-    /// Never removed, whoever added it: an address owner's own addresses
-    /// (priority 255: the virtual address is the interface's real one)
-    /// and any instance's source address.
+    /// Never removed when found on the interface without our having added
+    /// it: an address owner's own addresses (priority 255: the virtual
+    /// address is the interface's real one) and any instance's source
+    /// address. An owner's virtual address that this driver added (a
+    /// priority-255 instance whose address is not the interface's, as
+    /// keepalived makes of `state MASTER` without a priority) is removed
+    /// like any other, as keepalived removes the addresses it set.
     pub(super) fn protected(&self, key: &VipKey) -> bool {
         let owner = self.vip_index.get(key).is_some_and(|ids| {
             ids.iter().any(|id| {
@@ -179,11 +183,15 @@ impl DriverCore {
                     .is_some_and(|i| i.config().priority.is_owner())
             })
         });
-        owner
-            || self.entries.values().any(|e| {
-                e.spec.interface == key.device
-                    && e.binding.as_ref().is_ok_and(|(_, src)| *src == key.addr)
-            })
+        owner || self.is_source(key)
+    }
+
+    /// Whether `key` is the source address an instance sends from.
+    pub(super) fn is_source(&self, key: &VipKey) -> bool {
+        self.entries.values().any(|e| {
+            e.spec.interface == key.device
+                && e.binding.as_ref().is_ok_and(|(_, src)| *src == key.addr)
+        })
     }
 
     pub(super) fn reconcile_key(&mut self, now: Timestamp, key: &VipKey) {
@@ -197,7 +205,11 @@ impl DriverCore {
         }
         let owned = self.owned.contains(key);
         let ours_to_know = self.vip_index.contains_key(key);
-        let protected = self.protected(key);
+        let protected = if owned {
+            self.is_source(key)
+        } else {
+            self.protected(key)
+        };
         let track = self.vips.entry(key.clone()).or_default();
         if wanted {
             track.conflict = false;

@@ -568,6 +568,29 @@ fn an_address_owner_never_removes_its_own_address_even_when_demoted() {
 }
 
 #[test]
+fn an_owner_removes_the_virtual_address_it_added_when_it_stops() {
+    // keepalived makes `state MASTER` without a priority an owner (255)
+    // whose address is not the interface's: the address is ours, added at
+    // start, and goes when the instance stops, as keepalived removes what
+    // it set.
+    let config_owner = InstanceConfig::new(Vrid::new(9).unwrap(), Version::V3, ip("0.0.0.0"))
+        .with_priority(Priority::OWNER)
+        .with_address(vip("192.0.2.41"));
+    let mut h = Harness::eth0(&config(vec![InstanceSpec::new(
+        "own",
+        "eth0",
+        config_owner,
+    )]));
+    assert_eq!(h.state("own"), State::Master);
+    assert_eq!(h.adds(), vec![ip("192.0.2.41")]);
+    h.clear();
+    h.core.shutdown(h.now);
+    h.pump();
+    assert_eq!(h.removes(), vec![ip("192.0.2.41")], "{:?}", h.log);
+    assert!(!h.has("192.0.2.41"));
+}
+
+#[test]
 fn by_default_the_owner_discards_adverts_and_stays_master() {
     let config_owner = InstanceConfig::new(Vrid::new(9).unwrap(), Version::V3, ip("0.0.0.0"))
         .with_priority(Priority::OWNER)
