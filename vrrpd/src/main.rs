@@ -16,10 +16,19 @@ use clap::{Parser, Subcommand};
 /// everything; systemd units can tell a bad file from a crash with 2).
 const EXIT_CONFIG: u8 = 2;
 
+/// `vrrpd --version`: the version and the commit it was built from
+/// (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("VRRPD_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "vrrpd",
-    version,
+    version = VERSION,
     about = "VRRP, health checks and IPVS from one TOML file"
 )]
 struct Cli {
