@@ -1,9 +1,12 @@
 //! Embeds the commit the binary is built from, for `vrrpd --version`
-//! (`VRRPD_GIT_COMMIT`).
+//! (`VRRPD_GIT_COMMIT`), and its date, for the manual pages' footers
+//! (`VRRPD_COMMIT_DATE`, YYYY-MM-DD).
 //!
-//! In order: the `VRRPD_GIT_COMMIT` environment variable (a packager
-//! building from a tarball can say it), the git checkout this crate is in,
-//! the `.cargo_vcs_info.json` that `cargo package` writes, else "unknown".
+//! The commit, in order: the `VRRPD_GIT_COMMIT` environment variable (a
+//! packager building from a tarball can say it), the git checkout this
+//! crate is in, the `.cargo_vcs_info.json` that `cargo package` writes,
+//! else "unknown". The date: the commit's in git, else
+//! `SOURCE_DATE_EPOCH` (reproducible builds), else empty.
 
 use std::path::Path;
 use std::process::Command;
@@ -20,6 +23,19 @@ fn main() {
         .or_else(|| from_vcs_info(dir))
         .unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=VRRPD_GIT_COMMIT={commit}");
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    let date = git(dir, &["log", "-1", "--format=%cs", "HEAD"])
+        .filter(|_| commit != "unknown")
+        .or_else(|| {
+            let epoch: i64 = std::env::var("SOURCE_DATE_EPOCH")
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            Some(civil_date(epoch))
+        })
+        .unwrap_or_default();
+    println!("cargo:rustc-env=VRRPD_COMMIT_DATE={date}");
     // Without any rerun-if-changed, cargo would run this on every change
     // of any file of the crate.
     println!("cargo:rerun-if-changed=build.rs");
@@ -55,8 +71,11 @@ fn from_git(dir: &Path) -> Option<String> {
     }
     for name in watched {
         // A path that does not exist would make cargo run this every time.
-        if let Some(path) = git(dir, &["rev-parse", "--path-format=absolute", "--git-path", &name])
-            .filter(|p| Path::new(p).exists())
+        if let Some(path) = git(
+            dir,
+            &["rev-parse", "--path-format=absolute", "--git-path", &name],
+        )
+        .filter(|p| Path::new(p).exists())
         {
             println!("cargo:rerun-if-changed={path}");
         }
@@ -77,4 +96,19 @@ fn from_vcs_info(dir: &Path) -> Option<String> {
     let len = rest[start..].find('"')?;
     let sha = &rest[start..start + len];
     (sha.len() >= 12 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then(|| sha[..12].to_owned())
+}
+
+/// YYYY-MM-DD of a Unix time (UTC), by the days-from-civil inverse of
+/// Howard Hinnant's date algorithms.
+fn civil_date(epoch: i64) -> String {
+    let z = epoch.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
 }
