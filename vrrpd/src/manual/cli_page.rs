@@ -21,14 +21,7 @@ pub fn render(cmd: Command) -> String {
     let version = cmd.get_version().unwrap_or_default().to_owned();
     let man = Man::new(cmd.clone());
 
-    // The title is written here: clap_mangen leaves an empty date
-    // unquoted, which shifts the other fields.
-    let mut text = Roff::new().render();
-    text.push_str(&format!(
-        ".TH VRRPD 8 \"{}\" \"vrrpd {}\" \"System Administration\"\n.nh\n",
-        super::DATE,
-        roff_quoted(&version)
-    ));
+    let mut text = String::new();
     text.push_str(&render_parts(
         &man,
         &[
@@ -40,7 +33,7 @@ pub fn render(cmd: Command) -> String {
     text.push_str(&render_parts(&man, &[|m, w| m.render_options_section(w)]));
     text.push_str(&commands(&cmd));
     text.push_str(&hand_written());
-    text
+    super::title("VRRPD", "8", &version, "System Administration", &text)
 }
 
 type Part = fn(&Man, &mut dyn std::io::Write) -> std::io::Result<()>;
@@ -77,12 +70,6 @@ fn code_spans(line: &str) -> String {
         out.push_str(part);
     }
     out
-}
-
-/// A value for a quoted macro argument (a double quote cannot be escaped
-/// there).
-fn roff_quoted(s: &str) -> String {
-    s.replace('"', "'").replace('\\', "\\\\")
 }
 
 fn description() -> String {

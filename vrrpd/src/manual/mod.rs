@@ -13,6 +13,9 @@
 //! runs it before cargo-deb.
 
 mod cli_page;
+mod config_page;
+#[cfg(test)]
+mod config_tests;
 pub mod sections;
 #[cfg(test)]
 mod tests;
@@ -32,8 +35,9 @@ const DATE: &str = env!("VRRPD_COMMIT_DATE");
 
 /// Where each generated file goes under the output directory (and, after
 /// the `/`, where the Debian package installs it).
-pub const ASSETS: [(&str, &str); 4] = [
+pub const ASSETS: [(&str, &str); 5] = [
     ("man/vrrpd.8", "usr/share/man/man8/vrrpd.8"),
+    ("man/vrrpd.toml.5", "usr/share/man/man5/vrrpd.toml.5"),
     (
         "completions/vrrpd.bash",
         "usr/share/bash-completion/completions/vrrpd",
@@ -51,6 +55,11 @@ pub const ASSETS: [(&str, &str); 4] = [
 /// vrrpd(8) as roff source.
 pub fn cli_page(cmd: Command) -> String {
     cli_page::render(cmd)
+}
+
+/// vrrpd.toml(5) as roff source; `version` as `vrrpd --version` says it.
+pub fn config_page(version: &str) -> String {
+    config_page::render(version)
 }
 
 /// The completion script of `shell`, for the commands a user sees.
@@ -93,8 +102,10 @@ fn visible(cmd: Command) -> Command {
 /// Writes every generated file under `dir` (see [`ASSETS`]); returns
 /// their paths.
 pub fn write_assets(cmd: Command, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let version = cmd.get_version().unwrap_or_default().to_owned();
     let contents = [
         cli_page(cmd.clone()),
+        config_page(&version),
         completion(cmd.clone(), Shell::Bash),
         completion(cmd.clone(), Shell::Zsh),
         completion(cmd, Shell::Fish),
@@ -109,6 +120,20 @@ pub fn write_assets(cmd: Command, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         written.push(path);
     }
     Ok(written)
+}
+
+/// A page: roff's preamble, the title line (written here: an empty date
+/// must still be a quoted argument), no hyphenation (key names would be
+/// cut at their underscores), then `body` (a Roff rendering).
+fn title(name: &str, section: &str, version: &str, manual: &str, body: &str) -> String {
+    let quoted = |s: &str| s.replace('"', "'").replace('\\', "\\\\");
+    let mut page = roff::Roff::new().render();
+    page.push_str(&format!(
+        ".TH {name} {section} \"{DATE}\" \"vrrpd {}\" \"{manual}\"\n.nh\n",
+        quoted(version)
+    ));
+    page.push_str(strip_preamble(body));
+    page
 }
 
 /// roff's crate writes a preamble (the apostrophe string) at the start of
