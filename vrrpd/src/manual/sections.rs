@@ -74,10 +74,11 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
 pub const FILES: &[(&str, &str)] = &[
     (
         "/etc/vrrpd/vrrpd.toml",
-        "The configuration file the packaged systemd unit runs with, see vrrpd.toml(5).",
+        "The configuration file the packaged systemd unit runs with, see vrrpd.toml(5). \
+         As installed it configures nothing; its commented example is a valid start.",
     ),
     (
-        "/lib/systemd/system/vrrpd.service",
+        "/usr/lib/systemd/system/vrrpd.service",
         "The systemd unit: installed, not enabled. `systemctl enable --now vrrpd` \
          starts it; `systemctl reload vrrpd` checks the file, then sends SIGHUP.",
     ),
