@@ -52,9 +52,10 @@ const VALUES: &[(&str, &str)] = &[
          split into words as keepalived splits it \
          (`\"/usr/local/bin/check --fast\"`), an array of words \
          (`[\"/usr/local/bin/check\", \"--fast\"]`), or a table with the keys \
-         below. The program must be an absolute path; with \
-         `global.enable_script_security` it must not be writable by anyone but \
-         root.",
+         below. A program named by its absolute path must exist and be \
+         executable, and with `global.enable_script_security` neither it nor \
+         its directories may be writable by anyone but root; a bare name is \
+         looked up in PATH.",
     ),
 ];
 
