@@ -124,12 +124,13 @@ pub fn write_assets(cmd: Command, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// A page: roff's preamble, the title line (written here: an empty date
 /// must still be a quoted argument), no hyphenation (key names would be
-/// cut at their underscores), then `body` (a Roff rendering).
+/// cut at their underscores), left-adjusted (no gaps around long key
+/// paths), then `body` (a Roff rendering).
 fn title(name: &str, section: &str, version: &str, manual: &str, body: &str) -> String {
     let quoted = |s: &str| s.replace('"', "'").replace('\\', "\\\\");
     let mut page = roff::Roff::new().render();
     page.push_str(&format!(
-        ".TH {name} {section} \"{DATE}\" \"vrrpd {}\" \"{manual}\"\n.nh\n",
+        ".TH {name} {section} \"{DATE}\" \"vrrpd {}\" \"{manual}\"\n.nh\n.ad l\n",
         quoted(version)
     ));
     page.push_str(strip_preamble(body));
