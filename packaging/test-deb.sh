@@ -73,6 +73,11 @@ grep -q '^\[instance\.' /tmp/uncommented.toml || fail "the conffile has no examp
 vrrpd check -c /tmp/uncommented.toml >/dev/null || fail "vrrpd check refuses the conffile's example"
 echo "ok: vrrpd check accepts /etc/vrrpd/vrrpd.toml and its example"
 dpkg-query -W -f='${Conffiles}\n' vrrpd | grep -q '/etc/vrrpd/vrrpd.toml' || fail "not a conffile"
+# A conffile: the operator's edits survive installing the package again.
+echo '# edited by the operator' >>/etc/vrrpd/vrrpd.toml
+dpkg -i --force-confold /tmp/vrrpd.deb >/dev/null
+grep -qxF '# edited by the operator' /etc/vrrpd/vrrpd.toml || fail "reinstalling lost the edit"
+echo "ok: /etc/vrrpd/vrrpd.toml is a conffile; edits survive a reinstall"
 
 for page in /usr/share/man/man8/vrrpd.8.gz /usr/share/man/man5/vrrpd.toml.5.gz; do
   warnings=$(MANWIDTH=80 man --warnings=w -l "$page" 2>&1 >/dev/null)
