@@ -3,6 +3,7 @@
 
 mod config;
 mod import;
+mod manual;
 mod plan;
 mod run;
 
@@ -10,16 +11,25 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Exit status for a configuration that is wrong (keepalived uses 1 for
 /// everything; systemd units can tell a bad file from a crash with 2).
 const EXIT_CONFIG: u8 = 2;
 
+/// `vrrpd --version`: the version and the commit it was built from
+/// (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("VRRPD_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "vrrpd",
-    version,
+    version = VERSION,
     about = "VRRP, health checks and IPVS from one TOML file"
 )]
 struct Cli {
@@ -87,6 +97,13 @@ enum Cmd {
         #[arg(long)]
         server: Option<std::net::SocketAddr>,
     },
+    /// Write the manual pages and shell completions under a directory
+    /// (packaging/build-deb.sh; see src/manual).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// The directory.
+        dir: PathBuf,
+    },
 }
 
 fn init_logging(format: &str) {
@@ -130,6 +147,11 @@ fn main() -> ExitCode {
         }
         Cmd::Status { listen } => report(status(listen)),
         Cmd::Genhash { url, server } => report(genhash(&url, server)),
+        Cmd::GenerateAssets { dir } => report(
+            manual::write_assets(Cli::command(), &dir)
+                .map(|_| ())
+                .map_err(|e| anyhow::anyhow!("cannot write under {}: {e}", dir.display())),
+        ),
     }
 }
 

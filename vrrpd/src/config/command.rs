@@ -7,6 +7,8 @@ use std::fmt;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::schema::{Documented, DocumentedTable, Shape, Table};
+
 /// A program to run. Without `shell` it is executed directly (no shell
 /// expansion), which is what keepalived does too.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -110,14 +112,35 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-#[derive(Deserialize)]
+/// The table form of a command.
+#[derive(Deserialize, Documented)]
 #[serde(deny_unknown_fields)]
 struct CommandTable {
+    /// The command line, or its words.
+    #[key(required, keepalived = "the quoted script")]
     command: CommandWords,
+    /// Run the line through `/bin/sh -c`.
+    #[key(default_is = "false", vrrpd_only)]
     #[serde(default)]
     shell: bool,
+    /// Run as this user (`user` or `user:group`).
+    #[key(
+        default_is = "`global.script_user`",
+        keepalived = "USER [GROUP] after a notify script"
+    )]
     #[serde(default)]
     user: Option<String>,
+}
+
+/// The keys of a command's table form, for vrrpd.toml(5).
+pub(super) fn command_table() -> &'static Table {
+    CommandTable::table()
+}
+
+impl Documented for CommandWords {
+    fn shape() -> Shape {
+        Shape::Value("a command line or an array of words")
+    }
 }
 
 /// The `command` value inside a table: a line or an array of words.

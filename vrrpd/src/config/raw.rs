@@ -15,9 +15,10 @@ use vrrp_core::{Priority, Vrid};
 
 use super::command::CommandSpec;
 use super::duration::Dur;
+use super::schema::{Documented, DocumentedTable, Shape};
 
 /// A whole configuration file.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Documented)]
 pub struct Config {
     /// `[global]`: keepalived's `global_defs`.
     #[serde(skip_serializing_if = "Global::is_empty")]
@@ -40,7 +41,7 @@ pub struct Config {
 }
 
 /// How logs are written to stderr.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Documented)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -51,40 +52,51 @@ pub enum LogFormat {
 }
 
 /// `[global.http]`: the observability listener (/metrics, /status).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Documented)]
 #[serde(deny_unknown_fields)]
 pub struct Http {
     /// Address to listen on; loopback port 9090 when absent.
+    #[key(default = "127.0.0.1:9090", vrrpd_only)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
 }
 
 /// `[global]`, keepalived's `global_defs`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Documented)]
 #[serde(deny_unknown_fields)]
 pub struct Global {
     /// A name for this node (logs, status); the host name when absent.
+    #[key(default_is = "the host name", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router_id: Option<String>,
     /// VRRP version of IPv4 instances that do not set `version` (2).
+    #[key(default = 2, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_version: Option<u8>,
     /// keepalived's strict RFC mode for every instance (off).
+    #[key(default = false, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_strict: Option<bool>,
     /// Refuse scripts that a non-root user could modify (on, unlike
     /// keepalived: a root daemon running a file anybody may edit is a
     /// privilege escalation).
+    #[key(default = true, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_script_security: Option<bool>,
     /// Run insecure scripts anyway (an explicit, visible opt-out).
+    #[key(default = false, vrrpd_only)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_insecure_scripts: Option<bool>,
     /// Default user (`user` or `user:group`) scripts run as.
+    #[key(
+        default_is = "root (the daemon's user)",
+        keepalived = "script_user USER [GROUP]"
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script_user: Option<String>,
     /// Default of the instances' `checksum_as_v2` (keepalived 2.2.8's
     /// `v3_checksum_as_v2`).
+    #[key(default = false, keepalived = "v3_checksum_as_v2 (keepalived 2.2.8)")]
     #[serde(
         default,
         alias = "v3_checksum_as_v2",
@@ -92,31 +104,40 @@ pub struct Global {
     )]
     pub vrrp_v3_checksum_as_v2: Option<bool>,
     /// Default of the instances' `lower_prio_no_advert`.
+    #[key(default = false, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_lower_prio_no_advert: Option<bool>,
     /// Default of the instances' `garp_master_delay` (5 s).
+    #[key(default = "5s", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_garp_master_delay: Option<Dur>,
     /// Default of the instances' `garp_master_repeat` (5).
+    #[key(default = 5, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_garp_master_repeat: Option<u32>,
     /// Default of the instances' `garp_master_refresh` (0: off).
+    #[key(default = "0s", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_garp_master_refresh: Option<Dur>,
     /// Default of the instances' `garp_master_refresh_repeat` (1).
+    #[key(default = 1, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_garp_master_refresh_repeat: Option<u32>,
     /// Default of the instances' `garp_interval` (0).
+    #[key(default = "0s", keepalived = "vrrp_garp_interval, vrrp_gna_interval")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_garp_interval: Option<Dur>,
     /// Longest a notify script may run before its process group is
     /// killed (30 s).
+    #[key(default = "30s", vrrpd_only)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_timeout: Option<Dur>,
     /// Log format (text).
+    #[key(default = "text", vrrpd_only)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
     /// Observability listener; off when absent.
+    #[key(default_is = "no listener", vrrpd_only)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<Http>,
 }
@@ -130,69 +151,87 @@ impl Global {
 
 /// `[script.NAME]`, keepalived's `vrrp_script`: a command whose exit
 /// status moves the priority of the instances that track it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Documented)]
 #[serde(deny_unknown_fields)]
 pub struct Script {
     /// What to run (keepalived's `script`).
+    #[key(required, keepalived = "script")]
     #[serde(default, alias = "script", skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandSpec>,
     /// Pause between runs (1 s).
+    #[key(default = "1s", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Dur>,
     /// Longest a run may take (the interval).
+    #[key(default_is = "the interval", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Dur>,
     /// Priority change, -253..=253: 0 (default) means failure puts the
     /// instance in Fault; negative is added while failing, positive while
     /// succeeding.
+    #[key(default = 0, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<i32>,
     /// keepalived's `weight N reverse`: failing while the script succeeds.
+    #[key(default = false, keepalived = "weight N reverse")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverse: Option<bool>,
     /// Successes in a row to come up (1).
+    #[key(default = 1, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rise: Option<u32>,
     /// Failures in a row to go down (1).
+    #[key(default = 1, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fall: Option<u32>,
     /// Run as this user (`user` or `user:group`).
+    #[key(default_is = "`global.script_user`", keepalived = "user USER [GROUP]")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Run through `/bin/sh -c`.
+    #[key(default_is = "false: the command runs without a shell", vrrpd_only)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<bool>,
     /// Start failed until `rise` runs succeed; otherwise the first run
     /// decides, as in keepalived.
+    #[key(default = false, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_fail: Option<bool>,
 }
 
 /// `[track_file.NAME]`, keepalived's `track_file`: a file holding a
 /// number that moves the priority of the instances that track it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Documented)]
 #[serde(deny_unknown_fields)]
 pub struct TrackFile {
     /// The file. Missing, empty or not a number counts as 0.
+    #[key(required, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
     /// Multiplies the file's number (1); 0 means any number but 0 puts
     /// the instance in Fault. -254..=254.
+    #[key(default = 1, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<i32>,
     /// Negates the product (with weight 0: 0 means Fault).
+    #[key(default = false, keepalived = "weight N reverse")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverse: Option<bool>,
     /// Create the file with this number at start-up when it is missing.
+    #[key(
+        default_is = "the file is not created",
+        keepalived = "init_file [VALUE]"
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_file: Option<i32>,
     /// With `init_file`, write the number even when the file exists.
+    #[key(default_is = "false", keepalived = "init_file VALUE overwrite")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_overwrite: Option<bool>,
 }
 
 /// The state an instance is configured to start in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Documented)]
 pub enum StartState {
     /// Wait for Master_Down_Interval (the default).
     #[default]
@@ -206,17 +245,20 @@ pub enum StartState {
 }
 
 /// `[instance.NAME]`, keepalived's `vrrp_instance`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Documented)]
 #[serde(deny_unknown_fields)]
 pub struct Instance {
     /// Interface the instance runs on (required).
+    #[key(required, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
     /// Virtual router id, 1..=255 (required).
+    #[key(required, keepalived)]
     #[serde(default, with = "vrid_serde", skip_serializing_if = "Option::is_none")]
     pub virtual_router_id: Option<Vrid>,
     /// Priority, 1..=255 (255: address owner). 100, or 255 with
     /// `state = "MASTER"`.
+    #[key(default = 100, keepalived)]
     #[serde(
         default,
         with = "priority_serde",
@@ -225,30 +267,44 @@ pub struct Instance {
     pub priority: Option<Priority>,
     /// Advertisement interval (1 s). v2: whole seconds 1..=255; v3:
     /// 10 ms..=40.95 s in steps of 10 ms.
+    #[key(default = "1s", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advert_int: Option<Dur>,
     /// VRRP version, 2 or 3 (IPv6 instances: 3; else
     /// `global.vrrp_version`).
+    #[key(
+        default_is = "3 for an IPv6 instance, else `global.vrrp_version`",
+        keepalived
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u8>,
     /// Start-up state: "BACKUP" (default) or "MASTER".
+    #[key(default = "BACKUP", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<StartState>,
     /// Do not take over from a lower-priority master.
+    #[key(default = false, keepalived = "nopreempt (and preempt)")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nopreempt: Option<bool>,
     /// Wait this long before preempting a lower-priority master.
+    #[key(default = "0s", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preempt_delay: Option<Dur>,
     /// keepalived's `strict_mode` (default: `global.vrrp_strict`).
+    #[key(default_is = "`global.vrrp_strict`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict_mode: Option<bool>,
     /// The virtual addresses: `"192.0.2.100/24 dev eth0 label eth0:vip"`
     /// or `{ address = "...", dev = "...", label = "..." }`.
+    #[key(default_is = "none", keepalived = "virtual_ipaddress { ... }")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub virtual_ipaddress: Vec<VirtualIp>,
     /// Source address of advertisements (keepalived's `unicast_src_ip`
     /// or `mcast_src_ip`); the interface's address when absent.
+    #[key(
+        default_is = "the interface's address",
+        keepalived = "unicast_src_ip, mcast_src_ip"
+    )]
     #[serde(
         default,
         alias = "mcast_src_ip",
@@ -256,59 +312,79 @@ pub struct Instance {
     )]
     pub unicast_src_ip: Option<IpAddr>,
     /// Unicast peers; multicast when empty.
+    #[key(default_is = "none: multicast", keepalived = "unicast_peer { ... }")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unicast_peer: Vec<IpAddr>,
     /// VRRPv2 simple-password authentication.
+    #[key(default_is = "none", keepalived = "authentication { ... }")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication: Option<Authentication>,
     /// Delay of the second gratuitous ARP burst after becoming master.
+    #[key(default_is = "`global.vrrp_garp_master_delay`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub garp_master_delay: Option<Dur>,
     /// Gratuitous ARPs per burst.
+    #[key(default_is = "`global.vrrp_garp_master_repeat`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub garp_master_repeat: Option<u32>,
     /// Period of gratuitous ARP refreshes while master (0: off).
+    #[key(default_is = "`global.vrrp_garp_master_refresh`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub garp_master_refresh: Option<Dur>,
     /// Gratuitous ARPs per refresh.
+    #[key(default_is = "`global.vrrp_garp_master_refresh_repeat`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub garp_master_refresh_repeat: Option<u32>,
     /// Spacing of the packets of one burst.
+    #[key(default_is = "`global.vrrp_garp_interval`", vrrpd_only)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub garp_interval: Option<Dur>,
     /// Other interfaces to track: `"eth1"` or `{ name = "eth1", weight = -10 }`.
+    #[key(default_is = "none", keepalived = "track_interface { ... }")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_interface: Vec<TrackRef>,
     /// Scripts to track: `"chk_nginx"` or `{ name = "chk_nginx", weight = 2 }`
     /// (the weight overrides the script's).
+    #[key(default_is = "none", keepalived = "track_script { ... }")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_script: Vec<TrackRef>,
     /// Files to track: `"maint"` (a `[track_file.maint]`), `{ name =
     /// "maint", weight = -10 }`, or a file of its own `{ path =
     /// "/run/vrrp/down", weight = 0 }`.
+    #[key(default_is = "none", keepalived = "track_file { ... }")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_file: Vec<TrackFileRef>,
     /// Run on entering master.
+    #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_master: Option<CommandSpec>,
     /// Run on entering backup.
+    #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_backup: Option<CommandSpec>,
     /// Run on entering fault.
+    #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_fault: Option<CommandSpec>,
     /// Run when the instance stops.
+    #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_stop: Option<CommandSpec>,
     /// Run on every change with `INSTANCE name STATE priority` appended.
+    #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<CommandSpec>,
     /// Do not answer a lower-priority advertisement at once (default:
     /// `global.vrrp_lower_prio_no_advert`; always on in strict mode).
+    #[key(default_is = "`global.vrrp_lower_prio_no_advert`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lower_prio_no_advert: Option<bool>,
     /// VRRPv3/IPv4 checksum without the pseudo-header (default:
     /// `global.vrrp_v3_checksum_as_v2`).
+    #[key(
+        default_is = "`global.vrrp_v3_checksum_as_v2`",
+        keepalived = "v3_checksum_as_v2"
+    )]
     #[serde(
         default,
         alias = "v3_checksum_as_v2",
@@ -318,13 +394,15 @@ pub struct Instance {
 }
 
 /// `authentication = { auth_type = "PASS", auth_pass = "..." }`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Documented)]
 #[serde(deny_unknown_fields)]
 pub struct Authentication {
     /// Only "PASS" (RFC 3768 simple password); "AH" is refused.
+    #[key(required, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_type: Option<String>,
     /// At most 8 bytes (keepalived truncates longer ones; we refuse).
+    #[key(required, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_pass: Option<String>,
 }
@@ -382,12 +460,18 @@ impl fmt::Display for VirtualIp {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Documented)]
 #[serde(deny_unknown_fields)]
 struct VirtualIpTable {
+    /// `ADDR` or `ADDR/LEN`.
+    #[key(required, keepalived = "the address of a virtual_ipaddress line")]
     address: String,
+    /// Interface to add it to.
+    #[key(default_is = "the instance's interface", keepalived = "dev IFNAME")]
     #[serde(default)]
     dev: Option<String>,
+    /// IPv4 label (`eth0:vip`).
+    #[key(default_is = "none", keepalived = "label LABEL")]
     #[serde(default)]
     label: Option<String>,
 }
@@ -466,35 +550,45 @@ impl FromStr for TrackFileRef {
 
 /// `[sync_group.NAME]`, keepalived's `vrrp_sync_group`: instances that
 /// change state together.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Documented)]
 #[serde(deny_unknown_fields)]
 pub struct SyncGroup {
     /// Member instance names.
+    #[key(required, keepalived = "group { ... }")]
     #[serde(default)]
     pub group: Vec<String>,
     /// Let the members' tracked objects move their priorities (keepalived
     /// ignores weights of sync-group members unless this is set).
+    #[key(
+        default = false,
+        keepalived = "sync_group_tracking_weight, global_tracking"
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_group_tracking_weight: Option<bool>,
     /// Run when the group enters master.
+    #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_master: Option<CommandSpec>,
     /// Run when the group enters backup.
+    #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_backup: Option<CommandSpec>,
     /// Run when the group enters fault.
+    #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_fault: Option<CommandSpec>,
     /// Run when the group stops.
+    #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_stop: Option<CommandSpec>,
     /// Run on every change with `GROUP name STATE priority` appended.
+    #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<CommandSpec>,
 }
 
 /// IPVS transport protocol.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, Documented)]
 pub enum VsProtocol {
     /// TCP (default).
     #[default]
@@ -509,7 +603,7 @@ pub enum VsProtocol {
 }
 
 /// IPVS forwarding method (keepalived's `lb_kind` / `lvs_method`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Documented)]
 pub enum LbKind {
     /// Masquerading (default).
     #[default]
@@ -524,7 +618,7 @@ pub enum LbKind {
 }
 
 /// Address family of a firewall-mark virtual server.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, Documented)]
 #[serde(rename_all = "lowercase")]
 pub enum IpFamily {
     /// IPv4 (default).
@@ -535,47 +629,70 @@ pub enum IpFamily {
 }
 
 /// `[[virtual_server]]`, keepalived's `virtual_server`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Documented)]
 #[serde(deny_unknown_fields)]
 pub struct VirtualServer {
     /// Virtual address (with `port`), or use `fwmark`.
+    #[key(
+        default_is = "none: give `ip` and `port`, or `fwmark`",
+        keepalived = "virtual_server IP PORT"
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<IpAddr>,
     /// Virtual port.
+    #[key(
+        default_is = "none: give `ip` and `port`, or `fwmark`",
+        keepalived = "virtual_server IP PORT"
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// Firewall mark, instead of `ip`/`port`.
+    #[key(default_is = "none", keepalived = "virtual_server fwmark MARK")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fwmark: Option<u32>,
     /// Family of a firewall-mark service: "inet" (default) or "inet6"
     /// (keepalived's `ip_family`).
+    #[key(default_is = "\"inet\"", keepalived = "ip_family")]
     #[serde(default, alias = "ip_family", skip_serializing_if = "Option::is_none")]
     pub family: Option<IpFamily>,
     /// "TCP" (default), "UDP" or "SCTP".
+    #[key(default = "TCP", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<VsProtocol>,
     /// Default pause between checks (60 s).
+    #[key(default = "1m", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_loop: Option<Dur>,
     /// Default check time limit (5 s).
+    #[key(default_is = "5s, unless a real server or check says", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_timeout: Option<Dur>,
     /// Default extra attempts of checks (per check kind).
+    #[key(default_is = "each check kind's", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<u32>,
     /// Default pause before a retry (per check kind).
+    #[key(default_is = "each check kind's", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_before_retry: Option<Dur>,
     /// Scheduler name: rr, wrr, lc, wlc (default), lblc, sh, mh, ...
+    #[key(default = "wlc", keepalived = "lb_algo, lvs_sched")]
     #[serde(default, alias = "lvs_sched", skip_serializing_if = "Option::is_none")]
     pub lb_algo: Option<String>,
     /// Forwarding: "NAT" (default), "DR" or "TUN".
+    #[key(default = "NAT", keepalived = "lb_kind, lvs_method")]
     #[serde(default, alias = "lvs_method", skip_serializing_if = "Option::is_none")]
     pub lb_kind: Option<LbKind>,
     /// Persistence timeout; no persistence when absent.
+    #[key(default_is = "none: no persistence", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence_timeout: Option<Dur>,
     /// Persistence granularity as a prefix length or netmask.
+    #[key(
+        default_is = "one client address",
+        keepalived,
+        value = "a prefix length (24) or a netmask (\"255.255.255.0\")"
+    )]
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -583,89 +700,121 @@ pub struct VirtualServer {
     )]
     pub persistence_granularity: Option<u8>,
     /// One-packet scheduling (UDP).
+    #[key(default = false, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops: Option<bool>,
     /// Served while quorum is lost: "198.51.100.99:3306",
     /// "198.51.100.99 3306", or an address alone (the service's port).
+    #[key(default_is = "none", keepalived = "sorry_server IP PORT")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sorry_server: Option<String>,
     /// Minimum sum of live real servers' weights (1).
+    #[key(default = 1, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum: Option<u32>,
     /// Hysteresis around the quorum (0).
+    #[key(default = 0, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hysteresis: Option<u32>,
     /// Real servers start down until their first successful check.
+    #[key(default = false, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpha: Option<bool>,
     /// Emit down notifications on shutdown.
+    #[key(default = false, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub omega: Option<bool>,
     /// Default for real servers: weight 0 instead of removal when down.
+    #[key(default = false, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inhibit_on_failure: Option<bool>,
     /// Run when quorum is gained.
+    #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum_up: Option<CommandSpec>,
     /// Run when quorum is lost.
+    #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum_down: Option<CommandSpec>,
     /// Default `Host:` of HTTP checks.
+    #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub virtualhost: Option<String>,
     /// The real servers.
+    #[key(default_is = "none", keepalived = "real_server IP PORT { ... }")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub real_server: Vec<RealServer>,
 }
 
 /// `[[virtual_server.real_server]]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Documented)]
 #[serde(deny_unknown_fields)]
 pub struct RealServer {
     /// Address.
+    #[key(required, keepalived = "real_server IP PORT")]
     pub ip: IpAddr,
     /// Port (default: the virtual server's).
+    #[key(
+        default_is = "the virtual server's port",
+        keepalived = "real_server IP PORT"
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// Weight (1).
+    #[key(default = 1, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
     /// Forwarding method override.
+    #[key(
+        default_is = "the virtual server's `lb_kind`",
+        keepalived = "lb_kind, lvs_method"
+    )]
     #[serde(default, alias = "lvs_method", skip_serializing_if = "Option::is_none")]
     pub lb_kind: Option<LbKind>,
     /// Weight 0 instead of removal when down (default: the virtual
     /// server's setting).
+    #[key(default_is = "the virtual server's `inhibit_on_failure`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inhibit_on_failure: Option<bool>,
     /// Upper connection threshold (0: none).
+    #[key(default = 0, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uthreshold: Option<u32>,
     /// Lower connection threshold (0: none).
+    #[key(default = 0, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lthreshold: Option<u32>,
     /// Default pause between this server's checks.
+    #[key(default_is = "the virtual server's `delay_loop`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_loop: Option<Dur>,
     /// Default check time limit.
+    #[key(default_is = "the virtual server's `connect_timeout`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_timeout: Option<Dur>,
     /// Default extra attempts of this server's checks.
+    #[key(default_is = "the virtual server's `retry`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<u32>,
     /// Default pause before a retry.
+    #[key(default_is = "the virtual server's `delay_before_retry`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_before_retry: Option<Dur>,
     /// Starts down until its first successful check (default: the
     /// virtual server's `alpha`).
+    #[key(default_is = "the virtual server's `alpha`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpha: Option<bool>,
     /// Run when it comes up.
+    #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_up: Option<CommandSpec>,
     /// Run when it goes down.
+    #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_down: Option<CommandSpec>,
     /// TCP connect checks.
+    #[key(default_is = "none", keepalived = "TCP_CHECK")]
     #[serde(
         default,
         deserialize_with = "one_or_many",
@@ -673,6 +822,7 @@ pub struct RealServer {
     )]
     pub tcp_check: Vec<TcpCheck>,
     /// HTTP GET checks.
+    #[key(default_is = "none", keepalived = "HTTP_GET")]
     #[serde(
         default,
         deserialize_with = "one_or_many",
@@ -680,6 +830,7 @@ pub struct RealServer {
     )]
     pub http_get: Vec<HttpCheck>,
     /// HTTPS GET checks.
+    #[key(default_is = "none", keepalived = "SSL_GET")]
     #[serde(
         default,
         deserialize_with = "one_or_many",
@@ -687,6 +838,7 @@ pub struct RealServer {
     )]
     pub ssl_get: Vec<HttpCheck>,
     /// Script checks.
+    #[key(default_is = "none", keepalived = "MISC_CHECK")]
     #[serde(
         default,
         deserialize_with = "one_or_many",
@@ -694,6 +846,7 @@ pub struct RealServer {
     )]
     pub misc_check: Vec<MiscCheck>,
     /// DNS checks.
+    #[key(default_is = "none", keepalived = "DNS_CHECK")]
     #[serde(
         default,
         deserialize_with = "one_or_many",
@@ -701,6 +854,7 @@ pub struct RealServer {
     )]
     pub dns_check: Vec<DnsCheck>,
     /// SMTP checks.
+    #[key(default_is = "none", keepalived = "SMTP_CHECK")]
     #[serde(
         default,
         deserialize_with = "one_or_many",
@@ -708,6 +862,7 @@ pub struct RealServer {
     )]
     pub smtp_check: Vec<SmtpCheck>,
     /// ICMP echo checks.
+    #[key(default_is = "none", keepalived = "PING_CHECK, ICMP_CHECK")]
     #[serde(
         default,
         deserialize_with = "one_or_many",
@@ -715,6 +870,7 @@ pub struct RealServer {
     )]
     pub ping_check: Vec<PingCheck>,
     /// UDP checks.
+    #[key(default_is = "none", keepalived = "UDP_CHECK")]
     #[serde(
         default,
         deserialize_with = "one_or_many",
@@ -788,38 +944,47 @@ pub struct Schedule {
 macro_rules! check_struct {
     ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident : $ty:ty),* $(,)? }) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Documented)]
         #[serde(deny_unknown_fields)]
         pub struct $name {
             /// Address to probe (default: the real server's).
+            #[key(default_is = "the real server's address", keepalived)]
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub connect_ip: Option<IpAddr>,
             /// Port to probe (default: the real server's).
+            #[key(default_is = "the real server's port", keepalived)]
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub connect_port: Option<u16>,
             /// Source address (keepalived's `bindto`).
+            #[key(default_is = "chosen by the kernel", keepalived = "bindto")]
             #[serde(default, alias = "bindto", skip_serializing_if = "Option::is_none")]
             pub bind_to: Option<IpAddr>,
             /// Time limit of one attempt (the real server's, else the
             /// virtual server's, else 5 s).
+            #[key(default_is = "the real server's, else the virtual server's, else 5s", keepalived)]
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub connect_timeout: Option<Dur>,
             /// Extra attempts before a round fails (keepalived's per-kind
             /// default: 1, DNS 3).
+            #[key(default_is = "the real server's, else the virtual server's, else 1 (DNS_CHECK: 3)", keepalived = "retry, nb_get_retry")]
             #[serde(default, alias = "nb_get_retry", skip_serializing_if = "Option::is_none")]
             pub retry: Option<u32>,
             /// Pause before a retry (keepalived's per-kind default: 1 s,
             /// HTTP and SSL 3 s, DNS the `delay_loop`).
+            #[key(default_is = "the real server's, else the virtual server's, else 1s (HTTP_GET and SSL_GET: 3s; DNS_CHECK: the `delay_loop`)", keepalived)]
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub delay_before_retry: Option<Dur>,
             /// Pause between rounds (default: the real server's, else the
             /// virtual server's `delay_loop`).
+            #[key(default_is = "the real server's, else the virtual server's", keepalived)]
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub delay_loop: Option<Dur>,
             /// Good rounds to come up (1).
+            #[key(default = 1, vrrpd_only)]
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub rise: Option<u32>,
             /// Failed rounds to go down (1).
+            #[key(default = 1, vrrpd_only)]
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub fall: Option<u32>,
             $($(#[$fdoc])* pub $field: $ty,)*
@@ -876,12 +1041,15 @@ check_struct!(
     /// keepalived's `HTTP_GET` / `SSL_GET`.
     HttpCheck {
         /// URLs to fetch; all must pass (default: `/`, any 2xx).
+        #[key(default_is = "one URL: path `/`, any 2xx status", keepalived = "url { ... }")]
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         url: Vec<Url>,
         /// `Host:` header (default: the virtual server's `virtualhost`).
+        #[key(default_is = "the virtual server's `virtualhost`", keepalived)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         virtualhost: Option<String>,
         /// TLS server name (SSL_GET).
+        #[key(default_is = "the `virtualhost` without its port; none without one", keepalived = "enable_sni (which sends the virtualhost)")]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sni: Option<String>,
     }
@@ -892,9 +1060,11 @@ check_struct!(
     /// address and port (or `connect_ip` / `connect_port`).
     DnsCheck {
         /// Record type ("SOA").
+        #[key(default = "SOA", keepalived = "type")]
         #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
         record_type: Option<String>,
         /// Name to resolve (".").
+        #[key(default = ".", keepalived)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
     }
@@ -904,6 +1074,7 @@ check_struct!(
     /// keepalived's `SMTP_CHECK`.
     SmtpCheck {
         /// HELO name.
+        #[key(default_is = "none: no HELO is sent", keepalived)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         helo_name: Option<String>,
     }
@@ -919,48 +1090,69 @@ check_struct!(
     UdpCheck {
         /// Payload to send, in hexadecimal as keepalived writes it
         /// ("0a0b0c"; empty by default).
+        #[key(default = "", keepalived)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         payload: Option<String>,
         /// An answer is required (default: no ICMP error is enough).
+        #[key(default = false, keepalived)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         require_reply: Option<bool>,
         /// With `require_reply`, the bytes the answer must start with, in
         /// hexadecimal.
+        #[key(default_is = "any reply", keepalived = "require_reply HEX")]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply: Option<String>,
     }
 );
 
 /// keepalived's `MISC_CHECK`: a program whose exit status is the verdict.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Documented)]
 #[serde(deny_unknown_fields)]
 pub struct MiscCheck {
     /// What to run (required).
+    #[key(required, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub misc_path: Option<CommandSpec>,
-    /// Its time limit (5 s).
+    /// Its time limit (default: the `delay_loop`, as in keepalived).
+    #[key(default_is = "the `delay_loop`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub misc_timeout: Option<Dur>,
     /// Exit status 2..=255 sets the weight to status - 2.
+    #[key(default = false, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub misc_dynamic: Option<bool>,
     /// Run as this user.
+    #[key(default_is = "`global.script_user`", keepalived = "user USER [GROUP]")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Extra attempts before a round fails (0).
+    #[key(
+        default_is = "the real server's, else the virtual server's, else 0",
+        keepalived = "retry, nb_get_retry"
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<u32>,
     /// Pause before a retry (1 s).
+    #[key(
+        default_is = "the real server's, else the virtual server's, else 1s",
+        keepalived
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_before_retry: Option<Dur>,
     /// Pause between rounds (default: the real server's, else the virtual
     /// server's `delay_loop`).
+    #[key(
+        default_is = "the real server's, else the virtual server's",
+        keepalived
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_loop: Option<Dur>,
     /// Good rounds to come up (1).
+    #[key(default = 1, vrrpd_only)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rise: Option<u32>,
     /// Failed rounds to go down (1).
+    #[key(default = 1, vrrpd_only)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fall: Option<u32>,
 }
@@ -988,16 +1180,23 @@ impl MiscCheck {
 }
 
 /// One URL of an HTTP check.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Documented)]
 #[serde(deny_unknown_fields)]
 pub struct Url {
     /// Path ("/").
+    #[key(default = "/", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// Expected MD5 of the body, 32 hex digits (as `genhash` prints).
+    #[key(default_is = "not checked", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     /// Expected status: 200, or "200-299", or "200 301-302".
+    #[key(
+        default_is = "any 2xx",
+        keepalived,
+        value = "a status (200) or ranges (\"200-299 301\")"
+    )]
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -1120,6 +1319,15 @@ where
     d.deserialize_any(V(expecting, PhantomData))
 }
 
+impl Documented for VirtualIp {
+    fn shape() -> Shape {
+        Shape::StringOrTable(
+            "\"ADDR[/LEN] [dev IFNAME] [label LABEL]\"",
+            VirtualIpTable::table,
+        )
+    }
+}
+
 impl<'de> Deserialize<'de> for VirtualIp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         string_or_table::<D, VirtualIp, VirtualIpTable>(
@@ -1135,12 +1343,27 @@ impl Serialize for VirtualIp {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Documented)]
 #[serde(deny_unknown_fields)]
 struct TrackRefTable {
+    /// The interface or `[script.NAME]`.
+    #[key(
+        required,
+        keepalived = "the name of a track_script or track_interface line"
+    )]
     name: String,
+    /// Priority change, -253..=253 (0: failing puts the instance in Fault).
+    #[key(
+        default_is = "a script's own weight; 0 for an interface",
+        keepalived = "weight N"
+    )]
     #[serde(default)]
     weight: Option<i32>,
+    /// Failing while up (or while the script succeeds).
+    #[key(
+        default_is = "a script's own setting; false for an interface",
+        keepalived = "weight N reverse"
+    )]
     #[serde(default)]
     reverse: Option<bool>,
 }
@@ -1153,6 +1376,12 @@ impl TryFrom<TrackRefTable> for TrackRef {
             weight: t.weight,
             reverse: t.reverse,
         })
+    }
+}
+
+impl Documented for TrackRef {
+    fn shape() -> Shape {
+        Shape::StringOrTable("a name", TrackRefTable::table)
     }
 }
 
@@ -1184,15 +1413,29 @@ impl Serialize for TrackRef {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Documented)]
 #[serde(deny_unknown_fields)]
 struct TrackFileRefTable {
+    /// A `[track_file.NAME]`.
+    #[key(
+        default_is = "none: give `name` or `path`",
+        keepalived = "the name of a track_file line"
+    )]
     #[serde(default)]
     name: Option<String>,
+    /// A file of its own, instead of `name`.
+    #[key(default_is = "none: give `name` or `path`", vrrpd_only)]
     #[serde(default)]
     path: Option<String>,
+    /// Multiplies the file's number, -254..=254 (0: any number but 0 means Fault).
+    #[key(
+        default_is = "the track file's own weight; 0 for a path",
+        keepalived = "weight N"
+    )]
     #[serde(default)]
     weight: Option<i32>,
+    /// Negates the product.
+    #[key(default_is = "false", keepalived = "weight N reverse")]
     #[serde(default)]
     reverse: Option<bool>,
 }
@@ -1211,6 +1454,12 @@ impl TryFrom<TrackFileRefTable> for TrackFileRef {
             weight: t.weight,
             reverse: t.reverse,
         })
+    }
+}
+
+impl Documented for TrackFileRef {
+    fn shape() -> Shape {
+        Shape::StringOrTable("a [track_file.NAME] name", TrackFileRefTable::table)
     }
 }
 
