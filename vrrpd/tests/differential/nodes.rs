@@ -232,7 +232,41 @@ impl Node {
             .spawn()
             .context("starting the daemon")?;
         self.child = Some(child);
-        Ok(())
+        self.wait_ready()
+    }
+
+    /// Waits for the daemon's own word that it runs (keepalived's VRRP
+    /// process logs "Startup complete", vrrpd "vrrpd running"), so that a
+    /// checkpoint's time counts from there and not from a start-up slowed
+    /// down by a busy machine.
+    fn wait_ready(&mut self) -> Result<()> {
+        let word = match self.daemon {
+            Daemon::Keepalived => "Startup complete",
+            Daemon::Vrrpd => "vrrpd running",
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.log().contains(word) {
+                return Ok(());
+            }
+            if self.died() {
+                bail!(
+                    "node{} ({}) exited at start; its log:\n{}",
+                    self.number,
+                    self.daemon.short(),
+                    self.log()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "node{} ({}) did not log {word:?} within 20 s; its log:\n{}",
+                    self.number,
+                    self.daemon.short(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// SIGTERM, and wait for the process (10 s at most, then SIGKILL).
