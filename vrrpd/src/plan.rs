@@ -65,7 +65,11 @@ pub fn plan(config: &Effective) -> Plan {
             init_fail: s.init_fail,
         })
         .collect();
-    let virtual_servers = config.virtual_servers.iter().map(virtual_server).collect();
+    let virtual_servers = config
+        .virtual_servers
+        .iter()
+        .flat_map(virtual_servers)
+        .collect();
     Plan {
         router_id: config.global.router_id.clone(),
         driver,
@@ -249,8 +253,44 @@ fn forward(kind: LbKind) -> lvs::ForwardMethod {
     }
 }
 
-fn virtual_server(vs: &VirtualServer) -> VirtualServerPlan {
-    let mut service = lvs::Service::new(service_key(vs.service), vs.scheduler.clone());
+/// The IPVS services of a virtual server: one, or every service of its
+/// group. keepalived's group runs one set of checks and scripts for all
+/// its services: the checks here are the same on each (the runner runs
+/// identical checks once) and the scripts are on the first only, so they
+/// run once per transition.
+fn virtual_servers(vs: &VirtualServer) -> Vec<VirtualServerPlan> {
+    match &vs.group {
+        None => vec![virtual_server(vs, vs.service, true)],
+        Some(g) => g
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| virtual_server(vs, *s, i == 0))
+            .collect(),
+    }
+}
+
+/// The port a real server gets in the kernel: its own with NAT; otherwise
+/// the service's (0 for a firewall mark), as keepalived programs a group's
+/// services (`ipvs_group_cmd`).
+fn destination(
+    vs: &VirtualServer,
+    service: ServiceAddr,
+    addr: SocketAddr,
+    kind: LbKind,
+) -> SocketAddr {
+    if vs.group.is_none() || kind == LbKind::Nat {
+        return addr;
+    }
+    let port = match service {
+        ServiceAddr::Socket(_, a) => a.port(),
+        ServiceAddr::Fwmark(..) => 0,
+    };
+    SocketAddr::new(addr.ip(), port)
+}
+
+fn virtual_server(vs: &VirtualServer, key: ServiceAddr, scripts: bool) -> VirtualServerPlan {
+    let mut service = lvs::Service::new(service_key(key), vs.scheduler.clone());
     if let Some((timeout, granularity)) = vs.persistence {
         let mut p = lvs::Persistence::new(timeout);
         p.prefix_len = granularity;
@@ -262,12 +302,13 @@ fn virtual_server(vs: &VirtualServer) -> VirtualServerPlan {
     let mut server = lvs::VirtualServer::new(service).with_quorum(vs.quorum, vs.hysteresis);
     server.alpha = vs.alpha;
     server.omega = vs.omega;
-    server.sorry_server = vs
-        .sorry_server
-        .map(|addr| lvs::Destination::new(addr, forward(vs.lb_kind)));
+    server.sorry_server = vs.sorry_server.map(|addr| {
+        lvs::Destination::new(destination(vs, key, addr, vs.lb_kind), forward(vs.lb_kind))
+    });
     let mut real_servers = Vec::with_capacity(vs.real_servers.len());
     for rs in &vs.real_servers {
-        let dest = lvs::Destination::new(rs.addr, forward(rs.lb_kind))
+        let addr = destination(vs, key, rs.addr, rs.lb_kind);
+        let dest = lvs::Destination::new(addr, forward(rs.lb_kind))
             .with_weight(rs.weight)
             .with_thresholds(rs.thresholds.0, rs.thresholds.1);
         let mut lrs = lvs::RealServer::new(dest);
@@ -280,12 +321,12 @@ fn virtual_server(vs: &VirtualServer) -> VirtualServerPlan {
             .flat_map(|c| check_specs(rs.addr, c, initial))
             .map(|spec| RealServerCheck { spec })
             .collect();
-        let (notify_up, notify_down) = match &rs.notify {
-            Some(n) => (n.0.as_ref().map(command), n.1.as_ref().map(command)),
-            None => (None, None),
+        let (notify_up, notify_down) = match (&rs.notify, scripts) {
+            (Some(n), true) => (n.0.as_ref().map(command), n.1.as_ref().map(command)),
+            _ => (None, None),
         };
         real_servers.push(RealServerPlan {
-            addr: rs.addr,
+            addr,
             checks,
             notify_up,
             notify_down,
@@ -294,8 +335,8 @@ fn virtual_server(vs: &VirtualServer) -> VirtualServerPlan {
     VirtualServerPlan {
         server,
         real_servers,
-        quorum_up: vs.quorum_up.as_ref().map(command),
-        quorum_down: vs.quorum_down.as_ref().map(command),
+        quorum_up: vs.quorum_up.as_ref().filter(|_| scripts).map(command),
+        quorum_down: vs.quorum_down.as_ref().filter(|_| scripts).map(command),
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Effective {
     pub instances: BTreeMap<String, Instance>,
     /// Sync groups by name.
     pub sync_groups: BTreeMap<String, SyncGroup>,
+    /// `virtual_server_group`s by name, each entry as keepalived reads it.
+    pub virtual_server_groups: BTreeMap<String, Vec<lvs::GroupEntry>>,
     /// IPVS virtual servers, in file order.
     pub virtual_servers: Vec<VirtualServer>,
 }
@@ -324,6 +326,30 @@ pub enum ServiceAddr {
 }
 
 impl ServiceAddr {
+    /// The service of an IPVS key (`None` for a protocol vrrpd does not
+    /// configure).
+    pub fn from_key(key: lvs::ServiceKey) -> Option<Self> {
+        Some(match key {
+            lvs::ServiceKey::Socket { protocol, addr } => {
+                let p = match protocol {
+                    lvs::Protocol::Tcp => VsProtocol::Tcp,
+                    lvs::Protocol::Udp => VsProtocol::Udp,
+                    lvs::Protocol::Sctp => VsProtocol::Sctp,
+                    _ => return None,
+                };
+                ServiceAddr::Socket(p, addr)
+            }
+            lvs::ServiceKey::Fwmark { family, mark } => ServiceAddr::Fwmark(
+                mark,
+                match family {
+                    lvs::AddressFamily::Ipv6 => IpFamily::Inet6,
+                    _ => IpFamily::Inet,
+                },
+            ),
+            _ => return None,
+        })
+    }
+
     /// Whether the service is IPv6.
     pub fn is_ipv6(&self) -> bool {
         match self {
@@ -342,11 +368,28 @@ impl std::fmt::Display for ServiceAddr {
     }
 }
 
+/// The services of a virtual server written with `group`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VsGroup {
+    /// The `[virtual_server_group]` name.
+    pub name: String,
+    /// keepalived's number of this virtual server among those using the
+    /// group (from 0, in file order): its `[NAME]:N` in notify FIFOs and
+    /// alerts.
+    pub member: usize,
+    /// Family of the group's firewall marks written without one.
+    pub fwmark_family: IpFamily,
+    /// Every service, in keepalived's order (address entries, then marks).
+    pub services: Vec<ServiceAddr>,
+}
+
 /// A virtual server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VirtualServer {
-    /// The service.
+    /// The service (a group's first).
     pub service: ServiceAddr,
+    /// Written with `group`: all its services.
+    pub group: Option<Box<VsGroup>>,
     /// Default pause between checks.
     pub delay_loop: Duration,
     /// Default check time limit, if written here.
@@ -573,6 +616,11 @@ impl Effective {
                 .iter()
                 .map(|(n, g)| (n.clone(), g.to_raw()))
                 .collect(),
+            virtual_server_group: self
+                .virtual_server_groups
+                .iter()
+                .map(|(n, entries)| (n.clone(), entries.iter().map(ToString::to_string).collect()))
+                .collect(),
             virtual_server: Vec::new(),
         }
     }
@@ -738,14 +786,26 @@ impl SyncGroup {
 impl VirtualServer {
     /// This virtual server as TOML with every default written out.
     pub fn to_raw(&self) -> raw::VirtualServer {
-        let (ip, port, fwmark, family, protocol) = match self.service {
+        let (ip, port, fwmark, mut family, mut protocol) = match self.service {
             ServiceAddr::Socket(p, a) => (Some(a.ip()), Some(a.port()), None, None, Some(p)),
             ServiceAddr::Fwmark(m, f) => (None, None, Some(m), Some(f), None),
+        };
+        let (ip, port, fwmark, group) = match &self.group {
+            None => (ip, port, fwmark, None),
+            Some(g) => {
+                protocol = g.services.iter().find_map(|s| match s {
+                    ServiceAddr::Socket(p, _) => Some(*p),
+                    ServiceAddr::Fwmark(..) => None,
+                });
+                family = Some(g.fwmark_family);
+                (None, None, None, Some(g.name.clone()))
+            }
         };
         raw::VirtualServer {
             ip,
             port,
             fwmark,
+            group,
             family,
             protocol,
             delay_loop: dur(self.delay_loop),

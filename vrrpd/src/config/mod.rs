@@ -41,12 +41,13 @@ pub use resolve::{Failed, Outcome, Problem, Resolver, Target, parse_hex, resolve
 use error::Doc;
 
 /// Top-level tables of a configuration file.
-pub const SECTIONS: [&str; 6] = [
+pub const SECTIONS: [&str; 7] = [
     "global",
     "script",
     "track_file",
     "instance",
     "sync_group",
+    "virtual_server_group",
     "virtual_server",
 ];
 
@@ -229,11 +230,21 @@ fn read_parts(
         &mut pending,
         &mut Default::default(),
     );
+    let server_groups = section("virtual_server_group")
+        .and_then(|v| {
+            read_one::<std::collections::BTreeMap<String, Vec<String>>>(
+                v,
+                &KeyPath::root("virtual_server_group"),
+                &mut pending,
+            )
+        })
+        .unwrap_or_default();
     let servers = section("virtual_server");
     drop(table);
     let mut resolver = Resolver::new(target, failed);
     resolver.global(global);
     resolver.vrrp(scripts, track_files, instances, groups);
+    resolver.virtual_server_groups(server_groups);
     let mut index = 0;
     let mut servers_of =
         |value: toml::Spanned<DeValue<'_>>, offset: usize, pending: &mut Vec<Pending>| {

@@ -34,6 +34,11 @@ pub struct Config {
     /// `[sync_group.NAME]`: keepalived's `vrrp_sync_group NAME`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sync_group: BTreeMap<String, SyncGroup>,
+    /// `[virtual_server_group]`: keepalived's `virtual_server_group NAME`
+    /// blocks, each a list of its lines (`"192.0.2.1-10 80"`, `"fwmark
+    /// 5"`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub virtual_server_group: BTreeMap<String, Vec<String>>,
     /// `[[virtual_server]]`: keepalived's `virtual_server`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub virtual_server: Vec<VirtualServer>,
@@ -547,6 +552,11 @@ pub struct VirtualServer {
     /// Firewall mark, instead of `ip`/`port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fwmark: Option<u32>,
+    /// A `[virtual_server_group]` name, instead of `ip`/`port` or
+    /// `fwmark` (keepalived's `virtual_server group NAME`): the same
+    /// settings and real servers on every service of the group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Family of a firewall-mark service: "inet" (default) or "inet6"
     /// (keepalived's `ip_family`).
     #[serde(default, alias = "ip_family", skip_serializing_if = "Option::is_none")]

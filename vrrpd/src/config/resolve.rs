@@ -19,10 +19,12 @@ use super::duration::Dur;
 use super::effective::{
     Check, CheckKind, CheckTiming, Command, DnsCheck, Effective, Global, HttpCheck, Instance,
     MiscCheck, Notify, RealServer, Script, ServiceAddr, SmtpCheck, StartState, SyncGroup,
-    TrackFile, Tracked, TrackedFile, UdpCheck, UrlCheck, User, Vip, VirtualServer, family_of,
+    TrackFile, Tracked, TrackedFile, UdpCheck, UrlCheck, User, Vip, VirtualServer, VsGroup,
+    family_of,
 };
 use super::error::{ErrorKind, KeyPath};
 use super::raw;
+use super::raw::{IpFamily, LbKind, VsProtocol};
 
 /// Where the file is meant to run, which decides how problems that depend
 /// on the host (scripts that do not exist here, unknown users) count.
@@ -75,6 +77,7 @@ pub fn resolve(raw: raw::Config, target: Target, failed: &Failed, keep_servers: 
     r.keep_servers = keep_servers;
     r.global(raw.global);
     r.vrrp(raw.script, raw.track_file, raw.instance, raw.sync_group);
+    r.virtual_server_groups(raw.virtual_server_group);
     for (i, vs) in raw.virtual_server.into_iter().enumerate() {
         r.virtual_server(i, vs);
     }
@@ -91,6 +94,9 @@ pub struct Resolver {
     users: HashMap<String, Option<(u32, Option<u32>)>>,
     script_files: HashMap<PathBuf, Result<(), ErrorKind>>,
     services: HashMap<ServiceAddr, usize>,
+    /// Virtual servers using each group so far (keepalived's member
+    /// numbers).
+    group_members: HashMap<String, usize>,
     /// Keep resolved virtual servers (off: check them only).
     pub keep_servers: bool,
 }
@@ -110,6 +116,7 @@ impl Resolver {
             users: HashMap::new(),
             script_files: HashMap::new(),
             services: HashMap::new(),
+            group_members: HashMap::new(),
             keep_servers: true,
         }
     }
@@ -783,6 +790,171 @@ impl Resolver {
         }
     }
 
+    /// `[virtual_server_group]`: every entry read as keepalived reads it;
+    /// after [`Resolver::global`], before the virtual servers.
+    pub fn virtual_server_groups(&mut self, groups: BTreeMap<String, Vec<String>>) {
+        for (name, lines) in groups {
+            let k = KeyPath::root("virtual_server_group").key(&name);
+            if lines.is_empty() {
+                self.err(
+                    k.clone(),
+                    ErrorKind::VirtualServer(
+                        "a virtual server group needs at least one entry (keepalived removes an empty one)"
+                            .to_owned(),
+                    ),
+                );
+            }
+            let mut entries = Vec::with_capacity(lines.len());
+            for (n, line) in lines.iter().enumerate() {
+                match line.parse::<lvs::GroupEntry>() {
+                    Ok(e) => entries.push(e),
+                    Err(e) => self.err(k.index(n), ErrorKind::VirtualServer(e.to_string())),
+                }
+            }
+            let has = |f: lvs::AddressFamily| entries.iter().any(|e| e.family() == Some(f));
+            if has(lvs::AddressFamily::Ipv4)
+                && has(lvs::AddressFamily::Ipv6)
+                && entries
+                    .iter()
+                    .any(|e| e.is_fwmark() && e.family().is_none())
+            {
+                self.err(
+                    k.clone(),
+                    ErrorKind::VirtualServer(
+                        "a group with IPv4 and IPv6 entries needs a family on every fwmark (`fwmark N inet6`); keepalived removes the group"
+                            .to_owned(),
+                    ),
+                );
+            }
+            self.out
+                .effective
+                .virtual_server_groups
+                .insert(name, entries);
+        }
+    }
+
+    /// The services of a virtual server written with `group`, each
+    /// registered against duplicates; `None` (and an error) when the group
+    /// cannot serve it.
+    fn group_services(
+        &mut self,
+        index: usize,
+        name: &str,
+        vs: &raw::VirtualServer,
+    ) -> Option<VsGroup> {
+        let k = || KeyPath::root("virtual_server").index(index);
+        let vserr = |r: &mut Self, key: KeyPath, msg: String| {
+            r.err(key, ErrorKind::VirtualServer(msg));
+        };
+        let Some(entries) = self.out.effective.virtual_server_groups.get(name).cloned() else {
+            vserr(
+                self,
+                k().key("group"),
+                format!(
+                    "virtual_server_group `{name}` is not defined (no [virtual_server_group] {name})"
+                ),
+            );
+            return None;
+        };
+        let families: BTreeSet<bool> = entries
+            .iter()
+            .filter_map(lvs::GroupEntry::family)
+            .map(|f| f == lvs::AddressFamily::Ipv6)
+            .collect();
+        if families.len() > 1 {
+            vserr(
+                self,
+                k().key("group"),
+                format!(
+                    "group `{name}` mixes IPv4 and IPv6 services; a virtual server's real servers are of one family: use one group per family"
+                ),
+            );
+            return None;
+        }
+        // Firewall marks without a family: the virtual server's `family`,
+        // else the group's other entries', else its real servers', else
+        // IPv4 (keepalived's order).
+        let fwmark_family = vs
+            .family
+            .or_else(|| {
+                families
+                    .first()
+                    .map(|v6| if *v6 { IpFamily::Inet6 } else { IpFamily::Inet })
+            })
+            .or_else(|| {
+                vs.real_server.first().map(|r| {
+                    if r.ip.is_ipv6() {
+                        IpFamily::Inet6
+                    } else {
+                        IpFamily::Inet
+                    }
+                })
+            })
+            .unwrap_or_default();
+        if let (Some(f), Some(v6)) = (vs.family, families.first())
+            && (f == IpFamily::Inet6) != *v6
+        {
+            vserr(
+                self,
+                k().key("family"),
+                format!("family {f:?} does not match the addresses of group `{name}`"),
+            );
+        }
+        let family = match fwmark_family {
+            IpFamily::Inet => lvs::AddressFamily::Ipv4,
+            IpFamily::Inet6 => lvs::AddressFamily::Ipv6,
+        };
+        let protocol = match vs.protocol.unwrap_or_default() {
+            VsProtocol::Tcp => lvs::Protocol::Tcp,
+            VsProtocol::Udp => lvs::Protocol::Udp,
+            VsProtocol::Sctp => lvs::Protocol::Sctp,
+        };
+        if vs.persistence_timeout.is_none()
+            && let Some(e) = entries
+                .iter()
+                .find(|e| matches!(e, lvs::GroupEntry::Addresses { port: 0, .. }))
+        {
+            vserr(
+                self,
+                k().key("group"),
+                format!(
+                    "group `{name}` entry `{e}` has no port: a service on every port must be persistent (keepalived sets persistence_timeout 360); write persistence_timeout"
+                ),
+            );
+        }
+        let mut services = Vec::new();
+        let mut duplicate = None;
+        for key in entries
+            .iter()
+            .flat_map(|e| e.services(protocol, family))
+            .filter_map(ServiceAddr::from_key)
+        {
+            if let Some(first) = self.services.insert(key, index)
+                && duplicate.is_none()
+            {
+                duplicate = Some((key, first));
+            }
+            services.push(key);
+        }
+        if let Some((key, first)) = duplicate {
+            let what = if first == index {
+                format!("group `{name}` holds {key} twice")
+            } else {
+                format!("virtual server {key} (group `{name}`) is also virtual_server[{first}]")
+            };
+            vserr(self, k(), what);
+        }
+        let member = self.group_members.entry(name.to_owned()).or_default();
+        let n = *member;
+        *member += 1;
+        Some(VsGroup {
+            name: name.to_owned(),
+            member: n,
+            fwmark_family,
+            services,
+        })
+    }
+
     /// One `[[virtual_server]]`; after [`Resolver::global`].
     pub fn virtual_server(&mut self, index: usize, vs: raw::VirtualServer) {
         let k = || KeyPath::root("virtual_server").index(index);
@@ -790,16 +962,30 @@ impl Resolver {
             r.err(key, ErrorKind::VirtualServer(msg));
         };
         let protocol = vs.protocol.unwrap_or_default();
-        let service = match (vs.ip, vs.port, vs.fwmark) {
-            (Some(ip), Some(port), None) => {
+        let mut group = None;
+        let service = match (vs.ip, vs.port, vs.fwmark, vs.group.as_deref()) {
+            (Some(ip), Some(port), None, None) => {
                 ServiceAddr::Socket(protocol, SocketAddr::new(ip, port))
             }
-            (None, None, Some(0)) => {
+            (None, None, Some(0), None) => {
                 vserr(self, k().key("fwmark"), "fwmark must not be 0".to_owned());
                 return;
             }
-            (None, None, Some(mark)) => ServiceAddr::Fwmark(mark, vs.family.unwrap_or_default()),
-            (Some(_), None, None) => {
+            (None, None, Some(mark), None) => {
+                ServiceAddr::Fwmark(mark, vs.family.unwrap_or_default())
+            }
+            (None, None, None, Some(name)) => {
+                let name = name.to_owned();
+                let Some(g) = self.group_services(index, &name, &vs) else {
+                    return;
+                };
+                let Some(first) = g.services.first().copied() else {
+                    return;
+                };
+                group = Some(Box::new(g));
+                first
+            }
+            (Some(_), None, None, None) => {
                 vserr(
                     self,
                     k().key("ip"),
@@ -811,12 +997,14 @@ impl Resolver {
                 vserr(
                     self,
                     k(),
-                    "set either `ip` and `port`, or `fwmark`".to_owned(),
+                    "set either `ip` and `port`, `fwmark`, or `group`".to_owned(),
                 );
                 return;
             }
         };
-        if let Some(first) = self.services.insert(service, index) {
+        if group.is_none()
+            && let Some(first) = self.services.insert(service, index)
+        {
             vserr(
                 self,
                 k(),
@@ -851,10 +1039,17 @@ impl Resolver {
                 format!("prefix length {g} is too long for the family"),
             );
         }
+        // keepalived: a real server without a port takes the virtual
+        // server's, except in a group (port 0).
         let default_port = match service {
-            ServiceAddr::Socket(_, a) => a.port(),
-            ServiceAddr::Fwmark(..) => 0,
+            ServiceAddr::Socket(_, a) if group.is_none() => a.port(),
+            _ => 0,
         };
+        let group_addresses = group.as_ref().is_some_and(|g| {
+            g.services
+                .iter()
+                .any(|s| matches!(s, ServiceAddr::Socket(..)))
+        });
         let sorry_server = match vs
             .sorry_server
             .as_deref()
@@ -899,8 +1094,17 @@ impl Resolver {
                 );
             }
             let port = rs.port.unwrap_or(default_port);
-            if port == 0 && matches!(service, ServiceAddr::Socket(..)) {
-                vserr(self, rk().key("port"), "port must not be 0".to_owned());
+            let rs_kind = rs.lb_kind.unwrap_or(vs.lb_kind.unwrap_or_default());
+            if port == 0
+                && matches!(service, ServiceAddr::Socket(..))
+                && (group.is_none() || rs_kind == LbKind::Nat)
+            {
+                let why = if group_addresses {
+                    "a NAT real server of a group needs its port (keepalived would forward to port 0)"
+                } else {
+                    "port must not be 0"
+                };
+                vserr(self, rk().key("port"), why.to_owned());
             }
             let addr = SocketAddr::new(rs.ip, port);
             if sorry_server == Some(addr) {
@@ -943,6 +1147,14 @@ impl Resolver {
                 rs.ping_check,
                 rs.udp_check,
             );
+            if group_addresses && port == 0 {
+                for c in &checks {
+                    if check_target(c).is_some_and(|t| t.port() == 0) {
+                        vserr(self, rk(), "a real server of a group without a port: its checks would connect to port 0, as keepalived's do; write the port, or connect_port in the check".to_owned());
+                        break;
+                    }
+                }
+            }
             real_servers.push(RealServer {
                 addr,
                 weight: rs.weight.unwrap_or(1),
@@ -959,6 +1171,7 @@ impl Resolver {
         }
         self.out.effective.virtual_servers.push(VirtualServer {
             service,
+            group,
             delay_loop,
             connect_timeout: defaults.connect_timeout,
             retry: defaults.retry,
@@ -1299,6 +1512,18 @@ enum Kind {
     Dns,
     Misc(Option<Duration>),
     Other,
+}
+
+/// Where a check connects, for the kinds that connect to a port.
+fn check_target(c: &Check) -> Option<SocketAddr> {
+    match &c.kind {
+        CheckKind::Tcp { target, .. } => Some(*target),
+        CheckKind::Http(h) => Some(h.target),
+        CheckKind::Dns(d) => Some(d.target),
+        CheckKind::Smtp(s) => Some(s.target),
+        CheckKind::Udp(u) => Some(u.target),
+        CheckKind::Misc(_) | CheckKind::Ping { .. } => None,
+    }
 }
 
 fn target(rs: SocketAddr, c: raw::Connect) -> SocketAddr {

@@ -25,6 +25,9 @@ pub(super) struct Cx {
     pub refused: Option<(Pos, String)>,
     /// keepalived's `vrrp_strict`, read from global_defs.
     strict: bool,
+    /// Virtual servers written with `group NAME`: index and line, linked
+    /// to their groups once the whole file is read.
+    group_uses: Vec<(usize, Pos)>,
     /// Global VRRP version.
     version: Option<u8>,
 }
@@ -277,7 +280,6 @@ impl Cx {
             "static_ipaddress"
             | "static_routes"
             | "static_rules"
-            | "virtual_server_group"
             | "vrrp_track_process"
             | "track_process"
             | "garp_group"
@@ -291,9 +293,6 @@ impl Cx {
             | "static_track_group" => {
                 let kw = n.keyword().to_owned();
                 let consequence = match kw.as_str() {
-                    "virtual_server_group" => {
-                        " (the virtual servers that use it are not configured)"
-                    }
                     "vrrp_track_process" | "track_process" => {
                         " (instances that track it are not moved by it)"
                     }
@@ -1413,9 +1412,9 @@ impl Cx {
                     return None;
                 }
             },
-            [kw, ..] if kw == "group" => {
-                self.dropped(n, "", "`virtual_server group` (virtual_server_group) is not supported by vrrpd yet; this service is NOT configured".to_owned());
-                return None;
+            [kw, name] if kw == "group" => {
+                vs.group = Some(name.clone());
+                self.group_uses.push((index, n.pos));
             }
             [ip, port] => match (ip.parse(), port.parse()) {
                 (Ok(ip), Ok(port)) => {
@@ -1840,6 +1839,110 @@ impl Cx {
         }
         self.carried(n, "real_server");
         (conn, sched)
+    }
+}
+
+impl Cx {
+    /// `virtual_server_group NAME { ... }`: each line read as keepalived
+    /// reads it; lines keepalived skips are dropped with its reason.
+    pub fn virtual_server_group(&mut self, n: &Node) {
+        let Some(name) = self.name(n) else { return };
+        if self.config.virtual_server_group.contains_key(&name) {
+            self.dropped(
+                n,
+                "",
+                format!("`virtual_server_group {name}` is defined again; the virtual servers use the first, so does vrrpd"),
+            );
+            return;
+        }
+        let k = KeyPath::root("virtual_server_group").key(&name);
+        self.at(&k, n.pos);
+        let mut lines: Vec<String> = Vec::new();
+        for c in n.block() {
+            let line = c.words.join(" ");
+            match line.parse::<lvs::GroupEntry>() {
+                Ok(e) => {
+                    self.at(&k.index(lines.len()), c.pos);
+                    self.entry(c, "virtual_server_group entry", Fate::Carried, None);
+                    lines.push(e.to_string());
+                }
+                Err(e) => self.entry(
+                    c,
+                    "virtual_server_group entry",
+                    Fate::Dropped,
+                    Some(format!("virtual_server_group {name}: {e}; keepalived skips the entry, so does vrrpd")),
+                ),
+            }
+        }
+        if lines.is_empty() {
+            self.dropped(n, "", format!("virtual_server_group {name} has no usable entry; keepalived removes it (and the virtual servers that use it), so does vrrpd"));
+            return;
+        }
+        self.carried(n, "");
+        self.config.virtual_server_group.insert(name, lines);
+    }
+
+    /// After the whole file: virtual servers whose group is not defined
+    /// are dropped (keepalived: "specified but not configured - ignoring
+    /// virtual server"), and a group entry without a port makes its
+    /// virtual servers persistent as keepalived does.
+    pub fn link_groups(&mut self) {
+        let uses = std::mem::take(&mut self.group_uses);
+        let mut gone = Vec::new();
+        for (index, pos) in uses {
+            let Some(vs) = self.config.virtual_server.get_mut(index) else {
+                continue;
+            };
+            let name = vs.group.clone().unwrap_or_default();
+            let Some(lines) = self.config.virtual_server_group.get(&name) else {
+                self.report.recount("virtual_server", Fate::Dropped);
+                self.warnings.push((pos, format!("virtual_server group {name}: no such virtual_server_group; keepalived ignores this virtual server, so does vrrpd")));
+                gone.push(index);
+                continue;
+            };
+            let portless = lines
+                .iter()
+                .filter_map(|l| l.parse::<lvs::GroupEntry>().ok())
+                .any(|e| matches!(e, lvs::GroupEntry::Addresses { port: 0, .. }));
+            if portless && vs.persistence_timeout.is_none() {
+                vs.persistence_timeout = Some(Dur::secs(360));
+                self.warnings.push((pos, format!("virtual_server group {name}: an entry has no port, so keepalived makes the virtual server persistent (persistence_timeout 360), so does vrrpd")));
+            }
+        }
+        for index in gone.into_iter().rev() {
+            self.remove_virtual_server(index);
+        }
+    }
+
+    /// Removes a converted virtual server, renumbering the positions of
+    /// those after it.
+    fn remove_virtual_server(&mut self, index: usize) {
+        if index >= self.config.virtual_server.len() {
+            return;
+        }
+        self.config.virtual_server.remove(index);
+        if index < self.real_servers.len() {
+            self.real_servers.remove(index);
+        }
+        let prefix = "virtual_server[";
+        let old = std::mem::take(&mut self.locations);
+        for (key, pos) in old {
+            let renumbered = key.strip_prefix(prefix).and_then(|rest| {
+                let (n, tail) = rest.split_once(']')?;
+                let n: usize = n.parse().ok()?;
+                Some((n, tail.to_owned()))
+            });
+            match renumbered {
+                Some((n, _)) if n == index => {}
+                Some((n, tail)) if n > index => {
+                    self.locations
+                        .insert(format!("{prefix}{}]{tail}", n - 1), pos);
+                }
+                _ => {
+                    self.locations.insert(key, pos);
+                }
+            }
+        }
     }
 }
 

@@ -235,6 +235,7 @@ impl Imported {
             track_file: self.config.track_file.clone(),
             instance: self.config.instance.clone(),
             sync_group: self.config.sync_group.clone(),
+            virtual_server_group: self.config.virtual_server_group.clone(),
             virtual_server: Vec::new(),
         };
         out.write_all(crate::config::to_toml(&head).as_bytes())?;
@@ -282,9 +283,11 @@ pub fn import_str(text: &str, path: &Path, options: &Options) -> Result<Imported
                     cx.config.virtual_server.push(vs);
                 }
             }
+            "virtual_server_group" => cx.virtual_server_group(&node),
             _ => cx.top_level_other(&node),
         }
     }
+    cx.link_groups();
     if let Some(pos) = reader.conditionals_seen {
         cx.note(
             pos,

@@ -899,3 +899,85 @@ fn sync_group_tracks_reach_every_member_with_their_weights() {
     assert!(!c.sync_groups["G"].tracking_weight);
     assert!(has(&warnings, 37, "member B owns its addresses"));
 }
+
+#[test]
+fn virtual_server_groups_are_carried_and_linked_after_the_whole_file() {
+    let text = r#"virtual_server group WEB {
+    lb_kind DR
+    real_server 198.51.100.1 80 {
+        TCP_CHECK {
+            connect_timeout 3
+        }
+    }
+}
+virtual_server_group WEB {
+    192.0.2.10-12 80
+    192.0.2.20 443
+    192.0.2.30-29 80
+    fwmark 5
+}
+virtual_server_group ALLPORTS {
+    192.0.2.40
+}
+virtual_server group ALLPORTS {
+    lb_kind DR
+    real_server 198.51.100.2 {
+        TCP_CHECK {
+            connect_port 22
+        }
+    }
+}
+virtual_server group MISSING {
+    real_server 198.51.100.3 80 {
+    }
+}
+virtual_server 192.0.2.99 80 {
+    real_server 198.51.100.4 80 {
+        bogus_keyword
+    }
+}
+"#;
+    let imported = import(text);
+    assert_eq!(
+        imported.config.virtual_server_group["WEB"],
+        ["192.0.2.10-12 80", "192.0.2.20 443", "fwmark 5"]
+    );
+    let (c, warnings) = import_check(text);
+    let m = messages(&warnings);
+    // The bad range line, the port-less group made persistent, the missing
+    // group's server dropped, the unknown keyword: each at its line.
+    assert!(has(&warnings, 12, "keepalived skips the entry"), "{m:#?}");
+    assert!(has(&warnings, 18, "persistence_timeout 360"), "{m:#?}");
+    assert!(has(&warnings, 26, "no such virtual_server_group"), "{m:#?}");
+    assert!(has(&warnings, 32, "bogus_keyword"), "{m:#?}");
+    assert_eq!(warnings.len(), 4, "{m:#?}");
+    assert_eq!(c.virtual_servers.len(), 3);
+    let keys: Vec<String> = crate::plan::plan(&c)
+        .virtual_servers
+        .iter()
+        .map(|v| v.server.service.key.to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "tcp/192.0.2.10:80",
+            "tcp/192.0.2.11:80",
+            "tcp/192.0.2.12:80",
+            "tcp/192.0.2.20:443",
+            "fwmark/5",
+            "tcp/192.0.2.40:0",
+            "tcp/192.0.2.99:80"
+        ]
+    );
+    assert_eq!(
+        c.virtual_servers[1].persistence.map(|p| p.0),
+        Some(std::time::Duration::from_secs(360))
+    );
+    // A problem found later still points at the keepalived.conf line of
+    // the server after the dropped one.
+    let (file, line) = imported.locate(&crate::config::KeyPath::root("virtual_server").index(2));
+    assert_eq!(
+        (file.display().to_string(), line),
+        ("keepalived.conf".to_owned(), 30)
+    );
+}
