@@ -1533,6 +1533,9 @@ impl Cx {
             self.at(&key, c.pos);
         }
         vs.real_server.shrink_to_fit();
+        if vs.ip.is_some() && vs.protocol.is_none() {
+            self.default_udp(&mut vs, n.pos);
+        }
         Some(vs)
     }
 
@@ -1900,10 +1903,16 @@ impl Cx {
                 gone.push(index);
                 continue;
             };
-            let portless = lines
+            let entries: Vec<lvs::GroupEntry> =
+                lines.iter().filter_map(|l| l.parse().ok()).collect();
+            let portless = entries
                 .iter()
-                .filter_map(|l| l.parse::<lvs::GroupEntry>().ok())
                 .any(|e| matches!(e, lvs::GroupEntry::Addresses { port: 0, .. }));
+            if vs.protocol.is_none() && entries.iter().any(|e| !e.is_fwmark()) {
+                vs.protocol = Some(raw::VsProtocol::Udp);
+                self.report.recount("virtual_server", Fate::Changed);
+                self.warnings.push((pos, "virtual_server without `protocol`: keepalived 2.2.7 uses UDP (\"no protocol set - defaulting to UDP\"), so does vrrpd".to_owned()));
+            }
             if portless && vs.persistence_timeout.is_none() {
                 vs.persistence_timeout = Some(Dur::secs(360));
                 self.warnings.push((pos, format!("virtual_server group {name}: an entry has no port, so keepalived makes the virtual server persistent (persistence_timeout 360), so does vrrpd")));
@@ -1912,6 +1921,14 @@ impl Cx {
         for index in gone.into_iter().rev() {
             self.remove_virtual_server(index);
         }
+    }
+
+    /// keepalived 2.2.7 makes an address virtual server without `protocol`
+    /// a UDP one.
+    fn default_udp(&mut self, vs: &mut raw::VirtualServer, pos: Pos) {
+        vs.protocol = Some(raw::VsProtocol::Udp);
+        self.report.recount("virtual_server", Fate::Changed);
+        self.warnings.push((pos, "virtual_server without `protocol`: keepalived 2.2.7 uses UDP (\"no protocol set - defaulting to UDP\"), so does vrrpd".to_owned()));
     }
 
     /// Removes a converted virtual server, renumbering the positions of

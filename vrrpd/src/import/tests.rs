@@ -904,6 +904,7 @@ fn sync_group_tracks_reach_every_member_with_their_weights() {
 fn virtual_server_groups_are_carried_and_linked_after_the_whole_file() {
     let text = r#"virtual_server group WEB {
     lb_kind DR
+    protocol TCP
     real_server 198.51.100.1 80 {
         TCP_CHECK {
             connect_timeout 3
@@ -932,6 +933,7 @@ virtual_server group MISSING {
     }
 }
 virtual_server 192.0.2.99 80 {
+    protocol TCP
     real_server 198.51.100.4 80 {
         bogus_keyword
     }
@@ -946,11 +948,13 @@ virtual_server 192.0.2.99 80 {
     let m = messages(&warnings);
     // The bad range line, the port-less group made persistent, the missing
     // group's server dropped, the unknown keyword: each at its line.
-    assert!(has(&warnings, 12, "keepalived skips the entry"), "{m:#?}");
-    assert!(has(&warnings, 18, "persistence_timeout 360"), "{m:#?}");
-    assert!(has(&warnings, 26, "no such virtual_server_group"), "{m:#?}");
-    assert!(has(&warnings, 32, "bogus_keyword"), "{m:#?}");
-    assert_eq!(warnings.len(), 4, "{m:#?}");
+    assert!(has(&warnings, 13, "keepalived skips the entry"), "{m:#?}");
+    assert!(has(&warnings, 19, "persistence_timeout 360"), "{m:#?}");
+    // ... and UDP, keepalived 2.2.7's default protocol.
+    assert!(has(&warnings, 19, "defaulting to UDP"), "{m:#?}");
+    assert!(has(&warnings, 27, "no such virtual_server_group"), "{m:#?}");
+    assert!(has(&warnings, 34, "bogus_keyword"), "{m:#?}");
+    assert_eq!(warnings.len(), 5, "{m:#?}");
     assert_eq!(c.virtual_servers.len(), 3);
     let keys: Vec<String> = crate::plan::plan(&c)
         .virtual_servers
@@ -965,7 +969,7 @@ virtual_server 192.0.2.99 80 {
             "tcp/192.0.2.12:80",
             "tcp/192.0.2.20:443",
             "fwmark/5",
-            "tcp/192.0.2.40:0",
+            "udp/192.0.2.40:0",
             "tcp/192.0.2.99:80"
         ]
     );
@@ -978,6 +982,6 @@ virtual_server 192.0.2.99 80 {
     let (file, line) = imported.locate(&crate::config::KeyPath::root("virtual_server").index(2));
     assert_eq!(
         (file.display().to_string(), line),
-        ("keepalived.conf".to_owned(), 30)
+        ("keepalived.conf".to_owned(), 31)
     );
 }
