@@ -1266,11 +1266,11 @@ impl Cx {
                 } else if version == 3 {
                     notes.push((pos, "vrrp_instance authentication", Fate::Changed, format!("({name}) authentication with VRRPv3: keepalived ignores it and sends none, so does vrrpd")));
                     i.authentication = None;
+                } else if ah {
+                    self.refuse(pos, format!("({name}) auth_type AH: vrrpd does not implement it. RFC 3768 removed IPsec AH from VRRP (one of its changes from RFC 2338), keepalived's AH does not interoperate with other implementations, and a converted node without it would be ignored by a keepalived peer still using AH (both would become master). Use auth_type PASS or no authentication on every node"));
+                    i.authentication = None;
                 } else if a.auth_pass.as_deref().is_none_or(str::is_empty) {
                     notes.push((pos, "vrrp_instance authentication", Fate::Changed, format!("({name}) authentication without a password: keepalived ignores it, so does vrrpd")));
-                    i.authentication = None;
-                } else if ah {
-                    notes.push((pos, "vrrp_instance authentication", Fate::Changed, format!("({name}) auth_type AH (IPsec AH, removed by RFC 3768) is not implemented by vrrpd: the converted instance sends no authentication, and a keepalived peer still using AH discards its adverts (both become master); convert both nodes together")));
                     i.authentication = None;
                 } else if a
                     .auth_type

@@ -385,12 +385,24 @@ fn ipv6_means_v3_and_v3_ignores_authentication() {
 }
 
 #[test]
-fn ah_authentication_is_dropped_with_its_consequence() {
-    let (c, warnings) = import_check(
-        "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  authentication {\n    auth_type AH\n    auth_pass 1111\n  }\n  virtual_ipaddress {\n    192.0.2.16\n  }\n}\n",
-    );
+fn ah_authentication_is_refused_with_its_reason() {
+    let ah = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  authentication {\n    auth_type AH\n    auth_pass 1111\n  }\n  virtual_ipaddress {\n    192.0.2.16\n  }\n}\n";
+    let e = import_str(ah, Path::new("k.conf"), &options()).expect_err("AH refused");
+    let shown = e.to_string();
+    assert!(shown.starts_with("k.conf:4:"), "{shown}");
+    assert!(shown.contains("RFC 3768 removed IPsec AH"), "{shown}");
+    // Where keepalived ignores authentication anyway (VRRPv3, strict
+    // mode), AH does not matter.
+    let (c, warnings) = import_check(&ah.replace("  interface eth0\n", "  interface eth0\n  version 3\n"));
     assert_eq!(c.instances["VI_1"].auth_pass, None);
-    assert!(has(&warnings, 4, "both become master"));
+    assert!(has(&warnings, 5, "authentication with VRRPv3"));
+    // `vrrpd check` refuses it in a TOML file too.
+    let e = crate::config::parse(
+        "[instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 1\nauthentication = { auth_type = \"AH\", auth_pass = \"1111\" }\n",
+        Path::new("v.toml"),
+    )
+    .expect_err("AH refused");
+    assert!(e.to_string().contains("RFC 3768 removed AH"), "{e}");
 }
 
 #[test]
