@@ -84,9 +84,9 @@ pub use error::{ConfigError, DownReason, GenhashError};
 pub use genhash::{GenhashReport, GenhashRequest, genhash};
 pub use lag::LagHistogram;
 pub use probe::{
-    CustomProbe, DnsCheck, FileCheck, HttpCheck, IcmpCheck, Md5Digest, Probe, ProbeFuture,
-    ProbeReport, Prober, ScriptCheck, SmtpCheck, StatusRanges, TcpCheck, TlsOptions, TlsVerify,
-    UdpCheck, Weighted, parse_tracked_value,
+    BodyRegex, CustomProbe, DnsCheck, FileCheck, HttpCheck, IcmpCheck, Md5Digest, Probe,
+    ProbeFuture, ProbeReport, Prober, RegexOptions, ScriptCheck, SmtpCheck, StatusRanges, TcpCheck,
+    TlsOptions, TlsVerify, UdpCheck, Weighted, parse_tracked_value,
 };
 pub use runner::{
     CheckSpec, Runner, RunnerConfig, RunnerHandle, RunnerStats, default_max_in_flight,

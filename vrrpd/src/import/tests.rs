@@ -393,7 +393,8 @@ fn ah_authentication_is_refused_with_its_reason() {
     assert!(shown.contains("RFC 3768 removed IPsec AH"), "{shown}");
     // Where keepalived ignores authentication anyway (VRRPv3, strict
     // mode), AH does not matter.
-    let (c, warnings) = import_check(&ah.replace("  interface eth0\n", "  interface eth0\n  version 3\n"));
+    let (c, warnings) =
+        import_check(&ah.replace("  interface eth0\n", "  interface eth0\n  version 3\n"));
     assert_eq!(c.instances["VI_1"].auth_pass, None);
     assert!(has(&warnings, 5, "authentication with VRRPv3"));
     // `vrrpd check` refuses it in a TOML file too.
