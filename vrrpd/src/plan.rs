@@ -354,9 +354,11 @@ fn check_specs(rs: SocketAddr, c: &Check, initial: Health) -> Vec<CheckSpec> {
         timing: timing.clone(),
     };
     match &c.kind {
-        CheckKind::Tcp { target, bind } => {
+        CheckKind::Tcp { target, source } => {
             let mut p = healthcheck::TcpCheck::new(*target);
-            p.bind = *bind;
+            p.bind = source.address;
+            p.bind_port = source.port;
+            p.bind_interface.clone_from(&source.interface);
             p.connect_timeout = Some(c.timing.timeout);
             vec![spec(format!("{rs} tcp"), Probe::Tcp(p))]
         }
@@ -365,7 +367,10 @@ fn check_specs(rs: SocketAddr, c: &Check, initial: Health) -> Vec<CheckSpec> {
             .iter()
             .map(|u| {
                 let mut p = healthcheck::HttpCheck::new(h.target);
-                p.bind = h.bind;
+                p.bind = h.source.address;
+                p.bind_port = h.source.port;
+                p.bind_interface.clone_from(&h.source.interface);
+                p.regex.clone_from(&u.regex);
                 p.connect_timeout = Some(c.timing.timeout);
                 p.path.clone_from(&u.path);
                 p.virtual_host.clone_from(&h.virtualhost);
@@ -376,6 +381,9 @@ fn check_specs(rs: SocketAddr, c: &Check, initial: Health) -> Vec<CheckSpec> {
                 if h.tls {
                     let mut t = healthcheck::TlsOptions::insecure();
                     t.sni.clone_from(&h.sni);
+                    // keepalived's enable_sni; unset, the name is sent when
+                    // there is one.
+                    t.send_sni = h.enable_sni.unwrap_or(true);
                     p.tls = Some(t);
                 }
                 let scheme = if h.tls { "https" } else { "http" };
@@ -391,24 +399,40 @@ fn check_specs(rs: SocketAddr, c: &Check, initial: Health) -> Vec<CheckSpec> {
         CheckKind::Dns(d) => {
             let mut p = healthcheck::DnsCheck::new(d.target, d.name.clone());
             p.record_type.clone_from(&d.record_type);
-            p.bind = d.bind.map(|ip| SocketAddr::new(ip, 0));
+            p.bind = match (d.source.address, d.source.port) {
+                (None, None) => None,
+                (ip, port) => Some(SocketAddr::new(
+                    ip.unwrap_or(if d.target.is_ipv6() {
+                        std::net::Ipv6Addr::UNSPECIFIED.into()
+                    } else {
+                        std::net::Ipv4Addr::UNSPECIFIED.into()
+                    }),
+                    port.unwrap_or(0),
+                )),
+            };
+            p.bind_interface.clone_from(&d.source.interface);
             vec![spec(format!("{rs} dns"), Probe::Dns(p))]
         }
         CheckKind::Smtp(s) => {
             let mut p = healthcheck::SmtpCheck::new(s.target);
-            p.bind = s.bind;
+            p.bind = s.source.address;
+            p.bind_port = s.source.port;
+            p.bind_interface.clone_from(&s.source.interface);
             p.connect_timeout = Some(c.timing.timeout);
             p.helo_name.clone_from(&s.helo_name);
             vec![spec(format!("{rs} smtp"), Probe::Smtp(p))]
         }
-        CheckKind::Ping { target, bind } => {
+        CheckKind::Ping { target, source } => {
             let mut p = healthcheck::IcmpCheck::new(*target);
-            p.source = *bind;
+            p.source = source.address;
+            p.interface.clone_from(&source.interface);
             vec![spec(format!("{rs} ping"), Probe::Icmp(p))]
         }
         CheckKind::Udp(u) => {
             let mut p = healthcheck::UdpCheck::new(u.target);
-            p.bind = u.bind;
+            p.bind = u.source.address;
+            p.bind_port = u.source.port;
+            p.bind_interface.clone_from(&u.source.interface);
             p.payload.clone_from(&u.payload);
             p.require_reply = u.require_reply;
             p.expected_prefix.clone_from(&u.reply);

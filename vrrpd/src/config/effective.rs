@@ -475,6 +475,18 @@ pub struct Check {
     pub kind: CheckKind,
 }
 
+/// Where a check's packets come from: keepalived's `bindto`, `bind_port`
+/// and `bind_if`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Source {
+    /// Source address.
+    pub address: Option<IpAddr>,
+    /// Source port.
+    pub port: Option<u16>,
+    /// Interface.
+    pub interface: Option<String>,
+}
+
 /// What a check probes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckKind {
@@ -483,7 +495,7 @@ pub enum CheckKind {
         /// Where.
         target: SocketAddr,
         /// From.
-        bind: Option<IpAddr>,
+        source: Box<Source>,
     },
     /// HTTP(S) GET.
     Http(Box<HttpCheck>),
@@ -498,7 +510,7 @@ pub enum CheckKind {
         /// Where.
         target: IpAddr,
         /// From.
-        bind: Option<IpAddr>,
+        source: Box<Source>,
     },
     /// UDP datagram.
     Udp(Box<UdpCheck>),
@@ -512,13 +524,16 @@ pub struct HttpCheck {
     /// Where.
     pub target: SocketAddr,
     /// From.
-    pub bind: Option<IpAddr>,
+    pub source: Source,
     /// URLs, all must pass.
     pub urls: Vec<UrlCheck>,
     /// `Host:`.
     pub virtualhost: Option<String>,
     /// TLS server name.
     pub sni: Option<String>,
+    /// Whether the name goes in the TLS handshake (`None`: when there is
+    /// one).
+    pub enable_sni: Option<bool>,
 }
 
 /// One URL of an HTTP check.
@@ -530,6 +545,8 @@ pub struct UrlCheck {
     pub digest: Option<healthcheck::Md5Digest>,
     /// Expected status codes: as written, and parsed.
     pub status: Option<(String, healthcheck::StatusRanges)>,
+    /// A regular expression the body must (or must not) match.
+    pub regex: Option<healthcheck::BodyRegex>,
 }
 
 /// A `MISC_CHECK`.
@@ -547,7 +564,7 @@ pub struct DnsCheck {
     /// Server.
     pub target: SocketAddr,
     /// From.
-    pub bind: Option<IpAddr>,
+    pub source: Source,
     /// Record type.
     pub record_type: String,
     /// Name.
@@ -560,7 +577,7 @@ pub struct SmtpCheck {
     /// Server.
     pub target: SocketAddr,
     /// From.
-    pub bind: Option<IpAddr>,
+    pub source: Source,
     /// HELO name.
     pub helo_name: Option<String>,
 }
@@ -571,7 +588,7 @@ pub struct UdpCheck {
     /// Where.
     pub target: SocketAddr,
     /// From.
-    pub bind: Option<IpAddr>,
+    pub source: Source,
     /// Datagram.
     pub payload: Vec<u8>,
     /// Silence counts as down.
@@ -864,11 +881,13 @@ impl CheckTiming {
     }
 }
 
-fn connect(target: SocketAddr, bind: Option<IpAddr>, timeout: Duration) -> raw::Connect {
+fn connect(target: SocketAddr, source: &Source, timeout: Duration) -> raw::Connect {
     raw::Connect {
         connect_ip: Some(target.ip()),
         connect_port: Some(target.port()),
-        bind_to: bind,
+        bind_to: source.address,
+        bind_port: source.port,
+        bind_if: source.interface.clone(),
         connect_timeout: dur(timeout),
     }
 }
@@ -878,9 +897,9 @@ impl Check {
         let schedule = self.timing.to_raw();
         let timeout = self.timing.timeout;
         match &self.kind {
-            CheckKind::Tcp { target, bind } => {
+            CheckKind::Tcp { target, source } => {
                 let mut c = raw::TcpCheck::default();
-                c.set_connect(connect(*target, *bind, timeout));
+                c.set_connect(connect(*target, source, timeout));
                 c.set_schedule(schedule);
                 r.tcp_check.push(c);
             }
@@ -893,13 +912,25 @@ impl Check {
                             path: Some(u.path.clone()),
                             digest: u.digest.map(|d| d.to_string()),
                             status_code: u.status.as_ref().map(|(text, _)| text.clone()),
+                            regex: u.regex.as_ref().map(|r| r.pattern.clone()),
+                            regex_no_match: u.regex.as_ref().map(|r| r.no_match),
+                            regex_options: u.regex.as_ref().map_or_else(Vec::new, |r| {
+                                r.options.names().into_iter().map(str::to_owned).collect()
+                            }),
+                            regex_min_offset: u
+                                .regex
+                                .as_ref()
+                                .map(|r| r.min_offset)
+                                .filter(|o| *o > 0),
+                            regex_max_offset: u.regex.as_ref().and_then(|r| r.max_offset),
                         })
                         .collect(),
                     virtualhost: h.virtualhost.clone(),
                     sni: h.sni.clone(),
+                    enable_sni: h.enable_sni,
                     ..Default::default()
                 };
-                c.set_connect(connect(h.target, h.bind, timeout));
+                c.set_connect(connect(h.target, &h.source, timeout));
                 c.set_schedule(schedule);
                 if h.tls {
                     r.ssl_get.push(c);
@@ -923,7 +954,7 @@ impl Check {
                     name: Some(d.name.clone()),
                     ..Default::default()
                 };
-                c.set_connect(connect(d.target, d.bind, timeout));
+                c.set_connect(connect(d.target, &d.source, timeout));
                 c.set_schedule(schedule);
                 r.dns_check.push(c);
             }
@@ -932,16 +963,18 @@ impl Check {
                     helo_name: s.helo_name.clone(),
                     ..Default::default()
                 };
-                c.set_connect(connect(s.target, s.bind, timeout));
+                c.set_connect(connect(s.target, &s.source, timeout));
                 c.set_schedule(schedule);
                 r.smtp_check.push(c);
             }
-            CheckKind::Ping { target, bind } => {
+            CheckKind::Ping { target, source } => {
                 let mut c = raw::PingCheck::default();
                 c.set_connect(raw::Connect {
                     connect_ip: Some(*target),
                     connect_port: None,
-                    bind_to: *bind,
+                    bind_to: source.address,
+                    bind_port: None,
+                    bind_if: source.interface.clone(),
                     connect_timeout: dur(timeout),
                 });
                 c.set_schedule(schedule);
@@ -954,7 +987,7 @@ impl Check {
                     reply: u.reply.as_deref().map(to_hex),
                     ..Default::default()
                 };
-                c.set_connect(connect(u.target, u.bind, timeout));
+                c.set_connect(connect(u.target, &u.source, timeout));
                 c.set_schedule(schedule);
                 r.udp_check.push(c);
             }

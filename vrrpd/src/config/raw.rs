@@ -765,7 +765,7 @@ impl RealServer {
 
 /// The fields every connecting check has (keepalived's common checker
 /// keywords), as written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Connect {
     /// Address to probe (default: the real server's).
     pub connect_ip: Option<IpAddr>,
@@ -773,6 +773,10 @@ pub struct Connect {
     pub connect_port: Option<u16>,
     /// Source address (keepalived's `bindto`).
     pub bind_to: Option<IpAddr>,
+    /// Source port (keepalived's `bind_port`).
+    pub bind_port: Option<u16>,
+    /// Interface (keepalived's `bind_if`).
+    pub bind_if: Option<String>,
     /// Time limit of one attempt.
     pub connect_timeout: Option<Dur>,
 }
@@ -810,6 +814,13 @@ macro_rules! check_struct {
             /// Source address (keepalived's `bindto`).
             #[serde(default, alias = "bindto", skip_serializing_if = "Option::is_none")]
             pub bind_to: Option<IpAddr>,
+            /// Source port (keepalived's `bind_port`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub bind_port: Option<u16>,
+            /// Interface the check's packets leave by (keepalived's
+            /// `bind_if`); required for an IPv6 link-local `connect_ip`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub bind_if: Option<String>,
             /// Time limit of one attempt (the real server's, else the
             /// virtual server's, else 5 s).
             #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -842,6 +853,8 @@ macro_rules! check_struct {
                     connect_ip: self.connect_ip,
                     connect_port: self.connect_port,
                     bind_to: self.bind_to,
+                    bind_port: self.bind_port,
+                    bind_if: self.bind_if.clone(),
                     connect_timeout: self.connect_timeout,
                 }
             }
@@ -862,6 +875,8 @@ macro_rules! check_struct {
                 self.connect_ip = c.connect_ip;
                 self.connect_port = c.connect_port;
                 self.bind_to = c.bind_to;
+                self.bind_port = c.bind_port;
+                self.bind_if = c.bind_if;
                 self.connect_timeout = c.connect_timeout;
             }
 
@@ -894,6 +909,11 @@ check_struct!(
         /// TLS server name (SSL_GET).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sni: Option<String>,
+        /// Send the server name (`sni`, else the virtual host) in the TLS
+        /// handshake (SSL_GET). Default: when there is a name; keepalived's
+        /// default is off, which `import-keepalived` writes out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enable_sni: Option<bool>,
     }
 );
 
@@ -1014,6 +1034,23 @@ pub struct Url {
         deserialize_with = "status_code"
     )]
     pub status_code: Option<String>,
+    /// A regular expression the body must match (the `regex` crate's
+    /// syntax: PCRE's without look-around and back-references).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// Up while the body does not match `regex`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex_no_match: Option<bool>,
+    /// keepalived's PCRE2 options: caseless, multiline, dotall, extended,
+    /// ungreedy, utf.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regex_options: Vec<String>,
+    /// The match may not start before this byte of the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex_min_offset: Option<usize>,
+    /// The match must start at or before this byte of the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex_max_offset: Option<usize>,
 }
 
 fn status_code<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -18,7 +18,7 @@ use super::command::CommandSpec;
 use super::duration::Dur;
 use super::effective::{
     Check, CheckKind, CheckTiming, Command, DnsCheck, Effective, Global, HttpCheck, Instance,
-    MiscCheck, Notify, RealServer, Script, ServiceAddr, SmtpCheck, StartState, SyncGroup,
+    MiscCheck, Notify, RealServer, Script, ServiceAddr, SmtpCheck, Source, StartState, SyncGroup,
     TrackFile, Tracked, TrackedFile, UdpCheck, UrlCheck, User, Vip, VirtualServer, VsGroup,
     family_of,
 };
@@ -1231,11 +1231,13 @@ impl Resolver {
                 inherited,
                 Kind::Other,
             );
+            let target = target(rs, &conn);
+            let source = self.source(&ck, &conn, target);
             out.push(Check {
                 timing,
                 kind: CheckKind::Tcp {
-                    target: target(rs, conn),
-                    bind: conn.bind_to,
+                    target,
+                    source: Box::new(source),
                 },
             });
         }
@@ -1258,6 +1260,7 @@ impl Resolver {
                 };
                 for (u, url) in raw_urls.into_iter().enumerate() {
                     let uk = || ck().key("url").index(u);
+                    let regex = self.body_regex(&uk, &url);
                     let path = url.path.unwrap_or_else(|| "/".to_owned());
                     if !path.starts_with('/') {
                         self.err(
@@ -1299,17 +1302,21 @@ impl Resolver {
                         path,
                         digest,
                         status,
+                        regex,
                     });
                 }
+                let target = target(rs, &conn);
+                let source = self.source(&ck, &conn, target);
                 out.push(Check {
                     timing,
                     kind: CheckKind::Http(Box::new(HttpCheck {
                         tls,
-                        target: target(rs, conn),
-                        bind: conn.bind_to,
+                        target,
+                        source,
                         urls,
                         virtualhost: c.virtualhost.or_else(|| virtualhost.map(str::to_owned)),
                         sni: c.sni,
+                        enable_sni: c.enable_sni,
                     })),
                 });
             }
@@ -1346,12 +1353,13 @@ impl Resolver {
             );
             // keepalived queries the real server's own port unless
             // connect_port says otherwise, as for every check.
-            let server = target(rs, conn);
+            let server = target(rs, &conn);
+            let source = self.source(&ck, &conn, server);
             out.push(Check {
                 timing,
                 kind: CheckKind::Dns(Box::new(DnsCheck {
                     target: server,
-                    bind: conn.bind_to,
+                    source,
                     record_type: c.record_type.unwrap_or_else(|| "SOA".to_owned()),
                     name: c.name.unwrap_or_else(|| ".".to_owned()),
                 })),
@@ -1367,11 +1375,13 @@ impl Resolver {
                 inherited,
                 Kind::Other,
             );
+            let target = target(rs, &conn);
+            let source = self.source(&ck, &conn, target);
             out.push(Check {
                 timing,
                 kind: CheckKind::Smtp(Box::new(SmtpCheck {
-                    target: target(rs, conn),
-                    bind: conn.bind_to,
+                    target,
+                    source,
                     helo_name: c.helo_name,
                 })),
             });
@@ -1386,11 +1396,14 @@ impl Resolver {
                 inherited,
                 Kind::Other,
             );
+            let target = conn.connect_ip.unwrap_or(rs.ip());
+            let mut source = self.source(&ck, &conn, SocketAddr::new(target, 0));
+            source.port = None;
             out.push(Check {
                 timing,
                 kind: CheckKind::Ping {
-                    target: conn.connect_ip.unwrap_or(rs.ip()),
-                    bind: conn.bind_to,
+                    target,
+                    source: Box::new(source),
                 },
             });
         }
@@ -1427,11 +1440,13 @@ impl Resolver {
                     ErrorKind::VirtualServer("`reply` needs `require_reply = true`".to_owned()),
                 );
             }
+            let target = target(rs, &conn);
+            let source = self.source(&ck, &conn, target);
             out.push(Check {
                 timing,
                 kind: CheckKind::Udp(Box::new(UdpCheck {
-                    target: target(rs, conn),
-                    bind: conn.bind_to,
+                    target,
+                    source,
                     payload,
                     require_reply,
                     reply,
@@ -1439,6 +1454,105 @@ impl Resolver {
             });
         }
         out
+    }
+
+    /// keepalived's `bindto`, `bind_port` and `bind_if`, checked as
+    /// keepalived checks them (`co_srcip_handler`, `check_conn_opts`).
+    fn source(
+        &mut self,
+        ck: &dyn Fn() -> KeyPath,
+        conn: &raw::Connect,
+        target: SocketAddr,
+    ) -> Source {
+        if let Some(a) = conn.bind_to
+            && a.is_ipv6() != target.is_ipv6()
+        {
+            self.err(
+                ck().key("bind_to"),
+                ErrorKind::VirtualServer(format!(
+                    "bindto {a} is not of the family of the address checked, {}",
+                    target.ip()
+                )),
+            );
+        }
+        if let Some(name) = &conn.bind_if
+            && (name.is_empty() || name.len() > 15 || name.contains(['/', ' ']))
+        {
+            self.err(
+                ck().key("bind_if"),
+                ErrorKind::VirtualServer(format!("`{name}` is not an interface name")),
+            );
+        }
+        if let IpAddr::V6(v6) = target.ip()
+            && v6.is_unicast_link_local()
+            && conn.bind_if.is_none()
+        {
+            self.err(
+                ck().key("connect_ip"),
+                ErrorKind::VirtualServer(format!(
+                    "{v6} is a link-local address: the check needs bind_if (the interface it is on), as keepalived's does"
+                )),
+            );
+        }
+        Source {
+            address: conn.bind_to,
+            port: conn.bind_port.filter(|p| *p != 0),
+            interface: conn.bind_if.clone(),
+        }
+    }
+
+    /// keepalived's `regex` and its companions on one URL.
+    fn body_regex(
+        &mut self,
+        uk: &dyn Fn() -> KeyPath,
+        url: &raw::Url,
+    ) -> Option<healthcheck::BodyRegex> {
+        let Some(pattern) = &url.regex else {
+            let companion = [
+                ("regex_no_match", url.regex_no_match.is_some()),
+                ("regex_options", !url.regex_options.is_empty()),
+                ("regex_min_offset", url.regex_min_offset.is_some()),
+                ("regex_max_offset", url.regex_max_offset.is_some()),
+            ]
+            .into_iter()
+            .find(|(_, set)| *set);
+            if let Some((key, _)) = companion {
+                self.err(
+                    uk().key(key),
+                    ErrorKind::VirtualServer(format!("`{key}` needs `regex`")),
+                );
+            }
+            return None;
+        };
+        let mut r = healthcheck::BodyRegex::new(pattern.clone());
+        r.no_match = url.regex_no_match.unwrap_or(false);
+        r.min_offset = url.regex_min_offset.unwrap_or(0);
+        r.max_offset = url.regex_max_offset;
+        for (n, option) in url.regex_options.iter().enumerate() {
+            if r.options.set(option).is_none() {
+                self.err(
+                    uk().key("regex_options").index(n),
+                    ErrorKind::VirtualServer(format!(
+                        "`{option}` is not a regex option vrrpd has (caseless, multiline, dotall, extended, ungreedy, utf)"
+                    )),
+                );
+            }
+        }
+        if let Some(max) = r.max_offset
+            && max < r.min_offset
+        {
+            self.err(
+                uk().key("regex_max_offset"),
+                ErrorKind::VirtualServer(format!(
+                    "regex_max_offset {max} is below regex_min_offset {}",
+                    r.min_offset
+                )),
+            );
+        }
+        if let Err(e) = r.compile() {
+            self.err(uk().key("regex"), ErrorKind::VirtualServer(e.to_string()));
+        }
+        Some(r)
     }
 
     /// keepalived's inheritance: the check's own value, else the real
@@ -1526,7 +1640,7 @@ fn check_target(c: &Check) -> Option<SocketAddr> {
     }
 }
 
-fn target(rs: SocketAddr, c: raw::Connect) -> SocketAddr {
+fn target(rs: SocketAddr, c: &raw::Connect) -> SocketAddr {
     SocketAddr::new(
         c.connect_ip.unwrap_or(rs.ip()),
         c.connect_port.unwrap_or(rs.port()),

@@ -1152,3 +1152,71 @@ fn group_mistakes_are_refused_at_their_line() {
         [[virtual_server.real_server]]\nip = \"192.0.2.9\"\ntcp_check = { connect_port = 80 }\n",
     );
 }
+
+#[test]
+fn check_sources_sni_and_regexes_reach_the_probes() {
+    let text = "[[virtual_server]]\nip = \"192.0.2.5\"\nport = 443\nvirtualhost = \"www.example.com\"\n\
+                [[virtual_server.real_server]]\nip = \"192.0.2.6\"\n\
+                [[virtual_server.real_server.ssl_get]]\nenable_sni = false\nbindto = \"192.0.2.1\"\nbind_port = 4000\nbind_if = \"eth1\"\n\
+                url = [{ path = \"/\", regex = \"ok|fine\", regex_options = [\"caseless\"], regex_max_offset = 100 }]\n\
+                [[virtual_server.real_server.ssl_get]]\n";
+    let c = ok(text);
+    let p = plan(&c);
+    let probes: Vec<&healthcheck::HttpCheck> = p.virtual_servers[0].real_servers[0]
+        .checks
+        .iter()
+        .map(|c| match &c.spec.probe {
+            healthcheck::Probe::Http(h) => h,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let h = probes[0];
+    assert_eq!(h.bind, Some("192.0.2.1".parse().expect("ip")));
+    assert_eq!(h.bind_port, Some(4000));
+    assert_eq!(h.bind_interface.as_deref(), Some("eth1"));
+    assert_eq!(h.tls.as_ref().map(|t| t.send_sni), Some(false));
+    let r = h.regex.as_ref().expect("regex");
+    assert_eq!(
+        (r.pattern.as_str(), r.options.caseless, r.max_offset),
+        ("ok|fine", true, Some(100))
+    );
+    // Unset, the virtual host goes in the handshake.
+    assert_eq!(probes[1].tls.as_ref().map(|t| t.send_sni), Some(true));
+    assert_eq!(ok(&c.to_toml()), c);
+    // keepalived's rules.
+    let rs = "[[virtual_server]]\nip = \"2001:db8::5\"\nport = 80\n[[virtual_server.real_server]]\nip = \"2001:db8::6\"\n";
+    one_error(
+        &format!("{rs}[[virtual_server.real_server.tcp_check]]\nconnect_ip = \"fe80::1\"\n"),
+        7,
+        "virtual_server[0].real_server[0].tcp_check[0].connect_ip",
+        "needs bind_if",
+    );
+    one_error(
+        &format!("{rs}[[virtual_server.real_server.tcp_check]]\nbind_to = \"192.0.2.1\"\n"),
+        7,
+        "virtual_server[0].real_server[0].tcp_check[0].bind_to",
+        "not of the family",
+    );
+    one_error(
+        &format!(
+            "{rs}[[virtual_server.real_server.http_get]]\nurl = [{{ regex_no_match = true }}]\n"
+        ),
+        7,
+        "virtual_server[0].real_server[0].http_get[0].url[0].regex_no_match",
+        "needs `regex`",
+    );
+    one_error(
+        &format!("{rs}[[virtual_server.real_server.http_get]]\nurl = [{{ regex = \"(a\" }}]\n"),
+        7,
+        "virtual_server[0].real_server[0].http_get[0].url[0].regex",
+        "invalid regular expression",
+    );
+    one_error(
+        &format!(
+            "{rs}[[virtual_server.real_server.http_get]]\nurl = [{{ regex = \"a\", regex_options = [\"auto_callout\"] }}]\n"
+        ),
+        7,
+        "virtual_server[0].real_server[0].http_get[0].url[0].regex_options[0]",
+        "not a regex option",
+    );
+}

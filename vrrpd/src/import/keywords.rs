@@ -1533,6 +1533,15 @@ impl Cx {
             self.at(&key, c.pos);
         }
         vs.real_server.shrink_to_fit();
+        // keepalived sends SNI only with enable_sni; vrrpd, unless told,
+        // whenever there is a name.
+        for rs in &mut vs.real_server {
+            for h in &mut rs.ssl_get {
+                if h.enable_sni.is_none() && (h.virtualhost.is_some() || vs.virtualhost.is_some()) {
+                    h.enable_sni = Some(false);
+                }
+            }
+        }
         if vs.ip.is_some() && vs.protocol.is_none() {
             self.default_udp(&mut vs, n.pos);
         }
@@ -1614,6 +1623,7 @@ impl Cx {
                     let mut h = raw::HttpCheck::default();
                     let mut urls = Vec::new();
                     let mut vhost = None;
+                    let mut sni = None;
                     let (conn, sched) = self.check_common(c, kw, |cx, x| match x.keyword() {
                         "url" => {
                             let mut u = raw::Url::default();
@@ -1634,6 +1644,37 @@ impl Cx {
                                             cx.carried(y, "url");
                                         }
                                     }
+                                    "regex" => {
+                                        let words = match &y.line {
+                                            Some(line) => split_quoted_escaped(line),
+                                            None => Some(y.words.clone()),
+                                        };
+                                        match words.as_deref() {
+                                            Some([_, pattern]) => {
+                                                u.regex = Some(pattern.clone());
+                                                cx.carried(y, "url");
+                                            }
+                                            _ => cx.dropped(y, "url", "`regex` takes one pattern (quote it when it has blanks); keepalived ignores this one (\"regex missing or too many fields\"), so does vrrpd".to_owned()),
+                                        }
+                                    }
+                                    "regex_no_match" => {
+                                        u.regex_no_match = Some(true);
+                                        cx.carried(y, "url");
+                                    }
+                                    "regex_options" => {
+                                        let mut options = healthcheck::RegexOptions::default();
+                                        for o in y.args() {
+                                            if options.set(o).is_some() {
+                                                u.regex_options.push(o.clone());
+                                            } else {
+                                                cx.note(y.pos, format!("regex_options `{o}` has no equivalent in vrrpd's regular expressions; dropped"));
+                                            }
+                                        }
+                                        cx.carried(y, "url");
+                                    }
+                                    "regex_min_offset" => u.regex_min_offset = cx.number(y, "url"),
+                                    "regex_max_offset" => u.regex_max_offset = cx.number(y, "url"),
+                                    "regex_stack" => cx.dropped(y, "url", "`regex_stack` (PCRE2's JIT stack size) has no meaning for vrrpd's regular expressions; dropped".to_owned()),
                                     _ => cx.unsupported(y, "url"),
                                 }
                             }
@@ -1641,15 +1682,13 @@ impl Cx {
                             urls.push(u);
                         }
                         "virtualhost" => vhost = cx.string(x, kw),
-                        "enable_sni" => {
-                            // vrrpd sends the virtual host as SNI already.
-                            cx.carried(x, kw);
-                        }
+                        "enable_sni" => sni = cx.flag(x, kw),
                         _ => cx.unsupported(x, kw),
                     });
                     h.set_connect(conn);
                     h.set_schedule(sched);
                     h.url = urls;
+                    h.enable_sni = sni.filter(|_| kw == "SSL_GET");
                     h.virtualhost = vhost;
                     if kw == "SSL_GET" {
                         rs.ssl_get.push(h);
@@ -1808,6 +1847,7 @@ impl Cx {
     ) -> (raw::Connect, raw::Schedule) {
         let mut conn = raw::Connect::default();
         let mut sched = raw::Schedule::default();
+        let (mut bind_port, mut bind_port_pos) = (None, None);
         for c in n.block() {
             match c.keyword() {
                 "connect_ip" => match c.args().first().and_then(|a| address(a)) {
@@ -1829,7 +1869,18 @@ impl Cx {
                 "retry" | "nb_get_retry" => sched.retry = self.number(c, kw),
                 "delay_before_retry" => sched.delay_before_retry = self.seconds(c, kw),
                 "delay_loop" => sched.delay_loop = self.seconds(c, kw),
-                "bind_port" | "bind_if" | "fwmark" | "warmup" | "alpha" | "log_all_failures" => {
+                "bind_port" => {
+                    bind_port = self.number::<u16>(c, kw).filter(|p| *p != 0);
+                    bind_port_pos = Some(c.pos);
+                }
+                "bind_if" => match c.args() {
+                    [name] if name.len() <= 15 => {
+                        conn.bind_if = Some(name.clone());
+                        self.carried(c, kw);
+                    }
+                    _ => self.dropped(c, kw, "`bind_if` takes an interface name (at most 15 characters); keepalived ignores it, so does vrrpd".to_owned()),
+                },
+                "fwmark" | "warmup" | "alpha" | "log_all_failures" => {
                     let k = c.keyword().to_owned();
                     self.dropped(
                         c,
@@ -1839,6 +1890,16 @@ impl Cx {
                 }
                 _ => other(self, c),
             }
+        }
+        // keepalived binds the port only together with an address.
+        match (bind_port, bind_port_pos) {
+            (Some(port), _) if conn.bind_to.is_some() => conn.bind_port = Some(port),
+            (Some(port), Some(pos)) => {
+                self.report
+                    .recount(&format!("{kw} bind_port"), Fate::Dropped);
+                self.note(pos, format!("`bind_port {port}` without `bindto`: keepalived does not bind the port then, so vrrpd does not either; dropped"));
+            }
+            _ => {}
         }
         self.carried(n, "real_server");
         (conn, sched)

@@ -15,6 +15,8 @@ mod parse;
 #[cfg(test)]
 mod retry_tests;
 #[cfg(test)]
+mod source_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};

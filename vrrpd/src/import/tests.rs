@@ -455,10 +455,10 @@ fn prefixes_sorry_servers_single_quotes_and_script_users() {
         vs.sorry_server,
         Some("192.0.2.99:80".parse().expect("addr"))
     );
-    let config::CheckKind::Tcp { bind, .. } = &vs.real_servers[0].checks[0].kind else {
+    let config::CheckKind::Tcp { source, .. } = &vs.real_servers[0].checks[0].kind else {
         panic!("tcp")
     };
-    assert_eq!(*bind, Some("192.0.2.1".parse().expect("ip")));
+    assert_eq!(source.address, Some("192.0.2.1".parse().expect("ip")));
     assert!(has(&warnings, 7, "prefix is ignored"));
 }
 
@@ -996,5 +996,69 @@ virtual_server 192.0.2.99 80 {
     assert_eq!(
         (file.display().to_string(), line),
         ("keepalived.conf".to_owned(), 31)
+    );
+}
+
+#[test]
+fn check_options_keepalived_2_2_7_has_are_carried() {
+    let text = r#"virtual_server 192.0.2.5 443 {
+    protocol TCP
+    virtualhost www.example.com
+    real_server 192.0.2.6 443 {
+        SSL_GET {
+            bindto 192.0.2.1
+            bind_port 4000
+            bind_if eth1
+            url {
+                path /health
+                regex "ready( now)?"
+                regex_no_match
+                regex_options caseless auto_callout
+                regex_min_offset 2
+                regex_max_offset 50
+                regex_stack 32 64
+            }
+        }
+        SSL_GET {
+            enable_sni
+        }
+        TCP_CHECK {
+            bind_port 4001
+        }
+    }
+}
+"#;
+    let (c, warnings) = import_check(text);
+    let m = messages(&warnings);
+    assert!(has(&warnings, 13, "auto_callout"), "{m:#?}");
+    assert!(has(&warnings, 16, "regex_stack"), "{m:#?}");
+    assert!(has(&warnings, 23, "without `bindto`"), "{m:#?}");
+    assert_eq!(warnings.len(), 3, "{m:#?}");
+    let checks = &c.virtual_servers[0].real_servers[0].checks;
+    // The runner's order: TCP checks first, then HTTP(S).
+    let config::CheckKind::Http(h) = &checks[1].kind else {
+        panic!("http")
+    };
+    assert_eq!(h.source.address, Some("192.0.2.1".parse().expect("ip")));
+    assert_eq!(
+        (h.source.port, h.source.interface.as_deref()),
+        (Some(4000), Some("eth1"))
+    );
+    // keepalived sends no SNI without enable_sni, even with a virtualhost.
+    assert_eq!(h.enable_sni, Some(false));
+    let r = h.urls[0].regex.as_ref().expect("regex");
+    assert_eq!(r.pattern, "ready( now)?");
+    assert!(r.no_match && r.options.caseless);
+    assert_eq!((r.min_offset, r.max_offset), (2, Some(50)));
+    let config::CheckKind::Http(h) = &checks[2].kind else {
+        panic!("http")
+    };
+    assert_eq!(h.enable_sni, Some(true));
+    let config::CheckKind::Tcp { source, .. } = &checks[0].kind else {
+        panic!("tcp")
+    };
+    assert_eq!(
+        source.port, None,
+        "bind_port without bindto: keepalived does not bind"
     );
 }
