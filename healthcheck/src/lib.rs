@@ -28,6 +28,7 @@
 //!   `benches/healthcheck_vs_keepalived.sh`.
 //! - [`genhash()`] prints what keepalived's `genhash` prints: the digest of a
 //!   URL's body.
+//! - [`mail`] sends keepalived's alert mails through an SMTP relay.
 //!
 //! A consumer adds checks, subscribes, and reacts to transitions:
 //!
@@ -73,6 +74,7 @@ pub mod check;
 pub mod error;
 pub mod genhash;
 pub mod lag;
+pub mod mail;
 pub mod probe;
 pub mod runner;
 pub mod schedule;

@@ -16,8 +16,8 @@ use crate::config::{
     Notify as ConfigNotify, ServiceAddr, VirtualServer, VsProtocol,
 };
 use crate::run::plan::{
-    Command, FileUse, GroupPlan, Notify, Plan, RealServerCheck, RealServerPlan, TrackFile,
-    TrackScript, VirtualServerPlan,
+    AlertPlan, Command, FifoPlan, FileUse, GroupPlan, Notify, Plan, RealServerCheck,
+    RealServerPlan, SmtpPlan, TrackFile, TrackScript, VirtualServerPlan,
 };
 
 /// Everything the daemon runs.
@@ -80,7 +80,117 @@ pub fn plan(config: &Effective) -> Plan {
         virtual_servers,
         http: config.global.http,
         notify_timeout: config.global.notify_timeout,
+        alerts: alerts(config),
     }
+}
+
+/// keepalived's local name: the host name (its `get_local_name`).
+fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// The FIFOs (each path once: a VRRP and an LVS FIFO may be one) and the
+/// mail settings, with keepalived's defaults for what is not written (the
+/// sender is the daemon's user at the host's name, HELO the host's name).
+fn alerts(config: &Effective) -> AlertPlan {
+    let g = &config.global;
+    let mut fifos: Vec<FifoPlan> = Vec::new();
+    for (fifo, vrrp, lvs) in [
+        (&g.fifos.notify, true, true),
+        (&g.fifos.vrrp, true, false),
+        (&g.fifos.lvs, false, true),
+    ] {
+        let Some(f) = fifo else { continue };
+        if let Some(same) = fifos.iter_mut().find(|p| p.path == f.path) {
+            same.vrrp |= vrrp;
+            same.lvs |= lvs;
+            if same.script.is_none() {
+                same.script = f.script.as_ref().map(command);
+            }
+            continue;
+        }
+        fifos.push(FifoPlan {
+            path: f.path.clone(),
+            owner: f.owner.as_ref().and_then(|u| u.ids),
+            script: f.script.as_ref().map(command),
+            vrrp,
+            lvs,
+        });
+    }
+    let smtp = g.smtp.as_ref().map(|m| {
+        let host = host_name();
+        let server =
+            crate::config::parse_host_port(&m.server, 25).unwrap_or((m.server.clone(), 25));
+        let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map_or_else(|| "root".to_owned(), |u| u.name);
+        SmtpPlan {
+            server,
+            helo: m.helo_name.clone().unwrap_or_else(|| host.clone()),
+            from: m.from.clone().unwrap_or_else(|| format!("{user}@{host}")),
+            to: m.to.clone(),
+            timeout: m.connect_timeout,
+            no_email_faults: m.no_email_faults,
+            no_checker_emails: m.no_checker_emails,
+        }
+    });
+    AlertPlan {
+        fifos,
+        instances: config
+            .instances
+            .iter()
+            .filter(|(_, i)| i.smtp_alert && smtp.is_some())
+            .map(|(n, _)| n.clone())
+            .collect(),
+        groups: config
+            .sync_groups
+            .iter()
+            .filter(|(_, g)| g.smtp_alert && smtp.is_some())
+            .map(|(n, _)| n.clone())
+            .collect(),
+        smtp,
+    }
+}
+
+fn protocol_word(service: ServiceAddr) -> &'static str {
+    match service {
+        ServiceAddr::Socket(VsProtocol::Tcp, _) => "tcp",
+        ServiceAddr::Socket(VsProtocol::Udp, _) => "udp",
+        ServiceAddr::Socket(VsProtocol::Sctp, _) => "sctp",
+        ServiceAddr::Fwmark(..) => "none",
+    }
+}
+
+/// keepalived's `FMT_VS`: `[192.0.2.1]:tcp:80`, `FWM 5`, or `[GROUP]:N`
+/// for the Nth virtual server using a group.
+pub fn vs_label(vs: &VirtualServer) -> String {
+    if let Some(g) = &vs.group {
+        return format!("[{}]:{}", g.name, g.member);
+    }
+    match vs.service {
+        ServiceAddr::Fwmark(mark, _) => format!("FWM {mark}"),
+        ServiceAddr::Socket(_, a) => {
+            format!("[{}]:{}:{}", a.ip(), protocol_word(vs.service), a.port())
+        }
+    }
+}
+
+/// keepalived's `FMT_RS`: the real server with its virtual server's
+/// protocol (`none` for firewall marks).
+pub fn rs_label(vs: &VirtualServer, addr: SocketAddr) -> String {
+    let protocol = match &vs.group {
+        Some(g) => g
+            .services
+            .iter()
+            .find(|s| matches!(s, ServiceAddr::Socket(..)))
+            .map_or("none", |s| protocol_word(*s)),
+        None => protocol_word(vs.service),
+    };
+    format!("[{}]:{protocol}:{}", addr.ip(), addr.port())
 }
 
 fn command(c: &ConfigCommand) -> Command {
@@ -327,6 +437,8 @@ fn virtual_server(vs: &VirtualServer, key: ServiceAddr, scripts: bool) -> Virtua
         };
         real_servers.push(RealServerPlan {
             addr,
+            label: rs_label(vs, rs.addr),
+            smtp_alert: rs.smtp_alert,
             checks,
             notify_up,
             notify_down,
@@ -337,6 +449,9 @@ fn virtual_server(vs: &VirtualServer, key: ServiceAddr, scripts: bool) -> Virtua
         real_servers,
         quorum_up: vs.quorum_up.as_ref().filter(|_| scripts).map(command),
         quorum_down: vs.quorum_down.as_ref().filter(|_| scripts).map(command),
+        label: vs_label(vs),
+        notifies: scripts,
+        smtp_alert: vs.smtp_alert,
     }
 }
 

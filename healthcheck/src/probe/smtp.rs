@@ -68,7 +68,11 @@ pub(crate) async fn probe(check: &SmtpCheck) -> ProbeResult {
 }
 
 /// Reads one (possibly multi-line, RFC 5321 4.2.1) reply and checks its code.
-async fn expect_reply(stream: &mut TcpStream, code: u16, what: &str) -> Result<(), DownReason> {
+pub(crate) async fn expect_reply(
+    stream: &mut TcpStream,
+    code: u16,
+    what: &str,
+) -> Result<(), DownReason> {
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0_u8; 512];
     loop {

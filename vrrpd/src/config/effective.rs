@@ -68,6 +68,54 @@ pub struct Global {
     pub log_format: LogFormat,
     /// Observability listener.
     pub http: Option<SocketAddr>,
+    /// Notify FIFOs.
+    pub fifos: Fifos,
+    /// Alert mail, when `notification_email` and `smtp_server` are set.
+    pub smtp: Option<Box<Smtp>>,
+    /// `smtp_alert`, `smtp_alert_vrrp`, `smtp_alert_checker` as written
+    /// (the defaults of the instances', groups' and servers').
+    pub smtp_alert: [Option<bool>; 3],
+}
+
+/// keepalived's notify FIFOs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fifos {
+    /// `notify_fifo`: every event.
+    pub notify: Option<Fifo>,
+    /// `vrrp_notify_fifo`: VRRP events.
+    pub vrrp: Option<Fifo>,
+    /// `lvs_notify_fifo`: IPVS events.
+    pub lvs: Option<Fifo>,
+}
+
+/// A notify FIFO.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fifo {
+    /// The FIFO.
+    pub path: PathBuf,
+    /// Owner of a FIFO vrrpd creates.
+    pub owner: Option<User>,
+    /// Its reader, started with the FIFO's path appended.
+    pub script: Option<Command>,
+}
+
+/// Alert mail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Smtp {
+    /// The relay as written: `HOST`, `HOST PORT` or `HOST:PORT`.
+    pub server: String,
+    /// HELO name (default: the host's name).
+    pub helo_name: Option<String>,
+    /// Sender (default: the daemon's user at the host's name).
+    pub from: Option<String>,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Time limit of the connection and each reply.
+    pub connect_timeout: Duration,
+    /// No mail on Fault.
+    pub no_email_faults: bool,
+    /// Checker mails only when the real server changes state.
+    pub no_checker_emails: bool,
 }
 
 impl Default for Global {
@@ -85,6 +133,9 @@ impl Default for Global {
             notify_timeout: Duration::from_secs(30),
             log_format: LogFormat::Text,
             http: None,
+            fifos: Fifos::default(),
+            smtp: None,
+            smtp_alert: [None; 3],
         }
     }
 }
@@ -247,6 +298,8 @@ pub struct Instance {
     pub lower_prio_no_advert: bool,
     /// VRRPv3/IPv4 checksum without the pseudo-header.
     pub checksum_as_v2: bool,
+    /// Mail on state changes.
+    pub smtp_alert: bool,
 }
 
 impl Instance {
@@ -314,6 +367,8 @@ pub struct SyncGroup {
     pub tracking_weight: bool,
     /// Notify scripts.
     pub notify: Notify,
+    /// Mail on state changes.
+    pub smtp_alert: bool,
 }
 
 /// What an IPVS service is keyed by.
@@ -424,6 +479,8 @@ pub struct VirtualServer {
     pub quorum_down: Option<Command>,
     /// Default `Host:` of HTTP checks.
     pub virtualhost: Option<String>,
+    /// Mail on quorum changes.
+    pub smtp_alert: bool,
     /// Real servers.
     pub real_servers: Vec<RealServer>,
 }
@@ -445,6 +502,8 @@ pub struct RealServer {
     pub alpha: bool,
     /// Up/down scripts, rarely set.
     pub notify: Option<Box<(Option<Command>, Option<Command>)>>,
+    /// Mail when a check changes state.
+    pub smtp_alert: bool,
     /// Checks; up while all pass.
     pub checks: Vec<Check>,
 }
@@ -664,7 +723,36 @@ impl Global {
             http: self.http.map(|listen| raw::Http {
                 listen: Some(listen),
             }),
+            notify_fifo: self.fifos.notify.as_ref().map(Fifo::to_raw),
+            notify_fifo_script: self.fifos.notify.as_ref().and_then(Fifo::script_raw),
+            vrrp_notify_fifo: self.fifos.vrrp.as_ref().map(Fifo::to_raw),
+            vrrp_notify_fifo_script: self.fifos.vrrp.as_ref().and_then(Fifo::script_raw),
+            lvs_notify_fifo: self.fifos.lvs.as_ref().map(Fifo::to_raw),
+            lvs_notify_fifo_script: self.fifos.lvs.as_ref().and_then(Fifo::script_raw),
+            notification_email: self.smtp.as_ref().map(|m| m.to.clone()).unwrap_or_default(),
+            notification_email_from: self.smtp.as_ref().and_then(|m| m.from.clone()),
+            smtp_server: self.smtp.as_ref().map(|m| m.server.clone()),
+            smtp_helo_name: self.smtp.as_ref().and_then(|m| m.helo_name.clone()),
+            smtp_connect_timeout: self.smtp.as_ref().map(|m| Dur(m.connect_timeout)),
+            smtp_alert: self.smtp_alert[0],
+            smtp_alert_vrrp: self.smtp_alert[1],
+            smtp_alert_checker: self.smtp_alert[2],
+            no_email_faults: self.smtp.as_ref().map(|m| m.no_email_faults),
+            no_checker_emails: self.smtp.as_ref().map(|m| m.no_checker_emails),
         }
+    }
+}
+
+impl Fifo {
+    fn to_raw(&self) -> raw::Fifo {
+        raw::Fifo {
+            path: self.path.display().to_string(),
+            user: self.owner.as_ref().map(|u| u.spec.clone()),
+        }
+    }
+
+    fn script_raw(&self) -> Option<CommandSpec> {
+        self.script.as_ref().map(Command::to_raw)
     }
 }
 
@@ -775,6 +863,7 @@ impl Instance {
             notify,
             lower_prio_no_advert: Some(self.lower_prio_no_advert),
             checksum_as_v2: Some(self.checksum_as_v2),
+            smtp_alert: Some(self.smtp_alert),
         }
     }
 }
@@ -796,6 +885,7 @@ impl SyncGroup {
             notify_fault,
             notify_stop,
             notify,
+            smtp_alert: Some(self.smtp_alert),
         }
     }
 }
@@ -843,6 +933,7 @@ impl VirtualServer {
             quorum_up: self.quorum_up.as_ref().map(Command::to_raw),
             quorum_down: self.quorum_down.as_ref().map(Command::to_raw),
             virtualhost: self.virtualhost.clone(),
+            smtp_alert: Some(self.smtp_alert),
             real_server: self.real_servers.iter().map(RealServer::to_raw).collect(),
         }
     }
@@ -858,6 +949,7 @@ impl RealServer {
         r.uthreshold = Some(self.thresholds.0);
         r.lthreshold = Some(self.thresholds.1);
         r.alpha = Some(self.alpha);
+        r.smtp_alert = Some(self.smtp_alert);
         if let Some(n) = &self.notify {
             r.notify_up = n.0.as_ref().map(Command::to_raw);
             r.notify_down = n.1.as_ref().map(Command::to_raw);

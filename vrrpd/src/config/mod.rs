@@ -36,7 +36,9 @@ pub use command::CommandSpec;
 pub use duration::{Dur, parse_duration};
 pub use effective::*;
 pub use error::{ConfigError, ConfigErrors, ErrorKind, KeyPath, Seg};
-pub use resolve::{Failed, Outcome, Problem, Resolver, Target, parse_hex, resolve};
+pub use resolve::{
+    Failed, Outcome, Problem, Resolver, Target, parse_hex, parse_host_port, resolve,
+};
 
 use error::Doc;
 

@@ -124,6 +124,120 @@ pub struct Global {
     /// Observability listener; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<Http>,
+    /// A FIFO every VRRP and IPVS event is written to, one line each, in
+    /// keepalived's format: `"/run/vrrpd.fifo"` or `{ path = "...", user =
+    /// "user:group" }` (who owns it when vrrpd creates it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_fifo: Option<Fifo>,
+    /// Started with `notify_fifo`, the FIFO's path appended, to read it;
+    /// stopped when vrrpd stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_fifo_script: Option<CommandSpec>,
+    /// A FIFO for the VRRP events only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_notify_fifo: Option<Fifo>,
+    /// Its reader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_notify_fifo_script: Option<CommandSpec>,
+    /// A FIFO for the IPVS (virtual and real server) events only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lvs_notify_fifo: Option<Fifo>,
+    /// Its reader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lvs_notify_fifo_script: Option<CommandSpec>,
+    /// Where alert mails go (with `smtp_server`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notification_email: Vec<String>,
+    /// Their sender (default: the daemon's user at the host's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_email_from: Option<String>,
+    /// The mail relay: `"192.0.2.25"`, `"192.0.2.25 2525"`,
+    /// `"mail.example.com:25"` (port 25 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_server: Option<String>,
+    /// The name sent in HELO (default: the host's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_helo_name: Option<String>,
+    /// Time limit of the connection and of each reply (30 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_connect_timeout: Option<Dur>,
+    /// Default of every `smtp_alert` (instances, sync groups and virtual
+    /// servers off, real servers on, as keepalived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
+    /// Default of the instances' and sync groups' `smtp_alert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert_vrrp: Option<bool>,
+    /// Default of the virtual and real servers' `smtp_alert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert_checker: Option<bool>,
+    /// No mail when an instance or sync group enters Fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_email_faults: Option<bool>,
+    /// Checker mails only when the real server changes state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_checker_emails: Option<bool>,
+}
+
+/// A notify FIFO: its path, and who owns it when vrrpd creates it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fifo {
+    /// The FIFO.
+    pub path: String,
+    /// Owner (`user` or `user:group`) of a FIFO vrrpd creates.
+    pub user: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FifoTable {
+    path: String,
+    #[serde(default)]
+    user: Option<String>,
+}
+
+impl TryFrom<FifoTable> for Fifo {
+    type Error = String;
+    fn try_from(t: FifoTable) -> Result<Self, String> {
+        Ok(Fifo {
+            path: t.path,
+            user: t.user,
+        })
+    }
+}
+
+impl FromStr for Fifo {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().is_empty() {
+            return Err("empty FIFO path".to_owned());
+        }
+        Ok(Fifo {
+            path: s.to_owned(),
+            user: None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Fifo {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        string_or_table::<D, Fifo, FifoTable>(d, "a path or { path = ..., user = ... }")
+    }
+}
+
+impl Serialize for Fifo {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match &self.user {
+            None => s.serialize_str(&self.path),
+            Some(user) => {
+                let mut map = s.serialize_map(None)?;
+                map.serialize_entry("path", &self.path)?;
+                map.serialize_entry("user", user)?;
+                map.end()
+            }
+        }
+    }
 }
 
 impl Global {
@@ -320,6 +434,10 @@ pub struct Instance {
         skip_serializing_if = "Option::is_none"
     )]
     pub checksum_as_v2: Option<bool>,
+    /// Mail on state changes (default: `global.smtp_alert_vrrp`, else
+    /// `global.smtp_alert`, else off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
 }
 
 /// `authentication = { auth_type = "PASS", auth_pass = "..." }`.
@@ -493,9 +611,13 @@ pub struct SyncGroup {
     /// Run when the group stops.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_stop: Option<CommandSpec>,
-    /// Run on every change with `GROUP name STATE priority` appended.
+    /// Run on every change with `GROUP name STATE 0` appended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<CommandSpec>,
+    /// Mail on state changes (default: `global.smtp_alert_vrrp`, else
+    /// `global.smtp_alert`, else off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
 }
 
 /// IPVS transport protocol.
@@ -623,6 +745,10 @@ pub struct VirtualServer {
     /// Default `Host:` of HTTP checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub virtualhost: Option<String>,
+    /// Mail when quorum is gained or lost (default:
+    /// `global.smtp_alert_checker`, else `global.smtp_alert`, else off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
     /// The real servers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub real_server: Vec<RealServer>,
@@ -675,6 +801,11 @@ pub struct RealServer {
     /// Run when it goes down.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_down: Option<CommandSpec>,
+    /// Mail when one of its checks changes state (default:
+    /// `global.smtp_alert_checker`, else `global.smtp_alert`, else on, as
+    /// keepalived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
     /// TCP connect checks.
     #[serde(
         default,
@@ -751,6 +882,7 @@ impl RealServer {
             alpha: None,
             notify_up: None,
             notify_down: None,
+            smtp_alert: None,
             tcp_check: Vec::new(),
             http_get: Vec::new(),
             ssl_get: Vec::new(),

@@ -17,10 +17,10 @@ use vrrp_core::{Centisecs, Family, Field, GarpConfig, Priority, Version, Virtual
 use super::command::CommandSpec;
 use super::duration::Dur;
 use super::effective::{
-    Check, CheckKind, CheckTiming, Command, DnsCheck, Effective, Global, HttpCheck, Instance,
-    MiscCheck, Notify, RealServer, Script, ServiceAddr, SmtpCheck, Source, StartState, SyncGroup,
-    TrackFile, Tracked, TrackedFile, UdpCheck, UrlCheck, User, Vip, VirtualServer, VsGroup,
-    family_of,
+    Check, CheckKind, CheckTiming, Command, DnsCheck, Effective, Fifo, Fifos, Global, HttpCheck,
+    Instance, MiscCheck, Notify, RealServer, Script, ServiceAddr, Smtp, SmtpCheck, Source,
+    StartState, SyncGroup, TrackFile, Tracked, TrackedFile, UdpCheck, UrlCheck, User, Vip,
+    VirtualServer, VsGroup, family_of,
 };
 use super::error::{ErrorKind, KeyPath};
 use super::raw;
@@ -259,6 +259,9 @@ impl Resolver {
                 h.listen
                     .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090)))
             }),
+            fifos: Fifos::default(),
+            smtp: None,
+            smtp_alert: [g.smtp_alert, g.smtp_alert_vrrp, g.smtp_alert_checker],
         };
         let timeout = global.notify_timeout;
         self.out.effective.global = global;
@@ -267,6 +270,162 @@ impl Resolver {
             let user = self.user(|| k.key("script_user"), &spec);
             self.out.effective.global.script_user = Some(user);
         }
+        let fifos = Fifos {
+            notify: self.fifo(&k, "notify_fifo", g.notify_fifo, g.notify_fifo_script),
+            vrrp: self.fifo(
+                &k,
+                "vrrp_notify_fifo",
+                g.vrrp_notify_fifo,
+                g.vrrp_notify_fifo_script,
+            ),
+            lvs: self.fifo(
+                &k,
+                "lvs_notify_fifo",
+                g.lvs_notify_fifo,
+                g.lvs_notify_fifo_script,
+            ),
+        };
+        // keepalived ignores a VRRP or LVS FIFO that is the global one,
+        // and the LVS FIFO's script when it is the VRRP FIFO with one.
+        let same = |a: &Option<Fifo>, b: &Option<Fifo>| matches!((a, b), (Some(a), Some(b)) if a.path == b.path);
+        for (key, dup) in [
+            ("vrrp_notify_fifo", same(&fifos.notify, &fifos.vrrp)),
+            ("lvs_notify_fifo", same(&fifos.notify, &fifos.lvs)),
+        ] {
+            if dup {
+                self.err(
+                    k.key(key),
+                    ErrorKind::Invalid(format!(
+                        "{key} is notify_fifo, which has every event already (keepalived ignores {key} then); remove it"
+                    )),
+                );
+            }
+        }
+        if same(&fifos.vrrp, &fifos.lvs)
+            && fifos.vrrp.as_ref().is_some_and(|f| f.script.is_some())
+            && fifos.lvs.as_ref().is_some_and(|f| f.script.is_some())
+        {
+            self.err(
+                k.key("lvs_notify_fifo_script"),
+                ErrorKind::Invalid(
+                    "one FIFO, two readers: lvs_notify_fifo is vrrp_notify_fifo, which has a script already (keepalived ignores this one)"
+                        .to_owned(),
+                ),
+            );
+        }
+        self.out.effective.global.fifos = fifos;
+        let timeout = g
+            .smtp_connect_timeout
+            .map_or(Duration::from_secs(30), Dur::get);
+        match (g.notification_email.is_empty(), g.smtp_server) {
+            (true, None) => {
+                for (key, set) in [
+                    ("notification_email_from", g.notification_email_from.is_some()),
+                    ("smtp_helo_name", g.smtp_helo_name.is_some()),
+                    ("smtp_connect_timeout", g.smtp_connect_timeout.is_some()),
+                ] {
+                    if set {
+                        self.err(
+                            k.key(key),
+                            ErrorKind::Invalid(format!(
+                                "{key} without notification_email and smtp_server sends nothing"
+                            )),
+                        );
+                    }
+                }
+            }
+            (true, Some(_)) => self.err(
+                k.key("smtp_server"),
+                ErrorKind::Invalid(
+                    "smtp_server without notification_email: no alert would be sent (keepalived sends none); add the recipients"
+                        .to_owned(),
+                ),
+            ),
+            (false, None) => self.err(
+                k.key("notification_email"),
+                ErrorKind::Invalid(
+                    "notification_email without smtp_server: no alert would be sent (keepalived sends none); add the relay"
+                        .to_owned(),
+                ),
+            ),
+            (false, Some(server)) => {
+                if let Err(e) = parse_host_port(&server, 25) {
+                    self.err(k.key("smtp_server"), ErrorKind::Invalid(e));
+                }
+                for (n, to) in g.notification_email.iter().enumerate() {
+                    if !is_mailbox(to) {
+                        self.err(
+                            k.key("notification_email").index(n),
+                            ErrorKind::Invalid(format!("`{to}` is not a mail address")),
+                        );
+                    }
+                }
+                if let Some(from) = g.notification_email_from.as_deref()
+                    && !is_mailbox(from)
+                {
+                    self.err(
+                        k.key("notification_email_from"),
+                        ErrorKind::Invalid(format!("`{from}` is not a mail address")),
+                    );
+                }
+                self.nonzero(|| k.key("smtp_connect_timeout"), timeout, "smtp_connect_timeout");
+                self.out.effective.global.smtp = Some(Box::new(Smtp {
+                    server,
+                    helo_name: g.smtp_helo_name,
+                    from: g.notification_email_from,
+                    to: g.notification_email,
+                    connect_timeout: timeout,
+                    no_email_faults: g.no_email_faults.unwrap_or(false),
+                    no_checker_emails: g.no_checker_emails.unwrap_or(false),
+                }));
+            }
+        }
+    }
+
+    /// A notify FIFO and its reader.
+    fn fifo(
+        &mut self,
+        k: &KeyPath,
+        key: &str,
+        fifo: Option<raw::Fifo>,
+        script: Option<CommandSpec>,
+    ) -> Option<Fifo> {
+        let script_key = format!("{key}_script");
+        let Some(f) = fifo else {
+            if script.is_some() {
+                self.err(
+                    k.key(&script_key),
+                    ErrorKind::Invalid(format!("{script_key} without {key}")),
+                );
+            }
+            return None;
+        };
+        if !Path::new(&f.path).is_absolute() {
+            self.err(
+                k.key(key),
+                ErrorKind::Invalid(format!("`{}` is not an absolute path", f.path)),
+            );
+        }
+        let owner = f.user.map(|u| self.user(|| k.key(key).key("user"), &u));
+        let script = script.map(|s| self.command(&k.key(&script_key), s));
+        Some(Fifo {
+            path: PathBuf::from(f.path),
+            owner,
+            script,
+        })
+    }
+
+    /// keepalived's `smtp_alert` default of instances and sync groups.
+    fn vrrp_alert(&self, own: Option<bool>) -> bool {
+        let [all, vrrp, _] = self.out.effective.global.smtp_alert;
+        own.or(vrrp).or(all).unwrap_or(false)
+    }
+
+    /// keepalived's `smtp_alert` default of virtual servers (`rs`: of real
+    /// servers, which is on).
+    fn checker_alert(&self, own: Option<bool>, rs: bool) -> bool {
+        let [all, _, checker] = self.out.effective.global.smtp_alert;
+        own.or(checker).or(all).unwrap_or(rs)
     }
 
     /// Scripts, track files, instances and sync groups; after
@@ -655,6 +814,7 @@ impl Resolver {
             lower_prio_no_advert: strict
                 || i.lower_prio_no_advert.unwrap_or(g.lower_prio_no_advert),
             checksum_as_v2: i.checksum_as_v2.unwrap_or(g.v3_checksum_as_v2),
+            smtp_alert: self.vrrp_alert(i.smtp_alert),
         };
         for e in inst.core_config().validate_all() {
             let key = match e.field {
@@ -737,6 +897,7 @@ impl Resolver {
             members: g.group,
             tracking_weight: g.sync_group_tracking_weight.unwrap_or(false),
             notify,
+            smtp_alert: self.vrrp_alert(g.smtp_alert),
         }
     }
 
@@ -1155,7 +1316,9 @@ impl Resolver {
                     }
                 }
             }
+            let smtp_alert = self.checker_alert(rs.smtp_alert, true);
             real_servers.push(RealServer {
+                smtp_alert,
                 addr,
                 weight: rs.weight.unwrap_or(1),
                 lb_kind: rs.lb_kind.unwrap_or(lb_kind),
@@ -1191,6 +1354,7 @@ impl Resolver {
             quorum_up,
             quorum_down,
             virtualhost: vs.virtualhost,
+            smtp_alert: self.checker_alert(vs.smtp_alert, false),
             real_servers,
         });
     }
@@ -1773,6 +1937,51 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
         return Err("empty hexadecimal string".to_owned());
     }
     Ok(out)
+}
+
+/// A mail address as a relay takes it in `MAIL FROM:<...>` / `RCPT
+/// TO:<...>`: something before and after one `@`, no blank or angle
+/// bracket.
+fn is_mailbox(s: &str) -> bool {
+    let ok = |part: &str| {
+        !part.is_empty() && !part.contains(|c: char| c.is_whitespace() || "<>\"".contains(c))
+    };
+    matches!(s.split_once('@'), Some((l, d)) if ok(l) && ok(d) && !d.contains('@'))
+}
+
+/// A host (address or name) and a port: `HOST`, `HOST PORT`, `HOST:PORT`,
+/// `[IPv6]:PORT` or an IPv6 address alone.
+pub fn parse_host_port(v: &str, default_port: u16) -> Result<(String, u16), String> {
+    let bad = || format!("`{v}` is not \"HOST\", \"HOST PORT\" or \"HOST:PORT\"");
+    if let Ok(a) = v.parse::<SocketAddr>() {
+        return Ok((a.ip().to_string(), a.port()));
+    }
+    if let Ok(ip) = v.parse::<IpAddr>() {
+        return Ok((ip.to_string(), default_port));
+    }
+    let mut words = v.split_whitespace();
+    let (host, port) = match (words.next(), words.next(), words.next()) {
+        (Some(h), Some(p), None) => (h, Some(p)),
+        (Some(h), None, None) => match h.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') => (host, Some(port)),
+            _ => (h, None),
+        },
+        _ => return Err(bad()),
+    };
+    let port = match port {
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?,
+        None => default_port,
+    };
+    let host = host.trim_matches(|c| c == '[' || c == ']');
+    let name_ok = !host.is_empty()
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if host.parse::<IpAddr>().is_ok() || name_ok {
+        Ok((host.to_owned(), port))
+    } else {
+        Err(bad())
+    }
 }
 
 /// Parses "IP:PORT", "[IPv6]:PORT", keepalived's "IP PORT", or an address

@@ -366,6 +366,7 @@ impl Cx {
         const CTX: &str = "global_defs";
         let gk = KeyPath::root("global");
         self.at(&gk, n.pos);
+        let mut mail_pos = None;
         for c in n.block() {
             let key = gk.key(c.keyword());
             self.at(&key, c.pos);
@@ -429,8 +430,150 @@ impl Cx {
                 }
                 "vrrp_skip_check_adv_addr" => self.dropped(c, CTX, "`vrrp_skip_check_adv_addr`: vrrpd always checks the addresses of an advertisement (harmless when both sides list the same addresses); dropped".to_owned()),
                 "lvs_id" => self.dropped(c, CTX, "`lvs_id` is ignored by keepalived 2.x too; dropped".to_owned()),
+                "notify_fifo" | "vrrp_notify_fifo" | "lvs_notify_fifo" => {
+                    let fifo = match c.args() {
+                        [path] => Some(raw::Fifo { path: path.clone(), user: None }),
+                        [path, u] => Some(raw::Fifo { path: path.clone(), user: Some(u.clone()) }),
+                        [path, u, g] => Some(raw::Fifo { path: path.clone(), user: Some(format!("{u}:{g}")) }),
+                        _ => None,
+                    };
+                    let Some(fifo) = fifo else {
+                        let kw = c.keyword().to_owned();
+                        self.dropped(c, CTX, format!("`{kw}` takes FIFO [USER [GROUP]]; dropped"));
+                        continue;
+                    };
+                    self.carried(c, CTX);
+                    let g = &mut self.config.global;
+                    match c.keyword() {
+                        "notify_fifo" => g.notify_fifo = Some(fifo),
+                        "vrrp_notify_fifo" => g.vrrp_notify_fifo = Some(fifo),
+                        _ => g.lvs_notify_fifo = Some(fifo),
+                    }
+                }
+                "notify_fifo_script" | "vrrp_notify_fifo_script" | "lvs_notify_fifo_script" => {
+                    let cmd = self.command(c, CTX);
+                    let g = &mut self.config.global;
+                    match c.keyword() {
+                        "notify_fifo_script" => g.notify_fifo_script = cmd,
+                        "vrrp_notify_fifo_script" => g.vrrp_notify_fifo_script = cmd,
+                        _ => g.lvs_notify_fifo_script = cmd,
+                    }
+                }
+                "notification_email" => {
+                    self.carried(c, CTX);
+                    for m in c.block() {
+                        for w in &m.words {
+                            self.config.global.notification_email.push(w.clone());
+                        }
+                    }
+                    mail_pos.get_or_insert(c.pos);
+                }
+                "notification_email_from" => {
+                    self.config.global.notification_email_from = self.string(c, CTX);
+                }
+                "smtp_server" => match c.args() {
+                    [host] => {
+                        self.config.global.smtp_server = Some(host.clone());
+                        self.carried(c, CTX);
+                    }
+                    [host, port] => {
+                        self.config.global.smtp_server = Some(format!("{host} {port}"));
+                        self.carried(c, CTX);
+                    }
+                    _ => self.dropped(c, CTX, "`smtp_server` takes HOST [PORT]; dropped".to_owned()),
+                },
+                "smtp_helo_name" => self.config.global.smtp_helo_name = self.string(c, CTX),
+                "smtp_connect_timeout" => {
+                    self.config.global.smtp_connect_timeout = self.seconds(c, CTX);
+                }
+                "smtp_alert" => self.config.global.smtp_alert = self.flag(c, CTX),
+                "smtp_alert_vrrp" => self.config.global.smtp_alert_vrrp = self.flag(c, CTX),
+                "smtp_alert_checker" => self.config.global.smtp_alert_checker = self.flag(c, CTX),
+                "no_email_faults" => self.config.global.no_email_faults = self.flag(c, CTX),
+                "no_checker_emails" => self.config.global.no_checker_emails = self.flag(c, CTX),
                 _ => self.unsupported(c, CTX),
             }
+        }
+        self.keepalived_fifo_rules(n.pos);
+        self.keepalived_mail_rules(mail_pos.unwrap_or(n.pos));
+    }
+
+    /// keepalived ignores a VRRP or LVS FIFO that is the global one, and
+    /// the LVS FIFO's script when it shares the VRRP FIFO, which has one.
+    fn keepalived_fifo_rules(&mut self, pos: Pos) {
+        let g = &mut self.config.global;
+        let path = |f: &Option<raw::Fifo>| f.as_ref().map(|f| f.path.clone());
+        let mut notes = Vec::new();
+        if path(&g.notify_fifo).is_some() && path(&g.notify_fifo) == path(&g.vrrp_notify_fifo) {
+            g.vrrp_notify_fifo = None;
+            g.vrrp_notify_fifo_script = None;
+            notes.push("vrrp_notify_fifo is notify_fifo: keepalived ignores it (and its script), so does vrrpd");
+        }
+        if path(&g.notify_fifo).is_some() && path(&g.notify_fifo) == path(&g.lvs_notify_fifo) {
+            g.lvs_notify_fifo = None;
+            g.lvs_notify_fifo_script = None;
+            notes.push("lvs_notify_fifo is notify_fifo: keepalived ignores it (and its script), so does vrrpd");
+        }
+        if path(&g.vrrp_notify_fifo).is_some()
+            && path(&g.vrrp_notify_fifo) == path(&g.lvs_notify_fifo)
+            && g.vrrp_notify_fifo_script.is_some()
+            && g.lvs_notify_fifo_script.is_some()
+        {
+            g.lvs_notify_fifo_script = None;
+            notes.push("lvs_notify_fifo is vrrp_notify_fifo and both have a script: keepalived runs the VRRP one only, so does vrrpd");
+        }
+        for (script, fifo) in [
+            (
+                "notify_fifo_script",
+                g.notify_fifo.is_none() && g.notify_fifo_script.take().is_some(),
+            ),
+            (
+                "vrrp_notify_fifo_script",
+                g.vrrp_notify_fifo.is_none() && g.vrrp_notify_fifo_script.take().is_some(),
+            ),
+            (
+                "lvs_notify_fifo_script",
+                g.lvs_notify_fifo.is_none() && g.lvs_notify_fifo_script.take().is_some(),
+            ),
+        ] {
+            if fifo {
+                self.warnings.push((
+                    pos,
+                    format!("{script} without its FIFO: keepalived does not run it, so does vrrpd"),
+                ));
+            }
+        }
+        for n in notes {
+            self.warnings.push((pos, n.to_owned()));
+        }
+    }
+
+    /// keepalived sends mail only with recipients and a relay: without
+    /// both, the mail settings are dropped.
+    fn keepalived_mail_rules(&mut self, pos: Pos) {
+        let g = &mut self.config.global;
+        let any = !g.notification_email.is_empty()
+            || g.smtp_server.is_some()
+            || g.notification_email_from.is_some()
+            || g.smtp_helo_name.is_some()
+            || g.smtp_connect_timeout.is_some();
+        if any && (g.notification_email.is_empty() || g.smtp_server.is_none()) {
+            let missing = if g.smtp_server.is_none() {
+                "smtp_server"
+            } else {
+                "notification_email"
+            };
+            g.notification_email.clear();
+            g.smtp_server = None;
+            g.notification_email_from = None;
+            g.smtp_helo_name = None;
+            g.smtp_connect_timeout = None;
+            self.warnings.push((
+                pos,
+                format!(
+                    "mail settings without {missing}: keepalived sends no mail, so they are dropped"
+                ),
+            ));
         }
     }
 
@@ -796,6 +939,7 @@ impl Cx {
                 "garp_master_refresh_repeat" => i.garp_master_refresh_repeat = self.number(c, CTX),
                 "lower_prio_no_advert" => i.lower_prio_no_advert = self.flag(c, CTX),
                 "v3_checksum_as_v2" => i.checksum_as_v2 = self.flag(c, CTX),
+                "smtp_alert" => i.smtp_alert = self.flag(c, CTX),
                 "track_interface" => {
                     self.carried(c, CTX);
                     let start = i.track_interface.len();
@@ -878,7 +1022,6 @@ impl Cx {
                 | "garp_extra_if"
                 | "vmac_garp_intvl"
                 | "higher_prio_send_advert"
-                | "smtp_alert"
                 | "notify_deleted"
                 | "notify_master_rx_lower_pri"
                 | "notify_priority_changes"
@@ -984,7 +1127,8 @@ impl Cx {
                 "track_interface" => tracks.push((c, "track_interface")),
                 "track_script" => tracks.push((c, "track_script")),
                 "track_file" => tracks.push((c, "track_file")),
-                "smtp_alert" | "notify_priority_changes" | "track_process" | "track_bfd" => {
+                "smtp_alert" => g.smtp_alert = self.flag(c, CTX),
+                "notify_priority_changes" | "track_process" | "track_bfd" => {
                     let kw = c.keyword().to_owned();
                     self.dropped(
                         c,
@@ -1523,6 +1667,7 @@ impl Cx {
                 "quorum_up" => vs.quorum_up = self.command(c, CTX),
                 "quorum_down" => vs.quorum_down = self.command(c, CTX),
                 "virtualhost" => vs.virtualhost = self.string(c, CTX),
+                "smtp_alert" => vs.smtp_alert = self.flag(c, CTX),
                 "real_server" => {
                     if let Some(rs) = self.real_server(c) {
                         vs.real_server.push(rs);
@@ -1609,6 +1754,7 @@ impl Cx {
                 "retry" => rs.retry = self.number(c, CTX),
                 "delay_before_retry" => rs.delay_before_retry = self.seconds(c, CTX),
                 "alpha" => rs.alpha = self.flag(c, CTX),
+                "smtp_alert" => rs.smtp_alert = self.flag(c, CTX),
                 "TCP_CHECK" => {
                     let mut t = raw::TcpCheck::default();
                     let (conn, sched) =
@@ -1822,8 +1968,7 @@ impl Cx {
                         rs.misc_check.push(m);
                     }
                 }
-                "FILE_CHECK" | "BFD_CHECK" | "warmup" | "virtualhost" | "smtp_alert"
-                | "snmp_name" => {
+                "FILE_CHECK" | "BFD_CHECK" | "warmup" | "virtualhost" | "snmp_name" => {
                     let kw = c.keyword().to_owned();
                     self.dropped(
                         c,

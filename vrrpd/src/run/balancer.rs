@@ -10,6 +10,7 @@ use anyhow::Context;
 use healthcheck::{CheckId, Health as CheckHealth, RunnerHandle, Transition};
 use lvs::{Event, Health, Ipvs, IpvsClient, LoadBalancer, ServiceKey, ShutdownMode};
 
+use super::alerts::{Alert, AlertSender, checker_bodies};
 use super::exec;
 use super::http::RealServerDoc;
 use super::plan::{Command, VirtualServerPlan};
@@ -25,6 +26,22 @@ pub struct Balancer {
     up_scripts: HashMap<Server, (Option<Command>, Option<Command>)>,
     quorum_scripts: HashMap<ServiceKey, (Option<Command>, Option<Command>)>,
     script_timeout: Duration,
+    alerts: AlertSender,
+    /// Names and mail settings of the services that notify.
+    notifying: HashMap<ServiceKey, Notifying>,
+    /// keepalived's mail bodies of the checks of real servers that mail.
+    mailing_checks: HashMap<CheckId, [&'static str; 2]>,
+    no_checker_emails: bool,
+}
+
+/// What the FIFO lines and mails of one service say about it.
+struct Notifying {
+    label: String,
+    smtp: bool,
+    quorum: u32,
+    hysteresis: u32,
+    /// Label, weight and mail setting of each real server.
+    servers: HashMap<SocketAddr, (String, u32, bool)>,
 }
 
 impl Balancer {
@@ -55,6 +72,10 @@ impl Balancer {
             up_scripts: HashMap::new(),
             quorum_scripts: HashMap::new(),
             script_timeout,
+            alerts: AlertSender::none(),
+            notifying: HashMap::new(),
+            mailing_checks: HashMap::new(),
+            no_checker_emails: false,
         };
         b.add_checks(plans, runner)?;
         b.refresh(runner)?;
@@ -76,6 +97,8 @@ impl Balancer {
         self.by_server.clear();
         self.up_scripts.clear();
         self.quorum_scripts.clear();
+        self.notifying.clear();
+        self.mailing_checks.clear();
         self.lb
             .reload(plans.iter().map(|p| p.server.clone()).collect())?;
         self.add_checks(plans, runner)?;
@@ -91,6 +114,31 @@ impl Balancer {
             let key = p.server.service.key;
             self.quorum_scripts
                 .insert(key, (p.quorum_up.clone(), p.quorum_down.clone()));
+            if p.notifies {
+                let weights: HashMap<SocketAddr, u32> = p
+                    .server
+                    .real_servers
+                    .iter()
+                    .map(|r| (r.destination.addr, r.destination.weight))
+                    .collect();
+                self.notifying.insert(
+                    key,
+                    Notifying {
+                        label: p.label.clone(),
+                        smtp: p.smtp_alert,
+                        quorum: p.server.quorum,
+                        hysteresis: p.server.hysteresis,
+                        servers: p
+                            .real_servers
+                            .iter()
+                            .map(|r| {
+                                let w = weights.get(&r.addr).copied().unwrap_or(1);
+                                (r.addr, (r.label.clone(), w, r.smtp_alert))
+                            })
+                            .collect(),
+                    },
+                );
+            }
             for rs in &p.real_servers {
                 let server = (key, rs.addr);
                 self.up_scripts
@@ -99,6 +147,10 @@ impl Balancer {
                 for c in &rs.checks {
                     let id = runner.add(c.spec.clone())?;
                     self.checks.insert(id, server);
+                    if p.notifies && rs.smtp_alert {
+                        self.mailing_checks
+                            .insert(id, checker_bodies(&c.spec.probe));
+                    }
                     ids.push(id);
                 }
                 self.by_server.insert(server, ids);
@@ -107,13 +159,71 @@ impl Balancer {
         Ok(())
     }
 
+    /// Sends real and virtual server changes (and, for real servers that
+    /// mail, their checks' changes) to the notify FIFOs and alert mails.
+    pub fn set_alerts(&mut self, alerts: AlertSender, no_checker_emails: bool) {
+        self.alerts = alerts;
+        self.no_checker_emails = no_checker_emails;
+    }
+
     /// Reacts to a check's transition; returns whether it was ours.
     pub fn on_transition(&mut self, runner: &RunnerHandle, t: &Transition) -> anyhow::Result<bool> {
-        if !self.checks.contains_key(&t.check) {
+        let Some(server) = self.checks.get(&t.check).copied() else {
             return Ok(false);
-        }
+        };
+        let was_up = self.lb.health(&server.0, server.1) == Some(Health::Up);
         self.refresh(runner)?;
+        self.checker_mail(server, t, was_up);
         Ok(true)
+    }
+
+    /// keepalived mails each check's change of state (with
+    /// `no_checker_emails`, only those that change the real server's).
+    fn checker_mail(&self, (key, addr): Server, t: &Transition, was_up: bool) {
+        let Some(bodies) = self.mailing_checks.get(&t.check) else {
+            return;
+        };
+        let rs_up = self.lb.health(&key, addr) == Some(Health::Up);
+        if self.no_checker_emails && rs_up == was_up {
+            return;
+        }
+        let Some(n) = self.notifying.get(&key) else {
+            return;
+        };
+        let up = t.health == CheckHealth::Up;
+        self.alerts.send(Alert::Checker {
+            label: n
+                .servers
+                .get(&addr)
+                .map(|s| s.0.clone())
+                .unwrap_or_default(),
+            vs: n.label.clone(),
+            rs_up,
+            body: bodies[usize::from(!up)].to_owned(),
+        });
+    }
+
+    /// keepalived's quorum mail body: `=> Lost quorum 3+1=2 <= 1 <=`.
+    fn quorum_detail(&self, key: &ServiceKey, n: &Notifying, up: bool) -> String {
+        let weight: u64 = n
+            .servers
+            .iter()
+            .filter(|(addr, _)| self.lb.health(key, **addr) == Some(Health::Up))
+            .map(|(_, s)| u64::from(s.1))
+            .sum();
+        // The threshold that was crossed: quorum + hysteresis coming up,
+        // quorum - hysteresis going down.
+        let threshold = if up {
+            i64::from(n.quorum) + i64::from(n.hysteresis)
+        } else {
+            i64::from(n.quorum) - i64::from(n.hysteresis)
+        };
+        format!(
+            "=> {} {}+{}={threshold} <= {weight} <=",
+            if up { "Gained quorum" } else { "Lost quorum" },
+            n.quorum,
+            n.hysteresis
+        )
     }
 
     /// Recomputes every real server's health from its checks and syncs.
@@ -142,6 +252,7 @@ impl Balancer {
     fn run_events(&mut self) {
         while let Some(event) = self.lb.poll_event() {
             tracing::info!(?event, "load balancer event");
+            self.notify(&event);
             let command = match &event {
                 Event::RealServerUp { service, server } => self
                     .up_scripts
@@ -167,6 +278,37 @@ impl Balancer {
                     }
                 });
             }
+        }
+    }
+
+    /// The FIFO line (and mail) of a load balancer event.
+    fn notify(&self, event: &Event) {
+        match event {
+            Event::RealServerUp { service, server } | Event::RealServerDown { service, server } => {
+                if let Some(n) = self.notifying.get(service) {
+                    self.alerts.send(Alert::RealServer {
+                        label: n
+                            .servers
+                            .get(server)
+                            .map(|s| s.0.clone())
+                            .unwrap_or_default(),
+                        vs: n.label.clone(),
+                        up: matches!(event, Event::RealServerUp { .. }),
+                    });
+                }
+            }
+            Event::QuorumUp { service } | Event::QuorumDown { service } => {
+                if let Some(n) = self.notifying.get(service) {
+                    let up = matches!(event, Event::QuorumUp { .. });
+                    self.alerts.send(Alert::VirtualServer {
+                        label: n.label.clone(),
+                        up,
+                        detail: self.quorum_detail(service, n, up),
+                        smtp: n.smtp,
+                    });
+                }
+            }
+            _ => {}
         }
     }
 
@@ -273,9 +415,36 @@ mod tests {
                 }],
                 notify_up: script("up"),
                 notify_down: script("down"),
+                label: format!("[{}]:tcp:{}", real.ip(), real.port()),
+                smtp_alert: false,
             }],
             quorum_up: script("quorum-up"),
             quorum_down: script("quorum-down"),
+            label: "[192.0.2.50]:tcp:80".into(),
+            notifies: true,
+            smtp_alert: false,
+        };
+        // keepalived's lvs_notify_fifo, read by the test.
+        let fifo = dir.join("lvs.fifo");
+        let alerts = super::super::alerts::Alerts::start(
+            &super::super::plan::AlertPlan {
+                fifos: vec![super::super::plan::FifoPlan {
+                    path: fifo.clone(),
+                    owner: None,
+                    script: None,
+                    vrrp: false,
+                    lvs: true,
+                }],
+                ..Default::default()
+            },
+            "test",
+        );
+        let mut reader = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+                .open(&fifo)?
         };
         let runner = Runner::spawn(RunnerConfig::default(), CancellationToken::new());
         let mut transitions = runner.subscribe();
@@ -286,6 +455,7 @@ mod tests {
             Duration::from_secs(5),
             Box::new(table.clone()),
         )?;
+        b.set_alerts(alerts.sender(), false);
         assert_eq!(
             destinations(&table, &key),
             vec![real],
@@ -320,6 +490,20 @@ mod tests {
             "services released on stop"
         );
         runner.shutdown().await;
+        alerts.finish().await;
+        let mut text = String::new();
+        use std::io::Read;
+        let _ = reader.read_to_string(&mut text);
+        let rs = format!("[{}]:tcp:{}", real.ip(), real.port());
+        assert_eq!(
+            text,
+            format!(
+                "RS {rs} [192.0.2.50]:tcp:80 DOWN\nVS [192.0.2.50]:tcp:80 DOWN\n\
+                 RS {rs} [192.0.2.50]:tcp:80 UP\nVS [192.0.2.50]:tcp:80 UP\n"
+            ),
+            "keepalived's lines, in keepalived's order"
+        );
+        assert!(!fifo.exists(), "the FIFO vrrpd made is removed at exit");
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! the IPVS balancer together from one configuration file, and handles
 //! signals (SIGTERM/SIGINT stop gracefully, SIGHUP reloads).
 
+pub mod alerts;
 pub mod balancer;
 pub mod demo;
 pub mod exec;
@@ -128,6 +129,8 @@ async fn run_async(path: &Path, mut plan: Plan, load: Loader) -> anyhow::Result<
             }
         }
     }
+    // Notify FIFOs (and their readers) before the first event.
+    let alerts = alerts::Alerts::start(&plan.alerts, &router_id);
     let handle = vrrp_net::driver::spawn_with_token(plan.driver.clone(), cancel.child_token())
         .await
         .context("starting VRRP")?;
@@ -137,14 +140,18 @@ async fn run_async(path: &Path, mut plan: Plan, load: Loader) -> anyhow::Result<
         plan.groups.clone(),
         plan.notify_timeout,
     );
+    notifier.set_alerts(alerts.sender());
     let mut balancer = if plan.virtual_servers.is_empty() {
         None
     } else {
-        Some(Balancer::start(
-            &plan.virtual_servers,
-            &runner,
-            plan.notify_timeout,
-        )?)
+        let mut b = Balancer::start(&plan.virtual_servers, &runner, plan.notify_timeout)?;
+        let no_checker_emails = plan
+            .alerts
+            .smtp
+            .as_ref()
+            .is_some_and(|m| m.no_checker_emails);
+        b.set_alerts(alerts.sender(), no_checker_emails);
+        Some(b)
     };
     let shared: Shared = Arc::new(RwLock::new(StatusDoc {
         router_id: router_id.clone(),
@@ -258,6 +265,7 @@ async fn run_async(path: &Path, mut plan: Plan, load: Loader) -> anyhow::Result<
     scripts.shutdown();
     runner.shutdown().await;
     notifier.finish().await;
+    alerts.finish().await;
     cancel.cancel();
     if let Some(t) = http_task.take() {
         let _ = t.await;
