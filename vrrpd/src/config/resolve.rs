@@ -1940,13 +1940,16 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
 }
 
 /// A mail address as a relay takes it in `MAIL FROM:<...>` / `RCPT
-/// TO:<...>`: something before and after one `@`, no blank or angle
-/// bracket.
+/// TO:<...>`: `local@domain`, or a local user alone (keepalived's samples
+/// mail `acassen`); no blank, quote or angle bracket.
 fn is_mailbox(s: &str) -> bool {
     let ok = |part: &str| {
         !part.is_empty() && !part.contains(|c: char| c.is_whitespace() || "<>\"".contains(c))
     };
-    matches!(s.split_once('@'), Some((l, d)) if ok(l) && ok(d) && !d.contains('@'))
+    match s.split_once('@') {
+        Some((l, d)) => ok(l) && ok(d) && !d.contains('@'),
+        None => ok(s),
+    }
 }
 
 /// A host (address or name) and a port: `HOST`, `HOST PORT`, `HOST:PORT`,

@@ -563,11 +563,27 @@ impl Cx {
             } else {
                 "notification_email"
             };
+            let present = [
+                ("notification_email", !g.notification_email.is_empty()),
+                ("smtp_server", g.smtp_server.is_some()),
+                (
+                    "notification_email_from",
+                    g.notification_email_from.is_some(),
+                ),
+                ("smtp_helo_name", g.smtp_helo_name.is_some()),
+                ("smtp_connect_timeout", g.smtp_connect_timeout.is_some()),
+            ];
             g.notification_email.clear();
             g.smtp_server = None;
             g.notification_email_from = None;
             g.smtp_helo_name = None;
             g.smtp_connect_timeout = None;
+            for (kw, set) in present {
+                if set {
+                    self.report
+                        .recount(&format!("global_defs {kw}"), Fate::Dropped);
+                }
+            }
             self.warnings.push((
                 pos,
                 format!(

@@ -40,6 +40,8 @@ use super::plan::{AlertPlan, Command, FifoPlan, SmtpPlan};
 const EVENT_QUEUE: usize = 4096;
 /// Mails waiting for the relay before new ones are dropped.
 const MAIL_QUEUE: usize = 64;
+/// How long the exit waits for queued mails.
+const MAIL_GRACE: Duration = Duration::from_secs(2);
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -417,9 +419,14 @@ impl Task {
                 let _ = std::fs::remove_file(&f.plan.path);
             }
         }
-        if let Some((_, tx, worker)) = self.mail.take() {
+        if let Some((_, tx, mut worker)) = self.mail.take() {
             drop(tx);
-            let _ = worker.await;
+            // Like keepalived, do not hold the exit for a slow relay: what
+            // is not sent in two seconds is lost (and logged).
+            if tokio::time::timeout(MAIL_GRACE, &mut worker).await.is_err() {
+                worker.abort();
+                tracing::warn!("alert mails still queued at exit were not sent");
+            }
         }
     }
 
