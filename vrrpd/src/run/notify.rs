@@ -75,11 +75,17 @@ impl Notifier {
 
     /// Queues the scripts a state change calls for.
     pub fn on_event(&mut self, event: &StateEvent) {
-        let to = if event.to == State::Initialize {
-            State::Initialize
-        } else {
-            event.to
-        };
+        let to = event.to;
+        // keepalived starts a sync group in Backup (or Fault) before its
+        // members (`vrrp_init_state`): the group's notifications come
+        // first, at its first member's start.
+        if event.from == State::Initialize && matches!(to, State::Backup | State::Fault) {
+            for g in self.groups.clone() {
+                if g.members.contains(&event.instance) && !self.group_state.contains_key(&g.name) {
+                    self.group_changed(&g, to);
+                }
+            }
+        }
         let priority = event.priority.get().to_string();
         self.alerts.send(Alert::Instance {
             name: event.instance.clone(),
@@ -106,22 +112,27 @@ impl Notifier {
                 .iter()
                 .all(|m| self.member_state.get(m) == Some(&to));
             if all && self.group_state.get(&g.name) != Some(&to) {
-                self.group_state.insert(g.name.clone(), to);
-                // keepalived passes 0 as a group's priority.
-                self.queue_scripts(
-                    &format!("g:{}", g.name),
-                    &g.notify,
-                    "GROUP",
-                    &g.name,
-                    to,
-                    "0",
-                );
-                self.alerts.send(Alert::Group {
-                    name: g.name.clone(),
-                    state: to,
-                });
+                self.group_changed(&g, to);
             }
         }
+    }
+
+    /// A sync group's scripts (keepalived passes 0 as a group's priority)
+    /// and alerts.
+    fn group_changed(&mut self, g: &GroupPlan, to: State) {
+        self.group_state.insert(g.name.clone(), to);
+        self.queue_scripts(
+            &format!("g:{}", g.name),
+            &g.notify,
+            "GROUP",
+            &g.name,
+            to,
+            "0",
+        );
+        self.alerts.send(Alert::Group {
+            name: g.name.clone(),
+            state: to,
+        });
     }
 
     fn queue_scripts(
