@@ -6,6 +6,10 @@
 //! of its virtual_server_group when its MISC_CHECK fails, put it back, and
 //! leave the table empty on SIGTERM.
 //!
+//! Both write keepalived's `lvs_notify_fifo`, read by a script
+//! (`lvs_notify_fifo_script`): vrrpd's RS and VS lines must be keepalived's,
+//! each real and virtual server's in keepalived's order.
+//!
 //! These run inside the VM of `lvs/vm/run-vm-tests.sh`, whose init sets
 //! `LVS_VM_TEST=1` and `VRRPD_VM_BIN` / `VRRPD_VM_DATA` (the binaries and
 //! data are copied into it). Without `LVS_VM_TEST` (a host `cargo test`,
@@ -157,9 +161,26 @@ impl Daemon {
     }
 }
 
+/// What the FIFO reader copied.
+const FIFO_LINES: &str = "/tmp/lvs.fifo.lines";
+
+/// The lines of each real or virtual server, in order: checks of different
+/// servers run on their own timers, so only each one's order is promised.
+fn by_object(lines: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for line in lines.lines() {
+        let (object, state) = line.rsplit_once(' ').unwrap_or((line, ""));
+        out.entry(object.to_owned())
+            .or_default()
+            .push(state.to_owned());
+    }
+    out
+}
+
 /// The steps of one file with one daemon: start (every check passes), a
-/// real server's check fails, it passes again, SIGTERM.
-fn steps(who: &str, name: &str, mut daemon: Daemon) {
+/// real server's check fails, it passes again, SIGTERM. Returns the lines
+/// its LVS notify FIFO's reader copied.
+fn steps(who: &str, name: &str, mut daemon: Daemon) -> String {
     let steps = expected(name);
     let want = |step: &str| -> Vec<String> {
         let mut v = steps
@@ -179,6 +200,11 @@ fn steps(who: &str, name: &str, mut daemon: Daemon) {
     assert!(status.success(), "{who} exited with {status}");
     let left = table();
     assert!(left.is_empty(), "{who} left services behind: {left:#?}");
+    // The reader sees the end of the FIFO once the daemon closed it.
+    std::thread::sleep(Duration::from_millis(500));
+    let lines = std::fs::read_to_string(FIFO_LINES).unwrap_or_default();
+    println!("{who}: LVS notify FIFO:\n{lines}");
+    lines
 }
 
 fn case(name: &str) {
@@ -186,6 +212,7 @@ fn case(name: &str) {
     let conf_s = conf.to_str().expect("path");
     std::fs::write(FLAG, "").expect("flag");
     run("ipvsadm", &["-C"]);
+    let _ = std::fs::remove_file(FIFO_LINES);
 
     // keepalived 2.2.7, its checker process only.
     let pid = |what: &str| format!("/tmp/ka-{name}-{what}.pid");
@@ -208,7 +235,8 @@ fn case(name: &str) {
         ],
         PathBuf::from(format!("/tmp/ka-{name}.log")),
     );
-    steps("keepalived", name, keepalived);
+    let ka_lines = steps("keepalived", name, keepalived);
+    let _ = std::fs::remove_file(FIFO_LINES);
 
     // vrrpd on the converted file.
     let toml = format!("/tmp/{name}.toml");
@@ -228,7 +256,13 @@ fn case(name: &str) {
         &["run", "-c", &toml],
         PathBuf::from(format!("/tmp/vrrpd-{name}.log")),
     );
-    steps("vrrpd", name, vrrpd);
+    let our_lines = steps("vrrpd", name, vrrpd);
+    assert!(!ka_lines.is_empty(), "keepalived wrote no FIFO line");
+    assert_eq!(
+        by_object(&our_lines),
+        by_object(&ka_lines),
+        "LVS notify FIFO lines\nkeepalived:\n{ka_lines}\nvrrpd:\n{our_lines}"
+    );
 }
 
 /// Printed only when a test got to its end in the VM; the script counts these.

@@ -32,6 +32,8 @@ pub struct Balancer {
     /// keepalived's mail bodies of the checks of real servers that mail.
     mailing_checks: HashMap<CheckId, [&'static str; 2]>,
     no_checker_emails: bool,
+    /// The services in configuration order.
+    order: HashMap<ServiceKey, usize>,
 }
 
 /// What the FIFO lines and mails of one service say about it.
@@ -40,6 +42,7 @@ struct Notifying {
     smtp: bool,
     quorum: u32,
     hysteresis: u32,
+    sorry_server: bool,
     /// Label, weight and mail setting of each real server.
     servers: HashMap<SocketAddr, (String, u32, bool)>,
 }
@@ -76,6 +79,7 @@ impl Balancer {
             notifying: HashMap::new(),
             mailing_checks: HashMap::new(),
             no_checker_emails: false,
+            order: HashMap::new(),
         };
         b.add_checks(plans, runner)?;
         b.refresh(runner)?;
@@ -99,6 +103,7 @@ impl Balancer {
         self.quorum_scripts.clear();
         self.notifying.clear();
         self.mailing_checks.clear();
+        self.order.clear();
         self.lb
             .reload(plans.iter().map(|p| p.server.clone()).collect())?;
         self.add_checks(plans, runner)?;
@@ -112,6 +117,8 @@ impl Balancer {
     ) -> anyhow::Result<()> {
         for p in plans {
             let key = p.server.service.key;
+            let next = self.order.len();
+            self.order.entry(key).or_insert(next);
             self.quorum_scripts
                 .insert(key, (p.quorum_up.clone(), p.quorum_down.clone()));
             if p.notifies {
@@ -128,6 +135,7 @@ impl Balancer {
                         smtp: p.smtp_alert,
                         quorum: p.server.quorum,
                         hysteresis: p.server.hysteresis,
+                        sorry_server: p.server.sorry_server.is_some(),
                         servers: p
                             .real_servers
                             .iter()
@@ -161,9 +169,51 @@ impl Balancer {
 
     /// Sends real and virtual server changes (and, for real servers that
     /// mail, their checks' changes) to the notify FIFOs and alert mails.
+    ///
+    /// Announces each service's quorum as keepalived does at start
+    /// (`init_service_vs`): up when its live real servers weigh
+    /// `quorum + hysteresis` or more, down when they do not and a sorry
+    /// server takes over.
     pub fn set_alerts(&mut self, alerts: AlertSender, no_checker_emails: bool) {
         self.alerts = alerts;
         self.no_checker_emails = no_checker_emails;
+        let mut keys: Vec<&ServiceKey> = self.notifying.keys().collect();
+        keys.sort_by_key(|k| self.order.get(*k).copied().unwrap_or(usize::MAX));
+        for key in keys {
+            let Some(n) = self.notifying.get(key) else {
+                continue;
+            };
+            let weight = self.live_weight(key, n);
+            let up = weight >= u64::from(n.quorum) + u64::from(n.hysteresis);
+            if !up && !n.sorry_server {
+                continue;
+            }
+            let threshold = i64::from(n.quorum) + i64::from(n.hysteresis);
+            self.alerts.send(Alert::VirtualServer {
+                label: n.label.clone(),
+                up,
+                detail: format!(
+                    "=> {} {}+{}={threshold} <= {weight} <=",
+                    if up {
+                        "Starting with quorum up"
+                    } else {
+                        "Starting with quorum down"
+                    },
+                    n.quorum,
+                    n.hysteresis
+                ),
+                smtp: n.smtp,
+            });
+        }
+    }
+
+    /// The weight of a service's live real servers.
+    fn live_weight(&self, key: &ServiceKey, n: &Notifying) -> u64 {
+        n.servers
+            .iter()
+            .filter(|(addr, _)| self.lb.health(key, **addr) == Some(Health::Up))
+            .map(|(_, s)| u64::from(s.1))
+            .sum()
     }
 
     /// Reacts to a check's transition; returns whether it was ours.
@@ -205,12 +255,7 @@ impl Balancer {
 
     /// keepalived's quorum mail body: `=> Lost quorum 3+1=2 <= 1 <=`.
     fn quorum_detail(&self, key: &ServiceKey, n: &Notifying, up: bool) -> String {
-        let weight: u64 = n
-            .servers
-            .iter()
-            .filter(|(addr, _)| self.lb.health(key, **addr) == Some(Health::Up))
-            .map(|(_, s)| u64::from(s.1))
-            .sum();
+        let weight = self.live_weight(key, n);
         // The threshold that was crossed: quorum + hysteresis coming up,
         // quorum - hysteresis going down.
         let threshold = if up {
@@ -498,12 +543,179 @@ mod tests {
         assert_eq!(
             text,
             format!(
-                "RS {rs} [192.0.2.50]:tcp:80 DOWN\nVS [192.0.2.50]:tcp:80 DOWN\n\
+                "VS [192.0.2.50]:tcp:80 UP\n\
+                 RS {rs} [192.0.2.50]:tcp:80 DOWN\nVS [192.0.2.50]:tcp:80 DOWN\n\
                  RS {rs} [192.0.2.50]:tcp:80 UP\nVS [192.0.2.50]:tcp:80 UP\n"
             ),
             "keepalived's lines, in keepalived's order"
         );
         assert!(!fifo.exists(), "the FIFO vrrpd made is removed at exit");
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    /// aiosmtpd on a free loopback port, spooling messages into `dir`.
+    fn relay(dir: &std::path::Path) -> anyhow::Result<(std::process::Child, u16)> {
+        std::fs::create_dir_all(dir.join("spool"))?;
+        std::fs::write(
+            dir.join("smtp_spool.py"),
+            include_str!("../../../healthcheck/tests/support/smtp_spool.py"),
+        )?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "smtp_spool.Spool"])
+            .arg(dir.join("spool"))
+            .env("PYTHONPATH", dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "aiosmtpd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok((child, port))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checker_and_quorum_mails_reach_a_real_relay() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("vrrpd-balancer-mail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (mut relay, port) = relay(&dir)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let real = listener.local_addr()?;
+        let key = ServiceKey::tcp("192.0.2.50:80".parse()?);
+        let mut timing = Timing::every(Duration::from_millis(50));
+        timing.timeout = Duration::from_millis(200);
+        timing.retry = 0;
+        timing.warmup = Duration::ZERO;
+        let rs_label = format!("[{}]:tcp:{}", real.ip(), real.port());
+        let plan = VirtualServerPlan {
+            server: VirtualServer::new(Service::new(key, Scheduler::WRR)).with_real_server(
+                RealServer::new(Destination::new(real, ForwardMethod::Masquerade)),
+            ),
+            real_servers: vec![RealServerPlan {
+                addr: real,
+                checks: vec![RealServerCheck {
+                    spec: CheckSpec {
+                        name: "web".into(),
+                        probe: Probe::Tcp(TcpCheck::new(real)),
+                        timing,
+                    },
+                }],
+                notify_up: None,
+                notify_down: None,
+                label: rs_label.clone(),
+                smtp_alert: true,
+            }],
+            quorum_up: None,
+            quorum_down: None,
+            label: "[192.0.2.50]:tcp:80".into(),
+            notifies: true,
+            smtp_alert: true,
+        };
+        let alerts = super::super::alerts::Alerts::start(
+            &super::super::plan::AlertPlan {
+                smtp: Some(super::super::plan::SmtpPlan {
+                    server: ("127.0.0.1".into(), port),
+                    helo: "lb1.example.com".into(),
+                    from: "keepalived@lb1.example.com".into(),
+                    to: vec!["ops@example.com".into()],
+                    timeout: Duration::from_secs(5),
+                    no_email_faults: false,
+                    no_checker_emails: false,
+                }),
+                ..Default::default()
+            },
+            "lb1",
+        );
+        let runner = Runner::spawn(RunnerConfig::default(), CancellationToken::new());
+        let mut transitions = runner.subscribe();
+        let table = Shared::default();
+        let mut b = Balancer::with_ipvs(
+            &[plan],
+            &runner,
+            Duration::from_secs(5),
+            Box::new(table.clone()),
+        )?;
+        b.set_alerts(alerts.sender(), false);
+        drop(listener);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !destinations(&table, &key).is_empty() {
+            let t = tokio::time::timeout_at(deadline, transitions.recv()).await??;
+            b.on_transition(&runner, &t)?;
+        }
+        let _listener = tokio::net::TcpListener::bind(real).await?;
+        while destinations(&table, &key).is_empty() {
+            let t = tokio::time::timeout_at(deadline, transitions.recv()).await??;
+            b.on_transition(&runner, &t)?;
+        }
+        b.shutdown();
+        runner.shutdown().await;
+        alerts.finish().await;
+        let mut files: Vec<_> = std::fs::read_dir(dir.join("spool"))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        files.sort();
+        let mails: Vec<(String, String)> = files
+            .iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(p).unwrap_or_default();
+                let subject = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Subject: "))
+                    .unwrap_or_default()
+                    .to_owned();
+                let body = text
+                    .split("\r\n\r\n")
+                    .nth(1)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                (subject, body)
+            })
+            .collect();
+        let vs = "[lb1] Virtualserver [192.0.2.50]:tcp:80";
+        let rs = format!("[lb1] Realserver {rs_label} of virtual server [192.0.2.50]:tcp:80");
+        assert_eq!(
+            mails,
+            [
+                (
+                    format!("{vs} - UP"),
+                    "=> Starting with quorum up 1+0=1 <= 1 <=".to_owned()
+                ),
+                (
+                    format!("{vs} - DOWN"),
+                    "=> Lost quorum 1+0=1 <= 0 <=".to_owned()
+                ),
+                (
+                    format!("{rs} - DOWN"),
+                    "=> TCP CHECK failed on service <=".to_owned()
+                ),
+                (
+                    format!("{vs} - UP"),
+                    "=> Gained quorum 1+0=1 <= 1 <=".to_owned()
+                ),
+                (
+                    format!("{rs} - UP"),
+                    "=> TCP CHECK succeed on service <=".to_owned()
+                ),
+            ],
+            // keepalived's checker updates the real server, which updates
+            // the quorum (and mails it), then mails the check's result.
+            "keepalived's subjects and bodies, in keepalived's order"
+        );
+        let _ = relay.kill();
+        let _ = relay.wait();
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }
