@@ -29,6 +29,8 @@
 //! - [`genhash()`] prints what keepalived's `genhash` prints: the digest of a
 //!   URL's body.
 //! - [`mail`] sends keepalived's alert mails through an SMTP relay.
+//! - [`process`] counts running processes for keepalived's
+//!   `vrrp_track_process`, from the kernel's process events.
 //!
 //! A consumer adds checks, subscribes, and reacts to transitions:
 //!
@@ -76,6 +78,7 @@ pub mod genhash;
 pub mod lag;
 pub mod mail;
 pub mod probe;
+pub mod process;
 pub mod runner;
 pub mod schedule;
 mod sys;
