@@ -17,7 +17,7 @@ use crate::config::{
 };
 use crate::run::plan::{
     AlertPlan, Command, FifoPlan, FileUse, GroupPlan, Notify, Plan, RealServerCheck,
-    RealServerPlan, SmtpPlan, TrackFile, TrackScript, VirtualServerPlan,
+    RealServerPlan, SmtpPlan, TrackFile, TrackProcessPlan, TrackScript, VirtualServerPlan,
 };
 
 /// Everything the daemon runs.
@@ -65,6 +65,14 @@ pub fn plan(config: &Effective) -> Plan {
             init_fail: s.init_fail,
         })
         .collect();
+    let processes = config
+        .track_processes
+        .iter()
+        .map(|(name, p)| TrackProcessPlan {
+            id: ids.process(name),
+            spec: p.spec.clone(),
+        })
+        .collect();
     let virtual_servers = config
         .virtual_servers
         .iter()
@@ -77,6 +85,7 @@ pub fn plan(config: &Effective) -> Plan {
         groups,
         scripts,
         files,
+        processes,
         virtual_servers,
         http: config.global.http,
         notify_timeout: config.global.notify_timeout,
@@ -227,6 +236,10 @@ impl Ids {
         Self::of(&format!("script\0{name}"))
     }
 
+    fn process(&self, name: &str) -> TrackId {
+        Self::of(&format!("process\0{name}"))
+    }
+
     fn file_bit(&self, instance: &str, n: usize, path: &str, bit: &str) -> TrackId {
         Self::of(&format!("file\0{instance}\0{n}\0{path}\0{bit}"))
     }
@@ -297,6 +310,12 @@ fn instance_spec(
             undecided(cfg)
         };
         spec.tracks.push((ids.script(&t.name), cfg, up));
+    }
+    for t in &inst.track_process {
+        // The state is set from the process scan when the daemon starts.
+        let cfg = track_config(t.weight, t.reverse);
+        spec.tracks
+            .push((ids.process(&t.name), cfg, undecided(cfg)));
     }
     for (n, f) in inst.track_file.iter().enumerate() {
         let path = f.path.display().to_string();

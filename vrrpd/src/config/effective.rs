@@ -31,6 +31,8 @@ pub struct Effective {
     pub scripts: BTreeMap<String, Script>,
     /// Named tracked files.
     pub track_files: BTreeMap<String, TrackFile>,
+    /// Tracked processes by name.
+    pub track_processes: BTreeMap<String, TrackProcess>,
     /// VRRP instances by name.
     pub instances: BTreeMap<String, Instance>,
     /// Sync groups by name.
@@ -205,6 +207,17 @@ pub struct TrackFile {
     pub init: Option<(i32, bool)>,
 }
 
+/// A `vrrp_track_process`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackProcess {
+    /// What is counted.
+    pub spec: healthcheck::process::ProcessSpec,
+    /// Default weight of the instances that track it.
+    pub weight: Weight,
+    /// Default `reverse`.
+    pub reverse: bool,
+}
+
 /// A virtual address with where to put it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vip {
@@ -292,6 +305,8 @@ pub struct Instance {
     pub track_script: Vec<Tracked>,
     /// Tracked files.
     pub track_file: Vec<TrackedFile>,
+    /// Tracked processes (names of [`Effective::track_processes`]).
+    pub track_process: Vec<Tracked>,
     /// Notify scripts.
     pub notify: Notify,
     /// Do not answer lower-priority adverts at once.
@@ -682,6 +697,11 @@ impl Effective {
                 .iter()
                 .map(|(n, t)| (n.clone(), t.to_raw()))
                 .collect(),
+            track_process: self
+                .track_processes
+                .iter()
+                .map(|(n, t)| (n.clone(), t.to_raw()))
+                .collect(),
             instance: self
                 .instances
                 .iter()
@@ -785,6 +805,32 @@ impl TrackFile {
     }
 }
 
+impl TrackProcess {
+    fn to_raw(&self) -> raw::TrackProcess {
+        use healthcheck::process::ParamMatch as P;
+        let s = &self.spec;
+        let delay = |d: Duration| (!d.is_zero()).then_some(Dur(d));
+        raw::TrackProcess {
+            process: Some(s.process.clone()),
+            params: s.params.clone(),
+            param_match: match s.param_match {
+                P::Exact => Some(raw::ParamMatch::Exact),
+                P::Partial => Some(raw::ParamMatch::Partial),
+                P::Initial => Some(raw::ParamMatch::Initial),
+                _ => None,
+            },
+            full_command: Some(s.full_command),
+            weight: Some(self.weight.get()),
+            reverse: Some(self.reverse),
+            quorum: Some(s.quorum),
+            quorum_max: (s.quorum_max != u32::MAX).then_some(s.quorum_max),
+            delay: None,
+            fork_delay: delay(s.fork_delay),
+            terminate_delay: delay(s.terminate_delay),
+        }
+    }
+}
+
 fn tracked_to_raw(t: &Tracked) -> raw::TrackRef {
     raw::TrackRef {
         name: t.name.clone(),
@@ -846,6 +892,7 @@ impl Instance {
             garp_interval: dur(self.garp.interval),
             track_interface: self.track_interface.iter().map(tracked_to_raw).collect(),
             track_script: self.track_script.iter().map(tracked_to_raw).collect(),
+            track_process: self.track_process.iter().map(tracked_to_raw).collect(),
             track_file: self
                 .track_file
                 .iter()

@@ -43,10 +43,11 @@ pub use resolve::{
 use error::Doc;
 
 /// Top-level tables of a configuration file.
-pub const SECTIONS: [&str; 7] = [
+pub const SECTIONS: [&str; 8] = [
     "global",
     "script",
     "track_file",
+    "track_process",
     "instance",
     "sync_group",
     "virtual_server_group",
@@ -220,6 +221,12 @@ fn read_parts(
         &mut pending,
         &mut failed.track_files,
     );
+    let processes = read_named::<raw::TrackProcess>(
+        section("track_process"),
+        "track_process",
+        &mut pending,
+        &mut failed.processes,
+    );
     let instances = read_named::<raw::Instance>(
         section("instance"),
         "instance",
@@ -245,6 +252,7 @@ fn read_parts(
     drop(table);
     let mut resolver = Resolver::new(target, failed);
     resolver.global(global);
+    resolver.track_processes(processes);
     resolver.vrrp(scripts, track_files, instances, groups);
     resolver.virtual_server_groups(server_groups);
     let mut index = 0;

@@ -28,6 +28,9 @@ pub struct Config {
     /// `[track_file.NAME]`: keepalived's `track_file NAME`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub track_file: BTreeMap<String, TrackFile>,
+    /// `[track_process.NAME]`: keepalived's `vrrp_track_process NAME`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub track_process: BTreeMap<String, TrackProcess>,
     /// `[instance.NAME]`: keepalived's `vrrp_instance NAME`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub instance: BTreeMap<String, Instance>,
@@ -310,6 +313,63 @@ pub struct TrackFile {
     pub init_overwrite: Option<bool>,
 }
 
+/// How a tracked process's arguments match (keepalived's `param_match`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamMatch {
+    /// Exactly the `params` (none when there are none).
+    Exact,
+    /// The `params` first, then anything.
+    Partial,
+    /// As `partial`, the last of `params` may be the start of a word.
+    Initial,
+}
+
+/// `[track_process.NAME]`, keepalived's `vrrp_track_process`: how many
+/// processes of a kind run moves the priority of the instances that track
+/// it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackProcess {
+    /// The process: its name as the kernel keeps it (at most 15
+    /// characters), or with `full_command` the first word of its command
+    /// line (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    /// Its arguments, matched as `param_match` says (giving them implies
+    /// `full_command` and, by default, `param_match = "exact"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<String>,
+    /// "exact", "partial" or "initial" (implies `full_command`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param_match: Option<ParamMatch>,
+    /// Match the command line, not the kernel's process name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_command: Option<bool>,
+    /// Priority change, -254..=254: 0 (default) means no quorum puts the
+    /// instance in Fault; negative is added without quorum, positive with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i32>,
+    /// keepalived's `weight N reverse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverse: Option<bool>,
+    /// Fewest processes for quorum (1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
+    /// Most processes for quorum (no limit; 0: up while none runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_max: Option<u32>,
+    /// `fork_delay` and `terminate_delay` at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Dur>,
+    /// Wait this long after forks bring quorum before saying so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork_delay: Option<Dur>,
+    /// Wait this long after exits lose quorum before saying so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminate_delay: Option<Dur>,
+}
+
 /// The state an instance is configured to start in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StartState {
@@ -407,6 +467,10 @@ pub struct Instance {
     /// "/run/vrrp/down", weight = 0 }`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_file: Vec<TrackFileRef>,
+    /// Processes to track: `"web"` (a `[track_process.web]`) or `{ name =
+    /// "web", weight = -20, reverse = true }`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_process: Vec<TrackRef>,
     /// Run on entering master.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_master: Option<CommandSpec>,

@@ -19,8 +19,8 @@ use super::duration::Dur;
 use super::effective::{
     Check, CheckKind, CheckTiming, Command, DnsCheck, Effective, Fifo, Fifos, Global, HttpCheck,
     Instance, MiscCheck, Notify, RealServer, Script, ServiceAddr, Smtp, SmtpCheck, Source,
-    StartState, SyncGroup, TrackFile, Tracked, TrackedFile, UdpCheck, UrlCheck, User, Vip,
-    VirtualServer, VsGroup, family_of,
+    StartState, SyncGroup, TrackFile, TrackProcess, Tracked, TrackedFile, UdpCheck, UrlCheck, User,
+    Vip, VirtualServer, VsGroup, family_of,
 };
 use super::error::{ErrorKind, KeyPath};
 use super::raw;
@@ -56,6 +56,8 @@ pub struct Failed {
     pub track_files: BTreeSet<String>,
     /// `[instance.NAME]`.
     pub instances: BTreeSet<String>,
+    /// `[track_process.NAME]`.
+    pub processes: BTreeSet<String>,
 }
 
 /// The result of resolving: the configuration (meaningful only without
@@ -76,6 +78,7 @@ pub fn resolve(raw: raw::Config, target: Target, failed: &Failed, keep_servers: 
     let mut r = Resolver::new(target, failed.clone());
     r.keep_servers = keep_servers;
     r.global(raw.global);
+    r.track_processes(raw.track_process);
     r.vrrp(raw.script, raw.track_file, raw.instance, raw.sync_group);
     r.virtual_server_groups(raw.virtual_server_group);
     for (i, vs) in raw.virtual_server.into_iter().enumerate() {
@@ -426,6 +429,106 @@ impl Resolver {
     fn checker_alert(&self, own: Option<bool>, rs: bool) -> bool {
         let [all, _, checker] = self.out.effective.global.smtp_alert;
         own.or(checker).or(all).unwrap_or(rs)
+    }
+
+    /// `[track_process]`; after [`Resolver::global`], before
+    /// [`Resolver::vrrp`].
+    pub fn track_processes(&mut self, processes: BTreeMap<String, raw::TrackProcess>) {
+        for (name, t) in processes {
+            match self.track_process(&name, t) {
+                Some(p) => {
+                    self.out.effective.track_processes.insert(name, p);
+                }
+                None => {
+                    self.failed.processes.insert(name);
+                }
+            }
+        }
+    }
+
+    /// keepalived's `vrrp_track_process` rules (`vrrp_parser.c`).
+    fn track_process(&mut self, name: &str, t: raw::TrackProcess) -> Option<TrackProcess> {
+        use healthcheck::process::{ParamMatch, ProcessSpec};
+        let k = KeyPath::root("track_process").key(name);
+        let Some(process) = t.process.filter(|p| !p.trim().is_empty()) else {
+            self.err(k.key("process"), ErrorKind::Missing("process"));
+            return None;
+        };
+        let mut spec = ProcessSpec::new(name, process.clone());
+        spec.params = t.params;
+        spec.param_match = match t.param_match {
+            Some(raw::ParamMatch::Exact) => ParamMatch::Exact,
+            Some(raw::ParamMatch::Partial) => ParamMatch::Partial,
+            Some(raw::ParamMatch::Initial) => ParamMatch::Initial,
+            None if !spec.params.is_empty() => ParamMatch::Exact,
+            None => ParamMatch::None,
+        };
+        spec.full_command =
+            t.full_command.unwrap_or(false) || !spec.params.is_empty() || t.param_match.is_some();
+        if !spec.full_command && process.len() > 15 {
+            self.err(
+                k.key("process"),
+                ErrorKind::Invalid(format!(
+                    "`{process}` is longer than the 15 characters of a process's name, so it never matches (keepalived's neither); write full_command = true to match the command line"
+                )),
+            );
+        }
+        if spec.full_command && t.full_command == Some(false) {
+            self.err(
+                k.key("full_command"),
+                ErrorKind::Invalid(
+                    "params and param_match match the command line: full_command = false contradicts them"
+                        .to_owned(),
+                ),
+            );
+        }
+        let quorum_max = t.quorum_max.unwrap_or(u32::MAX);
+        let quorum = match (t.quorum, quorum_max) {
+            (None, 0) => 0,
+            (q, _) => q.unwrap_or(1),
+        };
+        if (t.quorum == Some(0) && quorum_max != 0) || quorum > 65_535 {
+            self.err(
+                k.key("quorum"),
+                ErrorKind::Invalid(format!("quorum {quorum} is out of 1..=65535")),
+            );
+        }
+        if t.quorum_max.is_some_and(|m| m > 65_535) {
+            self.err(
+                k.key("quorum_max"),
+                ErrorKind::Invalid(format!("quorum_max {quorum_max} is out of 0..=65535")),
+            );
+        } else if quorum_max < quorum {
+            self.err(
+                k.key("quorum_max"),
+                ErrorKind::Invalid(format!("quorum_max {quorum_max} is below quorum {quorum}")),
+            );
+        }
+        spec.quorum = quorum;
+        spec.quorum_max = quorum_max;
+        let delay = |d: Option<Dur>| d.map(Dur::get);
+        let both = |key: &str, d: Option<Duration>, r: &mut Self| {
+            if let Some(d) = d
+                && (d.is_zero() || d > Duration::from_secs(3600))
+            {
+                r.err(
+                    k.key(key),
+                    ErrorKind::Invalid(format!("{key} must be above 0 and at most 3600s")),
+                );
+            }
+            d.unwrap_or(Duration::ZERO)
+        };
+        let general = both("delay", delay(t.delay), self);
+        spec.fork_delay =
+            delay(t.fork_delay).map_or(general, |d| both("fork_delay", Some(d), self));
+        spec.terminate_delay =
+            delay(t.terminate_delay).map_or(general, |d| both("terminate_delay", Some(d), self));
+        let weight = self.weight(|| k.key("weight"), t.weight.unwrap_or(0), FILE_WEIGHT);
+        Some(TrackProcess {
+            spec,
+            weight,
+            reverse: t.reverse.unwrap_or(false),
+        })
     }
 
     /// Scripts, track files, instances and sync groups; after
@@ -781,6 +884,42 @@ impl Resolver {
                 reverse: t.reverse.unwrap_or(default_reverse),
             });
         }
+        let mut track_process = Vec::new();
+        for (n, t) in i.track_process.into_iter().enumerate() {
+            let tk = || k.key("track_process").index(n);
+            let Some(p) = self.out.effective.track_processes.get(&t.name) else {
+                if !self.failed.processes.contains(&t.name) {
+                    self.err(
+                        tk(),
+                        ErrorKind::Invalid(format!(
+                            "track process `{}` is not defined (no [track_process.{}])",
+                            t.name, t.name
+                        )),
+                    );
+                }
+                continue;
+            };
+            let (default_weight, default_reverse) = (p.weight, p.reverse);
+            if track_process.iter().any(|x: &Tracked| x.name == t.name) {
+                self.err(
+                    tk(),
+                    ErrorKind::Invalid(format!(
+                        "track process `{}` is tracked twice (keepalived ignores the second)",
+                        t.name
+                    )),
+                );
+                continue;
+            }
+            let weight = match t.weight {
+                Some(w) => self.weight(tk, w, FILE_WEIGHT),
+                None => default_weight,
+            };
+            track_process.push(Tracked {
+                name: t.name,
+                weight,
+                reverse: t.reverse.unwrap_or(default_reverse),
+            });
+        }
         let notify = self.notify(
             &k,
             [
@@ -792,6 +931,7 @@ impl Resolver {
             ],
         );
         let inst = Instance {
+            track_process,
             interface,
             vrid,
             priority,

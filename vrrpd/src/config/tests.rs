@@ -1220,3 +1220,65 @@ fn check_sources_sni_and_regexes_reach_the_probes() {
         "not a regex option",
     );
 }
+
+#[test]
+fn track_processes_reach_the_plan_with_keepalived_s_rules() {
+    let text = format!(
+        "[track_process.web]\nprocess = \"nginx\"\nquorum = 2\nweight = -30\ndelay = \"2s\"\n\
+         [track_process.api]\nprocess = \"/usr/bin/python3\"\nparams = [\"-m\", \"api\"]\nparam_match = \"partial\"\n\
+         [track_process.none]\nprocess = \"forbidden\"\nquorum_max = 0\n\
+         {MINIMAL}track_process = [\"web\", {{ name = \"api\", weight = 10, reverse = true }}, \"none\"]\n"
+    );
+    let c = ok(&text);
+    let web = &c.track_processes["web"].spec;
+    assert_eq!((web.quorum, web.quorum_max), (2, u32::MAX));
+    assert_eq!(
+        (web.fork_delay, web.terminate_delay),
+        (Duration::from_secs(2), Duration::from_secs(2))
+    );
+    let api = &c.track_processes["api"].spec;
+    assert!(api.full_command, "params imply the command line");
+    assert_eq!(api.param_match, healthcheck::process::ParamMatch::Partial);
+    let none = &c.track_processes["none"].spec;
+    assert_eq!((none.quorum, none.quorum_max), (0, 0), "up while none runs");
+    let i = &c.instances["VI_1"];
+    assert_eq!(i.track_process[0].weight.get(), -30);
+    assert_eq!(
+        (i.track_process[1].weight.get(), i.track_process[1].reverse),
+        (10, true)
+    );
+    let p = plan(&c);
+    assert_eq!(p.processes.len(), 3);
+    let ids: Vec<TrackId> = p.processes.iter().map(|x| x.id).collect();
+    let tracks = &p.driver.instances[0].tracks;
+    assert!(
+        ids.iter().all(|id| tracks.iter().any(|(t, _, _)| t == id)),
+        "{tracks:?}"
+    );
+    assert_eq!(ok(&c.to_toml()), c);
+    // Mistakes.
+    one_error(
+        "[track_process.x]\nprocess = \"a-very-long-process-name\"\n",
+        2,
+        "track_process.x.process",
+        "never matches",
+    );
+    one_error(
+        "[track_process.x]\nprocess = \"a\"\nquorum = 3\nquorum_max = 2\n",
+        4,
+        "track_process.x.quorum_max",
+        "below quorum",
+    );
+    one_error(
+        "[track_process.x]\nprocess = \"a\"\nweight = 300\n",
+        3,
+        "track_process.x.weight",
+        "out of -254..=254",
+    );
+    one_error(
+        &format!("{MINIMAL}track_process = [\"nope\"]\n"),
+        4,
+        "instance.VI_1.track_process[0]",
+        "not defined",
+    );
+}

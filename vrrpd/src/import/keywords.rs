@@ -280,8 +280,6 @@ impl Cx {
             "static_ipaddress"
             | "static_routes"
             | "static_rules"
-            | "vrrp_track_process"
-            | "track_process"
             | "garp_group"
             | "linkbeat_interfaces"
             | "bfd_instance"
@@ -292,12 +290,7 @@ impl Cx {
             | "use_pid_dir"
             | "static_track_group" => {
                 let kw = n.keyword().to_owned();
-                let consequence = match kw.as_str() {
-                    "vrrp_track_process" | "track_process" => {
-                        " (instances that track it are not moved by it)"
-                    }
-                    _ => "",
-                };
+                let consequence = "";
                 self.dropped(
                     n,
                     "",
@@ -318,6 +311,12 @@ impl Cx {
         }
         for n in nodes.iter().filter(|n| n.keyword() == "vrrp_script") {
             self.script(n);
+        }
+        for n in nodes
+            .iter()
+            .filter(|n| matches!(n.keyword(), "vrrp_track_process" | "track_process"))
+        {
+            self.track_process(n);
         }
         let mut file_defaults = BTreeMap::new();
         for n in nodes
@@ -735,6 +734,122 @@ impl Cx {
         self.config.track_file.insert(name, t);
     }
 
+    /// `vrrp_track_process NAME { ... }`.
+    fn track_process(&mut self, n: &Node) {
+        const CTX: &str = "vrrp_track_process";
+        let Some(name) = self.name(n) else { return };
+        let k = KeyPath::root("track_process").key(&name);
+        self.at(&k, n.pos);
+        let mut t = raw::TrackProcess::default();
+        for c in n.block() {
+            self.at(&k.key(c.keyword()), c.pos);
+            match c.keyword() {
+                "process" => match c.args() {
+                    [] => self.dropped(c, CTX, "`process` needs a name; dropped".to_owned()),
+                    [process, params @ ..] => {
+                        if t.process.is_some() {
+                            self.dropped(c, CTX, format!("track process {name}: process already set; keepalived ignores this one, so does vrrpd"));
+                            continue;
+                        }
+                        t.process = Some(process.clone());
+                        t.params = params.to_vec();
+                        self.carried(c, CTX);
+                    }
+                },
+                "param_match" => match c.args().first().map(String::as_str) {
+                    None => {
+                        t.param_match = Some(raw::ParamMatch::Exact);
+                        self.carried(c, CTX);
+                    }
+                    Some("initial") => {
+                        t.param_match = Some(raw::ParamMatch::Initial);
+                        self.carried(c, CTX);
+                    }
+                    Some("partial") => {
+                        t.param_match = Some(raw::ParamMatch::Partial);
+                        self.carried(c, CTX);
+                    }
+                    Some(other) => {
+                        let other = other.to_owned();
+                        self.dropped(c, CTX, format!("param_match `{other}` is not initial or partial; keepalived ignores it, so does vrrpd"));
+                    }
+                },
+                "weight" => {
+                    let Some(w) = c.args().first().and_then(|w| w.parse::<i32>().ok()) else {
+                        self.dropped(c, CTX, "`weight` needs a number; dropped".to_owned());
+                        continue;
+                    };
+                    if !(-254..=254).contains(&w) {
+                        self.dropped(c, CTX, format!("vrrp_track_process {name} weight {w} is out of -254..=254; keepalived ignores it, so does vrrpd"));
+                        continue;
+                    }
+                    t.weight = Some(w);
+                    if c.args().get(1).is_some_and(|r| r == "reverse") {
+                        t.reverse = Some(true);
+                    }
+                    self.carried(c, CTX);
+                }
+                "quorum" => match self.number::<u32>(c, CTX) {
+                    Some(q) if (1..=65_535).contains(&q) => t.quorum = Some(q),
+                    Some(q) => {
+                        self.report.recount(&format!("{CTX} quorum"), Fate::Dropped);
+                        self.note(c.pos, format!("quorum {q} is out of 1..=65535; keepalived ignores it, so does vrrpd"));
+                    }
+                    None => {}
+                },
+                "quorum_max" => match self.number::<u32>(c, CTX) {
+                    Some(q) if q <= 65_535 => t.quorum_max = Some(q),
+                    Some(q) => {
+                        self.report
+                            .recount(&format!("{CTX} quorum_max"), Fate::Dropped);
+                        self.note(c.pos, format!("quorum_max {q} is out of 0..=65535; keepalived ignores it, so does vrrpd"));
+                    }
+                    None => {}
+                },
+                "delay" => t.delay = self.seconds(c, CTX),
+                "fork_delay" => t.fork_delay = self.seconds(c, CTX),
+                "terminate_delay" => t.terminate_delay = self.seconds(c, CTX),
+                "full_command" => {
+                    t.full_command = Some(true);
+                    self.carried(c, CTX);
+                }
+                _ => self.unsupported(c, CTX),
+            }
+        }
+        // keepalived's own consistency rules: quorum above quorum_max, a
+        // zero quorum_max.
+        if let (Some(q), Some(m)) = (t.quorum, t.quorum_max)
+            && m != 0
+            && q > m
+        {
+            self.note(n.pos, format!("track process {name}: quorum {q} is above quorum_max {m}; keepalived ignores quorum_max, so does vrrpd"));
+            t.quorum_max = None;
+        }
+        let Some(process) = t.process.clone() else {
+            self.dropped(n, "", format!("track process {name} has no `process`; keepalived ignores it (and the instances tracking it do not track it), so does vrrpd"));
+            return;
+        };
+        if !t.full_command.unwrap_or(false)
+            && t.params.is_empty()
+            && t.param_match.is_none()
+            && process.len() > 15
+        {
+            self.note(n.pos, format!("track process {name}: `{process}` is longer than a process name (15 characters) and never matches in keepalived; vrrpd refuses it (use full_command)"));
+        }
+        if self.config.track_process.contains_key(&name) {
+            self.dropped(
+                n,
+                "",
+                format!(
+                    "`vrrp_track_process {name}` is defined again; the second definition is dropped"
+                ),
+            );
+            return;
+        }
+        self.carried(n, "");
+        self.config.track_process.insert(name, t);
+    }
+
     /// `NAME [weight W [reverse|noreverse]]` lines of track_interface,
     /// track_script and track_file blocks.
     /// The entries of a `track_*` block, each with its line.
@@ -999,6 +1114,26 @@ impl Cx {
                         }
                     }
                 }
+                "track_process" => {
+                    self.carried(c, CTX);
+                    let start = i.track_process.len();
+                    let refs = self.track_refs(c, "track_process", &key, start);
+                    for (n_ref, r) in refs.into_iter().enumerate() {
+                        let pos = self.pos_of(&key.index(start + n_ref));
+                        if !self.config.track_process.contains_key(&r.name) {
+                            let name_ref = r.name.clone();
+                            self.report.recount("track_process entry", Fate::Dropped);
+                            self.note(pos, format!("({name}) track_process `{name_ref}` has no usable vrrp_track_process; keepalived ignores the entry, so does vrrpd"));
+                        } else if i.track_process.iter().any(|t| t.name == r.name) {
+                            let name_ref = r.name.clone();
+                            self.report.recount("track_process entry", Fate::Dropped);
+                            self.note(pos, format!("({name}) duplicate track_process {name_ref}: keepalived ignores it, so does vrrpd"));
+                        } else {
+                            self.at(&key.index(i.track_process.len()), pos);
+                            i.track_process.push(r);
+                        }
+                    }
+                }
                 "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" => {
                     let cmd = self.command(c, CTX);
                     match c.keyword() {
@@ -1022,7 +1157,6 @@ impl Cx {
                 "virtual_ipaddress_excluded"
                 | "virtual_routes"
                 | "virtual_rules"
-                | "track_process"
                 | "track_bfd"
                 | "use_vmac"
                 | "vmac_xmit_base"
@@ -1143,8 +1277,9 @@ impl Cx {
                 "track_interface" => tracks.push((c, "track_interface")),
                 "track_script" => tracks.push((c, "track_script")),
                 "track_file" => tracks.push((c, "track_file")),
+                "track_process" => tracks.push((c, "track_process")),
                 "smtp_alert" => g.smtp_alert = self.flag(c, CTX),
-                "notify_priority_changes" | "track_process" | "track_bfd" => {
+                "notify_priority_changes" | "track_bfd" => {
                     let kw = c.keyword().to_owned();
                     self.dropped(
                         c,
@@ -1213,6 +1348,13 @@ impl Cx {
                             continue;
                         }
                     },
+                    "track_process" => match self.config.track_process.get(&r.name) {
+                        Some(p) => (p.weight.unwrap_or(0), p.reverse),
+                        None => {
+                            self.note(pos, format!("sync group {group}: track process {} is not defined; keepalived ignores the entry, so does vrrpd", r.name));
+                            continue;
+                        }
+                    },
                     _ => (0, None),
                 };
                 let weight = r.weight.unwrap_or(default);
@@ -1224,7 +1366,9 @@ impl Cx {
                         self.note(pos, format!("sync group {group}: {kind} {} weight {weight}: member {o} owns its addresses (priority 255), so keepalived clears the weight (a failure means Fault), so does vrrpd", r.name));
                         r.weight = Some(0);
                         r.reverse = None;
-                    } else {
+                    } else if kind != "track_process" {
+                        // keepalived applies a process's weight to sync
+                        // group members in any case.
                         weighted.get_or_insert(pos);
                     }
                 }
@@ -1253,6 +1397,7 @@ impl Cx {
     ) {
         let scripts = &self.config.script;
         let files = &self.config.track_file;
+        let processes = &self.config.track_process;
         let Some(inst) = self.config.instance.get_mut(member) else {
             return;
         };
@@ -1260,6 +1405,17 @@ impl Cx {
         let own = kind == "track_interface" && inst.interface.as_deref() == Some(r.name.as_str());
         // The instance's entry, with its weight as keepalived reads it.
         let (exists, len) = match kind {
+            "track_process" => {
+                let default = processes.get(&r.name).and_then(|p| p.weight).unwrap_or(0);
+                let e = inst.track_process.iter_mut().find(|t| t.name == r.name);
+                let exists = e.is_some();
+                // keepalived: the group's weight, unless the instance's was 0.
+                if let Some(e) = e.filter(|e| e.weight.unwrap_or(default) != 0) {
+                    e.weight = r.weight;
+                    e.reverse = r.reverse;
+                }
+                (exists, inst.track_process.len())
+            }
             "track_interface" => {
                 let e = inst.track_interface.iter_mut().find(|t| t.name == r.name);
                 let exists = e.is_some() || own;
@@ -1311,6 +1467,7 @@ impl Cx {
         match kind {
             "track_interface" => inst.track_interface.push(r.clone()),
             "track_script" => inst.track_script.push(r.clone()),
+            "track_process" => inst.track_process.push(r.clone()),
             _ => inst.track_file.push(raw::TrackFileRef {
                 name: Some(r.name.clone()),
                 path: None,

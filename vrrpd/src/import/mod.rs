@@ -235,6 +235,7 @@ impl Imported {
             global: self.config.global.clone(),
             script: self.config.script.clone(),
             track_file: self.config.track_file.clone(),
+            track_process: self.config.track_process.clone(),
             instance: self.config.instance.clone(),
             sync_group: self.config.sync_group.clone(),
             virtual_server_group: self.config.virtual_server_group.clone(),
@@ -277,8 +278,10 @@ pub fn import_str(text: &str, path: &Path, options: &Options) -> Result<Imported
     let mut vrrp = Vec::new();
     while let Some(node) = reader.next_top()? {
         match node.keyword() {
-            "global_defs" | "vrrp_script" | "track_file" | "vrrp_track_file" | "vrrp_instance"
-            | "vrrp_sync_group" => vrrp.push(node),
+            "global_defs" | "vrrp_script" | "track_file" | "vrrp_track_file"
+            | "vrrp_track_process" | "track_process" | "vrrp_instance" | "vrrp_sync_group" => {
+                vrrp.push(node)
+            }
             "virtual_server" => {
                 let index = cx.config.virtual_server.len();
                 if let Some(vs) = cx.virtual_server(&node, index) {

@@ -1063,3 +1063,78 @@ fn check_options_keepalived_2_2_7_has_are_carried() {
         "bind_port without bindto: keepalived does not bind"
     );
 }
+
+#[test]
+fn vrrp_track_process_is_carried_to_instances_and_sync_groups() {
+    let text = r#"vrrp_track_process nginx {
+    process nginx
+    quorum 2
+    quorum_max 4
+    weight -20 reverse
+    delay 1.5
+}
+vrrp_track_process api {
+    process /usr/bin/python3 -m api
+    param_match initial
+    fork_delay 2
+}
+vrrp_track_process broken {
+    quorum 2
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 1
+    priority 100
+    virtual_ipaddress {
+        192.0.2.1
+    }
+    track_process {
+        nginx weight -30
+        broken
+        nginx
+    }
+}
+vrrp_instance VI_2 {
+    interface eth0
+    virtual_router_id 2
+    virtual_ipaddress {
+        192.0.2.2
+    }
+}
+vrrp_sync_group G {
+    group {
+        VI_1
+        VI_2
+    }
+    track_process {
+        api weight 5
+    }
+}
+"#;
+    let (c, warnings) = import_check(text);
+    let m = messages(&warnings);
+    assert!(has(&warnings, 13, "has no `process`"), "{m:#?}");
+    assert!(has(&warnings, 25, "no usable vrrp_track_process"), "{m:#?}");
+    assert!(has(&warnings, 26, "duplicate track_process"), "{m:#?}");
+    let nginx = &c.track_processes["nginx"];
+    assert_eq!((nginx.spec.quorum, nginx.spec.quorum_max), (2, 4));
+    assert_eq!(
+        nginx.spec.terminate_delay,
+        std::time::Duration::from_millis(1500)
+    );
+    assert!(nginx.reverse);
+    let api = &c.track_processes["api"].spec;
+    assert_eq!(api.params, ["-m", "api"]);
+    assert_eq!(api.param_match, healthcheck::process::ParamMatch::Initial);
+    assert!(api.full_command);
+    let names = |i: &str| -> Vec<(String, i32)> {
+        c.instances[i]
+            .track_process
+            .iter()
+            .map(|t| (t.name.clone(), t.weight.get()))
+            .collect()
+    };
+    // The sync group's process reaches every member with its weight.
+    assert_eq!(names("VI_1"), [("nginx".into(), -30), ("api".into(), 5)]);
+    assert_eq!(names("VI_2"), [("api".into(), 5)]);
+}

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod http;
 pub mod notify;
 pub mod plan;
+pub mod process;
 pub mod track;
 
 use std::path::Path;
@@ -121,7 +122,10 @@ async fn run_async(path: &Path, mut plan: Plan, load: Loader) -> anyhow::Result<
     // Tracked files start in the state they are in now (created first
     // when they ask for it).
     track::init_files(&plan.files);
-    let initial_files = files.poll(&plan.files);
+    let mut initial_files = files.poll(&plan.files);
+    // Tracked processes too: scanned before the instances start.
+    let mut processes = process::Processes::start(&plan.processes, &cancel)?;
+    initial_files.extend(processes.current());
     for spec in &mut plan.driver.instances {
         for (id, _, up) in &mut spec.tracks {
             if let Some((_, now_up)) = initial_files.iter().find(|(f, _)| f == id) {
@@ -198,6 +202,10 @@ async fn run_async(path: &Path, mut plan: Plan, load: Loader) -> anyhow::Result<
                                 tracing::error!(error = %e, "tracked scripts not reloaded");
                             }
                             push_tracks(&handle, scripts.current()).await;
+                            match processes.apply(&new.processes, &cancel) {
+                                Ok(states) => push_tracks(&handle, states).await,
+                                Err(e) => tracing::error!(error = %format!("{e:#}"), "tracked processes not reloaded"),
+                            }
                             notifier.reconfigure(new.notify.clone(), new.groups.clone());
                             if let Some(b) = balancer.as_mut()
                                 && let Err(e) = b.reload(&new.virtual_servers, &runner) {
@@ -227,6 +235,7 @@ async fn run_async(path: &Path, mut plan: Plan, load: Loader) -> anyhow::Result<
                 tracing::info!(script = %name, up, "tracked script");
                 push_tracks(&handle, vec![(id, up)]).await;
             }
+            (_, id, up) = processes.next() => push_tracks(&handle, vec![(id, up)]).await,
             t = transitions.recv() => match t {
                 Ok(t) => {
                     if let Some(b) = balancer.as_mut()
@@ -263,6 +272,7 @@ async fn run_async(path: &Path, mut plan: Plan, load: Loader) -> anyhow::Result<
         b.shutdown();
     }
     scripts.shutdown();
+    processes.shutdown();
     runner.shutdown().await;
     notifier.finish().await;
     alerts.finish().await;

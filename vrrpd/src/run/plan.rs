@@ -58,6 +58,15 @@ pub struct TrackScript {
     pub init_fail: bool,
 }
 
+/// A `vrrp_track_process`: its quorum moves the tracked object `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackProcessPlan {
+    /// The tracked object it drives.
+    pub id: TrackId,
+    /// What to count.
+    pub spec: healthcheck::process::ProcessSpec,
+}
+
 /// A `track_file`: the number in it (0 when missing, empty or not a
 /// number, as keepalived reads it) moves the instances that track it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,6 +213,8 @@ pub struct Plan {
     pub scripts: Vec<TrackScript>,
     /// Tracked files.
     pub files: Vec<TrackFile>,
+    /// Tracked processes.
+    pub processes: Vec<TrackProcessPlan>,
     /// Virtual servers (IPVS).
     pub virtual_servers: Vec<VirtualServerPlan>,
     /// Where to serve /metrics and /status (off when `None`).
