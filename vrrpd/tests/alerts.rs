@@ -115,23 +115,36 @@ fn wait_line(dir: &Path, line: &str, count: usize, log: &dyn Fn() -> String) -> 
     }
 }
 
-/// Subject and body of each spooled mail, sorted (mails travel on
-/// separate connections: their order of arrival is not the order of the
-/// events).
-fn mails(dir: &Path) -> Vec<(String, String)> {
+/// A received mail: its subject, body and envelope (sender, recipients,
+/// HELO name).
+type Mail = (String, String, String);
+
+/// Subject, body and envelope of each spooled mail, sorted (mails travel
+/// on separate connections: their order of arrival is not the order of
+/// the events).
+fn mails(dir: &Path) -> Vec<Mail> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("spool"))
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
     files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
-    let mut out: Vec<(String, String)> = files
+    let mut out: Vec<Mail> = files
         .iter()
         .map(|p| {
             let text = std::fs::read_to_string(p).unwrap_or_default();
-            let subject = text
-                .lines()
-                .find_map(|l| l.strip_prefix("Subject: "))
-                .unwrap_or_default()
-                .to_owned();
+            let header = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let subject = header("Subject: ");
+            let envelope = format!(
+                "{} -> {} ({}), To: {}",
+                header("X-Envelope-From: "),
+                header("X-Envelope-To: "),
+                header("X-Helo: "),
+                header("To: ")
+            );
             let body = text
                 .split("\r\n\r\n")
                 .nth(1)
@@ -139,7 +152,7 @@ fn mails(dir: &Path) -> Vec<(String, String)> {
                 .unwrap_or_default()
                 .trim()
                 .to_owned();
-            (subject, body)
+            (subject, body, envelope)
         })
         .collect();
     out.sort();
@@ -162,7 +175,7 @@ impl Node {
 }
 
 /// One run: node 1's FIFO lines and the mails it sent.
-fn run(vrrpd: bool) -> Result<(Vec<String>, Vec<(String, String)>)> {
+fn run(vrrpd: bool) -> Result<(Vec<String>, Vec<Mail>)> {
     let lan = Lan::new(2)?;
     let (r1, r2) = (lan.router(1)?, lan.router(2)?);
     let dir = test_dir(if vrrpd {
@@ -277,16 +290,21 @@ fn notify_fifo_lines_and_mails_are_keepalived_s() -> Result<()> {
     // leave; vrrpd sends them (within two seconds of its exit).
     let (stopping, others): (Vec<_>, Vec<_>) = our_mails
         .into_iter()
-        .partition(|(subject, _)| subject.ends_with("- Stopping"));
+        .partition(|(subject, ..)| subject.ends_with("- Stopping"));
     let ka_mails: Vec<_> = ka_mails
         .into_iter()
-        .filter(|(subject, _)| !subject.ends_with("- Stopping"))
+        .filter(|(subject, ..)| !subject.ends_with("- Stopping"))
         .collect();
     ensure!(
         others == ka_mails,
         "mails differ:\nkeepalived {ka_mails:#?}\nvrrpd {others:#?}"
     );
     ensure!(ka_mails.len() == 12, "{ka_mails:#?}");
+    ensure!(
+        ka_mails.iter().all(|m| m.2
+            == "vrrp@example.com -> ops@example.com (node1.example.com), To: ops@example.com"),
+        "{ka_mails:#?}"
+    );
     ensure!(stopping.len() == 3, "{stopping:#?}");
     Ok(())
 }
