@@ -76,6 +76,14 @@ pub enum ConfigError {
         /// Configured target address.
         target: std::net::IpAddr,
     },
+    /// A body regular expression does not compile.
+    #[error("invalid regular expression {pattern:?}: {detail}")]
+    InvalidRegex {
+        /// The pattern as configured.
+        pattern: String,
+        /// The compiler's message.
+        detail: String,
+    },
     /// The runner has shut down and accepts no more checks.
     #[error("the runner has shut down")]
     RunnerStopped,
@@ -127,6 +135,13 @@ pub enum DownReason {
         expected: String,
         /// Digest of the body received, lowercase hex.
         actual: String,
+    },
+    /// The body matched the regular expression it must not match, or did
+    /// not match the one it must.
+    #[error("{}", if *no_match { "body matches the regular expression (regex_no_match)" } else { "body does not match the regular expression" })]
+    RegexMismatch {
+        /// Whether the check wanted no match.
+        no_match: bool,
     },
     /// The body is larger than the configured cap; reading stopped there.
     #[error("body larger than {limit} bytes")]

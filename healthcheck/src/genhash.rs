@@ -99,6 +99,8 @@ pub async fn genhash(request: &GenhashRequest) -> Result<GenhashReport, GenhashE
     let check = HttpCheck {
         target,
         bind: request.bind,
+        bind_port: None,
+        bind_interface: None,
         connect_timeout: None,
         path: path.to_owned(),
         virtual_host: Some(
@@ -109,10 +111,12 @@ pub async fn genhash(request: &GenhashRequest) -> Result<GenhashReport, GenhashE
         ),
         status: StatusRanges::default(),
         digest: None,
+        regex: None,
         max_body: request.max_body,
         tls: tls.then(|| TlsOptions {
             verify: request.tls_verify.clone(),
             sni: request.sni.clone(),
+            send_sni: true,
         }),
     };
     let prepared = PreparedHttp::new(&check)?;

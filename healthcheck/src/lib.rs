@@ -28,6 +28,9 @@
 //!   `benches/healthcheck_vs_keepalived.sh`.
 //! - [`genhash()`] prints what keepalived's `genhash` prints: the digest of a
 //!   URL's body.
+//! - [`mail`] sends keepalived's alert mails through an SMTP relay.
+//! - [`process`] counts running processes for keepalived's
+//!   `vrrp_track_process`, from the kernel's process events.
 //!
 //! A consumer adds checks, subscribes, and reacts to transitions:
 //!
@@ -73,7 +76,9 @@ pub mod check;
 pub mod error;
 pub mod genhash;
 pub mod lag;
+pub mod mail;
 pub mod probe;
+pub mod process;
 pub mod runner;
 pub mod schedule;
 mod sys;
@@ -84,9 +89,9 @@ pub use error::{ConfigError, DownReason, GenhashError};
 pub use genhash::{GenhashReport, GenhashRequest, genhash};
 pub use lag::LagHistogram;
 pub use probe::{
-    CustomProbe, DnsCheck, FileCheck, HttpCheck, IcmpCheck, Md5Digest, Probe, ProbeFuture,
-    ProbeReport, Prober, ScriptCheck, SmtpCheck, StatusRanges, TcpCheck, TlsOptions, TlsVerify,
-    UdpCheck, Weighted, parse_tracked_value,
+    BodyRegex, CustomProbe, DnsCheck, FileCheck, HttpCheck, IcmpCheck, Md5Digest, Probe,
+    ProbeFuture, ProbeReport, Prober, RegexOptions, ScriptCheck, SmtpCheck, StatusRanges, TcpCheck,
+    TlsOptions, TlsVerify, UdpCheck, Weighted, parse_tracked_value,
 };
 pub use runner::{
     CheckSpec, Runner, RunnerConfig, RunnerHandle, RunnerStats, default_max_in_flight,

@@ -877,16 +877,23 @@ impl Driver {
     }
 }
 
-/// Stores `status` in the sink's watch; wakes its receivers only when the
-/// check was decided for the first time, or its health, weight, value or
-/// failure reason changed (not on every attempt).
+/// Stores `status` in the sink's watch; wakes its receivers when the check
+/// was decided for the first time, or its health, weight, value or failure
+/// reason changed, and on every finished attempt only when someone holds a
+/// receiver (a consumer that judges each result itself, such as keepalived's
+/// vrrp_script counting): with thousands of checks nobody watches, attempts
+/// wake nothing.
 fn publish(sink: &Sink, status: &CheckStatus) {
+    let watched = sink.status.receiver_count() > 0;
     sink.status.send_if_modified(|current| {
         let notable = current.decided() != status.decided()
             || current.health != status.health
             || current.weight != status.weight
             || current.value != status.value
-            || current.last_reason != status.last_reason;
+            || current.last_reason != status.last_reason
+            || (watched
+                && (current.stats.successes != status.stats.successes
+                    || current.stats.failures != status.stats.failures));
         current.clone_from(status);
         notable
     });

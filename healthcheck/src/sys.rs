@@ -2,9 +2,10 @@
 //!
 //! tokio 1.53.3 deprecated the safe `AsyncFd::new` because it could not
 //! prove that the descriptor stays open; its replacement `AsyncFd::register`
-//! is `unsafe` and asks the caller for that proof. The runner registers one
-//! descriptor: the inotify instance that watches tracked files, owned by
-//! nix's `Inotify` and closed only by its Drop.
+//! is `unsafe` and asks the caller for that proof. Two descriptors are
+//! registered: the inotify instance that watches tracked files, owned by
+//! nix's `Inotify` and closed only by its Drop, and the process
+//! connector's socket, an `OwnedFd`.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -38,6 +39,24 @@ pub(crate) fn inotify() -> io::Result<AsyncFd<OwnedInotify>> {
     let registered = unsafe { AsyncFd::register(OwnedInotify(inotify)) };
     registered.map_err(|err| {
         let (_inotify, cause) = err.into_parts();
+        cause
+    })
+}
+
+/// A non-blocking socket (the process connector's) registered with the
+/// current runtime.
+pub(crate) fn register_socket(
+    fd: std::os::fd::OwnedFd,
+) -> io::Result<AsyncFd<std::os::fd::OwnedFd>> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(io::Error::other("no tokio runtime"));
+    }
+    // SAFETY: the `OwnedFd` is open (the caller just made it) and is closed
+    // only by its own Drop, which runs when the `AsyncFd` is dropped or
+    // `into_inner` hands it back; `as_raw_fd` returns that descriptor.
+    let registered = unsafe { AsyncFd::register(fd) };
+    registered.map_err(|err| {
+        let (_fd, cause) = err.into_parts();
         cause
     })
 }

@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use healthcheck::{
-    DnsCheck, DownReason, GenhashRequest, HttpCheck, Md5Digest, Probe, ProbeReport, ProbeSuccess,
-    ScriptCheck, SmtpCheck, StatusRanges, TcpCheck, TlsOptions, TlsVerify, UdpCheck, genhash,
+    BodyRegex, DnsCheck, DownReason, GenhashRequest, HttpCheck, Md5Digest, Probe, ProbeReport,
+    ProbeSuccess, ScriptCheck, SmtpCheck, StatusRanges, TcpCheck, TlsOptions, TlsVerify, UdpCheck,
+    genhash,
 };
 use support::{DnsMode, Misbehave};
 
@@ -67,6 +68,131 @@ async fn tcp_up_and_refused() {
         expect_down(Probe::Tcp(foreign)).await,
         DownReason::Io { op: "bind", .. }
     ));
+}
+
+/// Where connections to a listener come from, as the listener sees them.
+async fn peer_of(listener: &tokio::net::TcpListener) -> SocketAddr {
+    let (_, peer) = tokio::time::timeout(TIMEOUT, listener.accept())
+        .await
+        .expect("a connection")
+        .expect("accept");
+    peer
+}
+
+#[tokio::test]
+async fn sources_bind_address_port_and_interface() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let target = listener.local_addr().expect("addr");
+    let free_port = {
+        let l = std::net::TcpListener::bind("127.0.0.2:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    // keepalived's bindto + bind_port: the server sees that source.
+    let mut tcp = TcpCheck::new(target);
+    tcp.bind = Some("127.0.0.2".parse().expect("ip"));
+    tcp.bind_port = Some(free_port);
+    let (report, peer) = tokio::join!(run(Probe::Tcp(tcp.clone())), peer_of(&listener));
+    assert_eq!(report.result, Ok(ProbeSuccess::default()), "{report:?}");
+    assert_eq!(peer, SocketAddr::from(([127, 0, 0, 2], free_port)));
+    // Again at once: the port in TIME_WAIT is reused.
+    let (report, peer) = tokio::join!(run(Probe::Tcp(tcp)), peer_of(&listener));
+    assert_eq!(report.result, Ok(ProbeSuccess::default()), "{report:?}");
+    assert_eq!(peer.port(), free_port);
+    // The same for HTTP: the request arrives from the bound source.
+    let mut web = http(target, "/");
+    web.bind = Some("127.0.0.3".parse().expect("ip"));
+    web.bind_interface = Some("lo".to_owned());
+    let probe = tokio::spawn(run(Probe::Http(web)));
+    let (mut conn, peer) = listener.accept().await.expect("accept");
+    assert_eq!(peer.ip(), std::net::IpAddr::from([127, 0, 0, 3]));
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; 1024];
+    let _ = conn.read(&mut buf).await;
+    conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .expect("reply");
+    drop(conn);
+    let report = probe.await.expect("probe");
+    assert_eq!(report.result, Ok(ProbeSuccess::default()), "{report:?}");
+    // keepalived's bind_if: an interface that is not there is a clean
+    // failure of the attempt.
+    let mut nowhere = TcpCheck::new(target);
+    nowhere.bind_interface = Some("nosuch0".to_owned());
+    assert!(matches!(
+        expect_down(Probe::Tcp(nowhere)).await,
+        DownReason::Io { op: "bind_if", .. }
+    ));
+    let mut udp = UdpCheck::new(target);
+    udp.bind_interface = Some("nosuch0".to_owned());
+    assert!(matches!(
+        expect_down(Probe::Udp(udp)).await,
+        DownReason::Io { op: "bind_if", .. }
+    ));
+}
+
+#[tokio::test]
+async fn http_regex_like_keepalived_s() {
+    // PAGE is "<html><body>healthy</body></html>\n".
+    let server = support::http_server().await;
+    let with = |regex: BodyRegex| {
+        let mut check = http(server, "/");
+        check.regex = Some(regex);
+        Probe::Http(check)
+    };
+    expect_up(with(BodyRegex::new("health[a-z]"))).await;
+    assert_eq!(
+        expect_down(with(BodyRegex::new("unhealthy"))).await,
+        DownReason::RegexMismatch { no_match: false }
+    );
+    // regex_no_match: up while the body does not match.
+    let mut absent = BodyRegex::new("error|fail");
+    absent.no_match = true;
+    expect_up(with(absent)).await;
+    let mut present = BodyRegex::new("healthy");
+    present.no_match = true;
+    assert_eq!(
+        expect_down(with(present)).await,
+        DownReason::RegexMismatch { no_match: true }
+    );
+    // regex_options caseless.
+    let mut caseless = BodyRegex::new("HEALTHY");
+    assert!(matches!(
+        expect_down(with(caseless.clone())).await,
+        DownReason::RegexMismatch { .. }
+    ));
+    caseless.options.set("caseless");
+    expect_up(with(caseless)).await;
+    // regex_min_offset / regex_max_offset: "healthy" starts at byte 12.
+    let mut window = BodyRegex::new("healthy");
+    window.min_offset = 12;
+    window.max_offset = Some(12);
+    expect_up(with(window.clone())).await;
+    window.min_offset = 13;
+    window.max_offset = None;
+    assert!(matches!(
+        expect_down(with(window.clone())).await,
+        DownReason::RegexMismatch { .. }
+    ));
+    window.min_offset = 0;
+    window.max_offset = Some(11);
+    assert!(matches!(
+        expect_down(with(window)).await,
+        DownReason::RegexMismatch { .. }
+    ));
+    // With a digest too, both must hold (keepalived checks the digest first).
+    let mut both = http(server, "/");
+    both.regex = Some(BodyRegex::new("healthy"));
+    both.digest = Some(Md5Digest::of(b"something else"));
+    assert!(matches!(
+        expect_down(Probe::Http(both)).await,
+        DownReason::DigestMismatch { .. }
+    ));
+    // A pattern the regex crate cannot compile is a configuration error.
+    let mut bad = http(server, "/");
+    bad.regex = Some(BodyRegex::new("(unclosed"));
+    assert!(Probe::Http(bad).prepare().is_err());
 }
 
 #[tokio::test]
@@ -183,9 +309,25 @@ async fn https_with_and_without_verification() {
     explicit_sni.tls = Some(TlsOptions {
         verify: TlsVerify::Insecure,
         sni: Some("sni.example".to_owned()),
+        send_sni: true,
     });
     explicit_sni.digest = Some(Md5Digest::of(b"sni.example"));
-    expect_up(Probe::Http(explicit_sni)).await;
+    expect_up(Probe::Http(explicit_sni.clone())).await;
+
+    // keepalived without `enable_sni`: no name in the handshake, whatever
+    // the virtual host.
+    let mut no_sni = explicit_sni;
+    no_sni.tls = Some(TlsOptions {
+        send_sni: false,
+        ..TlsOptions::insecure()
+    });
+    no_sni.digest = Some(Md5Digest::of(b""));
+    expect_up(Probe::Http(no_sni.clone())).await;
+    no_sni.digest = Some(Md5Digest::of(b"localhost"));
+    assert!(matches!(
+        expect_down(Probe::Http(no_sni)).await,
+        DownReason::DigestMismatch { .. }
+    ));
 
     // Verified against the right CA: up. Against the system roots: the
     // self-signed certificate is invalid, a clean TLS failure.
@@ -194,6 +336,7 @@ async fn https_with_and_without_verification() {
     verified.tls = Some(TlsOptions {
         verify: TlsVerify::CaFile(ca_file.path.clone()),
         sni: None,
+        send_sni: true,
     });
     expect_up(Probe::Http(verified.clone())).await;
 
@@ -201,6 +344,7 @@ async fn https_with_and_without_verification() {
     wrong_name.tls = Some(TlsOptions {
         verify: TlsVerify::CaFile(ca_file.path.clone()),
         sni: Some("other.example".to_owned()),
+        send_sni: true,
     });
     assert!(matches!(
         expect_down(Probe::Http(wrong_name)).await,
@@ -213,6 +357,7 @@ async fn https_with_and_without_verification() {
     untrusted.tls = Some(TlsOptions {
         verify: TlsVerify::CaFile(ca_file.path.clone()),
         sni: None,
+        send_sni: true,
     });
     match expect_down(Probe::Http(untrusted)).await {
         DownReason::Tls(message) => assert!(message.contains("certificate"), "{message}"),

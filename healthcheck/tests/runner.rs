@@ -456,3 +456,28 @@ async fn attempts_in_flight_stay_under_the_bound() {
     );
     runner.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_held_watch_sees_every_attempt_and_an_unheld_one_costs_nothing() {
+    // keepalived's vrrp_script judges every run itself (rise, fall, the
+    // first result): a consumer holding the watch is woken by each attempt,
+    // not only by changes of health.
+    let runner = Runner::spawn(RunnerConfig::default(), CancellationToken::new());
+    let switch = Arc::new(Switch::default());
+    switch.healthy.store(true, Ordering::SeqCst);
+    let mut t = timing(Health::Up);
+    t.retry = 0;
+    t.rise = 1;
+    t.warmup = Duration::ZERO;
+    let id = runner.add(spec("script", &switch, t)).expect("valid");
+    let mut watch = runner.watch(id).expect("watch");
+    for n in 1..=3u64 {
+        tokio::time::timeout(Duration::from_secs(5), watch.changed())
+            .await
+            .expect("woken by the attempt")
+            .expect("runner running");
+        let status = watch.borrow_and_update().clone();
+        assert_eq!((status.health, status.stats.successes), (Health::Up, n));
+    }
+    runner.shutdown().await;
+}

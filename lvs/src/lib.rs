@@ -17,6 +17,8 @@
 //!   changed behind its back (counted in [`SyncReport::repairs`]);
 //!   [`LoadBalancer::sync_changed`] touches only the services whose desired
 //!   state changed, so a reload with no change costs no kernel request.
+//! - [`GroupEntry`] reads keepalived's `virtual_server_group` lines and
+//!   expands them into services as keepalived does.
 //! - [`MemoryIpvs`] is an in-memory [`Ipvs`] with the kernel's error rules,
 //!   for tests and dry runs.
 //!
@@ -72,6 +74,7 @@
 mod balancer;
 mod client;
 mod error;
+pub mod group;
 mod health;
 mod model;
 mod reconcile;
@@ -84,6 +87,7 @@ pub use balancer::{
 };
 pub use client::IpvsClient;
 pub use error::{DecodeError, Error, Operation};
+pub use group::{GroupEntry, GroupEntryError, MAX_GROUP_ENTRY_SERVICES, RangeForm};
 pub use health::{ConfigureReport, HealthAggregator, ServerChecks, UnknownCheck};
 pub use model::{
     AddressFamily, Destination, DestinationStatus, ForwardMethod, InvalidSchedulerName,

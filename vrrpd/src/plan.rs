@@ -16,8 +16,8 @@ use crate::config::{
     Notify as ConfigNotify, ServiceAddr, VirtualServer, VsProtocol,
 };
 use crate::run::plan::{
-    Command, FileUse, GroupPlan, Notify, Plan, RealServerCheck, RealServerPlan, TrackFile,
-    TrackScript, VirtualServerPlan,
+    AlertPlan, Command, FifoPlan, FileUse, GroupPlan, Notify, Plan, RealServerCheck,
+    RealServerPlan, SmtpPlan, TrackFile, TrackProcessPlan, TrackScript, VirtualServerPlan,
 };
 
 /// Everything the daemon runs.
@@ -66,7 +66,19 @@ pub fn plan(config: &Effective) -> Plan {
             init_fail: s.init_fail,
         })
         .collect();
-    let virtual_servers = config.virtual_servers.iter().map(virtual_server).collect();
+    let processes = config
+        .track_processes
+        .iter()
+        .map(|(name, p)| TrackProcessPlan {
+            id: ids.process(name),
+            spec: p.spec.clone(),
+        })
+        .collect();
+    let virtual_servers = config
+        .virtual_servers
+        .iter()
+        .flat_map(virtual_servers)
+        .collect();
     Plan {
         router_id: config.global.router_id.clone(),
         driver,
@@ -74,10 +86,121 @@ pub fn plan(config: &Effective) -> Plan {
         groups,
         scripts,
         files,
+        processes,
         virtual_servers,
         http: config.global.http,
         notify_timeout: config.global.notify_timeout,
+        alerts: alerts(config),
     }
+}
+
+/// keepalived's local name: the host name (its `get_local_name`).
+fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// The FIFOs (each path once: a VRRP and an LVS FIFO may be one) and the
+/// mail settings, with keepalived's defaults for what is not written (the
+/// sender is the daemon's user at the host's name, HELO the host's name).
+fn alerts(config: &Effective) -> AlertPlan {
+    let g = &config.global;
+    let mut fifos: Vec<FifoPlan> = Vec::new();
+    for (fifo, vrrp, lvs) in [
+        (&g.fifos.notify, true, true),
+        (&g.fifos.vrrp, true, false),
+        (&g.fifos.lvs, false, true),
+    ] {
+        let Some(f) = fifo else { continue };
+        if let Some(same) = fifos.iter_mut().find(|p| p.path == f.path) {
+            same.vrrp |= vrrp;
+            same.lvs |= lvs;
+            if same.script.is_none() {
+                same.script = f.script.as_ref().map(command);
+            }
+            continue;
+        }
+        fifos.push(FifoPlan {
+            path: f.path.clone(),
+            owner: f.owner.as_ref().and_then(|u| u.ids),
+            script: f.script.as_ref().map(command),
+            vrrp,
+            lvs,
+        });
+    }
+    let smtp = g.smtp.as_ref().map(|m| {
+        let host = host_name();
+        let server =
+            crate::config::parse_host_port(&m.server, 25).unwrap_or((m.server.clone(), 25));
+        let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map_or_else(|| "root".to_owned(), |u| u.name);
+        SmtpPlan {
+            server,
+            helo: m.helo_name.clone().unwrap_or_else(|| host.clone()),
+            from: m.from.clone().unwrap_or_else(|| format!("{user}@{host}")),
+            to: m.to.clone(),
+            timeout: m.connect_timeout,
+            no_email_faults: m.no_email_faults,
+            no_checker_emails: m.no_checker_emails,
+        }
+    });
+    AlertPlan {
+        fifos,
+        instances: config
+            .instances
+            .iter()
+            .filter(|(_, i)| i.smtp_alert && smtp.is_some())
+            .map(|(n, _)| n.clone())
+            .collect(),
+        groups: config
+            .sync_groups
+            .iter()
+            .filter(|(_, g)| g.smtp_alert && smtp.is_some())
+            .map(|(n, _)| n.clone())
+            .collect(),
+        smtp,
+    }
+}
+
+fn protocol_word(service: ServiceAddr) -> &'static str {
+    match service {
+        ServiceAddr::Socket(VsProtocol::Tcp, _) => "tcp",
+        ServiceAddr::Socket(VsProtocol::Udp, _) => "udp",
+        ServiceAddr::Socket(VsProtocol::Sctp, _) => "sctp",
+        ServiceAddr::Fwmark(..) => "none",
+    }
+}
+
+/// keepalived's `FMT_VS`: `[192.0.2.1]:tcp:80`, `FWM 5`, or `[GROUP]:N`
+/// for the Nth virtual server using a group.
+pub fn vs_label(vs: &VirtualServer) -> String {
+    if let Some(g) = &vs.group {
+        return format!("[{}]:{}", g.name, g.member);
+    }
+    match vs.service {
+        ServiceAddr::Fwmark(mark, _) => format!("FWM {mark}"),
+        ServiceAddr::Socket(_, a) => {
+            format!("[{}]:{}:{}", a.ip(), protocol_word(vs.service), a.port())
+        }
+    }
+}
+
+/// keepalived's `FMT_RS`: the real server with its virtual server's
+/// protocol (`none` for firewall marks).
+pub fn rs_label(vs: &VirtualServer, addr: SocketAddr) -> String {
+    let protocol = match &vs.group {
+        Some(g) => g
+            .services
+            .iter()
+            .find(|s| matches!(s, ServiceAddr::Socket(..)))
+            .map_or("none", |s| protocol_word(*s)),
+        None => protocol_word(vs.service),
+    };
+    format!("[{}]:{protocol}:{}", addr.ip(), addr.port())
 }
 
 fn command(c: &ConfigCommand) -> Command {
@@ -112,6 +235,10 @@ impl Ids {
 
     fn script(&self, name: &str) -> TrackId {
         Self::of(&format!("script\0{name}"))
+    }
+
+    fn process(&self, name: &str) -> TrackId {
+        Self::of(&format!("process\0{name}"))
     }
 
     fn file_bit(&self, instance: &str, n: usize, path: &str, bit: &str) -> TrackId {
@@ -185,6 +312,12 @@ fn instance_spec(
         };
         spec.tracks.push((ids.script(&t.name), cfg, up));
     }
+    for t in &inst.track_process {
+        // The state is set from the process scan when the daemon starts.
+        let cfg = track_config(t.weight, t.reverse);
+        spec.tracks
+            .push((ids.process(&t.name), cfg, undecided(cfg)));
+    }
     for (n, f) in inst.track_file.iter().enumerate() {
         let path = f.path.display().to_string();
         let bit = |b: &str| ids.file_bit(name, n, &path, b);
@@ -250,8 +383,44 @@ fn forward(kind: LbKind) -> lvs::ForwardMethod {
     }
 }
 
-fn virtual_server(vs: &VirtualServer) -> VirtualServerPlan {
-    let mut service = lvs::Service::new(service_key(vs.service), vs.scheduler.clone());
+/// The IPVS services of a virtual server: one, or every service of its
+/// group. keepalived's group runs one set of checks and scripts for all
+/// its services: the checks here are the same on each (the runner runs
+/// identical checks once) and the scripts are on the first only, so they
+/// run once per transition.
+fn virtual_servers(vs: &VirtualServer) -> Vec<VirtualServerPlan> {
+    match &vs.group {
+        None => vec![virtual_server(vs, vs.service, true)],
+        Some(g) => g
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| virtual_server(vs, *s, i == 0))
+            .collect(),
+    }
+}
+
+/// The port a real server gets in the kernel: its own with NAT; otherwise
+/// the service's (0 for a firewall mark), as keepalived programs a group's
+/// services (`ipvs_group_cmd`).
+fn destination(
+    vs: &VirtualServer,
+    service: ServiceAddr,
+    addr: SocketAddr,
+    kind: LbKind,
+) -> SocketAddr {
+    if vs.group.is_none() || kind == LbKind::Nat {
+        return addr;
+    }
+    let port = match service {
+        ServiceAddr::Socket(_, a) => a.port(),
+        ServiceAddr::Fwmark(..) => 0,
+    };
+    SocketAddr::new(addr.ip(), port)
+}
+
+fn virtual_server(vs: &VirtualServer, key: ServiceAddr, scripts: bool) -> VirtualServerPlan {
+    let mut service = lvs::Service::new(service_key(key), vs.scheduler.clone());
     if let Some((timeout, granularity)) = vs.persistence {
         let mut p = lvs::Persistence::new(timeout);
         p.prefix_len = granularity;
@@ -263,12 +432,13 @@ fn virtual_server(vs: &VirtualServer) -> VirtualServerPlan {
     let mut server = lvs::VirtualServer::new(service).with_quorum(vs.quorum, vs.hysteresis);
     server.alpha = vs.alpha;
     server.omega = vs.omega;
-    server.sorry_server = vs
-        .sorry_server
-        .map(|addr| lvs::Destination::new(addr, forward(vs.lb_kind)));
+    server.sorry_server = vs.sorry_server.map(|addr| {
+        lvs::Destination::new(destination(vs, key, addr, vs.lb_kind), forward(vs.lb_kind))
+    });
     let mut real_servers = Vec::with_capacity(vs.real_servers.len());
     for rs in &vs.real_servers {
-        let dest = lvs::Destination::new(rs.addr, forward(rs.lb_kind))
+        let addr = destination(vs, key, rs.addr, rs.lb_kind);
+        let dest = lvs::Destination::new(addr, forward(rs.lb_kind))
             .with_weight(rs.weight)
             .with_thresholds(rs.thresholds.0, rs.thresholds.1);
         let mut lrs = lvs::RealServer::new(dest);
@@ -281,12 +451,14 @@ fn virtual_server(vs: &VirtualServer) -> VirtualServerPlan {
             .flat_map(|c| check_specs(rs.addr, c, initial))
             .map(|spec| RealServerCheck { spec })
             .collect();
-        let (notify_up, notify_down) = match &rs.notify {
-            Some(n) => (n.0.as_ref().map(command), n.1.as_ref().map(command)),
-            None => (None, None),
+        let (notify_up, notify_down) = match (&rs.notify, scripts) {
+            (Some(n), true) => (n.0.as_ref().map(command), n.1.as_ref().map(command)),
+            _ => (None, None),
         };
         real_servers.push(RealServerPlan {
-            addr: rs.addr,
+            addr,
+            label: rs_label(vs, rs.addr),
+            smtp_alert: rs.smtp_alert,
             checks,
             notify_up,
             notify_down,
@@ -295,8 +467,11 @@ fn virtual_server(vs: &VirtualServer) -> VirtualServerPlan {
     VirtualServerPlan {
         server,
         real_servers,
-        quorum_up: vs.quorum_up.as_ref().map(command),
-        quorum_down: vs.quorum_down.as_ref().map(command),
+        quorum_up: vs.quorum_up.as_ref().filter(|_| scripts).map(command),
+        quorum_down: vs.quorum_down.as_ref().filter(|_| scripts).map(command),
+        label: vs_label(vs),
+        notifies: scripts,
+        smtp_alert: vs.smtp_alert,
     }
 }
 
@@ -314,9 +489,11 @@ fn check_specs(rs: SocketAddr, c: &Check, initial: Health) -> Vec<CheckSpec> {
         timing: timing.clone(),
     };
     match &c.kind {
-        CheckKind::Tcp { target, bind } => {
+        CheckKind::Tcp { target, source } => {
             let mut p = healthcheck::TcpCheck::new(*target);
-            p.bind = *bind;
+            p.bind = source.address;
+            p.bind_port = source.port;
+            p.bind_interface.clone_from(&source.interface);
             p.connect_timeout = Some(c.timing.timeout);
             vec![spec(format!("{rs} tcp"), Probe::Tcp(p))]
         }
@@ -325,7 +502,10 @@ fn check_specs(rs: SocketAddr, c: &Check, initial: Health) -> Vec<CheckSpec> {
             .iter()
             .map(|u| {
                 let mut p = healthcheck::HttpCheck::new(h.target);
-                p.bind = h.bind;
+                p.bind = h.source.address;
+                p.bind_port = h.source.port;
+                p.bind_interface.clone_from(&h.source.interface);
+                p.regex.clone_from(&u.regex);
                 p.connect_timeout = Some(c.timing.timeout);
                 p.path.clone_from(&u.path);
                 p.virtual_host.clone_from(&h.virtualhost);
@@ -336,6 +516,9 @@ fn check_specs(rs: SocketAddr, c: &Check, initial: Health) -> Vec<CheckSpec> {
                 if h.tls {
                     let mut t = healthcheck::TlsOptions::insecure();
                     t.sni.clone_from(&h.sni);
+                    // keepalived's enable_sni; unset, the name is sent when
+                    // there is one.
+                    t.send_sni = h.enable_sni.unwrap_or(true);
                     p.tls = Some(t);
                 }
                 let scheme = if h.tls { "https" } else { "http" };
@@ -351,24 +534,40 @@ fn check_specs(rs: SocketAddr, c: &Check, initial: Health) -> Vec<CheckSpec> {
         CheckKind::Dns(d) => {
             let mut p = healthcheck::DnsCheck::new(d.target, d.name.clone());
             p.record_type.clone_from(&d.record_type);
-            p.bind = d.bind.map(|ip| SocketAddr::new(ip, 0));
+            p.bind = match (d.source.address, d.source.port) {
+                (None, None) => None,
+                (ip, port) => Some(SocketAddr::new(
+                    ip.unwrap_or(if d.target.is_ipv6() {
+                        std::net::Ipv6Addr::UNSPECIFIED.into()
+                    } else {
+                        std::net::Ipv4Addr::UNSPECIFIED.into()
+                    }),
+                    port.unwrap_or(0),
+                )),
+            };
+            p.bind_interface.clone_from(&d.source.interface);
             vec![spec(format!("{rs} dns"), Probe::Dns(p))]
         }
         CheckKind::Smtp(s) => {
             let mut p = healthcheck::SmtpCheck::new(s.target);
-            p.bind = s.bind;
+            p.bind = s.source.address;
+            p.bind_port = s.source.port;
+            p.bind_interface.clone_from(&s.source.interface);
             p.connect_timeout = Some(c.timing.timeout);
             p.helo_name.clone_from(&s.helo_name);
             vec![spec(format!("{rs} smtp"), Probe::Smtp(p))]
         }
-        CheckKind::Ping { target, bind } => {
+        CheckKind::Ping { target, source } => {
             let mut p = healthcheck::IcmpCheck::new(*target);
-            p.source = *bind;
+            p.source = source.address;
+            p.interface.clone_from(&source.interface);
             vec![spec(format!("{rs} ping"), Probe::Icmp(p))]
         }
         CheckKind::Udp(u) => {
             let mut p = healthcheck::UdpCheck::new(u.target);
-            p.bind = u.bind;
+            p.bind = u.source.address;
+            p.bind_port = u.source.port;
+            p.bind_interface.clone_from(&u.source.interface);
             p.payload.clone_from(&u.payload);
             p.require_reply = u.require_reply;
             p.expected_prefix.clone_from(&u.reply);

@@ -29,7 +29,7 @@ fn vrrpd(args: &[&std::ffi::OsStr]) -> std::process::Output {
 const SAMPLES: &str = "/usr/share/doc/keepalived/samples";
 
 #[test]
-fn every_debian_sample_imports_with_status_0_and_reads_back() {
+fn every_debian_sample_but_the_ah_one_imports_with_status_0_and_reads_back() {
     let mut samples: Vec<PathBuf> = std::fs::read_dir(SAMPLES)
         .expect("keepalived's samples (apt-get install keepalived)")
         .filter_map(Result::ok)
@@ -56,6 +56,12 @@ fn every_debian_sample_imports_with_status_0_and_reads_back() {
             "--report".as_ref(),
         ]);
         let stderr = String::from_utf8_lossy(&out.stderr);
+        if name == "keepalived.conf.SSL_GET" {
+            // Its instances use auth_type AH, which RFC 3768 removed.
+            assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+            assert!(stderr.contains("auth_type AH"), "{name}: {stderr}");
+            continue;
+        }
         assert!(out.status.success(), "{name}: {stderr}");
         // Every warning names the sample (or an include) and a line.
         for line in stderr.lines().filter(|l| l.starts_with("warning: ")) {
@@ -128,7 +134,7 @@ fn warnings_go_to_stderr_with_file_and_line_and_toml_to_stdout() {
     let conf = tmp("warn.conf");
     std::fs::write(
         &conf,
-        "global_defs {\n  router_id r9\n  lvs_id old\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 7\n  smtp_alert\n  notify_master /nonexistent/master.sh\n}\n",
+        "global_defs {\n  router_id r9\n  lvs_id old\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 7\n  higher_prio_send_advert\n  notify_master /nonexistent/master.sh\n}\n",
     )
     .expect("write");
     let out = vrrpd(&["import-keepalived".as_ref(), conf.as_os_str()]);
@@ -141,7 +147,7 @@ fn warnings_go_to_stderr_with_file_and_line_and_toml_to_stdout() {
     let c = conf.display();
     for expected in [
         format!("warning: {c}:3: `lvs_id`"),
-        format!("warning: {c}:8: `smtp_alert` in vrrp_instance"),
+        format!("warning: {c}:8: `higher_prio_send_advert` in vrrp_instance"),
         format!(
             "warning: {c}:9: key `instance.VI_1.notify_master`: script /nonexistent/master.sh does not exist (on this host"
         ),

@@ -10,7 +10,6 @@ use std::str::FromStr;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
-use tokio::net::UdpSocket;
 
 use crate::error::{ConfigError, DownReason};
 use crate::schedule::{ProbeResult, ProbeSuccess};
@@ -27,6 +26,8 @@ pub struct DnsCheck {
     pub server: SocketAddr,
     /// Source address and port to send from; `None` for any.
     pub bind: Option<SocketAddr>,
+    /// Interface to send through (keepalived `bind_if`).
+    pub bind_interface: Option<String>,
     /// Name to query, such as `www.example.com.`.
     pub name: String,
     /// Record type mnemonic, such as `A`, `AAAA`, `MX`, `SOA` (default `A`).
@@ -43,6 +44,7 @@ impl DnsCheck {
         Self {
             server,
             bind: None,
+            bind_interface: None,
             name: name.into(),
             record_type: "A".to_owned(),
             expected: Vec::new(),
@@ -54,6 +56,7 @@ impl DnsCheck {
 pub(crate) struct PreparedDns {
     server: SocketAddr,
     bind: Option<SocketAddr>,
+    bind_interface: Option<String>,
     query: Query,
     expected: Vec<String>,
     id_keys: RandomState,
@@ -77,6 +80,7 @@ impl PreparedDns {
         Ok(Self {
             server: check.server,
             bind: check.bind,
+            bind_interface: check.bind_interface.clone(),
             query: Query::query(name, record_type),
             expected: check
                 .expected
@@ -97,17 +101,12 @@ impl PreparedDns {
             .to_vec()
             .map_err(|e| DownReason::Internal(format!("encode DNS query: {e}")))?;
 
-        let local = self.bind.unwrap_or_else(|| match self.server {
-            SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-            SocketAddr::V6(_) => SocketAddr::from(([0_u16; 8], 0)),
-        });
-        let socket = UdpSocket::bind(local)
-            .await
-            .map_err(|e| DownReason::from_io("bind", &e))?;
-        socket
-            .connect(self.server)
-            .await
-            .map_err(|e| DownReason::from_io("connect", &e))?;
+        let source = super::Source {
+            address: self.bind.map(|b| b.ip()),
+            port: self.bind.map(|b| b.port()).filter(|p| *p != 0),
+            interface: self.bind_interface.as_deref(),
+        };
+        let socket = super::udp_socket(self.server, source).await?;
         socket
             .send(&bytes)
             .await

@@ -1,8 +1,9 @@
 //! HTTP and HTTPS GET check (keepalived `HTTP_GET` / `SSL_GET`).
 //!
 //! One fresh connection per attempt (no pool, no redirects): the point is to
-//! see what a new client would see. The body is read only when a digest is
-//! expected, streamed into MD5 and capped at `max_body` bytes.
+//! see what a new client would see. The body is read only when a digest or
+//! a regular expression is expected, streamed into MD5 and capped at
+//! `max_body` bytes.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -160,6 +161,10 @@ pub struct TlsOptions {
     /// Server name sent in SNI and verified; defaults to the virtual host's
     /// name. With neither, no SNI is sent and an IP certificate is expected.
     pub sni: Option<String>,
+    /// Send the server name in the TLS handshake (SNI); off, the name is
+    /// still what the certificate is verified against. keepalived sends it
+    /// only with `enable_sni`.
+    pub send_sni: bool,
 }
 
 impl TlsOptions {
@@ -169,7 +174,125 @@ impl TlsOptions {
         Self {
             verify: TlsVerify::Insecure,
             sni: None,
+            send_sni: true,
         }
+    }
+}
+
+/// PCRE2 options of keepalived's `regex_options` that have an equivalent
+/// here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct RegexOptions {
+    /// `caseless`: letters match either case.
+    pub caseless: bool,
+    /// `multiline`: `^` and `$` match at line boundaries.
+    pub multiline: bool,
+    /// `dotall`: `.` matches a newline too.
+    pub dotall: bool,
+    /// `extended`: whitespace and `#` comments in the pattern are ignored.
+    pub extended: bool,
+    /// `ungreedy`: quantifiers are lazy unless followed by `?`.
+    pub ungreedy: bool,
+    /// `utf` / `ucp`: the body is UTF-8 and classes are Unicode's.
+    pub unicode: bool,
+}
+
+impl RegexOptions {
+    /// The option named as keepalived's `regex_options` names it; `None`
+    /// for a PCRE2 option without an equivalent.
+    pub fn set(&mut self, name: &str) -> Option<()> {
+        match name {
+            "caseless" => self.caseless = true,
+            "multiline" => self.multiline = true,
+            "dotall" => self.dotall = true,
+            "extended" => self.extended = true,
+            "ungreedy" => self.ungreedy = true,
+            "utf" | "ucp" => self.unicode = true,
+            // Options that change nothing a match can see here.
+            "no_auto_capture" | "no_auto_possess" | "no_start_optimize" | "no_dotstar_anchor"
+            | "never_ucp" | "never_utf" | "never_backslash_c" | "dupnames" => {}
+            _ => return None,
+        }
+        Some(())
+    }
+
+    /// The names of the options set, as keepalived writes them.
+    #[must_use]
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            (self.caseless, "caseless"),
+            (self.multiline, "multiline"),
+            (self.dotall, "dotall"),
+            (self.extended, "extended"),
+            (self.ungreedy, "ungreedy"),
+            (self.unicode, "utf"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+}
+
+/// keepalived's `regex` on a URL: the body must match (or, with
+/// `no_match`, must not), the match starting between `min_offset` and
+/// `max_offset` bytes into the body. The syntax is the `regex` crate's:
+/// PCRE's without look-around and back-references.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BodyRegex {
+    /// The pattern.
+    pub pattern: String,
+    /// Options (keepalived's `regex_options`).
+    pub options: RegexOptions,
+    /// Up when the body does not match (keepalived's `regex_no_match`).
+    pub no_match: bool,
+    /// The match may not start before this offset (`regex_min_offset`).
+    pub min_offset: usize,
+    /// The match must start at or before this offset (`regex_max_offset`).
+    pub max_offset: Option<usize>,
+}
+
+impl BodyRegex {
+    /// A pattern that must match anywhere in the body.
+    #[must_use]
+    pub fn new(pattern: impl Into<String>) -> Self {
+        Self {
+            pattern: pattern.into(),
+            options: RegexOptions::default(),
+            no_match: false,
+            min_offset: 0,
+            max_offset: None,
+        }
+    }
+
+    /// The compiled pattern.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidRegex`] when the pattern does not compile.
+    pub fn compile(&self) -> Result<regex::bytes::Regex, ConfigError> {
+        let o = self.options;
+        regex::bytes::RegexBuilder::new(&self.pattern)
+            .case_insensitive(o.caseless)
+            .multi_line(o.multiline)
+            .dot_matches_new_line(o.dotall)
+            .ignore_whitespace(o.extended)
+            .swap_greed(o.ungreedy)
+            .unicode(o.unicode)
+            .build()
+            .map_err(|e| ConfigError::InvalidRegex {
+                pattern: self.pattern.clone(),
+                detail: e.to_string(),
+            })
+    }
+
+    /// Whether `body` matches within the offsets.
+    fn matches(regex: &regex::bytes::Regex, offsets: (usize, Option<usize>), body: &[u8]) -> bool {
+        let (min, max) = offsets;
+        if min > body.len() {
+            return false;
+        }
+        regex
+            .find_at(body, min)
+            .is_some_and(|m| max.is_none_or(|max| m.start() <= max))
     }
 }
 
@@ -178,8 +301,12 @@ impl TlsOptions {
 pub struct HttpCheck {
     /// Address and port of the server.
     pub target: SocketAddr,
-    /// Source address to connect from.
+    /// Source address to connect from (keepalived `bindto`).
     pub bind: Option<IpAddr>,
+    /// Source port (keepalived `bind_port`).
+    pub bind_port: Option<u16>,
+    /// Interface to connect through (keepalived `bind_if`).
+    pub bind_interface: Option<String>,
     /// Limit on the connect alone.
     pub connect_timeout: Option<Duration>,
     /// Request target, such as `/health?full=1`.
@@ -189,9 +316,12 @@ pub struct HttpCheck {
     pub virtual_host: Option<String>,
     /// Status codes that count as up.
     pub status: StatusRanges,
-    /// Expected MD5 of the body; `None` skips reading the body.
+    /// Expected MD5 of the body.
     pub digest: Option<Md5Digest>,
-    /// Largest body read for the digest; a longer body is a failure.
+    /// A regular expression the body must (or must not) match.
+    pub regex: Option<BodyRegex>,
+    /// Largest body read for the digest or the regular expression; a
+    /// longer body is a failure.
     pub max_body: u64,
     /// `Some` for HTTPS.
     pub tls: Option<TlsOptions>,
@@ -204,11 +334,14 @@ impl HttpCheck {
         Self {
             target,
             bind: None,
+            bind_port: None,
+            bind_interface: None,
             connect_timeout: None,
             path: "/".to_owned(),
             virtual_host: None,
             status: StatusRanges::default(),
             digest: None,
+            regex: None,
             max_body: DEFAULT_MAX_BODY,
             tls: None,
         }
@@ -221,6 +354,8 @@ pub(crate) struct FetchOutcome {
     pub(crate) status: u16,
     /// Length and digest of the body, when it was read.
     pub(crate) body: Option<(u64, Md5Digest)>,
+    /// Whether the body matched the regular expression, when there is one.
+    pub(crate) regex_matched: Option<bool>,
 }
 
 /// An [`HttpCheck`] with its request and TLS configuration built once.
@@ -228,7 +363,11 @@ pub(crate) struct FetchOutcome {
 pub(crate) struct PreparedHttp {
     target: SocketAddr,
     bind: Option<IpAddr>,
+    bind_port: Option<u16>,
+    bind_interface: Option<String>,
     connect_timeout: Option<Duration>,
+    /// The compiled regular expression, its offsets and `no_match`.
+    regex: Option<(regex::bytes::Regex, (usize, Option<usize>), bool)>,
     uri: Uri,
     host: HeaderValue,
     status: StatusRanges,
@@ -258,13 +397,23 @@ impl PreparedHttp {
                         .map_err(|_| ConfigError::InvalidHostName(name))?,
                     None => ServerName::IpAddress(check.target.ip().into()),
                 };
-                Some((client_config(&options.verify)?, server_name))
+                Some((
+                    client_config(&options.verify, options.send_sni)?,
+                    server_name,
+                ))
             }
+        };
+        let regex = match &check.regex {
+            None => None,
+            Some(r) => Some((r.compile()?, (r.min_offset, r.max_offset), r.no_match)),
         };
         Ok(Self {
             target: check.target,
             bind: check.bind,
+            bind_port: check.bind_port,
+            bind_interface: check.bind_interface.clone(),
             connect_timeout: check.connect_timeout,
+            regex,
             uri,
             host,
             status: check.status.clone(),
@@ -275,7 +424,9 @@ impl PreparedHttp {
     }
 
     pub(crate) async fn probe(&self) -> ProbeResult {
-        let outcome = self.fetch(self.digest.is_some()).await?;
+        let outcome = self
+            .fetch(self.digest.is_some() || self.regex.is_some())
+            .await?;
         if !self.status.contains(outcome.status) {
             return Err(DownReason::HttpStatus(outcome.status));
         }
@@ -287,12 +438,25 @@ impl PreparedHttp {
                 actual: actual.to_string(),
             });
         }
+        // keepalived checks the status, then the digest, then the regex.
+        if let (Some((_, _, no_match)), Some(matched)) = (&self.regex, outcome.regex_matched)
+            && matched == *no_match
+        {
+            return Err(DownReason::RegexMismatch {
+                no_match: *no_match,
+            });
+        }
         Ok(ProbeSuccess::default())
     }
 
     /// One GET on a fresh connection; reads the body only if `read_body`.
     pub(crate) async fn fetch(&self, read_body: bool) -> Result<FetchOutcome, DownReason> {
-        let tcp = super::connect_tcp(self.target, self.bind, self.connect_timeout).await?;
+        let source = super::Source {
+            address: self.bind,
+            port: self.bind_port,
+            interface: self.bind_interface.as_deref(),
+        };
+        let tcp = super::connect_tcp(self.target, source, self.connect_timeout).await?;
         match &self.tls {
             None => self.exchange(tcp, read_body).await,
             Some((config, server_name)) => {
@@ -321,18 +485,25 @@ impl PreparedHttp {
             .body(Empty::new())
             .map_err(|e| DownReason::Internal(e.to_string()))?;
         let max_body = self.max_body;
+        let regex = self.regex.as_ref().map(|(r, offsets, _)| (r, *offsets));
         let exchange = async move {
             let response = sender
                 .send_request(request)
                 .await
                 .map_err(|e| classify_hyper_error(&e))?;
             let status = response.status().as_u16();
-            let body = if read_body {
-                Some(digest_body(response.into_body(), max_body).await?)
+            let (body, regex_matched) = if read_body {
+                let (length, digest, matched) =
+                    read_body_of(response.into_body(), max_body, regex).await?;
+                (Some((length, digest)), matched)
             } else {
-                None
+                (None, None)
             };
-            Ok::<_, DownReason>(FetchOutcome { status, body })
+            Ok::<_, DownReason>(FetchOutcome {
+                status,
+                body,
+                regex_matched,
+            })
         };
         // The connection is driven here rather than in a spawned task, so
         // that dropping the probe (timeout, shutdown) drops the socket too.
@@ -360,13 +531,16 @@ impl PreparedHttp {
     }
 }
 
-/// Streams `body` into MD5, failing once it exceeds `max_body` bytes.
-async fn digest_body(
+/// Streams `body` into MD5 (and, with a regular expression, into a buffer
+/// it is matched against), failing once it exceeds `max_body` bytes.
+async fn read_body_of(
     mut body: hyper::body::Incoming,
     max_body: u64,
-) -> Result<(u64, Md5Digest), DownReason> {
+    regex: Option<(&regex::bytes::Regex, (usize, Option<usize>))>,
+) -> Result<(u64, Md5Digest, Option<bool>), DownReason> {
     let mut hasher = Md5::new();
     let mut length: u64 = 0;
+    let mut kept = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| classify_hyper_error(&e))?;
         if let Ok(data) = frame.into_data() {
@@ -375,9 +549,13 @@ async fn digest_body(
                 return Err(DownReason::BodyTooLarge { limit: max_body });
             }
             hasher.update(&data);
+            if regex.is_some() {
+                kept.extend_from_slice(&data);
+            }
         }
     }
-    Ok((length, Md5Digest(hasher.finalize().into())))
+    let matched = regex.map(|(r, offsets)| BodyRegex::matches(r, offsets, &kept));
+    Ok((length, Md5Digest(hasher.finalize().into()), matched))
 }
 
 fn parse_path(path: &str) -> Result<Uri, ConfigError> {
@@ -442,7 +620,7 @@ fn classify_tls_error(err: &std::io::Error) -> DownReason {
     }
 }
 
-fn client_config(verify: &TlsVerify) -> Result<Arc<ClientConfig>, ConfigError> {
+fn client_config(verify: &TlsVerify, send_sni: bool) -> Result<Arc<ClientConfig>, ConfigError> {
     let provider = Arc::new(ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
@@ -460,6 +638,7 @@ fn client_config(verify: &TlsVerify) -> Result<Arc<ClientConfig>, ConfigError> {
             .with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.enable_sni = send_sni;
     Ok(Arc::new(config))
 }
 

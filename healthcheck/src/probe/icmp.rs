@@ -38,6 +38,8 @@ pub struct IcmpCheck {
     pub target: IpAddr,
     /// Source address; must be of the same family as `target`.
     pub source: Option<IpAddr>,
+    /// Interface to send through (keepalived `bind_if`).
+    pub interface: Option<String>,
     /// Echo payload length in bytes (56 like ping(8)).
     pub payload_len: usize,
 }
@@ -49,6 +51,7 @@ impl IcmpCheck {
         Self {
             target,
             source: None,
+            interface: None,
             payload_len: 56,
         }
     }
@@ -88,6 +91,11 @@ impl PreparedIcmp {
     pub(crate) async fn probe(&self, serial: u64) -> ProbeResult {
         let target = self.check.target;
         let (socket, kind) = open_socket(target).map_err(|e| DownReason::from_io("socket", &e))?;
+        if let Some(name) = &self.check.interface {
+            socket
+                .bind_device(Some(name.as_bytes()))
+                .map_err(|e| DownReason::from_io("bind_if", &e))?;
+        }
         if let Some(source) = self.check.source {
             socket
                 .bind(&SockAddr::from(SocketAddr::new(source, 0)))

@@ -26,7 +26,9 @@ use tokio::net::{TcpSocket, TcpStream};
 
 pub use dns::DnsCheck;
 pub use file::{FileCheck, Weighted, parse_value as parse_tracked_value};
-pub use http::{HttpCheck, Md5Digest, StatusRanges, TlsOptions, TlsVerify};
+pub use http::{
+    BodyRegex, HttpCheck, Md5Digest, RegexOptions, StatusRanges, TlsOptions, TlsVerify,
+};
 pub use icmp::IcmpCheck;
 pub use script::ScriptCheck;
 pub use smtp::SmtpCheck;
@@ -249,21 +251,131 @@ impl Prober {
     }
 }
 
-/// Connects a TCP stream to `target`, from `bind` if given, within
+/// Where a check's connections come from: keepalived's `bindto`,
+/// `bind_port` and `bind_if`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Source<'a> {
+    /// Source address.
+    pub(crate) address: Option<IpAddr>,
+    /// Source port (with no address: the unspecified address of the
+    /// target's family).
+    pub(crate) port: Option<u16>,
+    /// Interface the socket is bound to (`SO_BINDTODEVICE`); also the scope
+    /// of an IPv6 link-local target.
+    pub(crate) interface: Option<&'a str>,
+}
+
+impl Source<'_> {
+    /// The address to bind, if any.
+    pub(crate) fn local(&self, target: SocketAddr) -> Option<SocketAddr> {
+        match (self.address, self.port) {
+            (None, None) => None,
+            (address, port) => Some(SocketAddr::new(
+                address.unwrap_or(match target {
+                    SocketAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                    SocketAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                }),
+                port.unwrap_or(0),
+            )),
+        }
+    }
+
+    /// `target`, with the interface as its scope when it is an IPv6
+    /// link-local address without one.
+    pub(crate) fn scoped(&self, target: SocketAddr) -> Result<SocketAddr, DownReason> {
+        match (target, self.interface) {
+            (SocketAddr::V6(mut v6), Some(name))
+                if v6.scope_id() == 0 && v6.ip().is_unicast_link_local() =>
+            {
+                let index = nix::net::if_::if_nametoindex(name).map_err(|e| {
+                    DownReason::from_io("bind_if", &std::io::Error::from_raw_os_error(e as i32))
+                })?;
+                v6.set_scope_id(index);
+                Ok(SocketAddr::V6(v6))
+            }
+            _ => Ok(target),
+        }
+    }
+
+    /// Binds `socket` to the interface, then to the address and port.
+    pub(crate) fn bind_socket(
+        &self,
+        socket: &socket2::Socket,
+        target: SocketAddr,
+    ) -> Result<(), DownReason> {
+        if let Some(name) = self.interface {
+            socket
+                .bind_device(Some(name.as_bytes()))
+                .map_err(|e| DownReason::from_io("bind_if", &e))?;
+        }
+        if let Some(local) = self.local(target) {
+            socket
+                .bind(&socket2::SockAddr::from(local))
+                .map_err(|e| DownReason::from_io("bind", &e))?;
+        }
+        Ok(())
+    }
+}
+
+/// A UDP socket from `source`, connected to `target` (so that an ICMP
+/// port unreachable surfaces as `ECONNREFUSED`).
+pub(crate) async fn udp_socket(
+    target: SocketAddr,
+    source: Source<'_>,
+) -> Result<tokio::net::UdpSocket, DownReason> {
+    let target = source.scoped(target)?;
+    let domain = match target {
+        SocketAddr::V4(_) => socket2::Domain::IPV4,
+        SocketAddr::V6(_) => socket2::Domain::IPV6,
+    };
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))
+        .map_err(|e| DownReason::from_io("socket", &e))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| DownReason::from_io("socket", &e))?;
+    if source.port.is_some() {
+        socket
+            .set_reuse_address(true)
+            .map_err(|e| DownReason::from_io("bind", &e))?;
+    }
+    source.bind_socket(&socket, target)?;
+    let socket = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(socket))
+        .map_err(|e| DownReason::from_io("socket", &e))?;
+    socket
+        .connect(target)
+        .await
+        .map_err(|e| DownReason::from_io("connect", &e))?;
+    Ok(socket)
+}
+
+/// Connects a TCP stream to `target` from `source`, within
 /// `connect_timeout` if given.
 pub(crate) async fn connect_tcp(
     target: SocketAddr,
-    bind: Option<IpAddr>,
+    source: Source<'_>,
     connect_timeout: Option<Duration>,
 ) -> Result<TcpStream, DownReason> {
+    let target = source.scoped(target)?;
     let socket = match target {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
     }
     .map_err(|e| DownReason::from_io("socket", &e))?;
-    if let Some(source) = bind {
+    if let Some(name) = source.interface {
         socket
-            .bind(SocketAddr::new(source, 0))
+            .bind_device(Some(name.as_bytes()))
+            .map_err(|e| DownReason::from_io("bind_if", &e))?;
+    }
+    if let Some(local) = source.local(target) {
+        if source.port.is_some() {
+            // A fixed source port: the previous attempt's connection may
+            // still be in TIME_WAIT.
+            socket
+                .set_reuseaddr(true)
+                .map_err(|e| DownReason::from_io("bind", &e))?;
+        }
+        socket
+            .bind(local)
             .map_err(|e| DownReason::from_io("bind", &e))?;
     }
     let connect = socket.connect(target);

@@ -19,8 +19,12 @@ const MAX_REPLY: usize = 4096;
 pub struct SmtpCheck {
     /// Address and port of the server (usually port 25).
     pub target: SocketAddr,
-    /// Source address to connect from.
+    /// Source address to connect from (keepalived `bindto`).
     pub bind: Option<IpAddr>,
+    /// Source port (keepalived `bind_port`).
+    pub bind_port: Option<u16>,
+    /// Interface to connect through (keepalived `bind_if`).
+    pub bind_interface: Option<String>,
     /// Limit on the connect alone.
     pub connect_timeout: Option<Duration>,
     /// Name sent in `HELO`; `None` skips the `HELO` exchange.
@@ -34,6 +38,8 @@ impl SmtpCheck {
         Self {
             target,
             bind: None,
+            bind_port: None,
+            bind_interface: None,
             connect_timeout: None,
             helo_name: None,
         }
@@ -41,7 +47,12 @@ impl SmtpCheck {
 }
 
 pub(crate) async fn probe(check: &SmtpCheck) -> ProbeResult {
-    let mut stream = super::connect_tcp(check.target, check.bind, check.connect_timeout).await?;
+    let source = super::Source {
+        address: check.bind,
+        port: check.bind_port,
+        interface: check.bind_interface.as_deref(),
+    };
+    let mut stream = super::connect_tcp(check.target, source, check.connect_timeout).await?;
     expect_reply(&mut stream, 220, "greeting").await?;
     if let Some(name) = &check.helo_name {
         let command = format!("HELO {name}\r\n");
@@ -57,7 +68,11 @@ pub(crate) async fn probe(check: &SmtpCheck) -> ProbeResult {
 }
 
 /// Reads one (possibly multi-line, RFC 5321 4.2.1) reply and checks its code.
-async fn expect_reply(stream: &mut TcpStream, code: u16, what: &str) -> Result<(), DownReason> {
+pub(crate) async fn expect_reply(
+    stream: &mut TcpStream,
+    code: u16,
+    what: &str,
+) -> Result<(), DownReason> {
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0_u8; 512];
     loop {

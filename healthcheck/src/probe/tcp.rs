@@ -14,6 +14,11 @@ pub struct TcpCheck {
     pub target: SocketAddr,
     /// Source address to connect from (keepalived `bindto`).
     pub bind: Option<IpAddr>,
+    /// Source port (keepalived `bind_port`).
+    pub bind_port: Option<u16>,
+    /// Interface to connect through (keepalived `bind_if`), also the scope
+    /// of an IPv6 link-local target.
+    pub bind_interface: Option<String>,
     /// Limit on the connect alone; the check's timeout bounds it anyway.
     pub connect_timeout: Option<Duration>,
 }
@@ -26,13 +31,20 @@ impl TcpCheck {
         Self {
             target,
             bind: None,
+            bind_port: None,
+            bind_interface: None,
             connect_timeout: None,
         }
     }
 }
 
 pub(crate) async fn probe(check: &TcpCheck) -> ProbeResult {
-    let stream = super::connect_tcp(check.target, check.bind, check.connect_timeout).await?;
+    let source = super::Source {
+        address: check.bind,
+        port: check.bind_port,
+        interface: check.bind_interface.as_deref(),
+    };
+    let stream = super::connect_tcp(check.target, source, check.connect_timeout).await?;
     drop(stream);
     Ok::<_, DownReason>(ProbeSuccess::default())
 }

@@ -3,8 +3,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
-
 use crate::error::DownReason;
 use crate::schedule::{ProbeResult, ProbeSuccess};
 
@@ -21,8 +19,12 @@ const MAX_REPLY: usize = 2048;
 pub struct UdpCheck {
     /// Address and port to send to.
     pub target: SocketAddr,
-    /// Source address to send from.
+    /// Source address to send from (keepalived `bindto`).
     pub bind: Option<IpAddr>,
+    /// Source port (keepalived `bind_port`).
+    pub bind_port: Option<u16>,
+    /// Interface to send through (keepalived `bind_if`).
+    pub bind_interface: Option<String>,
     /// Datagram content.
     pub payload: Vec<u8>,
     /// Whether silence counts as down.
@@ -38,6 +40,8 @@ impl UdpCheck {
         Self {
             target,
             bind: None,
+            bind_port: None,
+            bind_interface: None,
             payload: Vec::new(),
             require_reply: false,
             expected_prefix: None,
@@ -46,19 +50,12 @@ impl UdpCheck {
 }
 
 pub(crate) async fn probe(check: &UdpCheck, timeout: Duration) -> ProbeResult {
-    let local = match (check.bind, check.target) {
-        (Some(source), _) => SocketAddr::new(source, 0),
-        (None, SocketAddr::V4(_)) => SocketAddr::from(([0, 0, 0, 0], 0)),
-        (None, SocketAddr::V6(_)) => SocketAddr::from(([0_u16; 8], 0)),
+    let source = super::Source {
+        address: check.bind,
+        port: check.bind_port,
+        interface: check.bind_interface.as_deref(),
     };
-    let socket = UdpSocket::bind(local)
-        .await
-        .map_err(|e| DownReason::from_io("bind", &e))?;
-    // Connected, so that ICMP port unreachable surfaces as ECONNREFUSED.
-    socket
-        .connect(check.target)
-        .await
-        .map_err(|e| DownReason::from_io("connect", &e))?;
+    let socket = super::udp_socket(check.target, source).await?;
     socket
         .send(&check.payload)
         .await

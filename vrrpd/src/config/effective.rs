@@ -31,10 +31,14 @@ pub struct Effective {
     pub scripts: BTreeMap<String, Script>,
     /// Named tracked files.
     pub track_files: BTreeMap<String, TrackFile>,
+    /// Tracked processes by name.
+    pub track_processes: BTreeMap<String, TrackProcess>,
     /// VRRP instances by name.
     pub instances: BTreeMap<String, Instance>,
     /// Sync groups by name.
     pub sync_groups: BTreeMap<String, SyncGroup>,
+    /// `virtual_server_group`s by name, each entry as keepalived reads it.
+    pub virtual_server_groups: BTreeMap<String, Vec<lvs::GroupEntry>>,
     /// IPVS virtual servers, in file order.
     pub virtual_servers: Vec<VirtualServer>,
 }
@@ -66,6 +70,54 @@ pub struct Global {
     pub log_format: LogFormat,
     /// Observability listener.
     pub http: Option<SocketAddr>,
+    /// Notify FIFOs.
+    pub fifos: Fifos,
+    /// Alert mail, when `notification_email` and `smtp_server` are set.
+    pub smtp: Option<Box<Smtp>>,
+    /// `smtp_alert`, `smtp_alert_vrrp`, `smtp_alert_checker` as written
+    /// (the defaults of the instances', groups' and servers').
+    pub smtp_alert: [Option<bool>; 3],
+}
+
+/// keepalived's notify FIFOs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fifos {
+    /// `notify_fifo`: every event.
+    pub notify: Option<Fifo>,
+    /// `vrrp_notify_fifo`: VRRP events.
+    pub vrrp: Option<Fifo>,
+    /// `lvs_notify_fifo`: IPVS events.
+    pub lvs: Option<Fifo>,
+}
+
+/// A notify FIFO.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fifo {
+    /// The FIFO.
+    pub path: PathBuf,
+    /// Owner of a FIFO vrrpd creates.
+    pub owner: Option<User>,
+    /// Its reader, started with the FIFO's path appended.
+    pub script: Option<Command>,
+}
+
+/// Alert mail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Smtp {
+    /// The relay as written: `HOST`, `HOST PORT` or `HOST:PORT`.
+    pub server: String,
+    /// HELO name (default: the host's name).
+    pub helo_name: Option<String>,
+    /// Sender (default: the daemon's user at the host's name).
+    pub from: Option<String>,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Time limit of the connection and each reply.
+    pub connect_timeout: Duration,
+    /// No mail on Fault.
+    pub no_email_faults: bool,
+    /// Checker mails only when the real server changes state.
+    pub no_checker_emails: bool,
 }
 
 impl Default for Global {
@@ -83,6 +135,9 @@ impl Default for Global {
             notify_timeout: Duration::from_secs(30),
             log_format: LogFormat::Text,
             http: None,
+            fifos: Fifos::default(),
+            smtp: None,
+            smtp_alert: [None; 3],
         }
     }
 }
@@ -150,6 +205,17 @@ pub struct TrackFile {
     pub reverse: bool,
     /// Created with this number at start-up: (value, even if it exists).
     pub init: Option<(i32, bool)>,
+}
+
+/// A `vrrp_track_process`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackProcess {
+    /// What is counted.
+    pub spec: healthcheck::process::ProcessSpec,
+    /// Default weight of the instances that track it.
+    pub weight: Weight,
+    /// Default `reverse`.
+    pub reverse: bool,
 }
 
 /// A virtual address with where to put it.
@@ -239,12 +305,16 @@ pub struct Instance {
     pub track_script: Vec<Tracked>,
     /// Tracked files.
     pub track_file: Vec<TrackedFile>,
+    /// Tracked processes (names of [`Effective::track_processes`]).
+    pub track_process: Vec<Tracked>,
     /// Notify scripts.
     pub notify: Notify,
     /// Do not answer lower-priority adverts at once.
     pub lower_prio_no_advert: bool,
     /// VRRPv3/IPv4 checksum without the pseudo-header.
     pub checksum_as_v2: bool,
+    /// Mail on state changes.
+    pub smtp_alert: bool,
 }
 
 impl Instance {
@@ -312,6 +382,8 @@ pub struct SyncGroup {
     pub tracking_weight: bool,
     /// Notify scripts.
     pub notify: Notify,
+    /// Mail on state changes.
+    pub smtp_alert: bool,
 }
 
 /// What an IPVS service is keyed by.
@@ -324,6 +396,30 @@ pub enum ServiceAddr {
 }
 
 impl ServiceAddr {
+    /// The service of an IPVS key (`None` for a protocol vrrpd does not
+    /// configure).
+    pub fn from_key(key: lvs::ServiceKey) -> Option<Self> {
+        Some(match key {
+            lvs::ServiceKey::Socket { protocol, addr } => {
+                let p = match protocol {
+                    lvs::Protocol::Tcp => VsProtocol::Tcp,
+                    lvs::Protocol::Udp => VsProtocol::Udp,
+                    lvs::Protocol::Sctp => VsProtocol::Sctp,
+                    _ => return None,
+                };
+                ServiceAddr::Socket(p, addr)
+            }
+            lvs::ServiceKey::Fwmark { family, mark } => ServiceAddr::Fwmark(
+                mark,
+                match family {
+                    lvs::AddressFamily::Ipv6 => IpFamily::Inet6,
+                    _ => IpFamily::Inet,
+                },
+            ),
+            _ => return None,
+        })
+    }
+
     /// Whether the service is IPv6.
     pub fn is_ipv6(&self) -> bool {
         match self {
@@ -342,11 +438,28 @@ impl std::fmt::Display for ServiceAddr {
     }
 }
 
+/// The services of a virtual server written with `group`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VsGroup {
+    /// The `[virtual_server_group]` name.
+    pub name: String,
+    /// keepalived's number of this virtual server among those using the
+    /// group (from 0, in file order): its `[NAME]:N` in notify FIFOs and
+    /// alerts.
+    pub member: usize,
+    /// Family of the group's firewall marks written without one.
+    pub fwmark_family: IpFamily,
+    /// Every service, in keepalived's order (address entries, then marks).
+    pub services: Vec<ServiceAddr>,
+}
+
 /// A virtual server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VirtualServer {
-    /// The service.
+    /// The service (a group's first).
     pub service: ServiceAddr,
+    /// Written with `group`: all its services.
+    pub group: Option<Box<VsGroup>>,
     /// Default pause between checks.
     pub delay_loop: Duration,
     /// Default check time limit, if written here.
@@ -381,6 +494,8 @@ pub struct VirtualServer {
     pub quorum_down: Option<Command>,
     /// Default `Host:` of HTTP checks.
     pub virtualhost: Option<String>,
+    /// Mail on quorum changes.
+    pub smtp_alert: bool,
     /// Real servers.
     pub real_servers: Vec<RealServer>,
 }
@@ -402,6 +517,8 @@ pub struct RealServer {
     pub alpha: bool,
     /// Up/down scripts, rarely set.
     pub notify: Option<Box<(Option<Command>, Option<Command>)>>,
+    /// Mail when a check changes state.
+    pub smtp_alert: bool,
     /// Checks; up while all pass.
     pub checks: Vec<Check>,
 }
@@ -432,6 +549,18 @@ pub struct Check {
     pub kind: CheckKind,
 }
 
+/// Where a check's packets come from: keepalived's `bindto`, `bind_port`
+/// and `bind_if`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Source {
+    /// Source address.
+    pub address: Option<IpAddr>,
+    /// Source port.
+    pub port: Option<u16>,
+    /// Interface.
+    pub interface: Option<String>,
+}
+
 /// What a check probes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckKind {
@@ -440,7 +569,7 @@ pub enum CheckKind {
         /// Where.
         target: SocketAddr,
         /// From.
-        bind: Option<IpAddr>,
+        source: Box<Source>,
     },
     /// HTTP(S) GET.
     Http(Box<HttpCheck>),
@@ -455,7 +584,7 @@ pub enum CheckKind {
         /// Where.
         target: IpAddr,
         /// From.
-        bind: Option<IpAddr>,
+        source: Box<Source>,
     },
     /// UDP datagram.
     Udp(Box<UdpCheck>),
@@ -469,13 +598,16 @@ pub struct HttpCheck {
     /// Where.
     pub target: SocketAddr,
     /// From.
-    pub bind: Option<IpAddr>,
+    pub source: Source,
     /// URLs, all must pass.
     pub urls: Vec<UrlCheck>,
     /// `Host:`.
     pub virtualhost: Option<String>,
     /// TLS server name.
     pub sni: Option<String>,
+    /// Whether the name goes in the TLS handshake (`None`: when there is
+    /// one).
+    pub enable_sni: Option<bool>,
 }
 
 /// One URL of an HTTP check.
@@ -487,6 +619,8 @@ pub struct UrlCheck {
     pub digest: Option<healthcheck::Md5Digest>,
     /// Expected status codes: as written, and parsed.
     pub status: Option<(String, healthcheck::StatusRanges)>,
+    /// A regular expression the body must (or must not) match.
+    pub regex: Option<healthcheck::BodyRegex>,
 }
 
 /// A `MISC_CHECK`.
@@ -504,7 +638,7 @@ pub struct DnsCheck {
     /// Server.
     pub target: SocketAddr,
     /// From.
-    pub bind: Option<IpAddr>,
+    pub source: Source,
     /// Record type.
     pub record_type: String,
     /// Name.
@@ -517,7 +651,7 @@ pub struct SmtpCheck {
     /// Server.
     pub target: SocketAddr,
     /// From.
-    pub bind: Option<IpAddr>,
+    pub source: Source,
     /// HELO name.
     pub helo_name: Option<String>,
 }
@@ -528,7 +662,7 @@ pub struct UdpCheck {
     /// Where.
     pub target: SocketAddr,
     /// From.
-    pub bind: Option<IpAddr>,
+    pub source: Source,
     /// Datagram.
     pub payload: Vec<u8>,
     /// Silence counts as down.
@@ -563,6 +697,11 @@ impl Effective {
                 .iter()
                 .map(|(n, t)| (n.clone(), t.to_raw()))
                 .collect(),
+            track_process: self
+                .track_processes
+                .iter()
+                .map(|(n, t)| (n.clone(), t.to_raw()))
+                .collect(),
             instance: self
                 .instances
                 .iter()
@@ -572,6 +711,11 @@ impl Effective {
                 .sync_groups
                 .iter()
                 .map(|(n, g)| (n.clone(), g.to_raw()))
+                .collect(),
+            virtual_server_group: self
+                .virtual_server_groups
+                .iter()
+                .map(|(n, entries)| (n.clone(), entries.iter().map(ToString::to_string).collect()))
                 .collect(),
             virtual_server: Vec::new(),
         }
@@ -599,7 +743,36 @@ impl Global {
             http: self.http.map(|listen| raw::Http {
                 listen: Some(listen),
             }),
+            notify_fifo: self.fifos.notify.as_ref().map(Fifo::to_raw),
+            notify_fifo_script: self.fifos.notify.as_ref().and_then(Fifo::script_raw),
+            vrrp_notify_fifo: self.fifos.vrrp.as_ref().map(Fifo::to_raw),
+            vrrp_notify_fifo_script: self.fifos.vrrp.as_ref().and_then(Fifo::script_raw),
+            lvs_notify_fifo: self.fifos.lvs.as_ref().map(Fifo::to_raw),
+            lvs_notify_fifo_script: self.fifos.lvs.as_ref().and_then(Fifo::script_raw),
+            notification_email: self.smtp.as_ref().map(|m| m.to.clone()).unwrap_or_default(),
+            notification_email_from: self.smtp.as_ref().and_then(|m| m.from.clone()),
+            smtp_server: self.smtp.as_ref().map(|m| m.server.clone()),
+            smtp_helo_name: self.smtp.as_ref().and_then(|m| m.helo_name.clone()),
+            smtp_connect_timeout: self.smtp.as_ref().map(|m| Dur(m.connect_timeout)),
+            smtp_alert: self.smtp_alert[0],
+            smtp_alert_vrrp: self.smtp_alert[1],
+            smtp_alert_checker: self.smtp_alert[2],
+            no_email_faults: self.smtp.as_ref().map(|m| m.no_email_faults),
+            no_checker_emails: self.smtp.as_ref().map(|m| m.no_checker_emails),
         }
+    }
+}
+
+impl Fifo {
+    fn to_raw(&self) -> raw::Fifo {
+        raw::Fifo {
+            path: self.path.display().to_string(),
+            user: self.owner.as_ref().map(|u| u.spec.clone()),
+        }
+    }
+
+    fn script_raw(&self) -> Option<CommandSpec> {
+        self.script.as_ref().map(Command::to_raw)
     }
 }
 
@@ -628,6 +801,32 @@ impl TrackFile {
             reverse: Some(self.reverse),
             init_file: self.init.map(|(v, _)| v),
             init_overwrite: self.init.map(|(_, o)| o),
+        }
+    }
+}
+
+impl TrackProcess {
+    fn to_raw(&self) -> raw::TrackProcess {
+        use healthcheck::process::ParamMatch as P;
+        let s = &self.spec;
+        let delay = |d: Duration| (!d.is_zero()).then_some(Dur(d));
+        raw::TrackProcess {
+            process: Some(s.process.clone()),
+            params: s.params.clone(),
+            param_match: match s.param_match {
+                P::Exact => Some(raw::ParamMatch::Exact),
+                P::Partial => Some(raw::ParamMatch::Partial),
+                P::Initial => Some(raw::ParamMatch::Initial),
+                _ => None,
+            },
+            full_command: Some(s.full_command),
+            weight: Some(self.weight.get()),
+            reverse: Some(self.reverse),
+            quorum: Some(s.quorum),
+            quorum_max: (s.quorum_max != u32::MAX).then_some(s.quorum_max),
+            delay: None,
+            fork_delay: delay(s.fork_delay),
+            terminate_delay: delay(s.terminate_delay),
         }
     }
 }
@@ -693,6 +892,7 @@ impl Instance {
             garp_interval: dur(self.garp.interval),
             track_interface: self.track_interface.iter().map(tracked_to_raw).collect(),
             track_script: self.track_script.iter().map(tracked_to_raw).collect(),
+            track_process: self.track_process.iter().map(tracked_to_raw).collect(),
             track_file: self
                 .track_file
                 .iter()
@@ -710,6 +910,7 @@ impl Instance {
             notify,
             lower_prio_no_advert: Some(self.lower_prio_no_advert),
             checksum_as_v2: Some(self.checksum_as_v2),
+            smtp_alert: Some(self.smtp_alert),
         }
     }
 }
@@ -731,6 +932,7 @@ impl SyncGroup {
             notify_fault,
             notify_stop,
             notify,
+            smtp_alert: Some(self.smtp_alert),
         }
     }
 }
@@ -738,14 +940,26 @@ impl SyncGroup {
 impl VirtualServer {
     /// This virtual server as TOML with every default written out.
     pub fn to_raw(&self) -> raw::VirtualServer {
-        let (ip, port, fwmark, family, protocol) = match self.service {
+        let (ip, port, fwmark, mut family, mut protocol) = match self.service {
             ServiceAddr::Socket(p, a) => (Some(a.ip()), Some(a.port()), None, None, Some(p)),
             ServiceAddr::Fwmark(m, f) => (None, None, Some(m), Some(f), None),
+        };
+        let (ip, port, fwmark, group) = match &self.group {
+            None => (ip, port, fwmark, None),
+            Some(g) => {
+                protocol = g.services.iter().find_map(|s| match s {
+                    ServiceAddr::Socket(p, _) => Some(*p),
+                    ServiceAddr::Fwmark(..) => None,
+                });
+                family = Some(g.fwmark_family);
+                (None, None, None, Some(g.name.clone()))
+            }
         };
         raw::VirtualServer {
             ip,
             port,
             fwmark,
+            group,
             family,
             protocol,
             delay_loop: dur(self.delay_loop),
@@ -766,6 +980,7 @@ impl VirtualServer {
             quorum_up: self.quorum_up.as_ref().map(Command::to_raw),
             quorum_down: self.quorum_down.as_ref().map(Command::to_raw),
             virtualhost: self.virtualhost.clone(),
+            smtp_alert: Some(self.smtp_alert),
             real_server: self.real_servers.iter().map(RealServer::to_raw).collect(),
         }
     }
@@ -781,6 +996,7 @@ impl RealServer {
         r.uthreshold = Some(self.thresholds.0);
         r.lthreshold = Some(self.thresholds.1);
         r.alpha = Some(self.alpha);
+        r.smtp_alert = Some(self.smtp_alert);
         if let Some(n) = &self.notify {
             r.notify_up = n.0.as_ref().map(Command::to_raw);
             r.notify_down = n.1.as_ref().map(Command::to_raw);
@@ -804,11 +1020,13 @@ impl CheckTiming {
     }
 }
 
-fn connect(target: SocketAddr, bind: Option<IpAddr>, timeout: Duration) -> raw::Connect {
+fn connect(target: SocketAddr, source: &Source, timeout: Duration) -> raw::Connect {
     raw::Connect {
         connect_ip: Some(target.ip()),
         connect_port: Some(target.port()),
-        bind_to: bind,
+        bind_to: source.address,
+        bind_port: source.port,
+        bind_if: source.interface.clone(),
         connect_timeout: dur(timeout),
     }
 }
@@ -818,9 +1036,9 @@ impl Check {
         let schedule = self.timing.to_raw();
         let timeout = self.timing.timeout;
         match &self.kind {
-            CheckKind::Tcp { target, bind } => {
+            CheckKind::Tcp { target, source } => {
                 let mut c = raw::TcpCheck::default();
-                c.set_connect(connect(*target, *bind, timeout));
+                c.set_connect(connect(*target, source, timeout));
                 c.set_schedule(schedule);
                 r.tcp_check.push(c);
             }
@@ -833,13 +1051,25 @@ impl Check {
                             path: Some(u.path.clone()),
                             digest: u.digest.map(|d| d.to_string()),
                             status_code: u.status.as_ref().map(|(text, _)| text.clone()),
+                            regex: u.regex.as_ref().map(|r| r.pattern.clone()),
+                            regex_no_match: u.regex.as_ref().map(|r| r.no_match),
+                            regex_options: u.regex.as_ref().map_or_else(Vec::new, |r| {
+                                r.options.names().into_iter().map(str::to_owned).collect()
+                            }),
+                            regex_min_offset: u
+                                .regex
+                                .as_ref()
+                                .map(|r| r.min_offset)
+                                .filter(|o| *o > 0),
+                            regex_max_offset: u.regex.as_ref().and_then(|r| r.max_offset),
                         })
                         .collect(),
                     virtualhost: h.virtualhost.clone(),
                     sni: h.sni.clone(),
+                    enable_sni: h.enable_sni,
                     ..Default::default()
                 };
-                c.set_connect(connect(h.target, h.bind, timeout));
+                c.set_connect(connect(h.target, &h.source, timeout));
                 c.set_schedule(schedule);
                 if h.tls {
                     r.ssl_get.push(c);
@@ -863,7 +1093,7 @@ impl Check {
                     name: Some(d.name.clone()),
                     ..Default::default()
                 };
-                c.set_connect(connect(d.target, d.bind, timeout));
+                c.set_connect(connect(d.target, &d.source, timeout));
                 c.set_schedule(schedule);
                 r.dns_check.push(c);
             }
@@ -872,16 +1102,18 @@ impl Check {
                     helo_name: s.helo_name.clone(),
                     ..Default::default()
                 };
-                c.set_connect(connect(s.target, s.bind, timeout));
+                c.set_connect(connect(s.target, &s.source, timeout));
                 c.set_schedule(schedule);
                 r.smtp_check.push(c);
             }
-            CheckKind::Ping { target, bind } => {
+            CheckKind::Ping { target, source } => {
                 let mut c = raw::PingCheck::default();
                 c.set_connect(raw::Connect {
                     connect_ip: Some(*target),
                     connect_port: None,
-                    bind_to: *bind,
+                    bind_to: source.address,
+                    bind_port: None,
+                    bind_if: source.interface.clone(),
                     connect_timeout: dur(timeout),
                 });
                 c.set_schedule(schedule);
@@ -894,7 +1126,7 @@ impl Check {
                     reply: u.reply.as_deref().map(to_hex),
                     ..Default::default()
                 };
-                c.set_connect(connect(u.target, u.bind, timeout));
+                c.set_connect(connect(u.target, &u.source, timeout));
                 c.set_schedule(schedule);
                 r.udp_check.push(c);
             }

@@ -37,17 +37,21 @@ pub use command::CommandSpec;
 pub use duration::{Dur, parse_duration};
 pub use effective::*;
 pub use error::{ConfigError, ConfigErrors, ErrorKind, KeyPath, Seg};
-pub use resolve::{Failed, Outcome, Problem, Resolver, Target, parse_hex, resolve};
+pub use resolve::{
+    Failed, Outcome, Problem, Resolver, Target, parse_hex, parse_host_port, resolve,
+};
 
 use error::Doc;
 
 /// Top-level tables of a configuration file.
-pub const SECTIONS: [&str; 6] = [
+pub const SECTIONS: [&str; 8] = [
     "global",
     "script",
     "track_file",
+    "track_process",
     "instance",
     "sync_group",
+    "virtual_server_group",
     "virtual_server",
 ];
 
@@ -218,6 +222,12 @@ fn read_parts(
         &mut pending,
         &mut failed.track_files,
     );
+    let processes = read_named::<raw::TrackProcess>(
+        section("track_process"),
+        "track_process",
+        &mut pending,
+        &mut failed.processes,
+    );
     let instances = read_named::<raw::Instance>(
         section("instance"),
         "instance",
@@ -230,11 +240,22 @@ fn read_parts(
         &mut pending,
         &mut Default::default(),
     );
+    let server_groups = section("virtual_server_group")
+        .and_then(|v| {
+            read_one::<std::collections::BTreeMap<String, Vec<String>>>(
+                v,
+                &KeyPath::root("virtual_server_group"),
+                &mut pending,
+            )
+        })
+        .unwrap_or_default();
     let servers = section("virtual_server");
     drop(table);
     let mut resolver = Resolver::new(target, failed);
     resolver.global(global);
+    resolver.track_processes(processes);
     resolver.vrrp(scripts, track_files, instances, groups);
+    resolver.virtual_server_groups(server_groups);
     let mut index = 0;
     let mut servers_of =
         |value: toml::Spanned<DeValue<'_>>, offset: usize, pending: &mut Vec<Pending>| {

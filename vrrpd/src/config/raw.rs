@@ -29,12 +29,20 @@ pub struct Config {
     /// `[track_file.NAME]`: keepalived's `track_file NAME`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub track_file: BTreeMap<String, TrackFile>,
+    /// `[track_process.NAME]`: keepalived's `vrrp_track_process NAME`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub track_process: BTreeMap<String, TrackProcess>,
     /// `[instance.NAME]`: keepalived's `vrrp_instance NAME`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub instance: BTreeMap<String, Instance>,
     /// `[sync_group.NAME]`: keepalived's `vrrp_sync_group NAME`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sync_group: BTreeMap<String, SyncGroup>,
+    /// `[virtual_server_group]`: keepalived's `virtual_server_group NAME`
+    /// blocks, each a list of its lines (`"192.0.2.1-10 80"`, `"fwmark
+    /// 5"`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub virtual_server_group: BTreeMap<String, Vec<String>>,
     /// `[[virtual_server]]`: keepalived's `virtual_server`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub virtual_server: Vec<VirtualServer>,
@@ -140,6 +148,142 @@ pub struct Global {
     #[key(default_is = "no listener", vrrpd_only)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<Http>,
+    /// A FIFO every VRRP and IPVS event is written to, one line each, in
+    /// keepalived's format: `"/run/vrrpd.fifo"` or `{ path = "...", user =
+    /// "user:group" }` (who owns it when vrrpd creates it).
+    #[key(default_is = "none", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_fifo: Option<Fifo>,
+    /// Started with `notify_fifo`, the FIFO's path appended, to read it;
+    /// stopped when vrrpd stops.
+    #[key(default_is = "none", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_fifo_script: Option<CommandSpec>,
+    /// A FIFO for the VRRP events only.
+    #[key(default_is = "none", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_notify_fifo: Option<Fifo>,
+    /// Its reader.
+    #[key(default_is = "none", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_notify_fifo_script: Option<CommandSpec>,
+    /// A FIFO for the IPVS (virtual and real server) events only.
+    #[key(default_is = "none", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lvs_notify_fifo: Option<Fifo>,
+    /// Its reader.
+    #[key(default_is = "none", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lvs_notify_fifo_script: Option<CommandSpec>,
+    /// Where alert mails go (with `smtp_server`).
+    #[key(default_is = "none", keepalived = "notification_email { ... }")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notification_email: Vec<String>,
+    /// Their sender (default: the daemon's user at the host's name).
+    #[key(default_is = "the daemon's user at the host's name", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_email_from: Option<String>,
+    /// The mail relay: `"192.0.2.25"`, `"192.0.2.25 2525"`,
+    /// `"mail.example.com:25"` (port 25 by default).
+    #[key(
+        default_is = "none: no mail",
+        keepalived = "smtp_server ADDRESS [PORT]"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_server: Option<String>,
+    /// The name sent in HELO (default: the host's name).
+    #[key(default_is = "the host name", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_helo_name: Option<String>,
+    /// Time limit of the connection and of each reply (30 s).
+    #[key(default_is = "30 s", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_connect_timeout: Option<Dur>,
+    /// Default of every `smtp_alert` (instances, sync groups and virtual
+    /// servers off, real servers on, as keepalived).
+    #[key(
+        default_is = "off for instances, sync groups and virtual servers, on for real servers",
+        keepalived
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
+    /// Default of the instances' and sync groups' `smtp_alert`.
+    #[key(default_is = "`global.smtp_alert`", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert_vrrp: Option<bool>,
+    /// Default of the virtual and real servers' `smtp_alert`.
+    #[key(default_is = "`global.smtp_alert`", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert_checker: Option<bool>,
+    /// No mail when an instance or sync group enters Fault.
+    #[key(default_is = "false", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_email_faults: Option<bool>,
+    /// Checker mails only when the real server changes state.
+    #[key(default_is = "false", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_checker_emails: Option<bool>,
+}
+
+/// A notify FIFO: its path, and who owns it when vrrpd creates it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fifo {
+    /// The FIFO.
+    pub path: String,
+    /// Owner (`user` or `user:group`) of a FIFO vrrpd creates.
+    pub user: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FifoTable {
+    path: String,
+    #[serde(default)]
+    user: Option<String>,
+}
+
+impl TryFrom<FifoTable> for Fifo {
+    type Error = String;
+    fn try_from(t: FifoTable) -> Result<Self, String> {
+        Ok(Fifo {
+            path: t.path,
+            user: t.user,
+        })
+    }
+}
+
+impl FromStr for Fifo {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().is_empty() {
+            return Err("empty FIFO path".to_owned());
+        }
+        Ok(Fifo {
+            path: s.to_owned(),
+            user: None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Fifo {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        string_or_table::<D, Fifo, FifoTable>(d, "a path or { path = ..., user = ... }")
+    }
+}
+
+impl Serialize for Fifo {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match &self.user {
+            None => s.serialize_str(&self.path),
+            Some(user) => {
+                let mut map = s.serialize_map(None)?;
+                map.serialize_entry("path", &self.path)?;
+                map.serialize_entry("user", user)?;
+                map.end()
+            }
+        }
+    }
 }
 
 impl Global {
@@ -228,6 +372,74 @@ pub struct TrackFile {
     #[key(default_is = "false", keepalived = "init_file VALUE overwrite")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_overwrite: Option<bool>,
+}
+
+/// How a tracked process's arguments match (keepalived's `param_match`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Documented)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamMatch {
+    /// Exactly the `params` (none when there are none).
+    Exact,
+    /// The `params` first, then anything.
+    Partial,
+    /// As `partial`, the last of `params` may be the start of a word.
+    Initial,
+}
+
+/// `[track_process.NAME]`, keepalived's `vrrp_track_process`: how many
+/// processes of a kind run moves the priority of the instances that track
+/// it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Documented)]
+#[serde(deny_unknown_fields)]
+pub struct TrackProcess {
+    /// The process: its name as the kernel keeps it (at most 15
+    /// characters), or with `full_command` the first word of its command
+    /// line (required).
+    #[key(required, keepalived = "process NAME [PARAMS...]")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    /// Its arguments, matched as `param_match` says (giving them implies
+    /// `full_command` and, by default, `param_match = "exact"`).
+    #[key(default_is = "none", keepalived = "process NAME PARAMS...")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<String>,
+    /// "exact", "partial" or "initial" (implies `full_command`).
+    #[key(default_is = "exact when params are given", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param_match: Option<ParamMatch>,
+    /// Match the command line, not the kernel's process name.
+    #[key(default_is = "false", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_command: Option<bool>,
+    /// Priority change, -254..=254: 0 (default) means no quorum puts the
+    /// instance in Fault; negative is added without quorum, positive with.
+    #[key(default_is = "0", keepalived = "weight N [reverse]")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i32>,
+    /// keepalived's `weight N reverse`.
+    #[key(default_is = "false", keepalived = "weight N reverse")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverse: Option<bool>,
+    /// Fewest processes for quorum (1).
+    #[key(default_is = "1", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
+    /// Most processes for quorum (no limit; 0: up while none runs).
+    #[key(default_is = "no limit", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_max: Option<u32>,
+    /// `fork_delay` and `terminate_delay` at once.
+    #[key(default_is = "none", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Dur>,
+    /// Wait this long after forks bring quorum before saying so.
+    #[key(default_is = "`delay`", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork_delay: Option<Dur>,
+    /// Wait this long after exits lose quorum before saying so.
+    #[key(default_is = "`delay`", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminate_delay: Option<Dur>,
 }
 
 /// The state an instance is configured to start in.
@@ -354,6 +566,11 @@ pub struct Instance {
     #[key(default_is = "none", keepalived = "track_file { ... }")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_file: Vec<TrackFileRef>,
+    /// Processes to track: `"web"` (a `[track_process.web]`) or `{ name =
+    /// "web", weight = -20, reverse = true }`.
+    #[key(default_is = "none", keepalived = "track_process { ... }")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_process: Vec<TrackRef>,
     /// Run on entering master.
     #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -391,6 +608,11 @@ pub struct Instance {
         skip_serializing_if = "Option::is_none"
     )]
     pub checksum_as_v2: Option<bool>,
+    /// Mail on state changes (default: `global.smtp_alert_vrrp`, else
+    /// `global.smtp_alert`, else off).
+    #[key(default_is = "`global.smtp_alert_vrrp`", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
 }
 
 /// `authentication = { auth_type = "PASS", auth_pass = "..." }`.
@@ -581,10 +803,15 @@ pub struct SyncGroup {
     #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_stop: Option<CommandSpec>,
-    /// Run on every change with `GROUP name STATE priority` appended.
+    /// Run on every change with `GROUP name STATE 0` appended.
     #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<CommandSpec>,
+    /// Mail on state changes (default: `global.smtp_alert_vrrp`, else
+    /// `global.smtp_alert`, else off).
+    #[key(default_is = "`global.smtp_alert_vrrp`", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
 }
 
 /// IPVS transport protocol.
@@ -650,6 +877,15 @@ pub struct VirtualServer {
     #[key(default_is = "none", keepalived = "virtual_server fwmark MARK")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fwmark: Option<u32>,
+    /// A `[virtual_server_group]` name, instead of `ip`/`port` or
+    /// `fwmark` (keepalived's `virtual_server group NAME`): the same
+    /// settings and real servers on every service of the group.
+    #[key(
+        default_is = "none: `ip` and `port` (or `fwmark`) name the service",
+        keepalived = "virtual_server group NAME"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Family of a firewall-mark service: "inet" (default) or "inet6"
     /// (keepalived's `ip_family`).
     #[key(default_is = "\"inet\"", keepalived = "ip_family")]
@@ -740,6 +976,11 @@ pub struct VirtualServer {
     #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub virtualhost: Option<String>,
+    /// Mail when quorum is gained or lost (default:
+    /// `global.smtp_alert_checker`, else `global.smtp_alert`, else off).
+    #[key(default_is = "`global.smtp_alert_checker`", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
     /// The real servers.
     #[key(default_is = "none", keepalived = "real_server IP PORT { ... }")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -813,6 +1054,12 @@ pub struct RealServer {
     #[key(default_is = "none", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_down: Option<CommandSpec>,
+    /// Mail when one of its checks changes state (default:
+    /// `global.smtp_alert_checker`, else `global.smtp_alert`, else on, as
+    /// keepalived).
+    #[key(default_is = "`global.smtp_alert_checker`, else on", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_alert: Option<bool>,
     /// TCP connect checks.
     #[key(default_is = "none", keepalived = "TCP_CHECK")]
     #[serde(
@@ -897,6 +1144,7 @@ impl RealServer {
             alpha: None,
             notify_up: None,
             notify_down: None,
+            smtp_alert: None,
             tcp_check: Vec::new(),
             http_get: Vec::new(),
             ssl_get: Vec::new(),
@@ -911,7 +1159,7 @@ impl RealServer {
 
 /// The fields every connecting check has (keepalived's common checker
 /// keywords), as written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Connect {
     /// Address to probe (default: the real server's).
     pub connect_ip: Option<IpAddr>,
@@ -919,6 +1167,10 @@ pub struct Connect {
     pub connect_port: Option<u16>,
     /// Source address (keepalived's `bindto`).
     pub bind_to: Option<IpAddr>,
+    /// Source port (keepalived's `bind_port`).
+    pub bind_port: Option<u16>,
+    /// Interface (keepalived's `bind_if`).
+    pub bind_if: Option<String>,
     /// Time limit of one attempt.
     pub connect_timeout: Option<Dur>,
 }
@@ -959,6 +1211,15 @@ macro_rules! check_struct {
             #[key(default_is = "chosen by the kernel", keepalived = "bindto")]
             #[serde(default, alias = "bindto", skip_serializing_if = "Option::is_none")]
             pub bind_to: Option<IpAddr>,
+            /// Source port (keepalived's `bind_port`).
+            #[key(default_is = "chosen by the kernel", keepalived)]
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub bind_port: Option<u16>,
+            /// Interface the check's packets leave by (keepalived's
+            /// `bind_if`); required for an IPv6 link-local `connect_ip`.
+            #[key(default_is = "chosen by the routing table", keepalived)]
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub bind_if: Option<String>,
             /// Time limit of one attempt (the real server's, else the
             /// virtual server's, else 5 s).
             #[key(default_is = "the real server's, else the virtual server's, else 5s", keepalived)]
@@ -997,6 +1258,8 @@ macro_rules! check_struct {
                     connect_ip: self.connect_ip,
                     connect_port: self.connect_port,
                     bind_to: self.bind_to,
+                    bind_port: self.bind_port,
+                    bind_if: self.bind_if.clone(),
                     connect_timeout: self.connect_timeout,
                 }
             }
@@ -1017,6 +1280,8 @@ macro_rules! check_struct {
                 self.connect_ip = c.connect_ip;
                 self.connect_port = c.connect_port;
                 self.bind_to = c.bind_to;
+                self.bind_port = c.bind_port;
+                self.bind_if = c.bind_if;
                 self.connect_timeout = c.connect_timeout;
             }
 
@@ -1052,6 +1317,12 @@ check_struct!(
         #[key(default_is = "the `virtualhost` without its port; none without one", keepalived = "enable_sni (which sends the virtualhost)")]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sni: Option<String>,
+        /// Send the server name (`sni`, else the virtual host) in the TLS
+        /// handshake (SSL_GET). Default: when there is a name; keepalived's
+        /// default is off, which `import-keepalived` writes out.
+        #[key(default_is = "on when there is a name (keepalived: off)", keepalived)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enable_sni: Option<bool>,
     }
 );
 
@@ -1203,6 +1474,28 @@ pub struct Url {
         deserialize_with = "status_code"
     )]
     pub status_code: Option<String>,
+    /// A regular expression the body must match (the `regex` crate's
+    /// syntax: PCRE's without look-around and back-references).
+    #[key(default_is = "none", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// Up while the body does not match `regex`.
+    #[key(default_is = "false", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex_no_match: Option<bool>,
+    /// keepalived's PCRE2 options: caseless, multiline, dotall, extended,
+    /// ungreedy, utf.
+    #[key(default_is = "none", keepalived)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regex_options: Vec<String>,
+    /// The match may not start before this byte of the body.
+    #[key(default_is = "0", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex_min_offset: Option<usize>,
+    /// The match must start at or before this byte of the body.
+    #[key(default_is = "the end of the body", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex_max_offset: Option<usize>,
 }
 
 fn status_code<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -17,12 +17,14 @@ use vrrp_core::{Centisecs, Family, Field, GarpConfig, Priority, Version, Virtual
 use super::command::CommandSpec;
 use super::duration::Dur;
 use super::effective::{
-    Check, CheckKind, CheckTiming, Command, DnsCheck, Effective, Global, HttpCheck, Instance,
-    MiscCheck, Notify, RealServer, Script, ServiceAddr, SmtpCheck, StartState, SyncGroup,
-    TrackFile, Tracked, TrackedFile, UdpCheck, UrlCheck, User, Vip, VirtualServer, family_of,
+    Check, CheckKind, CheckTiming, Command, DnsCheck, Effective, Fifo, Fifos, Global, HttpCheck,
+    Instance, MiscCheck, Notify, RealServer, Script, ServiceAddr, Smtp, SmtpCheck, Source,
+    StartState, SyncGroup, TrackFile, TrackProcess, Tracked, TrackedFile, UdpCheck, UrlCheck, User,
+    Vip, VirtualServer, VsGroup, family_of,
 };
 use super::error::{ErrorKind, KeyPath};
 use super::raw;
+use super::raw::{IpFamily, LbKind, VsProtocol};
 
 /// Where the file is meant to run, which decides how problems that depend
 /// on the host (scripts that do not exist here, unknown users) count.
@@ -54,6 +56,8 @@ pub struct Failed {
     pub track_files: BTreeSet<String>,
     /// `[instance.NAME]`.
     pub instances: BTreeSet<String>,
+    /// `[track_process.NAME]`.
+    pub processes: BTreeSet<String>,
 }
 
 /// The result of resolving: the configuration (meaningful only without
@@ -74,7 +78,9 @@ pub fn resolve(raw: raw::Config, target: Target, failed: &Failed, keep_servers: 
     let mut r = Resolver::new(target, failed.clone());
     r.keep_servers = keep_servers;
     r.global(raw.global);
+    r.track_processes(raw.track_process);
     r.vrrp(raw.script, raw.track_file, raw.instance, raw.sync_group);
+    r.virtual_server_groups(raw.virtual_server_group);
     for (i, vs) in raw.virtual_server.into_iter().enumerate() {
         r.virtual_server(i, vs);
     }
@@ -91,6 +97,9 @@ pub struct Resolver {
     users: HashMap<String, Option<(u32, Option<u32>)>>,
     script_files: HashMap<PathBuf, Result<(), ErrorKind>>,
     services: HashMap<ServiceAddr, usize>,
+    /// Virtual servers using each group so far (keepalived's member
+    /// numbers).
+    group_members: HashMap<String, usize>,
     /// Keep resolved virtual servers (off: check them only).
     pub keep_servers: bool,
 }
@@ -110,6 +119,7 @@ impl Resolver {
             users: HashMap::new(),
             script_files: HashMap::new(),
             services: HashMap::new(),
+            group_members: HashMap::new(),
             keep_servers: true,
         }
     }
@@ -256,6 +266,9 @@ impl Resolver {
                 h.listen
                     .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090)))
             }),
+            fifos: Fifos::default(),
+            smtp: None,
+            smtp_alert: [g.smtp_alert, g.smtp_alert_vrrp, g.smtp_alert_checker],
         };
         let timeout = global.notify_timeout;
         self.out.effective.global = global;
@@ -264,6 +277,262 @@ impl Resolver {
             let user = self.user(|| k.key("script_user"), &spec);
             self.out.effective.global.script_user = Some(user);
         }
+        let fifos = Fifos {
+            notify: self.fifo(&k, "notify_fifo", g.notify_fifo, g.notify_fifo_script),
+            vrrp: self.fifo(
+                &k,
+                "vrrp_notify_fifo",
+                g.vrrp_notify_fifo,
+                g.vrrp_notify_fifo_script,
+            ),
+            lvs: self.fifo(
+                &k,
+                "lvs_notify_fifo",
+                g.lvs_notify_fifo,
+                g.lvs_notify_fifo_script,
+            ),
+        };
+        // keepalived ignores a VRRP or LVS FIFO that is the global one,
+        // and the LVS FIFO's script when it is the VRRP FIFO with one.
+        let same = |a: &Option<Fifo>, b: &Option<Fifo>| matches!((a, b), (Some(a), Some(b)) if a.path == b.path);
+        for (key, dup) in [
+            ("vrrp_notify_fifo", same(&fifos.notify, &fifos.vrrp)),
+            ("lvs_notify_fifo", same(&fifos.notify, &fifos.lvs)),
+        ] {
+            if dup {
+                self.err(
+                    k.key(key),
+                    ErrorKind::Invalid(format!(
+                        "{key} is notify_fifo, which has every event already (keepalived ignores {key} then); remove it"
+                    )),
+                );
+            }
+        }
+        if same(&fifos.vrrp, &fifos.lvs)
+            && fifos.vrrp.as_ref().is_some_and(|f| f.script.is_some())
+            && fifos.lvs.as_ref().is_some_and(|f| f.script.is_some())
+        {
+            self.err(
+                k.key("lvs_notify_fifo_script"),
+                ErrorKind::Invalid(
+                    "one FIFO, two readers: lvs_notify_fifo is vrrp_notify_fifo, which has a script already (keepalived ignores this one)"
+                        .to_owned(),
+                ),
+            );
+        }
+        self.out.effective.global.fifos = fifos;
+        let timeout = g
+            .smtp_connect_timeout
+            .map_or(Duration::from_secs(30), Dur::get);
+        match (g.notification_email.is_empty(), g.smtp_server) {
+            (true, None) => {
+                for (key, set) in [
+                    ("notification_email_from", g.notification_email_from.is_some()),
+                    ("smtp_helo_name", g.smtp_helo_name.is_some()),
+                    ("smtp_connect_timeout", g.smtp_connect_timeout.is_some()),
+                ] {
+                    if set {
+                        self.err(
+                            k.key(key),
+                            ErrorKind::Invalid(format!(
+                                "{key} without notification_email and smtp_server sends nothing"
+                            )),
+                        );
+                    }
+                }
+            }
+            (true, Some(_)) => self.err(
+                k.key("smtp_server"),
+                ErrorKind::Invalid(
+                    "smtp_server without notification_email: no alert would be sent (keepalived sends none); add the recipients"
+                        .to_owned(),
+                ),
+            ),
+            (false, None) => self.err(
+                k.key("notification_email"),
+                ErrorKind::Invalid(
+                    "notification_email without smtp_server: no alert would be sent (keepalived sends none); add the relay"
+                        .to_owned(),
+                ),
+            ),
+            (false, Some(server)) => {
+                if let Err(e) = parse_host_port(&server, 25) {
+                    self.err(k.key("smtp_server"), ErrorKind::Invalid(e));
+                }
+                for (n, to) in g.notification_email.iter().enumerate() {
+                    if !is_mailbox(to) {
+                        self.err(
+                            k.key("notification_email").index(n),
+                            ErrorKind::Invalid(format!("`{to}` is not a mail address")),
+                        );
+                    }
+                }
+                if let Some(from) = g.notification_email_from.as_deref()
+                    && !is_mailbox(from)
+                {
+                    self.err(
+                        k.key("notification_email_from"),
+                        ErrorKind::Invalid(format!("`{from}` is not a mail address")),
+                    );
+                }
+                self.nonzero(|| k.key("smtp_connect_timeout"), timeout, "smtp_connect_timeout");
+                self.out.effective.global.smtp = Some(Box::new(Smtp {
+                    server,
+                    helo_name: g.smtp_helo_name,
+                    from: g.notification_email_from,
+                    to: g.notification_email,
+                    connect_timeout: timeout,
+                    no_email_faults: g.no_email_faults.unwrap_or(false),
+                    no_checker_emails: g.no_checker_emails.unwrap_or(false),
+                }));
+            }
+        }
+    }
+
+    /// A notify FIFO and its reader.
+    fn fifo(
+        &mut self,
+        k: &KeyPath,
+        key: &str,
+        fifo: Option<raw::Fifo>,
+        script: Option<CommandSpec>,
+    ) -> Option<Fifo> {
+        let script_key = format!("{key}_script");
+        let Some(f) = fifo else {
+            if script.is_some() {
+                self.err(
+                    k.key(&script_key),
+                    ErrorKind::Invalid(format!("{script_key} without {key}")),
+                );
+            }
+            return None;
+        };
+        if !Path::new(&f.path).is_absolute() {
+            self.err(
+                k.key(key),
+                ErrorKind::Invalid(format!("`{}` is not an absolute path", f.path)),
+            );
+        }
+        let owner = f.user.map(|u| self.user(|| k.key(key).key("user"), &u));
+        let script = script.map(|s| self.command(&k.key(&script_key), s));
+        Some(Fifo {
+            path: PathBuf::from(f.path),
+            owner,
+            script,
+        })
+    }
+
+    /// keepalived's `smtp_alert` default of instances and sync groups.
+    fn vrrp_alert(&self, own: Option<bool>) -> bool {
+        let [all, vrrp, _] = self.out.effective.global.smtp_alert;
+        own.or(vrrp).or(all).unwrap_or(false)
+    }
+
+    /// keepalived's `smtp_alert` default of virtual servers (`rs`: of real
+    /// servers, which is on).
+    fn checker_alert(&self, own: Option<bool>, rs: bool) -> bool {
+        let [all, _, checker] = self.out.effective.global.smtp_alert;
+        own.or(checker).or(all).unwrap_or(rs)
+    }
+
+    /// `[track_process]`; after [`Resolver::global`], before
+    /// [`Resolver::vrrp`].
+    pub fn track_processes(&mut self, processes: BTreeMap<String, raw::TrackProcess>) {
+        for (name, t) in processes {
+            match self.track_process(&name, t) {
+                Some(p) => {
+                    self.out.effective.track_processes.insert(name, p);
+                }
+                None => {
+                    self.failed.processes.insert(name);
+                }
+            }
+        }
+    }
+
+    /// keepalived's `vrrp_track_process` rules (`vrrp_parser.c`).
+    fn track_process(&mut self, name: &str, t: raw::TrackProcess) -> Option<TrackProcess> {
+        use healthcheck::process::{ParamMatch, ProcessSpec};
+        let k = KeyPath::root("track_process").key(name);
+        let Some(process) = t.process.filter(|p| !p.trim().is_empty()) else {
+            self.err(k.key("process"), ErrorKind::Missing("process"));
+            return None;
+        };
+        let mut spec = ProcessSpec::new(name, process.clone());
+        spec.params = t.params;
+        spec.param_match = match t.param_match {
+            Some(raw::ParamMatch::Exact) => ParamMatch::Exact,
+            Some(raw::ParamMatch::Partial) => ParamMatch::Partial,
+            Some(raw::ParamMatch::Initial) => ParamMatch::Initial,
+            None if !spec.params.is_empty() => ParamMatch::Exact,
+            None => ParamMatch::None,
+        };
+        spec.full_command =
+            t.full_command.unwrap_or(false) || !spec.params.is_empty() || t.param_match.is_some();
+        if !spec.full_command && process.len() > 15 {
+            self.err(
+                k.key("process"),
+                ErrorKind::Invalid(format!(
+                    "`{process}` is longer than the 15 characters of a process's name, so it never matches (keepalived's neither); write full_command = true to match the command line"
+                )),
+            );
+        }
+        if spec.full_command && t.full_command == Some(false) {
+            self.err(
+                k.key("full_command"),
+                ErrorKind::Invalid(
+                    "params and param_match match the command line: full_command = false contradicts them"
+                        .to_owned(),
+                ),
+            );
+        }
+        let quorum_max = t.quorum_max.unwrap_or(u32::MAX);
+        let quorum = match (t.quorum, quorum_max) {
+            (None, 0) => 0,
+            (q, _) => q.unwrap_or(1),
+        };
+        if (t.quorum == Some(0) && quorum_max != 0) || quorum > 65_535 {
+            self.err(
+                k.key("quorum"),
+                ErrorKind::Invalid(format!("quorum {quorum} is out of 1..=65535")),
+            );
+        }
+        if t.quorum_max.is_some_and(|m| m > 65_535) {
+            self.err(
+                k.key("quorum_max"),
+                ErrorKind::Invalid(format!("quorum_max {quorum_max} is out of 0..=65535")),
+            );
+        } else if quorum_max < quorum {
+            self.err(
+                k.key("quorum_max"),
+                ErrorKind::Invalid(format!("quorum_max {quorum_max} is below quorum {quorum}")),
+            );
+        }
+        spec.quorum = quorum;
+        spec.quorum_max = quorum_max;
+        let delay = |d: Option<Dur>| d.map(Dur::get);
+        let both = |key: &str, d: Option<Duration>, r: &mut Self| {
+            if let Some(d) = d
+                && (d.is_zero() || d > Duration::from_secs(3600))
+            {
+                r.err(
+                    k.key(key),
+                    ErrorKind::Invalid(format!("{key} must be above 0 and at most 3600s")),
+                );
+            }
+            d.unwrap_or(Duration::ZERO)
+        };
+        let general = both("delay", delay(t.delay), self);
+        spec.fork_delay =
+            delay(t.fork_delay).map_or(general, |d| both("fork_delay", Some(d), self));
+        spec.terminate_delay =
+            delay(t.terminate_delay).map_or(general, |d| both("terminate_delay", Some(d), self));
+        let weight = self.weight(|| k.key("weight"), t.weight.unwrap_or(0), FILE_WEIGHT);
+        Some(TrackProcess {
+            spec,
+            weight,
+            reverse: t.reverse.unwrap_or(false),
+        })
     }
 
     /// Scripts, track files, instances and sync groups; after
@@ -625,6 +894,42 @@ impl Resolver {
                 reverse: t.reverse.unwrap_or(default_reverse),
             });
         }
+        let mut track_process = Vec::new();
+        for (n, t) in i.track_process.into_iter().enumerate() {
+            let tk = || k.key("track_process").index(n);
+            let Some(p) = self.out.effective.track_processes.get(&t.name) else {
+                if !self.failed.processes.contains(&t.name) {
+                    self.err(
+                        tk(),
+                        ErrorKind::Invalid(format!(
+                            "track process `{}` is not defined (no [track_process.{}])",
+                            t.name, t.name
+                        )),
+                    );
+                }
+                continue;
+            };
+            let (default_weight, default_reverse) = (p.weight, p.reverse);
+            if track_process.iter().any(|x: &Tracked| x.name == t.name) {
+                self.err(
+                    tk(),
+                    ErrorKind::Invalid(format!(
+                        "track process `{}` is tracked twice (keepalived ignores the second)",
+                        t.name
+                    )),
+                );
+                continue;
+            }
+            let weight = match t.weight {
+                Some(w) => self.weight(tk, w, FILE_WEIGHT),
+                None => default_weight,
+            };
+            track_process.push(Tracked {
+                name: t.name,
+                weight,
+                reverse: t.reverse.unwrap_or(default_reverse),
+            });
+        }
         let notify = self.notify(
             &k,
             [
@@ -636,6 +941,7 @@ impl Resolver {
             ],
         );
         let inst = Instance {
+            track_process,
             interface,
             vrid,
             priority,
@@ -658,6 +964,7 @@ impl Resolver {
             lower_prio_no_advert: strict
                 || i.lower_prio_no_advert.unwrap_or(g.lower_prio_no_advert),
             checksum_as_v2: i.checksum_as_v2.unwrap_or(g.v3_checksum_as_v2),
+            smtp_alert: self.vrrp_alert(i.smtp_alert),
         };
         for e in inst.core_config().validate_all() {
             let key = match e.field {
@@ -740,6 +1047,7 @@ impl Resolver {
             members: g.group,
             tracking_weight: g.sync_group_tracking_weight.unwrap_or(false),
             notify,
+            smtp_alert: self.vrrp_alert(g.smtp_alert),
         }
     }
 
@@ -793,6 +1101,171 @@ impl Resolver {
         }
     }
 
+    /// `[virtual_server_group]`: every entry read as keepalived reads it;
+    /// after [`Resolver::global`], before the virtual servers.
+    pub fn virtual_server_groups(&mut self, groups: BTreeMap<String, Vec<String>>) {
+        for (name, lines) in groups {
+            let k = KeyPath::root("virtual_server_group").key(&name);
+            if lines.is_empty() {
+                self.err(
+                    k.clone(),
+                    ErrorKind::VirtualServer(
+                        "a virtual server group needs at least one entry (keepalived removes an empty one)"
+                            .to_owned(),
+                    ),
+                );
+            }
+            let mut entries = Vec::with_capacity(lines.len());
+            for (n, line) in lines.iter().enumerate() {
+                match line.parse::<lvs::GroupEntry>() {
+                    Ok(e) => entries.push(e),
+                    Err(e) => self.err(k.index(n), ErrorKind::VirtualServer(e.to_string())),
+                }
+            }
+            let has = |f: lvs::AddressFamily| entries.iter().any(|e| e.family() == Some(f));
+            if has(lvs::AddressFamily::Ipv4)
+                && has(lvs::AddressFamily::Ipv6)
+                && entries
+                    .iter()
+                    .any(|e| e.is_fwmark() && e.family().is_none())
+            {
+                self.err(
+                    k.clone(),
+                    ErrorKind::VirtualServer(
+                        "a group with IPv4 and IPv6 entries needs a family on every fwmark (`fwmark N inet6`); keepalived removes the group"
+                            .to_owned(),
+                    ),
+                );
+            }
+            self.out
+                .effective
+                .virtual_server_groups
+                .insert(name, entries);
+        }
+    }
+
+    /// The services of a virtual server written with `group`, each
+    /// registered against duplicates; `None` (and an error) when the group
+    /// cannot serve it.
+    fn group_services(
+        &mut self,
+        index: usize,
+        name: &str,
+        vs: &raw::VirtualServer,
+    ) -> Option<VsGroup> {
+        let k = || KeyPath::root("virtual_server").index(index);
+        let vserr = |r: &mut Self, key: KeyPath, msg: String| {
+            r.err(key, ErrorKind::VirtualServer(msg));
+        };
+        let Some(entries) = self.out.effective.virtual_server_groups.get(name).cloned() else {
+            vserr(
+                self,
+                k().key("group"),
+                format!(
+                    "virtual_server_group `{name}` is not defined (no [virtual_server_group] {name})"
+                ),
+            );
+            return None;
+        };
+        let families: BTreeSet<bool> = entries
+            .iter()
+            .filter_map(lvs::GroupEntry::family)
+            .map(|f| f == lvs::AddressFamily::Ipv6)
+            .collect();
+        if families.len() > 1 {
+            vserr(
+                self,
+                k().key("group"),
+                format!(
+                    "group `{name}` mixes IPv4 and IPv6 services; a virtual server's real servers are of one family: use one group per family"
+                ),
+            );
+            return None;
+        }
+        // Firewall marks without a family: the virtual server's `family`,
+        // else the group's other entries', else its real servers', else
+        // IPv4 (keepalived's order).
+        let fwmark_family = vs
+            .family
+            .or_else(|| {
+                families
+                    .first()
+                    .map(|v6| if *v6 { IpFamily::Inet6 } else { IpFamily::Inet })
+            })
+            .or_else(|| {
+                vs.real_server.first().map(|r| {
+                    if r.ip.is_ipv6() {
+                        IpFamily::Inet6
+                    } else {
+                        IpFamily::Inet
+                    }
+                })
+            })
+            .unwrap_or_default();
+        if let (Some(f), Some(v6)) = (vs.family, families.first())
+            && (f == IpFamily::Inet6) != *v6
+        {
+            vserr(
+                self,
+                k().key("family"),
+                format!("family {f:?} does not match the addresses of group `{name}`"),
+            );
+        }
+        let family = match fwmark_family {
+            IpFamily::Inet => lvs::AddressFamily::Ipv4,
+            IpFamily::Inet6 => lvs::AddressFamily::Ipv6,
+        };
+        let protocol = match vs.protocol.unwrap_or_default() {
+            VsProtocol::Tcp => lvs::Protocol::Tcp,
+            VsProtocol::Udp => lvs::Protocol::Udp,
+            VsProtocol::Sctp => lvs::Protocol::Sctp,
+        };
+        if vs.persistence_timeout.is_none()
+            && let Some(e) = entries
+                .iter()
+                .find(|e| matches!(e, lvs::GroupEntry::Addresses { port: 0, .. }))
+        {
+            vserr(
+                self,
+                k().key("group"),
+                format!(
+                    "group `{name}` entry `{e}` has no port: a service on every port must be persistent (keepalived sets persistence_timeout 360); write persistence_timeout"
+                ),
+            );
+        }
+        let mut services = Vec::new();
+        let mut duplicate = None;
+        for key in entries
+            .iter()
+            .flat_map(|e| e.services(protocol, family))
+            .filter_map(ServiceAddr::from_key)
+        {
+            if let Some(first) = self.services.insert(key, index)
+                && duplicate.is_none()
+            {
+                duplicate = Some((key, first));
+            }
+            services.push(key);
+        }
+        if let Some((key, first)) = duplicate {
+            let what = if first == index {
+                format!("group `{name}` holds {key} twice")
+            } else {
+                format!("virtual server {key} (group `{name}`) is also virtual_server[{first}]")
+            };
+            vserr(self, k(), what);
+        }
+        let member = self.group_members.entry(name.to_owned()).or_default();
+        let n = *member;
+        *member += 1;
+        Some(VsGroup {
+            name: name.to_owned(),
+            member: n,
+            fwmark_family,
+            services,
+        })
+    }
+
     /// One `[[virtual_server]]`; after [`Resolver::global`].
     pub fn virtual_server(&mut self, index: usize, vs: raw::VirtualServer) {
         let k = || KeyPath::root("virtual_server").index(index);
@@ -800,16 +1273,30 @@ impl Resolver {
             r.err(key, ErrorKind::VirtualServer(msg));
         };
         let protocol = vs.protocol.unwrap_or_default();
-        let service = match (vs.ip, vs.port, vs.fwmark) {
-            (Some(ip), Some(port), None) => {
+        let mut group = None;
+        let service = match (vs.ip, vs.port, vs.fwmark, vs.group.as_deref()) {
+            (Some(ip), Some(port), None, None) => {
                 ServiceAddr::Socket(protocol, SocketAddr::new(ip, port))
             }
-            (None, None, Some(0)) => {
+            (None, None, Some(0), None) => {
                 vserr(self, k().key("fwmark"), "fwmark must not be 0".to_owned());
                 return;
             }
-            (None, None, Some(mark)) => ServiceAddr::Fwmark(mark, vs.family.unwrap_or_default()),
-            (Some(_), None, None) => {
+            (None, None, Some(mark), None) => {
+                ServiceAddr::Fwmark(mark, vs.family.unwrap_or_default())
+            }
+            (None, None, None, Some(name)) => {
+                let name = name.to_owned();
+                let Some(g) = self.group_services(index, &name, &vs) else {
+                    return;
+                };
+                let Some(first) = g.services.first().copied() else {
+                    return;
+                };
+                group = Some(Box::new(g));
+                first
+            }
+            (Some(_), None, None, None) => {
                 vserr(
                     self,
                     k().key("ip"),
@@ -821,12 +1308,14 @@ impl Resolver {
                 vserr(
                     self,
                     k(),
-                    "set either `ip` and `port`, or `fwmark`".to_owned(),
+                    "set either `ip` and `port`, `fwmark`, or `group`".to_owned(),
                 );
                 return;
             }
         };
-        if let Some(first) = self.services.insert(service, index) {
+        if group.is_none()
+            && let Some(first) = self.services.insert(service, index)
+        {
             vserr(
                 self,
                 k(),
@@ -861,10 +1350,17 @@ impl Resolver {
                 format!("prefix length {g} is too long for the family"),
             );
         }
+        // keepalived: a real server without a port takes the virtual
+        // server's, except in a group (port 0).
         let default_port = match service {
-            ServiceAddr::Socket(_, a) => a.port(),
-            ServiceAddr::Fwmark(..) => 0,
+            ServiceAddr::Socket(_, a) if group.is_none() => a.port(),
+            _ => 0,
         };
+        let group_addresses = group.as_ref().is_some_and(|g| {
+            g.services
+                .iter()
+                .any(|s| matches!(s, ServiceAddr::Socket(..)))
+        });
         let sorry_server = match vs
             .sorry_server
             .as_deref()
@@ -909,8 +1405,17 @@ impl Resolver {
                 );
             }
             let port = rs.port.unwrap_or(default_port);
-            if port == 0 && matches!(service, ServiceAddr::Socket(..)) {
-                vserr(self, rk().key("port"), "port must not be 0".to_owned());
+            let rs_kind = rs.lb_kind.unwrap_or(vs.lb_kind.unwrap_or_default());
+            if port == 0
+                && matches!(service, ServiceAddr::Socket(..))
+                && (group.is_none() || rs_kind == LbKind::Nat)
+            {
+                let why = if group_addresses {
+                    "a NAT real server of a group needs its port (keepalived would forward to port 0)"
+                } else {
+                    "port must not be 0"
+                };
+                vserr(self, rk().key("port"), why.to_owned());
             }
             let addr = SocketAddr::new(rs.ip, port);
             if sorry_server == Some(addr) {
@@ -953,7 +1458,17 @@ impl Resolver {
                 rs.ping_check,
                 rs.udp_check,
             );
+            if group_addresses && port == 0 {
+                for c in &checks {
+                    if check_target(c).is_some_and(|t| t.port() == 0) {
+                        vserr(self, rk(), "a real server of a group without a port: its checks would connect to port 0, as keepalived's do; write the port, or connect_port in the check".to_owned());
+                        break;
+                    }
+                }
+            }
+            let smtp_alert = self.checker_alert(rs.smtp_alert, true);
             real_servers.push(RealServer {
+                smtp_alert,
                 addr,
                 weight: rs.weight.unwrap_or(1),
                 lb_kind: rs.lb_kind.unwrap_or(lb_kind),
@@ -969,6 +1484,7 @@ impl Resolver {
         }
         self.out.effective.virtual_servers.push(VirtualServer {
             service,
+            group,
             delay_loop,
             connect_timeout: defaults.connect_timeout,
             retry: defaults.retry,
@@ -988,6 +1504,7 @@ impl Resolver {
             quorum_up,
             quorum_down,
             virtualhost: vs.virtualhost,
+            smtp_alert: self.checker_alert(vs.smtp_alert, false),
             real_servers,
         });
     }
@@ -1028,11 +1545,13 @@ impl Resolver {
                 inherited,
                 Kind::Other,
             );
+            let target = target(rs, &conn);
+            let source = self.source(&ck, &conn, target);
             out.push(Check {
                 timing,
                 kind: CheckKind::Tcp {
-                    target: target(rs, conn),
-                    bind: conn.bind_to,
+                    target,
+                    source: Box::new(source),
                 },
             });
         }
@@ -1055,6 +1574,7 @@ impl Resolver {
                 };
                 for (u, url) in raw_urls.into_iter().enumerate() {
                     let uk = || ck().key("url").index(u);
+                    let regex = self.body_regex(&uk, &url);
                     let path = url.path.unwrap_or_else(|| "/".to_owned());
                     if !path.starts_with('/') {
                         self.err(
@@ -1096,17 +1616,21 @@ impl Resolver {
                         path,
                         digest,
                         status,
+                        regex,
                     });
                 }
+                let target = target(rs, &conn);
+                let source = self.source(&ck, &conn, target);
                 out.push(Check {
                     timing,
                     kind: CheckKind::Http(Box::new(HttpCheck {
                         tls,
-                        target: target(rs, conn),
-                        bind: conn.bind_to,
+                        target,
+                        source,
                         urls,
                         virtualhost: c.virtualhost.or_else(|| virtualhost.map(str::to_owned)),
                         sni: c.sni,
+                        enable_sni: c.enable_sni,
                     })),
                 });
             }
@@ -1143,12 +1667,13 @@ impl Resolver {
             );
             // keepalived queries the real server's own port unless
             // connect_port says otherwise, as for every check.
-            let server = target(rs, conn);
+            let server = target(rs, &conn);
+            let source = self.source(&ck, &conn, server);
             out.push(Check {
                 timing,
                 kind: CheckKind::Dns(Box::new(DnsCheck {
                     target: server,
-                    bind: conn.bind_to,
+                    source,
                     record_type: c.record_type.unwrap_or_else(|| "SOA".to_owned()),
                     name: c.name.unwrap_or_else(|| ".".to_owned()),
                 })),
@@ -1164,11 +1689,13 @@ impl Resolver {
                 inherited,
                 Kind::Other,
             );
+            let target = target(rs, &conn);
+            let source = self.source(&ck, &conn, target);
             out.push(Check {
                 timing,
                 kind: CheckKind::Smtp(Box::new(SmtpCheck {
-                    target: target(rs, conn),
-                    bind: conn.bind_to,
+                    target,
+                    source,
                     helo_name: c.helo_name,
                 })),
             });
@@ -1183,11 +1710,14 @@ impl Resolver {
                 inherited,
                 Kind::Other,
             );
+            let target = conn.connect_ip.unwrap_or(rs.ip());
+            let mut source = self.source(&ck, &conn, SocketAddr::new(target, 0));
+            source.port = None;
             out.push(Check {
                 timing,
                 kind: CheckKind::Ping {
-                    target: conn.connect_ip.unwrap_or(rs.ip()),
-                    bind: conn.bind_to,
+                    target,
+                    source: Box::new(source),
                 },
             });
         }
@@ -1224,11 +1754,13 @@ impl Resolver {
                     ErrorKind::VirtualServer("`reply` needs `require_reply = true`".to_owned()),
                 );
             }
+            let target = target(rs, &conn);
+            let source = self.source(&ck, &conn, target);
             out.push(Check {
                 timing,
                 kind: CheckKind::Udp(Box::new(UdpCheck {
-                    target: target(rs, conn),
-                    bind: conn.bind_to,
+                    target,
+                    source,
                     payload,
                     require_reply,
                     reply,
@@ -1236,6 +1768,105 @@ impl Resolver {
             });
         }
         out
+    }
+
+    /// keepalived's `bindto`, `bind_port` and `bind_if`, checked as
+    /// keepalived checks them (`co_srcip_handler`, `check_conn_opts`).
+    fn source(
+        &mut self,
+        ck: &dyn Fn() -> KeyPath,
+        conn: &raw::Connect,
+        target: SocketAddr,
+    ) -> Source {
+        if let Some(a) = conn.bind_to
+            && a.is_ipv6() != target.is_ipv6()
+        {
+            self.err(
+                ck().key("bind_to"),
+                ErrorKind::VirtualServer(format!(
+                    "bindto {a} is not of the family of the address checked, {}",
+                    target.ip()
+                )),
+            );
+        }
+        if let Some(name) = &conn.bind_if
+            && (name.is_empty() || name.len() > 15 || name.contains(['/', ' ']))
+        {
+            self.err(
+                ck().key("bind_if"),
+                ErrorKind::VirtualServer(format!("`{name}` is not an interface name")),
+            );
+        }
+        if let IpAddr::V6(v6) = target.ip()
+            && v6.is_unicast_link_local()
+            && conn.bind_if.is_none()
+        {
+            self.err(
+                ck().key("connect_ip"),
+                ErrorKind::VirtualServer(format!(
+                    "{v6} is a link-local address: the check needs bind_if (the interface it is on), as keepalived's does"
+                )),
+            );
+        }
+        Source {
+            address: conn.bind_to,
+            port: conn.bind_port.filter(|p| *p != 0),
+            interface: conn.bind_if.clone(),
+        }
+    }
+
+    /// keepalived's `regex` and its companions on one URL.
+    fn body_regex(
+        &mut self,
+        uk: &dyn Fn() -> KeyPath,
+        url: &raw::Url,
+    ) -> Option<healthcheck::BodyRegex> {
+        let Some(pattern) = &url.regex else {
+            let companion = [
+                ("regex_no_match", url.regex_no_match.is_some()),
+                ("regex_options", !url.regex_options.is_empty()),
+                ("regex_min_offset", url.regex_min_offset.is_some()),
+                ("regex_max_offset", url.regex_max_offset.is_some()),
+            ]
+            .into_iter()
+            .find(|(_, set)| *set);
+            if let Some((key, _)) = companion {
+                self.err(
+                    uk().key(key),
+                    ErrorKind::VirtualServer(format!("`{key}` needs `regex`")),
+                );
+            }
+            return None;
+        };
+        let mut r = healthcheck::BodyRegex::new(pattern.clone());
+        r.no_match = url.regex_no_match.unwrap_or(false);
+        r.min_offset = url.regex_min_offset.unwrap_or(0);
+        r.max_offset = url.regex_max_offset;
+        for (n, option) in url.regex_options.iter().enumerate() {
+            if r.options.set(option).is_none() {
+                self.err(
+                    uk().key("regex_options").index(n),
+                    ErrorKind::VirtualServer(format!(
+                        "`{option}` is not a regex option vrrpd has (caseless, multiline, dotall, extended, ungreedy, utf)"
+                    )),
+                );
+            }
+        }
+        if let Some(max) = r.max_offset
+            && max < r.min_offset
+        {
+            self.err(
+                uk().key("regex_max_offset"),
+                ErrorKind::VirtualServer(format!(
+                    "regex_max_offset {max} is below regex_min_offset {}",
+                    r.min_offset
+                )),
+            );
+        }
+        if let Err(e) = r.compile() {
+            self.err(uk().key("regex"), ErrorKind::VirtualServer(e.to_string()));
+        }
+        Some(r)
     }
 
     /// keepalived's inheritance: the check's own value, else the real
@@ -1311,7 +1942,19 @@ enum Kind {
     Other,
 }
 
-fn target(rs: SocketAddr, c: raw::Connect) -> SocketAddr {
+/// Where a check connects, for the kinds that connect to a port.
+fn check_target(c: &Check) -> Option<SocketAddr> {
+    match &c.kind {
+        CheckKind::Tcp { target, .. } => Some(*target),
+        CheckKind::Http(h) => Some(h.target),
+        CheckKind::Dns(d) => Some(d.target),
+        CheckKind::Smtp(s) => Some(s.target),
+        CheckKind::Udp(u) => Some(u.target),
+        CheckKind::Misc(_) | CheckKind::Ping { .. } => None,
+    }
+}
+
+fn target(rs: SocketAddr, c: &raw::Connect) -> SocketAddr {
     SocketAddr::new(
         c.connect_ip.unwrap_or(rs.ip()),
         c.connect_port.unwrap_or(rs.port()),
@@ -1444,6 +2087,54 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
         return Err("empty hexadecimal string".to_owned());
     }
     Ok(out)
+}
+
+/// A mail address as a relay takes it in `MAIL FROM:<...>` / `RCPT
+/// TO:<...>`: `local@domain`, or a local user alone (keepalived's samples
+/// mail `acassen`); no blank, quote or angle bracket.
+fn is_mailbox(s: &str) -> bool {
+    let ok = |part: &str| {
+        !part.is_empty() && !part.contains(|c: char| c.is_whitespace() || "<>\"".contains(c))
+    };
+    match s.split_once('@') {
+        Some((l, d)) => ok(l) && ok(d) && !d.contains('@'),
+        None => ok(s),
+    }
+}
+
+/// A host (address or name) and a port: `HOST`, `HOST PORT`, `HOST:PORT`,
+/// `[IPv6]:PORT` or an IPv6 address alone.
+pub fn parse_host_port(v: &str, default_port: u16) -> Result<(String, u16), String> {
+    let bad = || format!("`{v}` is not \"HOST\", \"HOST PORT\" or \"HOST:PORT\"");
+    if let Ok(a) = v.parse::<SocketAddr>() {
+        return Ok((a.ip().to_string(), a.port()));
+    }
+    if let Ok(ip) = v.parse::<IpAddr>() {
+        return Ok((ip.to_string(), default_port));
+    }
+    let mut words = v.split_whitespace();
+    let (host, port) = match (words.next(), words.next(), words.next()) {
+        (Some(h), Some(p), None) => (h, Some(p)),
+        (Some(h), None, None) => match h.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') => (host, Some(port)),
+            _ => (h, None),
+        },
+        _ => return Err(bad()),
+    };
+    let port = match port {
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?,
+        None => default_port,
+    };
+    let host = host.trim_matches(|c| c == '[' || c == ']');
+    let name_ok = !host.is_empty()
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if host.parse::<IpAddr>().is_ok() || name_ok {
+        Ok((host.to_owned(), port))
+    } else {
+        Err(bad())
+    }
 }
 
 /// Parses "IP:PORT", "[IPv6]:PORT", keepalived's "IP PORT", or an address

@@ -126,6 +126,7 @@ value! {
     u8 => "integer",
     u16 => "integer",
     u32 => "integer",
+    usize => "integer",
     i32 => "integer",
     String => "string",
     Dur => "duration",
@@ -133,6 +134,7 @@ value! {
     SocketAddr => "address:port",
     Vrid => "integer 1..255",
     Priority => "integer 1..255",
+    super::raw::Fifo => "a FIFO path, or { path = PATH, user = \"user[:group]\" }",
 }
 
 /// The keys of a command's table form (`{ command = ..., shell = ...,

@@ -990,3 +990,294 @@ fn virtual_servers_read_one_at_a_time_keep_their_lines_and_keys() {
     // An inline array and `[[virtual_server]]` together: toml says no.
     errs(&format!("virtual_server = []\n{}", vs(1)));
 }
+
+const GROUP: &str =
+    "[virtual_server_group]\nweb = [\"192.0.2.10-12 80\", \"192.0.2.20/31 443\", \"fwmark 7\"]\n";
+
+fn plan_keys(p: &Plan) -> Vec<String> {
+    p.virtual_servers
+        .iter()
+        .map(|v| v.server.service.key.to_string())
+        .collect()
+}
+
+#[test]
+fn a_group_stands_for_every_service_keepalived_programs() {
+    let text = format!(
+        "{GROUP}[[virtual_server]]\ngroup = \"web\"\nlb_kind = \"DR\"\nquorum_up = [\"/bin/true\"]\n\
+         [[virtual_server.real_server]]\nip = \"192.0.2.50\"\nport = 8080\ntcp_check = {{}}\n\
+         notify_up = [\"/bin/true\"]\n\
+         [[virtual_server.real_server]]\nip = \"192.0.2.51\"\nport = 8080\nlb_kind = \"NAT\"\n"
+    );
+    let c = ok(&text);
+    let g = c.virtual_servers[0].group.as_ref().expect("group");
+    assert_eq!((g.name.as_str(), g.member), ("web", 0));
+    assert_eq!(g.services.len(), 6);
+    let p = plan(&c);
+    assert_eq!(
+        plan_keys(&p),
+        [
+            "tcp/192.0.2.10:80",
+            "tcp/192.0.2.11:80",
+            "tcp/192.0.2.12:80",
+            "tcp/192.0.2.20:443",
+            "tcp/192.0.2.21:443",
+            "fwmark/7"
+        ]
+    );
+    // DR real servers take each service's port (0 for a mark), NAT ones
+    // keep theirs, as keepalived programs them.
+    let ports = |i: usize| -> Vec<u16> {
+        p.virtual_servers[i]
+            .server
+            .real_servers
+            .iter()
+            .map(|r| r.destination.addr.port())
+            .collect()
+    };
+    assert_eq!(ports(0), [80, 8080]);
+    assert_eq!(ports(3), [443, 8080]);
+    assert_eq!(ports(5), [0, 8080]);
+    // One set of scripts: on the first service only. The checks are on
+    // each (identical, so the runner runs them once) and probe the real
+    // server's own port.
+    assert!(p.virtual_servers[0].quorum_up.is_some());
+    assert!(p.virtual_servers[1..].iter().all(|v| v.quorum_up.is_none()));
+    assert!(p.virtual_servers[0].real_servers[0].notify_up.is_some());
+    assert!(p.virtual_servers[4].real_servers[0].notify_up.is_none());
+    for v in &p.virtual_servers {
+        let healthcheck::Probe::Tcp(t) = &v.real_servers[0].checks[0].spec.probe else {
+            panic!("tcp check");
+        };
+        assert_eq!(t.target, "192.0.2.50:8080".parse().expect("addr"));
+    }
+    // The effective configuration prints the group and loads back.
+    let printed = c.to_toml();
+    assert!(printed.contains("group = \"web\""), "{printed}");
+    assert!(printed.contains("\"192.0.2.10-12 80\""), "{printed}");
+    assert_eq!(ok(&printed), c);
+}
+
+#[test]
+fn a_group_takes_the_family_and_protocol_keepalived_gives_it() {
+    // Address entries take the virtual server's protocol; a mark without
+    // a family takes the group's addresses' family, else the real
+    // servers', else `family`.
+    let text = "[virtual_server_group]\nv6 = [\"2001:db8::1-2 53\", \"fwmark 9\"]\nmarks = [\"fwmark 10\"]\n\
+                [[virtual_server]]\ngroup = \"v6\"\nprotocol = \"UDP\"\n\
+                [[virtual_server.real_server]]\nip = \"2001:db8::50\"\nport = 53\n\
+                [[virtual_server]]\ngroup = \"marks\"\n\
+                [[virtual_server.real_server]]\nip = \"2001:db8::51\"\n";
+    let c = ok(text);
+    assert_eq!(
+        plan_keys(&plan(&c)),
+        [
+            "udp/[2001:db8::1]:53",
+            "udp/[2001:db8::2]:53",
+            "fwmark6/9",
+            "fwmark6/10"
+        ]
+    );
+    // Two virtual servers on one group and protocol: the same services.
+    let dup = "[virtual_server_group]\ng = [\"192.0.2.1 80\"]\n\
+               [[virtual_server]]\ngroup = \"g\"\n[[virtual_server.real_server]]\nip = \"192.0.2.9\"\nport = 80\n\
+               [[virtual_server]]\ngroup = \"g\"\n[[virtual_server.real_server]]\nip = \"192.0.2.9\"\nport = 80\n";
+    one_error(dup, 8, "virtual_server[1]", "is also virtual_server[0]");
+    // Same group with UDP is another service: fine, and keepalived's
+    // member numbers count the group's users.
+    let c = ok(&dup.replacen(
+        "group = \"g\"\n[[",
+        "group = \"g\"\nprotocol = \"UDP\"\n[[",
+        1,
+    ));
+    let members: Vec<usize> = c
+        .virtual_servers
+        .iter()
+        .map(|v| v.group.as_ref().map_or(9, |g| g.member))
+        .collect();
+    assert_eq!(members, [0, 1]);
+}
+
+#[test]
+fn group_mistakes_are_refused_at_their_line() {
+    let rs = "[[virtual_server.real_server]]\nip = \"192.0.2.9\"\nport = 80\n";
+    one_error(
+        &format!("[[virtual_server]]\ngroup = \"nope\"\n{rs}"),
+        2,
+        "virtual_server[0].group",
+        "virtual_server_group `nope` is not defined",
+    );
+    one_error(
+        "[virtual_server_group]\ng = [\"192.0.2.1 80\", \"192.0.2.9-3 80\"]\n",
+        2,
+        "virtual_server_group.g[1]",
+        "ends before it starts",
+    );
+    one_error(
+        &format!(
+            "[virtual_server_group]\ng = [\"192.0.2.1 80\", \"2001:db8::1 80\"]\n[[virtual_server]]\ngroup = \"g\"\n{rs}"
+        ),
+        4,
+        "virtual_server[0].group",
+        "mixes IPv4 and IPv6",
+    );
+    one_error(
+        &format!(
+            "[virtual_server_group]\ng = [\"192.0.2.1\"]\n[[virtual_server]]\ngroup = \"g\"\n{rs}"
+        ),
+        4,
+        "virtual_server[0].group",
+        "must be persistent",
+    );
+    one_error(
+        &format!(
+            "[virtual_server_group]\ng = [\"192.0.2.1 80\"]\n[[virtual_server]]\ngroup = \"g\"\nip = \"192.0.2.1\"\n{rs}"
+        ),
+        3,
+        "virtual_server[0]",
+        "set either",
+    );
+    // A DR real server without a port whose check has nowhere to go.
+    one_error(
+        "[virtual_server_group]\ng = [\"192.0.2.1 80\"]\n[[virtual_server]]\ngroup = \"g\"\nlb_kind = \"DR\"\n\
+         [[virtual_server.real_server]]\nip = \"192.0.2.9\"\ntcp_check = {}\n",
+        6,
+        "virtual_server[0].real_server[0]",
+        "connect to port 0",
+    );
+    // ... which connect_port fixes.
+    ok(
+        "[virtual_server_group]\ng = [\"192.0.2.1 80\"]\n[[virtual_server]]\ngroup = \"g\"\nlb_kind = \"DR\"\n\
+        [[virtual_server.real_server]]\nip = \"192.0.2.9\"\ntcp_check = { connect_port = 80 }\n",
+    );
+}
+
+#[test]
+fn check_sources_sni_and_regexes_reach_the_probes() {
+    let text = "[[virtual_server]]\nip = \"192.0.2.5\"\nport = 443\nvirtualhost = \"www.example.com\"\n\
+                [[virtual_server.real_server]]\nip = \"192.0.2.6\"\n\
+                [[virtual_server.real_server.ssl_get]]\nenable_sni = false\nbindto = \"192.0.2.1\"\nbind_port = 4000\nbind_if = \"eth1\"\n\
+                url = [{ path = \"/\", regex = \"ok|fine\", regex_options = [\"caseless\"], regex_max_offset = 100 }]\n\
+                [[virtual_server.real_server.ssl_get]]\n";
+    let c = ok(text);
+    let p = plan(&c);
+    let probes: Vec<&healthcheck::HttpCheck> = p.virtual_servers[0].real_servers[0]
+        .checks
+        .iter()
+        .map(|c| match &c.spec.probe {
+            healthcheck::Probe::Http(h) => h,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let h = probes[0];
+    assert_eq!(h.bind, Some("192.0.2.1".parse().expect("ip")));
+    assert_eq!(h.bind_port, Some(4000));
+    assert_eq!(h.bind_interface.as_deref(), Some("eth1"));
+    assert_eq!(h.tls.as_ref().map(|t| t.send_sni), Some(false));
+    let r = h.regex.as_ref().expect("regex");
+    assert_eq!(
+        (r.pattern.as_str(), r.options.caseless, r.max_offset),
+        ("ok|fine", true, Some(100))
+    );
+    // Unset, the virtual host goes in the handshake.
+    assert_eq!(probes[1].tls.as_ref().map(|t| t.send_sni), Some(true));
+    assert_eq!(ok(&c.to_toml()), c);
+    // keepalived's rules.
+    let rs = "[[virtual_server]]\nip = \"2001:db8::5\"\nport = 80\n[[virtual_server.real_server]]\nip = \"2001:db8::6\"\n";
+    one_error(
+        &format!("{rs}[[virtual_server.real_server.tcp_check]]\nconnect_ip = \"fe80::1\"\n"),
+        7,
+        "virtual_server[0].real_server[0].tcp_check[0].connect_ip",
+        "needs bind_if",
+    );
+    one_error(
+        &format!("{rs}[[virtual_server.real_server.tcp_check]]\nbind_to = \"192.0.2.1\"\n"),
+        7,
+        "virtual_server[0].real_server[0].tcp_check[0].bind_to",
+        "not of the family",
+    );
+    one_error(
+        &format!(
+            "{rs}[[virtual_server.real_server.http_get]]\nurl = [{{ regex_no_match = true }}]\n"
+        ),
+        7,
+        "virtual_server[0].real_server[0].http_get[0].url[0].regex_no_match",
+        "needs `regex`",
+    );
+    one_error(
+        &format!("{rs}[[virtual_server.real_server.http_get]]\nurl = [{{ regex = \"(a\" }}]\n"),
+        7,
+        "virtual_server[0].real_server[0].http_get[0].url[0].regex",
+        "invalid regular expression",
+    );
+    one_error(
+        &format!(
+            "{rs}[[virtual_server.real_server.http_get]]\nurl = [{{ regex = \"a\", regex_options = [\"auto_callout\"] }}]\n"
+        ),
+        7,
+        "virtual_server[0].real_server[0].http_get[0].url[0].regex_options[0]",
+        "not a regex option",
+    );
+}
+
+#[test]
+fn track_processes_reach_the_plan_with_keepalived_s_rules() {
+    let text = format!(
+        "[track_process.web]\nprocess = \"nginx\"\nquorum = 2\nweight = -30\ndelay = \"2s\"\n\
+         [track_process.api]\nprocess = \"/usr/bin/python3\"\nparams = [\"-m\", \"api\"]\nparam_match = \"partial\"\n\
+         [track_process.none]\nprocess = \"forbidden\"\nquorum_max = 0\n\
+         {MINIMAL}track_process = [\"web\", {{ name = \"api\", weight = 10, reverse = true }}, \"none\"]\n"
+    );
+    let c = ok(&text);
+    let web = &c.track_processes["web"].spec;
+    assert_eq!((web.quorum, web.quorum_max), (2, u32::MAX));
+    assert_eq!(
+        (web.fork_delay, web.terminate_delay),
+        (Duration::from_secs(2), Duration::from_secs(2))
+    );
+    let api = &c.track_processes["api"].spec;
+    assert!(api.full_command, "params imply the command line");
+    assert_eq!(api.param_match, healthcheck::process::ParamMatch::Partial);
+    let none = &c.track_processes["none"].spec;
+    assert_eq!((none.quorum, none.quorum_max), (0, 0), "up while none runs");
+    let i = &c.instances["VI_1"];
+    assert_eq!(i.track_process[0].weight.get(), -30);
+    assert_eq!(
+        (i.track_process[1].weight.get(), i.track_process[1].reverse),
+        (10, true)
+    );
+    let p = plan(&c);
+    assert_eq!(p.processes.len(), 3);
+    let ids: Vec<TrackId> = p.processes.iter().map(|x| x.id).collect();
+    let tracks = &p.driver.instances[0].tracks;
+    assert!(
+        ids.iter().all(|id| tracks.iter().any(|(t, _, _)| t == id)),
+        "{tracks:?}"
+    );
+    assert_eq!(ok(&c.to_toml()), c);
+    // Mistakes.
+    one_error(
+        "[track_process.x]\nprocess = \"a-very-long-process-name\"\n",
+        2,
+        "track_process.x.process",
+        "never matches",
+    );
+    one_error(
+        "[track_process.x]\nprocess = \"a\"\nquorum = 3\nquorum_max = 2\n",
+        4,
+        "track_process.x.quorum_max",
+        "below quorum",
+    );
+    one_error(
+        "[track_process.x]\nprocess = \"a\"\nweight = 300\n",
+        3,
+        "track_process.x.weight",
+        "out of -254..=254",
+    );
+    one_error(
+        &format!("{MINIMAL}track_process = [\"nope\"]\n"),
+        4,
+        "instance.VI_1.track_process[0]",
+        "not defined",
+    );
+}

@@ -25,6 +25,9 @@ pub(super) struct Cx {
     pub refused: Option<(Pos, String)>,
     /// keepalived's `vrrp_strict`, read from global_defs.
     strict: bool,
+    /// Virtual servers written with `group NAME`: index and line, linked
+    /// to their groups once the whole file is read.
+    group_uses: Vec<(usize, Pos)>,
     /// Global VRRP version.
     version: Option<u8>,
 }
@@ -277,9 +280,6 @@ impl Cx {
             "static_ipaddress"
             | "static_routes"
             | "static_rules"
-            | "virtual_server_group"
-            | "vrrp_track_process"
-            | "track_process"
             | "garp_group"
             | "linkbeat_interfaces"
             | "bfd_instance"
@@ -290,15 +290,7 @@ impl Cx {
             | "use_pid_dir"
             | "static_track_group" => {
                 let kw = n.keyword().to_owned();
-                let consequence = match kw.as_str() {
-                    "virtual_server_group" => {
-                        " (the virtual servers that use it are not configured)"
-                    }
-                    "vrrp_track_process" | "track_process" => {
-                        " (instances that track it are not moved by it)"
-                    }
-                    _ => "",
-                };
+                let consequence = "";
                 self.dropped(
                     n,
                     "",
@@ -319,6 +311,12 @@ impl Cx {
         }
         for n in nodes.iter().filter(|n| n.keyword() == "vrrp_script") {
             self.script(n);
+        }
+        for n in nodes
+            .iter()
+            .filter(|n| matches!(n.keyword(), "vrrp_track_process" | "track_process"))
+        {
+            self.track_process(n);
         }
         let mut file_defaults = BTreeMap::new();
         for n in nodes
@@ -367,6 +365,7 @@ impl Cx {
         const CTX: &str = "global_defs";
         let gk = KeyPath::root("global");
         self.at(&gk, n.pos);
+        let mut mail_pos = None;
         for c in n.block() {
             let key = gk.key(c.keyword());
             self.at(&key, c.pos);
@@ -430,8 +429,166 @@ impl Cx {
                 }
                 "vrrp_skip_check_adv_addr" => self.dropped(c, CTX, "`vrrp_skip_check_adv_addr`: vrrpd always checks the addresses of an advertisement (harmless when both sides list the same addresses); dropped".to_owned()),
                 "lvs_id" => self.dropped(c, CTX, "`lvs_id` is ignored by keepalived 2.x too; dropped".to_owned()),
+                "notify_fifo" | "vrrp_notify_fifo" | "lvs_notify_fifo" => {
+                    let fifo = match c.args() {
+                        [path] => Some(raw::Fifo { path: path.clone(), user: None }),
+                        [path, u] => Some(raw::Fifo { path: path.clone(), user: Some(u.clone()) }),
+                        [path, u, g] => Some(raw::Fifo { path: path.clone(), user: Some(format!("{u}:{g}")) }),
+                        _ => None,
+                    };
+                    let Some(fifo) = fifo else {
+                        let kw = c.keyword().to_owned();
+                        self.dropped(c, CTX, format!("`{kw}` takes FIFO [USER [GROUP]]; dropped"));
+                        continue;
+                    };
+                    self.carried(c, CTX);
+                    let g = &mut self.config.global;
+                    match c.keyword() {
+                        "notify_fifo" => g.notify_fifo = Some(fifo),
+                        "vrrp_notify_fifo" => g.vrrp_notify_fifo = Some(fifo),
+                        _ => g.lvs_notify_fifo = Some(fifo),
+                    }
+                }
+                "notify_fifo_script" | "vrrp_notify_fifo_script" | "lvs_notify_fifo_script" => {
+                    let cmd = self.command(c, CTX);
+                    let g = &mut self.config.global;
+                    match c.keyword() {
+                        "notify_fifo_script" => g.notify_fifo_script = cmd,
+                        "vrrp_notify_fifo_script" => g.vrrp_notify_fifo_script = cmd,
+                        _ => g.lvs_notify_fifo_script = cmd,
+                    }
+                }
+                "notification_email" => {
+                    self.carried(c, CTX);
+                    for m in c.block() {
+                        for w in &m.words {
+                            self.config.global.notification_email.push(w.clone());
+                        }
+                    }
+                    mail_pos.get_or_insert(c.pos);
+                }
+                "notification_email_from" => {
+                    self.config.global.notification_email_from = self.string(c, CTX);
+                }
+                "smtp_server" => match c.args() {
+                    [host] => {
+                        self.config.global.smtp_server = Some(host.clone());
+                        self.carried(c, CTX);
+                    }
+                    [host, port] => {
+                        self.config.global.smtp_server = Some(format!("{host} {port}"));
+                        self.carried(c, CTX);
+                    }
+                    _ => self.dropped(c, CTX, "`smtp_server` takes HOST [PORT]; dropped".to_owned()),
+                },
+                "smtp_helo_name" => self.config.global.smtp_helo_name = self.string(c, CTX),
+                "smtp_connect_timeout" => {
+                    self.config.global.smtp_connect_timeout = self.seconds(c, CTX);
+                }
+                "smtp_alert" => self.config.global.smtp_alert = self.flag(c, CTX),
+                "smtp_alert_vrrp" => self.config.global.smtp_alert_vrrp = self.flag(c, CTX),
+                "smtp_alert_checker" => self.config.global.smtp_alert_checker = self.flag(c, CTX),
+                "no_email_faults" => self.config.global.no_email_faults = self.flag(c, CTX),
+                "no_checker_emails" => self.config.global.no_checker_emails = self.flag(c, CTX),
                 _ => self.unsupported(c, CTX),
             }
+        }
+        self.keepalived_fifo_rules(n.pos);
+        self.keepalived_mail_rules(mail_pos.unwrap_or(n.pos));
+    }
+
+    /// keepalived ignores a VRRP or LVS FIFO that is the global one, and
+    /// the LVS FIFO's script when it shares the VRRP FIFO, which has one.
+    fn keepalived_fifo_rules(&mut self, pos: Pos) {
+        let g = &mut self.config.global;
+        let path = |f: &Option<raw::Fifo>| f.as_ref().map(|f| f.path.clone());
+        let mut notes = Vec::new();
+        if path(&g.notify_fifo).is_some() && path(&g.notify_fifo) == path(&g.vrrp_notify_fifo) {
+            g.vrrp_notify_fifo = None;
+            g.vrrp_notify_fifo_script = None;
+            notes.push("vrrp_notify_fifo is notify_fifo: keepalived ignores it (and its script), so does vrrpd");
+        }
+        if path(&g.notify_fifo).is_some() && path(&g.notify_fifo) == path(&g.lvs_notify_fifo) {
+            g.lvs_notify_fifo = None;
+            g.lvs_notify_fifo_script = None;
+            notes.push("lvs_notify_fifo is notify_fifo: keepalived ignores it (and its script), so does vrrpd");
+        }
+        if path(&g.vrrp_notify_fifo).is_some()
+            && path(&g.vrrp_notify_fifo) == path(&g.lvs_notify_fifo)
+            && g.vrrp_notify_fifo_script.is_some()
+            && g.lvs_notify_fifo_script.is_some()
+        {
+            g.lvs_notify_fifo_script = None;
+            notes.push("lvs_notify_fifo is vrrp_notify_fifo and both have a script: keepalived runs the VRRP one only, so does vrrpd");
+        }
+        for (script, fifo) in [
+            (
+                "notify_fifo_script",
+                g.notify_fifo.is_none() && g.notify_fifo_script.take().is_some(),
+            ),
+            (
+                "vrrp_notify_fifo_script",
+                g.vrrp_notify_fifo.is_none() && g.vrrp_notify_fifo_script.take().is_some(),
+            ),
+            (
+                "lvs_notify_fifo_script",
+                g.lvs_notify_fifo.is_none() && g.lvs_notify_fifo_script.take().is_some(),
+            ),
+        ] {
+            if fifo {
+                self.warnings.push((
+                    pos,
+                    format!("{script} without its FIFO: keepalived does not run it, so does vrrpd"),
+                ));
+            }
+        }
+        for n in notes {
+            self.warnings.push((pos, n.to_owned()));
+        }
+    }
+
+    /// keepalived sends mail only with recipients and a relay: without
+    /// both, the mail settings are dropped.
+    fn keepalived_mail_rules(&mut self, pos: Pos) {
+        let g = &mut self.config.global;
+        let any = !g.notification_email.is_empty()
+            || g.smtp_server.is_some()
+            || g.notification_email_from.is_some()
+            || g.smtp_helo_name.is_some()
+            || g.smtp_connect_timeout.is_some();
+        if any && (g.notification_email.is_empty() || g.smtp_server.is_none()) {
+            let missing = if g.smtp_server.is_none() {
+                "smtp_server"
+            } else {
+                "notification_email"
+            };
+            let present = [
+                ("notification_email", !g.notification_email.is_empty()),
+                ("smtp_server", g.smtp_server.is_some()),
+                (
+                    "notification_email_from",
+                    g.notification_email_from.is_some(),
+                ),
+                ("smtp_helo_name", g.smtp_helo_name.is_some()),
+                ("smtp_connect_timeout", g.smtp_connect_timeout.is_some()),
+            ];
+            g.notification_email.clear();
+            g.smtp_server = None;
+            g.notification_email_from = None;
+            g.smtp_helo_name = None;
+            g.smtp_connect_timeout = None;
+            for (kw, set) in present {
+                if set {
+                    self.report
+                        .recount(&format!("global_defs {kw}"), Fate::Dropped);
+                }
+            }
+            self.warnings.push((
+                pos,
+                format!(
+                    "mail settings without {missing}: keepalived sends no mail, so they are dropped"
+                ),
+            ));
         }
     }
 
@@ -575,6 +732,122 @@ impl Cx {
         self.carried(n, "");
         defaults.insert(name.clone(), t.weight.unwrap_or(1));
         self.config.track_file.insert(name, t);
+    }
+
+    /// `vrrp_track_process NAME { ... }`.
+    fn track_process(&mut self, n: &Node) {
+        const CTX: &str = "vrrp_track_process";
+        let Some(name) = self.name(n) else { return };
+        let k = KeyPath::root("track_process").key(&name);
+        self.at(&k, n.pos);
+        let mut t = raw::TrackProcess::default();
+        for c in n.block() {
+            self.at(&k.key(c.keyword()), c.pos);
+            match c.keyword() {
+                "process" => match c.args() {
+                    [] => self.dropped(c, CTX, "`process` needs a name; dropped".to_owned()),
+                    [process, params @ ..] => {
+                        if t.process.is_some() {
+                            self.dropped(c, CTX, format!("track process {name}: process already set; keepalived ignores this one, so does vrrpd"));
+                            continue;
+                        }
+                        t.process = Some(process.clone());
+                        t.params = params.to_vec();
+                        self.carried(c, CTX);
+                    }
+                },
+                "param_match" => match c.args().first().map(String::as_str) {
+                    None => {
+                        t.param_match = Some(raw::ParamMatch::Exact);
+                        self.carried(c, CTX);
+                    }
+                    Some("initial") => {
+                        t.param_match = Some(raw::ParamMatch::Initial);
+                        self.carried(c, CTX);
+                    }
+                    Some("partial") => {
+                        t.param_match = Some(raw::ParamMatch::Partial);
+                        self.carried(c, CTX);
+                    }
+                    Some(other) => {
+                        let other = other.to_owned();
+                        self.dropped(c, CTX, format!("param_match `{other}` is not initial or partial; keepalived ignores it, so does vrrpd"));
+                    }
+                },
+                "weight" => {
+                    let Some(w) = c.args().first().and_then(|w| w.parse::<i32>().ok()) else {
+                        self.dropped(c, CTX, "`weight` needs a number; dropped".to_owned());
+                        continue;
+                    };
+                    if !(-254..=254).contains(&w) {
+                        self.dropped(c, CTX, format!("vrrp_track_process {name} weight {w} is out of -254..=254; keepalived ignores it, so does vrrpd"));
+                        continue;
+                    }
+                    t.weight = Some(w);
+                    if c.args().get(1).is_some_and(|r| r == "reverse") {
+                        t.reverse = Some(true);
+                    }
+                    self.carried(c, CTX);
+                }
+                "quorum" => match self.number::<u32>(c, CTX) {
+                    Some(q) if (1..=65_535).contains(&q) => t.quorum = Some(q),
+                    Some(q) => {
+                        self.report.recount(&format!("{CTX} quorum"), Fate::Dropped);
+                        self.note(c.pos, format!("quorum {q} is out of 1..=65535; keepalived ignores it, so does vrrpd"));
+                    }
+                    None => {}
+                },
+                "quorum_max" => match self.number::<u32>(c, CTX) {
+                    Some(q) if q <= 65_535 => t.quorum_max = Some(q),
+                    Some(q) => {
+                        self.report
+                            .recount(&format!("{CTX} quorum_max"), Fate::Dropped);
+                        self.note(c.pos, format!("quorum_max {q} is out of 0..=65535; keepalived ignores it, so does vrrpd"));
+                    }
+                    None => {}
+                },
+                "delay" => t.delay = self.seconds(c, CTX),
+                "fork_delay" => t.fork_delay = self.seconds(c, CTX),
+                "terminate_delay" => t.terminate_delay = self.seconds(c, CTX),
+                "full_command" => {
+                    t.full_command = Some(true);
+                    self.carried(c, CTX);
+                }
+                _ => self.unsupported(c, CTX),
+            }
+        }
+        // keepalived's own consistency rules: quorum above quorum_max, a
+        // zero quorum_max.
+        if let (Some(q), Some(m)) = (t.quorum, t.quorum_max)
+            && m != 0
+            && q > m
+        {
+            self.note(n.pos, format!("track process {name}: quorum {q} is above quorum_max {m}; keepalived ignores quorum_max, so does vrrpd"));
+            t.quorum_max = None;
+        }
+        let Some(process) = t.process.clone() else {
+            self.dropped(n, "", format!("track process {name} has no `process`; keepalived ignores it (and the instances tracking it do not track it), so does vrrpd"));
+            return;
+        };
+        if !t.full_command.unwrap_or(false)
+            && t.params.is_empty()
+            && t.param_match.is_none()
+            && process.len() > 15
+        {
+            self.note(n.pos, format!("track process {name}: `{process}` is longer than a process name (15 characters) and never matches in keepalived; vrrpd refuses it (use full_command)"));
+        }
+        if self.config.track_process.contains_key(&name) {
+            self.dropped(
+                n,
+                "",
+                format!(
+                    "`vrrp_track_process {name}` is defined again; the second definition is dropped"
+                ),
+            );
+            return;
+        }
+        self.carried(n, "");
+        self.config.track_process.insert(name, t);
     }
 
     /// `NAME [weight W [reverse|noreverse]]` lines of track_interface,
@@ -797,6 +1070,7 @@ impl Cx {
                 "garp_master_refresh_repeat" => i.garp_master_refresh_repeat = self.number(c, CTX),
                 "lower_prio_no_advert" => i.lower_prio_no_advert = self.flag(c, CTX),
                 "v3_checksum_as_v2" => i.checksum_as_v2 = self.flag(c, CTX),
+                "smtp_alert" => i.smtp_alert = self.flag(c, CTX),
                 "track_interface" => {
                     self.carried(c, CTX);
                     let start = i.track_interface.len();
@@ -840,6 +1114,26 @@ impl Cx {
                         }
                     }
                 }
+                "track_process" => {
+                    self.carried(c, CTX);
+                    let start = i.track_process.len();
+                    let refs = self.track_refs(c, "track_process", &key, start);
+                    for (n_ref, r) in refs.into_iter().enumerate() {
+                        let pos = self.pos_of(&key.index(start + n_ref));
+                        if !self.config.track_process.contains_key(&r.name) {
+                            let name_ref = r.name.clone();
+                            self.report.recount("track_process entry", Fate::Dropped);
+                            self.note(pos, format!("({name}) track_process `{name_ref}` has no usable vrrp_track_process; keepalived ignores the entry, so does vrrpd"));
+                        } else if i.track_process.iter().any(|t| t.name == r.name) {
+                            let name_ref = r.name.clone();
+                            self.report.recount("track_process entry", Fate::Dropped);
+                            self.note(pos, format!("({name}) duplicate track_process {name_ref}: keepalived ignores it, so does vrrpd"));
+                        } else {
+                            self.at(&key.index(i.track_process.len()), pos);
+                            i.track_process.push(r);
+                        }
+                    }
+                }
                 "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" => {
                     let cmd = self.command(c, CTX);
                     match c.keyword() {
@@ -863,7 +1157,6 @@ impl Cx {
                 "virtual_ipaddress_excluded"
                 | "virtual_routes"
                 | "virtual_rules"
-                | "track_process"
                 | "track_bfd"
                 | "use_vmac"
                 | "vmac_xmit_base"
@@ -879,7 +1172,6 @@ impl Cx {
                 | "garp_extra_if"
                 | "vmac_garp_intvl"
                 | "higher_prio_send_advert"
-                | "smtp_alert"
                 | "notify_deleted"
                 | "notify_master_rx_lower_pri"
                 | "notify_priority_changes"
@@ -985,7 +1277,9 @@ impl Cx {
                 "track_interface" => tracks.push((c, "track_interface")),
                 "track_script" => tracks.push((c, "track_script")),
                 "track_file" => tracks.push((c, "track_file")),
-                "smtp_alert" | "notify_priority_changes" | "track_process" | "track_bfd" => {
+                "track_process" => tracks.push((c, "track_process")),
+                "smtp_alert" => g.smtp_alert = self.flag(c, CTX),
+                "notify_priority_changes" | "track_bfd" => {
                     let kw = c.keyword().to_owned();
                     self.dropped(
                         c,
@@ -1054,6 +1348,13 @@ impl Cx {
                             continue;
                         }
                     },
+                    "track_process" => match self.config.track_process.get(&r.name) {
+                        Some(p) => (p.weight.unwrap_or(0), p.reverse),
+                        None => {
+                            self.note(pos, format!("sync group {group}: track process {} is not defined; keepalived ignores the entry, so does vrrpd", r.name));
+                            continue;
+                        }
+                    },
                     _ => (0, None),
                 };
                 let weight = r.weight.unwrap_or(default);
@@ -1065,7 +1366,9 @@ impl Cx {
                         self.note(pos, format!("sync group {group}: {kind} {} weight {weight}: member {o} owns its addresses (priority 255), so keepalived clears the weight (a failure means Fault), so does vrrpd", r.name));
                         r.weight = Some(0);
                         r.reverse = None;
-                    } else {
+                    } else if kind != "track_process" {
+                        // keepalived applies a process's weight to sync
+                        // group members in any case.
                         weighted.get_or_insert(pos);
                     }
                 }
@@ -1094,6 +1397,7 @@ impl Cx {
     ) {
         let scripts = &self.config.script;
         let files = &self.config.track_file;
+        let processes = &self.config.track_process;
         let Some(inst) = self.config.instance.get_mut(member) else {
             return;
         };
@@ -1101,6 +1405,17 @@ impl Cx {
         let own = kind == "track_interface" && inst.interface.as_deref() == Some(r.name.as_str());
         // The instance's entry, with its weight as keepalived reads it.
         let (exists, len) = match kind {
+            "track_process" => {
+                let default = processes.get(&r.name).and_then(|p| p.weight).unwrap_or(0);
+                let e = inst.track_process.iter_mut().find(|t| t.name == r.name);
+                let exists = e.is_some();
+                // keepalived: the group's weight, unless the instance's was 0.
+                if let Some(e) = e.filter(|e| e.weight.unwrap_or(default) != 0) {
+                    e.weight = r.weight;
+                    e.reverse = r.reverse;
+                }
+                (exists, inst.track_process.len())
+            }
             "track_interface" => {
                 let e = inst.track_interface.iter_mut().find(|t| t.name == r.name);
                 let exists = e.is_some() || own;
@@ -1152,6 +1467,7 @@ impl Cx {
         match kind {
             "track_interface" => inst.track_interface.push(r.clone()),
             "track_script" => inst.track_script.push(r.clone()),
+            "track_process" => inst.track_process.push(r.clone()),
             _ => inst.track_file.push(raw::TrackFileRef {
                 name: Some(r.name.clone()),
                 path: None,
@@ -1267,11 +1583,11 @@ impl Cx {
                 } else if version == 3 {
                     notes.push((pos, "vrrp_instance authentication", Fate::Changed, format!("({name}) authentication with VRRPv3: keepalived ignores it and sends none, so does vrrpd")));
                     i.authentication = None;
+                } else if ah {
+                    self.refuse(pos, format!("({name}) auth_type AH: vrrpd does not implement it. RFC 3768 removed IPsec AH from VRRP (one of its changes from RFC 2338), keepalived's AH does not interoperate with other implementations, and a converted node without it would be ignored by a keepalived peer still using AH (both would become master). Use auth_type PASS or no authentication on every node"));
+                    i.authentication = None;
                 } else if a.auth_pass.as_deref().is_none_or(str::is_empty) {
                     notes.push((pos, "vrrp_instance authentication", Fate::Changed, format!("({name}) authentication without a password: keepalived ignores it, so does vrrpd")));
-                    i.authentication = None;
-                } else if ah {
-                    notes.push((pos, "vrrp_instance authentication", Fate::Changed, format!("({name}) auth_type AH (IPsec AH, removed by RFC 3768) is not implemented by vrrpd: the converted instance sends no authentication, and a keepalived peer still using AH discards its adverts (both become master); convert both nodes together")));
                     i.authentication = None;
                 } else if a
                     .auth_type
@@ -1413,9 +1729,9 @@ impl Cx {
                     return None;
                 }
             },
-            [kw, ..] if kw == "group" => {
-                self.dropped(n, "", "`virtual_server group` (virtual_server_group) is not supported by vrrpd yet; this service is NOT configured".to_owned());
-                return None;
+            [kw, name] if kw == "group" => {
+                vs.group = Some(name.clone());
+                self.group_uses.push((index, n.pos));
             }
             [ip, port] => match (ip.parse(), port.parse()) {
                 (Ok(ip), Ok(port)) => {
@@ -1524,6 +1840,7 @@ impl Cx {
                 "quorum_up" => vs.quorum_up = self.command(c, CTX),
                 "quorum_down" => vs.quorum_down = self.command(c, CTX),
                 "virtualhost" => vs.virtualhost = self.string(c, CTX),
+                "smtp_alert" => vs.smtp_alert = self.flag(c, CTX),
                 "real_server" => {
                     if let Some(rs) = self.real_server(c) {
                         vs.real_server.push(rs);
@@ -1534,6 +1851,18 @@ impl Cx {
             self.at(&key, c.pos);
         }
         vs.real_server.shrink_to_fit();
+        // keepalived sends SNI only with enable_sni; vrrpd, unless told,
+        // whenever there is a name.
+        for rs in &mut vs.real_server {
+            for h in &mut rs.ssl_get {
+                if h.enable_sni.is_none() && (h.virtualhost.is_some() || vs.virtualhost.is_some()) {
+                    h.enable_sni = Some(false);
+                }
+            }
+        }
+        if vs.ip.is_some() && vs.protocol.is_none() {
+            self.default_udp(&mut vs, n.pos);
+        }
         Some(vs)
     }
 
@@ -1598,6 +1927,7 @@ impl Cx {
                 "retry" => rs.retry = self.number(c, CTX),
                 "delay_before_retry" => rs.delay_before_retry = self.seconds(c, CTX),
                 "alpha" => rs.alpha = self.flag(c, CTX),
+                "smtp_alert" => rs.smtp_alert = self.flag(c, CTX),
                 "TCP_CHECK" => {
                     let mut t = raw::TcpCheck::default();
                     let (conn, sched) =
@@ -1612,6 +1942,7 @@ impl Cx {
                     let mut h = raw::HttpCheck::default();
                     let mut urls = Vec::new();
                     let mut vhost = None;
+                    let mut sni = None;
                     let (conn, sched) = self.check_common(c, kw, |cx, x| match x.keyword() {
                         "url" => {
                             let mut u = raw::Url::default();
@@ -1632,6 +1963,37 @@ impl Cx {
                                             cx.carried(y, "url");
                                         }
                                     }
+                                    "regex" => {
+                                        let words = match &y.line {
+                                            Some(line) => split_quoted_escaped(line),
+                                            None => Some(y.words.clone()),
+                                        };
+                                        match words.as_deref() {
+                                            Some([_, pattern]) => {
+                                                u.regex = Some(pattern.clone());
+                                                cx.carried(y, "url");
+                                            }
+                                            _ => cx.dropped(y, "url", "`regex` takes one pattern (quote it when it has blanks); keepalived ignores this one (\"regex missing or too many fields\"), so does vrrpd".to_owned()),
+                                        }
+                                    }
+                                    "regex_no_match" => {
+                                        u.regex_no_match = Some(true);
+                                        cx.carried(y, "url");
+                                    }
+                                    "regex_options" => {
+                                        let mut options = healthcheck::RegexOptions::default();
+                                        for o in y.args() {
+                                            if options.set(o).is_some() {
+                                                u.regex_options.push(o.clone());
+                                            } else {
+                                                cx.note(y.pos, format!("regex_options `{o}` has no equivalent in vrrpd's regular expressions; dropped"));
+                                            }
+                                        }
+                                        cx.carried(y, "url");
+                                    }
+                                    "regex_min_offset" => u.regex_min_offset = cx.number(y, "url"),
+                                    "regex_max_offset" => u.regex_max_offset = cx.number(y, "url"),
+                                    "regex_stack" => cx.dropped(y, "url", "`regex_stack` (PCRE2's JIT stack size) has no meaning for vrrpd's regular expressions; dropped".to_owned()),
                                     _ => cx.unsupported(y, "url"),
                                 }
                             }
@@ -1639,15 +2001,13 @@ impl Cx {
                             urls.push(u);
                         }
                         "virtualhost" => vhost = cx.string(x, kw),
-                        "enable_sni" => {
-                            // vrrpd sends the virtual host as SNI already.
-                            cx.carried(x, kw);
-                        }
+                        "enable_sni" => sni = cx.flag(x, kw),
                         _ => cx.unsupported(x, kw),
                     });
                     h.set_connect(conn);
                     h.set_schedule(sched);
                     h.url = urls;
+                    h.enable_sni = sni.filter(|_| kw == "SSL_GET");
                     h.virtualhost = vhost;
                     if kw == "SSL_GET" {
                         rs.ssl_get.push(h);
@@ -1781,8 +2141,7 @@ impl Cx {
                         rs.misc_check.push(m);
                     }
                 }
-                "FILE_CHECK" | "BFD_CHECK" | "warmup" | "virtualhost" | "smtp_alert"
-                | "snmp_name" => {
+                "FILE_CHECK" | "BFD_CHECK" | "warmup" | "virtualhost" | "snmp_name" => {
                     let kw = c.keyword().to_owned();
                     self.dropped(
                         c,
@@ -1806,6 +2165,7 @@ impl Cx {
     ) -> (raw::Connect, raw::Schedule) {
         let mut conn = raw::Connect::default();
         let mut sched = raw::Schedule::default();
+        let (mut bind_port, mut bind_port_pos) = (None, None);
         for c in n.block() {
             match c.keyword() {
                 "connect_ip" => match c.args().first().and_then(|a| address(a)) {
@@ -1827,7 +2187,18 @@ impl Cx {
                 "retry" | "nb_get_retry" => sched.retry = self.number(c, kw),
                 "delay_before_retry" => sched.delay_before_retry = self.seconds(c, kw),
                 "delay_loop" => sched.delay_loop = self.seconds(c, kw),
-                "bind_port" | "bind_if" | "fwmark" | "warmup" | "alpha" | "log_all_failures" => {
+                "bind_port" => {
+                    bind_port = self.number::<u16>(c, kw).filter(|p| *p != 0);
+                    bind_port_pos = Some(c.pos);
+                }
+                "bind_if" => match c.args() {
+                    [name] if name.len() <= 15 => {
+                        conn.bind_if = Some(name.clone());
+                        self.carried(c, kw);
+                    }
+                    _ => self.dropped(c, kw, "`bind_if` takes an interface name (at most 15 characters); keepalived ignores it, so does vrrpd".to_owned()),
+                },
+                "fwmark" | "warmup" | "alpha" | "log_all_failures" => {
                     let k = c.keyword().to_owned();
                     self.dropped(
                         c,
@@ -1838,8 +2209,136 @@ impl Cx {
                 _ => other(self, c),
             }
         }
+        // keepalived binds the port only together with an address.
+        match (bind_port, bind_port_pos) {
+            (Some(port), _) if conn.bind_to.is_some() => conn.bind_port = Some(port),
+            (Some(port), Some(pos)) => {
+                self.report
+                    .recount(&format!("{kw} bind_port"), Fate::Dropped);
+                self.note(pos, format!("`bind_port {port}` without `bindto`: keepalived does not bind the port then, so vrrpd does not either; dropped"));
+            }
+            _ => {}
+        }
         self.carried(n, "real_server");
         (conn, sched)
+    }
+}
+
+impl Cx {
+    /// `virtual_server_group NAME { ... }`: each line read as keepalived
+    /// reads it; lines keepalived skips are dropped with its reason.
+    pub fn virtual_server_group(&mut self, n: &Node) {
+        let Some(name) = self.name(n) else { return };
+        if self.config.virtual_server_group.contains_key(&name) {
+            self.dropped(
+                n,
+                "",
+                format!("`virtual_server_group {name}` is defined again; the virtual servers use the first, so does vrrpd"),
+            );
+            return;
+        }
+        let k = KeyPath::root("virtual_server_group").key(&name);
+        self.at(&k, n.pos);
+        let mut lines: Vec<String> = Vec::new();
+        for c in n.block() {
+            let line = c.words.join(" ");
+            match line.parse::<lvs::GroupEntry>() {
+                Ok(e) => {
+                    self.at(&k.index(lines.len()), c.pos);
+                    self.entry(c, "virtual_server_group entry", Fate::Carried, None);
+                    lines.push(e.to_string());
+                }
+                Err(e) => self.entry(
+                    c,
+                    "virtual_server_group entry",
+                    Fate::Dropped,
+                    Some(format!("virtual_server_group {name}: {e}; keepalived skips the entry, so does vrrpd")),
+                ),
+            }
+        }
+        if lines.is_empty() {
+            self.dropped(n, "", format!("virtual_server_group {name} has no usable entry; keepalived removes it (and the virtual servers that use it), so does vrrpd"));
+            return;
+        }
+        self.carried(n, "");
+        self.config.virtual_server_group.insert(name, lines);
+    }
+
+    /// After the whole file: virtual servers whose group is not defined
+    /// are dropped (keepalived: "specified but not configured - ignoring
+    /// virtual server"), and a group entry without a port makes its
+    /// virtual servers persistent as keepalived does.
+    pub fn link_groups(&mut self) {
+        let uses = std::mem::take(&mut self.group_uses);
+        let mut gone = Vec::new();
+        for (index, pos) in uses {
+            let Some(vs) = self.config.virtual_server.get_mut(index) else {
+                continue;
+            };
+            let name = vs.group.clone().unwrap_or_default();
+            let Some(lines) = self.config.virtual_server_group.get(&name) else {
+                self.report.recount("virtual_server", Fate::Dropped);
+                self.warnings.push((pos, format!("virtual_server group {name}: no such virtual_server_group; keepalived ignores this virtual server, so does vrrpd")));
+                gone.push(index);
+                continue;
+            };
+            let entries: Vec<lvs::GroupEntry> =
+                lines.iter().filter_map(|l| l.parse().ok()).collect();
+            let portless = entries
+                .iter()
+                .any(|e| matches!(e, lvs::GroupEntry::Addresses { port: 0, .. }));
+            if vs.protocol.is_none() && entries.iter().any(|e| !e.is_fwmark()) {
+                vs.protocol = Some(raw::VsProtocol::Udp);
+                self.report.recount("virtual_server", Fate::Changed);
+                self.warnings.push((pos, "virtual_server without `protocol`: keepalived 2.2.7 uses UDP (\"no protocol set - defaulting to UDP\"), so does vrrpd".to_owned()));
+            }
+            if portless && vs.persistence_timeout.is_none() {
+                vs.persistence_timeout = Some(Dur::secs(360));
+                self.warnings.push((pos, format!("virtual_server group {name}: an entry has no port, so keepalived makes the virtual server persistent (persistence_timeout 360), so does vrrpd")));
+            }
+        }
+        for index in gone.into_iter().rev() {
+            self.remove_virtual_server(index);
+        }
+    }
+
+    /// keepalived 2.2.7 makes an address virtual server without `protocol`
+    /// a UDP one.
+    fn default_udp(&mut self, vs: &mut raw::VirtualServer, pos: Pos) {
+        vs.protocol = Some(raw::VsProtocol::Udp);
+        self.report.recount("virtual_server", Fate::Changed);
+        self.warnings.push((pos, "virtual_server without `protocol`: keepalived 2.2.7 uses UDP (\"no protocol set - defaulting to UDP\"), so does vrrpd".to_owned()));
+    }
+
+    /// Removes a converted virtual server, renumbering the positions of
+    /// those after it.
+    fn remove_virtual_server(&mut self, index: usize) {
+        if index >= self.config.virtual_server.len() {
+            return;
+        }
+        self.config.virtual_server.remove(index);
+        if index < self.real_servers.len() {
+            self.real_servers.remove(index);
+        }
+        let prefix = "virtual_server[";
+        let old = std::mem::take(&mut self.locations);
+        for (key, pos) in old {
+            let renumbered = key.strip_prefix(prefix).and_then(|rest| {
+                let (n, tail) = rest.split_once(']')?;
+                let n: usize = n.parse().ok()?;
+                Some((n, tail.to_owned()))
+            });
+            match renumbered {
+                Some((n, _)) if n == index => {}
+                Some((n, tail)) if n > index => {
+                    self.locations
+                        .insert(format!("{prefix}{}]{tail}", n - 1), pos);
+                }
+                _ => {
+                    self.locations.insert(key, pos);
+                }
+            }
+        }
     }
 }
 

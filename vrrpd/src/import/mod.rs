@@ -15,6 +15,8 @@ mod parse;
 #[cfg(test)]
 mod retry_tests;
 #[cfg(test)]
+mod source_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
@@ -233,8 +235,10 @@ impl Imported {
             global: self.config.global.clone(),
             script: self.config.script.clone(),
             track_file: self.config.track_file.clone(),
+            track_process: self.config.track_process.clone(),
             instance: self.config.instance.clone(),
             sync_group: self.config.sync_group.clone(),
+            virtual_server_group: self.config.virtual_server_group.clone(),
             virtual_server: Vec::new(),
         };
         out.write_all(crate::config::to_toml(&head).as_bytes())?;
@@ -274,17 +278,21 @@ pub fn import_str(text: &str, path: &Path, options: &Options) -> Result<Imported
     let mut vrrp = Vec::new();
     while let Some(node) = reader.next_top()? {
         match node.keyword() {
-            "global_defs" | "vrrp_script" | "track_file" | "vrrp_track_file" | "vrrp_instance"
-            | "vrrp_sync_group" => vrrp.push(node),
+            "global_defs" | "vrrp_script" | "track_file" | "vrrp_track_file"
+            | "vrrp_track_process" | "track_process" | "vrrp_instance" | "vrrp_sync_group" => {
+                vrrp.push(node)
+            }
             "virtual_server" => {
                 let index = cx.config.virtual_server.len();
                 if let Some(vs) = cx.virtual_server(&node, index) {
                     cx.config.virtual_server.push(vs);
                 }
             }
+            "virtual_server_group" => cx.virtual_server_group(&node),
             _ => cx.top_level_other(&node),
         }
     }
+    cx.link_groups();
     if let Some(pos) = reader.conditionals_seen {
         cx.note(
             pos,

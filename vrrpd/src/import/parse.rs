@@ -82,6 +82,7 @@ fn keeps_line(keyword: &str) -> bool {
             | "quorum_up"
             | "quorum_down"
             | "misc_path"
+            | "regex"
     )
 }
 

@@ -320,9 +320,10 @@ fn every_vrrp_construct_is_carried_with_keepalived_s_rules() {
         Some("-t:keepalived")
     );
 
+    // keepalived's mail settings are carried.
+    let mail = c.global.smtp.as_ref().expect("mail");
+    assert!(!mail.to.is_empty());
     for (line, word) in [
-        (9, "notification_email"),
-        (12, "smtp_server"),
         (36, "nopreempt with state MASTER"),
         (37, "preempt_delay with state MASTER"),
         (48, "track_interface eth1 weight"),
@@ -335,7 +336,7 @@ fn every_vrrp_construct_is_carried_with_keepalived_s_rules() {
             messages(&warnings)
         );
     }
-    assert_eq!(warnings.len(), 7, "{:#?}", messages(&warnings));
+    assert_eq!(warnings.len(), 5, "{:#?}", messages(&warnings));
 }
 
 #[test]
@@ -385,12 +386,25 @@ fn ipv6_means_v3_and_v3_ignores_authentication() {
 }
 
 #[test]
-fn ah_authentication_is_dropped_with_its_consequence() {
-    let (c, warnings) = import_check(
-        "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  authentication {\n    auth_type AH\n    auth_pass 1111\n  }\n  virtual_ipaddress {\n    192.0.2.16\n  }\n}\n",
-    );
+fn ah_authentication_is_refused_with_its_reason() {
+    let ah = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  authentication {\n    auth_type AH\n    auth_pass 1111\n  }\n  virtual_ipaddress {\n    192.0.2.16\n  }\n}\n";
+    let e = import_str(ah, Path::new("k.conf"), &options()).expect_err("AH refused");
+    let shown = e.to_string();
+    assert!(shown.starts_with("k.conf:4:"), "{shown}");
+    assert!(shown.contains("RFC 3768 removed IPsec AH"), "{shown}");
+    // Where keepalived ignores authentication anyway (VRRPv3, strict
+    // mode), AH does not matter.
+    let (c, warnings) =
+        import_check(&ah.replace("  interface eth0\n", "  interface eth0\n  version 3\n"));
     assert_eq!(c.instances["VI_1"].auth_pass, None);
-    assert!(has(&warnings, 4, "both become master"));
+    assert!(has(&warnings, 5, "authentication with VRRPv3"));
+    // `vrrpd check` refuses it in a TOML file too.
+    let e = crate::config::parse(
+        "[instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 1\nauthentication = { auth_type = \"AH\", auth_pass = \"1111\" }\n",
+        Path::new("v.toml"),
+    )
+    .expect_err("AH refused");
+    assert!(e.to_string().contains("RFC 3768 removed AH"), "{e}");
 }
 
 #[test]
@@ -442,10 +456,10 @@ fn prefixes_sorry_servers_single_quotes_and_script_users() {
         vs.sorry_server,
         Some("192.0.2.99:80".parse().expect("addr"))
     );
-    let config::CheckKind::Tcp { bind, .. } = &vs.real_servers[0].checks[0].kind else {
+    let config::CheckKind::Tcp { source, .. } = &vs.real_servers[0].checks[0].kind else {
         panic!("tcp")
     };
-    assert_eq!(*bind, Some("192.0.2.1".parse().expect("ip")));
+    assert_eq!(source.address, Some("192.0.2.1".parse().expect("ip")));
     assert!(has(&warnings, 7, "prefix is ignored"));
 }
 
@@ -898,4 +912,229 @@ fn sync_group_tracks_reach_every_member_with_their_weights() {
     assert_eq!(c.instances["A"].track_script[0].weight.get(), 0);
     assert!(!c.sync_groups["G"].tracking_weight);
     assert!(has(&warnings, 37, "member B owns its addresses"));
+}
+
+#[test]
+fn virtual_server_groups_are_carried_and_linked_after_the_whole_file() {
+    let text = r#"virtual_server group WEB {
+    lb_kind DR
+    protocol TCP
+    real_server 198.51.100.1 80 {
+        TCP_CHECK {
+            connect_timeout 3
+        }
+    }
+}
+virtual_server_group WEB {
+    192.0.2.10-12 80
+    192.0.2.20 443
+    192.0.2.30-29 80
+    fwmark 5
+}
+virtual_server_group ALLPORTS {
+    192.0.2.40
+}
+virtual_server group ALLPORTS {
+    lb_kind DR
+    real_server 198.51.100.2 {
+        TCP_CHECK {
+            connect_port 22
+        }
+    }
+}
+virtual_server group MISSING {
+    real_server 198.51.100.3 80 {
+    }
+}
+virtual_server 192.0.2.99 80 {
+    protocol TCP
+    real_server 198.51.100.4 80 {
+        bogus_keyword
+    }
+}
+"#;
+    let imported = import(text);
+    assert_eq!(
+        imported.config.virtual_server_group["WEB"],
+        ["192.0.2.10-12 80", "192.0.2.20 443", "fwmark 5"]
+    );
+    let (c, warnings) = import_check(text);
+    let m = messages(&warnings);
+    // The bad range line, the port-less group made persistent, the missing
+    // group's server dropped, the unknown keyword: each at its line.
+    assert!(has(&warnings, 13, "keepalived skips the entry"), "{m:#?}");
+    assert!(has(&warnings, 19, "persistence_timeout 360"), "{m:#?}");
+    // ... and UDP, keepalived 2.2.7's default protocol.
+    assert!(has(&warnings, 19, "defaulting to UDP"), "{m:#?}");
+    assert!(has(&warnings, 27, "no such virtual_server_group"), "{m:#?}");
+    assert!(has(&warnings, 34, "bogus_keyword"), "{m:#?}");
+    assert_eq!(warnings.len(), 5, "{m:#?}");
+    assert_eq!(c.virtual_servers.len(), 3);
+    let keys: Vec<String> = crate::plan::plan(&c)
+        .virtual_servers
+        .iter()
+        .map(|v| v.server.service.key.to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "tcp/192.0.2.10:80",
+            "tcp/192.0.2.11:80",
+            "tcp/192.0.2.12:80",
+            "tcp/192.0.2.20:443",
+            "fwmark/5",
+            "udp/192.0.2.40:0",
+            "tcp/192.0.2.99:80"
+        ]
+    );
+    assert_eq!(
+        c.virtual_servers[1].persistence.map(|p| p.0),
+        Some(std::time::Duration::from_secs(360))
+    );
+    // A problem found later still points at the keepalived.conf line of
+    // the server after the dropped one.
+    let (file, line) = imported.locate(&crate::config::KeyPath::root("virtual_server").index(2));
+    assert_eq!(
+        (file.display().to_string(), line),
+        ("keepalived.conf".to_owned(), 31)
+    );
+}
+
+#[test]
+fn check_options_keepalived_2_2_7_has_are_carried() {
+    let text = r#"virtual_server 192.0.2.5 443 {
+    protocol TCP
+    virtualhost www.example.com
+    real_server 192.0.2.6 443 {
+        SSL_GET {
+            bindto 192.0.2.1
+            bind_port 4000
+            bind_if eth1
+            url {
+                path /health
+                regex "ready( now)?"
+                regex_no_match
+                regex_options caseless auto_callout
+                regex_min_offset 2
+                regex_max_offset 50
+                regex_stack 32 64
+            }
+        }
+        SSL_GET {
+            enable_sni
+        }
+        TCP_CHECK {
+            bind_port 4001
+        }
+    }
+}
+"#;
+    let (c, warnings) = import_check(text);
+    let m = messages(&warnings);
+    assert!(has(&warnings, 13, "auto_callout"), "{m:#?}");
+    assert!(has(&warnings, 16, "regex_stack"), "{m:#?}");
+    assert!(has(&warnings, 23, "without `bindto`"), "{m:#?}");
+    assert_eq!(warnings.len(), 3, "{m:#?}");
+    let checks = &c.virtual_servers[0].real_servers[0].checks;
+    // The runner's order: TCP checks first, then HTTP(S).
+    let config::CheckKind::Http(h) = &checks[1].kind else {
+        panic!("http")
+    };
+    assert_eq!(h.source.address, Some("192.0.2.1".parse().expect("ip")));
+    assert_eq!(
+        (h.source.port, h.source.interface.as_deref()),
+        (Some(4000), Some("eth1"))
+    );
+    // keepalived sends no SNI without enable_sni, even with a virtualhost.
+    assert_eq!(h.enable_sni, Some(false));
+    let r = h.urls[0].regex.as_ref().expect("regex");
+    assert_eq!(r.pattern, "ready( now)?");
+    assert!(r.no_match && r.options.caseless);
+    assert_eq!((r.min_offset, r.max_offset), (2, Some(50)));
+    let config::CheckKind::Http(h) = &checks[2].kind else {
+        panic!("http")
+    };
+    assert_eq!(h.enable_sni, Some(true));
+    let config::CheckKind::Tcp { source, .. } = &checks[0].kind else {
+        panic!("tcp")
+    };
+    assert_eq!(
+        source.port, None,
+        "bind_port without bindto: keepalived does not bind"
+    );
+}
+
+#[test]
+fn vrrp_track_process_is_carried_to_instances_and_sync_groups() {
+    let text = r#"vrrp_track_process nginx {
+    process nginx
+    quorum 2
+    quorum_max 4
+    weight -20 reverse
+    delay 1.5
+}
+vrrp_track_process api {
+    process /usr/bin/python3 -m api
+    param_match initial
+    fork_delay 2
+}
+vrrp_track_process broken {
+    quorum 2
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 1
+    priority 100
+    virtual_ipaddress {
+        192.0.2.1
+    }
+    track_process {
+        nginx weight -30
+        broken
+        nginx
+    }
+}
+vrrp_instance VI_2 {
+    interface eth0
+    virtual_router_id 2
+    virtual_ipaddress {
+        192.0.2.2
+    }
+}
+vrrp_sync_group G {
+    group {
+        VI_1
+        VI_2
+    }
+    track_process {
+        api weight 5
+    }
+}
+"#;
+    let (c, warnings) = import_check(text);
+    let m = messages(&warnings);
+    assert!(has(&warnings, 13, "has no `process`"), "{m:#?}");
+    assert!(has(&warnings, 25, "no usable vrrp_track_process"), "{m:#?}");
+    assert!(has(&warnings, 26, "duplicate track_process"), "{m:#?}");
+    let nginx = &c.track_processes["nginx"];
+    assert_eq!((nginx.spec.quorum, nginx.spec.quorum_max), (2, 4));
+    assert_eq!(
+        nginx.spec.terminate_delay,
+        std::time::Duration::from_millis(1500)
+    );
+    assert!(nginx.reverse);
+    let api = &c.track_processes["api"].spec;
+    assert_eq!(api.params, ["-m", "api"]);
+    assert_eq!(api.param_match, healthcheck::process::ParamMatch::Initial);
+    assert!(api.full_command);
+    let names = |i: &str| -> Vec<(String, i32)> {
+        c.instances[i]
+            .track_process
+            .iter()
+            .map(|t| (t.name.clone(), t.weight.get()))
+            .collect()
+    };
+    // The sync group's process reaches every member with its weight.
+    assert_eq!(names("VI_1"), [("nginx".into(), -30), ("api".into(), 5)]);
+    assert_eq!(names("VI_2"), [("api".into(), 5)]);
 }

@@ -166,12 +166,16 @@ command = "/bin/true"
 [track_file.tf]
 file = "/run/vrrpd-manual-probe"
 
+[track_process.tp]
+process = "vrrpd-probe"
+
 [instance.VI_1]
 interface = "lo"
 virtual_router_id = 1
 virtual_ipaddress = ["192.0.2.1/24"]
 track_script = ["chk"]
 track_file = [{ name = "tf", weight = 0 }]
+track_process = ["tp"]
 authentication = { auth_type = "PASS", auth_pass = "x" }
 
 [sync_group.G]

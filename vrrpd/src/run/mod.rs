@@ -2,12 +2,14 @@
 //! the IPVS balancer together from one configuration file, and handles
 //! signals (SIGTERM/SIGINT stop gracefully, SIGHUP reloads).
 
+pub mod alerts;
 pub mod balancer;
 pub mod demo;
 pub mod exec;
 pub mod http;
 pub mod notify;
 pub mod plan;
+pub mod process;
 pub mod track;
 
 use std::path::Path;
@@ -120,7 +122,10 @@ async fn run_async(path: &Path, mut plan: Plan, load: Loader) -> anyhow::Result<
     // Tracked files start in the state they are in now (created first
     // when they ask for it).
     track::init_files(&plan.files);
-    let initial_files = files.poll(&plan.files);
+    let mut initial_files = files.poll(&plan.files);
+    // Tracked processes too: scanned before the instances start.
+    let mut processes = process::Processes::start(&plan.processes, &cancel)?;
+    initial_files.extend(processes.current());
     for spec in &mut plan.driver.instances {
         for (id, _, up) in &mut spec.tracks {
             if let Some((_, now_up)) = initial_files.iter().find(|(f, _)| f == id) {
@@ -128,6 +133,8 @@ async fn run_async(path: &Path, mut plan: Plan, load: Loader) -> anyhow::Result<
             }
         }
     }
+    // Notify FIFOs (and their readers) before the first event.
+    let alerts = alerts::Alerts::start(&plan.alerts, &router_id);
     let handle = vrrp_net::driver::spawn_with_token(plan.driver.clone(), cancel.child_token())
         .await
         .context("starting VRRP")?;
@@ -137,14 +144,18 @@ async fn run_async(path: &Path, mut plan: Plan, load: Loader) -> anyhow::Result<
         plan.groups.clone(),
         plan.notify_timeout,
     );
+    notifier.set_alerts(alerts.sender());
     let mut balancer = if plan.virtual_servers.is_empty() {
         None
     } else {
-        Some(Balancer::start(
-            &plan.virtual_servers,
-            &runner,
-            plan.notify_timeout,
-        )?)
+        let mut b = Balancer::start(&plan.virtual_servers, &runner, plan.notify_timeout)?;
+        let no_checker_emails = plan
+            .alerts
+            .smtp
+            .as_ref()
+            .is_some_and(|m| m.no_checker_emails);
+        b.set_alerts(alerts.sender(), no_checker_emails);
+        Some(b)
     };
     let shared: Shared = Arc::new(RwLock::new(StatusDoc {
         router_id: router_id.clone(),
@@ -191,6 +202,10 @@ async fn run_async(path: &Path, mut plan: Plan, load: Loader) -> anyhow::Result<
                                 tracing::error!(error = %e, "tracked scripts not reloaded");
                             }
                             push_tracks(&handle, scripts.current()).await;
+                            match processes.apply(&new.processes, &cancel) {
+                                Ok(states) => push_tracks(&handle, states).await,
+                                Err(e) => tracing::error!(error = %format!("{e:#}"), "tracked processes not reloaded"),
+                            }
                             notifier.reconfigure(new.notify.clone(), new.groups.clone());
                             if let Some(b) = balancer.as_mut()
                                 && let Err(e) = b.reload(&new.virtual_servers, &runner) {
@@ -220,6 +235,7 @@ async fn run_async(path: &Path, mut plan: Plan, load: Loader) -> anyhow::Result<
                 tracing::info!(script = %name, up, "tracked script");
                 push_tracks(&handle, vec![(id, up)]).await;
             }
+            (_, id, up) = processes.next() => push_tracks(&handle, vec![(id, up)]).await,
             t = transitions.recv() => match t {
                 Ok(t) => {
                     if let Some(b) = balancer.as_mut()
@@ -256,8 +272,10 @@ async fn run_async(path: &Path, mut plan: Plan, load: Loader) -> anyhow::Result<
         b.shutdown();
     }
     scripts.shutdown();
+    processes.shutdown();
     runner.shutdown().await;
     notifier.finish().await;
+    alerts.finish().await;
     cancel.cancel();
     if let Some(t) = http_task.take() {
         let _ = t.await;

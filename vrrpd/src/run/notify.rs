@@ -1,7 +1,9 @@
 //! keepalived's notify scripts: per instance, `notify_master`,
 //! `notify_backup`, `notify_fault`, `notify_stop`, then the generic
 //! `notify` with `INSTANCE name STATE priority` appended; per sync group,
-//! the same with `GROUP`, fired once every member is in the new state.
+//! the same with `GROUP name STATE 0`, fired once every member is in the
+//! new state. Each change also goes to the notify FIFOs and alert mails
+//! ([`super::alerts`]).
 //! Scripts of one instance or group run one at a time, in order; different
 //! instances do not wait for each other, and nothing here ever blocks the
 //! state machine.
@@ -14,6 +16,7 @@ use tokio::task::JoinSet;
 use vrrp_core::State;
 use vrrp_net::driver::StateEvent;
 
+use super::alerts::{Alert, AlertSender};
 use super::exec;
 use super::plan::{Command, GroupPlan, Notify};
 
@@ -36,6 +39,7 @@ pub struct Notifier {
     queues: HashMap<String, mpsc::UnboundedSender<Job>>,
     workers: JoinSet<()>,
     timeout: Duration,
+    alerts: AlertSender,
 }
 
 impl Notifier {
@@ -53,7 +57,14 @@ impl Notifier {
             queues: HashMap::new(),
             workers: JoinSet::new(),
             timeout,
+            alerts: AlertSender::none(),
         }
+    }
+
+    /// Sends every instance and group change to the notify FIFOs and
+    /// alert mails too.
+    pub fn set_alerts(&mut self, alerts: AlertSender) {
+        self.alerts = alerts;
     }
 
     /// Replaces the scripts (after a reload); queued runs still happen.
@@ -64,12 +75,23 @@ impl Notifier {
 
     /// Queues the scripts a state change calls for.
     pub fn on_event(&mut self, event: &StateEvent) {
-        let to = if event.to == State::Initialize {
-            State::Initialize
-        } else {
-            event.to
-        };
+        let to = event.to;
+        // keepalived starts a sync group in Backup (or Fault) before its
+        // members (`vrrp_init_state`): the group's notifications come
+        // first, at its first member's start.
+        if event.from == State::Initialize && matches!(to, State::Backup | State::Fault) {
+            for g in self.groups.clone() {
+                if g.members.contains(&event.instance) && !self.group_state.contains_key(&g.name) {
+                    self.group_changed(&g, to);
+                }
+            }
+        }
         let priority = event.priority.get().to_string();
+        self.alerts.send(Alert::Instance {
+            name: event.instance.clone(),
+            state: to,
+            priority: event.priority.get(),
+        });
         if let Some(n) = self.instances.get(&event.instance).cloned() {
             self.queue_scripts(
                 &format!("i:{}", event.instance),
@@ -90,17 +112,27 @@ impl Notifier {
                 .iter()
                 .all(|m| self.member_state.get(m) == Some(&to));
             if all && self.group_state.get(&g.name) != Some(&to) {
-                self.group_state.insert(g.name.clone(), to);
-                self.queue_scripts(
-                    &format!("g:{}", g.name),
-                    &g.notify,
-                    "GROUP",
-                    &g.name,
-                    to,
-                    &priority,
-                );
+                self.group_changed(&g, to);
             }
         }
+    }
+
+    /// A sync group's scripts (keepalived passes 0 as a group's priority)
+    /// and alerts.
+    fn group_changed(&mut self, g: &GroupPlan, to: State) {
+        self.group_state.insert(g.name.clone(), to);
+        self.queue_scripts(
+            &format!("g:{}", g.name),
+            &g.notify,
+            "GROUP",
+            &g.name,
+            to,
+            "0",
+        );
+        self.alerts.send(Alert::Group {
+            name: g.name.clone(),
+            state: to,
+        });
     }
 
     fn queue_scripts(

@@ -2,6 +2,7 @@
 //! part of the daemon consumes. Built from the resolved configuration by
 //! `crate::plan`; the runtime never looks at the configuration.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -57,6 +58,15 @@ pub struct TrackScript {
     pub init_fail: bool,
 }
 
+/// A `vrrp_track_process`: its quorum moves the tracked object `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackProcessPlan {
+    /// The tracked object it drives.
+    pub id: TrackId,
+    /// What to count.
+    pub spec: healthcheck::process::ProcessSpec,
+}
+
 /// A `track_file`: the number in it (0 when missing, empty or not a
 /// number, as keepalived reads it) moves the instances that track it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +118,10 @@ pub struct RealServerCheck {
 pub struct RealServerPlan {
     /// Address and port.
     pub addr: SocketAddr,
+    /// keepalived's name of it in FIFO lines and mails (`[ip]:tcp:80`).
+    pub label: String,
+    /// Mail when one of its checks changes state.
+    pub smtp_alert: bool,
     /// Checks; the server is up while all are up (none: always up).
     pub checks: Vec<RealServerCheck>,
     /// Run when it comes up.
@@ -127,6 +141,61 @@ pub struct VirtualServerPlan {
     pub quorum_up: Option<Command>,
     /// Run when quorum is lost.
     pub quorum_down: Option<Command>,
+    /// keepalived's name of it (`[192.0.2.1]:tcp:80`, `FWM 5`,
+    /// `[GROUP]:0`).
+    pub label: String,
+    /// Whether its events are notified (FIFO lines, mails): a group's
+    /// services share one set of notifications, on the first.
+    pub notifies: bool,
+    /// Mail when quorum is gained or lost.
+    pub smtp_alert: bool,
+}
+
+/// keepalived's notify FIFOs and alert mails.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertPlan {
+    /// Each FIFO once, with what it receives.
+    pub fifos: Vec<FifoPlan>,
+    /// Alert mail.
+    pub smtp: Option<SmtpPlan>,
+    /// Instances with `smtp_alert`.
+    pub instances: BTreeSet<String>,
+    /// Sync groups with `smtp_alert`.
+    pub groups: BTreeSet<String>,
+}
+
+/// One notify FIFO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FifoPlan {
+    /// The FIFO.
+    pub path: PathBuf,
+    /// Owner (uid, gid) of a FIFO vrrpd creates.
+    pub owner: Option<(u32, Option<u32>)>,
+    /// Its reader, started with the path appended.
+    pub script: Option<Command>,
+    /// VRRP lines go to it.
+    pub vrrp: bool,
+    /// IPVS lines go to it.
+    pub lvs: bool,
+}
+
+/// Alert mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpPlan {
+    /// Relay: host and port.
+    pub server: (String, u16),
+    /// HELO name.
+    pub helo: String,
+    /// Sender.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Time limit of each step.
+    pub timeout: Duration,
+    /// No mail on Fault.
+    pub no_email_faults: bool,
+    /// Checker mails only when the real server changes state.
+    pub no_checker_emails: bool,
 }
 
 /// Everything the daemon runs.
@@ -144,12 +213,16 @@ pub struct Plan {
     pub scripts: Vec<TrackScript>,
     /// Tracked files.
     pub files: Vec<TrackFile>,
+    /// Tracked processes.
+    pub processes: Vec<TrackProcessPlan>,
     /// Virtual servers (IPVS).
     pub virtual_servers: Vec<VirtualServerPlan>,
     /// Where to serve /metrics and /status (off when `None`).
     pub http: Option<SocketAddr>,
     /// Longest a notify script may run.
     pub notify_timeout: Duration,
+    /// Notify FIFOs and alert mails.
+    pub alerts: AlertPlan,
 }
 
 /// One instance's use of a tracked file: keepalived adds the file's number
