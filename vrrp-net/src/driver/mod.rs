@@ -12,19 +12,21 @@
 //!   the sockets and the clock and carries out the core's effects without
 //!   blocking, plus helper tasks for netlink and the state file.
 //!
+//! The crate docs show a service embedding it: see
+//! [embedding failover in a service](crate#embedding-failover-in-a-service).
+//! The smallest run:
+//!
 //! ```no_run
-//! use vrrp_core::{InstanceConfig, Version, VirtualAddress, Vrid};
-//! use vrrp_net::driver::{DriverConfig, InstanceSpec, Vip, spawn};
+//! use vrrp_core::InstanceConfig;
+//! use vrrp_net::driver::{DriverConfig, InstanceSpec, spawn};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let vrid = Vrid::new(51).ok_or("vrid")?;
-//! // An unspecified primary address is read from the interface.
-//! let config = InstanceConfig::new(vrid, Version::V3, "0.0.0.0".parse()?);
-//! let mut spec = InstanceSpec::new("VI_1", "eth0", config);
-//! spec.vips.push(Vip::new(VirtualAddress { addr: "192.0.2.100".parse()?, prefix_len: 24 }));
+//! // No primary address: the driver advertises from the interface's.
+//! let config = InstanceConfig::v3("51".parse()?).virtual_address("192.0.2.100/24".parse()?).build()?;
+//! let spec = InstanceSpec::new("VI_1", "eth0", config);
 //! let handle = spawn(DriverConfig { instances: vec![spec], ..DriverConfig::default() }).await?;
 //! let mut events = handle.subscribe();
-//! while let Ok(event) = events.recv().await {
+//! if let Ok(event) = events.recv().await {
 //!     println!("{} {} -> {}", event.instance, event.from, event.to);
 //! }
 //! handle.shutdown().await?; // priority 0 sent, addresses removed
