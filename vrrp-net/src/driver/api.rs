@@ -198,6 +198,16 @@ pub struct DriverConfig {
     pub foreign_addresses: ForeignAddressPolicy,
 }
 
+impl DriverConfig {
+    /// These instances, with no sync group and the defaults of the rest.
+    pub fn new(instances: impl IntoIterator<Item = InstanceSpec>) -> Self {
+        DriverConfig {
+            instances: instances.into_iter().collect(),
+            ..DriverConfig::default()
+        }
+    }
+}
+
 /// Why the driver could not start, refused a request or stopped.
 ///
 /// Like every error of this crate, its `Display` includes the cause (the
