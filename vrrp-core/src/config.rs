@@ -1,10 +1,12 @@
 //! What one virtual router instance is configured with, and its checks.
 
-use std::net::IpAddr;
+use core::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::field::{Field, FieldError};
 use crate::time::Centisecs;
 use crate::types::{Family, Priority, Version, Vrid};
 use crate::wire::{Auth, ChecksumMode};
@@ -86,9 +88,37 @@ impl Default for GarpConfig {
     }
 }
 
-/// The configuration of one virtual router instance. Build it with
-/// [`InstanceConfig::new`] and adjust fields; [`InstanceConfig::validate`]
-/// is called by [`crate::Instance::new`].
+/// The configuration of one virtual router instance.
+///
+/// Build it with [`InstanceConfig::v3`] or [`InstanceConfig::v2`], which
+/// take the address family from the first virtual address and check every
+/// field at [`InstanceConfigBuilder::build`]:
+///
+/// ```
+/// use std::time::Duration;
+/// use vrrp_core::InstanceConfig;
+///
+/// let config = InstanceConfig::v3("51".parse()?)
+///     .priority("150".parse()?)
+///     .virtual_address("2001:db8::100/64".parse()?)
+///     .preempt_delay(Duration::from_secs(5))
+///     .build()?;
+/// // No primary address given: the driver advertises from the
+/// // interface's link-local address.
+/// assert!(config.primary_address.is_unspecified());
+/// assert_eq!(config.family(), vrrp_core::Family::Ipv6);
+///
+/// let refused = InstanceConfig::v2("51".parse()?)
+///     .virtual_address("2001:db8::100".parse()?)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(refused.to_string(), "version: VRRPv2 cannot run over IPv6; use version 3");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// [`InstanceConfig::new`] and the public fields remain for code that
+/// has all the values at hand (a configuration loader);
+/// [`InstanceConfig::validate`] is called by [`crate::Instance::new`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct InstanceConfig {
@@ -168,6 +198,27 @@ impl InstanceConfig {
         Family::of(&self.primary_address)
     }
 
+    /// A VRRPv3 configuration (RFC 5798) to build, with keepalived's
+    /// defaults: priority 100, advert interval 1 s, preempt, no delay,
+    /// backup at start-up. The address family is that of the first
+    /// virtual address, unless [`InstanceConfigBuilder::primary_address`]
+    /// says otherwise.
+    pub fn v3(vrid: Vrid) -> InstanceConfigBuilder {
+        InstanceConfigBuilder::new(vrid, Version::V3)
+    }
+
+    /// A VRRPv2 configuration (RFC 3768, IPv4 only) to build, with the
+    /// defaults of [`InstanceConfig::v3`].
+    pub fn v2(vrid: Vrid) -> InstanceConfigBuilder {
+        InstanceConfigBuilder::new(vrid, Version::V2)
+    }
+
+    /// A configuration of either version to build (for a version read
+    /// from a setting): [`InstanceConfig::v3`] or [`InstanceConfig::v2`].
+    pub fn builder(vrid: Vrid, version: Version) -> InstanceConfigBuilder {
+        InstanceConfigBuilder::new(vrid, version)
+    }
+
     /// Sets the priority (builder style).
     pub fn with_priority(mut self, priority: Priority) -> Self {
         self.priority = priority;
@@ -200,6 +251,192 @@ impl InstanceConfig {
             Some(e) => Err(e.error),
             None => Ok(()),
         }
+    }
+}
+
+/// Builds an [`InstanceConfig`] (see there for an example). Every setter
+/// takes a value of the field's own type; nothing is checked until
+/// [`InstanceConfigBuilder::build`], which reports every problem at once,
+/// each naming its field.
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until build() is called"]
+pub struct InstanceConfigBuilder {
+    config: InstanceConfig,
+    primary_address: Option<IpAddr>,
+}
+
+impl InstanceConfigBuilder {
+    fn new(vrid: Vrid, version: Version) -> Self {
+        InstanceConfigBuilder {
+            config: InstanceConfig::new(vrid, version, IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            primary_address: None,
+        }
+    }
+
+    /// The base priority: 1..=254, or 255 for the address owner (default
+    /// 100).
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.config.priority = priority;
+        self
+    }
+
+    /// The advertisement interval (`advert_int`, default 1 s): whole
+    /// seconds for VRRPv2, 10 ms..=40.95 s for VRRPv3.
+    pub fn advert_interval(mut self, interval: Centisecs) -> Self {
+        self.config.advert_interval = interval;
+        self
+    }
+
+    /// Whether a higher-priority backup takes over from a lower-priority
+    /// master (default true; keepalived's `nopreempt` is `false`).
+    pub fn preempt(mut self, preempt: bool) -> Self {
+        self.config.preempt = preempt;
+        self
+    }
+
+    /// keepalived's `preempt_delay` (default none): see
+    /// [`InstanceConfig::preempt_delay`] and, for the exact takeover time,
+    /// the simulator's notes on it (`vrrp_core::sim`, feature `sim`).
+    pub fn preempt_delay(mut self, delay: Duration) -> Self {
+        self.config.preempt_delay = delay;
+        self
+    }
+
+    /// This router's address on the link: the source of its
+    /// advertisements and the tie-break between equal priorities (for
+    /// IPv6, a link-local address). Not given, or unspecified (`0.0.0.0`,
+    /// `::`): a driver learns it from the interface (`vrrp-net` follows
+    /// the interface's primary IPv4 or link-local IPv6 address). When
+    /// given, it decides the address family.
+    pub fn primary_address(mut self, address: IpAddr) -> Self {
+        self.primary_address = Some(address);
+        self
+    }
+
+    /// Adds a virtual address; the first one decides the address family
+    /// unless a primary address is given.
+    pub fn virtual_address(mut self, address: VirtualAddress) -> Self {
+        self.config.virtual_addresses.push(address);
+        self
+    }
+
+    /// Adds virtual addresses, in order.
+    pub fn virtual_addresses(
+        mut self,
+        addresses: impl IntoIterator<Item = VirtualAddress>,
+    ) -> Self {
+        self.config.virtual_addresses.extend(addresses);
+        self
+    }
+
+    /// VRRPv2 authentication (default none).
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.config.auth = auth;
+        self
+    }
+
+    /// Adds a unicast peer: advertisements go to the peers instead of the
+    /// multicast group.
+    pub fn unicast_peer(mut self, peer: IpAddr) -> Self {
+        self.config.unicast_peers.push(peer);
+        self
+    }
+
+    /// Adds unicast peers, in order.
+    pub fn unicast_peers(mut self, peers: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.config.unicast_peers.extend(peers);
+        self
+    }
+
+    /// The start-up state (keepalived's `state`, default backup).
+    pub fn initial_state(mut self, state: InitialState) -> Self {
+        self.config.initial_state = state;
+        self
+    }
+
+    /// Gratuitous ARP / NA timing (default keepalived's).
+    pub fn garp(mut self, garp: GarpConfig) -> Self {
+        self.config.garp = garp;
+        self
+    }
+
+    /// The VRRPv3/IPv4 checksum variant (default RFC 5798's).
+    pub fn checksum_mode(mut self, mode: ChecksumMode) -> Self {
+        self.config.checksum_mode = mode;
+        self
+    }
+
+    /// See [`InstanceConfig::check_ttl`] (default true).
+    pub fn check_ttl(mut self, check: bool) -> Self {
+        self.config.check_ttl = check;
+        self
+    }
+
+    /// See [`InstanceConfig::lower_prio_no_advert`] (default false).
+    pub fn lower_prio_no_advert(mut self, no_advert: bool) -> Self {
+        self.config.lower_prio_no_advert = no_advert;
+        self
+    }
+
+    /// See [`InstanceConfig::owner_ignore_adverts`] (default true).
+    pub fn owner_ignore_adverts(mut self, ignore: bool) -> Self {
+        self.config.owner_ignore_adverts = ignore;
+        self
+    }
+
+    /// The configuration, or every rule it breaks
+    /// ([`InstanceConfig::validate_all`]), each naming its field. The
+    /// address family is that of the primary address when given, else of
+    /// the first virtual address, else of the first unicast peer; with
+    /// none of them it is unknown, and that is an error about
+    /// [`Field::PrimaryAddress`].
+    pub fn build(self) -> Result<InstanceConfig, InvalidConfig> {
+        let mut config = self.config;
+        let family_from = self
+            .primary_address
+            .or_else(|| config.virtual_addresses.first().map(|v| v.addr))
+            .or_else(|| config.unicast_peers.first().copied());
+        let Some(from) = family_from else {
+            let mut errors = vec![FieldError {
+                field: Field::PrimaryAddress,
+                error: ConfigError::NoAddressFamily,
+            }];
+            // The rest can still be checked (as IPv4, which VRRPv2 needs).
+            errors.extend(config.validate_all());
+            return Err(InvalidConfig { errors });
+        };
+        config.primary_address = self.primary_address.unwrap_or(match from {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        });
+        let errors = config.validate_all();
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(InvalidConfig { errors })
+        }
+    }
+}
+
+/// What [`InstanceConfigBuilder::build`] refused: every rule the
+/// configuration breaks, in field order, each naming its field. Its
+/// `Display` lists them as `field: problem`, separated by `; `.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub struct InvalidConfig {
+    /// The problems, at least one.
+    pub errors: Vec<FieldError>,
+}
+
+impl fmt::Display for InvalidConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", e.field, e.error)?;
+        }
+        Ok(())
     }
 }
 
@@ -239,4 +476,160 @@ pub enum ConfigError {
     /// family: that is another virtual router, to be removed and added.
     #[error("the VRID, version or address family changed; that is a new virtual router")]
     IdentityChanged,
+    /// Neither a primary address nor a virtual address nor a unicast peer
+    /// says which address family the instance is of.
+    #[error("no primary address, virtual address or unicast peer to take the address family from")]
+    NoAddressFamily,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vrid() -> Vrid {
+        Vrid::new(51).expect("vrid")
+    }
+
+    fn vip(s: &str) -> VirtualAddress {
+        s.parse().expect("virtual address")
+    }
+
+    #[test]
+    fn the_family_comes_from_the_first_virtual_address() {
+        let v4 = InstanceConfig::v3(vrid())
+            .virtual_address(vip("192.0.2.100/24"))
+            .build()
+            .expect("valid");
+        assert_eq!(v4.family(), Family::Ipv4);
+        assert_eq!(v4.primary_address, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let v6 = InstanceConfig::v3(vrid())
+            .virtual_address(vip("2001:db8::100/64"))
+            .build()
+            .expect("valid");
+        assert_eq!(v6.family(), Family::Ipv6);
+        assert_eq!(v6.primary_address, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        // Without virtual addresses, a unicast peer says it.
+        let peer = InstanceConfig::v3(vrid())
+            .unicast_peer("2001:db8::2".parse().expect("address"))
+            .build()
+            .expect("valid");
+        assert_eq!(peer.family(), Family::Ipv6);
+    }
+
+    #[test]
+    fn a_given_primary_address_decides_the_family() {
+        let err = InstanceConfig::v3(vrid())
+            .primary_address("192.0.2.1".parse().expect("address"))
+            .virtual_address(vip("2001:db8::100"))
+            .build()
+            .expect_err("mixed families");
+        assert_eq!(
+            err.errors,
+            [FieldError {
+                field: Field::VirtualAddress(0),
+                error: ConfigError::MixedFamily("2001:db8::100".parse().expect("address")),
+            }]
+        );
+        assert_eq!(
+            err.to_string(),
+            "virtual_addresses[0]: address 2001:db8::100 is not of the instance's address family"
+        );
+        let ok = InstanceConfig::v3(vrid())
+            .primary_address("fe80::1".parse().expect("address"))
+            .virtual_address(vip("2001:db8::100"))
+            .build()
+            .expect("valid");
+        assert_eq!(
+            ok.primary_address,
+            "fe80::1".parse::<IpAddr>().expect("address")
+        );
+    }
+
+    #[test]
+    fn nothing_to_take_the_family_from_is_an_error_about_the_primary_address() {
+        let err = InstanceConfig::v3(vrid())
+            .priority(Priority::STOP)
+            .build()
+            .expect_err("no family");
+        let fields: Vec<Field> = err.errors.iter().map(|e| e.field).collect();
+        assert_eq!(fields, [Field::PrimaryAddress, Field::Priority]);
+        assert_eq!(
+            err.to_string(),
+            "primary_address: no primary address, virtual address or unicast peer to take the \
+             address family from; priority: priority 0 is reserved; use 1..=255"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        let err = InstanceConfig::v2(vrid())
+            .priority(Priority::STOP)
+            .advert_interval(Centisecs::new(50))
+            .virtual_address(vip("2001:db8::100"))
+            .unicast_peer("192.0.2.2".parse().expect("address"))
+            .build()
+            .expect_err("invalid");
+        let fields: Vec<String> = err.errors.iter().map(|e| e.field.to_string()).collect();
+        assert_eq!(
+            fields,
+            ["priority", "version", "advert_interval", "unicast_peers[0]"]
+        );
+    }
+
+    #[test]
+    fn every_setter_reaches_its_field() {
+        let garp = GarpConfig {
+            master_repeat: 2,
+            ..GarpConfig::default()
+        };
+        let auth = Auth::password(b"secret").expect("password");
+        let built = InstanceConfig::v2(vrid())
+            .priority(Priority::new(150))
+            .advert_interval(Centisecs::new(200))
+            .preempt(false)
+            .preempt_delay(Duration::from_secs(5))
+            .primary_address("192.0.2.1".parse().expect("address"))
+            .virtual_addresses([vip("192.0.2.100/24"), vip("192.0.2.101")])
+            .virtual_address(vip("192.0.2.102"))
+            .auth(auth)
+            .unicast_peers(["192.0.2.2".parse().expect("address")])
+            .unicast_peer("192.0.2.3".parse().expect("address"))
+            .initial_state(InitialState::Master)
+            .garp(garp)
+            .checksum_mode(ChecksumMode::Rfc)
+            .check_ttl(false)
+            .lower_prio_no_advert(true)
+            .owner_ignore_adverts(false)
+            .build()
+            .expect("valid");
+        let mut by_hand = InstanceConfig::new(vrid(), Version::V2, "192.0.2.1".parse().expect("a"))
+            .with_priority(Priority::new(150))
+            .with_interval(Centisecs::new(200))
+            .with_address(vip("192.0.2.100/24"))
+            .with_address(vip("192.0.2.101"))
+            .with_address(vip("192.0.2.102"));
+        by_hand.preempt = false;
+        by_hand.preempt_delay = Duration::from_secs(5);
+        by_hand.auth = auth;
+        by_hand.unicast_peers = vec![
+            "192.0.2.2".parse().expect("address"),
+            "192.0.2.3".parse().expect("address"),
+        ];
+        by_hand.initial_state = InitialState::Master;
+        by_hand.garp = garp;
+        by_hand.check_ttl = false;
+        by_hand.lower_prio_no_advert = true;
+        by_hand.owner_ignore_adverts = false;
+        assert_eq!(built, by_hand);
+        // The defaults are those of `new`.
+        let default = InstanceConfig::builder(vrid(), Version::V3)
+            .virtual_address(vip("192.0.2.100"))
+            .build()
+            .expect("valid");
+        assert_eq!(
+            default,
+            InstanceConfig::new(vrid(), Version::V3, "0.0.0.0".parse().expect("a"))
+                .with_address(vip("192.0.2.100"))
+        );
+    }
 }

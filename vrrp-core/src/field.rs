@@ -33,6 +33,26 @@ pub enum Field {
     VirtualAddress(usize),
     /// The peer at this index of [`InstanceConfig::unicast_peers`].
     UnicastPeer(usize),
+    /// [`InstanceConfig::primary_address`] (with
+    /// [`crate::InstanceConfigBuilder`]: missing, and nothing else says
+    /// which address family the instance is of).
+    PrimaryAddress,
+}
+
+impl fmt::Display for Field {
+    /// The field's name, as the [`crate::InstanceConfigBuilder`] method
+    /// that sets it: `priority`, `virtual_addresses[2]`...
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Field::Priority => f.write_str("priority"),
+            Field::Version => f.write_str("version"),
+            Field::AdvertInterval => f.write_str("advert_interval"),
+            Field::Auth => f.write_str("auth"),
+            Field::VirtualAddress(i) => write!(f, "virtual_addresses[{i}]"),
+            Field::UnicastPeer(i) => write!(f, "unicast_peers[{i}]"),
+            Field::PrimaryAddress => f.write_str("primary_address"),
+        }
+    }
 }
 
 /// One thing wrong with an [`InstanceConfig`], and where.

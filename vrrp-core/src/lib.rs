@@ -60,7 +60,10 @@ mod time;
 mod types;
 pub mod wire;
 
-pub use config::{ConfigError, GarpConfig, InitialState, InstanceConfig, VirtualAddress};
+pub use config::{
+    ConfigError, GarpConfig, InitialState, InstanceConfig, InstanceConfigBuilder, InvalidConfig,
+    VirtualAddress,
+};
 pub use field::{Field, FieldError, ParseError, Weight};
 pub use instance::{Instance, Output, Reason, RxMeta, State, TrackConfig, TrackId, Transmit};
 pub use router::{Deadline, DeadlineKind, GroupId, InstanceId, Router, RouterError};

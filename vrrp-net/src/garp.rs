@@ -34,20 +34,20 @@ const NDP_OPTION_TARGET_LINK_LAYER_ADDRESS: u8 = 2;
 #[non_exhaustive]
 pub enum GarpError {
     /// Creating or configuring the packet socket failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Setup {
         /// The step that failed.
         what: &'static str,
         /// OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// Sending a frame failed.
-    #[error("send announcement for {addr}: {source}")]
+    #[error("send announcement for {addr}: {error}")]
     Send {
         /// The address being announced.
         addr: IpAddr,
         /// OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// Building a frame failed (should not happen for valid addresses).
     #[error("build frame: {0}")]
@@ -122,19 +122,19 @@ impl AnnounceSocket {
     pub fn open(ifindex: u32, mac: [u8; 6]) -> Result<Self, GarpError> {
         // Protocol 0: a send-only packet socket, so no frame is queued to it.
         let socket =
-            Socket::new(Domain::PACKET, Type::RAW, None).map_err(|source| GarpError::Setup {
+            Socket::new(Domain::PACKET, Type::RAW, None).map_err(|error| GarpError::Setup {
                 what: "socket(AF_PACKET)",
-                source,
+                error,
             })?;
         socket
             .set_nonblocking(true)
-            .map_err(|source| GarpError::Setup {
+            .map_err(|error| GarpError::Setup {
                 what: "O_NONBLOCK",
-                source,
+                error,
             })?;
-        let fd = crate::sys::register(socket).map_err(|source| GarpError::Setup {
+        let fd = crate::sys::register(socket).map_err(|error| GarpError::Setup {
             what: "tokio register",
-            source,
+            error,
         })?;
         Ok(Self {
             fd,
@@ -178,7 +178,7 @@ impl AnnounceSocket {
             ),
         };
         let dst = crate::sys::link_addr(self.ifindex, ethertype, dst_mac)
-            .map_err(|source| GarpError::Send { addr, source })?;
+            .map_err(|error| GarpError::Send { addr, error })?;
         self.fd
             .async_io(Interest::WRITABLE, |sock| {
                 socket::sendto(sock.as_raw_fd(), &frame, &dst, MsgFlags::MSG_DONTWAIT)
@@ -186,7 +186,7 @@ impl AnnounceSocket {
             })
             .await
             .map(|_| ())
-            .map_err(|source| GarpError::Send { addr, source })
+            .map_err(|error| GarpError::Send { addr, error })
     }
 
     /// Announces every address of `addrs` once, in order. Stops at the

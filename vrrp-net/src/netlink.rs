@@ -16,7 +16,7 @@ use neli::utils::Groups;
 use neli::{Size, ToBytes};
 
 /// Errors of the rtnetlink operations in [`crate::addr`] and [`crate::link`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetlinkError {
     /// Called outside a tokio runtime.

@@ -49,12 +49,12 @@ static NEXT_LAN: AtomicUsize = AtomicUsize::new(0);
 #[non_exhaustive]
 pub enum TestnetError {
     /// A command could not be started.
-    #[error("cannot run {cmd}: {source}")]
+    #[error("cannot run {cmd}: {error}")]
     Spawn {
         /// The command line.
         cmd: String,
         /// OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// A command exited unsuccessfully.
     #[error("{cmd} failed ({status}): {stderr}")]
@@ -67,20 +67,20 @@ pub enum TestnetError {
         stderr: String,
     },
     /// Entering a namespace failed.
-    #[error("entering namespace {ns}: {source}")]
+    #[error("entering namespace {ns}: {error}")]
     Setns {
         /// Namespace name.
         ns: String,
         /// OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// A file operation failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Io {
         /// What was being done.
         what: String,
         /// OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// A thread running in a namespace panicked.
     #[error("namespace thread panicked: {0}")]
@@ -116,22 +116,22 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<Output, Test
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command.spawn().map_err(|source| TestnetError::Spawn {
+    let mut child = command.spawn().map_err(|error| TestnetError::Spawn {
         cmd: cmd.clone(),
-        source,
+        error,
     })?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(input.as_bytes())
-            .map_err(|source| TestnetError::Io {
+            .map_err(|error| TestnetError::Io {
                 what: format!("writing stdin of {cmd}"),
-                source,
+                error,
             })?;
     }
     let output = child
         .wait_with_output()
-        .map_err(|source| TestnetError::Spawn {
+        .map_err(|error| TestnetError::Spawn {
             cmd: cmd.clone(),
-            source,
+            error,
         })?;
     if output.status.success() {
         Ok(output)
@@ -230,29 +230,29 @@ impl Netns {
         let handle = std::thread::Builder::new()
             .name(format!("ns-{name}"))
             .spawn(move || {
-                let file = File::open(&path).map_err(|source| TestnetError::Setns {
+                let file = File::open(&path).map_err(|error| TestnetError::Setns {
                     ns: name.clone(),
-                    source,
+                    error,
                 })?;
                 nix::sched::setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| {
                     TestnetError::Setns {
                         ns: name.clone(),
-                        source: e.into(),
+                        error: e.into(),
                     }
                 })?;
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .map_err(|source| TestnetError::Io {
+                    .map_err(|error| TestnetError::Io {
                         what: "building tokio runtime".into(),
-                        source,
+                        error,
                     })?;
                 Ok(runtime.block_on(f()))
             });
         NsTask {
-            handle: handle.map_err(|source| TestnetError::Io {
+            handle: handle.map_err(|error| TestnetError::Io {
                 what: "spawning namespace thread".into(),
-                source,
+                error,
             }),
         }
     }
@@ -696,7 +696,7 @@ impl Keepalived {
         ));
         let io_err = |what: &str| {
             let what = what.to_owned();
-            move |source| TestnetError::Io { what, source }
+            move |error| TestnetError::Io { what, error }
         };
         std::fs::create_dir_all(&dir).map_err(io_err("creating keepalived dir"))?;
         let conf = dir.join("keepalived.conf");
@@ -729,9 +729,9 @@ impl Keepalived {
                 .stderr(log_err)
                 .process_group(0)
                 .spawn()
-                .map_err(|source| TestnetError::Spawn {
+                .map_err(|error| TestnetError::Spawn {
                     cmd: format!("ip {}", args.join(" ")),
-                    source,
+                    error,
                 })?
         };
         Ok(Self {
@@ -803,15 +803,15 @@ impl Keepalived {
                 }
                 Ok(None) => {
                     let _ = signal::killpg(pid, Signal::SIGKILL);
-                    return child.wait().map_err(|source| TestnetError::Io {
+                    return child.wait().map_err(|error| TestnetError::Io {
                         what: "waiting for keepalived".into(),
-                        source,
+                        error,
                     });
                 }
-                Err(source) => {
+                Err(error) => {
                     return Err(TestnetError::Io {
                         what: "waiting for keepalived".into(),
-                        source,
+                        error,
                     });
                 }
             }
@@ -837,9 +837,9 @@ fn pid_of(child: &Child) -> Result<Pid, TestnetError> {
 fn kill_group(child: &mut Child) -> Result<ExitStatus, TestnetError> {
     let pid = pid_of(child)?;
     let _ = signal::killpg(pid, Signal::SIGKILL);
-    child.wait().map_err(|source| TestnetError::Io {
+    child.wait().map_err(|error| TestnetError::Io {
         what: "waiting for keepalived".into(),
-        source,
+        error,
     })
 }
 

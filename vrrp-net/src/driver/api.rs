@@ -13,6 +13,7 @@ use vrrp_core::{
 
 use crate::NetlinkError;
 use crate::socket::SocketError;
+use crate::socket::copy_io;
 
 /// One virtual address with where and how to add it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +109,31 @@ impl InstanceSpec {
         }
     }
 
+    /// Adds a virtual address with its device and label (builder style).
+    #[must_use]
+    pub fn vip(mut self, vip: Vip) -> Self {
+        self.vips.push(vip);
+        self
+    }
+
+    /// Tracks an object whose state the caller reports with
+    /// [`crate::driver::VrrpHandle::set_track`] (builder style; see
+    /// [`InstanceSpec::tracks`]): `initially_up` is its state until the
+    /// first report.
+    #[must_use]
+    pub fn track(mut self, id: TrackId, config: TrackConfig, initially_up: bool) -> Self {
+        self.tracks.push((id, config, initially_up));
+        self
+    }
+
+    /// Tracks another interface (builder style; keepalived's
+    /// `track_interface`).
+    #[must_use]
+    pub fn track_interface(mut self, name: impl Into<String>, config: TrackConfig) -> Self {
+        self.track_interfaces.push((name.into(), config));
+        self
+    }
+
     /// The engine configuration with the virtual addresses of
     /// [`InstanceSpec::vips`] when there are any.
     pub(crate) fn engine_config(&self) -> InstanceConfig {
@@ -172,30 +198,44 @@ pub struct DriverConfig {
     pub foreign_addresses: ForeignAddressPolicy,
 }
 
+impl DriverConfig {
+    /// These instances, with no sync group and the defaults of the rest.
+    pub fn new(instances: impl IntoIterator<Item = InstanceSpec>) -> Self {
+        DriverConfig {
+            instances: instances.into_iter().collect(),
+            ..DriverConfig::default()
+        }
+    }
+}
+
 /// Why the driver could not start, refused a request or stopped.
+///
+/// Like every error of this crate, its `Display` includes the cause (the
+/// OS's, the kernel's or the engine's words), so `{}` and a tracing
+/// `%error` say everything, and it does not offer the cause again as
+/// [`std::error::Error::source`]: `anyhow` and friends print it once.
+/// The cause is still there to match on, in the variant's fields.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DriverError {
     /// A socket could not be opened.
-    #[error("socket on {interface}: {source}")]
+    #[error("socket on {interface}: {error}")]
     Socket {
         /// The interface.
         interface: String,
         /// What went wrong.
-        #[source]
-        source: SocketError,
+        error: SocketError,
     },
     /// An rtnetlink request failed.
-    #[error("netlink: {0}")]
-    Netlink(#[from] NetlinkError),
+    #[error("{0}")]
+    Netlink(NetlinkError),
     /// The engine refused the configuration of an instance.
-    #[error("instance {instance}: {source}")]
+    #[error("instance {instance}: {error}")]
     Config {
         /// The instance.
         instance: String,
         /// What the engine said.
-        #[source]
-        source: RouterError,
+        error: RouterError,
     },
     /// Two instances share a name.
     #[error("two instances are named {0}")]
@@ -215,17 +255,23 @@ pub enum DriverError {
     /// A sync group names an instance that does not exist.
     #[error("sync group names unknown instance {0}")]
     UnknownInstance(String),
+    /// A command named an instance that does not exist.
+    #[error("no instance is named {0}")]
+    NoSuchInstance(String),
+    /// A tracked object's state was reported, but no instance tracks it
+    /// (not in any instance's [`InstanceSpec::tracks`] or interfaces).
+    #[error("{0} is tracked by no instance")]
+    UnknownTrack(TrackKey),
     /// An instance is in two sync groups.
     #[error("instance {0} is in two sync groups")]
     GroupedTwice(String),
     /// The record of added addresses could not be read or locked.
-    #[error("state file {path}: {source}")]
+    #[error("state file {path}: {error}")]
     StateFile {
         /// The file.
         path: PathBuf,
         /// What went wrong.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Another driver uses the same record of added addresses.
     #[error(
@@ -234,16 +280,66 @@ pub enum DriverError {
     StateFileLocked(PathBuf),
     /// The driver thread or its runtime could not be created.
     #[error("driver thread: {0}")]
-    Thread(#[source] std::io::Error),
+    Thread(std::io::Error),
     /// The timer could not be created or armed.
     #[error("timer: {0}")]
-    Timer(#[source] std::io::Error),
+    Timer(std::io::Error),
     /// The driver has stopped.
     #[error("the driver has stopped")]
     Stopped,
     /// The driver thread panicked.
     #[error("the driver thread panicked: {0}")]
     Panicked(String),
+}
+
+impl DriverError {
+    /// A copy for each waiter of a stopped driver (I/O errors keep their
+    /// OS error number, or their kind and message).
+    pub(crate) fn duplicate(&self) -> DriverError {
+        use DriverError as E;
+        match self {
+            E::Socket { interface, error } => E::Socket {
+                interface: interface.clone(),
+                error: error.duplicate(),
+            },
+            E::Netlink(e) => E::Netlink(e.clone()),
+            E::Config { instance, error } => E::Config {
+                instance: instance.clone(),
+                error: error.clone(),
+            },
+            E::DuplicateName(n) => E::DuplicateName(n.clone()),
+            E::DuplicateVrid {
+                interface,
+                vrid,
+                a,
+                b,
+            } => E::DuplicateVrid {
+                interface: interface.clone(),
+                vrid: *vrid,
+                a: a.clone(),
+                b: b.clone(),
+            },
+            E::UnknownInstance(n) => E::UnknownInstance(n.clone()),
+            E::NoSuchInstance(n) => E::NoSuchInstance(n.clone()),
+            E::UnknownTrack(k) => E::UnknownTrack(k.clone()),
+            E::GroupedTwice(n) => E::GroupedTwice(n.clone()),
+            E::StateFile { path, error } => E::StateFile {
+                path: path.clone(),
+                error: copy_io(error),
+            },
+            E::StateFileLocked(p) => E::StateFileLocked(p.clone()),
+            E::Thread(e) => E::Thread(copy_io(e)),
+            E::Timer(e) => E::Timer(copy_io(e)),
+            E::Stopped => E::Stopped,
+            E::Panicked(m) => E::Panicked(m.clone()),
+        }
+    }
+}
+
+impl From<NetlinkError> for DriverError {
+    fn from(e: NetlinkError) -> Self {
+        DriverError::Netlink(e)
+    }
 }
 
 /// A state change, as broadcast to subscribers.
@@ -392,4 +488,141 @@ pub struct ReloadSummary {
     pub added: Vec<String>,
     /// Instances no longer configured: stopped gracefully.
     pub removed: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+    use std::io;
+
+    use vrrp_core::ConfigError;
+
+    use super::*;
+    use crate::garp::GarpError;
+    use crate::testnet::TestnetError;
+
+    /// The whole chain as `anyhow` prints it with `{:#}`, checking that no
+    /// error repeats the text of its `source()`.
+    fn chain(e: Box<dyn Error + Send + Sync>) -> String {
+        let mut next = e.source();
+        let mut outer = e.to_string();
+        while let Some(cause) = next {
+            let text = cause.to_string();
+            assert!(
+                !outer.contains(&text),
+                "{outer:?} also says its cause {text:?}"
+            );
+            outer = text;
+            next = cause.source();
+        }
+        format!("{:#}", anyhow::Error::from_boxed(e))
+    }
+
+    fn denied() -> io::Error {
+        io::Error::from_raw_os_error(1) // EPERM
+    }
+
+    #[test]
+    fn errors_print_their_cause_once() {
+        let config = DriverError::Config {
+            instance: "VI_1".into(),
+            error: RouterError::Config(ConfigError::MixedFamily(
+                "2001:db8::100".parse().expect("address"),
+            )),
+        };
+        assert_eq!(
+            format!(
+                "{:#}",
+                anyhow::Error::from(config).context("starting VRRP on v0")
+            ),
+            "starting VRRP on v0: instance VI_1: address 2001:db8::100 is not of the instance's \
+             address family"
+        );
+        let cases: Vec<(Box<dyn Error + Send + Sync>, &str)> = vec![
+            (
+                Box::new(DriverError::Socket {
+                    interface: "eth0".into(),
+                    error: SocketError::Setup {
+                        what: "SO_BINDTODEVICE",
+                        error: denied(),
+                    },
+                }),
+                "socket on eth0: SO_BINDTODEVICE: Operation not permitted (os error 1)",
+            ),
+            (
+                Box::new(DriverError::StateFile {
+                    path: "/run/x".into(),
+                    error: denied(),
+                }),
+                "state file /run/x: Operation not permitted (os error 1)",
+            ),
+            (
+                Box::new(DriverError::Netlink(NetlinkError::Kernel {
+                    op: "add address",
+                    errno: 17,
+                })),
+                "netlink add address: File exists (os error 17)",
+            ),
+            (
+                Box::new(DriverError::Timer(denied())),
+                "timer: Operation not permitted (os error 1)",
+            ),
+            (
+                Box::new(DriverError::Thread(denied())),
+                "driver thread: Operation not permitted (os error 1)",
+            ),
+            (
+                Box::new(SocketError::NoSuchInterface {
+                    name: "eth9".into(),
+                    error: nix::Error::ENODEV,
+                }),
+                "interface \"eth9\" not found: ENODEV: No such device",
+            ),
+            (
+                Box::new(SocketError::Send {
+                    dst: "192.0.2.2".parse().expect("address"),
+                    error: denied(),
+                }),
+                "send to 192.0.2.2: Operation not permitted (os error 1)",
+            ),
+            (
+                Box::new(GarpError::Setup {
+                    what: "socket(packet)",
+                    error: denied(),
+                }),
+                "socket(packet): Operation not permitted (os error 1)",
+            ),
+            (
+                Box::new(TestnetError::Io {
+                    what: "read".into(),
+                    error: denied(),
+                }),
+                "read: Operation not permitted (os error 1)",
+            ),
+        ];
+        for (e, printed) in cases {
+            assert_eq!(chain(e), printed);
+        }
+    }
+
+    #[test]
+    fn every_waiter_gets_the_same_error() {
+        let e = DriverError::Timer(denied());
+        let d = e.duplicate();
+        assert_eq!(e.to_string(), d.to_string());
+        assert!(matches!(d, DriverError::Timer(io) if io.raw_os_error() == Some(1)));
+        let custom = DriverError::StateFile {
+            path: "/run/x".into(),
+            error: io::Error::other("disk on fire"),
+        };
+        assert_eq!(custom.to_string(), custom.duplicate().to_string());
+        let socket = DriverError::Socket {
+            interface: "eth0".into(),
+            error: SocketError::NoSuchInterface {
+                name: "eth0".into(),
+                error: nix::Error::ENODEV,
+            },
+        };
+        assert_eq!(socket.to_string(), socket.duplicate().to_string());
+    }
 }

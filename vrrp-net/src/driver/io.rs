@@ -82,9 +82,9 @@ fn open_socket(spec: &SocketSpec) -> Result<OpenSocket, DriverError> {
     let config = SocketConfig::new(spec.interface.clone(), spec.key.family)
         .with_multicast(spec.join_multicast)
         .with_recv_buffer(RECV_BUFFER_BYTES);
-    let socket = VrrpSocket::open(&config).map_err(|source| DriverError::Socket {
+    let socket = VrrpSocket::open(&config).map_err(|error| DriverError::Socket {
         interface: spec.interface.clone(),
-        source,
+        error,
     })?;
     Ok(OpenSocket {
         socket: Arc::new(socket),

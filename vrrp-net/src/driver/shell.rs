@@ -41,7 +41,7 @@ pub(crate) enum Command {
         Box<DriverConfig>,
         oneshot::Sender<Result<ReloadSummary, DriverError>>,
     ),
-    SetTrack(TrackId, bool),
+    SetTrack(TrackId, bool, oneshot::Sender<Result<(), DriverError>>),
 }
 
 /// What the handle keeps of a started shell.
@@ -314,7 +314,9 @@ impl Shell {
             Command::SetPriority(name, priority, reply) => {
                 let _ = reply.send(self.core.set_priority(now, &name, priority));
             }
-            Command::SetTrack(id, up) => self.core.set_track(now, &TrackKey::User(id), up),
+            Command::SetTrack(id, up, reply) => {
+                let _ = reply.send(self.core.set_track(now, &TrackKey::User(id), up));
+            }
             Command::Reconfigure(config, reply) => {
                 let result = self.reconfigure(*config);
                 if let Err(e) = &result {

@@ -44,9 +44,9 @@ impl StateFile {
             Some(p) => p.to_owned(),
             None => default_path()?,
         };
-        let err = |source: io::Error| DriverError::StateFile {
+        let err = |error: io::Error| DriverError::StateFile {
             path: path.clone(),
-            source,
+            error,
         };
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
@@ -111,9 +111,9 @@ fn default_path() -> Result<PathBuf, DriverError> {
     }
     let ns = "/proc/thread-self/ns/net";
     let ino = std::fs::metadata(ns)
-        .map_err(|source| DriverError::StateFile {
+        .map_err(|error| DriverError::StateFile {
             path: PathBuf::from(ns),
-            source,
+            error,
         })?
         .ino();
     Ok(Path::new(DEFAULT_DIR).join(format!("owned.ino-{ino}")))

@@ -10,12 +10,12 @@ use super::Family;
 #[non_exhaustive]
 pub enum SocketError {
     /// The interface does not exist (in this thread's network namespace).
-    #[error("interface {name:?} not found: {source}")]
+    #[error("interface {name:?} not found: {error}")]
     NoSuchInterface {
         /// Interface name looked up.
         name: String,
         /// Lookup error.
-        source: nix::Error,
+        error: nix::Error,
     },
     /// The interface name is empty or longer than the kernel allows.
     #[error("invalid interface name {0:?}")]
@@ -29,28 +29,63 @@ pub enum SocketError {
         family: Family,
     },
     /// Creating or configuring the socket failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Setup {
         /// The step that failed.
         what: &'static str,
         /// OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// Sending failed.
-    #[error("send to {dst}: {source}")]
+    #[error("send to {dst}: {error}")]
     Send {
         /// Destination of the failed send.
         dst: IpAddr,
         /// OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// Receiving failed.
     #[error("receive: {0}")]
     Recv(io::Error),
 }
 
+/// A copy of an I/O error: the OS error number when there is one, else
+/// its kind and message.
+pub(crate) fn copy_io(e: &io::Error) -> io::Error {
+    e.raw_os_error().map_or_else(
+        || io::Error::new(e.kind(), e.to_string()),
+        io::Error::from_raw_os_error,
+    )
+}
+
 impl SocketError {
+    /// A copy (the errors inside are not `Clone`): see [`copy_io`].
+    pub(crate) fn duplicate(&self) -> SocketError {
+        match self {
+            SocketError::NoSuchInterface { name, error } => SocketError::NoSuchInterface {
+                name: name.clone(),
+                error: *error,
+            },
+            SocketError::InvalidInterfaceName(name) => {
+                SocketError::InvalidInterfaceName(name.clone())
+            }
+            SocketError::FamilyMismatch { addr, family } => SocketError::FamilyMismatch {
+                addr: *addr,
+                family: *family,
+            },
+            SocketError::Setup { what, error } => SocketError::Setup {
+                what,
+                error: copy_io(error),
+            },
+            SocketError::Send { dst, error } => SocketError::Send {
+                dst: *dst,
+                error: copy_io(error),
+            },
+            SocketError::Recv(error) => SocketError::Recv(copy_io(error)),
+        }
+    }
+
     pub(super) fn setup(what: &'static str) -> impl FnOnce(io::Error) -> Self {
-        move |source| Self::Setup { what, source }
+        move |error| Self::Setup { what, error }
     }
 }

@@ -36,6 +36,7 @@ use tokio::io::unix::AsyncFd;
 use self::cmsg::{RawMeta, recv_once, send_many, send_once};
 use self::datagram::{Header, parse_datagram};
 pub use self::error::SocketError;
+pub(crate) use self::error::copy_io;
 use self::setup::{configure_v4, configure_v6};
 
 /// The address family of a socket: vrrp-core's.
@@ -190,9 +191,9 @@ pub fn interface_index(name: &str) -> Result<u32, SocketError> {
     if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
         return Err(SocketError::InvalidInterfaceName(name.to_owned()));
     }
-    nix::net::if_::if_nametoindex(name).map_err(|source| SocketError::NoSuchInterface {
+    nix::net::if_::if_nametoindex(name).map_err(|error| SocketError::NoSuchInterface {
         name: name.to_owned(),
-        source,
+        error,
     })
 }
 
@@ -221,12 +222,12 @@ impl VrrpSocket {
         socket::setsockopt(&socket, sockopt::ReceiveTimestampns, &true).map_err(|e| {
             SocketError::Setup {
                 what: "SO_TIMESTAMPNS",
-                source: e.into(),
+                error: e.into(),
             }
         })?;
         socket::setsockopt(&socket, sockopt::RxqOvfl, &1).map_err(|e| SocketError::Setup {
             what: "SO_RXQ_OVFL",
-            source: e.into(),
+            error: e.into(),
         })?;
         if let Some(bytes) = config.recv_buffer {
             // Beyond net.core.rmem_max only with CAP_NET_ADMIN, which a
@@ -309,9 +310,9 @@ impl VrrpSocket {
                 self.counters.sent.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Err(source) => {
+            Err(error) => {
                 self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
-                Err(SocketError::Send { dst, source })
+                Err(SocketError::Send { dst, error })
             }
         }
     }
@@ -353,11 +354,11 @@ impl VrrpSocket {
                 // The first datagram of the chunk failed (or, never seen,
                 // nothing was taken): report it and go on with the next.
                 other => {
-                    let source = other.err().unwrap_or_else(|| {
+                    let error = other.err().unwrap_or_else(|| {
                         io::Error::new(io::ErrorKind::WriteZero, "sendmmsg sent nothing")
                     });
                     self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
-                    outcome.errors.push(SocketError::Send { dst, source });
+                    outcome.errors.push(SocketError::Send { dst, error });
                     pos += 1;
                 }
             }
@@ -406,11 +407,11 @@ impl VrrpSocket {
                     return outcome;
                 }
                 other => {
-                    let source = other.err().unwrap_or_else(|| {
+                    let error = other.err().unwrap_or_else(|| {
                         io::Error::new(io::ErrorKind::WriteZero, "sendmmsg sent nothing")
                     });
                     self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
-                    outcome.errors.push(SocketError::Send { dst, source });
+                    outcome.errors.push(SocketError::Send { dst, error });
                     pos += 1;
                 }
             }

@@ -32,11 +32,11 @@ pub(super) fn configure_v4(socket: &Socket, ifindex: u32, join: bool) -> Result<
         .map_err(SocketError::setup("IP_MULTICAST_ALL"))?;
     socket::setsockopt(socket, sockopt::Ipv4PacketInfo, &true).map_err(|e| SocketError::Setup {
         what: "IP_PKTINFO",
-        source: e.into(),
+        error: e.into(),
     })?;
     socket::setsockopt(socket, sockopt::Ipv4RecvTtl, &true).map_err(|e| SocketError::Setup {
         what: "IP_RECVTTL",
-        source: e.into(),
+        error: e.into(),
     })?;
     if join {
         socket
@@ -71,13 +71,13 @@ pub(super) fn configure_v6(socket: &Socket, ifindex: u32, join: bool) -> Result<
     socket::setsockopt(socket, sockopt::Ipv6RecvPacketInfo, &true).map_err(|e| {
         SocketError::Setup {
             what: "IPV6_RECVPKTINFO",
-            source: e.into(),
+            error: e.into(),
         }
     })?;
     socket::setsockopt(socket, sockopt::Ipv6RecvHopLimit, &true).map_err(|e| {
         SocketError::Setup {
             what: "IPV6_RECVHOPLIMIT",
-            source: e.into(),
+            error: e.into(),
         }
     })?;
     if join {

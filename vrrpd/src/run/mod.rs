@@ -90,8 +90,10 @@ fn write_status(shared: &Shared, f: impl FnOnce(&mut StatusDoc)) {
 
 async fn push_tracks(handle: &VrrpHandle, changes: Vec<(vrrp_core::TrackId, bool)>) {
     for (id, up) in changes {
-        if let Err(e) = handle.set_track(id, up).await {
-            tracing::error!(error = %e, "driver gone");
+        match handle.set_track(id, up).await {
+            // A script or file no instance tracks: nothing to move.
+            Ok(()) | Err(vrrp_net::driver::DriverError::UnknownTrack(_)) => {}
+            Err(e) => tracing::error!(error = %e, "driver gone"),
         }
     }
 }

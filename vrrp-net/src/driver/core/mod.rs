@@ -86,8 +86,8 @@ use std::ops::Range;
 use std::time::Duration;
 
 use vrrp_core::{
-    DeadlineKind, DropReason, Family, InstanceConfig, InstanceId, Output, Priority, Router, RxMeta,
-    Timestamp, TrackConfig, TrackId, VirtualAddress,
+    ConfigError, DeadlineKind, DropReason, Family, InstanceConfig, InstanceId, Output, Priority,
+    Router, RouterError, RxMeta, Timestamp, TrackConfig, TrackId, VirtualAddress,
 };
 
 use self::addresses::{VipKey, VipTrack, synthetic_address};
@@ -674,7 +674,9 @@ impl DriverCore {
         self.drain(now);
     }
 
-    /// Sets an instance's base priority.
+    /// Sets an instance's base priority. Refused, with nothing changed:
+    /// an unknown name ([`DriverError::NoSuchInstance`]) and priority 0,
+    /// which only a stopping master sends (a `Config` error).
     pub fn set_priority(
         &mut self,
         now: Timestamp,
@@ -684,27 +686,46 @@ impl DriverCore {
         let id = *self
             .names
             .get(name)
-            .ok_or_else(|| DriverError::UnknownInstance(name.to_owned()))?;
+            .ok_or_else(|| DriverError::NoSuchInstance(name.to_owned()))?;
+        let config_error = |error| DriverError::Config {
+            instance: name.to_owned(),
+            error,
+        };
+        if priority == Priority::STOP {
+            return Err(config_error(RouterError::Config(ConfigError::ZeroPriority)));
+        }
         let result = self
             .router
             .set_base_priority(now, id, priority)
-            .map_err(|source| DriverError::Config {
-                instance: name.to_owned(),
-                source,
-            });
+            .map_err(config_error);
         self.drain(now);
         result
     }
 
-    /// Reports the state of a caller's tracked object.
-    pub fn set_track(&mut self, now: Timestamp, key: &TrackKey, up: bool) {
+    /// Reports the state of a tracked object to every instance tracking
+    /// it. Refused, with nothing changed or remembered, when no instance
+    /// tracks it ([`DriverError::UnknownTrack`]).
+    pub fn set_track(
+        &mut self,
+        now: Timestamp,
+        key: &TrackKey,
+        up: bool,
+    ) -> Result<(), DriverError> {
+        let id = self
+            .tracks
+            .get(&TrackName::Key(key.clone()))
+            .filter(|id| {
+                self.entries
+                    .values()
+                    .any(|e| e.tracks.iter().any(|(t, _)| t == id))
+            })
+            .ok_or_else(|| DriverError::UnknownTrack(key.clone()))?;
         if let TrackKey::User(user) = key {
             self.tracks.set_user_state(*user, up);
         }
-        if let Some(id) = self.tracks.get(&TrackName::Key(key.clone())) {
-            self.router.set_track_state(now, id, up);
-        }
+        self.router.set_track_state(now, id, up);
         self.drain(now);
+        Ok(())
     }
 
     // ------------------------------------------------------------------
@@ -718,13 +739,13 @@ impl DriverCore {
         let family = config.family();
         let auto_source = config.primary_address.is_unspecified();
         let multicast = config.unicast_peers.is_empty();
-        let id = self
-            .router
-            .add_instance(iface.0, config)
-            .map_err(|source| DriverError::Config {
-                instance: name.clone(),
-                source,
-            })?;
+        let id =
+            self.router
+                .add_instance(iface.0, config)
+                .map_err(|error| DriverError::Config {
+                    instance: name.clone(),
+                    error,
+                })?;
         let binding_track = self.tracks.id(TrackName::Binding(name.clone()));
         let mut entry = Entry {
             name: name.clone(),
@@ -839,9 +860,9 @@ impl DriverCore {
                 .collect::<Result<Vec<_>, _>>()?;
             self.router
                 .add_sync_group(&members)
-                .map_err(|source| DriverError::Config {
+                .map_err(|error| DriverError::Config {
                     instance: group.first().cloned().unwrap_or_default(),
-                    source,
+                    error,
                 })?;
         }
         Ok(())

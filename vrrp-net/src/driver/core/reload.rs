@@ -46,7 +46,7 @@ pub(super) fn validate(config: &DriverConfig) -> Result<(), DriverError> {
         let engine = spec.engine_config();
         engine.validate().map_err(|e| DriverError::Config {
             instance: spec.name.clone(),
-            source: RouterError::Config(e),
+            error: RouterError::Config(e),
         })?;
         let key = (spec.interface.as_str(), engine.family(), engine.vrid);
         if let Some(other) = keys.insert(key, &spec.name) {

@@ -881,7 +881,9 @@ fn a_tracked_objects_reported_state_outlives_a_reload() {
         .push((TrackId(7), TrackConfig::weight(0), true));
     let mut h = Harness::eth0(&config(vec![with_track.clone()]));
     assert_eq!(h.state("a"), State::Backup);
-    h.core.set_track(h.now, &TrackKey::User(TrackId(7)), false);
+    h.core
+        .set_track(h.now, &TrackKey::User(TrackId(7)), false)
+        .unwrap();
     h.pump();
     assert_eq!(h.state("a"), State::Fault);
     // A new instance tracking the same object starts from its known state,
@@ -895,10 +897,74 @@ fn a_tracked_objects_reported_state_outlives_a_reload() {
     h.pump();
     assert_eq!(h.state("a"), State::Fault);
     assert_eq!(h.state("b"), State::Fault);
-    // A caller's id never collides with an interface's.
-    h.core.set_track(h.now, &TrackKey::User(TrackId(0)), false);
+    // A caller's id never collides with an interface's (id 0 inside the
+    // driver): nobody tracks the caller's id 0, and nothing changes.
+    let before = h.core.snapshot();
+    assert!(matches!(
+        h.core.set_track(h.now, &TrackKey::User(TrackId(0)), true),
+        Err(DriverError::UnknownTrack(TrackKey::User(TrackId(0))))
+    ));
     h.pump();
-    assert_eq!(h.state("b"), State::Fault);
+    assert_eq!(h.core.snapshot(), before);
+}
+
+#[test]
+fn commands_that_cannot_apply_are_refused_and_change_nothing() {
+    let mut tracked = spec("a", "eth0", 1, 150, "192.0.2.100");
+    tracked
+        .tracks
+        .push((TrackId(7), TrackConfig::weight(-60), true));
+    let mut h = Harness::eth0(&config(vec![tracked]));
+    h.become_master("a");
+    h.clear();
+    let before = h.core.snapshot();
+    let zero = h.core.set_priority(h.now, "a", Priority::STOP);
+    assert!(
+        matches!(
+            &zero,
+            Err(DriverError::Config {
+                instance,
+                error: RouterError::Config(ConfigError::ZeroPriority),
+            }) if instance == "a"
+        ),
+        "{zero:?}"
+    );
+    let typo = h.core.set_priority(h.now, "VI_typo", Priority::new(120));
+    assert!(matches!(&typo, Err(DriverError::NoSuchInstance(n)) if n == "VI_typo"));
+    assert_eq!(
+        typo.unwrap_err().to_string(),
+        "no instance is named VI_typo"
+    );
+    let unknown = h
+        .core
+        .set_track(h.now, &TrackKey::User(TrackId(999)), false);
+    assert_eq!(
+        unknown.unwrap_err().to_string(),
+        "tracked object 999 is tracked by no instance"
+    );
+    let unknown_if = h
+        .core
+        .set_track(h.now, &TrackKey::Interface("eth9".into()), false);
+    assert!(matches!(unknown_if, Err(DriverError::UnknownTrack(_))));
+    h.pump();
+    assert!(h.log.is_empty(), "{:?}", h.log);
+    assert_eq!(h.core.snapshot(), before);
+    // What can apply does.
+    h.core
+        .set_track(h.now, &TrackKey::User(TrackId(7)), false)
+        .unwrap();
+    h.core.set_priority(h.now, "a", Priority::new(200)).unwrap();
+    assert_eq!(h.status("a").priority, Priority::new(140));
+    // An id the new configuration no longer tracks is refused again.
+    let plan = h
+        .core
+        .plan_reload(config(vec![spec("a", "eth0", 1, 150, "192.0.2.100")]))
+        .unwrap();
+    h.core.commit_reload(h.now, plan, Vec::new());
+    assert!(matches!(
+        h.core.set_track(h.now, &TrackKey::User(TrackId(7)), true),
+        Err(DriverError::UnknownTrack(_))
+    ));
 }
 
 #[test]
