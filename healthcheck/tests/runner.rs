@@ -1,9 +1,10 @@
 //! Proves the tokio runner: transitions on the broadcast stream, current
 //! state on the watches, timeouts of hanging probes, removal, a shutdown
 //! that leaves no attempt behind, identical checks run once for all their
-//! users, and the bound on attempts in flight. Custom probes under tokio's
-//! paused clock keep it deterministic; one test runs 200 real HTTP checks on
-//! loopback.
+//! users, the bound on attempts in flight, a panicking probe counted as a
+//! failure, and an ended runner seen by its supervisor. Custom probes under
+//! tokio's paused clock keep it deterministic; one test runs 200 real HTTP
+//! checks on loopback.
 
 mod support;
 
@@ -454,5 +455,48 @@ async fn attempts_in_flight_stay_under_the_bound() {
         hangs.iter().all(|h| h.started.load(Ordering::SeqCst) >= 1),
         "nobody starves"
     );
+    runner.shutdown().await;
+}
+
+/// Panics when probed.
+#[derive(Debug)]
+struct Boom;
+
+impl CustomProbe for Boom {
+    fn probe(&self, _serial: u64) -> ProbeFuture<'_> {
+        Box::pin(async { panic!("probe bug") })
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_probe_is_a_failure_and_a_supervisor_sees_the_runner_end() {
+    let cancel = CancellationToken::new();
+    let runner = Runner::spawn(RunnerConfig::default(), cancel.clone());
+    let mut events = runner.subscribe();
+    let mut t = timing(Health::Up);
+    t.warmup = Duration::ZERO;
+    t.retry = 0;
+    runner
+        .add(CheckSpec {
+            name: "boom".to_owned(),
+            probe: Probe::Custom(Arc::new(Boom)),
+            timing: t,
+        })
+        .expect("valid");
+    let down = events.recv().await.expect("transition");
+    assert_eq!(down.health, Health::Down);
+    assert!(
+        matches!(&down.reason, Some(DownReason::Internal(m)) if m.contains("probe bug")),
+        "{:?}",
+        down.reason
+    );
+    assert!(!runner.is_finished(), "a probe's panic does not stop the runner");
+    // Whoever cancels its token (not the supervisor) ends it: seen.
+    cancel.cancel();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !runner.is_finished() {
+        assert!(tokio::time::Instant::now() < deadline, "still running");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     runner.shutdown().await;
 }
