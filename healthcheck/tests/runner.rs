@@ -490,7 +490,10 @@ async fn a_panicking_probe_is_a_failure_and_a_supervisor_sees_the_runner_end() {
         "{:?}",
         down.reason
     );
-    assert!(!runner.is_finished(), "a probe's panic does not stop the runner");
+    assert!(
+        !runner.is_finished(),
+        "a probe's panic does not stop the runner"
+    );
     // Whoever cancels its token (not the supervisor) ends it: seen.
     cancel.cancel();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

@@ -16,8 +16,8 @@ use crate::config::{
     Notify as ConfigNotify, ServiceAddr, VirtualServer, VsProtocol,
 };
 use crate::run::plan::{
-    Command, FileUse, GroupPlan, Notify, Plan, RealServerCheck, RealServerPlan, TrackFile,
-    TrackScript, VirtualServerPlan,
+    Command, FileUse, GroupPlan, Notify, Plan, RealServerSpec, TrackFile, TrackScript,
+    VirtualServerSpec,
 };
 
 /// Everything the daemon runs.
@@ -96,6 +96,7 @@ fn notify(n: &ConfigNotify) -> Notify {
         backup: n.backup.as_ref().map(command),
         fault: n.fault.as_ref().map(command),
         stop: n.stop.as_ref().map(command),
+        deleted: None,
         generic: n.generic.as_ref().map(command),
     }
 }
@@ -187,24 +188,12 @@ fn instance_spec(
     }
     for (n, f) in inst.track_file.iter().enumerate() {
         let path = f.path.display().to_string();
-        let bit = |b: &str| ids.file_bit(name, n, &path, b);
-        let use_ = FileUse {
-            weight: f.weight.get(),
-            reverse: f.reverse,
-            fault: bit("fault"),
-            up: std::array::from_fn(|k| bit(&format!("+{k}"))),
-            down: std::array::from_fn(|k| bit(&format!("-{k}"))),
-        };
-        // Every bit at rest: no contribution, no fault, until the file is
-        // read at start-up.
-        spec.tracks.push((use_.fault, TrackConfig::weight(0), true));
-        for (k, id) in use_.up.iter().enumerate() {
-            spec.tracks.push((*id, TrackConfig::weight(1 << k), false));
-        }
-        for (k, id) in use_.down.iter().enumerate() {
-            spec.tracks
-                .push((*id, TrackConfig::weight(-(1 << k)), true));
-        }
+        let use_ = FileUse::new(f.weight.get(), f.reverse, |bit| {
+            ids.file_bit(name, n, &path, bit)
+        });
+        // Every object at rest (no contribution, no fault); the daemon
+        // starts each instance from what the file holds.
+        spec.tracks.extend(use_.tracks());
         let init = f
             .name
             .as_ref()
@@ -250,7 +239,7 @@ fn forward(kind: LbKind) -> lvs::ForwardMethod {
     }
 }
 
-fn virtual_server(vs: &VirtualServer) -> VirtualServerPlan {
+fn virtual_server(vs: &VirtualServer) -> VirtualServerSpec {
     let mut service = lvs::Service::new(service_key(vs.service), vs.scheduler.clone());
     if let Some((timeout, granularity)) = vs.persistence {
         let mut p = lvs::Persistence::new(timeout);
@@ -279,20 +268,19 @@ fn virtual_server(vs: &VirtualServer) -> VirtualServerPlan {
             .checks
             .iter()
             .flat_map(|c| check_specs(rs.addr, c, initial))
-            .map(|spec| RealServerCheck { spec })
             .collect();
         let (notify_up, notify_down) = match &rs.notify {
             Some(n) => (n.0.as_ref().map(command), n.1.as_ref().map(command)),
             None => (None, None),
         };
-        real_servers.push(RealServerPlan {
+        real_servers.push(RealServerSpec {
             addr: rs.addr,
             checks,
             notify_up,
             notify_down,
         });
     }
-    VirtualServerPlan {
+    VirtualServerSpec {
         server,
         real_servers,
         quorum_up: vs.quorum_up.as_ref().map(command),
@@ -344,7 +332,7 @@ fn check_specs(rs: SocketAddr, c: &Check, initial: Health) -> Vec<CheckSpec> {
             .collect(),
         CheckKind::Misc(m) => {
             let cmd = command(&m.command);
-            let mut p = crate::run::exec::script(&cmd, &[]);
+            let mut p = cmd.script_check(&[]);
             p.dynamic_weight = m.dynamic;
             vec![spec(format!("{rs} misc"), Probe::Script(p))]
         }

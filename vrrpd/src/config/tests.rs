@@ -794,13 +794,13 @@ fn mysql_example_maps_to_ipvs_and_checks() {
     assert!(lvs::LoadBalancer::new(vec![v.clone()]).is_ok());
     let checks = &p.virtual_servers[0].real_servers[0].checks;
     assert_eq!(checks.len(), 2);
-    let tcp = &checks[0].spec;
+    let tcp = &checks[0];
     assert!(matches!(tcp.probe, healthcheck::Probe::Tcp(_)));
     assert_eq!(tcp.timing.retry, 3);
     assert_eq!(tcp.timing.delay_loop, Duration::from_secs(6));
     assert_eq!(tcp.timing.timeout, Duration::from_secs(3));
     assert!(tcp.timing.validate().is_ok());
-    match &checks[1].spec.probe {
+    match &checks[1].probe {
         healthcheck::Probe::Script(s) => {
             assert_eq!(s.program, Path::new("mysqladmin"));
             assert_eq!(s.args.last().map(String::as_str), Some("ping"));
@@ -819,14 +819,14 @@ fn http_checks_carry_urls_digests_and_status() {
     );
     let checks = &p.virtual_servers[0].real_servers[0].checks;
     assert_eq!(checks.len(), 2);
-    let healthcheck::Probe::Http(a) = &checks[0].spec.probe else {
+    let healthcheck::Probe::Http(a) = &checks[0].probe else {
         panic!("http")
     };
     assert_eq!(a.target, "198.51.100.5:443".parse().expect("addr"));
     assert_eq!(a.virtual_host.as_deref(), Some("www.example.com"));
     assert!(a.digest.is_some());
     assert!(a.tls.is_some());
-    let healthcheck::Probe::Http(b) = &checks[1].spec.probe else {
+    let healthcheck::Probe::Http(b) = &checks[1].probe else {
         panic!("http")
     };
     assert!(b.status.contains(301) && !b.status.contains(300));

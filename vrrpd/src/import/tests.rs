@@ -600,7 +600,7 @@ virtual_server group web {
         .real_servers
         .iter()
         .flat_map(|r| r.checks.iter())
-        .map(|c| match &c.spec.probe {
+        .map(|c| match &c.probe {
             healthcheck::Probe::Tcp(_) => "tcp",
             healthcheck::Probe::Script(s) if s.dynamic_weight => "misc-dynamic",
             healthcheck::Probe::Http(h) if h.tls.is_some() => "https",
@@ -818,7 +818,7 @@ fn udp_check_sends_the_hex_payload_and_wants_the_hex_reply() {
         "virtual_server 127.0.0.1 {port} {{\n  protocol UDP\n  real_server 127.0.0.1 {port} {{\n    UDP_CHECK {{\n      payload 0a0b0c\n      require_reply 0d0e\n      connect_timeout 2\n    }}\n  }}\n}}\n"
     ));
     let plan = crate::plan::plan(&imported);
-    let spec = &plan.virtual_servers[0].real_servers[0].checks[0].spec;
+    let spec = &plan.virtual_servers[0].real_servers[0].checks[0];
     let prober = spec.probe.prepare().expect("probe");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
