@@ -236,6 +236,9 @@ pub fn run(path: &Path, plan: Plan, load: Loader, identity: Identity) -> Result<
 /// What the start-up made, released in reverse on the way out.
 struct Parts {
     cancel: CancellationToken,
+    /// The runner's own token (a child of `cancel`).
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
+    runner_cancel: CancellationToken,
     runner: Runner,
     trackers: Trackers,
     queues: ScriptQueues,
@@ -293,10 +296,12 @@ async fn run_async(
         ),
         None => None,
     };
-    let runner = Runner::spawn(RunnerConfig::default(), cancel.child_token());
+    let runner_cancel = cancel.child_token();
+    let runner = Runner::spawn(RunnerConfig::default(), runner_cancel.clone());
     let queues = ScriptQueues::new(plan.notify_timeout);
     let mut parts = Parts {
         cancel: cancel.clone(),
+        runner_cancel,
         trackers: Trackers::new(runner.handle()),
         runner,
         queues,
@@ -485,7 +490,7 @@ impl Daemon {
                 }
                 () = injected => {
                     tracing::warn!("VRRPD_DEBUG_FAULT: stopping the health-check runner");
-                    self.parts.cancel.cancel();
+                    self.parts.runner_cancel.cancel();
                 }
             }
         }
