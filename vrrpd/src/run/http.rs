@@ -381,15 +381,24 @@ pub async fn serve(
         let id = next_id;
         next_id += 1;
         let token = cancel.child_token();
-        {
+        let evicted = {
             let mut live = lock(&live);
+            let mut evicted = false;
             while live.len() >= MAX_CONNECTIONS {
                 if let Some((_, oldest)) = live.pop_first() {
                     oldest.cancel();
                     counters.evicted.fetch_add(1, Ordering::Relaxed);
+                    evicted = true;
                 }
             }
             live.insert(id, token.clone());
+            evicted
+        };
+        if evicted {
+            // Let the evicted connection's task run and close its socket
+            // before the next accept, so a flood cannot pile up
+            // descriptors faster than evictions release them.
+            tokio::task::yield_now().await;
         }
         let shared = shared.clone();
         let live = Arc::clone(&live);
