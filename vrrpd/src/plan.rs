@@ -82,8 +82,14 @@ pub fn plan(config: &Effective) -> Plan {
 
 fn command(c: &ConfigCommand) -> Command {
     let ids = c.user.as_ref().and_then(|u| u.ids);
+    let mut argv = c.argv.clone();
+    // The file checked is the file run (keepalived runs the file its
+    // PATH search found, by its full name, too).
+    if let (Some(program), Some(first)) = (&c.program, argv.first_mut()) {
+        *first = program.display().to_string();
+    }
     Command {
-        argv: c.argv.clone(),
+        argv,
         shell: c.shell,
         uid: ids.map(|(u, _)| u),
         gid: ids.and_then(|(_, g)| g),

@@ -31,7 +31,7 @@ fn a_burst_of_200_transitions_makes_200_notify_calls_in_order() -> Result<()> {
     let dir = test_dir("burst")?;
     let out = dir.join("notify.log");
     let config = format!(
-        "[global]\nvrrp_version = 3\n\n[instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 8\npriority = 100\n\
+        "[global]\nvrrp_version = 3\nscript_user = \"root\"\n\n[instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 8\npriority = 100\n\
          advert_int = \"1s\"\nvirtual_ipaddress = [\"192.0.2.8/24\"]\ntrack_interface = [\"d0\"]\n\
          notify = [\"/bin/sh\", \"-c\", \"echo \\\"$3\\\" >> {}\", \"notify\"]\n",
         out.display()

@@ -72,15 +72,20 @@ pub struct Global {
     /// keepalived's strict RFC mode for every instance (off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_strict: Option<bool>,
-    /// Refuse scripts that a non-root user could modify (on, unlike
-    /// keepalived: a root daemon running a file anybody may edit is a
-    /// privilege escalation).
+    /// keepalived's script security (on, unlike keepalived: a root daemon
+    /// running a file anybody may edit is a privilege escalation): scripts
+    /// that run as root (or are set-uid/gid root) must be root's, in
+    /// directories only root may change, and no script runs as root
+    /// unless `script_user` says so (without one, scripts run as
+    /// keepalived's `keepalived_script` user when it exists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_script_security: Option<bool>,
     /// Run insecure scripts anyway (an explicit, visible opt-out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_insecure_scripts: Option<bool>,
-    /// Default user (`user` or `user:group`) scripts run as.
+    /// Default user (`user` or `user:group`) scripts run as; `root` to run
+    /// them as root. Without it: `keepalived_script` when that user
+    /// exists, else root, which script security refuses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script_user: Option<String>,
     /// Default of the instances' `checksum_as_v2` (keepalived 2.2.8's
