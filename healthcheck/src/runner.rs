@@ -498,6 +498,15 @@ impl Runner {
         self.handle.clone()
     }
 
+    /// Whether the runner task has ended: after cancellation of its token
+    /// (by whoever holds it), or by a bug in the runner itself (a probe's
+    /// panic is only a failed attempt). A supervisor polls it to notice a
+    /// runner that stopped while it was still needed.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
     /// Cancels the runner and waits until every attempt has been dropped.
     pub async fn shutdown(self) {
         self.cancel.cancel();

@@ -1,9 +1,10 @@
 //! Proves the tokio runner: transitions on the broadcast stream, current
 //! state on the watches, timeouts of hanging probes, removal, a shutdown
 //! that leaves no attempt behind, identical checks run once for all their
-//! users, and the bound on attempts in flight. Custom probes under tokio's
-//! paused clock keep it deterministic; one test runs 200 real HTTP checks on
-//! loopback.
+//! users, the bound on attempts in flight, a panicking probe counted as a
+//! failure, and an ended runner seen by its supervisor. Custom probes under
+//! tokio's paused clock keep it deterministic; one test runs 200 real HTTP
+//! checks on loopback.
 
 mod support;
 
@@ -478,6 +479,52 @@ async fn a_held_watch_sees_every_attempt_and_an_unheld_one_costs_nothing() {
             .expect("runner running");
         let status = watch.borrow_and_update().clone();
         assert_eq!((status.health, status.stats.successes), (Health::Up, n));
+    }
+    runner.shutdown().await;
+}
+
+/// Panics when probed.
+#[derive(Debug)]
+struct Boom;
+
+impl CustomProbe for Boom {
+    fn probe(&self, _serial: u64) -> ProbeFuture<'_> {
+        Box::pin(async { panic!("probe bug") })
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_probe_is_a_failure_and_a_supervisor_sees_the_runner_end() {
+    let cancel = CancellationToken::new();
+    let runner = Runner::spawn(RunnerConfig::default(), cancel.clone());
+    let mut events = runner.subscribe();
+    let mut t = timing(Health::Up);
+    t.warmup = Duration::ZERO;
+    t.retry = 0;
+    runner
+        .add(CheckSpec {
+            name: "boom".to_owned(),
+            probe: Probe::Custom(Arc::new(Boom)),
+            timing: t,
+        })
+        .expect("valid");
+    let down = events.recv().await.expect("transition");
+    assert_eq!(down.health, Health::Down);
+    assert!(
+        matches!(&down.reason, Some(DownReason::Internal(m)) if m.contains("probe bug")),
+        "{:?}",
+        down.reason
+    );
+    assert!(
+        !runner.is_finished(),
+        "a probe's panic does not stop the runner"
+    );
+    // Whoever cancels its token (not the supervisor) ends it: seen.
+    cancel.cancel();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !runner.is_finished() {
+        assert!(tokio::time::Instant::now() < deadline, "still running");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     runner.shutdown().await;
 }

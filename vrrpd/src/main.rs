@@ -7,6 +7,7 @@ mod manual;
 mod plan;
 mod run;
 
+use run::lock::EXIT_RUNNING;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,11 +70,23 @@ enum Cmd {
         #[arg(long)]
         config_id: Option<String>,
     },
-    /// Run the daemon in the foreground.
+    /// Run the daemon in the foreground. One daemon per name: a second
+    /// copy exits with status 3, touching nothing.
     Run {
         /// The configuration file.
         #[arg(short, long)]
         config: PathBuf,
+        /// The daemon's name (keepalived's `--instance`): its pid file is
+        /// /run/vrrpd/NAME.pid, its record of added addresses
+        /// /run/vrrpd/NAME.addresses. Daemons with disjoint instances run
+        /// side by side under different names. Default: vrrpd (outside
+        /// the host's network namespace, vrrpd@INODE of the namespace).
+        #[arg(long, value_parser = parse_name)]
+        name: Option<String>,
+        /// The pid file (keepalived's `-p`), locked while the daemon runs;
+        /// overrides the one --name implies.
+        #[arg(short, long)]
+        pid_file: Option<PathBuf>,
     },
     /// Show an election, a failover and a recovery without any setup: real
     /// daemons in network namespaces as root, the simulator otherwise.
@@ -130,14 +143,30 @@ fn main() -> ExitCode {
             report,
             config_id,
         } => import_keepalived(&file, output.as_deref(), report, config_id),
-        Cmd::Run { config: path } => match config::load(&path) {
+        Cmd::Run {
+            config: path,
+            name,
+            pid_file,
+        } => match config::load(&path) {
             Ok(config) => {
                 let configured = match config.global.log_format {
                     config::LogFormat::Json => "json",
                     _ => "text",
                 };
                 init_logging(format.as_deref().unwrap_or(configured));
-                report(run::run(&path, plan::plan(&config), load_plan))
+                let identity = run::lock::Identity::new(name.as_deref(), pid_file.as_deref());
+                match run::run(&path, plan::plan(&config), load_plan, identity) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e @ run::RunError::AlreadyRunning(_)) => {
+                        tracing::error!(error = %e, "not started");
+                        eprintln!("vrrpd: {e}");
+                        ExitCode::from(EXIT_RUNNING)
+                    }
+                    Err(e) => {
+                        eprintln!("vrrpd: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
             }
             Err(errors) => config_errors(&errors),
         },
@@ -159,6 +188,14 @@ fn main() -> ExitCode {
 fn load_plan(path: &std::path::Path) -> anyhow::Result<run::plan::Plan> {
     let config = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(plan::plan(&config))
+}
+
+/// A daemon name is a file name: no `/`, not empty, not `.` or `..`.
+fn parse_name(s: &str) -> Result<String, String> {
+    if s.is_empty() || s == "." || s == ".." || s.contains('/') || s.contains('\0') {
+        return Err(format!("`{s}` cannot name a file under /run/vrrpd"));
+    }
+    Ok(s.to_owned())
 }
 
 fn status(listen: std::net::SocketAddr) -> anyhow::Result<()> {

@@ -15,9 +15,10 @@ use crate::config::{
     Check, CheckKind, Command as ConfigCommand, Effective, Instance, LbKind,
     Notify as ConfigNotify, ServiceAddr, VirtualServer, VsProtocol,
 };
+use crate::run::alerts::checker_bodies;
 use crate::run::plan::{
-    AlertPlan, Command, FifoPlan, FileUse, GroupPlan, Notify, Plan, RealServerCheck,
-    RealServerPlan, SmtpPlan, TrackFile, TrackProcessPlan, TrackScript, VirtualServerPlan,
+    AlertPlan, Command, FifoPlan, FileUse, GroupPlan, Notify, Plan, RealServerSpec, RsNotify,
+    SmtpPlan, TrackFile, TrackProcessPlan, TrackScript, VirtualServerSpec, VsNotify,
 };
 
 /// Everything the daemon runs.
@@ -74,11 +75,11 @@ pub fn plan(config: &Effective) -> Plan {
             spec: p.spec.clone(),
         })
         .collect();
-    let virtual_servers = config
+    let (virtual_servers, vs_notify) = config
         .virtual_servers
         .iter()
         .flat_map(virtual_servers)
-        .collect();
+        .unzip();
     Plan {
         router_id: config.global.router_id.clone(),
         driver,
@@ -91,6 +92,7 @@ pub fn plan(config: &Effective) -> Plan {
         http: config.global.http,
         notify_timeout: config.global.notify_timeout,
         alerts: alerts(config),
+        vs_notify,
     }
 }
 
@@ -205,8 +207,14 @@ pub fn rs_label(vs: &VirtualServer, addr: SocketAddr) -> String {
 
 fn command(c: &ConfigCommand) -> Command {
     let ids = c.user.as_ref().and_then(|u| u.ids);
+    let mut argv = c.argv.clone();
+    // The file checked is the file run (keepalived runs the file its
+    // PATH search found, by its full name, too).
+    if let (Some(program), Some(first)) = (&c.program, argv.first_mut()) {
+        *first = program.display().to_string();
+    }
     Command {
-        argv: c.argv.clone(),
+        argv,
         shell: c.shell,
         uid: ids.map(|(u, _)| u),
         gid: ids.and_then(|(_, g)| g),
@@ -219,6 +227,7 @@ fn notify(n: &ConfigNotify) -> Notify {
         backup: n.backup.as_ref().map(command),
         fault: n.fault.as_ref().map(command),
         stop: n.stop.as_ref().map(command),
+        deleted: None,
         generic: n.generic.as_ref().map(command),
     }
 }
@@ -320,24 +329,12 @@ fn instance_spec(
     }
     for (n, f) in inst.track_file.iter().enumerate() {
         let path = f.path.display().to_string();
-        let bit = |b: &str| ids.file_bit(name, n, &path, b);
-        let use_ = FileUse {
-            weight: f.weight.get(),
-            reverse: f.reverse,
-            fault: bit("fault"),
-            up: std::array::from_fn(|k| bit(&format!("+{k}"))),
-            down: std::array::from_fn(|k| bit(&format!("-{k}"))),
-        };
-        // Every bit at rest: no contribution, no fault, until the file is
-        // read at start-up.
-        spec.tracks.push((use_.fault, TrackConfig::weight(0), true));
-        for (k, id) in use_.up.iter().enumerate() {
-            spec.tracks.push((*id, TrackConfig::weight(1 << k), false));
-        }
-        for (k, id) in use_.down.iter().enumerate() {
-            spec.tracks
-                .push((*id, TrackConfig::weight(-(1 << k)), true));
-        }
+        let use_ = FileUse::new(f.weight.get(), f.reverse, |bit| {
+            ids.file_bit(name, n, &path, bit)
+        });
+        // Every object at rest (no contribution, no fault); the daemon
+        // starts each instance from what the file holds.
+        spec.tracks.extend(use_.tracks());
         let init = f
             .name
             .as_ref()
@@ -388,7 +385,7 @@ fn forward(kind: LbKind) -> lvs::ForwardMethod {
 /// its services: the checks here are the same on each (the runner runs
 /// identical checks once) and the scripts are on the first only, so they
 /// run once per transition.
-fn virtual_servers(vs: &VirtualServer) -> Vec<VirtualServerPlan> {
+fn virtual_servers(vs: &VirtualServer) -> Vec<(VirtualServerSpec, VsNotify)> {
     match &vs.group {
         None => vec![virtual_server(vs, vs.service, true)],
         Some(g) => g
@@ -419,7 +416,11 @@ fn destination(
     SocketAddr::new(addr.ip(), port)
 }
 
-fn virtual_server(vs: &VirtualServer, key: ServiceAddr, scripts: bool) -> VirtualServerPlan {
+fn virtual_server(
+    vs: &VirtualServer,
+    key: ServiceAddr,
+    scripts: bool,
+) -> (VirtualServerSpec, VsNotify) {
     let mut service = lvs::Service::new(service_key(key), vs.scheduler.clone());
     if let Some((timeout, granularity)) = vs.persistence {
         let mut p = lvs::Persistence::new(timeout);
@@ -436,6 +437,7 @@ fn virtual_server(vs: &VirtualServer, key: ServiceAddr, scripts: bool) -> Virtua
         lvs::Destination::new(destination(vs, key, addr, vs.lb_kind), forward(vs.lb_kind))
     });
     let mut real_servers = Vec::with_capacity(vs.real_servers.len());
+    let mut notices = Vec::with_capacity(vs.real_servers.len());
     for rs in &vs.real_servers {
         let addr = destination(vs, key, rs.addr, rs.lb_kind);
         let dest = lvs::Destination::new(addr, forward(rs.lb_kind))
@@ -445,34 +447,44 @@ fn virtual_server(vs: &VirtualServer, key: ServiceAddr, scripts: bool) -> Virtua
         lrs.inhibit_on_failure = rs.inhibit_on_failure;
         server = server.with_real_server(lrs);
         let initial = if rs.alpha { Health::Down } else { Health::Up };
-        let checks = rs
+        let checks: Vec<CheckSpec> = rs
             .checks
             .iter()
             .flat_map(|c| check_specs(rs.addr, c, initial))
-            .map(|spec| RealServerCheck { spec })
             .collect();
         let (notify_up, notify_down) = match (&rs.notify, scripts) {
             (Some(n), true) => (n.0.as_ref().map(command), n.1.as_ref().map(command)),
             _ => (None, None),
         };
-        real_servers.push(RealServerPlan {
+        notices.push(RsNotify {
             addr,
             label: rs_label(vs, rs.addr),
             smtp_alert: rs.smtp_alert,
+            checks: checks
+                .iter()
+                .map(|c: &CheckSpec| (c.name.clone(), checker_bodies(&c.probe)))
+                .collect(),
+        });
+        real_servers.push(RealServerSpec {
+            addr,
             checks,
             notify_up,
             notify_down,
         });
     }
-    VirtualServerPlan {
+    let spec = VirtualServerSpec {
         server,
         real_servers,
         quorum_up: vs.quorum_up.as_ref().filter(|_| scripts).map(command),
         quorum_down: vs.quorum_down.as_ref().filter(|_| scripts).map(command),
+    };
+    let notice = VsNotify {
         label: vs_label(vs),
         notifies: scripts,
         smtp_alert: vs.smtp_alert,
-    }
+        real_servers: notices,
+    };
+    (spec, notice)
 }
 
 fn check_specs(rs: SocketAddr, c: &Check, initial: Health) -> Vec<CheckSpec> {
@@ -527,7 +539,7 @@ fn check_specs(rs: SocketAddr, c: &Check, initial: Health) -> Vec<CheckSpec> {
             .collect(),
         CheckKind::Misc(m) => {
             let cmd = command(&m.command);
-            let mut p = crate::run::exec::script(&cmd, &[]);
+            let mut p = cmd.script_check(&[]);
             p.dynamic_weight = m.dynamic;
             vec![spec(format!("{rs} misc"), Probe::Script(p))]
         }

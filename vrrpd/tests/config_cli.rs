@@ -127,3 +127,71 @@ fn run_refuses_a_bad_configuration_with_status_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("key `instance.VI_1.virtual_router_id`"));
 }
+
+/// `vrrpd check` with PATH set to `path`.
+fn check_with_path(config: &std::path::Path, path: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vrrpd"))
+        .args(["check", "-c"])
+        .arg(config)
+        .env("PATH", path)
+        .output()
+        .expect("run vrrpd")
+}
+
+#[test]
+fn a_script_named_without_a_path_is_looked_up_in_path_and_checked() {
+    if !nix::unistd::geteuid().is_root() {
+        // The scripts must be root's for the secure case to pass.
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let base = std::env::temp_dir().join(format!("vrrpd-config-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (open, safe) = (base.join("open"), base.join("safe"));
+    for (dir, mode) in [(&base, 0o755), (&open, 0o777), (&safe, 0o755)] {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .expect("chmod");
+    }
+    for dir in [&open, &safe] {
+        let script = dir.join("chk_vrrpd");
+        std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write");
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+    let config = write(
+        "path_script.toml",
+        "[global]\nscript_user = \"root\"\n\n[script.chk]\ncommand = \"chk_vrrpd --fast\"\n",
+    );
+    // Found first in a directory anyone may write to: refused, as keepalived
+    // refuses it with enable_script_security.
+    let out = check_with_path(&config, &format!("{}:{}", open.display(), safe.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let expected = format!("its directory {} is writable by everyone", open.display());
+    assert!(
+        stderr.lines().any(|l| l.contains("path_script.toml:5:")
+            && l.contains("key `script.chk.command`")
+            && l.contains(&expected)),
+        "{stderr}"
+    );
+    // Found in a safe directory: accepted; the effective configuration
+    // keeps the name as written.
+    let out = check_with_path(&config, &safe.display().to_string());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"chk_vrrpd\""));
+    // Nowhere in PATH: an error naming the PATH searched.
+    let out = check_with_path(&config, "/nonexistent");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("path_script.toml:5:")
+            && stderr.contains("`chk_vrrpd` is not found in PATH (/nonexistent)"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}

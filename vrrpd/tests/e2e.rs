@@ -1,7 +1,8 @@
 //! The real `vrrpd` binary in network namespaces, on the scenarios keepalived
 //! users run: the nginx pair (a failing check moves the VIP, nopreempt keeps
 //! it after recovery), dual master, a sync group following a failed member,
-//! notify scripts with keepalived's arguments in order, SIGHUP with an
+//! notify scripts with keepalived's arguments in order, scripts run as
+//! their user from the file PATH led to when checked, SIGHUP with an
 //! unchanged and with a broken file, SIGTERM handing over within the skew
 //! time, and a mixed cluster of vrrpd and keepalived built with
 //! `import-keepalived`.
@@ -92,9 +93,11 @@ fn nginx_pair_failing_check_moves_the_vip_and_nopreempt_keeps_it() -> Result<()>
     let (fa, fb) = (dir.join("a-up"), dir.join("b-up"));
     std::fs::write(&fa, "")?;
     std::fs::write(&fb, "")?;
+    // A first: it is master before B starts (two nodes started together
+    // race for the first Master_Down_Interval, and A has nopreempt).
     let mut a = Daemon::start(ra, &dir, "a", &nginx("a", &fa)?)?;
-    let mut b = Daemon::start(rb, &dir, "b", &nginx("b", &fb)?)?;
     a.wait_state("VI_WEB", "master", T)?;
+    let mut b = Daemon::start(rb, &dir, "b", &nginx("b", &fb)?)?;
     b.wait_state("VI_WEB", "backup", T)?;
     std::thread::sleep(Duration::from_secs(1));
     ensure!(
@@ -235,7 +238,7 @@ fn notify_scripts_get_keepalived_arguments_in_order() -> Result<()> {
         )
     };
     let config = format!(
-        "[global]\nvrrp_version = 3\n\n[instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 7\npriority = 200\n\
+        "[global]\nvrrp_version = 3\nscript_user = \"root\"\n\n[instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 7\npriority = 200\n\
          advert_int = \"100ms\"\nvirtual_ipaddress = [\"192.0.2.7/24\"]\n\
          notify_backup = {}\nnotify_master = {}\nnotify_stop = {}\nnotify = {}\n",
         line("backup"),
@@ -260,6 +263,50 @@ fn notify_scripts_get_keepalived_arguments_in_order() -> Result<()> {
                 "notify INSTANCE VI_1 STOP 200"
             ],
         "notify log:\n{got}"
+    );
+    Ok(())
+}
+
+#[test]
+fn scripts_run_as_their_user_from_the_file_path_search_found() -> Result<()> {
+    let _serial = serial();
+    let lan = Lan::new(1)?;
+    let r = lan.router(1)?;
+    let dir = test_dir("script-user")?;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    let out = dir.join("who.log");
+    // The unprivileged user may append to the log, nothing else.
+    std::fs::write(&out, "")?;
+    for (path, mode) in [(&dir, 0o755), (&bin, 0o755), (&out, 0o666)] {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    }
+    let script = bin.join("vrrpd_who");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$(id -u) $0 $*\" >> {}\n", out.display()),
+    )?;
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let config = "[global]\nvrrp_version = 3\nscript_user = \"nobody\"\n\n[instance.VI_1]\ninterface = \"eth0\"\n\
+                  virtual_router_id = 9\npriority = 200\nadvert_int = \"100ms\"\nvirtual_ipaddress = [\"192.0.2.9/24\"]\n\
+                  notify_master = \"vrrpd_who master\"\n\
+                  notify_stop = { command = \"vrrpd_who stop\", user = \"root\" }\n";
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH")?);
+    let mut d = Daemon::start_with(r, &dir, "who", config, &[], &[("PATH", &path)])?;
+    d.wait_state("VI_1", "master", T)?;
+    ensure!(d.stop()?.success(), "clean exit");
+    let got = std::fs::read_to_string(&out)?;
+    let nobody = nix::unistd::User::from_name("nobody")?
+        .context("user nobody")?
+        .uid;
+    let script = script.display();
+    ensure!(
+        got.lines().collect::<Vec<_>>()
+            == [
+                format!("{nobody} {script} master"),
+                format!("0 {script} stop"),
+            ],
+        "who.log:\n{got}"
     );
     Ok(())
 }

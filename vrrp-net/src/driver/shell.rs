@@ -183,6 +183,8 @@ impl Shell {
                 Some(cmd) = self.commands.recv() => self.command(cmd),
                 Some(msg) = self.msgs.recv() => self.message(msg),
                 _ = tick.tick() => {
+                    #[cfg(debug_assertions)]
+                    injected_panic(self.epoch);
                     // Sockets that could not be opened are tried again.
                     let wanted = self.core.wanted_sockets();
                     if !self.sockets.all_open(&wanted) {
@@ -407,6 +409,22 @@ impl Shell {
         snapshot.kernel_drops = kernel_drops;
         snapshot.malformed_packets = malformed;
         self.snapshot.send_replace(snapshot);
+    }
+}
+
+/// Debug builds only: `VRRP_NET_DEBUG_PANIC_AFTER_MS=N` in the
+/// environment makes the loop panic about N ms after it started, so that a
+/// supervisor (a daemon's, a test's) can be proven against a driver thread
+/// that really dies. Release builds have no such trigger.
+#[cfg(debug_assertions)]
+fn injected_panic(epoch: Instant) {
+    let after = std::env::var("VRRP_NET_DEBUG_PANIC_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(ms) = after
+        && epoch.elapsed() >= Duration::from_millis(ms)
+    {
+        panic!("injected driver panic (VRRP_NET_DEBUG_PANIC_AFTER_MS={ms})");
     }
 }
 

@@ -161,6 +161,11 @@ pub struct Command {
     pub shell: bool,
     /// Run as this user (the command's own, else `global.script_user`).
     pub user: Option<User>,
+    /// The file the program was found to be when the configuration was
+    /// checked (a name looked up in PATH, symbolic links resolved), when
+    /// that is not how it is written: that file is run, not whatever
+    /// PATH or a link leads to later (keepalived pins it the same way).
+    pub program: Option<PathBuf>,
 }
 
 impl Command {

@@ -148,6 +148,33 @@ pub enum ErrorKind {
     /// A script that is not an executable file.
     #[error("script {0} is not an executable file")]
     ScriptNotExecutable(PathBuf),
+    /// A script given by name that no directory of PATH holds as a file
+    /// its user may execute.
+    #[error("script `{name}` is not found in PATH ({path}) as a file uid {uid} may execute")]
+    ScriptNotInPath {
+        /// The name.
+        name: String,
+        /// The PATH searched.
+        path: String,
+        /// The user it runs as.
+        uid: u32,
+    },
+    /// A script its user may not execute.
+    #[error("script {path} is not executable by the user it runs as (uid {uid}, gid {gid})")]
+    ScriptNotExecutableBy {
+        /// The script.
+        path: PathBuf,
+        /// The user it runs as.
+        uid: u32,
+        /// The group it runs as.
+        gid: u32,
+    },
+    /// Scripts would run as root without being asked to (script security
+    /// on, no `script_user`, no `keepalived_script` user).
+    #[error(
+        "scripts would run as root: create the unprivileged user keepalived_script (keepalived's default script user), or set global.script_user (\"root\" to run them as root)"
+    )]
+    NoScriptUser,
     /// A script a non-root user could modify.
     #[error(
         "script {path} is insecure: {reason} (enable_script_security; set global.allow_insecure_scripts = true to run it anyway)"
@@ -188,6 +215,9 @@ impl ErrorKind {
             self,
             ErrorKind::ScriptMissing(_)
                 | ErrorKind::ScriptNotExecutable(_)
+                | ErrorKind::ScriptNotInPath { .. }
+                | ErrorKind::ScriptNotExecutableBy { .. }
+                | ErrorKind::NoScriptUser
                 | ErrorKind::ScriptInsecure { .. }
                 | ErrorKind::UnknownUser(_)
         )

@@ -85,9 +85,12 @@ pub struct Global {
     #[key(default = false, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_strict: Option<bool>,
-    /// Refuse scripts that a non-root user could modify (on, unlike
-    /// keepalived: a root daemon running a file anybody may edit is a
-    /// privilege escalation).
+    /// keepalived's script security (on, unlike keepalived: a root daemon
+    /// running a file anybody may edit is a privilege escalation): scripts
+    /// that run as root (or are set-uid/gid root) must be root's, in
+    /// directories only root may change, and no script runs as root
+    /// unless `script_user` says so (without one, scripts run as
+    /// keepalived's `keepalived_script` user when it exists).
     #[key(default = true, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_script_security: Option<bool>,
@@ -95,9 +98,11 @@ pub struct Global {
     #[key(default = false, vrrpd_only)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_insecure_scripts: Option<bool>,
-    /// Default user (`user` or `user:group`) scripts run as.
+    /// Default user (`user` or `user:group`) scripts run as; `root` to run
+    /// them as root. Without it: `keepalived_script` when that user
+    /// exists, else root, which script security refuses.
     #[key(
-        default_is = "root (the daemon's user)",
+        default_is = "keepalived_script when that user exists, else root (refused by script security)",
         keepalived = "script_user USER [GROUP]"
     )]
     #[serde(default, skip_serializing_if = "Option::is_none")]

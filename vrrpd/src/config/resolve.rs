@@ -95,13 +95,16 @@ pub struct Resolver {
     failed: Failed,
     out: Outcome,
     users: HashMap<String, Option<(u32, Option<u32>)>>,
-    script_files: HashMap<PathBuf, Result<(), ErrorKind>>,
+    /// Verdicts on script files, per file, user and security setting.
+    script_files: HashMap<(PathBuf, RunsAs, bool), Result<PathBuf, ErrorKind>>,
     services: HashMap<ServiceAddr, usize>,
     /// Virtual servers using each group so far (keepalived's member
     /// numbers).
     group_members: HashMap<String, usize>,
     /// Keep resolved virtual servers (off: check them only).
     pub keep_servers: bool,
+    /// [`ErrorKind::NoScriptUser`] was reported.
+    root_scripts_reported: bool,
 }
 
 /// Keepalived's range of script and interface weights.
@@ -121,6 +124,7 @@ impl Resolver {
             services: HashMap::new(),
             group_members: HashMap::new(),
             keep_servers: true,
+            root_scripts_reported: false,
         }
     }
 
@@ -175,32 +179,108 @@ impl Resolver {
         }
     }
 
-    /// A command with its user resolved and its program checked.
+    /// A command with its user resolved and its program checked as
+    /// keepalived checks scripts (`check_script_secure`). Without a user,
+    /// the command runs as `global.script_user`, else as keepalived's
+    /// unprivileged `keepalived_script` when it exists, else as root (which
+    /// script security refuses unless asked). A bare name is looked up in
+    /// PATH (a file executable by that user); the file found, links
+    /// resolved, is pinned: the file checked is the file run. The program
+    /// must be executable by its user; when
+    /// it runs as root (or is set-uid/gid root) with script security on,
+    /// every component of its path must be root's and not writable by
+    /// anyone else. A shell line's shell is checked, and its first word
+    /// when that is an absolute path (a bare first word may be a builtin).
     fn command(&mut self, key: &KeyPath, spec: CommandSpec) -> Command {
         let user = match (&spec.user, &self.out.effective.global.script_user) {
             (Some(u), _) => Some(self.user(|| key.key("user"), u)),
-            (None, global) => global.clone(),
+            (None, Some(global)) => Some(global.clone()),
+            (None, None) => self.default_script_user(key),
         };
-        if let Some(program) = spec.program()
-            && Path::new(program).is_absolute()
-        {
-            let g = &self.out.effective.global;
-            let security = g.enable_script_security && !g.allow_insecure_scripts;
-            let path = PathBuf::from(program);
+        let g = &self.out.effective.global;
+        let security = g.enable_script_security && !g.allow_insecure_scripts;
+        // Who the program runs as: the daemon (root) without a user; an
+        // unknown user is reported already, and nothing can be checked for it.
+        let runs_as = match &user {
+            None => Some(RunsAs::ROOT),
+            Some(u) => u.ids.map(|(uid, gid)| RunsAs {
+                uid,
+                gid: gid.unwrap_or(0),
+            }),
+        };
+        let mut programs: Vec<(&str, bool)> = Vec::new();
+        if spec.shell {
+            programs.push(("/bin/sh", false));
+            if let Some(p) = spec.program().filter(|p| Path::new(p).is_absolute()) {
+                programs.push((p, false));
+            }
+        } else if let Some(p) = spec.program() {
+            programs.push((p, true));
+        }
+        let mut pinned = None;
+        for (program, is_argv0) in programs {
+            let Some(runs_as) = runs_as else { break };
+            let path = if program.contains('/') {
+                // keepalived resolves a relative path from its working
+                // directory; vrrpd leaves it to the system at run time.
+                if !Path::new(program).is_absolute() {
+                    continue;
+                }
+                PathBuf::from(program)
+            } else {
+                match find_in_path(program, runs_as) {
+                    Ok(found) => found,
+                    Err(path) => {
+                        self.err(
+                            key.clone(),
+                            ErrorKind::ScriptNotInPath {
+                                name: program.to_owned(),
+                                path,
+                                uid: runs_as.uid,
+                            },
+                        );
+                        continue;
+                    }
+                }
+            };
             let verdict = self
                 .script_files
-                .entry(path.clone())
-                .or_insert_with(|| check_script_file(&path, security))
+                .entry((path.clone(), runs_as, security))
+                .or_insert_with(|| check_script_file(&path, runs_as, security))
                 .clone();
-            if let Err(kind) = verdict {
-                self.err(key.clone(), kind);
+            match verdict {
+                Ok(run) if is_argv0 && run.as_os_str() != program => pinned = Some(run),
+                Ok(_) => {}
+                Err(kind) => self.err(key.clone(), kind),
             }
         }
         Command {
             argv: spec.command,
             shell: spec.shell,
             user,
+            program: pinned,
         }
+    }
+
+    /// keepalived's default script user (`get_default_script_user`):
+    /// `keepalived_script` when it exists, else root — which script
+    /// security refuses (once, at the first script).
+    fn default_script_user(&mut self, key: &KeyPath) -> Option<User> {
+        let ids = *self
+            .users
+            .entry(DEFAULT_SCRIPT_USER.to_owned())
+            .or_insert_with(|| lookup_user(DEFAULT_SCRIPT_USER));
+        if ids.is_some() {
+            return Some(User {
+                spec: DEFAULT_SCRIPT_USER.to_owned(),
+                ids,
+            });
+        }
+        if self.out.effective.global.enable_script_security && !self.root_scripts_reported {
+            self.root_scripts_reported = true;
+            self.err(key.clone(), ErrorKind::NoScriptUser);
+        }
+        None
     }
 
     fn opt_command(
@@ -1961,6 +2041,71 @@ fn target(rs: SocketAddr, c: &raw::Connect) -> SocketAddr {
     )
 }
 
+/// keepalived's default script user, used when it exists.
+pub const DEFAULT_SCRIPT_USER: &str = "keepalived_script";
+
+/// The PATH scripts are looked up in: the daemon's, else the system
+/// default (`confstr(_CS_PATH)`'s value on glibc).
+fn search_path() -> String {
+    std::env::var("PATH")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/bin:/usr/bin".to_owned())
+}
+
+/// The user and group a script runs as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RunsAs {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+impl RunsAs {
+    /// The daemon itself.
+    pub const ROOT: RunsAs = RunsAs { uid: 0, gid: 0 };
+}
+
+/// Whether `who` may execute a file with `meta`, by keepalived's rule
+/// (`is_executable`): root needs any execute bit; the owner the owner's;
+/// the file's group the group's; anyone else the others'.
+fn executable_by(meta: &std::fs::Metadata, who: RunsAs) -> bool {
+    let mode = meta.mode();
+    if who.uid == 0 {
+        mode & 0o111 != 0
+    } else if who.uid == meta.uid() {
+        mode & 0o100 != 0
+    } else if who.gid == meta.gid() {
+        mode & 0o010 != 0
+    } else {
+        mode & 0o001 != 0
+    }
+}
+
+/// The first regular file called `name` in PATH that `who` may execute
+/// (keepalived's path search for a script given by name), or the PATH
+/// searched.
+pub fn find_in_path(name: &str, who: RunsAs) -> Result<PathBuf, String> {
+    find_in(name, &search_path(), who)
+}
+
+/// [`find_in_path`] with the PATH given. An empty element is the working
+/// directory.
+pub fn find_in(name: &str, path: &str, who: RunsAs) -> Result<PathBuf, String> {
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = Path::new(dir).join(name);
+        if let Ok(meta) = std::fs::metadata(&candidate)
+            && meta.is_file()
+            && executable_by(&meta, who)
+        {
+            return Ok(candidate);
+        }
+    }
+    Err(path.to_owned())
+}
+
 /// Looks up `user` or `user:group` on this host.
 pub fn lookup_user(spec: &str) -> Option<(u32, Option<u32>)> {
     let (user, group) = match spec.split_once(':') {
@@ -1981,58 +2126,109 @@ pub fn lookup_user(spec: &str) -> Option<(u32, Option<u32>)> {
     Some((u.uid.as_raw(), gid))
 }
 
-/// Checks that a script exists, is executable, and (with `security`)
-/// that no non-root user can change it or the directories leading to it.
-pub fn check_script_file(path: &Path, security: bool) -> Result<(), ErrorKind> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
+/// Checks a script file as keepalived does (`check_script_secure`): it
+/// exists and is a regular file `who` may execute; and, with `security`,
+/// when it runs as root (user or group 0) or is set-uid/set-gid root,
+/// that no one but root can change it or what leads to it: every
+/// component of its real path from `/` down, and of the real directory
+/// joined with the name it is called by when that is a symbolic link to
+/// it (some programs act on the name they are called by), must be owned
+/// by root and not writable by a group other than root's or by everyone
+/// (a sticky directory may be).
+///
+/// Gives the file to run, as keepalived runs it: the real path, or the
+/// real directory joined with the name it is called by when that names
+/// the same file; so a link changed later does not change what runs.
+pub fn check_script_file(path: &Path, who: RunsAs, security: bool) -> Result<PathBuf, ErrorKind> {
+    let real = match std::fs::canonicalize(path) {
+        Ok(real) => real,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ErrorKind::ScriptMissing(path.to_path_buf()));
         }
         Err(_) => return Err(ErrorKind::ScriptNotExecutable(path.to_path_buf())),
     };
+    let meta = match std::fs::metadata(&real) {
+        Ok(m) => m,
+        Err(_) => return Err(ErrorKind::ScriptNotExecutable(path.to_path_buf())),
+    };
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
         return Err(ErrorKind::ScriptNotExecutable(path.to_path_buf()));
     }
-    if !security {
-        return Ok(());
+    if !executable_by(&meta, who) {
+        return Err(ErrorKind::ScriptNotExecutableBy {
+            path: path.to_path_buf(),
+            uid: who.uid,
+            gid: who.gid,
+        });
     }
-    let insecure = |reason: String| ErrorKind::ScriptInsecure {
-        path: path.to_path_buf(),
-        reason,
-    };
-    if let Some(reason) = writable_by_non_root(&meta, false) {
-        return Err(insecure(format!("the file {reason}")));
-    }
-    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut dir: Option<PathBuf> = real.parent().map(Path::to_path_buf);
-    while let Some(d) = dir {
-        if let Ok(m) = std::fs::metadata(&d)
-            && let Some(reason) = writable_by_non_root(&m, true)
+    let mut paths = vec![real.clone()];
+    if let (Some(called), Some(dir)) = (path.file_name(), real.parent())
+        && Some(called) != real.file_name()
+    {
+        let by_name = dir.join(called);
+        if let Ok(m) = std::fs::metadata(&by_name)
+            && m.dev() == meta.dev()
+            && m.ino() == meta.ino()
         {
-            return Err(insecure(format!("its directory {} {reason}", d.display())));
+            paths.insert(0, by_name);
         }
-        dir = d.parent().map(Path::to_path_buf);
     }
-    Ok(())
+    let run = paths[0].clone();
+    let mode = meta.mode();
+    let set_id_root = (meta.uid() == 0 && mode & 0o4100 == 0o4100)
+        || (meta.gid() == 0 && mode & 0o2010 == 0o2010);
+    if !security || !(who.uid == 0 || who.gid == 0 || set_id_root) {
+        return Ok(run);
+    }
+    for p in paths {
+        if let Err(reason) = path_secure(&p) {
+            return Err(ErrorKind::ScriptInsecure {
+                path: path.to_path_buf(),
+                reason,
+            });
+        }
+    }
+    Ok(run)
 }
 
-fn writable_by_non_root(meta: &std::fs::Metadata, is_dir: bool) -> Option<String> {
-    let mode = meta.mode();
-    // A sticky directory lets others add files but not replace ours.
-    if is_dir && mode & 0o1000 != 0 {
-        return (meta.uid() != 0).then(|| format!("is owned by uid {}", meta.uid()));
+/// keepalived's `check_security` of one absolute path, component by
+/// component, symbolic links not followed.
+fn path_secure(path: &Path) -> Result<(), String> {
+    let components: Vec<_> = path.components().collect();
+    let mut prefix = PathBuf::new();
+    for (i, component) in components.iter().enumerate() {
+        prefix.push(component);
+        let last = i + 1 == components.len();
+        let what = if last {
+            "the file".to_owned()
+        } else {
+            format!("its directory {}", prefix.display())
+        };
+        let meta = std::fs::symlink_metadata(&prefix)
+            .map_err(|e| format!("{what} cannot be read ({e})"))?;
+        let kind = meta.file_type();
+        if !last && !kind.is_dir() {
+            return Err(format!("{} is not a directory", prefix.display()));
+        }
+        if last && !kind.is_file() && !kind.is_symlink() {
+            return Err("it is not a regular file".to_owned());
+        }
+        if meta.uid() != 0 {
+            return Err(format!("{what} is owned by uid {}", meta.uid()));
+        }
+        // A sticky directory lets others add files but not replace ours;
+        // a symbolic link's own mode means nothing.
+        let mode = meta.mode();
+        if (kind.is_dir() && mode & 0o1000 == 0) || kind.is_file() {
+            if mode & 0o002 != 0 {
+                return Err(format!("{what} is writable by everyone"));
+            }
+            if mode & 0o020 != 0 && meta.gid() != 0 {
+                return Err(format!("{what} is writable by group {}", meta.gid()));
+            }
+        }
     }
-    if meta.uid() != 0 {
-        return Some(format!("is owned by uid {}", meta.uid()));
-    }
-    if mode & 0o002 != 0 {
-        return Some("is writable by everyone".to_owned());
-    }
-    if mode & 0o020 != 0 && meta.gid() != 0 {
-        return Some(format!("is writable by group {}", meta.gid()));
-    }
-    None
+    Ok(())
 }
 
 /// Parses HTTP status ranges: "200", "200-299", "200 301-302".

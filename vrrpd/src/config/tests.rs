@@ -14,6 +14,10 @@ use crate::run::plan::Plan;
 
 const FILE: &str = "test.toml";
 
+/// Scripts as root, asked for explicitly (a `[global]` table may come
+/// last in TOML, so appending it moves no line).
+const ROOT: &str = "[global]\nscript_user = \"root\"\n";
+
 fn ok(text: &str) -> Effective {
     match parse(text, Path::new(FILE)) {
         Ok(c) => c,
@@ -406,7 +410,7 @@ fn strict_mode_rules() {
 
 #[test]
 fn weights_keepalived_ignores_are_refused() {
-    let base = "[script.chk]\ncommand = \"true\"\nweight = -20\n\
+    let base = "[global]\nscript_user = \"root\"\n[script.chk]\ncommand = \"true\"\nweight = -20\n\
                 [instance.A]\ninterface = \"eth0\"\nvirtual_router_id = 1\ntrack_script = [\"chk\"]\n\
                 [instance.B]\ninterface = \"eth0\"\nvirtual_router_id = 2\n";
     let e = errs(&format!("{base}[sync_group.G]\ngroup = [\"A\", \"B\"]\n"));
@@ -471,7 +475,10 @@ fn undefined_references() {
 fn missing_and_non_executable_scripts() {
     let dir = temp_dir();
     let missing = dir.join("nope.sh");
-    let text = format!("[script.chk]\ncommand = \"{} --fast\"\n", missing.display());
+    let text = format!(
+        "[script.chk]\ncommand = \"{} --fast\"\n{ROOT}",
+        missing.display()
+    );
     let e = one_error(&text, 2, "script.chk.command", "does not exist");
     assert_eq!(e.kind, ErrorKind::ScriptMissing(missing));
     // Checked for another host, it is a warning.
@@ -480,40 +487,270 @@ fn missing_and_non_executable_scripts() {
     assert_eq!(outcome.warnings.len(), 1);
     let plain = script_file(&dir, "plain.sh", 0o644);
     one_error(
-        &format!("[script.chk]\ncommand = [\"{}\"]\n", plain.display()),
+        &format!("[script.chk]\ncommand = [\"{}\"]\n{ROOT}", plain.display()),
         2,
         "script.chk.command",
         "not an executable file",
     );
     one_error(
-        &format!("{MINIMAL}notify_master = \"{}\"\n", dir.display()),
+        &format!("{MINIMAL}notify_master = \"{}\"\n{ROOT}", dir.display()),
         4,
         "instance.VI_1.notify_master",
         "not an executable file",
     );
     let good = script_file(&dir, "good.sh", 0o755);
     ok(&format!(
-        "[script.chk]\ncommand = \"{} arg\"\n",
+        "[script.chk]\ncommand = \"{} arg\"\n{ROOT}",
         good.display()
     ));
-    ok("[script.chk]\ncommand = \"pidof nginx\"\n");
+    ok(&format!("[script.chk]\ncommand = \"true nginx\"\n{ROOT}"));
+}
+
+#[test]
+fn scripts_named_without_a_path_are_found_in_path_checked_and_pinned() {
+    use resolve::{RunsAs, find_in, find_in_path};
+    let dir = temp_dir();
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    for d in [&a, &b] {
+        std::fs::create_dir(d).expect("mkdir");
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let path = format!("{}:{}", a.display(), b.display());
+    // Not executable, or not a file: the search goes on, as keepalived's.
+    script_file(&a, "chk", 0o644);
+    std::fs::create_dir(a.join("sub")).expect("mkdir");
+    let chk = script_file(&b, "chk", 0o755);
+    script_file(&b, "sub", 0o755);
+    assert_eq!(find_in("chk", &path, RunsAs::ROOT), Ok(chk));
+    assert_eq!(find_in("sub", &path, RunsAs::ROOT), Ok(b.join("sub")));
+    assert_eq!(find_in("absent", &path, RunsAs::ROOT), Err(path.clone()));
+    if running_as_root() {
+        // Executable for the user it runs as: a root-only file is passed
+        // over for nobody.
+        let nobody = RunsAs {
+            uid: 65534,
+            gid: 65534,
+        };
+        let mine = script_file(&a, "mine", 0o700);
+        let theirs = script_file(&b, "mine", 0o755);
+        assert_eq!(find_in("mine", &path, RunsAs::ROOT), Ok(mine));
+        assert_eq!(find_in("mine", &path, nobody), Ok(theirs));
+    }
+    // Through the resolver, with the daemon's own PATH: a name nowhere in
+    // it is an error at its line and key; one found runs as the file found.
+    let e = one_error(
+        &format!("[script.chk]\ncommand = \"vrrpd-no-such-program --fast\"\n{ROOT}"),
+        2,
+        "script.chk.command",
+        "`vrrpd-no-such-program` is not found in PATH",
+    );
+    assert!(matches!(e.kind, ErrorKind::ScriptNotInPath { uid: 0, .. }));
+    let found = find_in_path("true", RunsAs::ROOT).expect("true in PATH");
+    let real = std::fs::canonicalize(&found).expect("realpath");
+    let p = planned(&format!("[script.chk]\ncommand = \"true --x\"\n{ROOT}"));
+    assert_eq!(
+        p.scripts[0].command.argv,
+        [&real.display().to_string(), "--x"]
+    );
+    // The configuration as written keeps the name.
+    let c = ok(&format!("[script.chk]\ncommand = \"true --x\"\n{ROOT}"));
+    assert_eq!(c.scripts["chk"].command.argv, ["true", "--x"]);
+    assert_eq!(
+        c.scripts["chk"].command.program.as_deref(),
+        Some(real.as_path())
+    );
+    // A shell line: the shell is checked, a builtin first word is not
+    // looked up; an absolute first word is checked.
+    ok(&format!(
+        "[script.chk]\ncommand = {{ command = \"cd / && exit 0\", shell = true }}\n{ROOT}"
+    ));
+    one_error(
+        &format!(
+            "[script.chk]\ncommand = {{ command = \"{}/nope && exit 0\", shell = true }}\n{ROOT}",
+            dir.display()
+        ),
+        2,
+        "script.chk.command",
+        "does not exist",
+    );
+}
+
+#[test]
+fn script_security_follows_keepalived_s_rules() {
+    use resolve::{RunsAs, check_script_file};
+    if !running_as_root() {
+        // Ownership cannot be arranged without root.
+        return;
+    }
+    let dir = temp_dir();
+    let nobody = RunsAs {
+        uid: 65534,
+        gid: 65534,
+    };
+    let insecure = |r: Result<PathBuf, ErrorKind>, needle: &str| match r {
+        Err(ErrorKind::ScriptInsecure { reason, .. }) => {
+            assert!(reason.contains(needle), "`{needle}` not in `{reason}`");
+        }
+        other => panic!("expected insecure ({needle}), got {other:?}"),
+    };
+    // Writable by everyone: refused when it runs as root or as group 0, or
+    // when it is set-uid root; keepalived guards only what runs as root.
+    let ww = script_file(&dir, "ww.sh", 0o757);
+    insecure(
+        check_script_file(&ww, RunsAs::ROOT, true),
+        "the file is writable by everyone",
+    );
+    insecure(
+        check_script_file(&ww, RunsAs { uid: 65534, gid: 0 }, true),
+        "writable by everyone",
+    );
+    assert_eq!(check_script_file(&ww, nobody, true), Ok(ww.clone()));
+    assert_eq!(check_script_file(&ww, RunsAs::ROOT, false), Ok(ww.clone()));
+    let suid = script_file(&dir, "suid.sh", 0o4757);
+    insecure(
+        check_script_file(&suid, nobody, true),
+        "writable by everyone",
+    );
+    // Group-writable is fine for root's group only.
+    let gw = script_file(&dir, "gw.sh", 0o775);
+    assert_eq!(check_script_file(&gw, RunsAs::ROOT, true), Ok(gw.clone()));
+    std::os::unix::fs::chown(&gw, None, Some(65534)).expect("chown");
+    insecure(
+        check_script_file(&gw, RunsAs::ROOT, true),
+        "writable by group 65534",
+    );
+    // Executable by the user it runs as, by owner, group or other bits.
+    let private = script_file(&dir, "private.sh", 0o700);
+    assert_eq!(
+        check_script_file(&private, nobody, true),
+        Err(ErrorKind::ScriptNotExecutableBy {
+            path: private.clone(),
+            uid: 65534,
+            gid: 65534
+        })
+    );
+    assert_eq!(
+        check_script_file(&private, RunsAs::ROOT, true),
+        Ok(private.clone())
+    );
+    let group = script_file(&dir, "group.sh", 0o710);
+    std::os::unix::fs::chown(&group, None, Some(65534)).expect("chown");
+    assert_eq!(check_script_file(&group, nobody, true), Ok(group.clone()));
+    // Links: the real file is checked and run; a link by another name
+    // beside it keeps its name (programs may act on it) and is checked too.
+    let real = script_file(&dir, "real.sh", 0o755);
+    let alias = dir.join("alias");
+    std::os::unix::fs::symlink("real.sh", &alias).expect("symlink");
+    assert_eq!(
+        check_script_file(&alias, RunsAs::ROOT, true),
+        Ok(alias.clone())
+    );
+    let foreign = dir.join("foreign");
+    std::os::unix::fs::symlink("real.sh", &foreign).expect("symlink");
+    std::os::unix::fs::lchown(&foreign, Some(65534), None).expect("lchown");
+    insecure(
+        check_script_file(&foreign, RunsAs::ROOT, true),
+        "owned by uid 65534",
+    );
+    // A link in an open directory to a safe file runs the safe file, so
+    // the link cannot be swapped later; a link to a file in an open
+    // directory is refused.
+    let open = dir.join("open");
+    std::fs::create_dir(&open).expect("mkdir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    std::os::unix::fs::symlink(&real, open.join("real.sh")).expect("symlink");
+    assert_eq!(
+        check_script_file(&open.join("real.sh"), RunsAs::ROOT, true),
+        Ok(real.clone())
+    );
+    let exposed = script_file(&open, "exposed.sh", 0o755);
+    std::os::unix::fs::symlink(&exposed, dir.join("exposed.sh")).expect("symlink");
+    insecure(
+        check_script_file(&dir.join("exposed.sh"), RunsAs::ROOT, true),
+        &format!("its directory {} is writable by everyone", open.display()),
+    );
+    // A sticky open directory (like /tmp) is fine when root owns it.
+    let sticky = dir.join("sticky");
+    std::fs::create_dir(&sticky).expect("mkdir");
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let in_sticky = script_file(&sticky, "s.sh", 0o755);
+    assert_eq!(
+        check_script_file(&in_sticky, RunsAs::ROOT, true),
+        Ok(in_sticky.clone())
+    );
+    std::os::unix::fs::chown(&sticky, Some(65534), None).expect("chown");
+    insecure(
+        check_script_file(&in_sticky, RunsAs::ROOT, true),
+        "owned by uid 65534",
+    );
+}
+
+#[test]
+fn scripts_run_as_keepalived_script_when_it_exists_else_as_root_only_when_asked() {
+    let text = "[script.chk]\ncommand = \"true\"\n[script.other]\ncommand = \"true\"\n";
+    match resolve::lookup_user(resolve::DEFAULT_SCRIPT_USER) {
+        Some(ids) => {
+            let c = ok(text);
+            let user = c.scripts["chk"].command.user.as_ref().expect("user");
+            assert_eq!(
+                (user.spec.as_str(), user.ids),
+                ("keepalived_script", Some(ids))
+            );
+        }
+        None => {
+            // Reported once, at the first script.
+            let e = one_error(text, 2, "script.chk.command", "scripts would run as root");
+            assert_eq!(e.kind, ErrorKind::NoScriptUser);
+            // Checked for another host, it is a warning.
+            let (outcome, errors) = read(text, Path::new(FILE), Target::OtherHost);
+            assert!(errors.is_empty(), "{errors:?}");
+            assert_eq!(outcome.warnings.len(), 1);
+            // Without script security keepalived runs them as root; so
+            // does vrrpd.
+            let c = ok(&format!("[global]\nenable_script_security = false\n{text}"));
+            assert_eq!(c.scripts["chk"].command.user, None);
+            let p = planned(&format!("[global]\nenable_script_security = false\n{text}"));
+            assert_eq!(
+                (p.scripts[0].command.uid, p.scripts[0].command.gid),
+                (None, None)
+            );
+        }
+    }
+    // Root when asked; a command's own user over the global one.
+    let c = ok(&format!("{text}{ROOT}"));
+    assert_eq!(
+        c.scripts["chk"].command.user.as_ref().map(|u| u.ids),
+        Some(Some((0, Some(0))))
+    );
+    let c = ok("[global]\nscript_user = \"nobody\"\n\
+         [script.chk]\ncommand = { command = \"true\", user = \"root\" }\n\
+         [script.other]\ncommand = \"true\"\n");
+    let spec = |name: &str| {
+        c.scripts[name]
+            .command
+            .user
+            .as_ref()
+            .map(|u| u.spec.clone())
+    };
+    assert_eq!(spec("chk").as_deref(), Some("root"));
+    assert_eq!(spec("other").as_deref(), Some("nobody"));
 }
 
 #[test]
 fn insecure_scripts_are_refused_unless_allowed() {
     let dir = temp_dir();
     let writable = script_file(&dir, "ww.sh", 0o757);
-    let text = format!("[script.chk]\ncommand = \"{}\"\n", writable.display());
+    let text = format!("[script.chk]\ncommand = \"{}\"\n{ROOT}", writable.display());
     let e = one_error(&text, 2, "script.chk.command", "writable by everyone");
     assert!(matches!(e.kind, ErrorKind::ScriptInsecure { .. }));
-    ok(&format!("[global]\nallow_insecure_scripts = true\n{text}"));
-    ok(&format!("[global]\nenable_script_security = false\n{text}"));
+    ok(&text.replace("[global]\n", "[global]\nallow_insecure_scripts = true\n"));
+    ok(&text.replace("[global]\n", "[global]\nenable_script_security = false\n"));
     let open_dir = dir.join("open");
     std::fs::create_dir(&open_dir).expect("mkdir");
     let inside = script_file(&open_dir, "in.sh", 0o755);
     std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
     one_error(
-        &format!("[script.chk]\ncommand = \"{}\"\n", inside.display()),
+        &format!("[script.chk]\ncommand = \"{}\"\n{ROOT}", inside.display()),
         2,
         "script.chk.command",
         "its directory",
@@ -522,7 +759,7 @@ fn insecure_scripts_are_refused_unless_allowed() {
         let owned = script_file(&dir, "owned.sh", 0o755);
         std::os::unix::fs::chown(&owned, Some(65534), None).expect("chown");
         one_error(
-            &format!("[script.chk]\ncommand = \"{}\"\n", owned.display()),
+            &format!("[script.chk]\ncommand = \"{}\"\n{ROOT}", owned.display()),
             2,
             "script.chk.command",
             "owned by uid 65534",
@@ -629,7 +866,7 @@ fn effective_configuration_loads_back_identical() {
 
 #[test]
 fn tracked_scripts_map_to_stable_ids_with_keepalived_s_start_states() {
-    let text = "[script.chk_a]\ncommand = \"true\"\nweight = -20\n\
+    let text = "[global]\nscript_user = \"root\"\n[script.chk_a]\ncommand = \"true\"\nweight = -20\n\
                 [script.chk_b]\ncommand = \"true\"\nweight = 5\ninit_fail = true\n\
                 [script.chk_c]\ncommand = \"true\"\n\
                 [instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 1\n\
@@ -694,7 +931,7 @@ fn track_files_are_named_or_inline_with_keepalived_s_weights() {
 #[test]
 fn checkers_inherit_and_take_keepalived_s_per_kind_defaults() {
     let c = ok(
-        "[[virtual_server]]\nip = \"192.0.2.5\"\nport = 80\ndelay_loop = 10\nconnect_timeout = 4\n\
+        "[global]\nscript_user = \"root\"\n[[virtual_server]]\nip = \"192.0.2.5\"\nport = 80\ndelay_loop = 10\nconnect_timeout = 4\n\
          [[virtual_server.real_server]]\nip = \"198.51.100.1\"\nretry = 2\n\
          http_get = {}\ntcp_check = { retry = 5 }\ndns_check = {}\n\
          misc_check = { misc_path = \"true\" }\n\
@@ -753,6 +990,14 @@ fn udp_payloads_are_hexadecimal_and_sorry_servers_may_omit_the_port() {
     );
 }
 
+/// Where this host's PATH finds `logger`.
+fn logger_in_path() -> String {
+    resolve::find_in_path("logger", resolve::RunsAs::ROOT)
+        .expect("logger in PATH")
+        .display()
+        .to_string()
+}
+
 #[test]
 fn sync_groups_reach_the_driver() {
     let p = planned(include_str!("../../../examples/sync_group.toml"));
@@ -762,12 +1007,19 @@ fn sync_groups_reach_the_driver() {
     );
     assert_eq!(p.groups[0].name, "G_ROUTER");
     let generic = p.groups[0].notify.generic.as_ref().expect("notify");
-    assert_eq!(generic.argv, ["logger", "-t", "vrrpd-sync"]);
+    assert_eq!(generic.argv, [&logger_in_path(), "-t", "vrrpd-sync"]);
 }
 
 #[test]
 fn mysql_example_maps_to_ipvs_and_checks() {
-    let p = planned(include_str!("../../../examples/mysql_lvs.toml"));
+    // mysqladmin need not be installed where the tests run.
+    let (outcome, errors) = read(
+        include_str!("../../../examples/mysql_lvs.toml"),
+        Path::new(FILE),
+        Target::OtherHost,
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    let p = plan(&outcome.effective);
     assert_eq!(p.virtual_servers.len(), 1);
     let v = &p.virtual_servers[0].server;
     assert_eq!(
@@ -794,13 +1046,13 @@ fn mysql_example_maps_to_ipvs_and_checks() {
     assert!(lvs::LoadBalancer::new(vec![v.clone()]).is_ok());
     let checks = &p.virtual_servers[0].real_servers[0].checks;
     assert_eq!(checks.len(), 2);
-    let tcp = &checks[0].spec;
+    let tcp = &checks[0];
     assert!(matches!(tcp.probe, healthcheck::Probe::Tcp(_)));
     assert_eq!(tcp.timing.retry, 3);
     assert_eq!(tcp.timing.delay_loop, Duration::from_secs(6));
     assert_eq!(tcp.timing.timeout, Duration::from_secs(3));
     assert!(tcp.timing.validate().is_ok());
-    match &checks[1].spec.probe {
+    match &checks[1].probe {
         healthcheck::Probe::Script(s) => {
             assert_eq!(s.program, Path::new("mysqladmin"));
             assert_eq!(s.args.last().map(String::as_str), Some("ping"));
@@ -819,14 +1071,14 @@ fn http_checks_carry_urls_digests_and_status() {
     );
     let checks = &p.virtual_servers[0].real_servers[0].checks;
     assert_eq!(checks.len(), 2);
-    let healthcheck::Probe::Http(a) = &checks[0].spec.probe else {
+    let healthcheck::Probe::Http(a) = &checks[0].probe else {
         panic!("http")
     };
     assert_eq!(a.target, "198.51.100.5:443".parse().expect("addr"));
     assert_eq!(a.virtual_host.as_deref(), Some("www.example.com"));
     assert!(a.digest.is_some());
     assert!(a.tls.is_some());
-    let healthcheck::Probe::Http(b) = &checks[1].spec.probe else {
+    let healthcheck::Probe::Http(b) = &checks[1].probe else {
         panic!("http")
     };
     assert!(b.status.contains(301) && !b.status.contains(300));
@@ -882,7 +1134,7 @@ fn virtual_server_errors() {
 #[test]
 fn plan_carries_scripts_notify_and_http() {
     let p = planned(
-        "[global]\nhttp = { listen = \"127.0.0.1:9191\" }\n\
+        "[global]\nscript_user = \"root\"\nhttp = { listen = \"127.0.0.1:9191\" }\n\
          [script.chk]\ncommand = { command = \"test -f /etc/hostname && true\", shell = true }\ninterval = \"3s\"\nfall = 2\n\
          [instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 1\ntrack_script = [\"chk\"]\n\
          notify = \"logger -t vrrpd\"\nnotify_master = [\"logger\", \"master\"]\n",
@@ -903,7 +1155,8 @@ fn plan_carries_scripts_notify_and_http() {
     assert_eq!(name, "VI_1");
     assert_eq!(
         notify.generic.as_ref().map(|c| c.argv.clone()),
-        Some(vec!["logger".into(), "-t".into(), "vrrpd".into()])
+        Some(vec![logger_in_path(), "-t".into(), "vrrpd".into()]),
+        "a program named without a path runs as the file PATH led to when checked"
     );
     assert!(notify.master.is_some() && notify.backup.is_none());
     if running_as_root() {
@@ -1009,7 +1262,7 @@ fn a_group_stands_for_every_service_keepalived_programs() {
          notify_up = [\"/bin/true\"]\n\
          [[virtual_server.real_server]]\nip = \"192.0.2.51\"\nport = 8080\nlb_kind = \"NAT\"\n"
     );
-    let c = ok(&text);
+    let c = ok(&format!("{text}{ROOT}"));
     let g = c.virtual_servers[0].group.as_ref().expect("group");
     assert_eq!((g.name.as_str(), g.member), ("web", 0));
     assert_eq!(g.services.len(), 6);
@@ -1046,7 +1299,7 @@ fn a_group_stands_for_every_service_keepalived_programs() {
     assert!(p.virtual_servers[0].real_servers[0].notify_up.is_some());
     assert!(p.virtual_servers[4].real_servers[0].notify_up.is_none());
     for v in &p.virtual_servers {
-        let healthcheck::Probe::Tcp(t) = &v.real_servers[0].checks[0].spec.probe else {
+        let healthcheck::Probe::Tcp(t) = &v.real_servers[0].checks[0].probe else {
             panic!("tcp check");
         };
         assert_eq!(t.target, "192.0.2.50:8080".parse().expect("addr"));
@@ -1164,7 +1417,7 @@ fn check_sources_sni_and_regexes_reach_the_probes() {
     let probes: Vec<&healthcheck::HttpCheck> = p.virtual_servers[0].real_servers[0]
         .checks
         .iter()
-        .map(|c| match &c.spec.probe {
+        .map(|c| match &c.probe {
             healthcheck::Probe::Http(h) => h,
             other => panic!("{other:?}"),
         })

@@ -303,6 +303,13 @@ pub fn import_str(text: &str, path: &Path, options: &Options) -> Result<Imported
         );
     }
     cx.vrrp(&vrrp);
+    // keepalived checks scripts (and refuses to run them as root by
+    // default) only with `enable_script_security`; without it, it runs
+    // them as root when no keepalived_script user exists. The converted
+    // file keeps that choice rather than take vrrpd's stricter default.
+    if cx.config.global.enable_script_security.is_none() {
+        cx.config.global.enable_script_security = Some(false);
+    }
     let files = reader.files;
     let mut warnings: Vec<Warning> = reader
         .warnings

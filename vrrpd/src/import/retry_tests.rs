@@ -109,7 +109,7 @@ async fn checks_without_retry_settings_retry_as_keepalived_does() -> anyhow::Res
     let mut ids = Vec::new();
     for rs in &plan.virtual_servers[0].real_servers {
         for c in &rs.checks {
-            ids.push((runner.add(c.spec.clone())?, rs.addr));
+            ids.push((runner.add(c.clone())?, rs.addr));
         }
     }
     anyhow::ensure!(ids.len() == 3, "three checks, got {ids:?}");

@@ -112,7 +112,6 @@ virtual_server 2001:db8::50 {PORT} {{
         .into_iter()
         .flat_map(|v| v.real_servers)
         .flat_map(|r| r.checks)
-        .map(|c| c.spec)
         .collect();
     assert_eq!(specs.len(), 5);
     // Run them in the checker's namespace until each has a verdict.

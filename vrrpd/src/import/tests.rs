@@ -434,6 +434,55 @@ fn state_master_without_priority_is_the_owner_and_ignores_weights() {
 }
 
 #[test]
+fn script_security_and_script_user_are_carried_as_keepalived_reads_them() {
+    let body = "vrrp_script chk {\n  script \"/bin/true\"\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.10\n  }\n  track_script {\n    chk\n  }\n  notify_master /bin/true\n}\n";
+    let default_user = nix::unistd::User::from_name("keepalived_script")
+        .expect("passwd")
+        .map(|u| (u.uid.as_raw(), Some(u.gid.as_raw())));
+    // Without enable_script_security keepalived checks nothing and runs
+    // scripts as keepalived_script when it exists, else as root: the
+    // converted file says so rather than take vrrpd's stricter default.
+    let imported = import(body);
+    assert_eq!(imported.config.global.enable_script_security, Some(false));
+    let toml = imported.toml();
+    assert!(toml.contains("enable_script_security = false"), "{toml}");
+    let c = config::parse(&toml, Path::new("out.toml")).expect("runs as keepalived would");
+    assert!(!c.global.enable_script_security);
+    let user = c.scripts["chk"].command.user.as_ref().map(|u| u.ids);
+    assert_eq!(user, default_user.map(Some));
+    // With it, and no script_user: keepalived refuses to run scripts as
+    // root by default (it drops them with a configuration error); vrrpd
+    // refuses the file unless keepalived_script exists.
+    let secure = format!("global_defs {{\n  enable_script_security\n}}\n{body}");
+    let toml = import(&secure).toml();
+    let (outcome, errors) = config::read(&toml, Path::new("out.toml"), Target::ThisHost);
+    if default_user.is_none() {
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.kind == config::ErrorKind::NoScriptUser && e.line > 0),
+            "{errors:#?}"
+        );
+    } else {
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert!(outcome.effective.global.enable_script_security);
+    }
+    // script_user USER GROUP is carried, and scripts run as it.
+    let (c, _) = import_check(&format!(
+        "global_defs {{\n  enable_script_security\n  script_user nobody nogroup\n}}\n{body}"
+    ));
+    assert!(c.global.enable_script_security);
+    assert_eq!(
+        c.scripts["chk"]
+            .command
+            .user
+            .as_ref()
+            .map(|u| u.spec.as_str()),
+        Some("nobody:nogroup")
+    );
+}
+
+#[test]
 fn prefixes_sorry_servers_single_quotes_and_script_users() {
     let (c, warnings) = import_check(
         "vrrp_script chk {\n  script '/usr/bin/killall -0 nginx'\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  unicast_src_ip 192.0.2.1/24\n  unicast_peer {\n    192.0.2.2/24\n  }\n  virtual_ipaddress {\n    192.0.2.10\n  }\n  track_script {\n    chk\n  }\n  notify_master \"/etc/keepalived/master.sh a b\" root root\n}\nvirtual_server 192.0.2.10 80 {\n  sorry_server 192.0.2.99\n  real_server 192.0.2.20 80 {\n    TCP_CHECK {\n      bindto 192.0.2.1\n    }\n  }\n}\n",
@@ -614,7 +663,7 @@ virtual_server group web {
         .real_servers
         .iter()
         .flat_map(|r| r.checks.iter())
-        .map(|c| match &c.spec.probe {
+        .map(|c| match &c.probe {
             healthcheck::Probe::Tcp(_) => "tcp",
             healthcheck::Probe::Script(s) if s.dynamic_weight => "misc-dynamic",
             healthcheck::Probe::Http(h) if h.tls.is_some() => "https",
@@ -832,7 +881,7 @@ fn udp_check_sends_the_hex_payload_and_wants_the_hex_reply() {
         "virtual_server 127.0.0.1 {port} {{\n  protocol UDP\n  real_server 127.0.0.1 {port} {{\n    UDP_CHECK {{\n      payload 0a0b0c\n      require_reply 0d0e\n      connect_timeout 2\n    }}\n  }}\n}}\n"
     ));
     let plan = crate::plan::plan(&imported);
-    let spec = &plan.virtual_servers[0].real_servers[0].checks[0].spec;
+    let spec = &plan.virtual_servers[0].real_servers[0].checks[0];
     let prober = spec.probe.prepare().expect("probe");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

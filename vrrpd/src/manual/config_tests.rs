@@ -158,6 +158,9 @@ fn every_table_has_a_part_of_vrrpd_toml_5_with_all_its_keys() {
 /// A configuration with one of every table and nothing but what must be
 /// written: `vrrpd check` prints it with the defaults filled in.
 const PROBE: &str = r#"
+[global]
+script_user = "root"
+
 [global.http]
 
 [script.chk]

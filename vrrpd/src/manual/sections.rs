@@ -55,6 +55,12 @@ pub const EXIT_STATUSES: &[(u8, &str)] = &[
          does not restart the daemon after this status: restarting does not fix a \
          file.",
     ),
+    (
+        3,
+        "`run`: another vrrpd already runs with this configuration's name: it holds \
+         the pid file's lock (/run/vrrpd/vrrpd.pid, or /run/vrrpd/NAME.pid with \
+         --name). Nothing was touched. The systemd unit does not restart after it.",
+    ),
 ];
 
 /// ENVIRONMENT.
@@ -67,6 +73,23 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "NOTIFY_SOCKET",
         "Set by systemd: where `vrrpd run` reports readiness, reloads and stopping.",
+    ),
+    (
+        "PATH",
+        "Where a script named by a bare name (no slash) is looked up, by `check` and \
+         `run` alike, as keepalived does; the file found is checked and run by its \
+         full name.",
+    ),
+    (
+        "WATCHDOG_USEC",
+        "Set by systemd with WatchdogSec=: `vrrpd run` sends WATCHDOG=1 at half that \
+         period while its VRRP loop makes progress, so a stalled loop is restarted.",
+    ),
+    (
+        "VRRPD_DEBUG_FAULT",
+        "Debug builds only (tests): KIND:MS injects a fault MS milliseconds after \
+         start-up, to prove that every way out releases the addresses. Release \
+         builds do not read it.",
     ),
 ];
 
@@ -81,6 +104,17 @@ pub const FILES: &[(&str, &str)] = &[
         "/usr/lib/systemd/system/vrrpd.service",
         "The systemd unit: installed, not enabled. `systemctl enable --now vrrpd` \
          starts it; `systemctl reload vrrpd` checks the file, then sends SIGHUP.",
+    ),
+    (
+        "/run/vrrpd/vrrpd.pid",
+        "The running daemon's pid, locked while it runs (/run/vrrpd/NAME.pid with \
+         --name, or -p FILE): a second copy with the same name exits with status 3.",
+    ),
+    (
+        "/run/vrrpd/vrrpd.addresses",
+        "The record of the addresses the daemon added (next to the pid file), so \
+         that a crash's leftovers are removed at the next start and an operator's \
+         own addresses are kept.",
     ),
     (
         "/usr/share/doc/vrrpd/examples/",

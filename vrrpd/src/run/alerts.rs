@@ -32,6 +32,7 @@ use std::time::{Duration, SystemTime};
 use healthcheck::mail::{Mail, rfc5322_date, send_mail};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use vrrp_core::State;
 
 use super::plan::{AlertPlan, Command, FifoPlan, SmtpPlan};
@@ -141,6 +142,9 @@ impl AlertSender {
 pub struct Alerts {
     sender: AlertSender,
     task: Option<JoinHandle<()>>,
+    /// Cancelled by [`Alerts::finish`]: the task writes what is queued and
+    /// ends, whoever still holds a sender.
+    closing: CancellationToken,
 }
 
 struct OpenFifo {
@@ -158,6 +162,7 @@ impl Alerts {
             return Alerts {
                 sender: AlertSender::none(),
                 task: None,
+                closing: CancellationToken::new(),
             };
         }
         let stats = Arc::new(AlertStats::default());
@@ -177,12 +182,14 @@ impl Alerts {
             last_mailed: HashMap::new(),
             stats: stats.clone(),
         };
+        let closing = CancellationToken::new();
         Alerts {
             sender: AlertSender {
                 tx: Some(tx),
                 stats,
             },
-            task: Some(tokio::spawn(state.run(rx))),
+            task: Some(tokio::spawn(state.run(rx, closing.clone()))),
+            closing,
         }
     }
 
@@ -195,6 +202,7 @@ impl Alerts {
     /// time limit), stops the readers and removes the FIFOs vrrpd made.
     pub async fn finish(mut self) {
         self.sender.tx = None;
+        self.closing.cancel();
         if let Some(task) = self.task.take() {
             let _ = task.await;
             let s = &self.sender.stats;
@@ -403,9 +411,24 @@ struct Task {
 }
 
 impl Task {
-    async fn run(mut self, mut rx: mpsc::Receiver<Alert>) {
-        while let Some(alert) = rx.recv().await {
-            self.handle(&alert);
+    async fn run(mut self, mut rx: mpsc::Receiver<Alert>, closing: CancellationToken) {
+        loop {
+            tokio::select! {
+                biased;
+                alert = rx.recv() => match alert {
+                    Some(alert) => self.handle(&alert),
+                    None => break,
+                },
+                () = closing.cancelled() => {
+                    // Senders may outlive the exit (an event source still
+                    // held): what is queued is written, later sends drop.
+                    rx.close();
+                    while let Some(alert) = rx.recv().await {
+                        self.handle(&alert);
+                    }
+                    break;
+                }
+            }
         }
         // Closed first, so that a reader sees the end after the last line.
         for f in &mut self.fifos {

@@ -14,9 +14,114 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use vrrp_core::sim::{LogKind, NodeSpec, Simulation};
 use vrrp_core::{InstanceConfig, Priority, Version, VirtualAddress, Vrid};
-use vrrp_net::testnet::Lan;
 
 const VIP: &str = "192.0.2.100";
+
+/// The demo's own throwaway LAN: three router namespaces on a bridge
+/// namespace, 192.0.2.N/24 on each router's eth0 (built with `ip`, no
+/// test-only code in the daemon), deleted on drop.
+struct Lan {
+    prefix: String,
+    routers: usize,
+}
+
+fn ip(args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running ip (iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Lan {
+    fn new(routers: usize) -> anyhow::Result<Self> {
+        let lan = Lan {
+            prefix: format!("vrrpd-demo-{}", std::process::id()),
+            routers: 0,
+        };
+        let br = lan.bridge();
+        ip(&["netns", "add", &br])?;
+        let mut lan = lan;
+        ip(&[
+            "-n",
+            &br,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ])?;
+        ip(&["-n", &br, "link", "set", "br0", "up"])?;
+        for n in 1..=routers {
+            let ns = lan.ns(n);
+            ip(&["netns", "add", &ns])?;
+            lan.routers = n;
+            let port = format!("p{n}");
+            ip(&[
+                "-n", &br, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+                &ns,
+            ])?;
+            ip(&["-n", &br, "link", "set", &port, "master", "br0", "up"])?;
+            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("192.0.2.{n}/24"),
+                "dev",
+                "eth0",
+            ])?;
+        }
+        Ok(lan)
+    }
+
+    fn bridge(&self) -> String {
+        format!("{}-br", self.prefix)
+    }
+
+    fn ns(&self, n: usize) -> String {
+        format!("{}-r{n}", self.prefix)
+    }
+
+    fn set_link(&self, n: usize, up: bool) -> anyhow::Result<()> {
+        ip(&[
+            "-n",
+            &self.ns(n),
+            "link",
+            "set",
+            "eth0",
+            if up { "up" } else { "down" },
+        ])
+        .map(drop)
+    }
+
+    fn addresses(&self, n: usize) -> anyhow::Result<String> {
+        ip(&["-n", &self.ns(n), "-o", "addr", "show", "dev", "eth0"])
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for n in 1..=self.routers {
+            let _ = ip(&["netns", "del", &self.ns(n)]);
+        }
+        let _ = ip(&["netns", "del", &self.bridge()]);
+    }
+}
 
 /// Runs the demo: the real one as root, the simulated one otherwise.
 pub fn demo(simulate: bool) -> anyhow::Result<()> {
@@ -56,9 +161,8 @@ fn start(
     let conf = dir.join(format!("{name}.toml"));
     std::fs::write(&conf, node_config(name, prio))?;
     let exe = std::env::current_exe()?;
-    let router = lan.router(n)?;
     let mut child = std::process::Command::new("ip")
-        .args(["netns", "exec", router.ns().name()])
+        .args(["netns", "exec", &lan.ns(n)])
         .arg(&exe)
         .args(["--log-format", "json", "run", "-c"])
         .arg(&conf)
@@ -111,13 +215,10 @@ fn wait_state(
 }
 
 fn holds_vip(lan: &Lan, n: usize) -> bool {
-    lan.router(n)
-        .ok()
-        .and_then(|r| r.addresses().ok())
-        .is_some_and(|a| {
-            a.split_whitespace()
-                .any(|w| w.split('/').next() == Some(VIP))
-        })
+    lan.addresses(n).ok().is_some_and(|a| {
+        a.split_whitespace()
+            .any(|w| w.split('/').next() == Some(VIP))
+    })
 }
 
 fn real() -> anyhow::Result<()> {
@@ -153,7 +254,7 @@ fn real() -> anyhow::Result<()> {
     daemons[0].child.kill()?;
     let _ = daemons[0].child.wait();
     // A dead machine's address dies with it.
-    lan.router(1)?.set_link(false)?;
+    lan.set_link(1, false)?;
     let took = wait_state(&logs, "r2", "master", Duration::from_secs(10), t0)?;
     let mdi = Duration::from_nanos(300_000_000 + (256 - 150) * 100_000_000 / 256);
     println!(
@@ -169,7 +270,7 @@ fn real() -> anyhow::Result<()> {
     );
 
     println!("-- r1 comes back");
-    lan.router(1)?.set_link(true)?;
+    lan.set_link(1, true)?;
     let back = Instant::now();
     daemons[0] = start(&lan, 1, "r1", &dir, 200, &tx)?;
     let again = wait_state(&logs, "r1", "master", Duration::from_secs(10), t0)?;

@@ -1,15 +1,18 @@
 //! The optional observability listener: `/metrics` in Prometheus text
 //! format and `/status` as JSON, plus the client `vrrpd status` uses.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -73,6 +76,10 @@ pub struct StatusDoc {
     pub reloads: u64,
     /// Reloads refused (bad configuration).
     pub reload_failures: u64,
+    /// Daemon counters (`vrrpd_NAME` in /metrics): notify scripts, IPVS
+    /// syncs and repairs, driver errors, HTTP connections evicted...
+    #[serde(default)]
+    pub counters: Vec<(String, u64)>,
 }
 
 /// Shared status, written by the daemon loop, read by the listener.
@@ -238,6 +245,14 @@ impl Collector for Metrics {
             "Reloads refused",
             &[(vec![], doc.reload_failures)],
         )?;
+        for (name, value) in &doc.counters {
+            counter(
+                &mut enc,
+                &format!("vrrpd_{name}"),
+                name,
+                &[(vec![], *value)],
+            )?;
+        }
         Ok(())
     }
 }
@@ -293,36 +308,123 @@ fn respond(shared: &Shared, path: &str) -> Response<Full<Bytes>> {
     resp
 }
 
-/// Serves `/metrics` and `/status` on `addr` until `cancel`.
+/// Connections served at once; beyond that the oldest is closed to make
+/// room, so idle connections can never lock the listener up.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Time a client has to send its request head.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a connection may live, whatever it does.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Counters of the listener.
+#[derive(Debug, Default)]
+pub struct HttpCounters {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections closed early to make room for new ones.
+    pub evicted: AtomicU64,
+    /// Failed accepts (out of file descriptors...), each followed by a
+    /// pause.
+    pub accept_errors: AtomicU64,
+}
+
+/// Serves `/metrics` and `/status` on `listener` until `cancel`: one
+/// request per connection (no keep-alive), the request head within
+/// [`HEADER_TIMEOUT`], the whole connection within [`CONNECTION_TIMEOUT`],
+/// at most [`MAX_CONNECTIONS`] at once (the oldest is evicted), and a
+/// growing pause after a failed accept (`EMFILE` would otherwise spin).
 pub async fn serve(
-    addr: SocketAddr,
+    listener: TcpListener,
     shared: Shared,
+    counters: Arc<HttpCounters>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "observability listener up");
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "observability listener up");
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "the observability listener is not on a loopback address: anyone who reaches it reads the cluster's state");
+        }
+    }
+    #[cfg(debug_assertions)]
+    let panic_at = super::fault::after("http-panic").map(|d| tokio::time::Instant::now() + d);
+    let live: Arc<Mutex<BTreeMap<u64, CancellationToken>>> = Arc::default();
+    let mut next_id: u64 = 0;
+    let mut backoff = Duration::from_millis(10);
     loop {
+        #[cfg(debug_assertions)]
+        let injected = async {
+            match panic_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(debug_assertions))]
+        let injected = std::future::pending::<()>();
         let (stream, _) = tokio::select! {
             () = cancel.cancelled() => return Ok(()),
+            () = injected => panic!("injected HTTP task panic (VRRPD_DEBUG_FAULT)"),
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok(a) => {
+                    backoff = Duration::from_millis(10);
+                    a
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    counters.accept_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, pause = ?backoff, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                     continue;
                 }
             },
         };
+        counters.accepted.fetch_add(1, Ordering::Relaxed);
+        let id = next_id;
+        next_id += 1;
+        let token = cancel.child_token();
+        let evicted = {
+            let mut live = lock(&live);
+            let mut evicted = false;
+            while live.len() >= MAX_CONNECTIONS {
+                if let Some((_, oldest)) = live.pop_first() {
+                    oldest.cancel();
+                    counters.evicted.fetch_add(1, Ordering::Relaxed);
+                    evicted = true;
+                }
+            }
+            live.insert(id, token.clone());
+            evicted
+        };
+        if evicted {
+            // Let the evicted connection's task run and close its socket
+            // before the next accept, so a flood cannot pile up
+            // descriptors faster than evictions release them.
+            tokio::task::yield_now().await;
+        }
         let shared = shared.clone();
+        let live = Arc::clone(&live);
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                 let resp = respond(&shared, req.uri().path());
                 async move { Ok::<_, std::convert::Infallible>(resp) }
             });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(false)
+                .max_buf_size(64 * 1024);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                () = token.cancelled() => {}
+                _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn) => {}
+            }
+            lock(&live).remove(&id);
         });
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Fetches `/status` from a running daemon.
@@ -335,7 +437,13 @@ pub async fn fetch_status(addr: SocketAddr) -> anyhow::Result<StatusDoc> {
         .body(Full::new(Bytes::new()))?;
     let resp = sender.send_request(req).await?;
     anyhow::ensure!(resp.status() == StatusCode::OK, "status {}", resp.status());
-    let body = resp.into_body().collect().await?.to_bytes();
+    // A status document is a few kilobytes; anything far larger is not
+    // a vrrpd.
+    let body = http_body_util::Limited::new(resp.into_body(), 16 << 20)
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading /status: {e}"))?
+        .to_bytes();
     Ok(serde_json::from_slice(&body)?)
 }
 

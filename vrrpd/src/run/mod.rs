@@ -1,35 +1,86 @@
-//! The daemon: `vrrpd run` wires the VRRP driver, the health checker and
-//! the IPVS balancer together from one configuration file, and handles
-//! signals (SIGTERM/SIGINT stop gracefully, SIGHUP reloads).
+//! The daemon: `vrrpd run` is configuration, wiring and signals around
+//! the libraries — the VRRP driver (`vrrp-net`), the health-check runner
+//! (`healthcheck`), and keepalived's glue between them and IPVS
+//! (`vrrp-keepalived`: tracked scripts and files, notify scripts,
+//! real-server health).
+//!
+//! Start-up checks everything that can fail before the first virtual
+//! address is touched: the configuration (by the caller), the pid-file
+//! lock ([`lock`]), IPVS (loading `ip_vs` when it is missing), raw
+//! sockets, the HTTP bind, the tracked files, the IPVS table. Only then
+//! does the driver start. From then on every way out — SIGTERM, SIGINT, or
+//! a part that ends unexpectedly (the driver, the check runner, the HTTP
+//! task) — goes through the same release: priority 0 from masters,
+//! addresses removed (from the driver's record when the driver itself
+//! died), IPVS services released, notify scripts given time to finish; a
+//! failure exits non-zero. SIGHUP reloads as a transaction.
+//!
+//! Every event (instance and group state changes, real servers, quorum,
+//! checkers) goes through [`events::Consumers::dispatch`], the one place
+//! where consumers — notify scripts today, a FIFO, mail or an API
+//! tomorrow — read them, none lost.
 
 pub mod alerts;
-pub mod balancer;
 pub mod demo;
-pub mod exec;
+pub mod events;
+#[cfg(debug_assertions)]
+pub mod fault;
 pub mod http;
-pub mod notify;
+pub mod lock;
+pub mod lvs_alerts;
 pub mod plan;
 pub mod process;
-pub mod track;
+pub mod watchdog;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
 use healthcheck::{Runner, RunnerConfig};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
-use vrrp_net::driver::{Snapshot, VrrpHandle};
+use vrrp_keepalived::{
+    EventStream, Notifier, RealServers, ScriptQueues, SyncGroup, TrackStatus, Trackers, Translator,
+    init_files,
+};
+use vrrp_net::driver::{DriverConfig, Snapshot, VrrpHandle};
 
-use self::balancer::Balancer;
-use self::http::{InstanceDoc, Shared, StatusDoc};
-use self::notify::Notifier;
+use self::alerts::Alerts;
+use self::events::Consumers;
+use self::http::{HttpCounters, InstanceDoc, RealServerDoc, Shared, StatusDoc};
+use self::lock::{Identity, LockError, PidLock};
+use self::lvs_alerts::LvsAlerts;
 use self::plan::Plan;
-use self::track::{Files, Scripts};
+use self::watchdog::Watchdog;
+
 /// Reads, resolves and plans the configuration file again (SIGHUP).
 pub type Loader = fn(&Path) -> anyhow::Result<Plan>;
+
+/// How often the whole IPVS table is read and repaired.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+/// How long notify scripts still queued at exit may run.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How `vrrpd run` ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Another daemon holds the pid file: nothing was touched.
+    #[error(transparent)]
+    AlreadyRunning(LockError),
+    /// Start-up or run-time failure (after a release of whatever was
+    /// started).
+    #[error("{0:#}")]
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for RunError {
+    fn from(e: anyhow::Error) -> Self {
+        RunError::Failed(e)
+    }
+}
 
 /// The node's name: the configured one, else the host name.
 fn router_id(plan: &Plan) -> String {
@@ -88,200 +139,763 @@ fn write_status(shared: &Shared, f: impl FnOnce(&mut StatusDoc)) {
     }
 }
 
-async fn push_tracks(handle: &VrrpHandle, changes: Vec<(vrrp_core::TrackId, bool)>) {
-    for (id, up) in changes {
-        match handle.set_track(id, up).await {
-            // A script or file no instance tracks: nothing to move.
-            Ok(()) | Err(vrrp_net::driver::DriverError::UnknownTrack(_)) => {}
-            Err(e) => tracing::error!(error = %e, "driver gone"),
+fn groups(plan: &Plan) -> Vec<SyncGroup> {
+    plan.groups
+        .iter()
+        .map(|g| SyncGroup {
+            name: g.name.clone(),
+            members: g.members.clone(),
+        })
+        .collect()
+}
+
+fn configure_notifier(notifier: &mut Notifier, plan: &Plan) {
+    notifier.configure(
+        plan.notify.iter().cloned(),
+        plan.groups
+            .iter()
+            .map(|g| (g.name.clone(), g.notify.clone())),
+    );
+}
+
+/// The driver's configuration with our record of added addresses and the
+/// tracked objects' current states (scripts, files, processes).
+fn driver_config(
+    plan: &Plan,
+    identity: &Identity,
+    trackers: &Trackers,
+    processes: &process::Processes,
+) -> DriverConfig {
+    let mut config = plan.driver.clone();
+    config.state_file = Some(identity.state_file.clone());
+    trackers.initial_states(&mut config);
+    let now = processes.current();
+    for spec in &mut config.instances {
+        for (id, _, up) in &mut spec.tracks {
+            if let Some((_, now_up)) = now.iter().find(|(p, _)| p == id) {
+                *up = *now_up;
+            }
         }
     }
+    config
+}
+
+/// What the FIFO lines and mails say about the virtual servers of `plan`,
+/// their real servers' health as `real` has it.
+fn lvs_alerts(plan: &Plan, real: Option<&RealServers>) -> LvsAlerts {
+    let statuses = real.map(RealServers::statuses).unwrap_or_default();
+    let no_checker_emails = plan
+        .alerts
+        .smtp
+        .as_ref()
+        .is_some_and(|m| m.no_checker_emails);
+    LvsAlerts::new(
+        &plan.virtual_servers,
+        &plan.vs_notify,
+        no_checker_emails,
+        |service, server| {
+            statuses
+                .iter()
+                .any(|s| s.service == service && s.server == server && s.up)
+        },
+    )
+}
+
+/// Opens IPVS, loading `ip_vs` as keepalived does when it is missing.
+fn open_ipvs() -> anyhow::Result<lvs::IpvsClient> {
+    match lvs::IpvsClient::connect() {
+        Ok(c) => Ok(c),
+        Err(lvs::Error::IpvsUnavailable) => {
+            let modprobe = std::fs::read_to_string("/proc/sys/kernel/modprobe")
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "/sbin/modprobe".to_owned());
+            tracing::info!(%modprobe, "IPVS is not available: loading ip_vs");
+            let outcome = match std::process::Command::new(&modprobe)
+                .arg("ip_vs")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .output()
+            {
+                Ok(out) if out.status.success() => "succeeded".to_owned(),
+                Ok(out) => format!(
+                    "failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                Err(e) => format!("could not run: {e}"),
+            };
+            lvs::IpvsClient::connect()
+                .map_err(|e| anyhow!("IPVS is not available ({e}); `{modprobe} ip_vs` {outcome}"))
+        }
+        Err(e) => Err(anyhow!("IPVS: {e}")),
+    }
+}
+
+/// Raw IP sockets need CAP_NET_RAW: say so now rather than leave every
+/// instance waiting in Fault.
+fn check_raw_sockets() -> anyhow::Result<()> {
+    socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::RAW,
+        Some(socket2::Protocol::from(112)),
+    )
+    .map(drop)
+    .context("cannot open a raw VRRP socket (vrrpd needs CAP_NET_RAW and CAP_NET_ADMIN)")
 }
 
 /// Runs the daemon in the foreground with `plan`, from `path` (which
 /// `load` reads again on SIGHUP), until SIGTERM or SIGINT.
-pub fn run(path: &Path, plan: Plan, load: Loader) -> anyhow::Result<()> {
+///
+/// # Errors
+/// [`RunError::AlreadyRunning`] when another daemon holds the pid file
+/// (nothing touched); otherwise why it failed, after releasing what it had
+/// started.
+pub fn run(path: &Path, plan: Plan, load: Loader, identity: Identity) -> Result<(), RunError> {
+    let lock = PidLock::acquire(&identity.pid_file).map_err(|e| match e {
+        held @ LockError::Held { .. } => RunError::AlreadyRunning(held),
+        other => RunError::Failed(other.into()),
+    })?;
+    match healthcheck::raise_open_files_limit() {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    runtime.block_on(run_async(path, plan, load))
+    let result = runtime.block_on(run_async(path, plan, load, &identity));
+    drop(lock);
+    result.map_err(RunError::Failed)
 }
 
-async fn run_async(path: &Path, mut plan: Plan, load: Loader) -> anyhow::Result<()> {
+/// What the start-up made, released in reverse on the way out.
+struct Parts {
+    cancel: CancellationToken,
+    /// The runner's own token (a child of `cancel`).
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
+    runner_cancel: CancellationToken,
+    runner: Runner,
+    trackers: Trackers,
+    processes: process::Processes,
+    queues: ScriptQueues,
+    alerts: Option<Alerts>,
+    real: Option<RealServers>,
+    http: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Parts {
+    /// Stops everything but the driver (released before).
+    async fn release(mut self) {
+        if let Some(real) = self.real.take()
+            && let Err(e) =
+                tokio::task::block_in_place(|| real.shutdown(lvs::ShutdownMode::Release))
+        {
+            tracing::warn!(error = %e, "releasing IPVS services failed");
+        }
+        self.trackers.shutdown();
+        self.processes.shutdown();
+        self.runner.shutdown().await;
+        if !self.queues.finish(STOP_GRACE).await {
+            tracing::warn!(grace = ?STOP_GRACE, "notify scripts still running at exit were killed");
+        }
+        if let Some(alerts) = self.alerts.take() {
+            alerts.finish().await;
+        }
+        self.cancel.cancel();
+        if let Some(t) = self.http.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn run_async(
+    path: &Path,
+    plan: Plan,
+    load: Loader,
+    identity: &Identity,
+) -> anyhow::Result<()> {
     let router_id = router_id(&plan);
     let cancel = CancellationToken::new();
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
 
-    let runner = Runner::spawn(RunnerConfig::default(), cancel.child_token());
-    let mut transitions = runner.subscribe();
-    let mut scripts = Scripts::default();
-    scripts.apply(&runner, &plan.scripts)?;
-    let mut files = Files::default();
-    // Tracked files start in the state they are in now (created first
-    // when they ask for it).
-    track::init_files(&plan.files);
-    let mut initial_files = files.poll(&plan.files);
-    // Tracked processes too: scanned before the instances start.
-    let mut processes = process::Processes::start(&plan.processes, &cancel)?;
-    initial_files.extend(processes.current());
-    for spec in &mut plan.driver.instances {
-        for (id, _, up) in &mut spec.tracks {
-            if let Some((_, now_up)) = initial_files.iter().find(|(f, _)| f == id) {
-                *up = *now_up;
+    // Everything that can fail, before any address is touched.
+    let ipvs = if plan.virtual_servers.is_empty() {
+        None
+    } else {
+        Some(tokio::task::block_in_place(open_ipvs)?)
+    };
+    if !plan.driver.instances.is_empty() {
+        check_raw_sockets()?;
+    }
+    let listener = match plan.http {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("HTTP listener on {addr}"))?,
+        ),
+        None => None,
+    };
+    let runner_cancel = cancel.child_token();
+    let runner = Runner::spawn(RunnerConfig::default(), runner_cancel.clone());
+    let queues = ScriptQueues::new(plan.notify_timeout);
+    let mut parts = Parts {
+        cancel: cancel.clone(),
+        runner_cancel,
+        trackers: Trackers::new(runner.handle()),
+        processes: process::Processes::default(),
+        runner,
+        queues,
+        alerts: None,
+        real: None,
+        http: None,
+    };
+    init_files(&plan.files);
+    if let Err(e) = parts.trackers.apply(&plan.scripts, &plan.files).await {
+        parts.release().await;
+        return Err(e.into());
+    }
+    // Tracked processes are scanned before the instances start.
+    if let Err(e) = parts.processes.apply(&plan.processes, &cancel) {
+        parts.release().await;
+        return Err(e.context("tracked processes"));
+    }
+    // Notify FIFOs (and their readers) before the first event.
+    let alerts = Alerts::start(&plan.alerts, &router_id);
+    let alert_sender = alerts.sender();
+    parts.alerts = Some(alerts);
+    if let Some(ipvs) = ipvs {
+        let started = tokio::task::block_in_place(|| {
+            RealServers::start(
+                &plan.virtual_servers,
+                parts.runner.handle(),
+                Box::new(ipvs),
+                parts.queues.clone(),
+            )
+        });
+        match started {
+            Ok(r) => parts.real = Some(r),
+            Err(e) => {
+                parts.release().await;
+                return Err(anyhow!(e).context("programming IPVS"));
             }
         }
     }
-    // Notify FIFOs (and their readers) before the first event.
-    let alerts = alerts::Alerts::start(&plan.alerts, &router_id);
-    let handle = vrrp_net::driver::spawn_with_token(plan.driver.clone(), cancel.child_token())
-        .await
-        .context("starting VRRP")?;
-    let mut events = handle.subscribe_from_start();
-    let mut notifier = Notifier::new(
-        plan.notify.clone(),
-        plan.groups.clone(),
-        plan.notify_timeout,
-    );
-    notifier.set_alerts(alerts.sender());
-    let mut balancer = if plan.virtual_servers.is_empty() {
-        None
-    } else {
-        let mut b = Balancer::start(&plan.virtual_servers, &runner, plan.notify_timeout)?;
-        let no_checker_emails = plan
-            .alerts
-            .smtp
-            .as_ref()
-            .is_some_and(|m| m.no_checker_emails);
-        b.set_alerts(alerts.sender(), no_checker_emails);
-        Some(b)
+    let lvs = lvs_alerts(&plan, parts.real.as_ref());
+    for alert in lvs.at_start() {
+        alert_sender.send(alert);
+    }
+    let config = driver_config(&plan, identity, &parts.trackers, &parts.processes);
+    let handle = match vrrp_net::driver::spawn_with_token(config, cancel.child_token()).await {
+        Ok(h) => h,
+        Err(e) => {
+            parts.release().await;
+            return Err(anyhow!(e).context("starting VRRP"));
+        }
     };
+    // From here on, every way out releases the addresses.
+    parts.trackers.resend_all();
+    let events = EventStream::new(
+        handle.subscribe_from_start(),
+        handle.watch(),
+        Translator::new(groups(&plan)),
+    );
+    let mut notifier = Notifier::new(parts.queues.clone());
+    configure_notifier(&mut notifier, &plan);
     let shared: Shared = Arc::new(RwLock::new(StatusDoc {
         router_id: router_id.clone(),
         ..StatusDoc::default()
     }));
-    let http_cancel = cancel.child_token();
-    let mut http_task = plan
-        .http
-        .map(|addr| tokio::spawn(http::serve(addr, shared.clone(), http_cancel.clone())));
+    let http_counters = Arc::new(HttpCounters::default());
+    parts.http = listener.map(|l| {
+        tokio::spawn(http::serve(
+            l,
+            shared.clone(),
+            http_counters.clone(),
+            cancel.child_token(),
+        ))
+    });
+    let watchdog = Watchdog::from_systemd(handle.watch());
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    tracing::info!(config = %path.display(), instances = plan.driver.instances.len(), "vrrpd running");
+    tracing::info!(config = %path.display(), instances = plan.driver.instances.len(), pid_file = %identity.pid_file.display(), "vrrpd running");
 
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // keepalived watches tracked files with inotify; a tenth of a second
-    // of polling is close enough and costs a few reads.
-    let mut file_tick = tokio::time::interval(Duration::from_millis(100));
-    file_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
-            _ = sighup.recv() => {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-                match load(path) {
-                    Err(e) => {
-                        tracing::error!(error = %format!("{e:#}"), "reload refused: the running configuration stays");
-                        write_status(&shared, |d| d.reload_failures += 1);
+    let mut daemon = Daemon {
+        path: path.to_owned(),
+        load,
+        identity: identity.clone(),
+        plan,
+        handle: Some(handle),
+        events,
+        consumers: Consumers::new(notifier, alert_sender, lvs),
+        parts,
+        shared,
+        http_counters,
+        watchdog,
+        driver_lost: None,
+    };
+    let outcome = daemon.run(&mut sigterm, &mut sigint, &mut sighup).await;
+    if let Err(e) = &outcome {
+        tracing::error!(error = %format!("{e:#}"), "stopping after a failure: releasing the addresses");
+    }
+    daemon.stop().await;
+    outcome
+}
+
+struct Daemon {
+    path: PathBuf,
+    load: Loader,
+    identity: Identity,
+    plan: Plan,
+    handle: Option<VrrpHandle>,
+    events: EventStream,
+    consumers: Consumers,
+    parts: Parts,
+    shared: Shared,
+    http_counters: Arc<HttpCounters>,
+    watchdog: Option<Watchdog>,
+    /// The driver ended by itself (its error).
+    driver_lost: Option<String>,
+}
+
+impl Daemon {
+    async fn run(
+        &mut self,
+        sigterm: &mut tokio::signal::unix::Signal,
+        sigint: &mut tokio::signal::unix::Signal,
+        sighup: &mut tokio::signal::unix::Signal,
+    ) -> anyhow::Result<()> {
+        let mut transitions = self.parts.runner.subscribe();
+        let mut status_tick = tokio::time::interval(Duration::from_secs(1));
+        status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut lvs_tick = tokio::time::interval(Duration::from_secs(1));
+        lvs_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_reconcile = Instant::now();
+        let watchdog_period = self
+            .watchdog
+            .as_ref()
+            .map_or(Duration::from_secs(3600), Watchdog::period);
+        let mut watchdog_tick = tokio::time::interval(watchdog_period);
+        watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        watchdog_tick.tick().await;
+        #[cfg(debug_assertions)]
+        let runner_stop = fault::after("runner-stop").map(|d| tokio::time::Instant::now() + d);
+        loop {
+            #[cfg(debug_assertions)]
+            let injected = async {
+                match runner_stop {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(debug_assertions))]
+            let injected = std::future::pending::<()>();
+            let http_done = async {
+                match self.parts.http.as_mut() {
+                    Some(t) => t.await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = sigterm.recv() => return Ok(()),
+                _ = sigint.recv() => return Ok(()),
+                _ = sighup.recv() => self.reload().await,
+                event = self.events.next() => match event {
+                    Some(e) => self.consumers.dispatch(&e),
+                    None => return Err(self.driver_died().await),
+                },
+                update = self.parts.trackers.next() => {
+                    let Some(handle) = &self.handle else { continue };
+                    if handle.set_track(update.id, update.up).await.is_err() {
+                        return Err(self.driver_died().await);
                     }
-                    Ok(new) => match handle.reconfigure(new.driver.clone()).await {
-                        Err(e) => {
-                            tracing::error!(error = %e, "reload refused: the running configuration stays");
-                            write_status(&shared, |d| d.reload_failures += 1);
-                        }
-                        Ok(summary) => {
-                            tracing::info!(
-                                unchanged = ?summary.unchanged,
-                                restarted = ?summary.restarted,
-                                added = ?summary.added,
-                                removed = ?summary.removed,
-                                "configuration reloaded"
-                            );
-                            if let Err(e) = scripts.apply(&runner, &new.scripts) {
-                                tracing::error!(error = %e, "tracked scripts not reloaded");
-                            }
-                            push_tracks(&handle, scripts.current()).await;
-                            match processes.apply(&new.processes, &cancel) {
-                                Ok(states) => push_tracks(&handle, states).await,
-                                Err(e) => tracing::error!(error = %format!("{e:#}"), "tracked processes not reloaded"),
-                            }
-                            notifier.reconfigure(new.notify.clone(), new.groups.clone());
-                            if let Some(b) = balancer.as_mut()
-                                && let Err(e) = b.reload(&new.virtual_servers, &runner) {
-                                    tracing::error!(error = %format!("{e:#}"), "virtual servers not reloaded");
-                                }
-                            if new.http != plan.http {
-                                tracing::warn!("the HTTP listener address changed: restart to apply it");
-                            }
-                            let http = plan.http;
-                            plan = new;
-                            plan.http = http;
-                            write_status(&shared, |d| d.reloads += 1);
-                        }
-                    },
                 }
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-            }
-            event = events.recv() => match event {
-                Ok(e) => notifier.on_event(&e),
-                Err(RecvError::Lagged(n)) => tracing::warn!(missed = n, "state events lagged"),
-                Err(RecvError::Closed) => {
-                    tracing::error!("the VRRP driver stopped");
-                    break;
+                (name, id, up) = self.parts.processes.next() => {
+                    tracing::info!(process = %name, quorum = up, "tracked process");
+                    if !self.set_track(id, up).await {
+                        return Err(self.driver_died().await);
+                    }
                 }
-            },
-            (name, id, up) = scripts.next() => {
-                tracing::info!(script = %name, up, "tracked script");
-                push_tracks(&handle, vec![(id, up)]).await;
-            }
-            (_, id, up) = processes.next() => push_tracks(&handle, vec![(id, up)]).await,
-            t = transitions.recv() => match t {
-                Ok(t) => {
-                    if let Some(b) = balancer.as_mut()
-                        && let Err(e) = b.on_transition(&runner, &t) {
-                            tracing::error!(error = %format!("{e:#}"), "IPVS update failed");
-                        }
+                t = transitions.recv() => match t {
+                    Ok(t) => self.on_transition(&t),
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "check results lagged: resyncing the real servers");
+                        self.with_real(RealServers::resync);
+                    }
+                    Err(RecvError::Closed) => return Err(anyhow!("the health-check runner stopped")),
+                },
+                _ = lvs_tick.tick() => {
+                    let due = last_reconcile.elapsed() >= RECONCILE_EVERY;
+                    if due || self.parts.real.as_ref().is_some_and(RealServers::needs_retry) {
+                        last_reconcile = Instant::now();
+                        self.with_real(RealServers::reconcile);
+                    }
                 }
-                Err(RecvError::Lagged(_)) => push_tracks(&handle, scripts.current()).await,
-                Err(RecvError::Closed) => break,
-            },
-            _ = file_tick.tick() => {
-                let changes = files.poll(&plan.files);
-                push_tracks(&handle, changes).await;
-            }
-            _ = tick.tick() => {
-                let instances = status_doc(&handle.snapshot());
-                let script_states = scripts.statuses();
-                let real = balancer.as_ref().map(Balancer::statuses).unwrap_or_default();
-                write_status(&shared, |d| {
-                    d.instances = instances;
-                    d.scripts = script_states;
-                    d.real_servers = real;
-                });
+                _ = status_tick.tick() => {
+                    if self.parts.runner.is_finished() {
+                        return Err(anyhow!("the health-check runner ended unexpectedly"));
+                    }
+                    self.publish_status();
+                }
+                _ = watchdog_tick.tick(), if self.watchdog.is_some() => {
+                    if let Some(w) = &mut self.watchdog {
+                        w.tick();
+                    }
+                }
+                result = http_done => {
+                    self.parts.http = None;
+                    return Err(match result {
+                        Ok(Ok(())) => anyhow!("the HTTP listener stopped"),
+                        Ok(Err(e)) => e.context("the HTTP listener failed"),
+                        Err(e) => anyhow!("the HTTP listener task died: {e}"),
+                    });
+                }
+                () = injected => {
+                    tracing::warn!("VRRPD_DEBUG_FAULT: stopping the health-check runner");
+                    self.parts.runner_cancel.cancel();
+                }
             }
         }
     }
-    tracing::info!("stopping");
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    handle.shutdown().await?;
-    while let Ok(e) = events.try_recv() {
-        notifier.on_event(&e);
+
+    /// The driver ended by itself: why.
+    async fn driver_died(&mut self) -> anyhow::Error {
+        let why = match self.handle.take() {
+            Some(h) => match h.wait().await {
+                Ok(()) => "stopped".to_owned(),
+                Err(e) => e.to_string(),
+            },
+            None => "gone".to_owned(),
+        };
+        self.driver_lost = Some(why.clone());
+        anyhow!("the VRRP driver ended unexpectedly: {why}")
     }
-    if let Some(b) = balancer {
-        b.shutdown();
+
+    /// Runs `f` on the real servers where blocking is allowed, and
+    /// dispatches what it produced.
+    fn with_real<T>(
+        &mut self,
+        f: impl FnOnce(&mut RealServers) -> Result<T, vrrp_keepalived::RealServerError>,
+    ) {
+        let Some(real) = self.parts.real.as_mut() else {
+            return;
+        };
+        if let Err(e) = tokio::task::block_in_place(|| f(real)) {
+            tracing::error!(error = %e, "IPVS");
+        }
+        let mut events = Vec::new();
+        while let Some(e) = real.poll_event() {
+            events.push(e);
+        }
+        self.consumers.dispatch_all(&events);
     }
-    scripts.shutdown();
-    processes.shutdown();
-    runner.shutdown().await;
-    notifier.finish().await;
-    alerts.finish().await;
-    cancel.cancel();
-    if let Some(t) = http_task.take() {
-        let _ = t.await;
+
+    /// Sets a tracked object's state in the driver; false when the driver
+    /// is gone (an object no instance tracks is nothing to move).
+    async fn set_track(&self, id: vrrp_core::TrackId, up: bool) -> bool {
+        let Some(handle) = &self.handle else {
+            return true;
+        };
+        match handle.set_track(id, up).await {
+            Ok(()) | Err(vrrp_net::driver::DriverError::UnknownTrack(_)) => true,
+            Err(_) => false,
+        }
     }
-    tracing::info!("stopped");
-    Ok(())
+
+    fn on_transition(&mut self, t: &healthcheck::Transition) {
+        self.with_real(|r| r.on_transition(t).map(drop));
+    }
+
+    async fn reload(&mut self) {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+        let load = self.load;
+        let path = self.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&path)).await;
+        let new = match loaded {
+            Ok(Ok(new)) => Some(new),
+            Ok(Err(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "reload refused: the running configuration stays");
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused: the running configuration stays");
+                None
+            }
+        };
+        let applied = match new {
+            Some(new) => self.apply(new).await,
+            None => false,
+        };
+        write_status(&self.shared, |d| {
+            if applied {
+                d.reloads += 1;
+            } else {
+                d.reload_failures += 1;
+            }
+        });
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    }
+
+    /// Applies a new plan as a transaction; returns whether it was applied.
+    async fn apply(&mut self, new: Plan) -> bool {
+        let Some(handle) = &self.handle else {
+            return false;
+        };
+        // IPVS for a first virtual server, before anything changes.
+        let new_ipvs = if self.parts.real.is_none() && !new.virtual_servers.is_empty() {
+            match tokio::task::block_in_place(open_ipvs) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "reload refused: the running configuration stays");
+                    return false;
+                }
+            }
+        } else {
+            None
+        };
+        if let Err(e) = self.parts.trackers.apply(&new.scripts, &new.files).await {
+            tracing::error!(error = %e, "reload refused: the running configuration stays");
+            let _ = self
+                .parts
+                .trackers
+                .apply(&self.plan.scripts, &self.plan.files)
+                .await;
+            self.parts.trackers.retire();
+            return false;
+        }
+        if let Err(e) = self
+            .parts
+            .processes
+            .apply(&new.processes, &self.parts.cancel)
+        {
+            tracing::error!(error = %format!("{e:#}"), "reload refused: the running configuration stays");
+            let _ = self
+                .parts
+                .trackers
+                .apply(&self.plan.scripts, &self.plan.files)
+                .await;
+            self.parts.trackers.retire();
+            let _ = self
+                .parts
+                .processes
+                .apply(&self.plan.processes, &self.parts.cancel);
+            return false;
+        }
+        let config = driver_config(
+            &new,
+            &self.identity,
+            &self.parts.trackers,
+            &self.parts.processes,
+        );
+        let summary = match handle.reconfigure(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused: the running configuration stays");
+                let _ = self
+                    .parts
+                    .trackers
+                    .apply(&self.plan.scripts, &self.plan.files)
+                    .await;
+                self.parts.trackers.retire();
+                let _ = self
+                    .parts
+                    .processes
+                    .apply(&self.plan.processes, &self.parts.cancel);
+                return false;
+            }
+        };
+        for (id, up) in self.parts.processes.current() {
+            if !self.set_track(id, up).await {
+                tracing::error!("the VRRP driver is gone");
+            }
+        }
+        // What the reload did to the instances is notified with the
+        // scripts of the configuration it happened under.
+        self.events
+            .translator()
+            .removing(summary.removed.iter().chain(&summary.restarted).cloned());
+        for e in self.events.drain_now() {
+            self.consumers.dispatch(&e);
+        }
+        configure_notifier(&mut self.consumers.notifier, &new);
+        self.events.translator().set_groups(groups(&new));
+        self.parts.trackers.retire();
+        self.parts.trackers.resend_all();
+        if let Some(ipvs) = new_ipvs {
+            let started = tokio::task::block_in_place(|| {
+                RealServers::start(
+                    &new.virtual_servers,
+                    self.parts.runner.handle(),
+                    Box::new(ipvs),
+                    self.parts.queues.clone(),
+                )
+            });
+            match started {
+                Ok(r) => self.parts.real = Some(r),
+                Err(e) => tracing::error!(error = %e, "virtual servers not started"),
+            }
+        } else {
+            let specs = new.virtual_servers.clone();
+            self.with_real(|r| r.reload(&specs).map(drop));
+        }
+        self.consumers.lvs = lvs_alerts(&new, self.parts.real.as_ref());
+        if new.alerts != self.plan.alerts {
+            tracing::warn!("notify FIFOs or alert mail changed: restart to apply them");
+        }
+        if new.http != self.plan.http {
+            tracing::warn!("the HTTP listener address changed: restart to apply it");
+        }
+        if new.notify_timeout != self.plan.notify_timeout {
+            tracing::warn!("notify_timeout changed: restart to apply it");
+        }
+        self.plan = new;
+        true
+    }
+
+    fn publish_status(&mut self) {
+        let instances = self
+            .handle
+            .as_ref()
+            .map(|h| status_doc(&h.snapshot()))
+            .unwrap_or_default();
+        let scripts: Vec<(String, bool)> = self
+            .parts
+            .trackers
+            .statuses()
+            .into_iter()
+            .filter_map(|s| match s {
+                TrackStatus::Script { name, up } => Some((name, up.unwrap_or(false))),
+                _ => None,
+            })
+            .collect();
+        let real: Vec<RealServerDoc> = self
+            .parts
+            .real
+            .as_ref()
+            .map(|r| {
+                r.statuses()
+                    .into_iter()
+                    .map(|s| RealServerDoc {
+                        service: s.service.to_string(),
+                        server: s.server.to_string(),
+                        up: s.up,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut counters = Vec::new();
+        if let Some(h) = &self.handle {
+            let s = h.snapshot();
+            counters.extend([
+                ("send_errors", s.send_errors),
+                ("send_dropped", s.send_dropped),
+                ("address_errors", s.address_errors),
+                ("announce_errors", s.announce_errors),
+                ("kernel_drops", s.kernel_drops),
+                ("vips_restored", s.vips_restored),
+                ("netlink_overruns", s.netlink_overruns),
+            ]);
+        }
+        let q = self.parts.queues.stats();
+        counters.extend([
+            ("scripts_started", q.started),
+            ("scripts_failed", q.failed),
+            ("scripts_timed_out", q.timed_out),
+            ("scripts_coalesced", q.coalesced),
+            ("state_events_lagged", self.events.lagged()),
+            (
+                "http_connections",
+                self.http_counters.accepted.load(Ordering::Relaxed),
+            ),
+            (
+                "http_connections_evicted",
+                self.http_counters.evicted.load(Ordering::Relaxed),
+            ),
+            (
+                "http_accept_errors",
+                self.http_counters.accept_errors.load(Ordering::Relaxed),
+            ),
+        ]);
+        if let Some(r) = &self.parts.real {
+            let s = r.stats();
+            counters.extend([
+                ("ipvs_syncs", s.full_syncs + s.incremental_syncs),
+                ("ipvs_writes", s.writes),
+                ("ipvs_repairs", s.repairs),
+                ("ipvs_sync_failures", s.failures),
+            ]);
+        }
+        if let Some(w) = &self.watchdog {
+            counters.extend([("watchdog_pings", w.pings), ("watchdog_missed", w.missed)]);
+        }
+        let counters = counters
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        write_status(&self.shared, |d| {
+            d.instances = instances;
+            d.scripts = scripts;
+            d.real_servers = real;
+            d.counters = counters;
+        });
+    }
+
+    /// The release every way out goes through.
+    async fn stop(self) {
+        tracing::info!("stopping");
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        let Daemon {
+            handle,
+            mut events,
+            mut consumers,
+            parts,
+            identity,
+            driver_lost,
+            ..
+        } = self;
+        match handle {
+            Some(h) => {
+                if let Err(e) = h.shutdown().await {
+                    tracing::error!(error = %e, "the VRRP driver did not stop cleanly");
+                }
+            }
+            None => {
+                tracing::error!(
+                    driver = driver_lost.as_deref().unwrap_or("?"),
+                    "the VRRP driver is gone: removing the addresses it recorded"
+                );
+                release_leftovers(&identity).await;
+            }
+        }
+        // The stop's own transitions (STOP notifications).
+        while let Some(e) = events.next().await {
+            consumers.dispatch(&e);
+        }
+        drop(consumers);
+        parts.release().await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Removes every address the driver recorded as added, with a driver of
+/// no instances on the same record (after the driver itself died).
+async fn release_leftovers(identity: &Identity) {
+    let config = DriverConfig {
+        state_file: Some(identity.state_file.clone()),
+        ..DriverConfig::default()
+    };
+    match vrrp_net::driver::spawn(config).await {
+        // The removals start with the driver; its graceful stop waits for
+        // the kernel to confirm them.
+        Ok(h) => {
+            if let Err(e) = h.shutdown().await {
+                tracing::error!(error = %e, "releasing the recorded addresses failed");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot release the recorded addresses"),
+    }
 }

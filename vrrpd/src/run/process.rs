@@ -21,14 +21,6 @@ pub struct Processes {
 }
 
 impl Processes {
-    /// Scans the processes and starts watching them (nothing to do without
-    /// any).
-    pub fn start(plans: &[TrackProcessPlan], cancel: &CancellationToken) -> anyhow::Result<Self> {
-        let mut p = Processes::default();
-        p.apply(plans, cancel)?;
-        Ok(p)
-    }
-
     /// Replaces the watched processes when they changed (a reload); the
     /// state of every tracked object now.
     pub fn apply(

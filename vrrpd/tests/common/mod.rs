@@ -48,6 +48,19 @@ pub fn test_dir(name: &str) -> Result<PathBuf> {
 impl Daemon {
     /// Writes `config` to `dir/NAME.toml` and runs the daemon on it.
     pub fn start(router: &Router, dir: &Path, name: &str, config: &str) -> Result<Daemon> {
+        Self::start_with(router, dir, name, config, &[], &[])
+    }
+
+    /// Like [`Daemon::start`], with more arguments to `vrrpd run` and
+    /// variables in its environment.
+    pub fn start_with(
+        router: &Router,
+        dir: &Path,
+        name: &str,
+        config: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<Daemon> {
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, config)?;
         let mut child = std::process::Command::new("ip")
@@ -62,6 +75,8 @@ impl Daemon {
                 "-c",
             ])
             .arg(&path)
+            .args(args)
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -190,6 +205,32 @@ impl Daemon {
         // `ip netns exec` execs the daemon: the child's pid is the daemon's.
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig)?;
         Ok(())
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until the daemon exits by itself; its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                // Let the log reader catch up with the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                self.poll();
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "{} still running after {timeout:?}; log:\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// SIGTERM and wait; the exit status.
