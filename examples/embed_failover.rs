@@ -4,13 +4,14 @@
 //! health check on the backend takes 60 off its priority while it fails,
 //! so a peer with a priority in between takes the address over. Stopping
 //! the service (Ctrl-C, SIGTERM) hands the address over at once
-//! (priority 0). Every transition is printed; `RUST_LOG=vrrp_net=debug`
-//! shows the driver's logs.
+//! (priority 0). Every transition is printed and, when one is given, a
+//! notify script is run with keepalived's arguments (`INSTANCE VI_1
+//! MASTER 150`); `RUST_LOG=vrrp_net=debug` shows the driver's logs.
 //!
 //! As root, on two routers of a LAN (or two network namespaces):
 //!
 //! ```sh
-//! embed_failover eth0 150 192.0.2.100/24 192.0.2.1:8080   # router A
+//! embed_failover eth0 150 192.0.2.100/24 192.0.2.1:8080 /usr/local/bin/on-change  # router A
 //! embed_failover eth0 100 192.0.2.100/24 192.0.2.2:8080   # router B
 //! ```
 //!
@@ -20,10 +21,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use healthcheck::{CheckSpec, Health, Probe, Runner, RunnerConfig, TcpCheck, Timing};
+use healthcheck::{CheckSpec, Probe, Runner, RunnerConfig, TcpCheck, Timing};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast::error::RecvError;
 use vrrp_core::{Centisecs, InstanceConfig, Priority, TrackConfig, TrackId, VirtualAddress, Vrid};
+use vrrp_keepalived::{Command, NotifyScripts, attach};
 use vrrp_net::driver::{DriverConfig, InstanceSpec, VrrpHandle, spawn_until};
 
 /// What the service is configured with.
@@ -35,12 +37,15 @@ pub struct Settings {
     pub advert_interval: Centisecs,
     /// The backend whose health moves the priority.
     pub backend: SocketAddr,
+    /// A keepalived-style notify script (`notify`), if any.
+    pub notify: Option<String>,
 }
 
 /// The tracked object that stands for the backend's health.
 const BACKEND: TrackId = TrackId(1);
 
-/// Starts VRRP and the health check; both stop when `stop` completes.
+/// Starts VRRP, the health check and the notify script; all stop when
+/// `stop` completes.
 pub async fn start(
     s: &Settings,
     stop: impl Future<Output = ()> + Send + 'static,
@@ -55,51 +60,30 @@ pub async fn start(
     let handle = spawn_until(DriverConfig::new([spec]), stop)
         .await
         .context("starting VRRP (as root, on an existing interface?)")?;
-    track_backend(&handle, s.backend)?;
-    Ok(handle)
-}
 
-// --- Health check -> priority: a library's one-liner once there is one. ---
-
-/// Connects to `backend` every 200 ms (200 ms timeout, no retry); two
-/// failures in a row mark it down, one success up. Each change goes to
-/// the driver as the state of [`BACKEND`].
-fn track_backend(handle: &VrrpHandle, backend: SocketAddr) -> Result<()> {
-    let runner = Runner::spawn(
-        RunnerConfig::default(),
-        handle.cancellation_token().child_token(),
-    );
+    // The backend every 200 ms (200 ms timeout, no retry); two failures in
+    // a row mark it down, one success up.
+    let runner = Runner::spawn(RunnerConfig::default(), handle.cancellation_token());
     let mut timing = Timing::every(Duration::from_millis(200));
     (timing.timeout, timing.retry, timing.fall) = (Duration::from_millis(200), 0, 2);
-    let probe = Probe::Tcp(TcpCheck::new(backend));
-    let check = runner.add(CheckSpec {
+    let probe = Probe::Tcp(TcpCheck::new(s.backend));
+    let check = CheckSpec {
         name: "backend".into(),
         probe,
         timing,
-    })?;
-    let mut status = runner.watch(check).context("the check just added")?;
-    let handle = handle.clone();
-    tokio::spawn(async move {
-        let mut reported = None;
-        loop {
-            let up = status.borrow_and_update().health == Health::Up;
-            if reported != Some(up) {
-                if handle.set_track(BACKEND, up).await.is_err() {
-                    break;
-                }
-                reported = Some(up);
-            }
-            tokio::select! {
-                changed = status.changed() => if changed.is_err() { break },
-                _ = handle.wait() => break, // the driver has stopped
-            }
-        }
-        runner.shutdown().await;
-    });
-    Ok(())
-}
+    };
+    attach::track_check(&runner.handle(), check, &handle, BACKEND)?;
 
-// ---------------------------------------------------------------------------
+    // keepalived's `notify`: the script gets `INSTANCE VI_1 MASTER 150`...
+    if let Some(script) = &s.notify {
+        let scripts = NotifyScripts {
+            generic: Some(Command::new([script])),
+            ..Default::default()
+        };
+        attach::notify_scripts(&handle, [("VI_1".into(), scripts)], Duration::from_secs(10));
+    }
+    Ok(handle)
+}
 
 /// Prints every transition until the driver stops; then how it ended.
 pub async fn report(handle: VrrpHandle) -> Result<()> {
@@ -124,7 +108,8 @@ async fn main() -> Result<()> {
         .init();
     let mut args = std::env::args().skip(1);
     let mut arg = |what: &str| {
-        let usage = "usage: embed_failover INTERFACE PRIORITY VIP[/LEN] BACKEND_IP:PORT";
+        let usage =
+            "usage: embed_failover INTERFACE PRIORITY VIP[/LEN] BACKEND_IP:PORT [NOTIFY_SCRIPT]";
         args.next()
             .with_context(|| format!("{usage} ({what} missing)"))
     };
@@ -135,6 +120,7 @@ async fn main() -> Result<()> {
         vip: arg("VIP")?.parse()?,
         advert_interval: Centisecs::ONE_SECOND,
         backend: arg("BACKEND")?.parse()?,
+        notify: arg("NOTIFY_SCRIPT").ok(),
     };
     let mut sigterm = signal(SignalKind::terminate())?;
     let stop = async move {

@@ -72,7 +72,7 @@ struct Service {
 }
 
 impl Service {
-    fn start(router: &Router, priority: u8) -> Result<Service> {
+    fn start(router: &Router, priority: u8, notify: Option<String>) -> Result<Service> {
         let settings = example::Settings {
             interface: router.ifname().into(),
             vrid: Vrid::new(51).context("vrid")?,
@@ -80,6 +80,7 @@ impl Service {
             vip: format!("{VIP}/24").parse()?,
             advert_interval: Centisecs::new(10),
             backend: SocketAddr::new(IpAddr::V4(router.ipv4()), BACKEND_PORT),
+            notify,
         };
         let (tx, events) = mpsc::channel();
         let (stop, task) = run_until_stopped(router, async move |stopped| {
@@ -149,8 +150,17 @@ fn the_embedding_example_fails_over_on_a_failed_health_check_and_on_stop() -> Re
     let b_ip = IpAddr::V4(rb.ipv4());
     let backend_a = Backend::start(ra)?;
     let backend_b = Backend::start(rb)?;
-    let a = Service::start(ra, 150)?;
-    let b = Service::start(rb, 100)?;
+    // A's notify script logs keepalived's arguments.
+    let dir = std::env::temp_dir().join(format!("embed-failover-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (script, log) = (dir.join("notify.sh"), dir.join("notify.log"));
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
+    )?;
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let a = Service::start(ra, 150, Some(script.display().to_string()))?;
+    let b = Service::start(rb, 100, None)?;
     a.next(|e| e.to == State::Master)?;
     wait_vip_on(ra, rb)?;
 
@@ -208,5 +218,16 @@ fn the_embedding_example_fails_over_on_a_failed_health_check_and_on_stop() -> Re
 
     b.stop()?;
     backend_a.stop()?;
-    backend_b.stop()
+    backend_b.stop()?;
+    // Every transition reached the notify script, in order, with
+    // keepalived's arguments (the service waits for its queued scripts).
+    let calls = std::fs::read_to_string(&log)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    ensure!(
+        calls
+            == "INSTANCE VI_1 BACKUP 150\nINSTANCE VI_1 MASTER 150\nINSTANCE VI_1 BACKUP 90\n\
+                INSTANCE VI_1 MASTER 150\nINSTANCE VI_1 STOP 150\n",
+        "notify calls: {calls:?}"
+    );
+    Ok(())
 }

@@ -13,6 +13,8 @@
 //!   (`INSTANCE name STATE priority`), in order per instance and group
 //!   ([`Notifier`]) on bounded queues ([`ScriptQueues`]) where a hung
 //!   script delays only its own queue, and only up to its timeout.
+//! - [`attach`]: for a service embedding the driver, a health check
+//!   that moves a priority and notify scripts, in one call each.
 //! - [`real_servers`]: the `virtual_server` half: real-server health from
 //!   checks ([`lvs::HealthAggregator`]) kept across reloads, the IPVS table
 //!   synced on change, reconciled in full on demand, `notify_up/down` and
@@ -66,6 +68,7 @@
 //! # }
 //! ```
 
+pub mod attach;
 pub mod command;
 pub mod event;
 pub mod notify;
