@@ -1,10 +1,12 @@
 #!/bin/bash
 # Boots a small qemu VM with the Debian kernel (which ships ip_vs as modules)
-# and runs the lvs crate's kernel tests (tests/kernel.rs) inside it.
+# and runs the lvs crate's kernel tests (tests/kernel.rs) inside it, then
+# vrrpd's (vrrpd/tests/ipvs_vm.rs: the vrrpd binary against the VM's ip_vs).
 #
 # Usage:
-#   lvs/vm/run-vm-tests.sh            build the static musl test binary, boot, run
-#                                     every kernel test; exit 0 only if all ran and passed
+#   lvs/vm/run-vm-tests.sh            build the static musl test binary, vrrpd and its VM
+#                                     tests, boot, run every kernel test; exit 0 only if
+#                                     all ran and passed
 #   lvs/vm/run-vm-tests.sh --capture  boot with strace and record ipvsadm's netlink
 #                                     traffic into lvs/testdata/ipvsadm/ (see the README there)
 #   lvs/vm/run-vm-tests.sh --scale    run the ipvs_scale example (keepalived's 2,277 virtual /
@@ -70,9 +72,19 @@ if [ "$MODE" = test ]; then
   [ -n "$BIN" ] && [ -x "$BIN" ] || { log "could not find the kernel test binary"; exit 1; }
   T_BUILD=$(( $(now_ms) - T0 ))
   # the binary is static: list its tests on the host to know how many must run in the VM
-  EXPECTED=$("$BIN" --list 2>/dev/null | grep -c ': test$' || true)
-  [ "$EXPECTED" -gt 0 ] || { log "the kernel test binary lists no tests"; exit 1; }
-  log "test binary $BIN ($EXPECTED kernel tests, build ${T_BUILD}ms)"
+  EXPECTED_LVS=$("$BIN" --list 2>/dev/null | grep -c ': test$' || true)
+  [ "$EXPECTED_LVS" -gt 0 ] || { log "the kernel test binary lists no tests"; exit 1; }
+  # vrrpd and its VM tests: ordinary (glibc) builds, copied with their libraries
+  T0=$(now_ms)
+  VBUILD_JSON=$(cd "$WS" && cargo test -p vrrpd --test ipvs_vm --no-run --message-format=json)
+  VBIN=$(printf '%s\n' "$VBUILD_JSON" | grep -o '"executable":"[^"]*/deps/ipvs_vm-[0-9a-f]*"' | tail -1 | cut -d'"' -f4)
+  VRRPD=$(printf '%s\n' "$VBUILD_JSON" | grep -o '"executable":"[^"]*/vrrpd"' | tail -1 | cut -d'"' -f4)
+  [ -n "$VBIN" ] && [ -x "$VBIN" ] && [ -n "$VRRPD" ] && [ -x "$VRRPD" ] || { log "could not find vrrpd or its VM tests"; exit 1; }
+  EXPECTED_VRRPD=$("$VBIN" --list 2>/dev/null | grep -c ': test$' || true)
+  [ "$EXPECTED_VRRPD" -gt 0 ] || { log "vrrpd's VM test binary lists no tests"; exit 1; }
+  EXPECTED=$((EXPECTED_LVS + EXPECTED_VRRPD))
+  T_BUILD=$((T_BUILD + $(now_ms) - T0))
+  log "test binaries $BIN ($EXPECTED_LVS kernel tests), $VBIN ($EXPECTED_VRRPD vrrpd tests), build ${T_BUILD}ms"
 fi
 if [ "$MODE" = scale ]; then
   if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$TARGET"; then
@@ -132,7 +144,7 @@ T0=$(now_ms)
 R=$CACHE/root
 rm -rf "$R"; mkdir -p "$R"/{bin,sbin,proc,sys,dev,tmp,mods}
 cp "$BUSYBOX" "$R/bin/busybox"
-for a in sh mount insmod cat echo poweroff dd printf sleep ip grep wc awk; do ln -s busybox "$R/bin/$a"; done
+for a in sh mount insmod cat echo poweroff dd printf sleep ip grep wc awk test; do ln -s busybox "$R/bin/$a"; done
 for f in $MODS; do
   base=$(basename "${f%.ko*}")
   case $f in
@@ -147,6 +159,12 @@ copy_dyn() { # a dynamically linked host binary and its libraries
 copy_dyn "$(command -v ipvsadm)"
 if [ "$MODE" = test ]; then
   cp "$BIN" "$R/bin/kernel-tests"
+  copy_dyn "$VRRPD"; strip "$R/sbin/vrrpd"
+  copy_dyn "$VBIN"; mv "$R/sbin/$(basename "$VBIN")" "$R/sbin/vrrpd-vm-tests"; strip "$R/sbin/vrrpd-vm-tests"
+  mkdir -p "$R/etc"
+  echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"
+  echo 'root:x:0:' > "$R/etc/group"
+  echo 'ipvs-vm' > "$R/etc/hostname"
 elif [ "$MODE" = scale ]; then
   cp "$SCALE_BIN" "$R/bin/ipvs-scale"
 else
@@ -156,6 +174,7 @@ fi
 cat > "$R/init" <<INIT
 #!/bin/sh
 export PATH=/bin:/sbin MODE=$MODE LVS_VM_TEST=1 LVS_VM_SCHEDULERS="$SCHEDULERS" RUST_BACKTRACE=1
+export VRRPD_VM_BIN=/sbin/vrrpd
 INIT
 cat >> "$R/init" <<'INIT'
 echo  # the firmware leaves the console mid-line
@@ -166,6 +185,8 @@ rc=0
 . /mods/load.sh || rc=1
 if [ "$MODE" = test ]; then
   /bin/kernel-tests --test-threads=1 --nocapture || rc=1
+  mkdir -p /run /var/run
+  /sbin/vrrpd-vm-tests --test-threads=1 --nocapture || rc=1
 elif [ "$MODE" = scale ]; then
   /bin/ipvs-scale --calibrate || rc=1
   m0=$(awk '/^(MemFree|Slab):/ { printf "%s%s ", $1, $2 }' /proc/meminfo)
@@ -197,6 +218,7 @@ T0=$(now_ms)
 set +e
 MEM=512
 [ "$MODE" = scale ] && MEM=1024
+[ "$MODE" = test ] && MEM=768
 timeout "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m "$MEM" -smp 1 -nographic -no-reboot -nic none \
   -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$KIMG" -initrd initrd.gz \
   -append 'console=ttyS0 panic=-1 quiet loglevel=1' </dev/null > console.raw 2>&1
@@ -242,7 +264,8 @@ if [ "$MODE" = test ]; then
   RAN=$(grep -o 'LVS-KERNEL-TEST-RAN [A-Za-z0-9_]*' console.log | sort -u | wc -l)
   log "kernel tests that ran against ip_vs: $RAN of $EXPECTED"
   [ "$RAN" -gt 0 ] && [ "$RAN" -eq "$EXPECTED" ] || { log "not every kernel test ran in the VM"; fail=1; }
-  grep -q "^test result: ok. $EXPECTED passed" console.log || { log "libtest did not report $EXPECTED passed"; fail=1; }
+  grep -q "^test result: ok. $EXPECTED_LVS passed" console.log || { log "libtest did not report $EXPECTED_LVS kernel tests passed"; fail=1; }
+  grep -q "^test result: ok. $EXPECTED_VRRPD passed" console.log || { log "libtest did not report $EXPECTED_VRRPD vrrpd tests passed"; fail=1; }
 fi
 if [ "$fail" -ne 0 ]; then
   log "console log follows"; cat console.log >&2
