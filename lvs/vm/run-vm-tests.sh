@@ -1,7 +1,7 @@
 #!/bin/bash
 # Boots a small qemu VM with the Debian kernel (which ships ip_vs as modules)
 # and runs the lvs crate's kernel tests (tests/kernel.rs) inside it, then
-# vrrpd's (vrrpd/tests/ipvs_vm.rs: the vrrpd binary against the VM's ip_vs).
+# vrrpd's (vrrpd/tests/ipvs_vm_reload.rs: the vrrpd binary against the VM's ip_vs).
 #
 # Usage:
 #   lvs/vm/run-vm-tests.sh            build the static musl test binary, vrrpd and its VM
@@ -76,8 +76,8 @@ if [ "$MODE" = test ]; then
   [ "$EXPECTED_LVS" -gt 0 ] || { log "the kernel test binary lists no tests"; exit 1; }
   # vrrpd and its VM tests: ordinary (glibc) builds, copied with their libraries
   T0=$(now_ms)
-  VBUILD_JSON=$(cd "$WS" && cargo test -p vrrpd --test ipvs_vm --no-run --message-format=json)
-  VBIN=$(printf '%s\n' "$VBUILD_JSON" | grep -o '"executable":"[^"]*/deps/ipvs_vm-[0-9a-f]*"' | tail -1 | cut -d'"' -f4)
+  VBUILD_JSON=$(cd "$WS" && cargo test -p vrrpd --test ipvs_vm_reload --no-run --message-format=json)
+  VBIN=$(printf '%s\n' "$VBUILD_JSON" | grep -o '"executable":"[^"]*/deps/ipvs_vm_reload-[0-9a-f]*"' | tail -1 | cut -d'"' -f4)
   VRRPD=$(printf '%s\n' "$VBUILD_JSON" | grep -o '"executable":"[^"]*/vrrpd"' | tail -1 | cut -d'"' -f4)
   [ -n "$VBIN" ] && [ -x "$VBIN" ] && [ -n "$VRRPD" ] && [ -x "$VRRPD" ] || { log "could not find vrrpd or its VM tests"; exit 1; }
   EXPECTED_VRRPD=$("$VBIN" --list 2>/dev/null | grep -c ': test$' || true)

@@ -147,7 +147,7 @@ fn reload_config(live_flag: &str, dead_flag: &str) -> String {
         )
     };
     format!(
-        "# Written by vrrpd/tests/ipvs_vm.rs.\n[global]\nscript_user = \"root\"\n\n\
+        "# Written by vrrpd/tests/ipvs_vm_reload.rs.\n[global]\nscript_user = \"root\"\n\n\
          [[virtual_server]]\nip = \"192.0.2.100\"\nport = 80\nprotocol = \"TCP\"\n\
          delay_loop = \"1s\"\nlb_algo = \"rr\"\nlb_kind = \"NAT\"\n\n{}\n{}",
         rs("192.0.2.11", live_flag),
