@@ -2,7 +2,8 @@
 # Boots a small qemu VM with the Debian kernel (which ships ip_vs as modules)
 # and runs the lvs crate's kernel tests (tests/kernel.rs) inside it, then
 # vrrpd's (vrrpd/tests/ipvs_vm.rs: the vrrpd binary and keepalived 2.2.7 on
-# the same keepalived.conf, one after the other, against the VM's ip_vs).
+# the same keepalived.conf, one after the other, against the VM's ip_vs;
+# vrrpd/tests/ipvs_vm_reload.rs: real-server health kept across SIGHUP).
 #
 # Usage:
 #   lvs/vm/run-vm-tests.sh            build the static musl test binary, vrrpd and its VM
@@ -78,13 +79,17 @@ if [ "$MODE" = test ]; then
   [ "$EXPECTED_LVS" -gt 0 ] || { log "the kernel test binary lists no tests"; exit 1; }
   # vrrpd and its VM tests: ordinary (glibc) builds, copied with their libraries
   T0=$(now_ms)
-  VBUILD_JSON=$(cd "$WS" && cargo test -p vrrpd --test ipvs_vm --no-run --message-format=json)
+  VBUILD_JSON=$(cd "$WS" && cargo test -p vrrpd --test ipvs_vm --test ipvs_vm_reload --no-run --message-format=json)
   VBIN=$(printf '%s\n' "$VBUILD_JSON" | grep -o '"executable":"[^"]*/deps/ipvs_vm-[0-9a-f]*"' | tail -1 | cut -d'"' -f4)
+  VBIN2=$(printf '%s\n' "$VBUILD_JSON" | grep -o '"executable":"[^"]*/deps/ipvs_vm_reload-[0-9a-f]*"' | tail -1 | cut -d'"' -f4)
+  [ -n "$VBIN2" ] && [ -x "$VBIN2" ] || { log "could not find vrrpd's VM reload tests"; exit 1; }
+  EXPECTED_RELOAD=$("$VBIN2" --list 2>/dev/null | grep -c ': test$' || true)
+  [ "$EXPECTED_RELOAD" -gt 0 ] || { log "vrrpd's VM reload test binary lists no tests"; exit 1; }
   VRRPD=$(printf '%s\n' "$VBUILD_JSON" | grep -o '"executable":"[^"]*/vrrpd"' | tail -1 | cut -d'"' -f4)
   [ -n "$VBIN" ] && [ -x "$VBIN" ] && [ -n "$VRRPD" ] && [ -x "$VRRPD" ] || { log "could not find vrrpd or its VM tests"; exit 1; }
   EXPECTED_VRRPD=$("$VBIN" --list 2>/dev/null | grep -c ': test$' || true)
   [ "$EXPECTED_VRRPD" -gt 0 ] || { log "vrrpd's VM test binary lists no tests"; exit 1; }
-  EXPECTED=$((EXPECTED_LVS + EXPECTED_VRRPD))
+  EXPECTED=$((EXPECTED_LVS + EXPECTED_VRRPD + EXPECTED_RELOAD))
   T_BUILD=$((T_BUILD + $(now_ms) - T0))
   log "test binaries $BIN ($EXPECTED_LVS kernel tests), $VBIN ($EXPECTED_VRRPD vrrpd tests), build ${T_BUILD}ms"
 fi
@@ -164,6 +169,7 @@ if [ "$MODE" = test ]; then
   copy_dyn "$(command -v keepalived)"
   copy_dyn "$VRRPD"; strip "$R/sbin/vrrpd"
   copy_dyn "$VBIN"; mv "$R/sbin/$(basename "$VBIN")" "$R/sbin/vrrpd-vm-tests"; strip "$R/sbin/vrrpd-vm-tests"
+  copy_dyn "$VBIN2"; mv "$R/sbin/$(basename "$VBIN2")" "$R/sbin/vrrpd-vm-reload-tests"; strip "$R/sbin/vrrpd-vm-reload-tests"
   mkdir -p "$R/vrrpd-vm" "$R/etc"
   cp "$WS"/vrrpd/tests/data/ipvs-vm/* "$R/vrrpd-vm/"
   echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"
@@ -191,6 +197,7 @@ if [ "$MODE" = test ]; then
   /bin/kernel-tests --test-threads=1 --nocapture || rc=1
   mkdir -p /run /var/run
   /sbin/vrrpd-vm-tests --test-threads=1 --nocapture || rc=1
+  /sbin/vrrpd-vm-reload-tests --test-threads=1 --nocapture || rc=1
 elif [ "$MODE" = scale ]; then
   /bin/ipvs-scale --calibrate || rc=1
   m0=$(awk '/^(MemFree|Slab):/ { printf "%s%s ", $1, $2 }' /proc/meminfo)
@@ -270,6 +277,7 @@ if [ "$MODE" = test ]; then
   [ "$RAN" -gt 0 ] && [ "$RAN" -eq "$EXPECTED" ] || { log "not every kernel test ran in the VM"; fail=1; }
   grep -q "^test result: ok. $EXPECTED_LVS passed" console.log || { log "libtest did not report $EXPECTED_LVS kernel tests passed"; fail=1; }
   grep -q "^test result: ok. $EXPECTED_VRRPD passed" console.log || { log "libtest did not report $EXPECTED_VRRPD vrrpd tests passed"; fail=1; }
+  grep -q "^test result: ok. $EXPECTED_RELOAD passed" console.log || { log "libtest did not report $EXPECTED_RELOAD vrrpd reload tests passed"; fail=1; }
 fi
 if [ "$fail" -ne 0 ]; then
   log "console log follows"; cat console.log >&2

@@ -31,17 +31,40 @@ impl Dur {
     }
 }
 
-/// Why a duration string was refused.
+/// The longest duration accepted: a year. Any timer longer is surely a
+/// mistake, and this bound keeps every sum and every product with a
+/// 32-bit count (a timeout times `fall`, a delay times `retry`) far from
+/// overflowing a `Duration` or the monotonic clock, so no configured
+/// value can make the daemon panic at run time.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Why a duration was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid duration `{0}`: write a number with a unit (\"150ms\", \"1s\", \"2m\", \"1h\") or a number of seconds"
-)]
-pub struct DurationError(pub String);
+pub enum DurationError {
+    /// Not a duration.
+    #[error(
+        "invalid duration `{0}`: write a number with a unit (\"150ms\", \"1s\", \"2m\", \"1h\") or a number of seconds"
+    )]
+    Invalid(String),
+    /// Longer than [`MAX_DURATION`].
+    #[error("duration `{0}` is longer than a year, the longest vrrpd accepts")]
+    TooLong(String),
+}
+
+/// `d` if it is at most [`MAX_DURATION`].
+fn bounded(d: Duration, text: impl FnOnce() -> String) -> Result<Duration, DurationError> {
+    if d > MAX_DURATION {
+        Err(DurationError::TooLong(text()))
+    } else {
+        Ok(d)
+    }
+}
 
 /// Parses `"1s"`, `"150ms"`, `"1.5s"`, `"2m"`, `"1h"`, `"10us"` or `"3"`
-/// (seconds). Negative, empty and overflowing values are refused.
+/// (seconds). Negative, empty and malformed values are refused, and so are
+/// values longer than [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    let err = || DurationError(text.to_owned());
+    let err = || DurationError::Invalid(text.to_owned());
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -71,6 +94,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         nanos = nanos
             .checked_add(digits * nanos_per_unit / scale)
             .ok_or_else(err)?;
+    }
+    if nanos > MAX_DURATION.as_nanos() {
+        return Err(DurationError::TooLong(text.to_owned()));
     }
     let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| err())?;
     let sub = u32::try_from(nanos % 1_000_000_000).map_err(|_| err())?;
@@ -121,17 +147,22 @@ impl<'de> Deserialize<'de> for Dur {
                 parse_duration(v).map(Dur).map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
-                u64::try_from(v)
-                    .map(Dur::secs)
-                    .map_err(|_| E::custom(format!("negative duration {v}")))
+                let secs =
+                    u64::try_from(v).map_err(|_| E::custom(format!("negative duration {v}")))?;
+                self.visit_u64(secs)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
-                Ok(Dur::secs(v))
+                bounded(Duration::from_secs(v), || v.to_string())
+                    .map(Dur)
+                    .map_err(E::custom)
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
-                Duration::try_from_secs_f64(v)
-                    .map(Dur)
-                    .map_err(|_| E::custom(format!("invalid duration {v}")))
+                if v.is_finite() && v > MAX_DURATION.as_secs_f64() {
+                    return Err(E::custom(DurationError::TooLong(v.to_string())));
+                }
+                let d = Duration::try_from_secs_f64(v)
+                    .map_err(|_| E::custom(format!("invalid duration {v}")))?;
+                bounded(d, || v.to_string()).map(Dur).map_err(E::custom)
             }
         }
         d.deserialize_any(V)
@@ -175,6 +206,39 @@ mod tests {
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn refuses_durations_longer_than_a_year() {
+        assert_eq!(parse_duration("8760h"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("31536000"), Ok(MAX_DURATION));
+        for long in [
+            "3000000000000000h",
+            "8761h",
+            "31536000.000000001",
+            "18446744073709551615s",
+        ] {
+            assert_eq!(
+                parse_duration(long),
+                Err(DurationError::TooLong(long.to_owned())),
+                "{long}"
+            );
+        }
+        #[derive(Deserialize, Debug)]
+        struct T {
+            #[allow(dead_code)]
+            a: Dur,
+        }
+        for text in [
+            "a = \"3000000000000000h\"",
+            "a = 31536001",
+            "a = 1e300",
+            "a = 9223372036854775807",
+        ] {
+            let e = toml::from_str::<T>(text).expect_err(text).to_string();
+            assert!(e.contains("longer than a year"), "{text}: {e}");
+        }
+        assert!(toml::from_str::<T>("a = 31536000").is_ok());
     }
 
     #[test]

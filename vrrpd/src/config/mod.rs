@@ -34,7 +34,7 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 pub use command::CommandSpec;
-pub use duration::{Dur, parse_duration};
+pub use duration::{Dur, DurationError, parse_duration};
 pub use effective::*;
 pub use error::{ConfigError, ConfigErrors, ErrorKind, KeyPath, Seg};
 pub use resolve::{

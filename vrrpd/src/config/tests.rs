@@ -507,6 +507,31 @@ fn missing_and_non_executable_scripts() {
 }
 
 #[test]
+fn durations_that_could_overflow_the_clock_are_refused_at_their_line_and_key() {
+    // keepalived's issue: a duration of 3000000000000000h made the daemon
+    // panic at run time; `vrrpd check` refuses it, whatever the key.
+    one_error(
+        &format!("{MINIMAL}preempt_delay = \"3000000000000000h\"\n"),
+        4,
+        "instance.VI_1.preempt_delay",
+        "longer than a year",
+    );
+    one_error(
+        "[global]\nnotify_timeout = 18446744073709551615\n",
+        2,
+        "global.notify_timeout",
+        "longer than a year",
+    );
+    one_error(
+        "[[virtual_server]]\nip = \"192.0.2.5\"\nport = 80\ndelay_loop = 1e300\n",
+        4,
+        "virtual_server[0].delay_loop",
+        "longer than a year",
+    );
+    ok(&format!("{MINIMAL}preempt_delay = \"8760h\"\n"));
+}
+
+#[test]
 fn scripts_named_without_a_path_are_found_in_path_checked_and_pinned() {
     use resolve::{RunsAs, find_in, find_in_path};
     let dir = temp_dir();

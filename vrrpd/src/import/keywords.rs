@@ -180,6 +180,15 @@ impl Cx {
                 self.carried(n, ctx);
                 Some(Dur(d))
             }
+            Err(crate::config::DurationError::TooLong(_)) => {
+                let (kw, a) = (n.keyword().to_owned(), a.to_owned());
+                self.dropped(
+                    n,
+                    ctx,
+                    format!("`{kw} {a}` is longer than a year, the longest vrrpd accepts; dropped"),
+                );
+                None
+            }
             _ => {
                 let (kw, a) = (n.keyword().to_owned(), a.to_owned());
                 self.dropped(

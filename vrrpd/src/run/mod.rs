@@ -470,6 +470,11 @@ impl Daemon {
         sighup: &mut tokio::signal::unix::Signal,
     ) -> anyhow::Result<()> {
         let mut transitions = self.parts.runner.subscribe();
+        // Checks ran between their start and this subscription (under a
+        // slow machine, for seconds): what they found then is read now, or
+        // a real server that failed during start-up would stay in the
+        // table until its check changed again.
+        self.with_real(RealServers::resync);
         let mut status_tick = tokio::time::interval(Duration::from_secs(1));
         status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut lvs_tick = tokio::time::interval(Duration::from_secs(1));
