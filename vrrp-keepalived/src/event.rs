@@ -506,6 +506,8 @@ mod tests {
             vrid: Vrid::new(1).expect("vrid"),
             state,
             priority: Priority::new(100),
+            base_priority: Priority::new(100),
+            maintenance: false,
             master: None,
             source: None,
             unbound: None,

@@ -84,11 +84,43 @@ enum Cmd {
         #[arg(long)]
         simulate: bool,
     },
-    /// Print the status of a running daemon (its `global.http` listener).
+    /// Print the status of a running daemon: instances (state, base and
+    /// effective priority, master, maintenance), virtual addresses as the
+    /// kernel has them, tracked scripts, real servers.
     Status {
-        /// The daemon's listener.
-        #[arg(short, long, default_value = "127.0.0.1:9090")]
-        listen: std::net::SocketAddr,
+        #[command(flatten)]
+        target: Target,
+        /// Print the JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Read it from this HTTP listener (`global.http`) instead of the
+        /// control socket.
+        #[arg(short, long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Follow a running daemon's event stream: one JSON object a line
+    /// (state changes with their reason, sync groups, tracked objects,
+    /// real servers, quorums, checks, reloads with their diff,
+    /// maintenance, address repairs) until it stops or you do.
+    Events {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Commands to a running daemon.
+    Ctl {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        action: Ctl,
+    },
+    /// What a reload (SIGHUP) to FILE would change in a running daemon;
+    /// nothing is applied.
+    Diff {
+        /// The new configuration file.
+        #[arg(short, long)]
+        config: PathBuf,
+        #[command(flatten)]
+        target: Target,
     },
     /// Print the MD5 digest of a URL's body, as keepalived's genhash does,
     /// for an `http_get`/`ssl_get` check's `digest`.
@@ -98,6 +130,40 @@ enum Cmd {
         /// Connect to this address instead of the URL's host.
         #[arg(long)]
         server: Option<std::net::SocketAddr>,
+    },
+}
+
+/// Which running daemon a client verb talks to.
+#[derive(clap::Args)]
+struct Target {
+    /// The daemon's name (as given to `vrrpd run --name`); its control
+    /// socket is /run/vrrpd/NAME.sock.
+    #[arg(long, value_parser = parse_name)]
+    name: Option<String>,
+    /// The control socket itself.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
+impl Target {
+    fn socket(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| run::lock::Identity::new(self.name.as_deref(), None).socket)
+    }
+}
+
+#[derive(Subcommand)]
+enum Ctl {
+    /// Put an instance or a sync group in maintenance (a master leaves
+    /// gracefully, with a priority-0 advertisement, and it stays Backup,
+    /// reloads included) or take it out.
+    Maintenance {
+        /// Instance or sync group name.
+        name: String,
+        /// on or off.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
     },
 }
 
@@ -156,7 +222,14 @@ fn main() -> ExitCode {
             init_logging(format.as_deref().unwrap_or("text"));
             report(run::demo::demo(simulate))
         }
-        Cmd::Status { listen } => report(status(listen)),
+        Cmd::Status {
+            target,
+            json,
+            listen,
+        } => report(status(&target, json, listen)),
+        Cmd::Events { target } => report(events(&target)),
+        Cmd::Ctl { target, action } => report(ctl(&target, action)),
+        Cmd::Diff { config, target } => report(diff(&target, &config)),
         Cmd::Genhash { url, server } => report(genhash(&url, server)),
     }
 }
@@ -175,12 +248,83 @@ fn parse_name(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
-fn status(listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
-    let doc = rt.block_on(run::http::fetch_status(listen))?;
-    run::http::print_table(&doc);
+        .build()?)
+}
+
+fn status(target: &Target, json: bool, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let rt = client_runtime()?;
+    let doc = match listen {
+        Some(addr) => rt.block_on(run::http::fetch_status(addr))?,
+        None => {
+            let mut v =
+                rt.block_on(run::api::call(&target.socket(), &run::api::Command::Status))?;
+            if let Some(o) = v.as_object_mut() {
+                o.remove("ok");
+            }
+            serde_json::from_value(v)?
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        run::http::print_table(&doc);
+    }
+    Ok(())
+}
+
+fn events(target: &Target) -> anyhow::Result<()> {
+    let rt = client_runtime()?;
+    rt.block_on(run::api::follow(&target.socket(), |line| {
+        let mut out = std::io::stdout().lock();
+        // A closed pipe (`vrrpd events | head`) ends the follow.
+        writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+    }))
+}
+
+fn ctl(target: &Target, action: Ctl) -> anyhow::Result<()> {
+    let rt = client_runtime()?;
+    match action {
+        Ctl::Maintenance { name, state } => {
+            let on = state == "on";
+            let v = rt.block_on(run::api::call(
+                &target.socket(),
+                &run::api::Command::Maintenance { name, on },
+            ))?;
+            let instances: Vec<&str> = v["instances"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|i| i.as_str()).collect())
+                .unwrap_or_default();
+            println!(
+                "maintenance {} for {}",
+                if on { "on" } else { "off" },
+                instances.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn diff(target: &Target, config: &std::path::Path) -> anyhow::Result<()> {
+    // The daemon reads the file: make the path mean what it means here.
+    let config = std::path::absolute(config)?;
+    let rt = client_runtime()?;
+    let v = rt.block_on(run::api::call(
+        &target.socket(),
+        &run::api::Command::Diff { config },
+    ))?;
+    let lines: Vec<&str> = v["text"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c.as_str()).collect())
+        .unwrap_or_default();
+    if lines.is_empty() {
+        println!("no change");
+    }
+    for l in lines {
+        println!("{l}");
+    }
     Ok(())
 }
 

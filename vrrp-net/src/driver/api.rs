@@ -323,6 +323,11 @@ pub struct InstanceStatus {
     pub state: State,
     /// Effective priority.
     pub priority: Priority,
+    /// Base (configured) priority, before tracked objects' weights.
+    pub base_priority: Priority,
+    /// In maintenance ([`crate::driver::VrrpHandle::set_maintenance`]):
+    /// Backup until cleared.
+    pub maintenance: bool,
     /// The master's address, when known.
     pub master: Option<IpAddr>,
     /// The address it advertises from, when bound.

@@ -69,6 +69,7 @@ impl std::fmt::Debug for Command {
             Command::SetPriority(..) => "SetPriority",
             Command::Reconfigure(..) => "Reconfigure",
             Command::SetTrack(..) => "SetTrack",
+            Command::SetMaintenance(..) => "SetMaintenance",
         })
     }
 }
@@ -110,6 +111,19 @@ impl VrrpHandle {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::SetPriority(instance.to_owned(), priority, tx))
+            .await
+            .map_err(|_| DriverError::Stopped)?;
+        rx.await.map_err(|_| DriverError::Stopped)?
+    }
+
+    /// Puts instances in maintenance (`on`) or takes them out, all at
+    /// once (the members of a sync group together): a master leaves with
+    /// a priority-0 advertisement and its addresses, and each stays Backup
+    /// until cleared. An unknown name changes nothing and is an error.
+    pub async fn set_maintenance(&self, instances: &[String], on: bool) -> Result<(), DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::SetMaintenance(instances.to_vec(), on, tx))
             .await
             .map_err(|_| DriverError::Stopped)?;
         rx.await.map_err(|_| DriverError::Stopped)?

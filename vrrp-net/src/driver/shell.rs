@@ -42,6 +42,8 @@ pub(crate) enum Command {
         oneshot::Sender<Result<ReloadSummary, DriverError>>,
     ),
     SetTrack(TrackId, bool),
+    /// Puts instances in maintenance or takes them out.
+    SetMaintenance(Vec<String>, bool, oneshot::Sender<Result<(), DriverError>>),
 }
 
 /// What the handle keeps of a started shell.
@@ -317,6 +319,9 @@ impl Shell {
                 let _ = reply.send(self.core.set_priority(now, &name, priority));
             }
             Command::SetTrack(id, up) => self.core.set_track(now, &TrackKey::User(id), up),
+            Command::SetMaintenance(names, on, reply) => {
+                let _ = reply.send(self.core.set_maintenance(now, &names, on));
+            }
             Command::Reconfigure(config, reply) => {
                 let result = self.reconfigure(*config);
                 if let Err(e) = &result {

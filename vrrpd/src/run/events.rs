@@ -10,17 +10,22 @@
 
 use vrrp_keepalived::{Event, Notifier};
 
+use super::api;
+
 /// Everything that reads the events.
 #[derive(Debug)]
 pub struct Consumers {
     /// keepalived's notify scripts.
     pub notifier: Notifier,
+    /// The control socket's event stream (instances' state changes go
+    /// there from the driver directly, with their reasons).
+    pub stream: api::Events,
 }
 
 impl Consumers {
     /// The consumers of a daemon.
-    pub fn new(notifier: Notifier) -> Self {
-        Consumers { notifier }
+    pub fn new(notifier: Notifier, stream: api::Events) -> Self {
+        Consumers { notifier, stream }
     }
 
     /// Hands `event` to every consumer.
@@ -38,6 +43,42 @@ impl Consumers {
             }
             Event::Quorum { service, up } => tracing::info!(%service, up, "quorum"),
             _ => {}
+        }
+        let json = match event {
+            Event::Group { name, state } => {
+                Some(serde_json::json!({"type": "group", "group": name, "state": state.word()}))
+            }
+            Event::RealServer {
+                service,
+                server,
+                up,
+            } => Some(serde_json::json!({
+                "type": "real_server",
+                "service": service.to_string(),
+                "server": server.to_string(),
+                "up": up,
+            })),
+            Event::Quorum { service, up } => Some(serde_json::json!({
+                "type": "quorum",
+                "service": service.to_string(),
+                "up": up,
+            })),
+            Event::Checker {
+                service,
+                server,
+                check,
+                up,
+            } => Some(serde_json::json!({
+                "type": "check",
+                "service": service.to_string(),
+                "server": server.to_string(),
+                "check": check,
+                "up": up,
+            })),
+            _ => None,
+        };
+        if let Some(json) = json {
+            api::publish(&self.stream, json);
         }
         self.notifier.handle(event);
     }

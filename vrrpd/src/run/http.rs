@@ -1,11 +1,14 @@
 //! The optional observability listener: `/metrics` in Prometheus text
-//! format and `/status` as JSON, plus the client `vrrpd status` uses.
+//! format, `/status` as JSON, `/healthz` (the VRRP driver's loop and the
+//! daemon's loop both made progress recently) and `/readyz` (started,
+//! every instance out of Initialize, not stopping), plus the client
+//! `vrrpd status --listen` uses.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -48,6 +51,39 @@ pub struct InstanceDoc {
     pub adverts_sent: u64,
     /// Drops by reason.
     pub drops: Vec<(String, u64)>,
+    /// Base (configured) priority.
+    #[serde(default)]
+    pub base_priority: u8,
+    /// In maintenance (Backup until cleared).
+    #[serde(default)]
+    pub maintenance: bool,
+    /// The address it advertises from, when bound.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Why it cannot run, when it cannot.
+    #[serde(default)]
+    pub unbound: Option<String>,
+    /// Priority-0 advertisements received and sent.
+    #[serde(default)]
+    pub priority_zero: (u64, u64),
+    /// Its virtual addresses, as observed in the kernel.
+    #[serde(default)]
+    pub vips: Vec<VipDoc>,
+}
+
+/// A virtual address in `/status`, as the kernel has it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VipDoc {
+    /// Address/prefix.
+    pub address: String,
+    /// Interface.
+    pub device: String,
+    /// On the interface now.
+    pub present: bool,
+    /// Added by this daemon.
+    pub ours: bool,
+    /// Present though not ours while not master.
+    pub foreign: bool,
 }
 
 /// A real server in `/status`.
@@ -84,6 +120,112 @@ pub struct StatusDoc {
 
 /// Shared status, written by the daemon loop, read by the listener.
 pub type Shared = Arc<RwLock<StatusDoc>>;
+
+/// Longest time without progress of either loop that `/healthz` accepts:
+/// the driver publishes its status at least every second, the daemon loop
+/// refreshes the status every second.
+pub const HEALTHY_WITHIN: Duration = Duration::from_secs(3);
+
+/// What `/healthz` and `/readyz` report.
+#[derive(Debug)]
+pub struct Health {
+    start: Instant,
+    /// Milliseconds since `start` at the driver's last publication.
+    driver: AtomicU64,
+    /// Milliseconds since `start` at the daemon loop's last status tick.
+    daemon: AtomicU64,
+    ready: AtomicBool,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Health {
+    /// Both loops just made progress; not ready.
+    pub fn new() -> Self {
+        Health {
+            start: Instant::now(),
+            driver: AtomicU64::new(0),
+            daemon: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// The VRRP driver published a status.
+    pub fn driver_progress(&self) {
+        self.driver.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// The daemon loop went round.
+    pub fn loop_progress(&self) {
+        self.daemon.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Start-up finished (true) or the stop began (false).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// `Ok` when both loops made progress within [`HEALTHY_WITHIN`], else
+    /// which one stalled and for how long.
+    pub fn healthy(&self) -> Result<(), String> {
+        self.healthy_at(self.now_ms())
+    }
+
+    fn healthy_at(&self, now: u64) -> Result<(), String> {
+        let limit = HEALTHY_WITHIN.as_millis() as u64;
+        for (what, at) in [
+            ("the VRRP driver loop", &self.driver),
+            ("the daemon loop", &self.daemon),
+        ] {
+            let age = now.saturating_sub(at.load(Ordering::Relaxed));
+            if age > limit {
+                return Err(format!("{what} made no progress for {age} ms"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `Ok` when started, not stopping, and no instance is still in
+    /// Initialize.
+    pub fn readiness(&self, doc: &StatusDoc) -> Result<(), String> {
+        if !self.ready.load(Ordering::Relaxed) {
+            return Err("starting or stopping".to_owned());
+        }
+        match doc.instances.iter().find(|i| i.state == "init") {
+            Some(i) => Err(format!("instance {} is not running yet", i.name)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Marks the driver's progress on `health` every time it publishes its
+/// status, until `cancel`.
+pub async fn follow_progress(
+    mut progress: tokio::sync::watch::Receiver<vrrp_net::driver::Snapshot>,
+    health: Arc<Health>,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            changed = progress.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                progress.mark_unchanged();
+                health.driver_progress();
+            }
+        }
+    }
+}
 
 #[derive(Debug)]
 struct Metrics(Shared);
@@ -266,8 +408,24 @@ pub fn render_metrics(shared: &Shared) -> Result<String, std::fmt::Error> {
     Ok(out)
 }
 
-fn respond(shared: &Shared, path: &str) -> Response<Full<Bytes>> {
+fn respond(shared: &Shared, health: &Health, path: &str) -> Response<Full<Bytes>> {
+    let verdict = |r: Result<(), String>| match r {
+        Ok(()) => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            format!("{why}\n"),
+        ),
+    };
     let (status, ctype, body) = match path {
+        "/healthz" => verdict(health.healthy()),
+        "/readyz" => {
+            let doc = match shared.read() {
+                Ok(d) => d.clone(),
+                Err(p) => p.into_inner().clone(),
+            };
+            verdict(health.readiness(&doc))
+        }
         "/metrics" => match render_metrics(shared) {
             Ok(text) => (
                 StatusCode::OK,
@@ -297,7 +455,7 @@ fn respond(shared: &Shared, path: &str) -> Response<Full<Bytes>> {
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",
-            "try /metrics or /status\n".to_owned(),
+            "try /metrics, /status, /healthz or /readyz\n".to_owned(),
         ),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
@@ -336,6 +494,7 @@ pub struct HttpCounters {
 pub async fn serve(
     listener: TcpListener,
     shared: Shared,
+    health: Arc<Health>,
     counters: Arc<HttpCounters>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -401,10 +560,11 @@ pub async fn serve(
             tokio::task::yield_now().await;
         }
         let shared = shared.clone();
+        let health = health.clone();
         let live = Arc::clone(&live);
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                let resp = respond(&shared, req.uri().path());
+                let resp = respond(&shared, &health, req.uri().path());
                 async move { Ok::<_, std::convert::Infallible>(resp) }
             });
             let mut builder = http1::Builder::new();
@@ -451,20 +611,41 @@ pub async fn fetch_status(addr: SocketAddr) -> anyhow::Result<StatusDoc> {
 pub fn print_table(doc: &StatusDoc) {
     println!("router {}", doc.router_id);
     println!(
-        "{:<16} {:<10} {:>4} {:<8} {:>4} {:<26} {:>6}",
-        "INSTANCE", "IFACE", "VRID", "STATE", "PRIO", "MASTER", "TRANS"
+        "{:<16} {:<10} {:>4} {:<8} {:>4} {:<26} {:>6} {:>4} NOTE",
+        "INSTANCE", "IFACE", "VRID", "STATE", "PRIO", "MASTER", "TRANS", "BASE"
     );
     for i in &doc.instances {
+        let mut note = Vec::new();
+        if i.maintenance {
+            note.push("maintenance".to_owned());
+        }
+        if let Some(why) = &i.unbound {
+            note.push(why.clone());
+        }
         println!(
-            "{:<16} {:<10} {:>4} {:<8} {:>4} {:<26} {:>6}",
+            "{:<16} {:<10} {:>4} {:<8} {:>4} {:<26} {:>6} {:>4} {}",
             i.name,
             i.interface,
             i.vrid,
             i.state,
             i.priority,
             i.master.clone().unwrap_or_else(|| "-".into()),
-            i.transitions
+            i.transitions,
+            i.base_priority,
+            note.join(", ")
         );
+    }
+    for i in &doc.instances {
+        for v in &i.vips {
+            println!(
+                "vip {} on {} ({}): {}{}",
+                v.address,
+                v.device,
+                i.name,
+                if v.present { "present" } else { "absent" },
+                if v.foreign { ", foreign" } else { "" }
+            );
+        }
     }
     for (name, up) in &doc.scripts {
         println!("script {name}: {}", if *up { "up" } else { "down" });
@@ -476,5 +657,42 @@ pub fn print_table(doc: &StatusDoc) {
             r.server,
             if r.up { "up" } else { "down" }
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_needs_both_loops_and_readiness_every_instance_running() {
+        let h = Health::new();
+        assert!(h.healthy_at(3000).is_ok());
+        h.driver.store(2000, Ordering::Relaxed);
+        h.daemon.store(500, Ordering::Relaxed);
+        assert_eq!(
+            h.healthy_at(4000),
+            Err("the daemon loop made no progress for 3500 ms".to_owned())
+        );
+        h.daemon.store(3900, Ordering::Relaxed);
+        assert!(h.healthy_at(4000).is_ok());
+        assert!(h.healthy_at(5001).is_err(), "driver stalled");
+
+        let mut doc = StatusDoc::default();
+        doc.instances.push(InstanceDoc {
+            name: "VI_1".into(),
+            state: "init".into(),
+            ..InstanceDoc::default()
+        });
+        assert!(h.readiness(&doc).is_err(), "not started");
+        h.set_ready(true);
+        assert_eq!(
+            h.readiness(&doc),
+            Err("instance VI_1 is not running yet".to_owned())
+        );
+        doc.instances[0].state = "backup".into();
+        assert!(h.readiness(&doc).is_ok());
+        h.set_ready(false);
+        assert!(h.readiness(&doc).is_err(), "stopping");
     }
 }

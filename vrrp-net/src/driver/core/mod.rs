@@ -454,6 +454,8 @@ impl DriverCore {
                     vrid: inst.config().vrid,
                     state: inst.state(),
                     priority: inst.effective_priority(),
+                    base_priority: inst.config().priority,
+                    maintenance: inst.in_maintenance(),
                     master: inst.master_address(),
                     source: e.binding.as_ref().ok().map(|(_, s)| *s),
                     unbound: e.binding.as_ref().err().cloned(),
@@ -690,6 +692,37 @@ impl DriverCore {
             .set_base_priority(now, id, priority)
             .map_err(|source| DriverError::Config {
                 instance: name.to_owned(),
+                source,
+            });
+        self.drain(now);
+        result
+    }
+
+    /// Puts the named instances in maintenance or takes them out, all at
+    /// once (see [`vrrp_core::Instance::set_maintenance`]); nothing changes
+    /// if a name is unknown. An instance keeps its maintenance across
+    /// reloads that keep or update it; one that a reload restarts or adds
+    /// starts without.
+    pub fn set_maintenance(
+        &mut self,
+        now: Timestamp,
+        names: &[String],
+        on: bool,
+    ) -> Result<(), DriverError> {
+        let ids = names
+            .iter()
+            .map(|name| {
+                self.names
+                    .get(name)
+                    .copied()
+                    .ok_or_else(|| DriverError::UnknownInstance(name.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let result = self
+            .router
+            .set_maintenance(now, &ids, on)
+            .map_err(|source| DriverError::Config {
+                instance: names.join(","),
                 source,
             });
         self.drain(now);
