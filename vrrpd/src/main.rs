@@ -122,6 +122,13 @@ enum Cmd {
         #[command(flatten)]
         target: Target,
     },
+    /// Replay a flight recording (`vrrpd ctl dump`) through the VRRP
+    /// engine in simulated time: prints the transitions it makes, and
+    /// exits 0 when they are those recorded, 1 otherwise.
+    Replay {
+        /// The recording (JSON lines).
+        file: PathBuf,
+    },
     /// Print the MD5 digest of a URL's body, as keepalived's genhash does,
     /// for an `http_get`/`ssl_get` check's `digest`.
     Genhash {
@@ -155,6 +162,11 @@ impl Target {
 
 #[derive(Subcommand)]
 enum Ctl {
+    /// Print the flight recorder as JSON lines: every input the VRRP
+    /// engine got (advertisements with their arrival time, timer firings,
+    /// tracked objects and links, commands, configuration) and every
+    /// transition, the last ones kept in memory; `vrrpd replay` reads it.
+    Dump,
     /// Put an instance or a sync group in maintenance (a master leaves
     /// gracefully, with a priority-0 advertisement, and it stays Backup,
     /// reloads included) or take it out.
@@ -230,6 +242,14 @@ fn main() -> ExitCode {
         Cmd::Events { target } => report(events(&target)),
         Cmd::Ctl { target, action } => report(ctl(&target, action)),
         Cmd::Diff { config, target } => report(diff(&target, &config)),
+        Cmd::Replay { file } => match replay(&file) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("vrrpd: {e:#}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
         Cmd::Genhash { url, server } => report(genhash(&url, server)),
     }
 }
@@ -287,6 +307,14 @@ fn events(target: &Target) -> anyhow::Result<()> {
 fn ctl(target: &Target, action: Ctl) -> anyhow::Result<()> {
     let rt = client_runtime()?;
     match action {
+        Ctl::Dump => {
+            let v = rt.block_on(run::api::call(&target.socket(), &run::api::Command::Dump))?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for line in v["flight_record"].as_array().into_iter().flatten() {
+                writeln!(out, "{line}")?;
+            }
+            out.flush()?;
+        }
         Ctl::Maintenance { name, state } => {
             let on = state == "on";
             let v = rt.block_on(run::api::call(
@@ -305,6 +333,20 @@ fn ctl(target: &Target, action: Ctl) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Replays a recording; whether it reproduced the recorded transitions.
+fn replay(file: &std::path::Path) -> anyhow::Result<bool> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let record =
+        run::record::from_text(&text).map_err(|e| anyhow::anyhow!("{}: {e:#}", file.display()))?;
+    let replay = vrrp_net::driver::core::record::replay(&record.records);
+    let (lines, same) = run::record::report(&record, &replay);
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(same)
 }
 
 fn diff(target: &Target, config: &std::path::Path) -> anyhow::Result<()> {

@@ -6,7 +6,9 @@
 //! advertisement (the backup takes over before Master_Down_Interval) and
 //! the node stays Backup across a SIGHUP until cleared; `vrrpd diff`
 //! prints what a reload would change and changes nothing; `/healthz` and
-//! `/readyz` answer.
+//! `/readyz` answer; a failover recorded by the flight recorder (`vrrpd
+//! ctl dump`) replays (`vrrpd replay`) to the same transitions, and a
+//! recording with its advertisements cut does not.
 
 mod common;
 
@@ -376,5 +378,112 @@ fn status_events_maintenance_across_sighup_diff_and_health() -> Result<()> {
     ensure!(!socket.exists(), "socket removed at exit");
     b.stop()?;
     eprintln!("api suite: {:?}", started.elapsed());
+    Ok(())
+}
+
+#[test]
+fn a_recorded_failover_replays_to_the_same_transitions() -> Result<()> {
+    let _serial = serial();
+    let started = Instant::now();
+    let lan = Lan::new(2)?;
+    let (ra, rb) = (lan.router(1)?, lan.router(2)?);
+    let dir = test_dir("replay")?;
+    let pid = std::process::id();
+    let nb = format!("rec-b-{pid}");
+    let mut a = Daemon::start_with(
+        ra,
+        &dir,
+        "a",
+        &config(200, None),
+        &["--name", &format!("rec-a-{pid}")],
+        &[],
+    )?;
+    let mut b = Daemon::start_with(rb, &dir, "b", &config(100, None), &["--name", &nb], &[])?;
+    a.wait_state("VI_1", "master", T)?;
+    b.wait_state("VI_1", "backup", T)?;
+    std::thread::sleep(Duration::from_millis(300));
+    // A crash: no priority 0; B takes over after Master_Down_Interval.
+    a.kill()?;
+    b.wait_state("VI_1", "master", T)?;
+
+    let dump = vrrpd(&["ctl", "--name", &nb, "dump"])?;
+    let file = dir.join("b.jsonl");
+    std::fs::write(&file, &dump)?;
+    let types: Vec<String> = dump
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    ensure!(
+        types.first().map(String::as_str) == Some("flight_record"),
+        "{dump}"
+    );
+    let count = |t: &str| types.iter().filter(|x| *x == t).count();
+    ensure!(
+        count("add_instance") == 1 && count("startup") == 1,
+        "{types:?}"
+    );
+    ensure!(count("packet") >= 3, "A's adverts recorded: {types:?}");
+    ensure!(count("transition") == 2, "{types:?}");
+
+    let out = vrrpd(&["replay", &file.display().to_string()])?;
+    let lines: Vec<&str> = out.lines().collect();
+    ensure!(
+        lines.len() == 3
+            && lines[0].ends_with("VI_1 init -> backup (startup)")
+            && lines[1].ends_with("VI_1 backup -> master (master_down)")
+            && lines[2] == "replayed 2 transitions: identical to the recording",
+        "{out}"
+    );
+    // The timer that made B master was due Master_Down_Interval after
+    // A's last advertisement arrived, to the nanosecond, and fired then
+    // or a little later.
+    let records: Vec<serde_json::Value> = dump
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let last_advert = records
+        .iter()
+        .filter(|v| v["type"] == "packet")
+        .filter_map(|v| v["at_ns"].as_u64())
+        .max()
+        .context("an advert")?;
+    let takeover = records
+        .iter()
+        .find(|v| v["type"] == "transition" && v["to"] == "master")
+        .and_then(|v| v["at_ns"].as_u64())
+        .context("the takeover")?;
+    let firing = records
+        .iter()
+        .find(|v| v["type"] == "timeout" && v["at_ns"].as_u64() == Some(takeover))
+        .context("the timer firing")?;
+    ensure!(
+        firing["due_ns"].as_u64() == Some(last_advert + 360_937_500),
+        "due {firing} after the last advert at {last_advert}"
+    );
+    ensure!(
+        b.changes_of("VI_1") == ["backup", "master"],
+        "{:?}",
+        b.changes_of("VI_1")
+    );
+
+    // Without A's advertisements the recording no longer explains itself.
+    let cut: String = dump
+        .lines()
+        .filter(|l| !l.contains("\"type\":\"packet\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let cut_file = dir.join("cut.jsonl");
+    std::fs::write(&cut_file, cut)?;
+    let out = Command::new(env!("CARGO_BIN_EXE_vrrpd"))
+        .args(["replay", &cut_file.display().to_string()])
+        .output()?;
+    ensure!(out.status.code() == Some(1), "{out:?}");
+    ensure!(
+        String::from_utf8_lossy(&out.stdout).contains("DIFFERENT"),
+        "{out:?}"
+    );
+    b.stop()?;
+    eprintln!("replay suite: {:?}", started.elapsed());
     Ok(())
 }

@@ -70,6 +70,7 @@ impl std::fmt::Debug for Command {
             Command::Reconfigure(..) => "Reconfigure",
             Command::SetTrack(..) => "SetTrack",
             Command::SetMaintenance(..) => "SetMaintenance",
+            Command::FlightRecord(..) => "FlightRecord",
         })
     }
 }
@@ -127,6 +128,19 @@ impl VrrpHandle {
             .await
             .map_err(|_| DriverError::Stopped)?;
         rx.await.map_err(|_| DriverError::Stopped)?
+    }
+
+    /// The flight recorder's contents: the inputs the driver gave its
+    /// engine and the transitions it made, bounded (see
+    /// [`core::record`]); [`core::record::replay`] reproduces the
+    /// transitions from the inputs.
+    pub async fn flight_record(&self) -> Result<core::record::FlightRecord, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::FlightRecord(tx))
+            .await
+            .map_err(|_| DriverError::Stopped)?;
+        rx.await.map_err(|_| DriverError::Stopped)
     }
 
     /// Applies a new configuration as a transaction: the whole of it is

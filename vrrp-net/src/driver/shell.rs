@@ -44,6 +44,8 @@ pub(crate) enum Command {
     SetTrack(TrackId, bool),
     /// Puts instances in maintenance or takes them out.
     SetMaintenance(Vec<String>, bool, oneshot::Sender<Result<(), DriverError>>),
+    /// The flight recorder's contents.
+    FlightRecord(oneshot::Sender<super::core::record::FlightRecord>),
 }
 
 /// What the handle keeps of a started shell.
@@ -321,6 +323,9 @@ impl Shell {
             Command::SetTrack(id, up) => self.core.set_track(now, &TrackKey::User(id), up),
             Command::SetMaintenance(names, on, reply) => {
                 let _ = reply.send(self.core.set_maintenance(now, &names, on));
+            }
+            Command::FlightRecord(reply) => {
+                let _ = reply.send(self.core.flight_record());
             }
             Command::Reconfigure(config, reply) => {
                 let result = self.reconfigure(*config);

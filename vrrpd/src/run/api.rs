@@ -12,6 +12,8 @@
 //!   a sync group in (or out of) maintenance; one reply line;
 //! - `{"command":"diff","config":PATH}`: what a reload to PATH would
 //!   change, nothing applied; one reply line;
+//! - `{"command":"dump"}`: the flight recorder (`flight_record`: a header
+//!   object, then one object per record); one reply line.
 //!
 //! Replies are `{"ok":true,...}` or `{"ok":false,"error":"..."}`. The
 //! socket task only parses and forwards: the daemon loop answers
@@ -60,6 +62,8 @@ pub enum Command {
         /// The configuration file (absolute, as the daemon reads it).
         config: PathBuf,
     },
+    /// The flight recorder's contents.
+    Dump,
 }
 
 /// A request for the daemon loop, with where to answer.

@@ -29,6 +29,7 @@ pub mod fault;
 pub mod http;
 pub mod lock;
 pub mod plan;
+pub mod record;
 pub mod watchdog;
 
 use std::collections::BTreeSet;
@@ -878,6 +879,19 @@ impl Daemon {
                     Err(e) => Err(e.to_string()),
                 }
             }
+            api::Command::Dump => match &self.handle {
+                Some(h) => match h.flight_record().await {
+                    Ok(r) => {
+                        let lines: Vec<serde_json::Value> = record::to_lines(&r)
+                            .iter()
+                            .filter_map(|l| serde_json::from_str(l).ok())
+                            .collect();
+                        Ok(serde_json::json!({ "flight_record": lines }))
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
+                None => Err("the VRRP driver is gone".to_owned()),
+            },
             api::Command::Events => Err("the socket serves the event stream".to_owned()),
         };
         let _ = request.reply.send(reply);

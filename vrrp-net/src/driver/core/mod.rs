@@ -75,6 +75,7 @@
 //! not, a weight-0 tracked object holds it in Fault.
 
 mod addresses;
+pub mod record;
 mod reload;
 mod tables;
 #[cfg(test)]
@@ -91,6 +92,7 @@ use vrrp_core::{
 };
 
 use self::addresses::{VipKey, VipTrack, synthetic_address};
+use self::record::{FlightRecord, Input, Recorder};
 pub use self::reload::ReloadPlan;
 pub use self::tables::IfaceId;
 use self::tables::{Interfaces, Kernel, TrackName, Tracks};
@@ -335,6 +337,8 @@ pub struct DriverCore {
     first_reconcile: bool,
     changed: bool,
     drop_logged: HashMap<(IfaceId, u8, DropReason), Timestamp>,
+    /// The flight recorder of the router's inputs and transitions.
+    recorder: Recorder,
 }
 
 impl std::fmt::Debug for DriverCore {
@@ -379,6 +383,7 @@ impl DriverCore {
             first_reconcile: true,
             changed: false,
             drop_logged: HashMap::new(),
+            recorder: Recorder::default(),
         };
         for spec in &config.instances {
             let id = core.add_entry(Timestamp::ZERO, spec.clone())?;
@@ -491,6 +496,12 @@ impl DriverCore {
     /// The sockets wanted now (also given by [`Effect::Sockets`]).
     pub fn wanted_sockets(&self) -> Vec<SocketSpec> {
         self.wanted_sockets.values().cloned().collect()
+    }
+
+    /// The flight recorder's contents: every input given to the router
+    /// and every transition, bounded (see [`record`]).
+    pub fn flight_record(&self) -> FlightRecord {
+        self.recorder.dump()
     }
 
     /// The router, to read.
@@ -628,6 +639,14 @@ impl DriverCore {
     ) {
         let at = arrived.min(now).max(self.last_packet);
         self.last_packet = at;
+        self.recorder.record(
+            at,
+            Input::Packet {
+                interface: socket.iface.0,
+                meta: *meta,
+                bytes: bytes.to_vec(),
+            },
+        );
         if let Err(reason) = self.router.handle_packet(at, socket.iface.0, meta, bytes) {
             self.log_drop(at, socket.iface, meta, bytes, reason);
         }
@@ -637,6 +656,11 @@ impl DriverCore {
     /// Fires what is due at `now`.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.last_packet = self.last_packet.max(now);
+        // Only firings that are due: the shell also wakes for retries and
+        // its own timers, which the router ignores.
+        if let Some(due) = self.router.poll_timeout().filter(|t| *t <= now) {
+            self.recorder.record(now, Input::Timeout { due });
+        }
         self.router.handle_timeout(now);
         while let Some((at, key)) = self.retries.first().cloned() {
             if at > now {
@@ -661,6 +685,7 @@ impl DriverCore {
                 tracing::warn!(instance = %e.name, interface = %e.spec.interface, reason = %why, "instance cannot run; waiting in Fault");
             }
         }
+        self.recorder.record(now, Input::Startup);
         self.router.handle_startup(now);
         self.reconcile_all(now);
         self.first_reconcile = false;
@@ -670,6 +695,7 @@ impl DriverCore {
     /// Stops every instance gracefully: masters send priority 0; every
     /// address the driver added is removed.
     pub fn shutdown(&mut self, now: Timestamp) {
+        self.recorder.record(now, Input::Shutdown);
         self.router.handle_shutdown(now);
         self.drain(now);
         self.reconcile_all(now);
@@ -687,6 +713,8 @@ impl DriverCore {
             .names
             .get(name)
             .ok_or_else(|| DriverError::UnknownInstance(name.to_owned()))?;
+        self.recorder
+            .record(now, Input::BasePriority { id, priority });
         let result = self
             .router
             .set_base_priority(now, id, priority)
@@ -718,6 +746,13 @@ impl DriverCore {
                     .ok_or_else(|| DriverError::UnknownInstance(name.clone()))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        self.recorder.record(
+            now,
+            Input::Maintenance {
+                ids: ids.clone(),
+                on,
+            },
+        );
         let result = self
             .router
             .set_maintenance(now, &ids, on)
@@ -735,6 +770,8 @@ impl DriverCore {
             self.tracks.set_user_state(*user, up);
         }
         if let Some(id) = self.tracks.get(&TrackName::Key(key.clone())) {
+            self.recorder
+                .record(now, Input::TrackState { track: id, up });
             self.router.set_track_state(now, id, up);
         }
         self.drain(now);
@@ -751,6 +788,7 @@ impl DriverCore {
         let family = config.family();
         let auto_source = config.primary_address.is_unspecified();
         let multicast = config.unicast_peers.is_empty();
+        let recorded = Box::new(config.clone());
         let id = self
             .router
             .add_instance(iface.0, config)
@@ -758,6 +796,15 @@ impl DriverCore {
                 instance: name.clone(),
                 source,
             })?;
+        self.recorder.record(
+            now,
+            Input::AddInstance {
+                id,
+                interface: iface.0,
+                name: name.clone(),
+                config: recorded,
+            },
+        );
         let binding_track = self.tracks.id(TrackName::Binding(name.clone()));
         let mut entry = Entry {
             name: name.clone(),
@@ -777,6 +824,15 @@ impl DriverCore {
         }
         let wanted = self.wanted_tracks(&entry.spec, binding_track);
         for (track, config, up) in &wanted {
+            self.recorder.record(
+                now,
+                Input::Track {
+                    id,
+                    track: *track,
+                    config: *config,
+                    up: *up,
+                },
+            );
             let _ = self.router.track(now, id, *track, *config, *up);
         }
         entry.tracks = wanted.into_iter().map(|(t, c, _)| (t, c)).collect();
@@ -788,6 +844,7 @@ impl DriverCore {
     /// Forgets an instance after the router let it go and its last
     /// outputs were carried out.
     fn remove_entry(&mut self, now: Timestamp, id: InstanceId) {
+        self.recorder.record(now, Input::Remove { id });
         let _ = self.router.remove_instance(now, id);
         // Its last words (priority 0, addresses) while it is still known.
         self.drain(now);
@@ -870,6 +927,12 @@ impl DriverCore {
                         .ok_or_else(|| DriverError::UnknownInstance(n.clone()))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            self.recorder.record(
+                Timestamp::ZERO,
+                Input::AddSyncGroup {
+                    members: members.clone(),
+                },
+            );
             self.router
                 .add_sync_group(&members)
                 .map_err(|source| DriverError::Config {
@@ -906,6 +969,8 @@ impl DriverCore {
             })
             .collect();
         for (id, up) in states {
+            self.recorder
+                .record(now, Input::TrackState { track: id, up });
             self.router.set_track_state(now, id, up);
         }
         // Bindings.
@@ -928,6 +993,13 @@ impl DriverCore {
                     {
                         let mut config = inst.config().clone();
                         config.primary_address = *source;
+                        self.recorder.record(
+                            now,
+                            Input::Reconfigure {
+                                id,
+                                config: Box::new(config.clone()),
+                            },
+                        );
                         if let Err(e) = self.router.reconfigure(now, id, config) {
                             tracing::error!(instance = %name, error = %e, "cannot change the source address");
                         }
@@ -943,6 +1015,13 @@ impl DriverCore {
             if let Some(e) = self.entries.get_mut(&id) {
                 e.binding = binding.clone();
             }
+            self.recorder.record(
+                now,
+                Input::TrackState {
+                    track,
+                    up: binding.is_ok(),
+                },
+            );
             self.router.set_track_state(now, track, binding.is_ok());
             self.changed = true;
         }
@@ -1065,6 +1144,15 @@ impl DriverCore {
                 }
                 Output::StateChanged { from, to, reason } => {
                     self.changed = true;
+                    self.recorder.record(
+                        now,
+                        Input::Transition {
+                            id,
+                            from,
+                            to,
+                            reason,
+                        },
+                    );
                     let Some(entry) = self.entries.get(&id) else {
                         continue;
                     };
