@@ -513,6 +513,7 @@ mod tests {
             unbound: None,
             vips: Vec::new(),
             stats: vrrp_core::Statistics::default(),
+            adverts: Default::default(),
         };
         let mut snapshot = Snapshot::default();
         snapshot.instances.push(status("a", State::Backup));

@@ -8,7 +8,10 @@
 //! prints what a reload would change and changes nothing; `/healthz` and
 //! `/readyz` answer; a failover recorded by the flight recorder (`vrrpd
 //! ctl dump`) replays (`vrrpd replay`) to the same transitions, and a
-//! recording with its advertisements cut does not.
+//! recording with its advertisements cut does not; `/metrics` of a live
+//! daemon passes `promtool check metrics` and shows a failover's
+//! transitions by reason, priority 0, the VIP as the kernel has it,
+//! advertisement intervals and down-timer margins.
 
 mod common;
 
@@ -179,8 +182,8 @@ fn status_events_maintenance_across_sighup_diff_and_health() -> Result<()> {
         &["--name", &na],
         &[],
     )?;
-    let mut b = Daemon::start_with(rb, &dir, "b", &config(100, None), &["--name", &nb], &[])?;
     a.wait_state("VI_1", "master", T)?;
+    let mut b = Daemon::start_with(rb, &dir, "b", &config(100, None), &["--name", &nb], &[])?;
     b.wait_state("VI_1", "backup", T)?;
 
     // The socket: next to the pid file, root only.
@@ -390,6 +393,8 @@ fn a_recorded_failover_replays_to_the_same_transitions() -> Result<()> {
     let dir = test_dir("replay")?;
     let pid = std::process::id();
     let nb = format!("rec-b-{pid}");
+    // A first: B starts as the backup of a running master, so its
+    // transitions are known.
     let mut a = Daemon::start_with(
         ra,
         &dir,
@@ -398,8 +403,8 @@ fn a_recorded_failover_replays_to_the_same_transitions() -> Result<()> {
         &["--name", &format!("rec-a-{pid}")],
         &[],
     )?;
-    let mut b = Daemon::start_with(rb, &dir, "b", &config(100, None), &["--name", &nb], &[])?;
     a.wait_state("VI_1", "master", T)?;
+    let mut b = Daemon::start_with(rb, &dir, "b", &config(100, None), &["--name", &nb], &[])?;
     b.wait_state("VI_1", "backup", T)?;
     std::thread::sleep(Duration::from_millis(300));
     // A crash: no priority 0; B takes over after Master_Down_Interval.
@@ -485,5 +490,164 @@ fn a_recorded_failover_replays_to_the_same_transitions() -> Result<()> {
     );
     b.stop()?;
     eprintln!("replay suite: {:?}", started.elapsed());
+    Ok(())
+}
+
+/// The value of the first sample line starting with `prefix`.
+fn sample(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn metrics_pass_promtool_and_show_a_failover() -> Result<()> {
+    let _serial = serial();
+    let started = Instant::now();
+    let lan = Lan::new(2)?;
+    let (ra, rb) = (lan.router(1)?, lan.router(2)?);
+    let dir = test_dir("promtool")?;
+    let pid = std::process::id();
+    let (na, nb) = (format!("prom-a-{pid}"), format!("prom-b-{pid}"));
+    // Each router namespace has its own loopback: one port for both.
+    let http = "127.0.0.1:9472";
+    let mut a = Daemon::start_with(
+        ra,
+        &dir,
+        "a",
+        &config(200, Some(http)),
+        &["--name", &na],
+        &[],
+    )?;
+    a.wait_state("VI_1", "master", T)?;
+    let mut b = Daemon::start_with(
+        rb,
+        &dir,
+        "b",
+        &config(100, Some(http)),
+        &["--name", &nb],
+        &[],
+    )?;
+    b.wait_state("VI_1", "backup", T)?;
+    std::thread::sleep(Duration::from_millis(500));
+    vrrpd(&["ctl", "--name", &na, "maintenance", "VI_1", "on"])?;
+    b.wait_state("VI_1", "master", T)?;
+
+    // The status behind /metrics refreshes every second.
+    let vi = "{instance=\"VI_1\",vrid=\"30\"";
+    let takeover = format!(
+        "vrrp_instance_transitions_by_reason_total{vi},from=\"backup\",to=\"master\",reason=\"master_down\"}}"
+    );
+    let deadline = Instant::now() + T;
+    let body = loop {
+        let resp = http_get(rb, http, "/metrics")?;
+        ensure!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .context("body")?;
+        if sample(&body, &takeover) == Some(1.0) {
+            break body;
+        }
+        ensure!(Instant::now() < deadline, "no takeover in:\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    check
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(body.as_bytes())?;
+    let verdict = check.wait_with_output()?;
+    ensure!(
+        verdict.status.success(),
+        "promtool: {}{}\n{body}",
+        String::from_utf8_lossy(&verdict.stdout),
+        String::from_utf8_lossy(&verdict.stderr)
+    );
+    for (name, want) in [
+        (format!("vrrp_instance_state{vi},state=\"master\"}}"), 1.0),
+        (
+            format!("vrrp_instance_priority_zero_received_total{vi}}}"),
+            1.0,
+        ),
+        (format!("vrrp_instance_dual_master_total{vi}}}"), 0.0),
+        (
+            format!("vrrp_vip_present{vi},address=\"192.0.2.30/24\",device=\"eth0\"}}"),
+            1.0,
+        ),
+        (format!("vrrp_instance_base_priority{vi}}}"), 100.0),
+        (
+            "vrrpd_config_reloads_total{result=\"applied\"}".to_owned(),
+            0.0,
+        ),
+        (
+            format!(
+                "vrrpd_build_info{{version=\"{}\"}}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            1.0,
+        ),
+    ] {
+        ensure!(
+            sample(&body, &name) == Some(want),
+            "{name} != {want} in:\n{body}"
+        );
+    }
+    // B heard A every 100 ms before the handover, each well before its
+    // Master_Down_Timer.
+    let intervals = sample(
+        &body,
+        &format!("vrrp_instance_advert_interval_seconds_count{vi}}}"),
+    )
+    .context("interval count")?;
+    ensure!(intervals >= 3.0, "{body}");
+    let within = sample(
+        &body,
+        r#"vrrp_instance_advert_interval_seconds_bucket{le="0.25",instance="VI_1",vrid="30"}"#,
+    )
+    .with_context(|| format!("bucket in {body}"))?;
+    ensure!(within == intervals, "all intervals under 250 ms:\n{body}");
+    let margin = sample(
+        &body,
+        &format!("vrrp_instance_down_timer_margin_min_seconds{vi}}}"),
+    )
+    .context("margin")?;
+    ensure!(
+        margin > 0.0 && margin < MASTER_DOWN_100.as_secs_f64(),
+        "margin {margin}"
+    );
+    // A's side: it left master for maintenance, with priority 0.
+    let resp = http_get(ra, http, "/metrics")?;
+    let deadline = Instant::now() + T;
+    let mut resp = resp;
+    while sample(&resp, &format!("vrrp_instance_maintenance{vi}}}")) != Some(1.0) {
+        ensure!(Instant::now() < deadline, "{resp}");
+        std::thread::sleep(Duration::from_millis(100));
+        resp = http_get(ra, http, "/metrics")?;
+    }
+    ensure!(
+        sample(
+            &resp,
+            &format!(
+                "vrrp_instance_transitions_by_reason_total{vi},from=\"master\",to=\"backup\",reason=\"maintenance\"}}"
+            )
+        ) == Some(1.0)
+            && sample(
+                &resp,
+                &format!("vrrp_instance_priority_zero_sent_total{vi}}}")
+            ) == Some(1.0),
+        "{resp}"
+    );
+    a.stop()?;
+    b.stop()?;
+    eprintln!("promtool suite: {:?}", started.elapsed());
     Ok(())
 }

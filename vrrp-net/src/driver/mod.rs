@@ -43,8 +43,9 @@ use tokio_util::sync::CancellationToken;
 use vrrp_core::{Priority, TrackId};
 
 pub use self::api::{
-    DriverConfig, DriverError, ForeignAddressPolicy, InstanceSpec, InstanceStatus, ReloadSummary,
-    Snapshot, StateEvent, TrackKey, Unbound, Vip, VipStatus,
+    AdvertWatch, DriverConfig, DriverError, DurationHistogram, ForeignAddressPolicy,
+    HISTOGRAM_BOUNDS_MS, InstanceSpec, InstanceStatus, ReloadSummary, Snapshot, StateEvent,
+    TrackKey, Unbound, Vip, VipStatus,
 };
 use self::shell::{Command, Shell};
 

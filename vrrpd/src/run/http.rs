@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// One instance in `/status`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct InstanceDoc {
     /// Name.
     pub name: String,
@@ -69,6 +69,24 @@ pub struct InstanceDoc {
     /// Its virtual addresses, as observed in the kernel.
     #[serde(default)]
     pub vips: Vec<VipDoc>,
+    /// Transitions since the daemon loop started, by (from, to, reason).
+    #[serde(default)]
+    pub transitions_by_reason: Vec<(String, String, String, u64)>,
+    /// Advertisements accepted from another router while master.
+    #[serde(default)]
+    pub dual_master: u64,
+    /// Time between accepted advertisements: per bucket of
+    /// `vrrp_net::driver::HISTOGRAM_BOUNDS_MS` (the last unbounded), and
+    /// the sum in seconds.
+    #[serde(default)]
+    pub advert_intervals: (Vec<u64>, f64),
+    /// How long before Master_Down_Timer each advertisement came, while
+    /// backup: buckets and sum as above.
+    #[serde(default)]
+    pub down_timer_margins: (Vec<u64>, f64),
+    /// The smallest such margin, in seconds.
+    #[serde(default)]
+    pub min_down_timer_margin: Option<f64>,
 }
 
 /// A virtual address in `/status`, as the kernel has it.
@@ -98,7 +116,7 @@ pub struct RealServerDoc {
 }
 
 /// The whole `/status` document.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct StatusDoc {
     /// `global.router_id`.
     pub router_id: String,
@@ -116,6 +134,10 @@ pub struct StatusDoc {
     /// syncs and repairs, driver errors, HTTP connections evicted...
     #[serde(default)]
     pub counters: Vec<(String, u64)>,
+    /// Packets dropped before they reached an instance, by reason (RFC
+    /// 6527 router statistics).
+    #[serde(default)]
+    pub router_drops: Vec<(String, u64)>,
 }
 
 /// Shared status, written by the daemon loop, read by the listener.
@@ -375,18 +397,7 @@ impl Collector for Metrics {
             "1 while the real server's checks pass",
             &rows,
         )?;
-        counter(
-            &mut enc,
-            "vrrpd_reloads",
-            "Configuration reloads applied",
-            &[(vec![], doc.reloads)],
-        )?;
-        counter(
-            &mut enc,
-            "vrrpd_reload_failures",
-            "Reloads refused",
-            &[(vec![], doc.reload_failures)],
-        )?;
+        encode_more(&mut enc, &doc)?;
         for (name, value) in &doc.counters {
             counter(
                 &mut enc,
@@ -399,6 +410,198 @@ impl Collector for Metrics {
     }
 }
 
+/// A histogram of the status document: counts per bucket of
+/// `vrrp_net::driver::HISTOGRAM_BOUNDS_MS` (the last unbounded), and the
+/// sum in seconds.
+type HistogramDoc = (Vec<u64>, f64);
+
+/// Label pairs of one row.
+type Labels<'a> = Vec<(&'a str, String)>;
+
+fn histogram(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    rows: &[(Labels<'_>, &HistogramDoc)],
+) -> std::fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, (counts, sum)) in rows {
+        let mut buckets: Vec<(f64, u64)> = vrrp_net::driver::HISTOGRAM_BOUNDS_MS
+            .iter()
+            .map(|ms| *ms as f64 / 1000.0)
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(counts.iter().copied().chain(std::iter::repeat(0)))
+            .collect();
+        let n = buckets.len();
+        if counts.len() > n
+            && let Some(last) = buckets.last_mut()
+        {
+            last.1 += counts[n..].iter().sum::<u64>();
+        }
+        let count = buckets.iter().map(|b| b.1).sum();
+        m.encode_family(labels)?
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                *sum, count, &buckets, None,
+            )?;
+    }
+    Ok(())
+}
+
+/// The metrics beyond the first exporters': maintenance, priority 0,
+/// virtual addresses as the kernel has them, transitions by reason, dual
+/// masters, advertisement intervals and down-timer margins, router drops,
+/// reloads by result, build information.
+fn encode_more(enc: &mut DescriptorEncoder<'_>, doc: &StatusDoc) -> std::fmt::Result {
+    let inst = |i: &InstanceDoc| vec![("instance", i.name.clone()), ("vrid", i.vrid.to_string())];
+    let rows: Vec<_> = doc
+        .instances
+        .iter()
+        .map(|i| (inst(i), i64::from(i.base_priority)))
+        .collect();
+    gauge(
+        enc,
+        "vrrp_instance_base_priority",
+        "Configured priority, before tracked weights",
+        &rows,
+    )?;
+    let rows: Vec<_> = doc
+        .instances
+        .iter()
+        .map(|i| (inst(i), i64::from(i.maintenance)))
+        .collect();
+    gauge(
+        enc,
+        "vrrp_instance_maintenance",
+        "1 while the instance is held in maintenance (Backup until cleared)",
+        &rows,
+    )?;
+    let rows: Vec<_> = doc
+        .instances
+        .iter()
+        .map(|i| (inst(i), i.priority_zero.0))
+        .collect();
+    counter(
+        enc,
+        "vrrp_instance_priority_zero_received",
+        "Priority-0 advertisements accepted (the master leaving)",
+        &rows,
+    )?;
+    let rows: Vec<_> = doc
+        .instances
+        .iter()
+        .map(|i| (inst(i), i.priority_zero.1))
+        .collect();
+    counter(
+        enc,
+        "vrrp_instance_priority_zero_sent",
+        "Priority-0 advertisements sent (leaving master)",
+        &rows,
+    )?;
+    let mut rows = Vec::new();
+    for i in &doc.instances {
+        for (from, to, reason, n) in &i.transitions_by_reason {
+            let mut l = inst(i);
+            l.extend([
+                ("from", from.clone()),
+                ("to", to.clone()),
+                ("reason", reason.clone()),
+            ]);
+            rows.push((l, *n));
+        }
+    }
+    counter(
+        enc,
+        "vrrp_instance_transitions_by_reason",
+        "State changes since the daemon started running, by old and new state and reason",
+        &rows,
+    )?;
+    let rows: Vec<_> = doc
+        .instances
+        .iter()
+        .map(|i| (inst(i), i.dual_master))
+        .collect();
+    counter(
+        enc,
+        "vrrp_instance_dual_master",
+        "Advertisements accepted from another router while master (two masters at once)",
+        &rows,
+    )?;
+    let mut rows = Vec::new();
+    for i in &doc.instances {
+        for v in &i.vips {
+            let mut l = inst(i);
+            l.extend([("address", v.address.clone()), ("device", v.device.clone())]);
+            rows.push((l, i64::from(v.present)));
+        }
+    }
+    gauge(
+        enc,
+        "vrrp_vip_present",
+        "1 while the virtual address is on its interface, as the kernel says",
+        &rows,
+    )?;
+    let rows: Vec<_> = doc
+        .instances
+        .iter()
+        .map(|i| (inst(i), &i.advert_intervals))
+        .collect();
+    histogram(
+        enc,
+        "vrrp_instance_advert_interval_seconds",
+        "Time between accepted advertisements, as they arrived",
+        &rows,
+    )?;
+    let rows: Vec<_> = doc
+        .instances
+        .iter()
+        .map(|i| (inst(i), &i.down_timer_margins))
+        .collect();
+    histogram(
+        enc,
+        "vrrp_instance_down_timer_margin_seconds",
+        "In backup: how long before Master_Down_Timer each accepted advertisement came",
+        &rows,
+    )?;
+    let mut m = enc.encode_descriptor(
+        "vrrp_instance_down_timer_margin_min_seconds",
+        "The closest a backup came to taking over",
+        None,
+        MetricType::Gauge,
+    )?;
+    for i in &doc.instances {
+        if let Some(v) = i.min_down_timer_margin {
+            ConstGauge::new(v).encode(m.encode_family(&inst(i))?)?;
+        }
+    }
+    let rows: Vec<_> = doc
+        .router_drops
+        .iter()
+        .map(|(r, n)| (vec![("reason", r.clone())], *n))
+        .collect();
+    counter(
+        enc,
+        "vrrp_router_dropped",
+        "Packets dropped before they reached an instance, by reason (RFC 6527)",
+        &rows,
+    )?;
+    counter(
+        enc,
+        "vrrpd_config_reloads",
+        "Configuration reloads (SIGHUP), by result",
+        &[
+            (vec![("result", "applied".to_owned())], doc.reloads),
+            (vec![("result", "refused".to_owned())], doc.reload_failures),
+        ],
+    )?;
+    gauge(
+        enc,
+        "vrrpd_build_info",
+        "Always 1: the daemon's version",
+        &[(vec![("version", env!("CARGO_PKG_VERSION").to_owned())], 1)],
+    )?;
+    Ok(())
+}
+
 /// Renders the Prometheus text exposition of `doc`.
 pub fn render_metrics(shared: &Shared) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
@@ -408,7 +611,43 @@ pub fn render_metrics(shared: &Shared) -> Result<String, std::fmt::Error> {
     Ok(out)
 }
 
-fn respond(shared: &Shared, health: &Health, path: &str) -> Response<Full<Bytes>> {
+/// The classic Prometheus text format (0.0.4) from OpenMetrics text:
+/// counter families are named with their `_total` suffix in `# HELP` and
+/// `# TYPE`, `# UNIT` and `# EOF` go. Scrapers that do not ask for
+/// OpenMetrics (promtool, older servers, curl) get this.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let mut counters = std::collections::HashSet::new();
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ")
+            && let Some((name, "counter")) = rest.split_once(' ')
+        {
+            counters.insert(name.to_owned());
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+fn respond(
+    shared: &Shared,
+    health: &Health,
+    path: &str,
+    openmetrics: bool,
+) -> Response<Full<Bytes>> {
     let verdict = |r: Result<(), String>| match r {
         Ok(()) => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         Err(why) => (
@@ -427,10 +666,15 @@ fn respond(shared: &Shared, health: &Health, path: &str) -> Response<Full<Bytes>
             verdict(health.readiness(&doc))
         }
         "/metrics" => match render_metrics(shared) {
-            Ok(text) => (
+            Ok(text) if openmetrics => (
                 StatusCode::OK,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 text,
+            ),
+            Ok(text) => (
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                to_prometheus_text(&text),
             ),
             Err(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -564,7 +808,12 @@ pub async fn serve(
         let live = Arc::clone(&live);
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                let resp = respond(&shared, &health, req.uri().path());
+                let openmetrics = req
+                    .headers()
+                    .get(hyper::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("application/openmetrics-text"));
+                let resp = respond(&shared, &health, req.uri().path(), openmetrics);
                 async move { Ok::<_, std::convert::Infallible>(resp) }
             });
             let mut builder = http1::Builder::new();
@@ -663,6 +912,17 @@ pub fn print_table(doc: &StatusDoc) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classic_text_names_counters_with_their_total() {
+        let om = "# HELP a_b Things.\n# TYPE a_b counter\na_b_total{x=\"1\"} 2\n\
+                  # HELP g A gauge.\n# TYPE g gauge\n# UNIT g seconds\ng 1\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(om),
+            "# HELP a_b_total Things.\n# TYPE a_b_total counter\na_b_total{x=\"1\"} 2\n\
+             # HELP g A gauge.\n# TYPE g gauge\ng 1\n"
+        );
+    }
 
     #[test]
     fn health_needs_both_loops_and_readiness_every_instance_running() {

@@ -143,9 +143,18 @@ fn status_doc(snap: &Snapshot) -> Vec<InstanceDoc> {
                         foreign: v.foreign,
                     })
                     .collect(),
+                transitions_by_reason: Vec::new(),
+                dual_master: i.adverts.dual_master,
+                advert_intervals: histogram_doc(&i.adverts.intervals),
+                down_timer_margins: histogram_doc(&i.adverts.down_timer_margins),
+                min_down_timer_margin: i.adverts.min_down_timer_margin.map(|d| d.as_secs_f64()),
             }
         })
         .collect()
+}
+
+fn histogram_doc(h: &vrrp_net::driver::DurationHistogram) -> (Vec<u64>, f64) {
+    (h.counts.to_vec(), h.sum_ns as f64 / 1e9)
 }
 
 fn write_status(shared: &Shared, f: impl FnOnce(&mut StatusDoc)) {
@@ -429,6 +438,7 @@ async fn run_async(
         maintenance: BTreeSet::new(),
         health,
         vips_restored: 0,
+        reasons: std::collections::BTreeMap::new(),
     };
     daemon.publish_status();
     daemon.health.set_ready(true);
@@ -471,6 +481,9 @@ struct Daemon {
     health: Arc<Health>,
     /// The driver's count of repaired addresses last seen.
     vips_restored: u64,
+    /// Transitions seen on the driver's stream, by instance, from, to
+    /// and reason.
+    reasons: std::collections::BTreeMap<(String, String, String, String), u64>,
 }
 
 impl Daemon {
@@ -530,7 +543,17 @@ impl Daemon {
                         None => std::future::pending().await,
                     }
                 } => match change {
-                    Ok(e) => api::publish(&self.api_events, state_json(&e)),
+                    Ok(e) => {
+                        let j = state_json(&e);
+                        let key = (
+                            e.instance.clone(),
+                            e.from.name().to_owned(),
+                            e.to.name().to_owned(),
+                            j["reason"].as_str().unwrap_or_default().to_owned(),
+                        );
+                        *self.reasons.entry(key).or_default() += 1;
+                        api::publish(&self.api_events, j);
+                    }
                     Err(RecvError::Lagged(n)) => api::publish(
                         &self.api_events,
                         serde_json::json!({"type": "lagged", "missed": n}),
@@ -758,10 +781,32 @@ impl Daemon {
     }
 
     fn publish_status(&mut self) {
-        let instances = self
+        let mut instances = self
             .handle
             .as_ref()
             .map(|h| status_doc(&h.snapshot()))
+            .unwrap_or_default();
+        for i in &mut instances {
+            i.transitions_by_reason = self
+                .reasons
+                .iter()
+                .filter(|((name, ..), _)| *name == i.name)
+                .map(|((_, from, to, reason), n)| (from.clone(), to.clone(), reason.clone(), *n))
+                .collect();
+        }
+        let router_drops = self
+            .handle
+            .as_ref()
+            .map(|h| {
+                let r = h.snapshot().router;
+                vec![
+                    ("checksum".to_owned(), r.checksum_errors),
+                    ("version".to_owned(), r.version_errors),
+                    ("vrid".to_owned(), r.vrid_errors),
+                    ("packet_length".to_owned(), r.packet_length_errors),
+                    ("invalid_type".to_owned(), r.invalid_type_errors),
+                ]
+            })
             .unwrap_or_default();
         let scripts: Vec<(String, bool)> = self
             .parts
@@ -852,6 +897,7 @@ impl Daemon {
             d.scripts = scripts;
             d.real_servers = real;
             d.counters = counters;
+            d.router_drops = router_drops;
         });
     }
 

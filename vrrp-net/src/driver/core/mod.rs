@@ -88,7 +88,7 @@ use std::time::Duration;
 
 use vrrp_core::{
     DeadlineKind, DropReason, Family, InstanceConfig, InstanceId, Output, Priority, Router, RxMeta,
-    Timestamp, TrackConfig, TrackId, VirtualAddress,
+    State, Timestamp, TrackConfig, TrackId, VirtualAddress,
 };
 
 use self::addresses::{VipKey, VipTrack, synthetic_address};
@@ -97,8 +97,8 @@ pub use self::reload::ReloadPlan;
 pub use self::tables::IfaceId;
 use self::tables::{Interfaces, Kernel, TrackName, Tracks};
 use super::api::{
-    DriverConfig, DriverError, ForeignAddressPolicy, InstanceSpec, InstanceStatus, Snapshot,
-    StateEvent, TrackKey, Unbound, VipStatus,
+    AdvertWatch, DriverConfig, DriverError, ForeignAddressPolicy, InstanceSpec, InstanceStatus,
+    Snapshot, StateEvent, TrackKey, Unbound, VipStatus,
 };
 use crate::addr::IfAddr;
 use crate::link::{LinkEvent, LinkInfo};
@@ -282,6 +282,9 @@ struct Entry {
     /// The tracked objects applied in the router, with their config.
     tracks: Vec<(TrackId, TrackConfig)>,
     multicast: bool,
+    /// The accepted advertisements so far, and when the last came.
+    adverts: AdvertWatch,
+    last_advert: Option<Timestamp>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -466,6 +469,7 @@ impl DriverCore {
                     unbound: e.binding.as_ref().err().cloned(),
                     vips,
                     stats: *inst.statistics(),
+                    adverts: e.adverts.clone(),
                 })
             })
             .collect();
@@ -647,8 +651,54 @@ impl DriverCore {
                 bytes: bytes.to_vec(),
             },
         );
+        let family = match meta.src {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
+        };
+        let target = bytes
+            .get(1)
+            .and_then(|vrid| self.router.lookup(socket.iface.0, family, *vrid));
+        let before = target.and_then(|id| self.router.instance(id)).map(|i| {
+            (
+                i.statistics().rcvd_advertisements,
+                i.state(),
+                i.poll_timeout(),
+            )
+        });
         if let Err(reason) = self.router.handle_packet(at, socket.iface.0, meta, bytes) {
             self.log_drop(at, socket.iface, meta, bytes, reason);
+        }
+        if let (Some(id), Some((rcvd, state, deadline))) = (target, before) {
+            let accepted = self
+                .router
+                .instance(id)
+                .is_some_and(|i| i.statistics().rcvd_advertisements > rcvd);
+            // Byte 2 is the priority in both versions.
+            let priority = bytes.get(2).copied().unwrap_or(0);
+            if accepted
+                && priority != 0
+                && let Some(e) = self.entries.get_mut(&id)
+            {
+                if let Some(last) = e.last_advert {
+                    e.adverts.intervals.observe(at.saturating_since(last));
+                }
+                e.last_advert = Some(at);
+                match state {
+                    State::Master => e.adverts.dual_master += 1,
+                    State::Backup => {
+                        if let Some(d) = deadline {
+                            let margin = d.saturating_since(at);
+                            e.adverts.down_timer_margins.observe(margin);
+                            e.adverts.min_down_timer_margin = Some(
+                                e.adverts
+                                    .min_down_timer_margin
+                                    .map_or(margin, |m| m.min(margin)),
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
         }
         self.drain(now);
     }
@@ -817,6 +867,8 @@ impl DriverCore {
             vips: Vec::new(),
             tracks: Vec::new(),
             multicast,
+            adverts: AdvertWatch::default(),
+            last_advert: None,
         };
         entry.vips = self.vip_keys(&entry.spec);
         for (key, _) in &entry.vips {

@@ -1258,3 +1258,31 @@ fn the_flight_record_replays_to_the_same_transitions() {
         .collect();
     assert_eq!(from_record, h.events());
 }
+
+#[test]
+fn accepted_adverts_give_intervals_down_timer_margins_and_dual_masters() {
+    let cfg = config(vec![spec("A", "eth0", 1, 100, "192.0.2.101")]);
+    let mut h = Harness::eth0(&cfg);
+    // Backup: a better master every 100 ms; Master_Down_Interval is
+    // 300 ms + 61 ms, so each comes about 261 ms before the timer.
+    for _ in 0..4 {
+        h.advert("eth0", "192.0.2.9", 1, 200, &["192.0.2.101"]);
+        h.advance(h.now + Duration::from_millis(100));
+    }
+    let w = h.status("A").adverts;
+    assert_eq!(w.intervals.count(), 3);
+    assert_eq!(w.intervals.sum_ns, 300_000_000);
+    assert_eq!(w.down_timer_margins.count(), 4);
+    // The first came at start-up, 361 ms before its timer; the next ones
+    // 261 ms before theirs.
+    assert_eq!(
+        w.min_down_timer_margin,
+        Some(Duration::from_nanos(260_937_500))
+    );
+    assert_eq!(w.dual_master, 0);
+    // Master, and a lower-priority master still advertising: dual master.
+    h.advance(h.now + Duration::from_millis(500));
+    assert_eq!(h.state("A"), State::Master);
+    h.advert("eth0", "192.0.2.9", 1, 50, &["192.0.2.101"]);
+    assert_eq!(h.status("A").adverts.dual_master, 1);
+}
