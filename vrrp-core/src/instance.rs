@@ -114,6 +114,10 @@ pub enum Reason {
     SyncGroup,
     /// The caller shut the instance down.
     Shutdown,
+    /// An operator put the instance in maintenance: a master leaves with a
+    /// priority-0 advertisement and the instance stays Backup until the
+    /// maintenance is cleared ([`Instance::set_maintenance`]).
+    Maintenance,
 }
 
 /// An advertisement to send: encode it with [`Instance::encode`].
@@ -314,6 +318,8 @@ pub struct Instance {
     /// When the last immediate burst answering a lower-priority
     /// advertisement went out.
     last_lower_prio_burst: Option<Timestamp>,
+    /// In maintenance: never master (see [`Instance::set_maintenance`]).
+    maintenance: bool,
 }
 
 impl Instance {
@@ -334,6 +340,7 @@ impl Instance {
             last_transition: None,
             vips: Arc::from(config.virtual_addresses.as_slice()),
             last_lower_prio_burst: None,
+            maintenance: false,
             config,
         })
     }
@@ -474,7 +481,10 @@ impl Instance {
                     );
                 }
                 (Timer::MasterDown, State::Backup) => {
-                    if self.sync.member {
+                    if self.maintenance {
+                        // Stays Backup; the timer is armed again when the
+                        // maintenance is cleared.
+                    } else if self.sync.member {
                         // The sync group decides (see Router).
                         self.sync.wants_master = true;
                     } else {
@@ -728,7 +738,7 @@ impl Instance {
         self.recompute(now);
         // An instance that became the address owner takes over at once
         // (RFC 5798 6.4.2: an owner is always master).
-        if self.config.priority.is_owner() && self.state == State::Backup {
+        if self.config.priority.is_owner() && self.state == State::Backup && !self.maintenance {
             self.transition(now, State::Master, Reason::AddressOwner);
         }
         Ok(())
@@ -741,6 +751,41 @@ impl Instance {
         }
         self.config.priority = priority;
         self.recompute(now);
+    }
+
+    /// Puts the instance in maintenance or takes it out. In maintenance a
+    /// master leaves at once, gracefully: a priority-0 advertisement so the
+    /// best backup takes over after Skew_Time (as at shutdown, RFC 5798
+    /// 6.4.3), then its addresses are removed; it then stays Backup, never
+    /// taking over (not at Master_Down_Timer, not as the address owner,
+    /// not for its sync group), until the maintenance is cleared. Cleared,
+    /// a backup waits Master_Down_Interval for a master, as at start-up.
+    pub fn set_maintenance(&mut self, now: Timestamp, on: bool) {
+        if self.maintenance == on {
+            return;
+        }
+        self.maintenance = on;
+        match (on, self.state) {
+            (true, State::Master) => self.transition(now, State::Backup, Reason::Maintenance),
+            (true, State::Backup) => {
+                self.sync.wants_master = false;
+                self.timers.stop(Timer::MasterDown);
+            }
+            (false, State::Backup) => {
+                if self.config.priority.is_owner() {
+                    self.transition(now, State::Master, Reason::AddressOwner);
+                } else {
+                    self.timers
+                        .set(Timer::MasterDown, now + self.master_down_interval());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the instance is in maintenance ([`Instance::set_maintenance`]).
+    pub fn in_maintenance(&self) -> bool {
+        self.maintenance
     }
 
     /// Starts tracking an object whose current state is `up`.
@@ -821,7 +866,14 @@ impl Instance {
 
     /// Init or Fault into Backup, or into Master for an owner.
     fn enter_running(&mut self, now: Timestamp, startup: bool) {
-        if self.config.priority.is_owner() {
+        if self.maintenance {
+            let reason = if startup {
+                Reason::Startup
+            } else {
+                Reason::FaultCleared
+            };
+            self.transition(now, State::Backup, reason);
+        } else if self.config.priority.is_owner() {
             self.transition(now, State::Master, Reason::AddressOwner);
         } else if startup && self.config.initial_state == InitialState::Master {
             self.transition(now, State::Master, Reason::ConfiguredMaster);
@@ -894,7 +946,7 @@ impl Instance {
             self.timers.stop(Timer::GarpRefresh);
             self.timers.stop(Timer::LowerPrioGarp);
             self.last_lower_prio_burst = None;
-            if matches!(to, State::Initialize | State::Fault) {
+            if matches!(to, State::Initialize | State::Fault) || reason == Reason::Maintenance {
                 // RFC 5798 6.4.3: tell the backups so they take over after
                 // Skew_Time instead of Master_Down_Interval.
                 self.send_advert(Priority::STOP);
@@ -940,8 +992,10 @@ impl Instance {
                     self.master_adver_interval = self.config.advert_interval;
                     self.master_address = None;
                 }
-                self.timers
-                    .set(Timer::MasterDown, now + self.master_down_interval());
+                if !self.maintenance {
+                    self.timers
+                        .set(Timer::MasterDown, now + self.master_down_interval());
+                }
             }
             State::Initialize | State::Fault => {
                 self.master_address = None;
@@ -960,6 +1014,9 @@ impl Instance {
     }
 
     pub(crate) fn sync_force(&mut self, now: Timestamp, to: State) {
+        if to == State::Master && self.maintenance {
+            return;
+        }
         if self.state != to && matches!(self.state, State::Backup | State::Master) {
             self.transition(now, to, Reason::SyncGroup);
         }

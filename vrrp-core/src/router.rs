@@ -375,6 +375,36 @@ impl Router {
         Ok(())
     }
 
+    /// Puts instances in maintenance or takes them out, all at once (see
+    /// [`Instance::set_maintenance`]): the members of a sync group put in
+    /// maintenance together each leave Master with their own priority-0
+    /// advertisement, before the group's rules run. Nothing changes if an
+    /// id is unknown.
+    pub fn set_maintenance(
+        &mut self,
+        now: Timestamp,
+        ids: &[InstanceId],
+        on: bool,
+    ) -> Result<(), RouterError> {
+        for &id in ids {
+            self.live_slot(id)?;
+        }
+        let mut groups = Vec::new();
+        for &id in ids {
+            if let Some(slot) = self.slots.get_mut(id.0).and_then(Option::as_mut) {
+                slot.instance.set_maintenance(now, on);
+                groups.extend(slot.group);
+            }
+            self.touched(id);
+        }
+        groups.sort_unstable();
+        groups.dedup();
+        for g in groups {
+            self.settle_group(now, g);
+        }
+        Ok(())
+    }
+
     /// The next output of any instance.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<(InstanceId, Output)> {

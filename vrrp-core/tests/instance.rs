@@ -995,3 +995,121 @@ fn a_healed_partition_is_re_announced_whichever_side_hears_first() {
         assert_eq!(a.state(), State::Master);
     }
 }
+
+#[test]
+fn maintenance_leaves_master_with_priority_zero_and_stays_backup_until_cleared() {
+    let mut m = master(100);
+    m.set_maintenance(ms(9000), true);
+    assert!(m.in_maintenance());
+    let outs = drain(&mut m);
+    assert!(matches!(
+        outs[0],
+        Output::StateChanged {
+            from: State::Master,
+            to: State::Backup,
+            reason: Reason::Maintenance,
+        }
+    ));
+    assert!(matches!(outs[1], Output::Transmit(t) if t.priority == Priority::STOP));
+    assert!(removes_vip(&outs[2]), "{:?}", outs[2]);
+    // No master anywhere for a long time: still Backup, no timer at all.
+    assert_eq!(m.poll_timeout(), None);
+    m.handle_timeout(ms(60_000));
+    assert_eq!(m.state(), State::Backup);
+    // A priority-0 advertisement from the master we follow does not tempt
+    // it either.
+    let (rx, b) = v3("192.0.2.20", 200);
+    m.handle_advert(ms(61_000), &rx, &b).unwrap();
+    let (rx, b) = v3("192.0.2.20", 0);
+    m.handle_advert(ms(61_500), &rx, &b).unwrap();
+    m.handle_timeout(ms(70_000));
+    assert_eq!(m.state(), State::Backup);
+    assert!(transitions(&drain(&mut m)).is_empty());
+    // Cleared: Master_Down_Interval from now, then master.
+    m.set_maintenance(ms(70_000), false);
+    let deadline = m.poll_timeout().unwrap();
+    assert_eq!(deadline, ms(70_000) + m.master_down_interval());
+    m.handle_timeout(deadline);
+    assert_eq!(m.state(), State::Master);
+}
+
+#[test]
+fn maintenance_holds_back_an_owner_and_survives_a_fault_and_a_reconfigure() {
+    let mut o = started(config(Version::V3, 255));
+    assert_eq!(o.state(), State::Master);
+    o.set_maintenance(ms(1000), true);
+    drain(&mut o);
+    assert_eq!(o.state(), State::Backup);
+    // Reconfigured in place (a reload): still in maintenance.
+    o.reconfigure(ms(2000), config(Version::V3, 255)).unwrap();
+    assert_eq!(o.state(), State::Backup);
+    // A fault and its end bring it back to Backup, not Master.
+    o.track(ms(3000), TrackId(1), TrackConfig::weight(0), false);
+    assert_eq!(o.state(), State::Fault);
+    o.set_track_state(ms(4000), TrackId(1), true);
+    assert_eq!(o.state(), State::Backup);
+    assert!(o.in_maintenance());
+    // Cleared, the owner takes over at once.
+    o.set_maintenance(ms(5000), false);
+    assert_eq!(o.state(), State::Master);
+}
+
+#[test]
+fn a_sync_group_in_maintenance_leaves_master_member_by_member_with_priority_zero() {
+    use vrrp_core::Router;
+    let mut r = Router::new();
+    let cfg = |vrid: u8| {
+        InstanceConfig::new(Vrid::new(vrid).unwrap(), Version::V3, ip(ME))
+            .with_priority(Priority::new(100))
+            .with_address(VirtualAddress::host(ip(VIP)))
+    };
+    let a = r.add_instance(1, cfg(1)).unwrap();
+    let b = r.add_instance(1, cfg(2)).unwrap();
+    r.add_sync_group(&[a, b]).unwrap();
+    r.handle_startup(Timestamp::ZERO);
+    while r.poll_output().is_some() {}
+    let t = r.poll_timeout().unwrap();
+    r.handle_timeout(t);
+    while r.poll_output().is_some() {}
+    assert_eq!(r.instance(a).unwrap().state(), State::Master);
+    assert_eq!(r.instance(b).unwrap().state(), State::Master);
+
+    r.set_maintenance(ms(5000), &[a, b], true).unwrap();
+    let outs: Vec<_> = std::iter::from_fn(|| r.poll_output()).collect();
+    for id in [a, b] {
+        let mine: Vec<&Output> = outs
+            .iter()
+            .filter(|(i, _)| *i == id)
+            .map(|(_, o)| o)
+            .collect();
+        assert!(
+            matches!(
+                mine[0],
+                Output::StateChanged {
+                    to: State::Backup,
+                    reason: Reason::Maintenance,
+                    ..
+                }
+            ),
+            "{mine:?}"
+        );
+        assert!(
+            mine.iter()
+                .any(|o| matches!(o, Output::Transmit(t) if t.priority == Priority::STOP)),
+            "{mine:?}"
+        );
+    }
+    // Nobody else: the group stays Backup.
+    r.handle_timeout(ms(60_000));
+    assert_eq!(r.instance(a).unwrap().state(), State::Backup);
+    assert_eq!(r.instance(b).unwrap().state(), State::Backup);
+    // An unknown id changes nothing.
+    let ghost = vrrp_core::InstanceId(9);
+    assert!(r.set_maintenance(ms(61_000), &[a, ghost], false).is_err());
+    assert!(r.instance(a).unwrap().in_maintenance());
+    r.set_maintenance(ms(61_000), &[a, b], false).unwrap();
+    let t = r.poll_timeout().unwrap();
+    r.handle_timeout(t);
+    assert_eq!(r.instance(a).unwrap().state(), State::Master);
+    assert_eq!(r.instance(b).unwrap().state(), State::Master);
+}

@@ -506,11 +506,14 @@ mod tests {
             vrid: Vrid::new(1).expect("vrid"),
             state,
             priority: Priority::new(100),
+            base_priority: Priority::new(100),
+            maintenance: false,
             master: None,
             source: None,
             unbound: None,
             vips: Vec::new(),
             stats: vrrp_core::Statistics::default(),
+            adverts: Default::default(),
         };
         let mut snapshot = Snapshot::default();
         snapshot.instances.push(status("a", State::Backup));

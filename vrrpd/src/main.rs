@@ -95,11 +95,50 @@ enum Cmd {
         #[arg(long)]
         simulate: bool,
     },
-    /// Print the status of a running daemon (its `global.http` listener).
+    /// Print the status of a running daemon: instances (state, base and
+    /// effective priority, master, maintenance), virtual addresses as the
+    /// kernel has them, tracked scripts, real servers.
     Status {
-        /// The daemon's listener.
-        #[arg(short, long, default_value = "127.0.0.1:9090")]
-        listen: std::net::SocketAddr,
+        #[command(flatten)]
+        target: Target,
+        /// Print the JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Read it from this HTTP listener (`global.http`) instead of the
+        /// control socket.
+        #[arg(short, long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Follow a running daemon's event stream: one JSON object a line
+    /// (state changes with their reason, sync groups, tracked objects,
+    /// real servers, quorums, checks, reloads with their diff,
+    /// maintenance, address repairs) until it stops or you do.
+    Events {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Commands to a running daemon.
+    Ctl {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        action: Ctl,
+    },
+    /// What a reload (SIGHUP) to FILE would change in a running daemon;
+    /// nothing is applied.
+    Diff {
+        /// The new configuration file.
+        #[arg(short, long)]
+        config: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Replay a flight recording (`vrrpd ctl dump`) through the VRRP
+    /// engine in simulated time: prints the transitions it makes, and
+    /// exits 0 when they are those recorded, 1 otherwise.
+    Replay {
+        /// The recording (JSON lines).
+        file: PathBuf,
     },
     /// Print the MD5 digest of a URL's body, as keepalived's genhash does,
     /// for an `http_get`/`ssl_get` check's `digest`.
@@ -116,6 +155,45 @@ enum Cmd {
     GenerateAssets {
         /// The directory.
         dir: PathBuf,
+    },
+}
+
+/// Which running daemon a client verb talks to.
+#[derive(clap::Args)]
+struct Target {
+    /// The daemon's name (as given to `vrrpd run --name`); its control
+    /// socket is /run/vrrpd/NAME.sock.
+    #[arg(long, value_parser = parse_name)]
+    name: Option<String>,
+    /// The control socket itself.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
+impl Target {
+    fn socket(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| run::lock::Identity::new(self.name.as_deref(), None).socket)
+    }
+}
+
+#[derive(Subcommand)]
+enum Ctl {
+    /// Print the flight recorder as JSON lines: every input the VRRP
+    /// engine got (advertisements with their arrival time, timer firings,
+    /// tracked objects and links, commands, configuration) and every
+    /// transition, the last ones kept in memory; `vrrpd replay` reads it.
+    Dump,
+    /// Put an instance or a sync group in maintenance (a master leaves
+    /// gracefully, with a priority-0 advertisement, and it stays Backup,
+    /// reloads included) or take it out.
+    Maintenance {
+        /// Instance or sync group name.
+        name: String,
+        /// on or off.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
     },
 }
 
@@ -174,7 +252,22 @@ fn main() -> ExitCode {
             init_logging(format.as_deref().unwrap_or("text"));
             report(run::demo::demo(simulate))
         }
-        Cmd::Status { listen } => report(status(listen)),
+        Cmd::Status {
+            target,
+            json,
+            listen,
+        } => report(status(&target, json, listen)),
+        Cmd::Events { target } => report(events(&target)),
+        Cmd::Ctl { target, action } => report(ctl(&target, action)),
+        Cmd::Diff { config, target } => report(diff(&target, &config)),
+        Cmd::Replay { file } => match replay(&file) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("vrrpd: {e:#}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
         Cmd::Genhash { url, server } => report(genhash(&url, server)),
         Cmd::GenerateAssets { dir } => report(
             manual::write_assets(Cli::command(), &dir)
@@ -198,12 +291,105 @@ fn parse_name(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
-fn status(listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
-    let doc = rt.block_on(run::http::fetch_status(listen))?;
-    run::http::print_table(&doc);
+        .build()?)
+}
+
+fn status(target: &Target, json: bool, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let rt = client_runtime()?;
+    let doc = match listen {
+        Some(addr) => rt.block_on(run::http::fetch_status(addr))?,
+        None => {
+            let mut v =
+                rt.block_on(run::api::call(&target.socket(), &run::api::Command::Status))?;
+            if let Some(o) = v.as_object_mut() {
+                o.remove("ok");
+            }
+            serde_json::from_value(v)?
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        run::http::print_table(&doc);
+    }
+    Ok(())
+}
+
+fn events(target: &Target) -> anyhow::Result<()> {
+    let rt = client_runtime()?;
+    rt.block_on(run::api::follow(&target.socket(), |line| {
+        let mut out = std::io::stdout().lock();
+        // A closed pipe (`vrrpd events | head`) ends the follow.
+        writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+    }))
+}
+
+fn ctl(target: &Target, action: Ctl) -> anyhow::Result<()> {
+    let rt = client_runtime()?;
+    match action {
+        Ctl::Dump => {
+            let v = rt.block_on(run::api::call(&target.socket(), &run::api::Command::Dump))?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for line in v["flight_record"].as_array().into_iter().flatten() {
+                writeln!(out, "{line}")?;
+            }
+            out.flush()?;
+        }
+        Ctl::Maintenance { name, state } => {
+            let on = state == "on";
+            let v = rt.block_on(run::api::call(
+                &target.socket(),
+                &run::api::Command::Maintenance { name, on },
+            ))?;
+            let instances: Vec<&str> = v["instances"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|i| i.as_str()).collect())
+                .unwrap_or_default();
+            println!(
+                "maintenance {} for {}",
+                if on { "on" } else { "off" },
+                instances.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Replays a recording; whether it reproduced the recorded transitions.
+fn replay(file: &std::path::Path) -> anyhow::Result<bool> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let record =
+        run::record::from_text(&text).map_err(|e| anyhow::anyhow!("{}: {e:#}", file.display()))?;
+    let replay = vrrp_net::driver::core::record::replay(&record.records);
+    let (lines, same) = run::record::report(&record, &replay);
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(same)
+}
+
+fn diff(target: &Target, config: &std::path::Path) -> anyhow::Result<()> {
+    // The daemon reads the file: make the path mean what it means here.
+    let config = std::path::absolute(config)?;
+    let rt = client_runtime()?;
+    let v = rt.block_on(run::api::call(
+        &target.socket(),
+        &run::api::Command::Diff { config },
+    ))?;
+    let lines: Vec<&str> = v["text"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c.as_str()).collect())
+        .unwrap_or_default();
+    if lines.is_empty() {
+        println!("no change");
+    }
+    for l in lines {
+        println!("{l}");
+    }
     Ok(())
 }
 

@@ -533,6 +533,7 @@ impl fmt::Display for DisplayReason<'_> {
             Reason::FaultCleared => f.write_str("fault cleared"),
             Reason::SyncGroup => f.write_str("sync group"),
             Reason::Shutdown => f.write_str("shutdown"),
+            Reason::Maintenance => f.write_str("maintenance"),
             // Reasons added to the engine later print as their Debug form.
             #[allow(unreachable_patterns)]
             other => write!(f, "{other:?}"),

@@ -419,6 +419,11 @@ pub struct InstanceStatus {
     pub state: State,
     /// Effective priority.
     pub priority: Priority,
+    /// Base (configured) priority, before tracked objects' weights.
+    pub base_priority: Priority,
+    /// In maintenance ([`crate::driver::VrrpHandle::set_maintenance`]):
+    /// Backup until cleared.
+    pub maintenance: bool,
     /// The master's address, when known.
     pub master: Option<IpAddr>,
     /// The address it advertises from, when bound.
@@ -429,6 +434,60 @@ pub struct InstanceStatus {
     pub vips: Vec<VipStatus>,
     /// Counters (refreshed at least every second).
     pub stats: Statistics,
+    /// What the accepted advertisements looked like.
+    pub adverts: AdvertWatch,
+}
+
+/// Upper bounds of [`DurationHistogram`]'s buckets, in milliseconds (a
+/// last bucket takes everything above).
+pub const HISTOGRAM_BOUNDS_MS: [u64; 12] = [
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000,
+];
+
+/// Durations counted in fixed buckets ([`HISTOGRAM_BOUNDS_MS`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DurationHistogram {
+    /// Per bucket (not cumulative); the last one is above every bound.
+    pub counts: [u64; HISTOGRAM_BOUNDS_MS.len() + 1],
+    /// Sum of the durations, in nanoseconds.
+    pub sum_ns: u64,
+}
+
+impl DurationHistogram {
+    /// Counts `d`.
+    pub fn observe(&mut self, d: Duration) {
+        let ms = d.as_millis();
+        let i = HISTOGRAM_BOUNDS_MS
+            .iter()
+            .position(|b| ms <= u128::from(*b))
+            .unwrap_or(HISTOGRAM_BOUNDS_MS.len());
+        self.counts[i] += 1;
+        self.sum_ns = self
+            .sum_ns
+            .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// How many were counted.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// The accepted advertisements of one instance, as the driver saw them
+/// arrive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdvertWatch {
+    /// Time between two accepted advertisements (priority 0 excluded).
+    pub intervals: DurationHistogram,
+    /// In Backup: how long before Master_Down_Timer would have fired each
+    /// accepted advertisement came (how close the backup came to taking
+    /// over).
+    pub down_timer_margins: DurationHistogram,
+    /// The smallest such margin so far.
+    pub min_down_timer_margin: Option<Duration>,
+    /// Advertisements (priority above 0) accepted from another router
+    /// while Master: two masters at once.
+    pub dual_master: u64,
 }
 
 /// The status of every instance and the driver's own counters.

@@ -48,8 +48,9 @@ use tokio_util::sync::CancellationToken;
 use vrrp_core::{Priority, TrackId};
 
 pub use self::api::{
-    DriverConfig, DriverError, ForeignAddressPolicy, InstanceSpec, InstanceStatus, ReloadSummary,
-    Snapshot, StateEvent, TrackKey, Unbound, Vip, VipStatus,
+    AdvertWatch, DriverConfig, DriverError, DurationHistogram, ForeignAddressPolicy,
+    HISTOGRAM_BOUNDS_MS, InstanceSpec, InstanceStatus, ReloadSummary, Snapshot, StateEvent,
+    TrackKey, Unbound, Vip, VipStatus,
 };
 use self::shell::{Command, Shell};
 
@@ -100,6 +101,8 @@ impl std::fmt::Debug for Command {
             Command::SetPriority(..) => "SetPriority",
             Command::Reconfigure(..) => "Reconfigure",
             Command::SetTrack(..) => "SetTrack",
+            Command::SetMaintenance(..) => "SetMaintenance",
+            Command::FlightRecord(..) => "FlightRecord",
         })
     }
 }
@@ -150,6 +153,32 @@ impl VrrpHandle {
             .await
             .map_err(|_| DriverError::Stopped)?;
         rx.await.map_err(|_| DriverError::Stopped)?
+    }
+
+    /// Puts instances in maintenance (`on`) or takes them out, all at
+    /// once (the members of a sync group together): a master leaves with
+    /// a priority-0 advertisement and its addresses, and each stays Backup
+    /// until cleared. An unknown name changes nothing and is an error.
+    pub async fn set_maintenance(&self, instances: &[String], on: bool) -> Result<(), DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::SetMaintenance(instances.to_vec(), on, tx))
+            .await
+            .map_err(|_| DriverError::Stopped)?;
+        rx.await.map_err(|_| DriverError::Stopped)?
+    }
+
+    /// The flight recorder's contents: the inputs the driver gave its
+    /// engine and the transitions it made, bounded (see
+    /// [`core::record`]); [`core::record::replay`] reproduces the
+    /// transitions from the inputs.
+    pub async fn flight_record(&self) -> Result<core::record::FlightRecord, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::FlightRecord(tx))
+            .await
+            .map_err(|_| DriverError::Stopped)?;
+        rx.await.map_err(|_| DriverError::Stopped)
     }
 
     /// Applies a new configuration as a transaction: the whole of it is

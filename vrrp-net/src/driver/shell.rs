@@ -42,6 +42,10 @@ pub(crate) enum Command {
         oneshot::Sender<Result<ReloadSummary, DriverError>>,
     ),
     SetTrack(TrackId, bool, oneshot::Sender<Result<(), DriverError>>),
+    /// Puts instances in maintenance or takes them out.
+    SetMaintenance(Vec<String>, bool, oneshot::Sender<Result<(), DriverError>>),
+    /// The flight recorder's contents.
+    FlightRecord(oneshot::Sender<super::core::record::FlightRecord>),
 }
 
 /// What the handle keeps of a started shell.
@@ -318,6 +322,12 @@ impl Shell {
             }
             Command::SetTrack(id, up, reply) => {
                 let _ = reply.send(self.core.set_track(now, &TrackKey::User(id), up));
+            }
+            Command::SetMaintenance(names, on, reply) => {
+                let _ = reply.send(self.core.set_maintenance(now, &names, on));
+            }
+            Command::FlightRecord(reply) => {
+                let _ = reply.send(self.core.flight_record());
             }
             Command::Reconfigure(config, reply) => {
                 let result = self.reconfigure(*config);

@@ -6,12 +6,14 @@
 //! [`vrrp_keepalived::RealServers`]) — reaches [`Consumers::dispatch`], in
 //! order. A consumer that can be slow keeps its own bounded queue (notify
 //! scripts: [`vrrp_keepalived::ScriptQueues`]; notify FIFOs and alert
-//! mails: [`super::alerts`]), so none delays another.
+//! mails: [`super::alerts`]; the control socket's subscribers: [`api`]), so
+//! none delays another.
 
 use vrrp_core::State;
 use vrrp_keepalived::{Event, Notifier, NotifyState};
 
 use super::alerts::{Alert, AlertSender};
+use super::api;
 use super::lvs_alerts::LvsAlerts;
 
 /// Everything that reads the events.
@@ -23,6 +25,9 @@ pub struct Consumers {
     pub alerts: AlertSender,
     /// What the FIFO lines and mails say about IPVS events.
     pub lvs: LvsAlerts,
+    /// The control socket's event stream (instances' state changes go
+    /// there from the driver directly, with their reasons).
+    pub stream: api::Events,
 }
 
 /// The state keepalived's FIFO lines and mails name (`None`: not told
@@ -37,13 +42,57 @@ fn alert_state(state: NotifyState) -> Option<State> {
     }
 }
 
+/// The control socket's line for an event (instances' come from the
+/// driver with their reasons).
+fn stream_json(event: &Event) -> Option<serde_json::Value> {
+    match event {
+        Event::Group { name, state } => {
+            Some(serde_json::json!({"type": "group", "group": name, "state": state.word()}))
+        }
+        Event::RealServer {
+            service,
+            server,
+            up,
+        } => Some(serde_json::json!({
+            "type": "real_server",
+            "service": service.to_string(),
+            "server": server.to_string(),
+            "up": up,
+        })),
+        Event::Quorum { service, up } => Some(serde_json::json!({
+            "type": "quorum",
+            "service": service.to_string(),
+            "up": up,
+        })),
+        Event::Checker {
+            service,
+            server,
+            check,
+            up,
+        } => Some(serde_json::json!({
+            "type": "check",
+            "service": service.to_string(),
+            "server": server.to_string(),
+            "check": check,
+            "up": up,
+        })),
+        _ => None,
+    }
+}
+
 impl Consumers {
     /// The consumers of a daemon.
-    pub fn new(notifier: Notifier, alerts: AlertSender, lvs: LvsAlerts) -> Self {
+    pub fn new(
+        notifier: Notifier,
+        alerts: AlertSender,
+        lvs: LvsAlerts,
+        stream: api::Events,
+    ) -> Self {
         Consumers {
             notifier,
             alerts,
             lvs,
+            stream,
         }
     }
 
@@ -88,6 +137,9 @@ impl Consumers {
                 }
                 Event::Quorum { service, up } => tracing::info!(%service, up, "quorum"),
                 _ => {}
+            }
+            if let Some(json) = stream_json(event) {
+                api::publish(&self.stream, json);
             }
             self.notifier.handle(event);
         }

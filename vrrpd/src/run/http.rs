@@ -1,11 +1,14 @@
 //! The optional observability listener: `/metrics` in Prometheus text
-//! format and `/status` as JSON, plus the client `vrrpd status` uses.
+//! format, `/status` as JSON, `/healthz` (the VRRP driver's loop and the
+//! daemon's loop both made progress recently) and `/readyz` (started,
+//! every instance out of Initialize, not stopping), plus the client
+//! `vrrpd status --listen` uses.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -24,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// One instance in `/status`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct InstanceDoc {
     /// Name.
     pub name: String,
@@ -48,6 +51,57 @@ pub struct InstanceDoc {
     pub adverts_sent: u64,
     /// Drops by reason.
     pub drops: Vec<(String, u64)>,
+    /// Base (configured) priority.
+    #[serde(default)]
+    pub base_priority: u8,
+    /// In maintenance (Backup until cleared).
+    #[serde(default)]
+    pub maintenance: bool,
+    /// The address it advertises from, when bound.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Why it cannot run, when it cannot.
+    #[serde(default)]
+    pub unbound: Option<String>,
+    /// Priority-0 advertisements received and sent.
+    #[serde(default)]
+    pub priority_zero: (u64, u64),
+    /// Its virtual addresses, as observed in the kernel.
+    #[serde(default)]
+    pub vips: Vec<VipDoc>,
+    /// Transitions since the daemon loop started, by (from, to, reason).
+    #[serde(default)]
+    pub transitions_by_reason: Vec<(String, String, String, u64)>,
+    /// Advertisements accepted from another router while master.
+    #[serde(default)]
+    pub dual_master: u64,
+    /// Time between accepted advertisements: per bucket of
+    /// `vrrp_net::driver::HISTOGRAM_BOUNDS_MS` (the last unbounded), and
+    /// the sum in seconds.
+    #[serde(default)]
+    pub advert_intervals: (Vec<u64>, f64),
+    /// How long before Master_Down_Timer each advertisement came, while
+    /// backup: buckets and sum as above.
+    #[serde(default)]
+    pub down_timer_margins: (Vec<u64>, f64),
+    /// The smallest such margin, in seconds.
+    #[serde(default)]
+    pub min_down_timer_margin: Option<f64>,
+}
+
+/// A virtual address in `/status`, as the kernel has it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VipDoc {
+    /// Address/prefix.
+    pub address: String,
+    /// Interface.
+    pub device: String,
+    /// On the interface now.
+    pub present: bool,
+    /// Added by this daemon.
+    pub ours: bool,
+    /// Present though not ours while not master.
+    pub foreign: bool,
 }
 
 /// A real server in `/status`.
@@ -62,7 +116,7 @@ pub struct RealServerDoc {
 }
 
 /// The whole `/status` document.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct StatusDoc {
     /// `global.router_id`.
     pub router_id: String,
@@ -80,10 +134,120 @@ pub struct StatusDoc {
     /// syncs and repairs, driver errors, HTTP connections evicted...
     #[serde(default)]
     pub counters: Vec<(String, u64)>,
+    /// Packets dropped before they reached an instance, by reason (RFC
+    /// 6527 router statistics).
+    #[serde(default)]
+    pub router_drops: Vec<(String, u64)>,
 }
 
 /// Shared status, written by the daemon loop, read by the listener.
 pub type Shared = Arc<RwLock<StatusDoc>>;
+
+/// Longest time without progress of either loop that `/healthz` accepts:
+/// the driver publishes its status at least every second, the daemon loop
+/// refreshes the status every second.
+pub const HEALTHY_WITHIN: Duration = Duration::from_secs(3);
+
+/// What `/healthz` and `/readyz` report.
+#[derive(Debug)]
+pub struct Health {
+    start: Instant,
+    /// Milliseconds since `start` at the driver's last publication.
+    driver: AtomicU64,
+    /// Milliseconds since `start` at the daemon loop's last status tick.
+    daemon: AtomicU64,
+    ready: AtomicBool,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Health {
+    /// Both loops just made progress; not ready.
+    pub fn new() -> Self {
+        Health {
+            start: Instant::now(),
+            driver: AtomicU64::new(0),
+            daemon: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// The VRRP driver published a status.
+    pub fn driver_progress(&self) {
+        self.driver.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// The daemon loop went round.
+    pub fn loop_progress(&self) {
+        self.daemon.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Start-up finished (true) or the stop began (false).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// `Ok` when both loops made progress within [`HEALTHY_WITHIN`], else
+    /// which one stalled and for how long.
+    pub fn healthy(&self) -> Result<(), String> {
+        self.healthy_at(self.now_ms())
+    }
+
+    fn healthy_at(&self, now: u64) -> Result<(), String> {
+        let limit = HEALTHY_WITHIN.as_millis() as u64;
+        for (what, at) in [
+            ("the VRRP driver loop", &self.driver),
+            ("the daemon loop", &self.daemon),
+        ] {
+            let age = now.saturating_sub(at.load(Ordering::Relaxed));
+            if age > limit {
+                return Err(format!("{what} made no progress for {age} ms"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `Ok` when started, not stopping, and no instance is still in
+    /// Initialize.
+    pub fn readiness(&self, doc: &StatusDoc) -> Result<(), String> {
+        if !self.ready.load(Ordering::Relaxed) {
+            return Err("starting or stopping".to_owned());
+        }
+        match doc.instances.iter().find(|i| i.state == "init") {
+            Some(i) => Err(format!("instance {} is not running yet", i.name)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Marks the driver's progress on `health` every time it publishes its
+/// status, until `cancel`.
+pub async fn follow_progress(
+    mut progress: tokio::sync::watch::Receiver<vrrp_net::driver::Snapshot>,
+    health: Arc<Health>,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            changed = progress.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                progress.mark_unchanged();
+                health.driver_progress();
+            }
+        }
+    }
+}
 
 #[derive(Debug)]
 struct Metrics(Shared);
@@ -233,18 +397,7 @@ impl Collector for Metrics {
             "1 while the real server's checks pass",
             &rows,
         )?;
-        counter(
-            &mut enc,
-            "vrrpd_reloads",
-            "Configuration reloads applied",
-            &[(vec![], doc.reloads)],
-        )?;
-        counter(
-            &mut enc,
-            "vrrpd_reload_failures",
-            "Reloads refused",
-            &[(vec![], doc.reload_failures)],
-        )?;
+        encode_more(&mut enc, &doc)?;
         for (name, value) in &doc.counters {
             counter(
                 &mut enc,
@@ -257,6 +410,198 @@ impl Collector for Metrics {
     }
 }
 
+/// A histogram of the status document: counts per bucket of
+/// `vrrp_net::driver::HISTOGRAM_BOUNDS_MS` (the last unbounded), and the
+/// sum in seconds.
+type HistogramDoc = (Vec<u64>, f64);
+
+/// Label pairs of one row.
+type Labels<'a> = Vec<(&'a str, String)>;
+
+fn histogram(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    rows: &[(Labels<'_>, &HistogramDoc)],
+) -> std::fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, (counts, sum)) in rows {
+        let mut buckets: Vec<(f64, u64)> = vrrp_net::driver::HISTOGRAM_BOUNDS_MS
+            .iter()
+            .map(|ms| *ms as f64 / 1000.0)
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(counts.iter().copied().chain(std::iter::repeat(0)))
+            .collect();
+        let n = buckets.len();
+        if counts.len() > n
+            && let Some(last) = buckets.last_mut()
+        {
+            last.1 += counts[n..].iter().sum::<u64>();
+        }
+        let count = buckets.iter().map(|b| b.1).sum();
+        m.encode_family(labels)?
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                *sum, count, &buckets, None,
+            )?;
+    }
+    Ok(())
+}
+
+/// The metrics beyond the first exporters': maintenance, priority 0,
+/// virtual addresses as the kernel has them, transitions by reason, dual
+/// masters, advertisement intervals and down-timer margins, router drops,
+/// reloads by result, build information.
+fn encode_more(enc: &mut DescriptorEncoder<'_>, doc: &StatusDoc) -> std::fmt::Result {
+    let inst = |i: &InstanceDoc| vec![("instance", i.name.clone()), ("vrid", i.vrid.to_string())];
+    let rows: Vec<_> = doc
+        .instances
+        .iter()
+        .map(|i| (inst(i), i64::from(i.base_priority)))
+        .collect();
+    gauge(
+        enc,
+        "vrrp_instance_base_priority",
+        "Configured priority, before tracked weights",
+        &rows,
+    )?;
+    let rows: Vec<_> = doc
+        .instances
+        .iter()
+        .map(|i| (inst(i), i64::from(i.maintenance)))
+        .collect();
+    gauge(
+        enc,
+        "vrrp_instance_maintenance",
+        "1 while the instance is held in maintenance (Backup until cleared)",
+        &rows,
+    )?;
+    let rows: Vec<_> = doc
+        .instances
+        .iter()
+        .map(|i| (inst(i), i.priority_zero.0))
+        .collect();
+    counter(
+        enc,
+        "vrrp_instance_priority_zero_received",
+        "Priority-0 advertisements accepted (the master leaving)",
+        &rows,
+    )?;
+    let rows: Vec<_> = doc
+        .instances
+        .iter()
+        .map(|i| (inst(i), i.priority_zero.1))
+        .collect();
+    counter(
+        enc,
+        "vrrp_instance_priority_zero_sent",
+        "Priority-0 advertisements sent (leaving master)",
+        &rows,
+    )?;
+    let mut rows = Vec::new();
+    for i in &doc.instances {
+        for (from, to, reason, n) in &i.transitions_by_reason {
+            let mut l = inst(i);
+            l.extend([
+                ("from", from.clone()),
+                ("to", to.clone()),
+                ("reason", reason.clone()),
+            ]);
+            rows.push((l, *n));
+        }
+    }
+    counter(
+        enc,
+        "vrrp_instance_transitions_by_reason",
+        "State changes since the daemon started running, by old and new state and reason",
+        &rows,
+    )?;
+    let rows: Vec<_> = doc
+        .instances
+        .iter()
+        .map(|i| (inst(i), i.dual_master))
+        .collect();
+    counter(
+        enc,
+        "vrrp_instance_dual_master",
+        "Advertisements accepted from another router while master (two masters at once)",
+        &rows,
+    )?;
+    let mut rows = Vec::new();
+    for i in &doc.instances {
+        for v in &i.vips {
+            let mut l = inst(i);
+            l.extend([("address", v.address.clone()), ("device", v.device.clone())]);
+            rows.push((l, i64::from(v.present)));
+        }
+    }
+    gauge(
+        enc,
+        "vrrp_vip_present",
+        "1 while the virtual address is on its interface, as the kernel says",
+        &rows,
+    )?;
+    let rows: Vec<_> = doc
+        .instances
+        .iter()
+        .map(|i| (inst(i), &i.advert_intervals))
+        .collect();
+    histogram(
+        enc,
+        "vrrp_instance_advert_interval_seconds",
+        "Time between accepted advertisements, as they arrived",
+        &rows,
+    )?;
+    let rows: Vec<_> = doc
+        .instances
+        .iter()
+        .map(|i| (inst(i), &i.down_timer_margins))
+        .collect();
+    histogram(
+        enc,
+        "vrrp_instance_down_timer_margin_seconds",
+        "In backup: how long before Master_Down_Timer each accepted advertisement came",
+        &rows,
+    )?;
+    let mut m = enc.encode_descriptor(
+        "vrrp_instance_down_timer_margin_min_seconds",
+        "The closest a backup came to taking over",
+        None,
+        MetricType::Gauge,
+    )?;
+    for i in &doc.instances {
+        if let Some(v) = i.min_down_timer_margin {
+            ConstGauge::new(v).encode(m.encode_family(&inst(i))?)?;
+        }
+    }
+    let rows: Vec<_> = doc
+        .router_drops
+        .iter()
+        .map(|(r, n)| (vec![("reason", r.clone())], *n))
+        .collect();
+    counter(
+        enc,
+        "vrrp_router_dropped",
+        "Packets dropped before they reached an instance, by reason (RFC 6527)",
+        &rows,
+    )?;
+    counter(
+        enc,
+        "vrrpd_config_reloads",
+        "Configuration reloads (SIGHUP), by result",
+        &[
+            (vec![("result", "applied".to_owned())], doc.reloads),
+            (vec![("result", "refused".to_owned())], doc.reload_failures),
+        ],
+    )?;
+    gauge(
+        enc,
+        "vrrpd_build_info",
+        "Always 1: the daemon's version",
+        &[(vec![("version", env!("CARGO_PKG_VERSION").to_owned())], 1)],
+    )?;
+    Ok(())
+}
+
 /// Renders the Prometheus text exposition of `doc`.
 pub fn render_metrics(shared: &Shared) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
@@ -266,13 +611,70 @@ pub fn render_metrics(shared: &Shared) -> Result<String, std::fmt::Error> {
     Ok(out)
 }
 
-fn respond(shared: &Shared, path: &str) -> Response<Full<Bytes>> {
+/// The classic Prometheus text format (0.0.4) from OpenMetrics text:
+/// counter families are named with their `_total` suffix in `# HELP` and
+/// `# TYPE`, `# UNIT` and `# EOF` go. Scrapers that do not ask for
+/// OpenMetrics (promtool, older servers, curl) get this.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let mut counters = std::collections::HashSet::new();
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ")
+            && let Some((name, "counter")) = rest.split_once(' ')
+        {
+            counters.insert(name.to_owned());
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+fn respond(
+    shared: &Shared,
+    health: &Health,
+    path: &str,
+    openmetrics: bool,
+) -> Response<Full<Bytes>> {
+    let verdict = |r: Result<(), String>| match r {
+        Ok(()) => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            format!("{why}\n"),
+        ),
+    };
     let (status, ctype, body) = match path {
+        "/healthz" => verdict(health.healthy()),
+        "/readyz" => {
+            let doc = match shared.read() {
+                Ok(d) => d.clone(),
+                Err(p) => p.into_inner().clone(),
+            };
+            verdict(health.readiness(&doc))
+        }
         "/metrics" => match render_metrics(shared) {
-            Ok(text) => (
+            Ok(text) if openmetrics => (
                 StatusCode::OK,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 text,
+            ),
+            Ok(text) => (
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                to_prometheus_text(&text),
             ),
             Err(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -297,7 +699,7 @@ fn respond(shared: &Shared, path: &str) -> Response<Full<Bytes>> {
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",
-            "try /metrics or /status\n".to_owned(),
+            "try /metrics, /status, /healthz or /readyz\n".to_owned(),
         ),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
@@ -336,6 +738,7 @@ pub struct HttpCounters {
 pub async fn serve(
     listener: TcpListener,
     shared: Shared,
+    health: Arc<Health>,
     counters: Arc<HttpCounters>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -401,10 +804,16 @@ pub async fn serve(
             tokio::task::yield_now().await;
         }
         let shared = shared.clone();
+        let health = health.clone();
         let live = Arc::clone(&live);
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                let resp = respond(&shared, req.uri().path());
+                let openmetrics = req
+                    .headers()
+                    .get(hyper::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("application/openmetrics-text"));
+                let resp = respond(&shared, &health, req.uri().path(), openmetrics);
                 async move { Ok::<_, std::convert::Infallible>(resp) }
             });
             let mut builder = http1::Builder::new();
@@ -451,20 +860,41 @@ pub async fn fetch_status(addr: SocketAddr) -> anyhow::Result<StatusDoc> {
 pub fn print_table(doc: &StatusDoc) {
     println!("router {}", doc.router_id);
     println!(
-        "{:<16} {:<10} {:>4} {:<8} {:>4} {:<26} {:>6}",
-        "INSTANCE", "IFACE", "VRID", "STATE", "PRIO", "MASTER", "TRANS"
+        "{:<16} {:<10} {:>4} {:<8} {:>4} {:<26} {:>6} {:>4} NOTE",
+        "INSTANCE", "IFACE", "VRID", "STATE", "PRIO", "MASTER", "TRANS", "BASE"
     );
     for i in &doc.instances {
+        let mut note = Vec::new();
+        if i.maintenance {
+            note.push("maintenance".to_owned());
+        }
+        if let Some(why) = &i.unbound {
+            note.push(why.clone());
+        }
         println!(
-            "{:<16} {:<10} {:>4} {:<8} {:>4} {:<26} {:>6}",
+            "{:<16} {:<10} {:>4} {:<8} {:>4} {:<26} {:>6} {:>4} {}",
             i.name,
             i.interface,
             i.vrid,
             i.state,
             i.priority,
             i.master.clone().unwrap_or_else(|| "-".into()),
-            i.transitions
+            i.transitions,
+            i.base_priority,
+            note.join(", ")
         );
+    }
+    for i in &doc.instances {
+        for v in &i.vips {
+            println!(
+                "vip {} on {} ({}): {}{}",
+                v.address,
+                v.device,
+                i.name,
+                if v.present { "present" } else { "absent" },
+                if v.foreign { ", foreign" } else { "" }
+            );
+        }
     }
     for (name, up) in &doc.scripts {
         println!("script {name}: {}", if *up { "up" } else { "down" });
@@ -476,5 +906,53 @@ pub fn print_table(doc: &StatusDoc) {
             r.server,
             if r.up { "up" } else { "down" }
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_counters_with_their_total() {
+        let om = "# HELP a_b Things.\n# TYPE a_b counter\na_b_total{x=\"1\"} 2\n\
+                  # HELP g A gauge.\n# TYPE g gauge\n# UNIT g seconds\ng 1\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(om),
+            "# HELP a_b_total Things.\n# TYPE a_b_total counter\na_b_total{x=\"1\"} 2\n\
+             # HELP g A gauge.\n# TYPE g gauge\ng 1\n"
+        );
+    }
+
+    #[test]
+    fn health_needs_both_loops_and_readiness_every_instance_running() {
+        let h = Health::new();
+        assert!(h.healthy_at(3000).is_ok());
+        h.driver.store(2000, Ordering::Relaxed);
+        h.daemon.store(500, Ordering::Relaxed);
+        assert_eq!(
+            h.healthy_at(4000),
+            Err("the daemon loop made no progress for 3500 ms".to_owned())
+        );
+        h.daemon.store(3900, Ordering::Relaxed);
+        assert!(h.healthy_at(4000).is_ok());
+        assert!(h.healthy_at(5001).is_err(), "driver stalled");
+
+        let mut doc = StatusDoc::default();
+        doc.instances.push(InstanceDoc {
+            name: "VI_1".into(),
+            state: "init".into(),
+            ..InstanceDoc::default()
+        });
+        assert!(h.readiness(&doc).is_err(), "not started");
+        h.set_ready(true);
+        assert_eq!(
+            h.readiness(&doc),
+            Err("instance VI_1 is not running yet".to_owned())
+        );
+        doc.instances[0].state = "backup".into();
+        assert!(h.readiness(&doc).is_ok());
+        h.set_ready(false);
+        assert!(h.readiness(&doc).is_err(), "stopping");
     }
 }

@@ -67,6 +67,8 @@ pub struct Identity {
     pub pid_file: PathBuf,
     /// The VRRP driver's record of the addresses it added.
     pub state_file: PathBuf,
+    /// The control socket (`NAME.sock`).
+    pub socket: PathBuf,
 }
 
 impl Identity {
@@ -80,16 +82,20 @@ impl Identity {
                 Path::new(RUN_DIR).join(format!("{name}.pid"))
             }
         };
-        let state_file = if pid_file.extension().is_some_and(|e| e == "pid") {
-            pid_file.with_extension("addresses")
-        } else {
-            let mut s = pid_file.clone().into_os_string();
-            s.push(".addresses");
-            PathBuf::from(s)
+        let sibling = |ext: &str| {
+            if pid_file.extension().is_some_and(|e| e == "pid") {
+                pid_file.with_extension(ext)
+            } else {
+                let mut s = pid_file.clone().into_os_string();
+                s.push(".");
+                s.push(ext);
+                PathBuf::from(s)
+            }
         };
         Identity {
+            state_file: sibling("addresses"),
+            socket: sibling("sock"),
             pid_file,
-            state_file,
         }
     }
 }

@@ -21,7 +21,9 @@
 //! tomorrow — read them, none lost.
 
 pub mod alerts;
+pub mod api;
 pub mod demo;
+pub mod diff;
 pub mod events;
 #[cfg(debug_assertions)]
 pub mod fault;
@@ -30,8 +32,10 @@ pub mod lock;
 pub mod lvs_alerts;
 pub mod plan;
 pub mod process;
+pub mod record;
 pub mod watchdog;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
@@ -41,16 +45,17 @@ use anyhow::{Context, anyhow};
 use healthcheck::{Runner, RunnerConfig};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use vrrp_keepalived::{
     EventStream, Notifier, RealServers, ScriptQueues, SyncGroup, TrackStatus, Trackers, Translator,
     init_files,
 };
-use vrrp_net::driver::{DriverConfig, Snapshot, VrrpHandle};
+use vrrp_net::driver::{DriverConfig, Snapshot, StateEvent, VrrpHandle};
 
 use self::alerts::Alerts;
 use self::events::Consumers;
-use self::http::{HttpCounters, InstanceDoc, RealServerDoc, Shared, StatusDoc};
+use self::http::{Health, HttpCounters, InstanceDoc, RealServerDoc, Shared, StatusDoc, VipDoc};
 use self::lock::{Identity, LockError, PidLock};
 use self::lvs_alerts::LvsAlerts;
 use self::plan::Plan;
@@ -127,9 +132,34 @@ fn status_doc(snap: &Snapshot) -> Vec<InstanceDoc> {
                 adverts_received: s.rcvd_advertisements,
                 adverts_sent: s.sent_advertisements,
                 drops,
+                base_priority: i.base_priority.get(),
+                maintenance: i.maintenance,
+                source: i.source.map(|a| a.to_string()),
+                unbound: i.unbound.as_ref().map(ToString::to_string),
+                priority_zero: (s.rcvd_pri_zero_packets, s.sent_pri_zero_packets),
+                vips: i
+                    .vips
+                    .iter()
+                    .map(|v| VipDoc {
+                        address: format!("{}/{}", v.address.addr, v.address.prefix_len),
+                        device: v.device.clone(),
+                        present: v.present,
+                        ours: v.ours,
+                        foreign: v.foreign,
+                    })
+                    .collect(),
+                transitions_by_reason: Vec::new(),
+                dual_master: i.adverts.dual_master,
+                advert_intervals: histogram_doc(&i.adverts.intervals),
+                down_timer_margins: histogram_doc(&i.adverts.down_timer_margins),
+                min_down_timer_margin: i.adverts.min_down_timer_margin.map(|d| d.as_secs_f64()),
             }
         })
         .collect()
+}
+
+fn histogram_doc(h: &vrrp_net::driver::DurationHistogram) -> (Vec<u64>, f64) {
+    (h.counts.to_vec(), h.sum_ns as f64 / 1e9)
 }
 
 fn write_status(shared: &Shared, f: impl FnOnce(&mut StatusDoc)) {
@@ -285,6 +315,8 @@ struct Parts {
     alerts: Option<Alerts>,
     real: Option<RealServers>,
     http: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The control socket's task (removes the socket when it ends).
+    api: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Parts {
@@ -307,6 +339,9 @@ impl Parts {
         }
         self.cancel.cancel();
         if let Some(t) = self.http.take() {
+            let _ = t.await;
+        }
+        if let Some(t) = self.api.take() {
             let _ = t.await;
         }
     }
@@ -341,6 +376,16 @@ async fn run_async(
         ),
         None => None,
     };
+    let control = api::bind(&identity.socket)?;
+    let (api_tx, api_rx) = mpsc::channel(16);
+    let api_events = api::events();
+    let api_task = tokio::spawn(api::serve(
+        control,
+        identity.socket.clone(),
+        api_tx.clone(),
+        api_events.clone(),
+        cancel.child_token(),
+    ));
     let runner_cancel = cancel.child_token();
     let runner = Runner::spawn(RunnerConfig::default(), runner_cancel.clone());
     let queues = ScriptQueues::new(plan.notify_timeout);
@@ -354,6 +399,7 @@ async fn run_async(
         alerts: None,
         real: None,
         http: None,
+        api: Some(api_task),
     };
     init_files(&plan.files);
     if let Err(e) = parts.trackers.apply(&plan.scripts, &plan.files).await {
@@ -412,10 +458,17 @@ async fn run_async(
         ..StatusDoc::default()
     }));
     let http_counters = Arc::new(HttpCounters::default());
+    let health = Arc::new(Health::new());
+    tokio::spawn(http::follow_progress(
+        handle.watch(),
+        health.clone(),
+        cancel.child_token(),
+    ));
     parts.http = listener.map(|l| {
         tokio::spawn(http::serve(
             l,
             shared.clone(),
+            health.clone(),
             http_counters.clone(),
             cancel.child_token(),
         ))
@@ -424,6 +477,7 @@ async fn run_async(
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(config = %path.display(), instances = plan.driver.instances.len(), pid_file = %identity.pid_file.display(), "vrrpd running");
 
+    let state_changes = handle.subscribe();
     let mut daemon = Daemon {
         path: path.to_owned(),
         load,
@@ -431,13 +485,23 @@ async fn run_async(
         plan,
         handle: Some(handle),
         events,
-        consumers: Consumers::new(notifier, alert_sender, lvs),
+        consumers: Consumers::new(notifier, alert_sender, lvs, api_events.clone()),
         parts,
         shared,
         http_counters,
         watchdog,
         driver_lost: None,
+        api_tx,
+        api_rx,
+        api_events,
+        state_changes: Some(state_changes),
+        maintenance: BTreeSet::new(),
+        health,
+        vips_restored: 0,
+        reasons: std::collections::BTreeMap::new(),
     };
+    daemon.publish_status();
+    daemon.health.set_ready(true);
     let outcome = daemon.run(&mut sigterm, &mut sigint, &mut sighup).await;
     if let Err(e) = &outcome {
         tracing::error!(error = %format!("{e:#}"), "stopping after a failure: releasing the addresses");
@@ -460,6 +524,26 @@ struct Daemon {
     watchdog: Option<Watchdog>,
     /// The driver ended by itself (its error).
     driver_lost: Option<String>,
+    /// Kept so that the request channel never closes.
+    #[allow(dead_code)]
+    api_tx: mpsc::Sender<api::Request>,
+    /// Requests from the control socket.
+    api_rx: mpsc::Receiver<api::Request>,
+    /// The event stream of the control socket.
+    api_events: api::Events,
+    /// The driver's state changes with their reasons, for the event
+    /// stream (`None` once the driver closed it).
+    state_changes: Option<broadcast::Receiver<StateEvent>>,
+    /// Instances and sync groups put in maintenance, by the name given:
+    /// applied again after every reload.
+    maintenance: BTreeSet<String>,
+    /// What /healthz and /readyz report.
+    health: Arc<Health>,
+    /// The driver's count of repaired addresses last seen.
+    vips_restored: u64,
+    /// Transitions seen on the driver's stream, by instance, from, to
+    /// and reason.
+    reasons: std::collections::BTreeMap<(String, String, String, String), u64>,
 }
 
 impl Daemon {
@@ -513,7 +597,44 @@ impl Daemon {
                     Some(e) => self.consumers.dispatch(&e),
                     None => return Err(self.driver_died().await),
                 },
+                request = self.api_rx.recv() => {
+                    if let Some(r) = request {
+                        self.on_request(r).await;
+                    }
+                }
+                change = async {
+                    match self.state_changes.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match change {
+                    Ok(e) => {
+                        let j = state_json(&e);
+                        let key = (
+                            e.instance.clone(),
+                            e.from.name().to_owned(),
+                            e.to.name().to_owned(),
+                            j["reason"].as_str().unwrap_or_default().to_owned(),
+                        );
+                        *self.reasons.entry(key).or_default() += 1;
+                        api::publish(&self.api_events, j);
+                    }
+                    Err(RecvError::Lagged(n)) => api::publish(
+                        &self.api_events,
+                        serde_json::json!({"type": "lagged", "missed": n}),
+                    ),
+                    Err(RecvError::Closed) => self.state_changes = None,
+                },
                 update = self.parts.trackers.next() => {
+                    api::publish(
+                        &self.api_events,
+                        serde_json::json!({
+                            "type": "track",
+                            "object": track_name(&self.plan, update.id),
+                            "id": update.id.0,
+                            "up": update.up,
+                        }),
+                    );
                     let Some(handle) = &self.handle else { continue };
                     if handle.set_track(update.id, update.up).await.is_err() {
                         return Err(self.driver_died().await);
@@ -545,6 +666,7 @@ impl Daemon {
                         return Err(anyhow!("the health-check runner ended unexpectedly"));
                     }
                     self.publish_status();
+                    self.health.loop_progress();
                 }
                 _ = watchdog_tick.tick(), if self.watchdog.is_some() => {
                     if let Some(w) = &mut self.watchdog {
@@ -631,10 +753,28 @@ impl Daemon {
                 None
             }
         };
-        let applied = match new {
-            Some(new) => self.apply(new).await,
-            None => false,
+        let (applied, event) = match new {
+            Some(new) => {
+                let changes = diff::diff(&self.plan, &new);
+                let applied = self.apply(new).await;
+                (
+                    applied,
+                    serde_json::json!({
+                        "type": "reload",
+                        "result": if applied { "applied" } else { "refused" },
+                        "changes": changes,
+                    }),
+                )
+            }
+            None => (
+                false,
+                serde_json::json!({"type": "reload", "result": "refused"}),
+            ),
         };
+        if applied {
+            self.reapply_maintenance().await;
+        }
+        api::publish(&self.api_events, event);
         write_status(&self.shared, |d| {
             if applied {
                 d.reloads += 1;
@@ -762,10 +902,32 @@ impl Daemon {
     }
 
     fn publish_status(&mut self) {
-        let instances = self
+        let mut instances = self
             .handle
             .as_ref()
             .map(|h| status_doc(&h.snapshot()))
+            .unwrap_or_default();
+        for i in &mut instances {
+            i.transitions_by_reason = self
+                .reasons
+                .iter()
+                .filter(|((name, ..), _)| *name == i.name)
+                .map(|((_, from, to, reason), n)| (from.clone(), to.clone(), reason.clone(), *n))
+                .collect();
+        }
+        let router_drops = self
+            .handle
+            .as_ref()
+            .map(|h| {
+                let r = h.snapshot().router;
+                vec![
+                    ("checksum".to_owned(), r.checksum_errors),
+                    ("version".to_owned(), r.version_errors),
+                    ("vrid".to_owned(), r.vrid_errors),
+                    ("packet_length".to_owned(), r.packet_length_errors),
+                    ("invalid_type".to_owned(), r.invalid_type_errors),
+                ]
+            })
             .unwrap_or_default();
         let scripts: Vec<(String, bool)> = self
             .parts
@@ -795,6 +957,16 @@ impl Daemon {
         let mut counters = Vec::new();
         if let Some(h) = &self.handle {
             let s = h.snapshot();
+            if s.vips_restored > self.vips_restored {
+                api::publish(
+                    &self.api_events,
+                    serde_json::json!({
+                        "type": "vip_repair",
+                        "restored": s.vips_restored - self.vips_restored,
+                    }),
+                );
+                self.vips_restored = s.vips_restored;
+            }
             counters.extend([
                 ("send_errors", s.send_errors),
                 ("send_dropped", s.send_dropped),
@@ -846,12 +1018,116 @@ impl Daemon {
             d.scripts = scripts;
             d.real_servers = real;
             d.counters = counters;
+            d.router_drops = router_drops;
         });
+    }
+
+    /// Answers a request of the control socket.
+    async fn on_request(&mut self, request: api::Request) {
+        let reply = match request.command {
+            api::Command::Status => {
+                self.publish_status();
+                let doc = match self.shared.read() {
+                    Ok(d) => d.clone(),
+                    Err(p) => p.into_inner().clone(),
+                };
+                serde_json::to_value(doc).map_err(|e| e.to_string())
+            }
+            api::Command::Maintenance { name, on } => self.set_maintenance(&name, on).await,
+            api::Command::Diff { config } => {
+                let load = self.load;
+                match tokio::task::spawn_blocking(move || load(&config)).await {
+                    Ok(Ok(new)) => {
+                        let changes = diff::diff(&self.plan, &new);
+                        let text: Vec<String> = changes.iter().map(ToString::to_string).collect();
+                        Ok(serde_json::json!({ "changes": changes, "text": text }))
+                    }
+                    Ok(Err(e)) => Err(format!("{e:#}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            api::Command::Dump => match &self.handle {
+                Some(h) => match h.flight_record().await {
+                    Ok(r) => {
+                        let lines: Vec<serde_json::Value> = record::to_lines(&r)
+                            .iter()
+                            .filter_map(|l| serde_json::from_str(l).ok())
+                            .collect();
+                        Ok(serde_json::json!({ "flight_record": lines }))
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
+                None => Err("the VRRP driver is gone".to_owned()),
+            },
+            api::Command::Events => Err("the socket serves the event stream".to_owned()),
+        };
+        let _ = request.reply.send(reply);
+    }
+
+    /// The instances `name` stands for: an instance, or a sync group's
+    /// members.
+    fn members(&self, name: &str) -> Option<Vec<String>> {
+        if self.plan.driver.instances.iter().any(|i| i.name == name) {
+            Some(vec![name.to_owned()])
+        } else {
+            self.plan
+                .groups
+                .iter()
+                .find(|g| g.name == name)
+                .map(|g| g.members.clone())
+        }
+    }
+
+    async fn set_maintenance(&mut self, name: &str, on: bool) -> Result<serde_json::Value, String> {
+        let members = self
+            .members(name)
+            .ok_or_else(|| format!("no instance or sync group is named {name}"))?;
+        let handle = self.handle.as_ref().ok_or("the VRRP driver is gone")?;
+        handle
+            .set_maintenance(&members, on)
+            .await
+            .map_err(|e| e.to_string())?;
+        if on {
+            self.maintenance.insert(name.to_owned());
+        } else {
+            self.maintenance.remove(name);
+            for m in &members {
+                self.maintenance.remove(m);
+            }
+        }
+        tracing::warn!(name, on, instances = ?members, "maintenance");
+        api::publish(
+            &self.api_events,
+            serde_json::json!({"type": "maintenance", "name": name, "on": on, "instances": members}),
+        );
+        self.publish_status();
+        Ok(serde_json::json!({ "name": name, "on": on, "instances": members }))
+    }
+
+    /// After a reload: instances it restarted or added start without
+    /// maintenance; put every one named in maintenance back in it.
+    async fn reapply_maintenance(&mut self) {
+        let names: Vec<String> = self.maintenance.iter().cloned().collect();
+        for name in names {
+            let Some(members) = self.members(&name) else {
+                tracing::warn!(
+                    name,
+                    "maintenance dropped: no such instance or sync group any more"
+                );
+                self.maintenance.remove(&name);
+                continue;
+            };
+            let Some(handle) = &self.handle else { return };
+            if let Err(e) = handle.set_maintenance(&members, true).await {
+                tracing::error!(name, error = %e, "maintenance could not be applied again");
+            }
+        }
     }
 
     /// The release every way out goes through.
     async fn stop(self) {
         tracing::info!("stopping");
+        self.health.set_ready(false);
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         let Daemon {
             handle,
@@ -884,6 +1160,60 @@ impl Daemon {
         parts.release().await;
         tracing::info!("stopped");
     }
+}
+
+/// The tracked script or file behind a driver track id.
+fn track_name(plan: &Plan, id: vrrp_core::TrackId) -> Option<String> {
+    plan.scripts
+        .iter()
+        .find(|s| s.id == id)
+        .map(|s| s.name.clone())
+        .or_else(|| {
+            plan.files
+                .iter()
+                .find(|f| {
+                    f.uses
+                        .iter()
+                        .any(|u| u.fault == id || u.up.contains(&id) || u.down.contains(&id))
+                })
+                .map(|f| f.path.display().to_string())
+        })
+}
+
+/// A state change on the event stream.
+fn state_json(e: &StateEvent) -> serde_json::Value {
+    use vrrp_core::Reason;
+    let mut v = serde_json::json!({
+        "type": "state",
+        "instance": e.instance,
+        "vrid": e.vrid.get(),
+        "from": e.from.name(),
+        "to": e.to.name(),
+        "priority": e.priority.get(),
+        "at_ms": e.at.as_millis() as u64,
+    });
+    let reason = match e.reason {
+        Reason::Startup => "startup".to_owned(),
+        Reason::AddressOwner => "address_owner".to_owned(),
+        Reason::ConfiguredMaster => "configured_master".to_owned(),
+        Reason::MasterDown => "master_down".to_owned(),
+        Reason::Preempted { by, priority } => {
+            v["by"] = serde_json::json!(by.to_string());
+            v["by_priority"] = serde_json::json!(priority.get());
+            "preempted".to_owned()
+        }
+        Reason::TrackFailed(t) => {
+            v["track"] = serde_json::json!(t.0);
+            "track_failed".to_owned()
+        }
+        Reason::FaultCleared => "fault_cleared".to_owned(),
+        Reason::SyncGroup => "sync_group".to_owned(),
+        Reason::Shutdown => "shutdown".to_owned(),
+        Reason::Maintenance => "maintenance".to_owned(),
+        other => format!("{other:?}"),
+    };
+    v["reason"] = serde_json::json!(reason);
+    v
 }
 
 /// Removes every address the driver recorded as added, with a driver of

@@ -75,6 +75,7 @@
 //! not, a weight-0 tracked object holds it in Fault.
 
 mod addresses;
+pub mod record;
 mod reload;
 mod tables;
 #[cfg(test)]
@@ -87,16 +88,17 @@ use std::time::Duration;
 
 use vrrp_core::{
     ConfigError, DeadlineKind, DropReason, Family, InstanceConfig, InstanceId, Output, Priority,
-    Router, RouterError, RxMeta, Timestamp, TrackConfig, TrackId, VirtualAddress,
+    Router, RouterError, RxMeta, State, Timestamp, TrackConfig, TrackId, VirtualAddress,
 };
 
 use self::addresses::{VipKey, VipTrack, synthetic_address};
+use self::record::{FlightRecord, Input, Recorder};
 pub use self::reload::ReloadPlan;
 pub use self::tables::IfaceId;
 use self::tables::{Interfaces, Kernel, TrackName, Tracks};
 use super::api::{
-    DriverConfig, DriverError, ForeignAddressPolicy, InstanceSpec, InstanceStatus, Snapshot,
-    StateEvent, TrackKey, Unbound, VipStatus,
+    AdvertWatch, DriverConfig, DriverError, ForeignAddressPolicy, InstanceSpec, InstanceStatus,
+    Snapshot, StateEvent, TrackKey, Unbound, VipStatus,
 };
 use crate::addr::IfAddr;
 use crate::link::{LinkEvent, LinkInfo};
@@ -280,6 +282,9 @@ struct Entry {
     /// The tracked objects applied in the router, with their config.
     tracks: Vec<(TrackId, TrackConfig)>,
     multicast: bool,
+    /// The accepted advertisements so far, and when the last came.
+    adverts: AdvertWatch,
+    last_advert: Option<Timestamp>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -335,6 +340,8 @@ pub struct DriverCore {
     first_reconcile: bool,
     changed: bool,
     drop_logged: HashMap<(IfaceId, u8, DropReason), Timestamp>,
+    /// The flight recorder of the router's inputs and transitions.
+    recorder: Recorder,
 }
 
 impl std::fmt::Debug for DriverCore {
@@ -379,6 +386,7 @@ impl DriverCore {
             first_reconcile: true,
             changed: false,
             drop_logged: HashMap::new(),
+            recorder: Recorder::default(),
         };
         for spec in &config.instances {
             let id = core.add_entry(Timestamp::ZERO, spec.clone())?;
@@ -454,11 +462,14 @@ impl DriverCore {
                     vrid: inst.config().vrid,
                     state: inst.state(),
                     priority: inst.effective_priority(),
+                    base_priority: inst.config().priority,
+                    maintenance: inst.in_maintenance(),
                     master: inst.master_address(),
                     source: e.binding.as_ref().ok().map(|(_, s)| *s),
                     unbound: e.binding.as_ref().err().cloned(),
                     vips,
                     stats: *inst.statistics(),
+                    adverts: e.adverts.clone(),
                 })
             })
             .collect();
@@ -489,6 +500,12 @@ impl DriverCore {
     /// The sockets wanted now (also given by [`Effect::Sockets`]).
     pub fn wanted_sockets(&self) -> Vec<SocketSpec> {
         self.wanted_sockets.values().cloned().collect()
+    }
+
+    /// The flight recorder's contents: every input given to the router
+    /// and every transition, bounded (see [`record`]).
+    pub fn flight_record(&self) -> FlightRecord {
+        self.recorder.dump()
     }
 
     /// The router, to read.
@@ -626,8 +643,62 @@ impl DriverCore {
     ) {
         let at = arrived.min(now).max(self.last_packet);
         self.last_packet = at;
+        self.recorder.record(
+            at,
+            Input::Packet {
+                interface: socket.iface.0,
+                meta: *meta,
+                bytes: bytes.to_vec(),
+            },
+        );
+        let family = match meta.src {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
+        };
+        let target = bytes
+            .get(1)
+            .and_then(|vrid| self.router.lookup(socket.iface.0, family, *vrid));
+        let before = target.and_then(|id| self.router.instance(id)).map(|i| {
+            (
+                i.statistics().rcvd_advertisements,
+                i.state(),
+                i.poll_timeout(),
+            )
+        });
         if let Err(reason) = self.router.handle_packet(at, socket.iface.0, meta, bytes) {
             self.log_drop(at, socket.iface, meta, bytes, reason);
+        }
+        if let (Some(id), Some((rcvd, state, deadline))) = (target, before) {
+            let accepted = self
+                .router
+                .instance(id)
+                .is_some_and(|i| i.statistics().rcvd_advertisements > rcvd);
+            // Byte 2 is the priority in both versions.
+            let priority = bytes.get(2).copied().unwrap_or(0);
+            if accepted
+                && priority != 0
+                && let Some(e) = self.entries.get_mut(&id)
+            {
+                if let Some(last) = e.last_advert {
+                    e.adverts.intervals.observe(at.saturating_since(last));
+                }
+                e.last_advert = Some(at);
+                match state {
+                    State::Master => e.adverts.dual_master += 1,
+                    State::Backup => {
+                        if let Some(d) = deadline {
+                            let margin = d.saturating_since(at);
+                            e.adverts.down_timer_margins.observe(margin);
+                            e.adverts.min_down_timer_margin = Some(
+                                e.adverts
+                                    .min_down_timer_margin
+                                    .map_or(margin, |m| m.min(margin)),
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
         }
         self.drain(now);
     }
@@ -635,6 +706,11 @@ impl DriverCore {
     /// Fires what is due at `now`.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.last_packet = self.last_packet.max(now);
+        // Only firings that are due: the shell also wakes for retries and
+        // its own timers, which the router ignores.
+        if let Some(due) = self.router.poll_timeout().filter(|t| *t <= now) {
+            self.recorder.record(now, Input::Timeout { due });
+        }
         self.router.handle_timeout(now);
         while let Some((at, key)) = self.retries.first().cloned() {
             if at > now {
@@ -659,6 +735,7 @@ impl DriverCore {
                 tracing::warn!(instance = %e.name, interface = %e.spec.interface, reason = %why, "instance cannot run; waiting in Fault");
             }
         }
+        self.recorder.record(now, Input::Startup);
         self.router.handle_startup(now);
         self.reconcile_all(now);
         self.first_reconcile = false;
@@ -668,6 +745,7 @@ impl DriverCore {
     /// Stops every instance gracefully: masters send priority 0; every
     /// address the driver added is removed.
     pub fn shutdown(&mut self, now: Timestamp) {
+        self.recorder.record(now, Input::Shutdown);
         self.router.handle_shutdown(now);
         self.drain(now);
         self.reconcile_all(now);
@@ -694,10 +772,50 @@ impl DriverCore {
         if priority == Priority::STOP {
             return Err(config_error(RouterError::Config(ConfigError::ZeroPriority)));
         }
+        self.recorder
+            .record(now, Input::BasePriority { id, priority });
         let result = self
             .router
             .set_base_priority(now, id, priority)
             .map_err(config_error);
+        self.drain(now);
+        result
+    }
+
+    /// Puts the named instances in maintenance or takes them out, all at
+    /// once (see [`vrrp_core::Instance::set_maintenance`]); nothing changes
+    /// if a name is unknown. An instance keeps its maintenance across
+    /// reloads that keep or update it; one that a reload restarts or adds
+    /// starts without.
+    pub fn set_maintenance(
+        &mut self,
+        now: Timestamp,
+        names: &[String],
+        on: bool,
+    ) -> Result<(), DriverError> {
+        let ids = names
+            .iter()
+            .map(|name| {
+                self.names
+                    .get(name)
+                    .copied()
+                    .ok_or_else(|| DriverError::NoSuchInstance(name.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.recorder.record(
+            now,
+            Input::Maintenance {
+                ids: ids.clone(),
+                on,
+            },
+        );
+        let result =
+            self.router
+                .set_maintenance(now, &ids, on)
+                .map_err(|error| DriverError::Config {
+                    instance: names.join(","),
+                    error,
+                });
         self.drain(now);
         result
     }
@@ -723,6 +841,8 @@ impl DriverCore {
         if let TrackKey::User(user) = key {
             self.tracks.set_user_state(*user, up);
         }
+        self.recorder
+            .record(now, Input::TrackState { track: id, up });
         self.router.set_track_state(now, id, up);
         self.drain(now);
         Ok(())
@@ -739,6 +859,7 @@ impl DriverCore {
         let family = config.family();
         let auto_source = config.primary_address.is_unspecified();
         let multicast = config.unicast_peers.is_empty();
+        let recorded = Box::new(config.clone());
         let id =
             self.router
                 .add_instance(iface.0, config)
@@ -746,6 +867,15 @@ impl DriverCore {
                     instance: name.clone(),
                     error,
                 })?;
+        self.recorder.record(
+            now,
+            Input::AddInstance {
+                id,
+                interface: iface.0,
+                name: name.clone(),
+                config: recorded,
+            },
+        );
         let binding_track = self.tracks.id(TrackName::Binding(name.clone()));
         let mut entry = Entry {
             name: name.clone(),
@@ -758,6 +888,8 @@ impl DriverCore {
             vips: Vec::new(),
             tracks: Vec::new(),
             multicast,
+            adverts: AdvertWatch::default(),
+            last_advert: None,
         };
         entry.vips = self.vip_keys(&entry.spec);
         for (key, _) in &entry.vips {
@@ -765,6 +897,15 @@ impl DriverCore {
         }
         let wanted = self.wanted_tracks(&entry.spec, binding_track);
         for (track, config, up) in &wanted {
+            self.recorder.record(
+                now,
+                Input::Track {
+                    id,
+                    track: *track,
+                    config: *config,
+                    up: *up,
+                },
+            );
             let _ = self.router.track(now, id, *track, *config, *up);
         }
         entry.tracks = wanted.into_iter().map(|(t, c, _)| (t, c)).collect();
@@ -776,6 +917,7 @@ impl DriverCore {
     /// Forgets an instance after the router let it go and its last
     /// outputs were carried out.
     fn remove_entry(&mut self, now: Timestamp, id: InstanceId) {
+        self.recorder.record(now, Input::Remove { id });
         let _ = self.router.remove_instance(now, id);
         // Its last words (priority 0, addresses) while it is still known.
         self.drain(now);
@@ -858,6 +1000,12 @@ impl DriverCore {
                         .ok_or_else(|| DriverError::UnknownInstance(n.clone()))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            self.recorder.record(
+                Timestamp::ZERO,
+                Input::AddSyncGroup {
+                    members: members.clone(),
+                },
+            );
             self.router
                 .add_sync_group(&members)
                 .map_err(|error| DriverError::Config {
@@ -894,6 +1042,8 @@ impl DriverCore {
             })
             .collect();
         for (id, up) in states {
+            self.recorder
+                .record(now, Input::TrackState { track: id, up });
             self.router.set_track_state(now, id, up);
         }
         // Bindings.
@@ -916,6 +1066,13 @@ impl DriverCore {
                     {
                         let mut config = inst.config().clone();
                         config.primary_address = *source;
+                        self.recorder.record(
+                            now,
+                            Input::Reconfigure {
+                                id,
+                                config: Box::new(config.clone()),
+                            },
+                        );
                         if let Err(e) = self.router.reconfigure(now, id, config) {
                             tracing::error!(instance = %name, error = %e, "cannot change the source address");
                         }
@@ -931,6 +1088,13 @@ impl DriverCore {
             if let Some(e) = self.entries.get_mut(&id) {
                 e.binding = binding.clone();
             }
+            self.recorder.record(
+                now,
+                Input::TrackState {
+                    track,
+                    up: binding.is_ok(),
+                },
+            );
             self.router.set_track_state(now, track, binding.is_ok());
             self.changed = true;
         }
@@ -1053,6 +1217,15 @@ impl DriverCore {
                 }
                 Output::StateChanged { from, to, reason } => {
                     self.changed = true;
+                    self.recorder.record(
+                        now,
+                        Input::Transition {
+                            id,
+                            from,
+                            to,
+                            reason,
+                        },
+                    );
                     let Some(entry) = self.entries.get(&id) else {
                         continue;
                     };

@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use vrrp_core::{Family, InstanceId, RouterError, Timestamp, TrackId, Vrid};
 
+use super::record::Input;
 use super::tables::TrackName;
 use super::{DriverCore, SocketKey, SocketReport, SocketSpec, VipKey, with_source};
 use crate::driver::api::{DriverConfig, DriverError, InstanceSpec, ReloadSummary};
@@ -235,6 +236,7 @@ impl DriverCore {
         }
         self.refresh_bindings(now);
         for id in started {
+            self.recorder.record(now, Input::Start { id });
             let _ = self.router.start(now, id);
         }
         self.changed = true;
@@ -284,6 +286,8 @@ impl DriverCore {
         let wanted_ids: HashSet<TrackId> = wanted.iter().map(|(t, _, _)| *t).collect();
         for (track, _) in &old_tracks {
             if !wanted_ids.contains(track) {
+                self.recorder
+                    .record(now, Input::Untrack { id, track: *track });
                 let _ = self.router.untrack(now, id, *track);
             }
         }
@@ -298,6 +302,15 @@ impl DriverCore {
                     }
                     _ => *up,
                 };
+                self.recorder.record(
+                    now,
+                    Input::Track {
+                        id,
+                        track: *track,
+                        config: *config,
+                        up,
+                    },
+                );
                 let _ = self.router.track(now, id, *track, *config, up);
             }
         }
@@ -308,6 +321,13 @@ impl DriverCore {
             e.multicast = multicast;
             e.spec = spec;
         }
+        self.recorder.record(
+            now,
+            Input::Reconfigure {
+                id,
+                config: Box::new(config.clone()),
+            },
+        );
         if let Err(e) = self.router.reconfigure(now, id, config) {
             tracing::error!(instance = ?id, error = %e, "in-place change refused");
         }

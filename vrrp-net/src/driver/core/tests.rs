@@ -1270,3 +1270,87 @@ fn switching_to_unicast_leaves_the_group() {
     assert_eq!(h.state("a"), State::Backup);
     assert_eq!(h.status("a").unbound, None);
 }
+
+#[test]
+fn the_flight_record_replays_to_the_same_transitions() {
+    // Two instances in a sync group plus one alone; adverts, a link going
+    // down and up, a tracked object, maintenance, a reload, a stop: every
+    // transition comes back from the inputs alone.
+    let mut a = spec("A", "eth0", 1, 100, "192.0.2.101");
+    a.tracks.push((TrackId(7), TrackConfig::weight(-60), true));
+    let b = spec("B", "eth0", 2, 100, "192.0.2.102");
+    let c = spec("C", "eth0", 3, 150, "192.0.2.103");
+    let mut cfg = config(vec![a, b, c.clone()]);
+    cfg.sync_groups = vec![vec!["A".into(), "B".into()]];
+    let mut h = Harness::eth0(&cfg);
+    h.become_master("A");
+    h.advert("eth0", "192.0.2.9", 3, 200, &["192.0.2.103"]);
+    h.advance(h.now + Duration::from_millis(50));
+    h.core
+        .set_track(h.now, &TrackKey::User(TrackId(7)), false)
+        .expect("A tracks it");
+    h.pump();
+    h.advert("eth0", "192.0.2.9", 1, 90, &["192.0.2.101"]);
+    h.advance(h.now + Duration::from_millis(200));
+    h.event(LinkEvent::Down(link(2, "eth0", false)));
+    h.advance(h.now + Duration::from_millis(100));
+    h.event(LinkEvent::Up(link(2, "eth0", true)));
+    h.advance(h.now + Duration::from_millis(500));
+    h.core
+        .set_maintenance(h.now, &["C".to_owned()], true)
+        .unwrap();
+    h.pump();
+    h.advance(h.now + Duration::from_millis(500));
+    let mut c2 = c;
+    c2.config.priority = Priority::new(120);
+    let plan = h.core.plan_reload(config(vec![c2])).unwrap();
+    h.core.commit_reload(h.now, plan, Vec::new());
+    h.pump();
+    h.advance(h.now + Duration::from_millis(500));
+    h.core.shutdown(h.now);
+    h.pump();
+
+    let record = h.core.flight_record();
+    assert_eq!(record.dropped, 0);
+    let replay = record::replay(&record.records);
+    assert!(replay.refused.is_empty(), "{replay:?}");
+    assert!(replay.recorded.len() >= 8, "{:?}", replay.recorded);
+    assert_eq!(replay.recorded, replay.replayed);
+    assert!(replay.matches(), "timers: {:?}", replay.timer_mismatches);
+    // And they are the driver's own events, in order.
+    let names = ["A", "B", "C"];
+    let from_record: Vec<(String, State, State)> = replay
+        .recorded
+        .iter()
+        .map(|t| (names[t.id.0].to_owned(), t.from, t.to))
+        .collect();
+    assert_eq!(from_record, h.events());
+}
+
+#[test]
+fn accepted_adverts_give_intervals_down_timer_margins_and_dual_masters() {
+    let cfg = config(vec![spec("A", "eth0", 1, 100, "192.0.2.101")]);
+    let mut h = Harness::eth0(&cfg);
+    // Backup: a better master every 100 ms; Master_Down_Interval is
+    // 300 ms + 61 ms, so each comes about 261 ms before the timer.
+    for _ in 0..4 {
+        h.advert("eth0", "192.0.2.9", 1, 200, &["192.0.2.101"]);
+        h.advance(h.now + Duration::from_millis(100));
+    }
+    let w = h.status("A").adverts;
+    assert_eq!(w.intervals.count(), 3);
+    assert_eq!(w.intervals.sum_ns, 300_000_000);
+    assert_eq!(w.down_timer_margins.count(), 4);
+    // The first came at start-up, 361 ms before its timer; the next ones
+    // 261 ms before theirs.
+    assert_eq!(
+        w.min_down_timer_margin,
+        Some(Duration::from_nanos(260_937_500))
+    );
+    assert_eq!(w.dual_master, 0);
+    // Master, and a lower-priority master still advertising: dual master.
+    h.advance(h.now + Duration::from_millis(500));
+    assert_eq!(h.state("A"), State::Master);
+    h.advert("eth0", "192.0.2.9", 1, 50, &["192.0.2.101"]);
+    assert_eq!(h.status("A").adverts.dual_master, 1);
+}

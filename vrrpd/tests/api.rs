@@ -1,0 +1,653 @@
+//! The local API of the real binary in network namespaces: the control
+//! socket (mode 0600, named after `--name`) answers `vrrpd status` (table
+//! and `--json`) with what the kernel has; `vrrpd events` shows a
+//! maintenance failover and the recovery in order with their reasons;
+//! `vrrpd ctl maintenance` makes a master leave with a priority-0
+//! advertisement (the backup takes over before Master_Down_Interval) and
+//! the node stays Backup across a SIGHUP until cleared; `vrrpd diff`
+//! prints what a reload would change and changes nothing; `/healthz` and
+//! `/readyz` answer; a failover recorded by the flight recorder (`vrrpd
+//! ctl dump`) replays (`vrrpd replay`) to the same transitions, and a
+//! recording with its advertisements cut does not; `/metrics` of a live
+//! daemon passes `promtool check metrics` and shows a failover's
+//! transitions by reason, priority 0, the VIP as the kernel has it,
+//! advertisement intervals and down-timer margins.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, ensure};
+use common::{Daemon, has_address, serial, test_dir};
+use nix::sys::signal::Signal;
+use vrrp_net::testnet::{Lan, Router};
+
+const T: Duration = Duration::from_secs(15);
+/// Master_Down_Interval of priority 100 at 100 ms: 3 x 100 + 61 ms.
+const MASTER_DOWN_100: Duration = Duration::from_micros(360_937);
+
+fn config(prio: u8, http: Option<&str>) -> String {
+    let http = http
+        .map(|a| format!("http = {{ listen = \"{a}\" }}\n"))
+        .unwrap_or_default();
+    format!(
+        "[global]\nvrrp_version = 3\n{http}\n[instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 30\n\
+         priority = {prio}\nadvert_int = \"100ms\"\nvirtual_ipaddress = [\"192.0.2.30/24\"]\n"
+    )
+}
+
+/// `vrrpd ARGS` (not in any namespace: the socket is a file); stdout, or
+/// the error with stderr.
+fn vrrpd(args: &[&str]) -> Result<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_vrrpd"))
+        .args(args)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "vrrpd {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+fn status_json(name: &str) -> Result<serde_json::Value> {
+    Ok(serde_json::from_str(&vrrpd(&[
+        "status", "--json", "--name", name,
+    ])?)?)
+}
+
+/// The status once `pred` holds (the kernel confirms addresses after the
+/// transition).
+fn wait_status(name: &str, pred: impl Fn(&serde_json::Value) -> bool) -> Result<serde_json::Value> {
+    let deadline = Instant::now() + T;
+    loop {
+        let doc = status_json(name)?;
+        if pred(&doc) {
+            return Ok(doc);
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow!("status of {name} never matched: {doc}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `vrrpd events` process and the lines it printed.
+struct Follower {
+    child: Child,
+    lines: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Follower {
+    fn start(name: &str) -> Result<Follower> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vrrpd"))
+            .args(["events", "--name", name])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let out = child.stdout.take().context("stdout")?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l2 = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line)
+                    && let Ok(mut l) = l2.lock()
+                {
+                    l.push(v);
+                }
+            }
+        });
+        let f = Follower { child, lines };
+        f.wait(|v| v["type"] == "hello", "the greeting")?;
+        Ok(f)
+    }
+
+    /// Waits for a line matching `pred`; returns it.
+    fn wait(
+        &self,
+        pred: impl Fn(&serde_json::Value) -> bool,
+        what: &str,
+    ) -> Result<serde_json::Value> {
+        let deadline = Instant::now() + T;
+        loop {
+            if let Some(v) = self.lines().into_iter().find(|v| pred(v)) {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                return Err(anyhow!("no event {what}; got {:?}", self.lines()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn lines(&self) -> Vec<serde_json::Value> {
+        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The state changes seen: (from, to, reason).
+    fn states(&self) -> Vec<(String, String, String)> {
+        self.lines()
+            .iter()
+            .filter(|v| v["type"] == "state")
+            .map(|v| {
+                let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+                (s("from"), s("to"), s("reason"))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get(router: &Router, addr: &'static str, path: &'static str) -> Result<String> {
+    let task = router.spawn(move || async move {
+        let mut s = std::net::TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut body = String::new();
+        s.read_to_string(&mut body)?;
+        anyhow::Ok(body)
+    });
+    task.join().map_err(|e| anyhow!("{e}"))?
+}
+
+#[test]
+fn status_events_maintenance_across_sighup_diff_and_health() -> Result<()> {
+    let _serial = serial();
+    let started = Instant::now();
+    let lan = Lan::new(2)?;
+    let (ra, rb) = (lan.router(1)?, lan.router(2)?);
+    let dir = test_dir("api")?;
+    let pid = std::process::id();
+    let (na, nb) = (format!("api-a-{pid}"), format!("api-b-{pid}"));
+    let http = "127.0.0.1:9471";
+    let mut a = Daemon::start_with(
+        ra,
+        &dir,
+        "a",
+        &config(200, Some(http)),
+        &["--name", &na],
+        &[],
+    )?;
+    a.wait_state("VI_1", "master", T)?;
+    let mut b = Daemon::start_with(rb, &dir, "b", &config(100, None), &["--name", &nb], &[])?;
+    b.wait_state("VI_1", "backup", T)?;
+
+    // The socket: next to the pid file, root only.
+    let socket = Path::new("/run/vrrpd").join(format!("{na}.sock"));
+    {
+        use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+        let meta = std::fs::metadata(&socket)?;
+        ensure!(meta.file_type().is_socket(), "{socket:?} is a socket");
+        ensure!(meta.permissions().mode() & 0o777 == 0o600, "mode {meta:?}");
+    }
+
+    // Status: JSON with the kernel's view, and the table.
+    let doc = wait_status(&na, |d| d["instances"][0]["vips"][0]["present"] == true)?;
+    let vi = &doc["instances"][0];
+    ensure!(
+        vi["state"] == "master" && vi["base_priority"] == 200,
+        "{doc}"
+    );
+    ensure!(vi["maintenance"] == false, "{doc}");
+    ensure!(
+        vi["vips"][0]["address"] == "192.0.2.30/24"
+            && vi["vips"][0]["present"] == true
+            && vi["vips"][0]["ours"] == true,
+        "{doc}"
+    );
+    // B follows A (counters and the master seen refresh within a second).
+    wait_status(&nb, |d| {
+        d["instances"][0]["master"] == ra.ipv4().to_string()
+            && d["instances"][0]["adverts_received"].as_u64() > Some(0)
+    })?;
+    let table = vrrpd(&["status", "--name", &na])?;
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("VI_1"))
+        .context("row")?;
+    ensure!(
+        row.split_whitespace().collect::<Vec<_>>()[..5] == ["VI_1", "eth0", "30", "master", "200"],
+        "{table}"
+    );
+    ensure!(
+        table.contains("vip 192.0.2.30/24 on eth0 (VI_1): present"),
+        "{table}"
+    );
+
+    // Health.
+    let h = http_get(ra, http, "/healthz")?;
+    ensure!(h.starts_with("HTTP/1.1 200") && h.ends_with("ok\n"), "{h}");
+    let r = http_get(ra, http, "/readyz")?;
+    ensure!(r.starts_with("HTTP/1.1 200"), "{r}");
+
+    // Maintenance on A: it leaves with priority 0, B takes over at once.
+    let ea = Follower::start(&na)?;
+    let eb = Follower::start(&nb)?;
+    let out = vrrpd(&["ctl", "--name", &na, "maintenance", "VI_1", "on"])?;
+    ensure!(out.trim() == "maintenance on for VI_1", "{out}");
+    let left = a.wait_state("VI_1", "backup", T)?;
+    let took = b.wait_state("VI_1", "master", T)? - left;
+    ensure!(
+        took < MASTER_DOWN_100,
+        "B took over {took:?} after A left: not the priority-0 handover"
+    );
+    ea.wait(
+        |v| v["type"] == "state" && v["to"] == "backup" && v["reason"] == "maintenance",
+        "A leaving for maintenance",
+    )?;
+    ea.wait(
+        |v| v["type"] == "maintenance" && v["name"] == "VI_1" && v["on"] == true,
+        "the maintenance command",
+    )?;
+    eb.wait(
+        |v| v["type"] == "state" && v["to"] == "master" && v["reason"] == "master_down",
+        "B taking over",
+    )?;
+    let doc = status_json(&na)?;
+    let vi = &doc["instances"][0];
+    ensure!(
+        vi["maintenance"] == true && vi["state"] == "backup",
+        "{doc}"
+    );
+    ensure!(
+        vi["priority_zero"][1].as_u64() >= Some(1),
+        "priority 0 sent: {doc}"
+    );
+    ensure!(
+        !has_address(ra, "192.0.2.30")? && has_address(rb, "192.0.2.30")?,
+        "the VIP moved"
+    );
+
+    // SIGHUP with a changed priority (an update in place): A stays in
+    // maintenance, B stays master, though A's priority is the higher.
+    std::fs::write(&a.config, config(210, Some(http)))?;
+    a.signal(Signal::SIGHUP)?;
+    let reload = ea.wait(|v| v["type"] == "reload", "the reload")?;
+    ensure!(reload["result"] == "applied", "{reload}");
+    ensure!(
+        reload["changes"][0]["name"] == "VI_1" && reload["changes"][0]["action"] == "updated",
+        "{reload}"
+    );
+    std::thread::sleep(MASTER_DOWN_100 * 3);
+    let doc = status_json(&na)?;
+    let vi = &doc["instances"][0];
+    ensure!(
+        vi["maintenance"] == true && vi["state"] == "backup" && vi["base_priority"] == 210,
+        "{doc}"
+    );
+    ensure!(
+        a.changes_of("VI_1").last().map(String::as_str) == Some("backup"),
+        "A stayed backup: {:?}",
+        a.changes_of("VI_1")
+    );
+    ensure!(
+        b.changes_of("VI_1").last().map(String::as_str) == Some("master"),
+        "B stayed master"
+    );
+
+    // A dry run: the diff printed, nothing applied.
+    let new = dir.join("new.toml");
+    std::fs::write(
+        &new,
+        config(250, Some(http))
+            + "\n[instance.VI_2]\ninterface = \"eth0\"\nvirtual_router_id = 31\npriority = 100\n\
+               advert_int = \"100ms\"\nvirtual_ipaddress = [\"192.0.2.31/24\"]\n",
+    )?;
+    let reloads_before = ea.lines().iter().filter(|v| v["type"] == "reload").count();
+    let diff = vrrpd(&["diff", "-c", &new.display().to_string(), "--name", &na])?;
+    ensure!(
+        diff == "instance VI_1: updated in place (priority: 210 -> 250)\ninstance VI_2: added\n",
+        "{diff}"
+    );
+    let same = vrrpd(&["diff", "-c", &a.config.display().to_string(), "--name", &na])?;
+    ensure!(same == "no change\n", "{same}");
+    std::thread::sleep(MASTER_DOWN_100 * 2);
+    let doc = status_json(&na)?;
+    ensure!(
+        doc["instances"].as_array().map(Vec::len) == Some(1)
+            && doc["instances"][0]["base_priority"] == 210,
+        "nothing applied: {doc}"
+    );
+    ensure!(!has_address(ra, "192.0.2.31")?, "no VI_2 address");
+    ensure!(
+        ea.lines().iter().filter(|v| v["type"] == "reload").count() == reloads_before,
+        "no reload"
+    );
+    // A broken file: the daemon's error, nothing applied.
+    std::fs::write(&new, "[instance.VI_1]\npriority = 1000\n")?;
+    let err =
+        vrrpd(&["diff", "-c", &new.display().to_string(), "--name", &na]).expect_err("refused");
+    ensure!(err.to_string().contains("new.toml"), "{err}");
+
+    // Unknown names are refused.
+    let err = vrrpd(&["ctl", "--name", &na, "maintenance", "NOPE", "on"]).expect_err("refused");
+    ensure!(
+        err.to_string()
+            .contains("no instance or sync group is named NOPE"),
+        "{err}"
+    );
+
+    // Cleared: A (210) preempts B; both streams show the failover and
+    // the recovery in order.
+    vrrpd(&["ctl", "--name", &na, "maintenance", "VI_1", "off"])?;
+    a.wait_state("VI_1", "master", T)?;
+    b.wait_state("VI_1", "backup", T)?;
+    eb.wait(
+        |v| v["type"] == "state" && v["to"] == "backup",
+        "B stepping down",
+    )?;
+    ea.wait(|v| v["type"] == "state" && v["to"] == "master", "A back")?;
+    let s = |f: &str, t: &str, r: &str| (f.to_owned(), t.to_owned(), r.to_owned());
+    ensure!(
+        ea.states()
+            == [
+                s("master", "backup", "maintenance"),
+                s("backup", "master", "master_down")
+            ],
+        "A: {:?}",
+        ea.states()
+    );
+    ensure!(
+        eb.states()
+            == [
+                s("backup", "master", "master_down"),
+                s("master", "backup", "preempted")
+            ],
+        "B: {:?}",
+        eb.states()
+    );
+    let preempted = eb.wait(|v| v["reason"] == "preempted", "preempted")?;
+    ensure!(
+        preempted["by"] == ra.ipv4().to_string() && preempted["by_priority"] == 210,
+        "{preempted}"
+    );
+
+    let status = a.stop()?;
+    ensure!(status.success(), "clean exit");
+    ensure!(!socket.exists(), "socket removed at exit");
+    b.stop()?;
+    eprintln!("api suite: {:?}", started.elapsed());
+    Ok(())
+}
+
+#[test]
+fn a_recorded_failover_replays_to_the_same_transitions() -> Result<()> {
+    let _serial = serial();
+    let started = Instant::now();
+    let lan = Lan::new(2)?;
+    let (ra, rb) = (lan.router(1)?, lan.router(2)?);
+    let dir = test_dir("replay")?;
+    let pid = std::process::id();
+    let nb = format!("rec-b-{pid}");
+    // A first: B starts as the backup of a running master, so its
+    // transitions are known.
+    let mut a = Daemon::start_with(
+        ra,
+        &dir,
+        "a",
+        &config(200, None),
+        &["--name", &format!("rec-a-{pid}")],
+        &[],
+    )?;
+    a.wait_state("VI_1", "master", T)?;
+    let mut b = Daemon::start_with(rb, &dir, "b", &config(100, None), &["--name", &nb], &[])?;
+    b.wait_state("VI_1", "backup", T)?;
+    std::thread::sleep(Duration::from_millis(300));
+    // A crash: no priority 0; B takes over after Master_Down_Interval.
+    a.kill()?;
+    b.wait_state("VI_1", "master", T)?;
+
+    let dump = vrrpd(&["ctl", "--name", &nb, "dump"])?;
+    let file = dir.join("b.jsonl");
+    std::fs::write(&file, &dump)?;
+    let types: Vec<String> = dump
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    ensure!(
+        types.first().map(String::as_str) == Some("flight_record"),
+        "{dump}"
+    );
+    let count = |t: &str| types.iter().filter(|x| *x == t).count();
+    ensure!(
+        count("add_instance") == 1 && count("startup") == 1,
+        "{types:?}"
+    );
+    ensure!(count("packet") >= 3, "A's adverts recorded: {types:?}");
+    ensure!(count("transition") == 2, "{types:?}");
+
+    let out = vrrpd(&["replay", &file.display().to_string()])?;
+    let lines: Vec<&str> = out.lines().collect();
+    ensure!(
+        lines.len() == 3
+            && lines[0].ends_with("VI_1 init -> backup (startup)")
+            && lines[1].ends_with("VI_1 backup -> master (master_down)")
+            && lines[2] == "replayed 2 transitions: identical to the recording",
+        "{out}"
+    );
+    // The timer that made B master was due Master_Down_Interval after
+    // A's last advertisement arrived, to the nanosecond, and fired then
+    // or a little later.
+    let records: Vec<serde_json::Value> = dump
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let last_advert = records
+        .iter()
+        .filter(|v| v["type"] == "packet")
+        .filter_map(|v| v["at_ns"].as_u64())
+        .max()
+        .context("an advert")?;
+    let takeover = records
+        .iter()
+        .find(|v| v["type"] == "transition" && v["to"] == "master")
+        .and_then(|v| v["at_ns"].as_u64())
+        .context("the takeover")?;
+    let firing = records
+        .iter()
+        .find(|v| v["type"] == "timeout" && v["at_ns"].as_u64() == Some(takeover))
+        .context("the timer firing")?;
+    ensure!(
+        firing["due_ns"].as_u64() == Some(last_advert + 360_937_500),
+        "due {firing} after the last advert at {last_advert}"
+    );
+    ensure!(
+        b.changes_of("VI_1") == ["backup", "master"],
+        "{:?}",
+        b.changes_of("VI_1")
+    );
+
+    // Without A's advertisements the recording no longer explains itself.
+    let cut: String = dump
+        .lines()
+        .filter(|l| !l.contains("\"type\":\"packet\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let cut_file = dir.join("cut.jsonl");
+    std::fs::write(&cut_file, cut)?;
+    let out = Command::new(env!("CARGO_BIN_EXE_vrrpd"))
+        .args(["replay", &cut_file.display().to_string()])
+        .output()?;
+    ensure!(out.status.code() == Some(1), "{out:?}");
+    ensure!(
+        String::from_utf8_lossy(&out.stdout).contains("DIFFERENT"),
+        "{out:?}"
+    );
+    b.stop()?;
+    eprintln!("replay suite: {:?}", started.elapsed());
+    Ok(())
+}
+
+/// The value of the first sample line starting with `prefix`.
+fn sample(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn metrics_pass_promtool_and_show_a_failover() -> Result<()> {
+    let _serial = serial();
+    let started = Instant::now();
+    let lan = Lan::new(2)?;
+    let (ra, rb) = (lan.router(1)?, lan.router(2)?);
+    let dir = test_dir("promtool")?;
+    let pid = std::process::id();
+    let (na, nb) = (format!("prom-a-{pid}"), format!("prom-b-{pid}"));
+    // Each router namespace has its own loopback: one port for both.
+    let http = "127.0.0.1:9472";
+    let mut a = Daemon::start_with(
+        ra,
+        &dir,
+        "a",
+        &config(200, Some(http)),
+        &["--name", &na],
+        &[],
+    )?;
+    a.wait_state("VI_1", "master", T)?;
+    let mut b = Daemon::start_with(
+        rb,
+        &dir,
+        "b",
+        &config(100, Some(http)),
+        &["--name", &nb],
+        &[],
+    )?;
+    b.wait_state("VI_1", "backup", T)?;
+    std::thread::sleep(Duration::from_millis(500));
+    vrrpd(&["ctl", "--name", &na, "maintenance", "VI_1", "on"])?;
+    b.wait_state("VI_1", "master", T)?;
+
+    // The status behind /metrics refreshes every second.
+    let vi = "{instance=\"VI_1\",vrid=\"30\"";
+    let takeover = format!(
+        "vrrp_instance_transitions_by_reason_total{vi},from=\"backup\",to=\"master\",reason=\"master_down\"}}"
+    );
+    let deadline = Instant::now() + T;
+    let body = loop {
+        let resp = http_get(rb, http, "/metrics")?;
+        ensure!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .context("body")?;
+        if sample(&body, &takeover) == Some(1.0) {
+            break body;
+        }
+        ensure!(Instant::now() < deadline, "no takeover in:\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    check
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(body.as_bytes())?;
+    let verdict = check.wait_with_output()?;
+    ensure!(
+        verdict.status.success(),
+        "promtool: {}{}\n{body}",
+        String::from_utf8_lossy(&verdict.stdout),
+        String::from_utf8_lossy(&verdict.stderr)
+    );
+    for (name, want) in [
+        (format!("vrrp_instance_state{vi},state=\"master\"}}"), 1.0),
+        (
+            format!("vrrp_instance_priority_zero_received_total{vi}}}"),
+            1.0,
+        ),
+        (format!("vrrp_instance_dual_master_total{vi}}}"), 0.0),
+        (
+            format!("vrrp_vip_present{vi},address=\"192.0.2.30/24\",device=\"eth0\"}}"),
+            1.0,
+        ),
+        (format!("vrrp_instance_base_priority{vi}}}"), 100.0),
+        (
+            "vrrpd_config_reloads_total{result=\"applied\"}".to_owned(),
+            0.0,
+        ),
+        (
+            format!(
+                "vrrpd_build_info{{version=\"{}\"}}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            1.0,
+        ),
+    ] {
+        ensure!(
+            sample(&body, &name) == Some(want),
+            "{name} != {want} in:\n{body}"
+        );
+    }
+    // B heard A every 100 ms before the handover, each well before its
+    // Master_Down_Timer.
+    let intervals = sample(
+        &body,
+        &format!("vrrp_instance_advert_interval_seconds_count{vi}}}"),
+    )
+    .context("interval count")?;
+    ensure!(intervals >= 3.0, "{body}");
+    let within = sample(
+        &body,
+        r#"vrrp_instance_advert_interval_seconds_bucket{le="0.25",instance="VI_1",vrid="30"}"#,
+    )
+    .with_context(|| format!("bucket in {body}"))?;
+    ensure!(within == intervals, "all intervals under 250 ms:\n{body}");
+    let margin = sample(
+        &body,
+        &format!("vrrp_instance_down_timer_margin_min_seconds{vi}}}"),
+    )
+    .context("margin")?;
+    ensure!(
+        margin > 0.0 && margin < MASTER_DOWN_100.as_secs_f64(),
+        "margin {margin}"
+    );
+    // A's side: it left master for maintenance, with priority 0.
+    let resp = http_get(ra, http, "/metrics")?;
+    let deadline = Instant::now() + T;
+    let mut resp = resp;
+    while sample(&resp, &format!("vrrp_instance_maintenance{vi}}}")) != Some(1.0) {
+        ensure!(Instant::now() < deadline, "{resp}");
+        std::thread::sleep(Duration::from_millis(100));
+        resp = http_get(ra, http, "/metrics")?;
+    }
+    ensure!(
+        sample(
+            &resp,
+            &format!(
+                "vrrp_instance_transitions_by_reason_total{vi},from=\"master\",to=\"backup\",reason=\"maintenance\"}}"
+            )
+        ) == Some(1.0)
+            && sample(
+                &resp,
+                &format!("vrrp_instance_priority_zero_sent_total{vi}}}")
+            ) == Some(1.0),
+        "{resp}"
+    );
+    a.stop()?;
+    b.stop()?;
+    eprintln!("promtool suite: {:?}", started.elapsed());
+    Ok(())
+}
