@@ -49,7 +49,7 @@ use vrrp_core::{Priority, TrackId};
 
 pub use self::api::{
     DriverConfig, DriverError, ForeignAddressPolicy, InstanceSpec, InstanceStatus, ReloadSummary,
-    Snapshot, StateEvent, TrackKey, Unbound, Vip, VipStatus,
+    Snapshot, StateEvent, TrackKey, Unbound, Vip, VipStatus, VmacSpec,
 };
 use self::shell::{Command, Shell};
 
