@@ -315,6 +315,17 @@ pub struct Instance {
     pub checksum_as_v2: bool,
     /// Mail on state changes.
     pub smtp_alert: bool,
+    /// keepalived's `use_vmac` (and `vmac_xmit_base`).
+    pub vmac: Option<Vmac>,
+}
+
+/// A virtual MAC interface (keepalived's `use_vmac`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vmac {
+    /// The macvlan's name.
+    pub name: String,
+    /// Advertise on the base interface (`vmac_xmit_base`).
+    pub xmit_base: bool,
 }
 
 impl Instance {
@@ -911,6 +922,11 @@ impl Instance {
             lower_prio_no_advert: Some(self.lower_prio_no_advert),
             checksum_as_v2: Some(self.checksum_as_v2),
             smtp_alert: Some(self.smtp_alert),
+            use_vmac: Some(match &self.vmac {
+                Some(v) => raw::UseVmac::Named(v.name.clone()),
+                None => raw::UseVmac::On(false),
+            }),
+            vmac_xmit_base: Some(self.vmac.as_ref().is_some_and(|v| v.xmit_base)),
         }
     }
 }

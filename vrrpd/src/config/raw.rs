@@ -613,6 +613,32 @@ pub struct Instance {
     #[key(default_is = "`global.smtp_alert_vrrp`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_alert: Option<bool>,
+    /// A virtual MAC interface for the instance: `true` (a macvlan named
+    /// `vrrp.VRID`) or the macvlan's name. It gets the VRRP MAC address
+    /// (00:00:5e:00:01:VRID, 00:00:5e:00:02:VRID for IPv6), the virtual
+    /// addresses without a `dev`, and sends the advertisements.
+    #[key(
+        default = false,
+        keepalived = "use_vmac [NAME]",
+        value = "true, or the macvlan's name"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_vmac: Option<UseVmac>,
+    /// With `use_vmac`: advertise (and listen) on `interface` rather than
+    /// on the macvlan.
+    #[key(default = false, keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmac_xmit_base: Option<bool>,
+}
+
+/// `use_vmac = true` or `use_vmac = "NAME"`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum UseVmac {
+    /// On (named `vrrp.VRID`) or off.
+    On(bool),
+    /// On, with this name.
+    Named(String),
 }
 
 /// `authentication = { auth_type = "PASS", auth_pass = "..." }`.

@@ -26,6 +26,9 @@ use super::error::{ErrorKind, KeyPath};
 use super::raw;
 use super::raw::{IpFamily, LbKind, VsProtocol};
 
+#[path = "resolve_vmac.rs"]
+mod vmac;
+
 /// Where the file is meant to run, which decides how problems that depend
 /// on the host (scripts that do not exist here, unknown users) count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -940,7 +943,21 @@ impl Resolver {
                 i.notify,
             ],
         );
+        let family = family_of(
+            vips.first().map(|v| v.address.addr),
+            i.unicast_src_ip,
+            i.unicast_peer.first().copied(),
+        );
+        let vmac = self.vmac(
+            &k,
+            i.use_vmac.as_ref(),
+            i.vmac_xmit_base,
+            vrid,
+            family,
+            &interface,
+        );
         let inst = Instance {
+            vmac,
             track_process,
             interface,
             vrid,

@@ -210,6 +210,27 @@ impl Cx {
         }
     }
 
+    /// keepalived's `use_vmac [NAME] [MAC]`: a name is carried; a MAC of
+    /// one's own is not (vrrpd uses the RFC 5798 virtual MAC).
+    fn use_vmac(&mut self, n: &Node, ctx: &str) -> Option<raw::UseVmac> {
+        let is_mac = |a: &str| {
+            a.contains(':')
+                && a.split(':').all(|p| {
+                    !p.is_empty() && p.len() <= 2 && p.chars().all(|c| c.is_ascii_hexdigit())
+                })
+        };
+        let name = n.args().iter().find(|a| !is_mac(a)).cloned();
+        match n.args().iter().find(|a| is_mac(a)) {
+            Some(mac) => self.changed(
+                n,
+                ctx,
+                format!("`use_vmac` with MAC address {mac}: vrrpd uses the RFC 5798 virtual MAC 00:00:5e:00:01:VRID (00:00:5e:00:02:VRID for IPv6) instead"),
+            ),
+            None => self.carried(n, ctx),
+        }
+        Some(name.map_or(raw::UseVmac::On(true), raw::UseVmac::Named))
+    }
+
     fn string(&mut self, n: &Node, ctx: &str) -> Option<String> {
         let a = self.arg(n, ctx)?.to_owned();
         self.carried(n, ctx);
@@ -1071,6 +1092,8 @@ impl Cx {
                 "lower_prio_no_advert" => i.lower_prio_no_advert = self.flag(c, CTX),
                 "v3_checksum_as_v2" => i.checksum_as_v2 = self.flag(c, CTX),
                 "smtp_alert" => i.smtp_alert = self.flag(c, CTX),
+                "use_vmac" => i.use_vmac = self.use_vmac(c, CTX),
+                "vmac_xmit_base" => i.vmac_xmit_base = self.flag(c, CTX),
                 "track_interface" => {
                     self.carried(c, CTX);
                     let start = i.track_interface.len();
@@ -1158,8 +1181,6 @@ impl Cx {
                 | "virtual_routes"
                 | "virtual_rules"
                 | "track_bfd"
-                | "use_vmac"
-                | "vmac_xmit_base"
                 | "use_vmac_addr"
                 | "use_ipvlan"
                 | "accept"
