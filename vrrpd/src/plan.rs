@@ -298,6 +298,7 @@ fn instance_spec(
         name: v.name.clone(),
         xmit_base: v.xmit_base,
     });
+    spec.dont_track_primary = inst.dont_track_primary;
     spec.track_interfaces = inst
         .track_interface
         .iter()

@@ -92,6 +92,10 @@ pub struct InstanceSpec {
     /// A virtual MAC interface for the instance (keepalived's `use_vmac`):
     /// see [`VmacSpec`].
     pub vmac: Option<VmacSpec>,
+    /// keepalived's `dont_track_primary`: the instance's own interface
+    /// going down is not a fault (it is still needed to run: a missing
+    /// interface still holds the instance in Fault).
+    pub dont_track_primary: bool,
 }
 
 /// keepalived's `use_vmac`: the driver creates a macvlan named `name` on
@@ -126,6 +130,7 @@ impl InstanceSpec {
             track_interfaces: Vec::new(),
             tracks: Vec::new(),
             vmac: None,
+            dont_track_primary: false,
         }
     }
 

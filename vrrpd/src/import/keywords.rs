@@ -425,6 +425,15 @@ impl Cx {
                 "vrrp_garp_master_repeat" => {
                     self.config.global.vrrp_garp_master_repeat = self.number(c, CTX);
                 }
+                "vrrp_garp_lower_prio_delay" => {
+                    self.config.global.vrrp_garp_lower_prio_delay = self.seconds(c, CTX);
+                }
+                "vrrp_garp_lower_prio_repeat" => {
+                    self.config.global.vrrp_garp_lower_prio_repeat = self.number(c, CTX);
+                }
+                "vrrp_down_timer_adverts" => {
+                    self.config.global.vrrp_down_timer_adverts = self.number(c, CTX);
+                }
                 "vrrp_garp_master_refresh" => {
                     self.config.global.vrrp_garp_master_refresh = self.seconds(c, CTX);
                 }
@@ -1093,6 +1102,10 @@ impl Cx {
                 "v3_checksum_as_v2" => i.checksum_as_v2 = self.flag(c, CTX),
                 "smtp_alert" => i.smtp_alert = self.flag(c, CTX),
                 "use_vmac" => i.use_vmac = self.use_vmac(c, CTX),
+                "garp_lower_prio_delay" => i.garp_lower_prio_delay = self.seconds(c, CTX),
+                "garp_lower_prio_repeat" => i.garp_lower_prio_repeat = self.number(c, CTX),
+                "down_timer_adverts" => i.down_timer_adverts = self.number(c, CTX),
+                "dont_track_primary" => i.dont_track_primary = self.flag(c, CTX),
                 "vmac_xmit_base" => i.vmac_xmit_base = self.flag(c, CTX),
                 "track_interface" => {
                     self.carried(c, CTX);
@@ -1185,11 +1198,7 @@ impl Cx {
                 | "use_ipvlan"
                 | "accept"
                 | "no_accept"
-                | "dont_track_primary"
                 | "promote_secondaries"
-                | "garp_lower_prio_delay"
-                | "garp_lower_prio_repeat"
-                | "down_timer_adverts"
                 | "garp_extra_if"
                 | "vmac_garp_intvl"
                 | "higher_prio_send_advert"
@@ -1647,6 +1656,14 @@ impl Cx {
                 if i.lower_prio_no_advert == Some(false) {
                     notes.push((at(self, "lower_prio_no_advert"), "vrrp_instance lower_prio_no_advert", Fate::Changed, format!("({name}) strict mode requires lower_prio_no_advert: keepalived sets it, so does vrrpd")));
                     i.lower_prio_no_advert = None;
+                }
+                if i.garp_lower_prio_repeat.is_some_and(|r| r != 0) {
+                    notes.push((at(self, "garp_lower_prio_repeat"), "vrrp_instance garp_lower_prio_repeat", Fate::Changed, format!("({name}) strict mode sends no garp_lower_prio_repeat: keepalived resets it to 0, so does vrrpd")));
+                    i.garp_lower_prio_repeat = None;
+                }
+                if i.garp_lower_prio_delay.is_some_and(|d| !d.get().is_zero()) {
+                    notes.push((at(self, "garp_lower_prio_delay"), "vrrp_instance garp_lower_prio_delay", Fate::Changed, format!("({name}) strict mode has no garp_lower_prio_delay: keepalived resets it to 0, so does vrrpd")));
+                    i.garp_lower_prio_delay = None;
                 }
             }
             if i.state == Some(raw::StartState::Master) || owner {

@@ -841,7 +841,8 @@ impl DriverCore {
             .and_then(|id| self.entries.get(id))
             .is_some_and(|e| e.binding.is_ok());
         let mut out = vec![(binding, TrackConfig::weight(0), bound)];
-        let own = std::iter::once((spec.interface.clone(), TrackConfig::weight(0)));
+        let own = std::iter::once((spec.interface.clone(), TrackConfig::weight(0)))
+            .filter(|_| !spec.dont_track_primary);
         for (name, config) in own.chain(spec.track_interfaces.iter().cloned()) {
             let up = self.kernel.link_by_name(&name).is_some_and(LinkInfo::is_up);
             let id = self.tracks.id(TrackName::Key(TrackKey::Interface(name)));

@@ -2,7 +2,7 @@
 //! in simulated time against the fake kernel of the parent module: made
 //! before the instance binds, made again when deleted, retried with
 //! back-off, a leftover reused or deleted, deleted at stop after its
-//! addresses.
+//! addresses; and keepalived's `dont_track_primary`.
 
 use std::cell::Cell;
 
@@ -321,4 +321,22 @@ fn a_vmac_name_shared_or_naming_an_instance_interface_is_refused() {
         let e = DriverCore::new(&config(bad), Vec::new()).unwrap_err();
         assert!(matches!(e, DriverError::BadVmac { .. }), "{e}");
     }
+}
+
+#[test]
+fn dont_track_primary_keeps_a_master_through_link_down_but_not_a_missing_interface() {
+    let mut s = spec("a", "eth0", 1, 100, "192.0.2.100");
+    s.dont_track_primary = true;
+    let mut h = Harness::eth0(&config(vec![s]));
+    h.become_master("a");
+    h.event(LinkEvent::Down(link(2, "eth0", false)));
+    assert_eq!(h.state("a"), State::Master);
+    assert!(h.has("192.0.2.100"));
+    h.event(LinkEvent::Up(link(2, "eth0", true)));
+    assert_eq!(h.state("a"), State::Master);
+    h.event(LinkEvent::Removed {
+        ifindex: 2,
+        name: "eth0".into(),
+    });
+    assert_eq!(h.state("a"), State::Fault);
 }

@@ -1,4 +1,5 @@
-//! Resolving keepalived's `use_vmac` and `vmac_xmit_base`.
+//! Resolving keepalived's `use_vmac` and `vmac_xmit_base`,
+//! `down_timer_adverts` and `garp_lower_prio_*`.
 
 use vrrp_core::{Family, Vrid};
 
@@ -8,6 +9,48 @@ use super::super::raw::UseVmac;
 use super::Resolver;
 
 impl Resolver {
+    /// keepalived's `down_timer_adverts` / `vrrp_down_timer_adverts`:
+    /// 1..=100.
+    pub(super) fn down_timer_adverts(&mut self, key: KeyPath, set: Option<u8>, default: u8) -> u8 {
+        match set {
+            None => default,
+            Some(n @ 1..=100) => n,
+            Some(n) => {
+                self.err(
+                    key,
+                    ErrorKind::Invalid(format!("{n} is out of 1..=100 (keepalived's range)")),
+                );
+                default
+            }
+        }
+    }
+
+    /// keepalived's `garp_lower_prio_repeat` / `_delay` of an instance:
+    /// the global value unless set; 0 in strict mode, where another value
+    /// is refused (keepalived resets it with an error).
+    pub(super) fn lower_prio_garp<T: PartialEq + Copy>(
+        &mut self,
+        k: &KeyPath,
+        name: &'static str,
+        strict: bool,
+        set: Option<T>,
+        global: T,
+        zero: T,
+    ) -> T {
+        match (strict, set) {
+            (false, Some(v)) => v,
+            (false, None) => global,
+            (true, Some(v)) if v != zero => {
+                self.err(
+                    k.key(name),
+                    ErrorKind::Strict(format!("strict mode sends no {name}: it must be 0")),
+                );
+                zero
+            }
+            (true, _) => zero,
+        }
+    }
+
     /// The instance's virtual MAC interface: keepalived's default name is
     /// `vrrp.VRID`, and an IPv6 instance whose VRID's name an IPv4
     /// instance already took gets `vrrp6.VRID` (keepalived's second
