@@ -167,6 +167,11 @@ pub struct InstanceConfig {
     /// a higher address (another owner, or a spoofed one) demotes it.
     /// keepalived 2.2.8 and later call this `owner_ignore_adverts`.
     pub owner_ignore_adverts: bool,
+    /// How many advertisement intervals a backup waits for the master
+    /// before Skew_Time runs out: the `3` of RFC 5798 6.1's
+    /// Master_Down_Interval, keepalived's `down_timer_adverts` (1..=100,
+    /// default 3). 0 counts as 1.
+    pub down_timer_adverts: u8,
 }
 
 impl InstanceConfig {
@@ -190,6 +195,7 @@ impl InstanceConfig {
             check_ttl: true,
             lower_prio_no_advert: false,
             owner_ignore_adverts: true,
+            down_timer_adverts: 3,
         }
     }
 
@@ -375,6 +381,12 @@ impl InstanceConfigBuilder {
     /// See [`InstanceConfig::lower_prio_no_advert`] (default false).
     pub fn lower_prio_no_advert(mut self, no_advert: bool) -> Self {
         self.config.lower_prio_no_advert = no_advert;
+        self
+    }
+
+    /// See [`InstanceConfig::down_timer_adverts`] (default 3).
+    pub fn down_timer_adverts(mut self, adverts: u8) -> Self {
+        self.config.down_timer_adverts = adverts;
         self
     }
 

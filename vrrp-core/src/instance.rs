@@ -399,13 +399,16 @@ impl Instance {
         Duration::from_nanos(weight * unit / 256)
     }
 
-    /// Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time.
+    /// Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time (RFC
+    /// 5798 6.1), the 3 being keepalived's `down_timer_adverts`
+    /// ([`InstanceConfig::down_timer_adverts`]).
     pub fn master_down_interval(&self) -> Duration {
         let interval = match self.config.version {
             Version::V2 => self.config.advert_interval,
             _ => self.master_adver_interval,
         };
-        Duration::from_nanos(3 * interval.as_nanos()) + self.skew_time()
+        let adverts = u64::from(self.config.down_timer_adverts.max(1));
+        Duration::from_nanos(adverts * interval.as_nanos()) + self.skew_time()
     }
 
     /// The next output to carry out, if any.

@@ -238,5 +238,6 @@ mod sys;
 #[cfg(feature = "testnet")]
 pub mod testnet;
 mod timer;
+pub mod vmac;
 
 pub use netlink::NetlinkError;

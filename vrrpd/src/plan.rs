@@ -303,6 +303,11 @@ fn instance_spec(
             label: v.label.clone(),
         })
         .collect();
+    spec.vmac = inst.vmac.as_ref().map(|v| vrrp_net::driver::VmacSpec {
+        name: v.name.clone(),
+        xmit_base: v.xmit_base,
+    });
+    spec.dont_track_primary = inst.dont_track_primary;
     spec.track_interfaces = inst
         .track_interface
         .iter()

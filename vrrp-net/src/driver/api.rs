@@ -89,6 +89,29 @@ pub struct InstanceSpec {
     /// first report. An id the driver already knows keeps its reported
     /// state across reloads.
     pub tracks: Vec<(TrackId, TrackConfig, bool)>,
+    /// A virtual MAC interface for the instance (keepalived's `use_vmac`):
+    /// see [`VmacSpec`].
+    pub vmac: Option<VmacSpec>,
+    /// keepalived's `dont_track_primary`: the instance's own interface
+    /// going down is not a fault (it is still needed to run: a missing
+    /// interface still holds the instance in Fault).
+    pub dont_track_primary: bool,
+}
+
+/// keepalived's `use_vmac`: the driver creates a macvlan named `name` on
+/// the instance's interface with the VRRP virtual MAC address
+/// ([`crate::vmac::virtual_mac`]), owns it like the addresses it adds
+/// (recorded, removed at stop, a leftover of a crashed run reused or
+/// removed, one deleted by hand re-created), puts the virtual addresses
+/// without a device of their own on it, and advertises from it, or, with
+/// `xmit_base`, from the base interface.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VmacSpec {
+    /// The macvlan's name (keepalived's default: `vrrp.{VRID}`).
+    pub name: String,
+    /// Advertise and listen on the base interface rather than on the
+    /// macvlan (keepalived's `vmac_xmit_base`).
+    pub xmit_base: bool,
 }
 
 impl InstanceSpec {
@@ -106,7 +129,32 @@ impl InstanceSpec {
             vips: Vec::new(),
             track_interfaces: Vec::new(),
             tracks: Vec::new(),
+            vmac: None,
+            dont_track_primary: false,
         }
+    }
+
+    /// Gives the instance a virtual MAC interface (builder style; see
+    /// [`InstanceSpec::vmac`]).
+    #[must_use]
+    pub fn with_vmac(mut self, vmac: VmacSpec) -> Self {
+        self.vmac = Some(vmac);
+        self
+    }
+
+    /// The interface its socket is bound to: the macvlan, or the
+    /// configured interface (no VMAC, or `xmit_base`).
+    pub(crate) fn socket_interface(&self) -> &str {
+        match &self.vmac {
+            Some(v) if !v.xmit_base => &v.name,
+            _ => &self.interface,
+        }
+    }
+
+    /// Where its virtual addresses go when they name no device: the
+    /// macvlan, or the configured interface.
+    pub(crate) fn vip_interface(&self) -> &str {
+        self.vmac.as_ref().map_or(&self.interface, |v| &v.name)
     }
 
     /// Adds a virtual address with its device and label (builder style).
@@ -252,6 +300,15 @@ pub enum DriverError {
         /// The other.
         b: String,
     },
+    /// An instance's virtual MAC interface cannot be: its name is another
+    /// instance's macvlan or its own interface.
+    #[error("instance {instance}: virtual MAC interface {reason}")]
+    BadVmac {
+        /// The instance.
+        instance: String,
+        /// Why.
+        reason: String,
+    },
     /// A sync group names an instance that does not exist.
     #[error("sync group names unknown instance {0}")]
     UnknownInstance(String),
@@ -319,6 +376,10 @@ impl DriverError {
                 a: a.clone(),
                 b: b.clone(),
             },
+            E::BadVmac { instance, reason } => E::BadVmac {
+                instance: instance.clone(),
+                reason: reason.clone(),
+            },
             E::UnknownInstance(n) => E::UnknownInstance(n.clone()),
             E::NoSuchInstance(n) => E::NoSuchInstance(n.clone()),
             E::UnknownTrack(k) => E::UnknownTrack(k.clone()),
@@ -373,6 +434,8 @@ pub enum Unbound {
     NoSourceAddress,
     /// The interface's socket is being opened or could not be opened.
     Socket(String),
+    /// The virtual MAC interface is being created or could not be.
+    Vmac(String),
 }
 
 impl fmt::Display for Unbound {
@@ -381,6 +444,7 @@ impl fmt::Display for Unbound {
             Unbound::InterfaceMissing => f.write_str("interface missing"),
             Unbound::NoSourceAddress => f.write_str("no source address"),
             Unbound::Socket(e) => write!(f, "socket: {e}"),
+            Unbound::Vmac(e) => write!(f, "virtual MAC interface: {e}"),
         }
     }
 }

@@ -14,7 +14,9 @@ use tokio::sync::{mpsc, watch};
 use vrrp_core::Timestamp;
 
 use super::api::DriverError;
-use super::core::{AddressOp, Announcement, OwnedAddress, SocketKey, SocketReport, SocketSpec};
+use super::core::{
+    AddressOp, Announcement, OwnedAddress, SocketKey, SocketReport, SocketSpec, VmacOp, VmacRemoval,
+};
 use crate::NetlinkError;
 use crate::addr::{AddOptions, AddressManager, IfAddr};
 use crate::garp::AnnounceSocket;
@@ -54,6 +56,13 @@ pub(crate) enum Msg {
     AnnounceFailures(u64),
     /// Writing the state file failed.
     StateFileError,
+    /// A virtual MAC interface was made (`ensure`, with its index) or
+    /// deleted.
+    VmacDone {
+        name: String,
+        ensure: bool,
+        result: Result<u32, String>,
+    },
 }
 
 /// Slow work for the kernel worker, done in order.
@@ -62,6 +71,8 @@ pub(crate) enum Work {
     Add(AddressOp),
     Remove(AddressOp),
     Announce(Announcement),
+    EnsureVmac(VmacOp),
+    RemoveVmac(VmacRemoval),
 }
 
 struct OpenSocket {
@@ -213,8 +224,36 @@ pub(crate) async fn kernel_worker(
     out: mpsc::UnboundedSender<Msg>,
 ) {
     let mut announcers: HashMap<u32, Arc<AnnounceSocket>> = HashMap::new();
+    let mut vmacs: Option<crate::vmac::VmacManager> = None;
     while let Some(job) = work.recv().await {
         match job {
+            Work::EnsureVmac(op) => {
+                let result = match vmac_manager(&mut vmacs) {
+                    Ok(m) => timed(m.ensure(&op.link)).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = &result {
+                    tracing::warn!(instance = %op.instance, interface = %op.link.name, error = %e, "cannot make the virtual MAC interface");
+                }
+                let _ = out.send(Msg::VmacDone {
+                    name: op.link.name,
+                    ensure: true,
+                    result,
+                });
+            }
+            Work::RemoveVmac(r) => {
+                let result = match vmac_manager(&mut vmacs) {
+                    Ok(m) => timed(m.delete(r.ifindex, &r.name, r.base.as_deref()))
+                        .await
+                        .map(|_| r.ifindex),
+                    Err(e) => Err(e),
+                };
+                let _ = out.send(Msg::VmacDone {
+                    name: r.name,
+                    ensure: false,
+                    result,
+                });
+            }
             Work::Add(op) => {
                 let options = AddOptions {
                     label: op.label.clone(),
@@ -279,6 +318,27 @@ pub(crate) async fn kernel_worker(
                 });
             }
         }
+    }
+}
+
+/// The worker's [`crate::vmac::VmacManager`], opened on first use.
+fn vmac_manager(
+    slot: &mut Option<crate::vmac::VmacManager>,
+) -> Result<&mut crate::vmac::VmacManager, String> {
+    if slot.is_none() {
+        *slot = Some(crate::vmac::VmacManager::new().map_err(|e| e.to_string())?);
+    }
+    slot.as_mut().ok_or_else(|| "no netlink socket".to_owned())
+}
+
+/// A virtual MAC request (a few netlink round trips), bounded in time.
+async fn timed<T>(
+    f: impl std::future::Future<Output = Result<T, NetlinkError>>,
+) -> Result<T, String> {
+    let limit = NETLINK_TIMEOUT * 4;
+    match tokio::time::timeout(limit, f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer from the kernel in {limit:?}")),
     }
 }
 

@@ -84,6 +84,9 @@ impl Shell {
     ) -> Result<(Shell, Parts), DriverError> {
         let (state, owned) = StateFile::open(config.state_file.as_deref())?;
         let mut core = DriverCore::new(&config, owned)?;
+        core.adopt_owned_links(super::state_file::read_links(
+            &super::state_file::links_path(state.path()),
+        ));
         let watcher = LinkWatcher::new().await?;
         let queries = AddressManager::new()?;
         let timer = PreciseTimer::new().map_err(DriverError::Timer)?;
@@ -122,8 +125,20 @@ impl Shell {
             buf: vec![0; RECV_BUFFER_LEN],
             state: Some(state),
         };
-        // Open the sockets before starting, so that instances start bound.
+        // Open the sockets before starting, so that instances start bound:
+        // first the virtual MAC interfaces they are on (a little while at
+        // most; an instance whose interface is not made starts in Fault).
         shell.apply_effects();
+        let give_up = tokio::time::Instant::now() + STOP_GRACE;
+        while shell.core.pending_link_changes() > 0 {
+            match tokio::time::timeout_at(give_up, shell.msgs.recv()).await {
+                Ok(Some(msg)) => {
+                    shell.message(msg);
+                    shell.apply_effects();
+                }
+                _ => break,
+            }
+        }
         let now = shell.now();
         shell.core.start(now);
         shell.apply_effects();
@@ -227,7 +242,7 @@ impl Shell {
         self.core.shutdown(now);
         self.apply_effects();
         let give_up = tokio::time::Instant::now() + STOP_GRACE;
-        while self.core.pending_address_changes() > 0 {
+        while self.core.pending_address_changes() + self.core.pending_link_changes() > 0 {
             match tokio::time::timeout_at(give_up, self.msgs.recv()).await {
                 Ok(Some(msg)) => {
                     self.message(msg);
@@ -243,6 +258,12 @@ impl Shell {
             let _ = writer.await;
         }
         let owned = self.core.owned();
+        if let Some(state) = &self.state {
+            let path = super::state_file::links_path(state.path());
+            if let Err(e) = super::state_file::write_links(&path, &self.core.owned_links()) {
+                tracing::error!(path = %path.display(), error = %e, "cannot write the record of virtual MAC interfaces");
+            }
+        }
         if let Some(state) = self.state.take() {
             let path = state.path().to_owned();
             if let Err(e) = state.close(&owned) {
@@ -311,6 +332,11 @@ impl Shell {
             }
             Msg::AnnounceFailures(n) => self.core.handle_announce_failures(n),
             Msg::StateFileError => self.core.handle_state_file_error(),
+            Msg::VmacDone {
+                name,
+                ensure,
+                result,
+            } => self.core.handle_vmac_result(now, &name, ensure, result),
         }
     }
 
@@ -405,6 +431,22 @@ impl Shell {
                 }
                 Effect::Event(e) => {
                     let _ = self.events.send(e);
+                }
+                Effect::EnsureVmac(op) => {
+                    let _ = self.work.send(Work::EnsureVmac(op));
+                }
+                Effect::RemoveVmac(r) => {
+                    let _ = self.work.send(Work::RemoveVmac(r));
+                }
+                Effect::PersistOwnedLinks(names) => {
+                    if let Some(state) = &self.state {
+                        let path = super::state_file::links_path(state.path());
+                        tokio::task::spawn_blocking(move || {
+                            if let Err(e) = super::state_file::write_links(&path, &names) {
+                                tracing::error!(path = %path.display(), error = %e, "cannot write the record of virtual MAC interfaces");
+                            }
+                        });
+                    }
                 }
             }
         }

@@ -169,6 +169,47 @@ pub(crate) fn write(path: &Path, owned: &[OwnedAddress]) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Where the record of the virtual MAC interfaces a driver made is kept:
+/// next to its record of addresses, `PATH.links`.
+pub(crate) fn links_path(path: &Path) -> PathBuf {
+    let mut p = path.to_owned().into_os_string();
+    p.push(".links");
+    PathBuf::from(p)
+}
+
+/// Reads the record of virtual MAC interfaces (one name a line; `#`
+/// starts a comment); a missing or unreadable file is an empty record.
+pub(crate) fn read_links(path: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .filter(|l| !l.is_empty() && l.len() < libc::IFNAMSIZ && !l.contains(['/', ' ']))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Writes the record of virtual MAC interfaces atomically, or removes it
+/// when there is none.
+pub(crate) fn write_links(path: &Path, names: &[String]) -> io::Result<()> {
+    if names.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    let mut text = String::from("# vrrp-net: virtual MAC interfaces this driver made\n");
+    for n in names {
+        text.push_str(n);
+        text.push('\n');
+    }
+    let mut tmp = path.to_owned().into_os_string();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,6 +62,8 @@ pub struct Global {
     pub v3_checksum_as_v2: bool,
     /// Default of the instances' `lower_prio_no_advert`.
     pub lower_prio_no_advert: bool,
+    /// Default of the instances' `down_timer_adverts`.
+    pub down_timer_adverts: u8,
     /// Default gratuitous ARP timing.
     pub garp: GarpConfig,
     /// Longest a notify script may run.
@@ -131,6 +133,7 @@ impl Default for Global {
             script_user: None,
             v3_checksum_as_v2: false,
             lower_prio_no_advert: false,
+            down_timer_adverts: 3,
             garp: GarpConfig::default(),
             notify_timeout: Duration::from_secs(30),
             log_format: LogFormat::Text,
@@ -320,6 +323,21 @@ pub struct Instance {
     pub checksum_as_v2: bool,
     /// Mail on state changes.
     pub smtp_alert: bool,
+    /// keepalived's `use_vmac` (and `vmac_xmit_base`).
+    pub vmac: Option<Vmac>,
+    /// Advertisement intervals before a backup takes over.
+    pub down_timer_adverts: u8,
+    /// Own interface down is not a fault.
+    pub dont_track_primary: bool,
+}
+
+/// A virtual MAC interface (keepalived's `use_vmac`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vmac {
+    /// The macvlan's name.
+    pub name: String,
+    /// Advertise on the base interface (`vmac_xmit_base`).
+    pub xmit_base: bool,
 }
 
 impl Instance {
@@ -369,6 +387,7 @@ impl Instance {
             ChecksumMode::Rfc
         };
         c.lower_prio_no_advert = self.lower_prio_no_advert;
+        c.down_timer_adverts = self.down_timer_adverts;
         c
     }
 }
@@ -743,6 +762,9 @@ impl Global {
             vrrp_garp_master_refresh: dur(self.garp.master_refresh.unwrap_or_default()),
             vrrp_garp_master_refresh_repeat: Some(self.garp.refresh_repeat),
             vrrp_garp_interval: dur(self.garp.interval),
+            vrrp_garp_lower_prio_delay: dur(self.garp.lower_prio_delay),
+            vrrp_garp_lower_prio_repeat: Some(self.garp.lower_prio_repeat),
+            vrrp_down_timer_adverts: Some(self.down_timer_adverts),
             notify_timeout: dur(self.notify_timeout),
             log_format: Some(self.log_format),
             http: self.http.map(|listen| raw::Http {
@@ -895,6 +917,9 @@ impl Instance {
             garp_master_refresh: dur(self.garp.master_refresh.unwrap_or_default()),
             garp_master_refresh_repeat: Some(self.garp.refresh_repeat),
             garp_interval: dur(self.garp.interval),
+            garp_lower_prio_repeat: Some(self.garp.lower_prio_repeat),
+            garp_lower_prio_delay: dur(self.garp.lower_prio_delay),
+            down_timer_adverts: Some(self.down_timer_adverts),
             track_interface: self.track_interface.iter().map(tracked_to_raw).collect(),
             track_script: self.track_script.iter().map(tracked_to_raw).collect(),
             track_process: self.track_process.iter().map(tracked_to_raw).collect(),
@@ -916,6 +941,12 @@ impl Instance {
             lower_prio_no_advert: Some(self.lower_prio_no_advert),
             checksum_as_v2: Some(self.checksum_as_v2),
             smtp_alert: Some(self.smtp_alert),
+            use_vmac: Some(match &self.vmac {
+                Some(v) => raw::UseVmac::Named(v.name.clone()),
+                None => raw::UseVmac::On(false),
+            }),
+            vmac_xmit_base: Some(self.vmac.as_ref().is_some_and(|v| v.xmit_base)),
+            dont_track_primary: Some(self.dont_track_primary),
         }
     }
 }

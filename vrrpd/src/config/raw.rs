@@ -140,6 +140,18 @@ pub struct Global {
     #[key(default = "0s", keepalived = "vrrp_garp_interval, vrrp_gna_interval")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_garp_interval: Option<Dur>,
+    /// Default of the instances' `garp_lower_prio_delay`.
+    #[key(default_is = "`vrrp_garp_master_delay`", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_garp_lower_prio_delay: Option<Dur>,
+    /// Default of the instances' `garp_lower_prio_repeat`.
+    #[key(default_is = "`vrrp_garp_master_repeat`", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_garp_lower_prio_repeat: Option<u32>,
+    /// Default of the instances' `down_timer_adverts` (3).
+    #[key(default = 3, keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_down_timer_adverts: Option<u8>,
     /// Longest a notify script may run before its process group is
     /// killed (30 s).
     #[key(default = "30s", vrrpd_only)]
@@ -556,6 +568,26 @@ pub struct Instance {
     #[key(default_is = "`global.vrrp_garp_interval`", vrrpd_only)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub garp_interval: Option<Dur>,
+    /// Gratuitous ARPs / NAs a master sends when it hears a
+    /// lower-priority advertisement (0: none; must be 0 in strict mode).
+    #[key(
+        default_is = "`global.vrrp_garp_lower_prio_repeat`, 0 in strict mode",
+        keepalived
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_lower_prio_repeat: Option<u32>,
+    /// Delay of a second such burst (0: none; must be 0 in strict mode).
+    #[key(
+        default_is = "`global.vrrp_garp_lower_prio_delay`, 0 in strict mode",
+        keepalived
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_lower_prio_delay: Option<Dur>,
+    /// Advertisement intervals a backup waits for the master before
+    /// taking over (plus Skew_Time), 1..=100.
+    #[key(default_is = "`global.vrrp_down_timer_adverts`", keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down_timer_adverts: Option<u8>,
     /// Other interfaces to track: `"eth1"` or `{ name = "eth1", weight = -10 }`.
     #[key(default_is = "none", keepalived = "track_interface { ... }")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -618,6 +650,37 @@ pub struct Instance {
     #[key(default_is = "`global.smtp_alert_vrrp`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_alert: Option<bool>,
+    /// A virtual MAC interface for the instance: `true` (a macvlan named
+    /// `vrrp.VRID`) or the macvlan's name. It gets the VRRP MAC address
+    /// (00:00:5e:00:01:VRID, 00:00:5e:00:02:VRID for IPv6), the virtual
+    /// addresses without a `dev`, and sends the advertisements.
+    #[key(
+        default = false,
+        keepalived = "use_vmac [NAME]",
+        value = "true, or the macvlan's name"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_vmac: Option<UseVmac>,
+    /// With `use_vmac`: advertise (and listen) on `interface` rather than
+    /// on the macvlan.
+    #[key(default = false, keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmac_xmit_base: Option<bool>,
+    /// The instance's own interface going down is not a fault (its
+    /// absence still is).
+    #[key(default = false, keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dont_track_primary: Option<bool>,
+}
+
+/// `use_vmac = true` or `use_vmac = "NAME"`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum UseVmac {
+    /// On (named `vrrp.VRID`) or off.
+    On(bool),
+    /// On, with this name.
+    Named(String),
 }
 
 /// `authentication = { auth_type = "PASS", auth_pass = "..." }`.

@@ -26,6 +26,9 @@ use super::error::{ErrorKind, KeyPath};
 use super::raw;
 use super::raw::{IpFamily, LbKind, VsProtocol};
 
+#[path = "resolve_extra.rs"]
+mod extra;
+
 /// Where the file is meant to run, which decides how problems that depend
 /// on the host (scripts that do not exist here, unknown users) count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -327,6 +330,11 @@ impl Resolver {
             script_user: None,
             v3_checksum_as_v2: g.vrrp_v3_checksum_as_v2.unwrap_or(false),
             lower_prio_no_advert: g.vrrp_lower_prio_no_advert.unwrap_or(false),
+            down_timer_adverts: self.down_timer_adverts(
+                KeyPath::root("global").key("vrrp_down_timer_adverts"),
+                g.vrrp_down_timer_adverts,
+                3,
+            ),
             garp: GarpConfig {
                 master_repeat: g.vrrp_garp_master_repeat.unwrap_or(d.master_repeat),
                 master_delay: g.vrrp_garp_master_delay.map_or(d.master_delay, Dur::get),
@@ -335,10 +343,16 @@ impl Resolver {
                     .vrrp_garp_master_refresh_repeat
                     .unwrap_or(d.refresh_repeat),
                 interval: g.vrrp_garp_interval.map_or(d.interval, Dur::get),
-                // keepalived: garp_lower_prio_repeat and _delay default to
-                // the master's repeat and delay.
-                lower_prio_repeat: g.vrrp_garp_master_repeat.unwrap_or(d.master_repeat),
-                lower_prio_delay: g.vrrp_garp_master_delay.map_or(d.master_delay, Dur::get),
+                // keepalived: vrrp_garp_lower_prio_repeat and _delay
+                // default to vrrp_garp_master_repeat and _delay.
+                lower_prio_repeat: g
+                    .vrrp_garp_lower_prio_repeat
+                    .or(g.vrrp_garp_master_repeat)
+                    .unwrap_or(d.master_repeat),
+                lower_prio_delay: g
+                    .vrrp_garp_lower_prio_delay
+                    .or(g.vrrp_garp_master_delay)
+                    .map_or(d.master_delay, Dur::get),
             },
             notify_timeout: g.notify_timeout.map_or(Duration::from_secs(30), Dur::get),
             log_format: g.log_format.unwrap_or_default(),
@@ -898,10 +912,29 @@ impl Resolver {
                 .unwrap_or(g.garp.refresh_repeat),
             interval: i.garp_interval.map_or(g.garp.interval, Dur::get),
             // keepalived: garp_lower_prio_repeat and _delay default to the
-            // instance's garp_master_repeat and garp_master_delay.
-            lower_prio_repeat: master_repeat,
-            lower_prio_delay: master_delay,
+            // global ones, and are 0 in strict mode.
+            lower_prio_repeat: self.lower_prio_garp(
+                &k,
+                "garp_lower_prio_repeat",
+                strict,
+                i.garp_lower_prio_repeat,
+                g.garp.lower_prio_repeat,
+                0,
+            ),
+            lower_prio_delay: self.lower_prio_garp(
+                &k,
+                "garp_lower_prio_delay",
+                strict,
+                i.garp_lower_prio_delay.map(Dur::get),
+                g.garp.lower_prio_delay,
+                Duration::ZERO,
+            ),
         };
+        let down_timer_adverts = self.down_timer_adverts(
+            k.key("down_timer_adverts"),
+            i.down_timer_adverts,
+            g.down_timer_adverts,
+        );
         let mut track_interface = Vec::new();
         for (n, t) in i.track_interface.into_iter().enumerate() {
             if t.name == interface {
@@ -1020,7 +1053,23 @@ impl Resolver {
                 i.notify,
             ],
         );
+        let family = family_of(
+            vips.first().map(|v| v.address.addr),
+            i.unicast_src_ip,
+            i.unicast_peer.first().copied(),
+        );
+        let vmac = self.vmac(
+            &k,
+            i.use_vmac.as_ref(),
+            i.vmac_xmit_base,
+            vrid,
+            family,
+            &interface,
+        );
         let inst = Instance {
+            vmac,
+            down_timer_adverts,
+            dont_track_primary: i.dont_track_primary.unwrap_or(false),
             track_process,
             interface,
             vrid,

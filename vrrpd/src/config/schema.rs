@@ -134,6 +134,7 @@ value! {
     SocketAddr => "address:port",
     Vrid => "integer 1..255",
     Priority => "integer 1..255",
+    super::raw::UseVmac => "true, or an interface name",
     super::raw::Fifo => "a FIFO path, or { path = PATH, user = \"user[:group]\" }",
 }
 

@@ -219,6 +219,27 @@ impl Cx {
         }
     }
 
+    /// keepalived's `use_vmac [NAME] [MAC]`: a name is carried; a MAC of
+    /// one's own is not (vrrpd uses the RFC 5798 virtual MAC).
+    fn use_vmac(&mut self, n: &Node, ctx: &str) -> Option<raw::UseVmac> {
+        let is_mac = |a: &str| {
+            a.contains(':')
+                && a.split(':').all(|p| {
+                    !p.is_empty() && p.len() <= 2 && p.chars().all(|c| c.is_ascii_hexdigit())
+                })
+        };
+        let name = n.args().iter().find(|a| !is_mac(a)).cloned();
+        match n.args().iter().find(|a| is_mac(a)) {
+            Some(mac) => self.changed(
+                n,
+                ctx,
+                format!("`use_vmac` with MAC address {mac}: vrrpd uses the RFC 5798 virtual MAC 00:00:5e:00:01:VRID (00:00:5e:00:02:VRID for IPv6) instead"),
+            ),
+            None => self.carried(n, ctx),
+        }
+        Some(name.map_or(raw::UseVmac::On(true), raw::UseVmac::Named))
+    }
+
     fn string(&mut self, n: &Node, ctx: &str) -> Option<String> {
         let a = self.arg(n, ctx)?.to_owned();
         self.carried(n, ctx);
@@ -412,6 +433,15 @@ impl Cx {
                 }
                 "vrrp_garp_master_repeat" => {
                     self.config.global.vrrp_garp_master_repeat = self.number(c, CTX);
+                }
+                "vrrp_garp_lower_prio_delay" => {
+                    self.config.global.vrrp_garp_lower_prio_delay = self.seconds(c, CTX);
+                }
+                "vrrp_garp_lower_prio_repeat" => {
+                    self.config.global.vrrp_garp_lower_prio_repeat = self.number(c, CTX);
+                }
+                "vrrp_down_timer_adverts" => {
+                    self.config.global.vrrp_down_timer_adverts = self.number(c, CTX);
                 }
                 "vrrp_garp_master_refresh" => {
                     self.config.global.vrrp_garp_master_refresh = self.seconds(c, CTX);
@@ -1080,6 +1110,12 @@ impl Cx {
                 "lower_prio_no_advert" => i.lower_prio_no_advert = self.flag(c, CTX),
                 "v3_checksum_as_v2" => i.checksum_as_v2 = self.flag(c, CTX),
                 "smtp_alert" => i.smtp_alert = self.flag(c, CTX),
+                "use_vmac" => i.use_vmac = self.use_vmac(c, CTX),
+                "garp_lower_prio_delay" => i.garp_lower_prio_delay = self.seconds(c, CTX),
+                "garp_lower_prio_repeat" => i.garp_lower_prio_repeat = self.number(c, CTX),
+                "down_timer_adverts" => i.down_timer_adverts = self.number(c, CTX),
+                "dont_track_primary" => i.dont_track_primary = self.flag(c, CTX),
+                "vmac_xmit_base" => i.vmac_xmit_base = self.flag(c, CTX),
                 "track_interface" => {
                     self.carried(c, CTX);
                     let start = i.track_interface.len();
@@ -1167,17 +1203,11 @@ impl Cx {
                 | "virtual_routes"
                 | "virtual_rules"
                 | "track_bfd"
-                | "use_vmac"
-                | "vmac_xmit_base"
                 | "use_vmac_addr"
                 | "use_ipvlan"
                 | "accept"
                 | "no_accept"
-                | "dont_track_primary"
                 | "promote_secondaries"
-                | "garp_lower_prio_delay"
-                | "garp_lower_prio_repeat"
-                | "down_timer_adverts"
                 | "garp_extra_if"
                 | "vmac_garp_intvl"
                 | "higher_prio_send_advert"
@@ -1635,6 +1665,14 @@ impl Cx {
                 if i.lower_prio_no_advert == Some(false) {
                     notes.push((at(self, "lower_prio_no_advert"), "vrrp_instance lower_prio_no_advert", Fate::Changed, format!("({name}) strict mode requires lower_prio_no_advert: keepalived sets it, so does vrrpd")));
                     i.lower_prio_no_advert = None;
+                }
+                if i.garp_lower_prio_repeat.is_some_and(|r| r != 0) {
+                    notes.push((at(self, "garp_lower_prio_repeat"), "vrrp_instance garp_lower_prio_repeat", Fate::Changed, format!("({name}) strict mode sends no garp_lower_prio_repeat: keepalived resets it to 0, so does vrrpd")));
+                    i.garp_lower_prio_repeat = None;
+                }
+                if i.garp_lower_prio_delay.is_some_and(|d| !d.get().is_zero()) {
+                    notes.push((at(self, "garp_lower_prio_delay"), "vrrp_instance garp_lower_prio_delay", Fate::Changed, format!("({name}) strict mode has no garp_lower_prio_delay: keepalived resets it to 0, so does vrrpd")));
+                    i.garp_lower_prio_delay = None;
                 }
             }
             if i.state == Some(raw::StartState::Master) || owner {

@@ -13,6 +13,8 @@ mod keywords;
 mod parse;
 
 #[cfg(test)]
+mod interface_tests;
+#[cfg(test)]
 mod retry_tests;
 #[cfg(test)]
 mod source_tests;

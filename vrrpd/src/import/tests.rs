@@ -704,11 +704,11 @@ virtual_server group web {
 
 #[test]
 fn unknown_keywords_warn_with_file_and_line_and_are_counted() {
-    let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  use_vmac\n  virtual_ipaddress {\n    192.0.2.1/24 brd 192.0.2.255 no_track dev eth1\n  }\n  virtual_ipaddress_excluded {\n    192.0.2.2\n  }\n}\nstatic_ipaddress {\n  192.0.2.9/24 dev eth0\n}\nmystery_block {\n}\n";
+    let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  use_ipvlan\n  virtual_ipaddress {\n    192.0.2.1/24 brd 192.0.2.255 no_track dev eth1\n  }\n  virtual_ipaddress_excluded {\n    192.0.2.2\n  }\n}\nstatic_ipaddress {\n  192.0.2.9/24 dev eth0\n}\nmystery_block {\n}\n";
     let imported = import(text);
     let w = &imported.warnings;
     assert_eq!(w.len(), 5, "{:#?}", messages(w));
-    assert!(has(w, 4, "use_vmac"));
+    assert!(has(w, 4, "use_ipvlan"));
     assert!(has(w, 6, "brd 192.0.2.255, no_track"));
     assert!(has(w, 8, "virtual_ipaddress_excluded"));
     assert!(has(w, 12, "static_ipaddress"));
@@ -721,7 +721,7 @@ fn unknown_keywords_warn_with_file_and_line_and_are_counted() {
         Some("eth1")
     );
     let table = imported.report.table();
-    assert!(table.contains("vrrp_instance use_vmac"), "{table}");
+    assert!(table.contains("vrrp_instance use_ipvlan"), "{table}");
     let row = &imported.report.rows["virtual_ipaddress entry"];
     assert_eq!(*row, [0, 1, 0]);
     assert!(

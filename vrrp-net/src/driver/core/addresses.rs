@@ -328,7 +328,7 @@ impl DriverCore {
                 .vips
                 .iter()
                 .find(|(k, _)| k.addr == a.addr)
-                .map_or(entry.spec.interface.as_str(), |(k, _)| k.device.as_str());
+                .map_or(entry.spec.vip_interface(), |(k, _)| k.device.as_str());
             per_device.entry(device).or_default().push(a.addr);
         }
         for (device, addrs) in per_device {

@@ -80,6 +80,7 @@ mod reload;
 mod tables;
 #[cfg(test)]
 mod tests;
+mod vmac;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -96,6 +97,7 @@ use self::record::{FlightRecord, Input, Recorder};
 pub use self::reload::ReloadPlan;
 pub use self::tables::IfaceId;
 use self::tables::{Interfaces, Kernel, TrackName, Tracks};
+pub use self::vmac::{VmacOp, VmacRemoval};
 use super::api::{
     AdvertWatch, DriverConfig, DriverError, ForeignAddressPolicy, InstanceSpec, InstanceStatus,
     Snapshot, StateEvent, TrackKey, Unbound, VipStatus,
@@ -257,6 +259,15 @@ pub enum Effect {
     PersistOwned(Vec<OwnedAddress>),
     /// A state change for subscribers.
     Event(StateEvent),
+    /// Make a virtual MAC interface (or make an existing one as wanted);
+    /// report with [`DriverCore::handle_vmac_result`].
+    EnsureVmac(VmacOp),
+    /// Delete a virtual MAC interface of ours; report with
+    /// [`DriverCore::handle_vmac_result`].
+    RemoveVmac(VmacRemoval),
+    /// The record of the virtual MAC interfaces the driver made changed:
+    /// write it.
+    PersistOwnedLinks(Vec<String>),
 }
 
 /// The next time [`DriverCore::handle_timeout`] is due.
@@ -342,6 +353,7 @@ pub struct DriverCore {
     drop_logged: HashMap<(IfaceId, u8, DropReason), Timestamp>,
     /// The flight recorder of the router's inputs and transitions.
     recorder: Recorder,
+    vmacs: vmac::VmacTable,
 }
 
 impl std::fmt::Debug for DriverCore {
@@ -387,6 +399,7 @@ impl DriverCore {
             changed: false,
             drop_logged: HashMap::new(),
             recorder: Recorder::default(),
+            vmacs: vmac::VmacTable::default(),
         };
         for spec in &config.instances {
             let id = core.add_entry(Timestamp::ZERO, spec.clone())?;
@@ -416,11 +429,14 @@ impl DriverCore {
             at: *at,
             takeover: false,
         });
-        match (router, retry) {
-            (Some(r), Some(v)) if v.at < r.at => Some(v),
-            (Some(r), _) => Some(r),
-            (None, v) => v,
-        }
+        let vmac = self.vmac_deadline().map(|at| CoreDeadline {
+            at,
+            takeover: false,
+        });
+        [router, retry, vmac]
+            .into_iter()
+            .flatten()
+            .min_by_key(|d| (d.at, !d.takeover))
     }
 
     /// Whether the status changed since the last call (a transition, a
@@ -749,6 +765,7 @@ impl DriverCore {
         self.router.handle_shutdown(now);
         self.drain(now);
         self.reconcile_all(now);
+        self.stop_vmacs(now);
         self.drain(now);
     }
 
@@ -854,7 +871,7 @@ impl DriverCore {
     /// Registers an instance in the router (not started).
     fn add_entry(&mut self, now: Timestamp, spec: InstanceSpec) -> Result<InstanceId, DriverError> {
         let name = spec.name.clone();
-        let iface = self.ifaces.intern(&spec.interface);
+        let iface = self.ifaces.intern(spec.socket_interface());
         let config = spec.engine_config();
         let family = config.family();
         let auto_source = config.primary_address.is_unspecified();
@@ -939,7 +956,7 @@ impl DriverCore {
         spec.all_vips()
             .into_iter()
             .map(|v| {
-                let device = v.device.unwrap_or_else(|| spec.interface.clone());
+                let device = v.device.unwrap_or_else(|| spec.vip_interface().to_owned());
                 (
                     VipKey {
                         device,
@@ -966,7 +983,8 @@ impl DriverCore {
             .and_then(|id| self.entries.get(id))
             .is_some_and(|e| e.binding.is_ok());
         let mut out = vec![(binding, TrackConfig::weight(0), bound)];
-        let own = std::iter::once((spec.interface.clone(), TrackConfig::weight(0)));
+        let own = std::iter::once((spec.interface.clone(), TrackConfig::weight(0)))
+            .filter(|_| !spec.dont_track_primary);
         for (name, config) in own.chain(spec.track_interfaces.iter().cloned()) {
             let up = self.kernel.link_by_name(&name).is_some_and(LinkInfo::is_up);
             let id = self.tracks.id(TrackName::Key(TrackKey::Interface(name)));
@@ -1101,16 +1119,25 @@ impl DriverCore {
     }
 
     fn binding_of(&self, entry: &Entry) -> Result<(u32, IpAddr), Unbound> {
-        let link = self
+        // The configured interface gives the source address; the socket
+        // is on it or on the instance's virtual MAC interface.
+        let base = self
             .kernel
             .link_by_name(&entry.spec.interface)
             .ok_or(Unbound::InterfaceMissing)?;
+        self.vmac_binding(&entry.spec)?;
+        let link = self
+            .kernel
+            .link_by_name(entry.spec.socket_interface())
+            .ok_or(Unbound::InterfaceMissing)?;
         let source = if entry.auto_source {
             self.kernel
-                .source(link.ifindex, entry.family, |a| {
-                    self.owned
-                        .iter()
-                        .any(|o| o.addr == a && o.device == entry.spec.interface)
+                .source(base.ifindex, entry.family, |a| {
+                    self.owned.iter().any(|o| {
+                        o.addr == a
+                            && (o.device == entry.spec.interface
+                                || o.device == entry.spec.vip_interface())
+                    })
                 })
                 .ok_or(Unbound::NoSourceAddress)?
         } else {
@@ -1140,7 +1167,7 @@ impl DriverCore {
     ) -> BTreeMap<SocketKey, SocketSpec> {
         let mut wanted: BTreeMap<SocketKey, SocketSpec> = BTreeMap::new();
         for (spec, iface) in specs {
-            let Some(link) = self.kernel.link_by_name(&spec.interface) else {
+            let Some(link) = self.kernel.link_by_name(spec.socket_interface()) else {
                 continue;
             };
             let config = spec.engine_config();
@@ -1154,7 +1181,7 @@ impl DriverCore {
                 .and_modify(|s| s.join_multicast |= join)
                 .or_insert(SocketSpec {
                     key,
-                    interface: spec.interface.clone(),
+                    interface: spec.socket_interface().to_owned(),
                     ifindex: link.ifindex,
                     join_multicast: join,
                 });
@@ -1258,6 +1285,7 @@ impl DriverCore {
             }
         }
         self.flush_outbox();
+        self.reconcile_vmacs(now);
         if std::mem::take(&mut self.owned_dirty) {
             self.effects.push_back(Effect::PersistOwned(self.owned()));
             self.changed = true;

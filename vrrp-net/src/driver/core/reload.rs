@@ -40,7 +40,23 @@ impl ReloadPlan {
 pub(super) fn validate(config: &DriverConfig) -> Result<(), DriverError> {
     let mut names = HashSet::new();
     let mut keys: HashMap<(&str, Family, Vrid), &str> = HashMap::new();
+    let mut vmacs: HashMap<&str, &str> = HashMap::new();
     for spec in &config.instances {
+        if let Some(v) = &spec.vmac {
+            let bad = |reason: String| DriverError::BadVmac {
+                instance: spec.name.clone(),
+                reason,
+            };
+            if v.name == spec.interface || config.instances.iter().any(|o| o.interface == v.name) {
+                return Err(bad(format!("{} is an instance's interface", v.name)));
+            }
+            if let Some(other) = vmacs.insert(&v.name, &spec.name) {
+                return Err(bad(format!("{} is also {other}'s", v.name)));
+            }
+            if v.name.is_empty() || v.name.len() >= 16 || v.name.contains(['/', ' ']) {
+                return Err(bad(format!("{:?} is not an interface name", v.name)));
+            }
+        }
         if !names.insert(spec.name.as_str()) {
             return Err(DriverError::DuplicateName(spec.name.clone()));
         }
@@ -77,7 +93,7 @@ pub(super) fn validate(config: &DriverConfig) -> Result<(), DriverError> {
 /// `old` without leaving the protocol: same interface, VRID, version and
 /// family.
 fn same_identity(old: &InstanceSpec, new: &InstanceSpec) -> bool {
-    old.interface == new.interface && old.config.same_identity(&new.config)
+    old.interface == new.interface && old.vmac == new.vmac && old.config.same_identity(&new.config)
 }
 
 impl DriverCore {
@@ -141,7 +157,7 @@ impl DriverCore {
         let with_ids: Vec<(InstanceSpec, super::IfaceId)> = config
             .instances
             .iter()
-            .map(|s| (s.clone(), self.ifaces.intern(&s.interface)))
+            .map(|s| (s.clone(), self.ifaces.intern(s.socket_interface())))
             .collect();
         let sockets = self
             .sockets_for(with_ids.iter().map(|(s, i)| (s, *i)))

@@ -16,6 +16,9 @@ use vrrp_core::{
 use super::*;
 use crate::addr::AddrScope;
 
+#[path = "vmac_tests.rs"]
+mod vmac_tests;
+
 const IFF_UP_RUNNING: u32 = 0x1 | 0x40;
 
 fn ip(s: &str) -> IpAddr {
@@ -173,6 +176,11 @@ impl Harness {
                 }
                 Effect::PersistOwned(list) => self.persisted = Some(list),
                 Effect::Send(_) | Effect::Announce(_) | Effect::Event(_) => {}
+                e @ (Effect::EnsureVmac(_)
+                | Effect::RemoveVmac(_)
+                | Effect::PersistOwnedLinks(_)) => {
+                    vmac_tests::carry_out(self, e);
+                }
             }
         }
     }
