@@ -16,7 +16,7 @@ use super::io::{Msg, SocketPool, Work, kernel_worker, watch_links, write_state};
 use super::state_file::StateFile;
 use crate::addr::AddressManager;
 use crate::link::{LinkWatcher, list_links};
-use crate::socket::RECV_BUFFER_LEN;
+use crate::socket::{RECV_BATCH, RecvBatch};
 use crate::timer::PreciseTimer;
 
 /// How early the timer wakes for a takeover deadline, to be spun away.
@@ -65,7 +65,7 @@ pub(crate) struct Shell {
     snapshot: watch::Sender<Snapshot>,
     cancel: CancellationToken,
     abort: CancellationToken,
-    buf: Vec<u8>,
+    rx: RecvBatch,
     state: Option<StateFile>,
 }
 
@@ -115,7 +115,7 @@ impl Shell {
             snapshot,
             cancel,
             abort,
-            buf: vec![0; RECV_BUFFER_LEN],
+            rx: RecvBatch::new(),
             state: Some(state),
         };
         // Open the sockets before starting, so that instances start bound.
@@ -170,15 +170,28 @@ impl Shell {
                         break;
                     }
                     armed = None;
-                    self.wait_out_takeover();
-                    let now = self.now();
-                    // Advertisements that arrived before the deadline but
-                    // were not read yet (a busy CPU) count before the timer
-                    // does, or a live master looks dead.
-                    for key in self.sockets.keys() {
-                        self.read_socket(key, now, DRAIN_BUDGET);
+                    // A master that dies leaves a chain of takeovers, one
+                    // per instance it ran, as close together as its
+                    // advertisements were: each is spun out and sent here
+                    // in turn, without a round trip through the timer and
+                    // the reactor (bounded: a takeover does not recur, and
+                    // a live master's advertisement pushes it away).
+                    loop {
+                        self.wait_out_takeover();
+                        let now = self.now();
+                        // Advertisements that arrived before the deadline
+                        // but were not read yet (a busy CPU) count before
+                        // the timer does, or a live master looks dead.
+                        for key in self.sockets.keys() {
+                            self.read_socket(key, now, DRAIN_BUDGET);
+                        }
+                        self.core.handle_timeout(now);
+                        let next = self.core.poll_timeout();
+                        if !next.is_some_and(|d| d.takeover && d.at <= self.now() + TAKEOVER_LEAD) {
+                            break;
+                        }
+                        self.apply_effects();
                     }
-                    self.core.handle_timeout(now);
                 }
                 Some(cmd) = self.commands.recv() => self.command(cmd),
                 Some(msg) = self.msgs.recv() => self.message(msg),
@@ -264,24 +277,31 @@ impl Shell {
     }
 
     /// The one receive path: reads what is queued on a socket (at most
-    /// `budget` packets) and hands each to the core with its arrival time.
+    /// `budget` datagrams, a `recvmmsg` batch at a time) and hands each
+    /// packet to the core with its arrival time.
     fn read_socket(&mut self, key: SocketKey, now: Timestamp, budget: usize) {
         let Some(socket) = self.sockets.get(&key).cloned() else {
             return;
         };
-        for _ in 0..budget {
-            match socket.read_queued(&mut self.buf) {
-                Ok(Some(p)) => {
-                    let age = packet_age(p.received).min(now.since_epoch());
-                    let meta = RxMeta {
-                        src: p.src,
-                        dst: p.dst,
-                        ttl: p.ttl,
-                    };
-                    self.core
-                        .handle_packet(now, key, now - age, &meta, p.payload);
-                }
-                Ok(None) => break,
+        // One wall-clock reading per batch: the packets' ages are measured
+        // from it (their kernel stamps are wall-clock too).
+        let mut left = budget;
+        while left > 0 {
+            let wall = std::time::SystemTime::now();
+            let core = &mut self.core;
+            let read = socket.read_batch(&mut self.rx, left, |p| {
+                let age = packet_age(wall, p.received).min(now.since_epoch());
+                let meta = RxMeta {
+                    src: p.src,
+                    dst: p.dst,
+                    ttl: p.ttl,
+                };
+                core.handle_packet(now, key, now - age, &meta, p.payload);
+            });
+            match read {
+                // A full batch: there may be more.
+                Ok(n) if n >= left.min(RECV_BATCH) => left -= n,
+                Ok(_) => break,
                 Err(e) => {
                     tracing::debug!(interface = socket.interface(), error = %e, "receive failed");
                     break;
@@ -408,12 +428,12 @@ impl Shell {
     }
 }
 
-/// How long ago the kernel received a packet, from its wall-clock stamp.
-/// A clock step could make that absurd: beyond 100 ms, or negative, the
-/// packet counts as received now.
-fn packet_age(received: Option<std::time::SystemTime>) -> Duration {
+/// How long before `wall` (the wall clock now) the kernel received a
+/// packet, from its wall-clock stamp. A clock step could make that absurd:
+/// beyond 100 ms, or negative, the packet counts as received now.
+fn packet_age(wall: std::time::SystemTime, received: Option<std::time::SystemTime>) -> Duration {
     received
-        .and_then(|r| std::time::SystemTime::now().duration_since(r).ok())
+        .and_then(|r| wall.duration_since(r).ok())
         .filter(|age| *age <= Duration::from_millis(100))
         .unwrap_or(Duration::ZERO)
 }
