@@ -153,7 +153,17 @@ impl Shell {
                     d.at
                 }
             });
-            if deadline != armed {
+            // Re-armed only when the wake must come sooner (or the timer
+            // is idle): a deadline that moved later, as a backup's does
+            // with every advertisement it hears, lets the armed timer fire
+            // early once and re-arms then, instead of costing a
+            // timerfd_settime per advertisement.
+            let rearm = match (deadline, armed) {
+                (Some(d), Some(a)) => d < a,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if rearm {
                 armed = deadline;
                 if let Err(e) = self.timer.reset(deadline.map(Timestamp::since_epoch)) {
                     failure = Some(DriverError::Timer(e));
@@ -170,6 +180,11 @@ impl Shell {
                         break;
                     }
                     armed = None;
+                    // Early for a deadline that has since moved later:
+                    // only re-arm (at the top of the loop).
+                    if deadline.is_some_and(|d| d > self.now()) {
+                        continue;
+                    }
                     // A master that dies leaves a chain of takeovers, one
                     // per instance it ran, as close together as its
                     // advertisements were: each is spun out and sent here
