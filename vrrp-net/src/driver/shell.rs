@@ -228,9 +228,16 @@ impl Shell {
                     self.read_socket(key, now, READ_BUDGET);
                 }
             }
-            // Timers due by now fire after every batch of input.
+            // Timers due by now fire after every batch of input, once
+            // what is queued has been read: after a stall longer than
+            // Master_Down_Interval - Advertisement_Interval, more than one
+            // READ_BUDGET of advertisements that arrived in time can be
+            // waiting, and the masters that sent them are alive.
             let now = self.now();
             if self.core.poll_timeout().is_some_and(|d| d.at <= now) {
+                for key in self.sockets.keys() {
+                    self.read_socket(key, now, DRAIN_BUDGET);
+                }
                 self.core.handle_timeout(now);
             }
             self.apply_effects();
