@@ -11,7 +11,11 @@
 # Master_Down_Interval (3 * 10 ms + (256 - 100) * 10 ms / 256 =
 # 36.09375 ms) as p50 / p99 / max over all kills and VRIDs, and how many
 # VRIDs B did not take over at all (missing) or took before the kill
-# (early: a spurious takeover).
+# (early: a spurious takeover). As a host-stall control, a thread that
+# only sleeps to a 10 ms cadence (examples/wake_latency.rs, under the same
+# PREFIX) runs for 1 s around each kill: the largest lateness it saw is
+# given next to each kill's worst gap, so that a slow takeover can be told
+# from a host that did not run anything on time.
 #
 # Usage (root): benches/vrrp_failover_scale.sh [KILLS] [COUNT]   (default 20 255)
 #   VRRP_SCALE_PREFIX="chrt -f 50"  runs both nodes under that command.
@@ -51,7 +55,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "building vrrp_many (release)..." >&2
-cargo build --quiet --release --example vrrp_many --manifest-path "$WS/Cargo.toml"
+cargo build --quiet --release --example vrrp_many --example wake_latency --manifest-path "$WS/Cargo.toml"
+PROBE="$WS/target/release/examples/wake_latency"
 OURS="${VRRP_SCALE_OURS:-$WS/target/release/examples/vrrp_many}"
 
 ip netns add "$NS_BR"
@@ -106,11 +111,15 @@ for k in $(seq "$KILLS"); do
   tp=$!
   PIDS+=("$tp")
   for _ in $(seq 100); do grep -q 'listening on' "$WORK/tcpdump-$k.log" && break; sleep 0.05; done
+  $PREFIX "$PROBE" 1 >"$WORK/probe-$k.log" 2>&1 &
+  probe=$!
+  PIDS+=("$probe")
   sleep 0.3
   echo "$k $(date +%s.%N)" >>"$WORK/kills"
   kill -KILL "$pa"
   wait "$pa" 2>/dev/null || true
   wait_status "$WORK/b.log" masters "$COUNT"
+  wait "$probe" || die "wake_latency failed: $(cat "$WORK/probe-$k.log")"
   sleep 0.2
   kill -INT "$tp"
   wait "$tp" 2>/dev/null || true
@@ -127,6 +136,11 @@ work, kills, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 A, B = bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2])
 MDI = 3 * 10e-3 + (256 - 100) * 10e-3 / 256
 times = {int(k): float(t) for k, t in (l.split() for l in open(f"{work}/kills"))}
+def probe_max(k):
+    for word in open(f"{work}/probe-{k}.log").read().split():
+        if word.startswith("max_ms="):
+            return float(word[7:])
+    return float("nan")
 def packets(path):
     data = open(path, "rb").read()
     magic = struct.unpack("<I", data[:4])[0]
@@ -155,13 +169,19 @@ for k in range(1, kills + 1):
                 last_a[vrid] = ts
         elif src == B and vrid not in first_b:
             first_b[vrid] = ts
+    mine = []
     for vrid in range(1, count + 1):
         if vrid not in first_b or vrid not in last_a:
             missing += 1
         elif first_b[vrid] < t_kill:
             early += 1
         else:
-            gaps.append(first_b[vrid] - last_a[vrid] - MDI)
+            mine.append(first_b[vrid] - last_a[vrid] - MDI)
+    gaps += mine
+    mine.sort()
+    if mine:
+        print(f"kill {k}: over_mdi_ms p50={mine[len(mine) // 2] * 1e3:.3f} max={mine[-1] * 1e3:.3f} "
+              f"probe_max_late_ms={probe_max(k):.2f}")
 gaps.sort()
 def q(p):
     return gaps[min(len(gaps) - 1, int(p * len(gaps)))] * 1e3 if gaps else float("nan")
@@ -172,3 +192,5 @@ EOF
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "over_mdi_ms = (B's first advertisement - A's last advertisement) - Master_Down_Interval, per VRID"
 echo "and kill, from the observer's kernel timestamps; target (issue 14): p99 <= 0.5 ms."
+echo "probe_max_late_ms = how late a thread sleeping to a 10 ms cadence woke, at worst, in the"
+echo "second around that kill (the host-stall control)."

@@ -205,7 +205,10 @@ impl Shell {
                         if !next.is_some_and(|d| d.takeover && d.at <= self.now() + TAKEOVER_LEAD) {
                             break;
                         }
-                        self.apply_effects();
+                        // Sent now; the status (a snapshot of every
+                        // instance, costly at hundreds) is published once
+                        // the chain is done, at the end of this turn.
+                        self.carry_out_effects();
                     }
                 }
                 Some(cmd) = self.commands.recv() => self.command(cmd),
@@ -386,8 +389,17 @@ impl Shell {
         Ok(summary)
     }
 
-    /// Carries out the core's effects, in order, without waiting.
+    /// Carries out the core's effects, in order, without waiting, and
+    /// publishes the status if it changed.
     fn apply_effects(&mut self) {
+        self.carry_out_effects();
+        if self.core.take_changed() {
+            self.publish();
+        }
+    }
+
+    /// Carries out the core's effects, in order, without waiting.
+    fn carry_out_effects(&mut self) {
         while let Some(effect) = self.core.poll_effect() {
             match effect {
                 Effect::Send(batch) => {
@@ -435,9 +447,6 @@ impl Shell {
                     let _ = self.events.send(e);
                 }
             }
-        }
-        if self.core.take_changed() {
-            self.publish();
         }
     }
 
