@@ -13,8 +13,23 @@
 #   - advertisements per second each node put on the wire (bridge port
 #     counters), to show the interval really held;
 #   - how busy the whole host was (/proc/stat), since the machine is shared;
-#   - a control: how often a thread doing nothing but sleeping to a 10 ms
-#     cadence woke over 26 ms late in the same window (wake_latency).
+#   - a host-stall control: how often a thread doing nothing but sleeping
+#     to a 10 ms cadence woke over 26 ms late in the same window
+#     (wake_latency);
+#   - the cost floor (issue 14), measured in the same window under the same
+#     PREFIX: benches/vrrp_floor.c, compiled here with gcc, sends the same
+#     COUNT advertisements (same bytes: VRRPv3, same source, VRIDs, priority,
+#     interval and addresses) with one sendmmsg every 10 ms from the master's
+#     namespace, out of a second interface (eth1, on a second bridge) to a
+#     sink namespace where the same program reads them with recvmmsg: the
+#     packets take the same kernel path as the master's (raw socket, IP,
+#     veth, bridge, delivery to a joined raw socket) without disturbing the
+#     two nodes. Its sender's CPU is the master's floor, its sink's the
+#     backup's; the summary gives master / floor. The sink also counts the
+#     gaps over 26.09 ms between the kernel receive stamps of the floor's
+#     VRID 1 advertisements: the LAN going quiet (a stalled sender, packet
+#     processing deferred to ksoftirqd on a busy host) is a second
+#     host-stall control, one the sleeping probe cannot see.
 # Cases: ours with 255 and 60 instances, keepalived with 60 and 100.
 # ours-255 has no virtual addresses (255 do not fit beside the nodes in
 # one /24); the other cases have one /24 VIP per instance from 192.0.2.10.
@@ -23,6 +38,7 @@
 #   VRRP_SCALE_CASES="ours:255 ours:60 keepalived:60 keepalived:100"  (the default)
 #   VRRP_SCALE_KEEP=1  keeps the logs directory.
 #   VRRP_SCALE_PREFIX="chrt -f 50"  runs both programs under that command.
+#   VRRP_SCALE_OURS=PATH  measures that vrrp_many binary instead of the one built.
 # Everything runs in three private namespaces (a bridge and two nodes on
 # 192.0.2.0/24, IPv6 off); they are deleted on exit, even on failure.
 set -euo pipefail
@@ -45,6 +61,7 @@ TAG="vscale$$"
 NS_BR="$TAG-br"
 NS_A="$TAG-a"
 NS_B="$TAG-b"
+NS_S="$TAG-s"
 WORK=$(mktemp -d /tmp/vrrp-scale.XXXXXX)
 PIDS=()
 
@@ -56,7 +73,7 @@ cleanup() {
   for f in "$WORK"/*-vrrp.pid; do
     [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true
   done
-  for ns in "$NS_A" "$NS_B" "$NS_BR"; do ip netns del "$ns" 2>/dev/null || true; done
+  for ns in "$NS_A" "$NS_B" "$NS_S" "$NS_BR"; do ip netns del "$ns" 2>/dev/null || true; done
   if [ "${VRRP_SCALE_KEEP:-0}" = 1 ]; then
     echo "logs kept in $WORK" >&2
   else
@@ -70,8 +87,13 @@ trap 'exit 130' INT TERM
 # --- build -----------------------------------------------------------------
 echo "building vrrp_many (release)..." >&2
 cargo build --quiet --release --example vrrp_many --example wake_latency --manifest-path "$WS/Cargo.toml"
-OURS="$WS/target/release/examples/vrrp_many"
+# VRRP_SCALE_OURS: another build of vrrp_many to measure (e.g. a copy of
+# the binary before a change, to compare both under the same load).
+OURS="${VRRP_SCALE_OURS:-$WS/target/release/examples/vrrp_many}"
 PROBE="$WS/target/release/examples/wake_latency"
+command -v gcc >/dev/null || die "gcc not found (it compiles the control, benches/vrrp_floor.c)"
+FLOOR="$WORK/vrrp_floor"
+gcc -O2 -Wall -o "$FLOOR" "$WS/benches/vrrp_floor.c"
 if [[ " $CASES " == *" keepalived:"* ]] && ! command -v keepalived >/dev/null; then
   echo "installing keepalived..." >&2
   apt-get install -y --no-install-recommends keepalived >/dev/null
@@ -81,7 +103,8 @@ fi
 ip netns add "$NS_BR"
 ip netns add "$NS_A"
 ip netns add "$NS_B"
-for ns in "$NS_BR" "$NS_A" "$NS_B"; do
+ip netns add "$NS_S"
+for ns in "$NS_BR" "$NS_A" "$NS_B" "$NS_S"; do
   ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
   ip -n "$ns" link set lo up
 done
@@ -96,10 +119,22 @@ for node in a b; do
   ip -n "$ns" link set eth0 up
   i=$((i + 1))
 done
+# The floor's LAN: the master's eth1 (no address: it sends from the
+# master's 192.0.2.1, as the master does) and the sink's eth0 on br1.
+ip -n "$NS_BR" link add br1 type bridge mcast_snooping 0 stp_state 0 forward_delay 0
+ip -n "$NS_BR" link set br1 up
+ip -n "$NS_BR" link add pc type veth peer name eth1 netns "$NS_A"
+ip -n "$NS_BR" link set pc master br1 up
+ip -n "$NS_A" link set eth1 up
+ip -n "$NS_BR" link add ps type veth peer name eth0 netns "$NS_S"
+ip -n "$NS_BR" link set ps master br1 up
+ip -n "$NS_S" addr add 192.0.2.2/24 dev eth0
+ip -n "$NS_S" link set eth0 up
 
 # --- measuring -------------------------------------------------------------
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 # Packets a node put on the wire: what its bridge port received.
 wire() { ip netns exec "$NS_BR" cat "/sys/class/net/p$1/statistics/rx_packets"; }
 # busy, total (without steal), and steal: the time the hypervisor ran
@@ -114,10 +149,42 @@ rq_wait_ns() { local t=0 p f; for p in "$@"; do for f in /proc/"$p"/task/*/sched
   t=$((t + $(awk '{ print $2 }' "$f" 2>/dev/null || echo 0))); done; done; echo "$t"; }
 sum_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(ticks "$p"))); done; echo "$t"; }
 sum_rss() { local t=0 p; for p in "$@"; do t=$((t + $(rss_kib "$p"))); done; echo "$t"; }
+sum_hwm() { local t=0 p; for p in "$@"; do t=$((t + $(hwm_kib "$p"))); done; echo "$t"; }
 pct() { awk -v d="$1" -v hz="$HZ" -v s="$2" 'BEGIN { printf "%.1f", 100 * d / hz / s }'; }
 kv() { sed -n "s/^$2=//p" "$1" | tail -n 1; }
+# kv_line FILE KEY: the value of KEY=VALUE anywhere in a line (the last).
+kv_line() { sed -n "s/.*[ ^]$2=\([^ ]*\).*/\1/p" "$1" | tail -n 1; }
+
+# same_packets VRID: one advertisement of VRID from the master (bridge
+# port pa) and one from the floor (pc): "yes" when TOS, TTL, protocol,
+# addresses and the whole VRRP packet are the same bytes, else both in hex.
+same_packets() {
+  local port pids=()
+  for port in pa pc; do
+    ip netns exec "$NS_BR" timeout 5 tcpdump -i "$port" -c 1 -s 256 -w "$WORK/adv-$port.pcap" \
+      "ip proto 112 and ip[21] = $1" >/dev/null 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[@]}" 2>/dev/null || true
+  python3 - "$WORK/adv-pa.pcap" "$WORK/adv-pc.pcap" <<'EOF'
+import sys
+def key(path):
+    try:
+        frame = open(path, "rb").read()[24 + 16:]
+    except OSError:
+        return None
+    ip = frame[14:]
+    if len(ip) < 20:
+        return None
+    ihl = (ip[0] & 0x0f) * 4
+    return bytes([ip[1], ip[8], ip[9]]) + ip[12:20] + ip[ihl:]
+a, b = key(sys.argv[1]), key(sys.argv[2])
+print("yes" if a is not None and a == b else f"master={a.hex() if a else None} floor={b.hex() if b else None}")
+EOF
+}
 
 ROWS=()
+SUMMARY=()
 # stop PID... : SIGTERM, wait up to 15 s, then SIGKILL.
 stop() {
   local pid
@@ -202,6 +269,23 @@ run_case() {
   for p in "${procs_a[@]}" "${procs_b[@]}"; do
     kill -0 "$p" 2>/dev/null || die "$program ($count) exited during settle: $(tail -n 20 "$WORK/$program-$count-"*.log)"
   done
+  # The floor, over the same window: started now, measured from t0 to t1.
+  local vipbase=()
+  if [ "$program" = keepalived ] || [ "$count" -le 100 ]; then vipbase=(192.0.2.10); fi
+  ip netns exec "$NS_S" $PREFIX "$FLOOR" sink eth0 $((RUN + 60)) >"$WORK/$program-$count-sink.log" 2>&1 &
+  local fsink=$!
+  PIDS+=("$fsink")
+  ip netns exec "$NS_A" $PREFIX "$FLOOR" send eth1 192.0.2.1 "$count" 200 10 $((RUN + 60)) "${vipbase[@]}" \
+    >"$WORK/$program-$count-floor.log" 2>&1 &
+  local fsend=$!
+  PIDS+=("$fsend")
+  sleep 1
+  kill -0 "$fsend" 2>/dev/null || die "vrrp_floor send failed: $(cat "$WORK/$program-$count-floor.log")"
+  kill -0 "$fsink" 2>/dev/null || die "vrrp_floor sink failed: $(cat "$WORK/$program-$count-sink.log")"
+  local same
+  same=$(same_packets "$count")
+  [ "$same" = yes ] || [ "$program" != ours ] ||
+    die "the floor's advertisement of VRID $count differs from the master's: $same"
   local la0=0 lb0=0
   if [ "$program" = keepalived ]; then
     la0=$(wc -l <"$WORK/$program-$count-a.log")
@@ -210,6 +294,9 @@ run_case() {
   local t0 ca0 cb0 wa0 wb0 h0
   t0=$(now); ca0=$(sum_ticks "${procs_a[@]}"); cb0=$(sum_ticks "${procs_b[@]}")
   wa0=$(wire a); wb0=$(wire b); h0=$(host_busy)
+  local cf0 cs0 wf0
+  cf0=$(ticks "$fsend"); cs0=$(ticks "$fsink"); wf0=$(wire c)
+  kill -USR1 "$fsink"
   local da0 db0 qa0 qb0
   da0=$(raw_drops a); db0=$(raw_drops b); qa0=$(rq_wait_ns "${procs_a[@]}"); qb0=$(rq_wait_ns "${procs_b[@]}")
   # The control: a thread doing nothing but sleeping to a 10 ms cadence,
@@ -224,9 +311,19 @@ run_case() {
   local t1 ca1 cb1 wa1 wb1 h1 ra rb secs
   t1=$(now); ca1=$(sum_ticks "${procs_a[@]}"); cb1=$(sum_ticks "${procs_b[@]}")
   wa1=$(wire a); wb1=$(wire b); h1=$(host_busy)
+  local cf1 cs1 wf1
+  cf1=$(ticks "$fsend"); cs1=$(ticks "$fsink"); wf1=$(wire c)
+  kill -TERM "$fsend" "$fsink" 2>/dev/null || true
+  wait "$fsend" "$fsink" 2>/dev/null || true
+  [ "$cf1" -gt 0 ] || die "vrrp_floor send exited before the end of the window: $(cat "$WORK/$program-$count-floor.log")"
+  local lanq lang
+  lanq=$(kv_line "$WORK/$program-$count-sink.log" quiet_over_26ms)
+  lang=$(kv_line "$WORK/$program-$count-sink.log" max_gap_ms)
   local da1 db1 qa1 qb1
   da1=$(raw_drops a); db1=$(raw_drops b); qa1=$(rq_wait_ns "${procs_a[@]}"); qb1=$(rq_wait_ns "${procs_b[@]}")
   ra=$(sum_rss "${procs_a[@]}"); rb=$(sum_rss "${procs_b[@]}")
+  local ha hb
+  ha=$(sum_hwm "${procs_a[@]}"); hb=$(sum_hwm "${procs_b[@]}")
   secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
   local busy
   busy=$(awk -v h0="$h0" -v h1="$h1" 'BEGIN { split(h0, x, " "); split(h1, y, " "); printf "%.0f", 100 * (y[1] - x[1]) / (y[2] - x[2]) }')
@@ -267,8 +364,22 @@ run_case() {
       "$t_all" "$t_m" "$t_b" "$wire_pps" "$drops" "$rq_ms" "$busy" "$secs")")
     echo "${ROWS[-1]}" >&2
     # Machine-readable too.
-    echo "result program=$program instances=$count node=$node cpu_percent=$procs_cpu rss_kib=$rss window_transitions=$t_all to_master=$t_m to_backup=$t_b wire_adverts_per_s=$wire_pps rx_drops=$drops runqueue_wait_ms=$rq_ms host_busy_percent=$busy steal_percent=$steal probe_wakes_over_26ms=${stalls% *} probe_max_late_ms=${stalls#* } window_s=$secs"
+    echo "result program=$program instances=$count node=$node cpu_percent=$procs_cpu rss_kib=$rss hwm_kib=$([ "$node" = a ] && echo "$ha" || echo "$hb") window_transitions=$t_all to_master=$t_m to_backup=$t_b wire_adverts_per_s=$wire_pps rx_drops=$drops runqueue_wait_ms=$rq_ms host_busy_percent=$busy steal_percent=$steal probe_wakes_over_26ms=${stalls% *} probe_max_late_ms=${stalls#* } window_s=$secs"
   done
+  local fpct spct mpct bpct spur
+  fpct=$(pct $((cf1 - cf0)) "$secs"); spct=$(pct $((cs1 - cs0)) "$secs")
+  mpct=$(pct $((ca1 - ca0)) "$secs"); bpct=$(pct $((cb1 - cb0)) "$secs")
+  read -r spur _ <<<"$ta"; read -r t_all _ <<<"$tb"; spur=$((spur + t_all))
+  local fwire
+  fwire=$(awk -v d=$((wf1 - wf0)) -v s="$secs" 'BEGIN { printf "%.0f", d / s }')
+  echo "floor program=$program instances=$count same_bytes=$same send_cpu_percent=$fpct sink_cpu_percent=$spct wire_adverts_per_s=$fwire lan_quiet_over_26ms=$lanq lan_max_gap_ms=$lang master_over_floor=$(awk -v m="$mpct" -v f="$fpct" 'BEGIN { printf "%.2f", (f > 0 ? m / f : 0) }')"
+  SUMMARY+=("$(printf '%-10s %5s %7s %7s %6s %7s %7s %6s %13s %13s %5s %9s %7s %9s' \
+    "$program" "$count" "$fpct" "$mpct" \
+    "$(awk -v m="$mpct" -v f="$fpct" 'BEGIN { printf "%.2f", (f > 0 ? m / f : 0) }')" \
+    "$spct" "$bpct" "$(awk -v m="$mpct" -v b="$bpct" 'BEGIN { printf "%.2f", (m > 0 ? b / m : 0) }')" \
+    "$(awk -v h="$ha" -v r="$ra" 'BEGIN { printf "%.1f/%.1f", h / 1024, r / 1024 }')" \
+    "$(awk -v h="$hb" -v r="$rb" 'BEGIN { printf "%.1f/%.1f", h / 1024, r / 1024 }')" \
+    "$spur" "$((da1 - da0))/$((db1 - db0))" "${stalls% *}" "$lanq/$lang")")
 }
 
 echo "host: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start; keepalived: $(keepalived --version 2>&1 | head -n 1 || echo none)"
@@ -290,3 +401,14 @@ echo "probe_wakes_over_26ms = times a thread sleeping to a 10 ms cadence woke mo
 echo "late in the same window (examples/wake_latency.rs): a master that late is silent for a whole"
 echo "Master_Down_Interval at a priority-100 backup, so each such stall can cost 2 transitions per"
 echo "instance whatever the program."
+echo
+echo "Summary (issue 14 targets at 255: master <= 1.25x floor, backup <= master, RSS < 8 MiB, 0 spurious):"
+printf '%-10s %5s %7s %7s %6s %7s %7s %6s %13s %13s %5s %9s %7s %9s\n' \
+  program inst "floor%" "mast%" "m/fl" "sink%" "back%" "b/m" "A_MiB_hwm/rss" "B_MiB_hwm/rss" spur "drops_a/b" stalls "lanq/max"
+for r in "${SUMMARY[@]}"; do echo "$r"; done
+echo "floor% = benches/vrrp_floor.c sending the same adverts with one sendmmsg per 10 ms (its CPU);"
+echo "sink% = the same program reading them with recvmmsg; mast% / back% = nodes A / B;"
+echo "spur = transitions of A and B in the window; stalls = probe wakes over 26 ms late;"
+echo "lanq/max = gaps over 26.09 ms between the kernel receive stamps of the floor's successive"
+echo "VRID 1 advertisements at its sink, and the longest gap in ms: the LAN itself went quiet"
+echo "(a sender stalled or the host deferred packet processing), whatever the programs do."

@@ -1,6 +1,7 @@
 //! Proves that `VrrpSocket` carries VRRP payloads between two namespaced
 //! routers over multicast and unicast, IPv4 and IPv6, with the right
-//! source, destination, interface and TTL 255, and the IPv4 header removed.
+//! source, destination, interface and TTL 255, and the IPv4 header removed,
+//! one datagram at a time or in `recvmmsg` batches.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use common::{Received, join, spawn_receiver, wait_ready};
-use vrrp_net::socket::{Family, SocketConfig, VrrpSocket};
+use vrrp_net::socket::{Family, RECV_BATCH, RecvBatch, SocketConfig, VrrpSocket};
 use vrrp_net::testnet::{Lan, Router};
 
 /// A VRRPv3 advertisement, VRID 51, priority 100, one address, as the
@@ -168,6 +169,103 @@ fn ipv4_batch_of_255_in_one_call() -> Result<()> {
 #[test]
 fn ipv6_batch_of_255_in_one_call() -> Result<()> {
     batch_exchange(Family::Ipv6)
+}
+
+/// 100 advertisements queued on the receiver, then read with
+/// `read_batch`: at most what was asked per call (and never more than
+/// [`RECV_BATCH`]), all of them in order with their source, destination
+/// and TTL, a short batch once the queue is empty, then nothing.
+fn read_in_batches(family: Family) -> Result<()> {
+    let lan = Lan::new(2)?;
+    let (r1, r2) = (lan.router(1)?, lan.router(2)?);
+    let source = match family {
+        Family::Ipv4 => IpAddr::V4(r1.ipv4()),
+        _ => IpAddr::V6(r1.link_local()),
+    };
+    let dst = vrrp_core::wire::multicast_group(family);
+    let payloads: Vec<Vec<u8>> = (1..=100u8).map(|vrid| advert(vrid, source)).collect();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel::<()>();
+    let ifname = r2.ifname().to_owned();
+    let receiver = r2.spawn(move || async move {
+        let config = SocketConfig::new(ifname, family).with_multicast(true);
+        let socket = VrrpSocket::open(&config).context("open receiver")?;
+        ready_tx.send(()).context("test gone")?;
+        tokio::task::spawn_blocking(move || sent_rx.recv())
+            .await
+            .context("join")?
+            .context("sender gone")?;
+        let mut batch = RecvBatch::new();
+        let mut got = Vec::new();
+        let mut calls = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        // The sender is done, but the last datagrams may still be on
+        // their way through the bridge: read until all 100 are in.
+        while got.len() < 100 && tokio::time::Instant::now() < deadline {
+            let asked = if calls.is_empty() { 7 } else { 1000 };
+            let n = socket
+                .read_batch(&mut batch, asked, |p| {
+                    got.push((p.src, p.dst, p.ttl, p.payload.to_vec()));
+                })
+                .context("read_batch")?;
+            calls.push((asked, n));
+            if n == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let after = socket
+            .read_batch(&mut batch, RECV_BATCH, |_| {})
+            .context("read_batch on an empty queue")?;
+        Ok::<_, anyhow::Error>((got, calls, after, socket.stats().received))
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .context("receiver not ready")?;
+    let ifname = r1.ifname().to_owned();
+    let sent = payloads.clone();
+    join(r1.spawn(move || async move {
+        let config = SocketConfig::new(ifname, family).with_source(source);
+        let socket = VrrpSocket::open(&config).context("open sender")?;
+        let batch: Vec<(&[u8], IpAddr)> = sent.iter().map(|p| (p.as_slice(), dst)).collect();
+        let outcome = socket.send_batch(&batch).await;
+        ensure!(outcome.sent == 100, "sent {}", outcome.sent);
+        Ok(())
+    }))?;
+    sent_tx.send(()).context("receiver gone")?;
+    let (got, calls, after, counted) = join(receiver)?;
+    ensure!(
+        got.len() == 100,
+        "received {} in calls {calls:?}",
+        got.len()
+    );
+    ensure!(calls[0] == (7, 7), "the first call asked for 7: {calls:?}");
+    ensure!(
+        calls.iter().all(|&(asked, n)| n <= asked.min(RECV_BATCH)),
+        "a call took more than asked or than a batch: {calls:?}"
+    );
+    ensure!(
+        calls.iter().any(|&(_, n)| n == RECV_BATCH),
+        "no full batch: {calls:?}"
+    );
+    ensure!(after == 0, "an empty queue gave {after}");
+    ensure!(counted == 100, "counted {counted}");
+    for (i, (got, payload)) in got.iter().zip(payloads).enumerate() {
+        ensure!(
+            *got == (source, dst, Some(255), payload),
+            "datagram {i}: {got:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn ipv4_read_in_batches() -> Result<()> {
+    read_in_batches(Family::Ipv4)
+}
+
+#[test]
+fn ipv6_read_in_batches() -> Result<()> {
+    read_in_batches(Family::Ipv6)
 }
 
 #[test]

@@ -16,7 +16,7 @@ use super::io::{Msg, SocketPool, Work, kernel_worker, watch_links, write_state};
 use super::state_file::StateFile;
 use crate::addr::AddressManager;
 use crate::link::{LinkWatcher, list_links};
-use crate::socket::RECV_BUFFER_LEN;
+use crate::socket::{RECV_BATCH, RecvBatch};
 use crate::timer::PreciseTimer;
 
 /// How early the timer wakes for a takeover deadline, to be spun away.
@@ -69,7 +69,7 @@ pub(crate) struct Shell {
     snapshot: watch::Sender<Snapshot>,
     cancel: CancellationToken,
     abort: CancellationToken,
-    buf: Vec<u8>,
+    rx: RecvBatch,
     state: Option<StateFile>,
 }
 
@@ -122,7 +122,7 @@ impl Shell {
             snapshot,
             cancel,
             abort,
-            buf: vec![0; RECV_BUFFER_LEN],
+            rx: RecvBatch::new(),
             state: Some(state),
         };
         // Open the sockets before starting, so that instances start bound:
@@ -172,7 +172,17 @@ impl Shell {
                     d.at
                 }
             });
-            if deadline != armed {
+            // Re-armed only when the wake must come sooner (or the timer
+            // is idle): a deadline that moved later, as a backup's does
+            // with every advertisement it hears, lets the armed timer fire
+            // early once and re-arms then, instead of costing a
+            // timerfd_settime per advertisement.
+            let rearm = match (deadline, armed) {
+                (Some(d), Some(a)) => d < a,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if rearm {
                 armed = deadline;
                 if let Err(e) = self.timer.reset(deadline.map(Timestamp::since_epoch)) {
                     failure = Some(DriverError::Timer(e));
@@ -189,15 +199,36 @@ impl Shell {
                         break;
                     }
                     armed = None;
-                    self.wait_out_takeover();
-                    let now = self.now();
-                    // Advertisements that arrived before the deadline but
-                    // were not read yet (a busy CPU) count before the timer
-                    // does, or a live master looks dead.
-                    for key in self.sockets.keys() {
-                        self.read_socket(key, now, DRAIN_BUDGET);
+                    // Early for a deadline that has since moved later:
+                    // only re-arm (at the top of the loop).
+                    if deadline.is_some_and(|d| d > self.now()) {
+                        continue;
                     }
-                    self.core.handle_timeout(now);
+                    // A master that dies leaves a chain of takeovers, one
+                    // per instance it ran, as close together as its
+                    // advertisements were: each is spun out and sent here
+                    // in turn, without a round trip through the timer and
+                    // the reactor (bounded: a takeover does not recur, and
+                    // a live master's advertisement pushes it away).
+                    loop {
+                        self.wait_out_takeover();
+                        let now = self.now();
+                        // Advertisements that arrived before the deadline
+                        // but were not read yet (a busy CPU) count before
+                        // the timer does, or a live master looks dead.
+                        for key in self.sockets.keys() {
+                            self.read_socket(key, now, DRAIN_BUDGET);
+                        }
+                        self.core.handle_timeout(now);
+                        let next = self.core.poll_timeout();
+                        if !next.is_some_and(|d| d.takeover && d.at <= self.now() + TAKEOVER_LEAD) {
+                            break;
+                        }
+                        // Sent now; the status (a snapshot of every
+                        // instance, costly at hundreds) is published once
+                        // the chain is done, at the end of this turn.
+                        self.carry_out_effects();
+                    }
                 }
                 Some(cmd) = self.commands.recv() => self.command(cmd),
                 Some(msg) = self.msgs.recv() => self.message(msg),
@@ -221,9 +252,16 @@ impl Shell {
                     self.read_socket(key, now, READ_BUDGET);
                 }
             }
-            // Timers due by now fire after every batch of input.
+            // Timers due by now fire after every batch of input, once
+            // what is queued has been read: after a stall longer than
+            // Master_Down_Interval - Advertisement_Interval, more than one
+            // READ_BUDGET of advertisements that arrived in time can be
+            // waiting, and the masters that sent them are alive.
             let now = self.now();
             if self.core.poll_timeout().is_some_and(|d| d.at <= now) {
+                for key in self.sockets.keys() {
+                    self.read_socket(key, now, DRAIN_BUDGET);
+                }
                 self.core.handle_timeout(now);
             }
             self.apply_effects();
@@ -291,24 +329,31 @@ impl Shell {
     }
 
     /// The one receive path: reads what is queued on a socket (at most
-    /// `budget` packets) and hands each to the core with its arrival time.
+    /// `budget` datagrams, a `recvmmsg` batch at a time) and hands each
+    /// packet to the core with its arrival time.
     fn read_socket(&mut self, key: SocketKey, now: Timestamp, budget: usize) {
         let Some(socket) = self.sockets.get(&key).cloned() else {
             return;
         };
-        for _ in 0..budget {
-            match socket.read_queued(&mut self.buf) {
-                Ok(Some(p)) => {
-                    let age = packet_age(p.received).min(now.since_epoch());
-                    let meta = RxMeta {
-                        src: p.src,
-                        dst: p.dst,
-                        ttl: p.ttl,
-                    };
-                    self.core
-                        .handle_packet(now, key, now - age, &meta, p.payload);
-                }
-                Ok(None) => break,
+        // One wall-clock reading per batch: the packets' ages are measured
+        // from it (their kernel stamps are wall-clock too).
+        let mut left = budget;
+        while left > 0 {
+            let wall = std::time::SystemTime::now();
+            let core = &mut self.core;
+            let read = socket.read_batch(&mut self.rx, left, |p| {
+                let age = packet_age(wall, p.received).min(now.since_epoch());
+                let meta = RxMeta {
+                    src: p.src,
+                    dst: p.dst,
+                    ttl: p.ttl,
+                };
+                core.handle_packet(now, key, now - age, &meta, p.payload);
+            });
+            match read {
+                // A full batch: there may be more.
+                Ok(n) if n >= left.min(RECV_BATCH) => left -= n,
+                Ok(_) => break,
                 Err(e) => {
                     tracing::debug!(interface = socket.interface(), error = %e, "receive failed");
                     break;
@@ -384,8 +429,17 @@ impl Shell {
         Ok(summary)
     }
 
-    /// Carries out the core's effects, in order, without waiting.
+    /// Carries out the core's effects, in order, without waiting, and
+    /// publishes the status if it changed.
     fn apply_effects(&mut self) {
+        self.carry_out_effects();
+        if self.core.take_changed() {
+            self.publish();
+        }
+    }
+
+    /// Carries out the core's effects, in order, without waiting.
+    fn carry_out_effects(&mut self) {
         while let Some(effect) = self.core.poll_effect() {
             match effect {
                 Effect::Send(batch) => {
@@ -450,9 +504,6 @@ impl Shell {
                 }
             }
         }
-        if self.core.take_changed() {
-            self.publish();
-        }
     }
 
     fn publish(&mut self) {
@@ -480,12 +531,12 @@ fn injected_panic(epoch: Instant) {
     }
 }
 
-/// How long ago the kernel received a packet, from its wall-clock stamp.
-/// A clock step could make that absurd: beyond 100 ms, or negative, the
-/// packet counts as received now.
-fn packet_age(received: Option<std::time::SystemTime>) -> Duration {
+/// How long before `wall` (the wall clock now) the kernel received a
+/// packet, from its wall-clock stamp. A clock step could make that absurd:
+/// beyond 100 ms, or negative, the packet counts as received now.
+fn packet_age(wall: std::time::SystemTime, received: Option<std::time::SystemTime>) -> Duration {
     received
-        .and_then(|r| std::time::SystemTime::now().duration_since(r).ok())
+        .and_then(|r| wall.duration_since(r).ok())
         .filter(|age| *age <= Duration::from_millis(100))
         .unwrap_or(Duration::ZERO)
 }

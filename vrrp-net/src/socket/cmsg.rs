@@ -1,6 +1,6 @@
 //! The system calls of a socket with their ancillary data: packet info
 //! (source, interface) on every send, `sendmmsg` batches, and what
-//! `recvmsg` says of each datagram (destination, interface, TTL, kernel
+//! `recvmsg` / `recvmmsg` say of each datagram (destination, interface, TTL, kernel
 //! timestamp, drops).
 
 use std::io::{self, IoSlice, IoSliceMut};
@@ -154,14 +154,20 @@ fn needs_scope(dst: Ipv6Addr) -> bool {
     (seg0 & 0xffc0) == 0xfe80 || (dst.is_multicast() && (seg0 & 0x000f) <= 2)
 }
 
-pub(super) fn recv_once(sock: &Socket, buf: &mut [u8]) -> io::Result<RawMeta> {
-    let fd = sock.as_raw_fd();
-    let mut cmsg_buf = nix::cmsg_space!(
+/// The control buffer of one received datagram: room for packet info,
+/// TTL, drops and the kernel timestamp.
+fn recv_cmsg_space() -> Vec<u8> {
+    nix::cmsg_space!(
         libc::in6_pktinfo,
         libc::c_int,
         libc::c_int,
         nix::sys::time::TimeSpec
-    );
+    )
+}
+
+pub(super) fn recv_once(sock: &Socket, buf: &mut [u8]) -> io::Result<RawMeta> {
+    let fd = sock.as_raw_fd();
+    let mut cmsg_buf = recv_cmsg_space();
     let mut iov = [IoSliceMut::new(buf)];
     let msg = socket::recvmsg::<SockaddrStorage>(
         fd,
@@ -170,6 +176,83 @@ pub(super) fn recv_once(sock: &Socket, buf: &mut [u8]) -> io::Result<RawMeta> {
         MsgFlags::MSG_DONTWAIT,
     )
     .map_err(io::Error::from)?;
+    Ok(meta_of(&msg))
+}
+
+/// The datagram buffers of [`recv_many`], allocated once.
+pub(super) struct RecvSpace {
+    bufs: Vec<u8>,
+    slot: usize,
+}
+
+impl std::fmt::Debug for RecvSpace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvSpace")
+            .field("datagrams", &self.datagrams())
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecvSpace {
+    /// Room for `datagrams` datagrams of at most `slot` bytes each.
+    pub(super) fn new(datagrams: usize, slot: usize) -> Self {
+        let datagrams = datagrams.max(1);
+        RecvSpace {
+            bufs: vec![0; datagrams * slot],
+            slot,
+        }
+    }
+
+    pub(super) fn datagrams(&self) -> usize {
+        self.bufs.len() / self.slot.max(1)
+    }
+}
+
+/// One `recvmmsg` call without waiting for at most `max` datagrams (and
+/// at most what `space` holds): calls `each` with every datagram's
+/// metadata and bytes, and returns how many there were (an error, such as
+/// `WouldBlock`, when there were none).
+pub(super) fn recv_many(
+    sock: &Socket,
+    space: &mut RecvSpace,
+    max: usize,
+    mut each: impl FnMut(&RawMeta, &[u8]),
+) -> io::Result<usize> {
+    let fd = sock.as_raw_fd();
+    let slot = space.slot.max(1);
+    let max = max.clamp(1, space.datagrams().max(1));
+    // Fresh headers every call: the kernel shrinks each header's control
+    // length to what it wrote, and nix does not restore it, so reused
+    // headers would truncate a later datagram's longer ancillary data.
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(max, Some(recv_cmsg_space()));
+    let mut iovs: Vec<[IoSliceMut<'_>; 1]> = space
+        .bufs
+        .chunks_mut(slot)
+        .take(max)
+        .map(|c| [IoSliceMut::new(c)])
+        .collect();
+    let results = socket::recvmmsg(
+        fd,
+        &mut headers,
+        iovs.iter_mut(),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )
+    .map_err(io::Error::from)?;
+    let mut n = 0;
+    for msg in results {
+        let mut meta = meta_of(&msg);
+        let data = msg.iovs().next().unwrap_or_default();
+        meta.len = meta.len.min(data.len());
+        each(&meta, data);
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// What the kernel said of one received datagram.
+fn meta_of(msg: &socket::RecvMsg<'_, '_, SockaddrStorage>) -> RawMeta {
     let mut meta = RawMeta {
         len: msg.bytes,
         truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
@@ -207,7 +290,7 @@ pub(super) fn recv_once(sock: &Socket, buf: &mut [u8]) -> io::Result<RawMeta> {
             }
         }
     }
-    Ok(meta)
+    meta
 }
 
 fn storage_ip(storage: &SockaddrStorage) -> Option<IpAddr> {

@@ -33,7 +33,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use self::cmsg::{RawMeta, recv_once, send_many, send_once};
+use self::cmsg::{RawMeta, RecvSpace, recv_many, recv_once, send_many, send_once};
 use self::datagram::{Header, parse_datagram};
 pub use self::error::SocketError;
 pub(crate) use self::error::copy_io;
@@ -45,6 +45,29 @@ use vrrp_core::wire::IP_PROTOCOL as VRRP_PROTOCOL;
 /// Receive buffer size that holds any VRRP packet on a standard or jumbo
 /// Ethernet link, IPv4 header included.
 pub const RECV_BUFFER_LEN: usize = 9216;
+
+/// The most datagrams one [`VrrpSocket::read_batch`] system call takes.
+pub const RECV_BATCH: usize = 32;
+
+/// Reusable buffers for [`VrrpSocket::read_batch`]: [`RECV_BATCH`]
+/// datagrams of [`RECV_BUFFER_LEN`] bytes.
+#[derive(Debug)]
+pub struct RecvBatch(RecvSpace);
+
+impl RecvBatch {
+    /// Allocates the buffers (pages are touched only as datagrams fill
+    /// them).
+    #[must_use]
+    pub fn new() -> Self {
+        RecvBatch(RecvSpace::new(RECV_BATCH, RECV_BUFFER_LEN))
+    }
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// The most datagrams one [`VrrpSocket::send_batch`] system call carries:
 /// a whole interface of 255 VRIDs in one call.
@@ -444,9 +467,7 @@ impl VrrpSocket {
                 Ok(meta) => meta,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Empty: let the reactor forget a readiness it saw.
-                    let _ = self.fd.try_io(Interest::READABLE, |_| {
-                        Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
-                    });
+                    self.forget_readiness();
                     return Ok(None);
                 }
                 Err(e) => return Err(SocketError::Recv(e)),
@@ -455,6 +476,46 @@ impl VrrpSocket {
                 return Ok(Some(self.packet(&meta, range, buf)));
             }
         }
+    }
+
+    /// Reads what is queued, up to `max` datagrams (at most [`RECV_BATCH`])
+    /// in one `recvmmsg` call, without waiting and without asking the
+    /// reactor, like [`Self::read_queued`]: calls `each` with every
+    /// well-formed packet (malformed and truncated ones are counted and
+    /// skipped) and returns how many datagrams it took. Fewer than asked
+    /// (0 when nothing was queued) means the queue is empty.
+    pub fn read_batch(
+        &self,
+        batch: &mut RecvBatch,
+        max: usize,
+        mut each: impl FnMut(RxPacket<'_>),
+    ) -> Result<usize, SocketError> {
+        let asked = max.clamp(1, RECV_BATCH);
+        let taken = recv_many(self.fd.get_ref(), &mut batch.0, asked, |meta, buf| {
+            if let Some(range) = self.accept(meta, buf) {
+                each(self.packet(meta, range, buf));
+            }
+        });
+        match taken {
+            Ok(n) if n >= asked => Ok(n),
+            Ok(n) => {
+                self.forget_readiness();
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.forget_readiness();
+                Ok(0)
+            }
+            Err(e) => Err(SocketError::Recv(e)),
+        }
+    }
+
+    /// After the queue was found empty: lets the reactor forget a
+    /// readiness it saw (one that came after is kept).
+    fn forget_readiness(&self) {
+        let _ = self.fd.try_io(Interest::READABLE, |_| {
+            Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+        });
     }
 
     /// Waits for the next well-formed VRRP packet and returns it, its
