@@ -12,6 +12,7 @@ use vrrp_core::{
 };
 
 use crate::NetlinkError;
+use crate::route::Route;
 use crate::socket::SocketError;
 use crate::socket::copy_io;
 
@@ -89,6 +90,10 @@ pub struct InstanceSpec {
     /// first report. An id the driver already knows keeps its reported
     /// state across reloads.
     pub tracks: Vec<(TrackId, TrackConfig, bool)>,
+    /// Routes installed while the instance is Master and removed
+    /// otherwise (keepalived's `virtual_routes`), owned and healed like
+    /// the virtual addresses.
+    pub routes: Vec<Route>,
 }
 
 impl InstanceSpec {
@@ -106,6 +111,7 @@ impl InstanceSpec {
             vips: Vec::new(),
             track_interfaces: Vec::new(),
             tracks: Vec::new(),
+            routes: Vec::new(),
         }
     }
 
@@ -196,6 +202,10 @@ pub struct DriverConfig {
     /// What to do with addresses equal to a virtual address that the
     /// driver did not add.
     pub foreign_addresses: ForeignAddressPolicy,
+    /// Routes installed from the start until the driver stops
+    /// (keepalived's `static_routes`), kept and healed meanwhile. The
+    /// driver records the routes it adds in `STATE_FILE.routes`.
+    pub static_routes: Vec<Route>,
 }
 
 impl DriverConfig {
@@ -470,6 +480,15 @@ pub struct Snapshot {
     pub netlink_overruns: u64,
     /// Failed writes of the state file.
     pub state_file_errors: u64,
+    /// Routes removed from outside while wanted, and put back.
+    pub routes_restored: u64,
+    /// Route changes that failed (each is retried).
+    pub route_errors: u64,
+    /// Times a route of someone else's was found with the identity
+    /// (table, destination, metric) of a wanted route: left in place.
+    pub foreign_routes: u64,
+    /// Routes an earlier run added and left behind, removed at start.
+    pub route_leftovers_removed: u64,
 }
 
 /// What a reload changed, by instance name.

@@ -14,11 +14,14 @@ use tokio::sync::{mpsc, watch};
 use vrrp_core::Timestamp;
 
 use super::api::DriverError;
-use super::core::{AddressOp, Announcement, OwnedAddress, SocketKey, SocketReport, SocketSpec};
+use super::core::{
+    AddressOp, Announcement, OwnedAddress, RouteOp, SocketKey, SocketReport, SocketSpec,
+};
 use crate::NetlinkError;
 use crate::addr::{AddOptions, AddressManager, IfAddr};
 use crate::garp::AnnounceSocket;
 use crate::link::{LinkEvent, LinkInfo, LinkWatcher};
+use crate::route::{KernelRoute, RouteEvent, RouteManager};
 use crate::socket::{SocketConfig, VrrpSocket};
 
 /// Receive buffer of each raw socket: room for thousands of queued
@@ -54,6 +57,19 @@ pub(crate) enum Msg {
     AnnounceFailures(u64),
     /// Writing the state file failed.
     StateFileError,
+    /// Route notifications.
+    Routes(Vec<RouteEvent>),
+    /// A full read of the routes, started at `taken_at`.
+    RouteDump {
+        taken_at: Timestamp,
+        routes: Vec<KernelRoute>,
+    },
+    /// A route change finished.
+    RouteDone {
+        op: RouteOp,
+        add: bool,
+        result: Result<bool, String>,
+    },
 }
 
 /// Slow work for the kernel worker, done in order.
@@ -62,6 +78,8 @@ pub(crate) enum Work {
     Add(AddressOp),
     Remove(AddressOp),
     Announce(Announcement),
+    AddRoute(RouteOp),
+    RemoveRoute(RouteOp),
 }
 
 struct OpenSocket {
@@ -209,6 +227,7 @@ impl SocketPool {
 /// announcements after the changes queued before them.
 pub(crate) async fn kernel_worker(
     addresses: AddressManager,
+    routes: RouteManager,
     mut work: mpsc::UnboundedReceiver<Work>,
     out: mpsc::UnboundedSender<Msg>,
 ) {
@@ -240,6 +259,26 @@ pub(crate) async fn kernel_worker(
                 .await;
                 let result = flatten(r);
                 let _ = out.send(Msg::AddressDone {
+                    op,
+                    add: false,
+                    result,
+                });
+            }
+            Work::AddRoute(op) => {
+                let r =
+                    tokio::time::timeout(NETLINK_TIMEOUT, routes.add(&op.route, op.ifindex)).await;
+                let result = flatten(r);
+                let _ = out.send(Msg::RouteDone {
+                    op,
+                    add: true,
+                    result,
+                });
+            }
+            Work::RemoveRoute(op) => {
+                let r = tokio::time::timeout(NETLINK_TIMEOUT, routes.remove(&op.route, op.ifindex))
+                    .await;
+                let result = flatten(r);
+                let _ = out.send(Msg::RouteDone {
                     op,
                     add: false,
                     result,

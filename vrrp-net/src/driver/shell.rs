@@ -13,9 +13,11 @@ use vrrp_core::{Priority, RxMeta, Timestamp, TrackId};
 use super::api::{DriverConfig, DriverError, ReloadSummary, Snapshot, StateEvent, TrackKey};
 use super::core::{DriverCore, Effect, OwnedAddress, SendReport, SocketKey};
 use super::io::{Msg, SocketPool, Work, kernel_worker, watch_links, write_state};
+use super::route_io::{routes_path, watch_routes, write_routes};
 use super::state_file::StateFile;
 use crate::addr::AddressManager;
 use crate::link::{LinkWatcher, list_links};
+use crate::route::{Route, RouteManager, RouteWatcher};
 use crate::socket::RECV_BUFFER_LEN;
 use crate::timer::PreciseTimer;
 
@@ -60,6 +62,8 @@ pub(crate) struct Shell {
     work: mpsc::UnboundedSender<Work>,
     persist: Option<watch::Sender<Option<Vec<OwnedAddress>>>>,
     writer: Option<tokio::task::JoinHandle<()>>,
+    persist_routes: Option<watch::Sender<Option<Vec<Route>>>>,
+    route_writer: Option<tokio::task::JoinHandle<()>>,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<StateEvent>,
     snapshot: watch::Sender<Snapshot>,
@@ -80,6 +84,15 @@ impl Shell {
     ) -> Result<(Shell, Parts), DriverError> {
         let (state, owned) = StateFile::open(config.state_file.as_deref())?;
         let mut core = DriverCore::new(&config, owned)?;
+        let routes_file = routes_path(state.path());
+        let owned_routes =
+            super::route_io::read(&routes_file).map_err(|error| DriverError::StateFile {
+                path: routes_file.clone(),
+                error,
+            })?;
+        core.restore_owned_routes(owned_routes);
+        let route_watcher = RouteWatcher::new()?;
+        let route_queries = RouteManager::new()?;
         let watcher = LinkWatcher::new().await?;
         let queries = AddressManager::new()?;
         let timer = PreciseTimer::new().map_err(DriverError::Timer)?;
@@ -88,18 +101,33 @@ impl Shell {
         let links = list_links().await?;
         let addrs = queries.list(None).await?;
         core.handle_dump(Timestamp::ZERO, links, addrs);
+        let kernel_routes = route_queries.list().await?;
+        core.handle_route_dump(Timestamp::ZERO, Timestamp::ZERO, kernel_routes);
         let (msgs_tx, msgs) = mpsc::unbounded_channel();
         let (work, work_rx) = mpsc::unbounded_channel();
         let (persist, persist_rx) = watch::channel(None);
         let (commands_tx, commands) = mpsc::channel(64);
         let (events, events_rx) = broadcast::channel(1024);
         let (snapshot, snapshot_rx) = watch::channel(Snapshot::default());
+        let (persist_routes, persist_routes_rx) = watch::channel(None);
         tokio::spawn(kernel_worker(
             AddressManager::new()?,
+            RouteManager::new()?,
             work_rx,
             msgs_tx.clone(),
         ));
         tokio::spawn(watch_links(watcher, queries, epoch, msgs_tx.clone()));
+        tokio::spawn(watch_routes(
+            route_watcher,
+            route_queries,
+            epoch,
+            msgs_tx.clone(),
+        ));
+        let route_writer = tokio::spawn(write_routes(
+            routes_file,
+            persist_routes_rx,
+            msgs_tx.clone(),
+        ));
         let writer = tokio::spawn(write_state(state.path().to_owned(), persist_rx, msgs_tx));
         let mut shell = Shell {
             core,
@@ -110,6 +138,8 @@ impl Shell {
             work,
             persist: Some(persist),
             writer: Some(writer),
+            persist_routes: Some(persist_routes),
+            route_writer: Some(route_writer),
             commands,
             events,
             snapshot,
@@ -236,8 +266,16 @@ impl Shell {
         if let Some(writer) = self.writer.take() {
             let _ = writer.await;
         }
+        self.persist_routes = None;
+        if let Some(writer) = self.route_writer.take() {
+            let _ = writer.await;
+        }
         let owned = self.core.owned();
         if let Some(state) = self.state.take() {
+            let routes_file = routes_path(state.path());
+            if let Err(e) = super::route_io::write(&routes_file, &self.core.owned_routes()) {
+                tracing::error!(path = %routes_file.display(), error = %e, "cannot write the route state file");
+            }
             let path = state.path().to_owned();
             if let Err(e) = state.close(&owned) {
                 tracing::error!(path = %path.display(), error = %e, "cannot write the state file");
@@ -305,6 +343,13 @@ impl Shell {
             }
             Msg::AnnounceFailures(n) => self.core.handle_announce_failures(n),
             Msg::StateFileError => self.core.handle_state_file_error(),
+            Msg::Routes(events) => self.core.handle_route_events(now, events),
+            Msg::RouteDump { taken_at, routes } => {
+                self.core.handle_route_dump(now, taken_at, routes);
+            }
+            Msg::RouteDone { op, add, result } => {
+                self.core.handle_route_result(now, &op, add, result);
+            }
         }
     }
 
@@ -393,6 +438,17 @@ impl Shell {
                 }
                 Effect::Event(e) => {
                     let _ = self.events.send(e);
+                }
+                Effect::AddRoute(op) => {
+                    let _ = self.work.send(Work::AddRoute(op));
+                }
+                Effect::RemoveRoute(op) => {
+                    let _ = self.work.send(Work::RemoveRoute(op));
+                }
+                Effect::PersistRoutes(routes) => {
+                    if let Some(p) = &self.persist_routes {
+                        p.send_replace(Some(routes));
+                    }
                 }
             }
         }

@@ -76,6 +76,9 @@
 
 mod addresses;
 mod reload;
+#[cfg(test)]
+mod route_tests;
+mod routes;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -92,6 +95,7 @@ use vrrp_core::{
 
 use self::addresses::{VipKey, VipTrack, synthetic_address};
 pub use self::reload::ReloadPlan;
+pub use self::routes::RouteOp;
 pub use self::tables::IfaceId;
 use self::tables::{Interfaces, Kernel, TrackName, Tracks};
 use super::api::{
@@ -100,6 +104,7 @@ use super::api::{
 };
 use crate::addr::IfAddr;
 use crate::link::{LinkEvent, LinkInfo};
+use crate::route::Route;
 
 /// The first retry of a failed address change waits this long; each
 /// further failure doubles it, up to [`MAX_RETRY`].
@@ -255,6 +260,12 @@ pub enum Effect {
     PersistOwned(Vec<OwnedAddress>),
     /// A state change for subscribers.
     Event(StateEvent),
+    /// Add a route; report with [`DriverCore::handle_route_result`].
+    AddRoute(RouteOp),
+    /// Remove a route; report with [`DriverCore::handle_route_result`].
+    RemoveRoute(RouteOp),
+    /// The record of added routes changed: write it.
+    PersistRoutes(Vec<Route>),
 }
 
 /// The next time [`DriverCore::handle_timeout`] is due.
@@ -335,6 +346,7 @@ pub struct DriverCore {
     first_reconcile: bool,
     changed: bool,
     drop_logged: HashMap<(IfaceId, u8, DropReason), Timestamp>,
+    routes: routes::Routes,
 }
 
 impl std::fmt::Debug for DriverCore {
@@ -379,7 +391,9 @@ impl DriverCore {
             first_reconcile: true,
             changed: false,
             drop_logged: HashMap::new(),
+            routes: routes::Routes::new(Vec::new()),
         };
+        core.routes.statics = config.static_routes.clone();
         for spec in &config.instances {
             let id = core.add_entry(Timestamp::ZERO, spec.clone())?;
             core.order.push(id);
@@ -404,10 +418,17 @@ impl DriverCore {
             at: d.at,
             takeover: d.kind == DeadlineKind::Takeover,
         });
-        let retry = self.retries.first().map(|(at, _)| CoreDeadline {
-            at: *at,
-            takeover: false,
-        });
+        let retry = self
+            .retries
+            .first()
+            .map(|(at, _)| *at)
+            .into_iter()
+            .chain(self.routes.next_retry())
+            .min()
+            .map(|at| CoreDeadline {
+                at,
+                takeover: false,
+            });
         match (router, retry) {
             (Some(r), Some(v)) if v.at < r.at => Some(v),
             (Some(r), _) => Some(r),
@@ -477,6 +498,10 @@ impl DriverCore {
             reconciliations: c.reconciliations,
             netlink_overruns: c.netlink_overruns,
             state_file_errors: c.state_file_errors,
+            routes_restored: self.routes.counters.restored,
+            route_errors: self.routes.counters.errors,
+            foreign_routes: self.routes.counters.foreign,
+            route_leftovers_removed: self.routes.counters.leftovers_removed,
             ..Snapshot::default()
         }
     }
@@ -550,7 +575,7 @@ impl DriverCore {
 
     /// Address changes sent and not answered yet.
     pub fn pending_address_changes(&self) -> usize {
-        self.vips.values().filter(|t| t.in_flight.is_some()).count()
+        self.vips.values().filter(|t| t.in_flight.is_some()).count() + self.routes.in_flight()
     }
 
     /// Notifications were lost (ENOBUFS): counted; a dump follows.
@@ -646,6 +671,7 @@ impl DriverCore {
             }
             self.reconcile_key(now, &key);
         }
+        self.route_retries_due(now);
         self.drain(now);
     }
 
@@ -668,6 +694,7 @@ impl DriverCore {
     /// Stops every instance gracefully: masters send priority 0; every
     /// address the driver added is removed.
     pub fn shutdown(&mut self, now: Timestamp) {
+        self.routes.stopping = true;
         self.router.handle_shutdown(now);
         self.drain(now);
         self.reconcile_all(now);
@@ -1085,6 +1112,7 @@ impl DriverCore {
             }
         }
         self.flush_outbox();
+        self.reconcile_routes(now);
         if std::mem::take(&mut self.owned_dirty) {
             self.effects.push_back(Effect::PersistOwned(self.owned()));
             self.changed = true;

@@ -209,6 +209,7 @@ impl DriverCore {
         }
         self.groups = config.sync_groups.clone();
         self.foreign_policy = config.foreign_addresses;
+        self.routes.statics = config.static_routes.clone();
         self.order = config
             .instances
             .iter()
