@@ -294,6 +294,14 @@ fn instance_spec(
             label: v.label.clone(),
         })
         .collect();
+    spec.routes = inst.routes.clone();
+    if let Some(export) = inst.export_routes {
+        spec.routes.extend(
+            inst.vips
+                .iter()
+                .map(|v| export.route(v.address.addr, v.dev.as_deref().unwrap_or(&inst.interface))),
+        );
+    }
     spec.track_interfaces = inst
         .track_interface
         .iter()

@@ -315,6 +315,10 @@ pub struct Instance {
     pub checksum_as_v2: bool,
     /// Mail on state changes.
     pub smtp_alert: bool,
+    /// Routes installed while Master (`virtual_routes`).
+    pub routes: Vec<vrrp_net::route::Route>,
+    /// Virtual addresses exported as host routes while Master.
+    pub export_routes: Option<super::routes::Export>,
 }
 
 impl Instance {
@@ -911,6 +915,8 @@ impl Instance {
             lower_prio_no_advert: Some(self.lower_prio_no_advert),
             checksum_as_v2: Some(self.checksum_as_v2),
             smtp_alert: Some(self.smtp_alert),
+            virtual_routes: self.routes.iter().map(ToString::to_string).collect(),
+            export_routes: self.export_routes.map(super::routes::Export::to_raw),
         }
     }
 }

@@ -21,6 +21,7 @@ mod effective;
 mod error;
 pub mod raw;
 mod resolve;
+pub mod routes;
 pub mod schema;
 
 #[cfg(test)]

@@ -613,6 +613,21 @@ pub struct Instance {
     #[key(default_is = "`global.smtp_alert_vrrp`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_alert: Option<bool>,
+    /// Routes installed while the instance is Master and removed
+    /// otherwise, one a string in keepalived's (iproute2's) words:
+    /// `"198.51.100.0/24 via 192.0.2.254 dev eth0 table 100 metric 5"`,
+    /// `"blackhole 203.0.113.0/24"` (`[TYPE] DEST[/LEN] [via GW] [dev IF]
+    /// [src ADDR] [table T] [metric N] [proto P] [scope S] [onlink]`;
+    /// protocol 18, keepalived's, unless given).
+    #[key(default_is = "none", keepalived = "virtual_routes { ... }")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_routes: Vec<String>,
+    /// Each virtual address as a /32 or /128 route in a kernel table while
+    /// Master, for a routing daemon (BIRD, FRR) to announce:
+    /// `{ table = 198, protocol = 248, metric = 10 }`.
+    #[key(default_is = "none", vrrpd_only)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_routes: Option<super::routes::ExportRoutes>,
 }
 
 /// `authentication = { auth_type = "PASS", auth_pass = "..." }`.

@@ -930,6 +930,14 @@ impl Resolver {
                 reverse: t.reverse.unwrap_or(default_reverse),
             });
         }
+        let mut problems = Vec::new();
+        let mut problem = |key, kind| problems.push((key, kind));
+        let routes =
+            super::routes::parse_routes(&i.virtual_routes, &k.key("virtual_routes"), &mut problem);
+        let export_routes = super::routes::export(i.export_routes, &k, &mut problem);
+        for (key, kind) in problems {
+            self.err(key, kind);
+        }
         let notify = self.notify(
             &k,
             [
@@ -965,6 +973,8 @@ impl Resolver {
                 || i.lower_prio_no_advert.unwrap_or(g.lower_prio_no_advert),
             checksum_as_v2: i.checksum_as_v2.unwrap_or(g.v3_checksum_as_v2),
             smtp_alert: self.vrrp_alert(i.smtp_alert),
+            routes,
+            export_routes,
         };
         for e in inst.core_config().validate_all() {
             let key = match e.field {
