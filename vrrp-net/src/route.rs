@@ -36,7 +36,6 @@ const RTA_TABLE: u16 = 15;
 const RTNH_F_ONLINK: u32 = 4;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 const RT_SCOPE_LINK: u8 = 253;
-const RT_SCOPE_HOST: u8 = 254;
 /// `RT_SCOPE_NOWHERE`: a deletion that matches any scope.
 const RT_SCOPE_NOWHERE: u8 = 255;
 /// Size of `struct rtmsg`.
@@ -138,9 +137,9 @@ pub struct Route {
     pub source: Option<IpAddr>,
     /// Originating protocol (`proto`), [`PROTOCOL_KEEPALIVED`] by default.
     pub protocol: u8,
-    /// Scope (`scope`): universe for routes via a gateway, link for
-    /// routes out of an interface without one, host for local routes,
-    /// unless given.
+    /// Scope (`scope`): universe unless given, as keepalived sends it
+    /// (iproute2 would pick link for a route out of an interface without a
+    /// gateway).
     pub scope: Option<u8>,
     /// What the route does.
     pub kind: RouteKind,
@@ -180,13 +179,10 @@ impl Route {
         }
     }
 
-    /// The scope sent to the kernel: as given, else iproute2's choice.
+    /// The scope sent to the kernel: as given, else universe (keepalived's
+    /// choice).
     pub fn effective_scope(&self) -> u8 {
-        self.scope.unwrap_or(match self.kind {
-            RouteKind::Local => RT_SCOPE_HOST,
-            RouteKind::Unicast if self.gateway.is_none() && self.device.is_some() => RT_SCOPE_LINK,
-            _ => RT_SCOPE_UNIVERSE,
-        })
+        self.scope.unwrap_or(RT_SCOPE_UNIVERSE)
     }
 
     fn check(&self) -> Result<(), RouteError> {
@@ -771,7 +767,11 @@ mod tests {
         }
         let d = parse("192.0.2.5 dev eth0");
         assert_eq!(d.as_ref().map(|r| r.prefix_len), Ok(32));
-        assert_eq!(d.map(|r| r.effective_scope()), Ok(RT_SCOPE_LINK));
+        assert_eq!(d.map(|r| r.effective_scope()), Ok(RT_SCOPE_UNIVERSE));
+        assert_eq!(
+            parse("192.0.2.5 dev eth0 scope link").map(|r| r.effective_scope()),
+            Ok(RT_SCOPE_LINK)
+        );
         assert_eq!(
             parse("2001:db8::/64 dev eth0").map(|r| r.key().metric),
             Ok(1024)

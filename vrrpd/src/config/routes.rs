@@ -53,6 +53,9 @@ impl Export {
         route.protocol = self.protocol;
         route.metric = self.metric;
         route.device = Some(device.to_owned());
+        // A host route out of the interface: link scope, as `ip route add
+        // ADDR dev IF` makes it.
+        route.scope = Some(253);
         route
     }
 
@@ -146,8 +149,8 @@ mod tests {
             [
                 "198.51.100.0/24 via 192.0.2.254 dev eth0 table 100 metric 5 proto 18",
                 "blackhole 203.0.113.0/24 table 254 proto 18",
-                "192.0.2.100/32 dev eth0 table 198 proto 248",
-                "192.0.2.101/32 dev eth1 table 198 proto 248",
+                "192.0.2.100/32 dev eth0 table 198 proto 248 scope 253",
+                "192.0.2.101/32 dev eth1 table 198 proto 248 scope 253",
             ]
         );
         // `vrrpd check` prints what loads back to the same configuration.

@@ -1144,6 +1144,12 @@ impl Cx {
                         _ => i.notify = cmd,
                     }
                 }
+                "virtual_routes" => {
+                    self.carried(c, CTX);
+                    let start = i.virtual_routes.len();
+                    let lines = self.route_lines(c, &key, start, "virtual_routes entry");
+                    i.virtual_routes.extend(lines);
+                }
                 "debug" | "native_ipv6" | "kernel_rx_buf_size" | "linkbeat_use_polling" => {
                     let kw = c.keyword().to_owned();
                     self.dropped(
@@ -1155,7 +1161,6 @@ impl Cx {
                     );
                 }
                 "virtual_ipaddress_excluded"
-                | "virtual_routes"
                 | "virtual_rules"
                 | "track_bfd"
                 | "use_vmac"

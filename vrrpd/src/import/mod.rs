@@ -11,6 +11,7 @@
 
 mod keywords;
 mod parse;
+mod routes;
 
 #[cfg(test)]
 mod retry_tests;
