@@ -35,7 +35,6 @@ const RTA_PREFSRC: u16 = 7;
 const RTA_TABLE: u16 = 15;
 const RTNH_F_ONLINK: u32 = 4;
 const RT_SCOPE_UNIVERSE: u8 = 0;
-const RT_SCOPE_LINK: u8 = 253;
 /// `RT_SCOPE_NOWHERE`: a deletion that matches any scope.
 const RT_SCOPE_NOWHERE: u8 = 255;
 /// Size of `struct rtmsg`.
@@ -770,7 +769,7 @@ mod tests {
         assert_eq!(d.map(|r| r.effective_scope()), Ok(RT_SCOPE_UNIVERSE));
         assert_eq!(
             parse("192.0.2.5 dev eth0 scope link").map(|r| r.effective_scope()),
-            Ok(RT_SCOPE_LINK)
+            Ok(253)
         );
         assert_eq!(
             parse("2001:db8::/64 dev eth0").map(|r| r.key().metric),

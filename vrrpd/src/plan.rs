@@ -36,6 +36,7 @@ pub fn plan(config: &Effective) -> Plan {
             .values()
             .map(|g| g.members.clone())
             .collect(),
+        static_routes: config.static_routes.clone(),
         ..DriverConfig::default()
     };
     let instance_notify = config

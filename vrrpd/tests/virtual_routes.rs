@@ -1,10 +1,12 @@
-//! `virtual_routes` checked in the kernel's tables as masters change, with
-//! keepalived 2.2.7 as the peer: keepalived runs a keepalived.conf with
-//! routes in table 100, `vrrpd` runs the same file converted by
-//! `import-keepalived`. Whichever is master has exactly the routes, and
-//! the same ones (as `ip route show table 100` prints them); the other has
-//! none; a route deleted from vrrpd's table while it is master is put
-//! back.
+//! `virtual_routes` and `static_routes` checked in the kernel's tables as
+//! masters change, with keepalived 2.2.7 as the peer: keepalived runs a
+//! keepalived.conf with virtual routes in table 100 and a static route in
+//! table 101, `vrrpd` runs the same file converted by `import-keepalived`.
+//! Whichever is master has exactly the virtual routes, and the same ones
+//! (as `ip route show table 100` prints them); the other has none; a route
+//! deleted from vrrpd's table while it is master is put back; both daemons
+//! keep the same static route whatever their state, and remove it when
+//! they stop.
 
 mod common;
 
@@ -19,6 +21,7 @@ const T: Duration = Duration::from_secs(15);
 fn conf(priority: u8) -> String {
     format!(
         "global_defs {{\n  vrrp_version 3\n}}\n\
+         static_routes {{\n  198.51.100.128/25 via 192.0.2.254 dev eth0 table 101 metric 7\n}}\n\
          vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 61\n  priority {priority}\n  \
          advert_int 0.1\n  virtual_ipaddress {{\n    192.0.2.61/24\n  }}\n  \
          virtual_routes {{\n    198.51.100.0/24 via 192.0.2.254 dev eth0 table 100 metric 5\n    \
@@ -29,7 +32,11 @@ fn conf(priority: u8) -> String {
 /// Table 100 as `ip route` prints it (empty when the table does not
 /// exist).
 fn table(r: &Router) -> Result<String> {
-    match r.ns().ip(&["-4", "route", "show", "table", "100"]) {
+    table_n(r, "100")
+}
+
+fn table_n(r: &Router, n: &str) -> Result<String> {
+    match r.ns().ip(&["-4", "route", "show", "table", n]) {
         Ok(out) => Ok(out.trim().to_owned()),
         Err(e) if e.to_string().contains("FIB table does not exist") => Ok(String::new()),
         Err(e) => Err(anyhow::anyhow!("{e}")),

@@ -25,6 +25,8 @@ pub use raw::{IpFamily, LbKind, LogFormat, StartState, VsProtocol};
 /// A whole resolved configuration.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Effective {
+    /// Routes installed while the daemon runs (`static_routes`).
+    pub static_routes: Vec<vrrp_net::route::Route>,
     /// Node-wide settings.
     pub global: Global,
     /// Tracked scripts by name.
@@ -690,6 +692,7 @@ impl Effective {
     /// out; it loads back to the same [`Effective`].
     pub fn head_to_raw(&self) -> raw::Config {
         raw::Config {
+            static_routes: self.static_routes.iter().map(ToString::to_string).collect(),
             global: self.global.to_raw(),
             script: self
                 .scripts

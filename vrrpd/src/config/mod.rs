@@ -45,7 +45,8 @@ pub use resolve::{
 use error::Doc;
 
 /// Top-level tables of a configuration file.
-pub const SECTIONS: [&str; 8] = [
+pub const SECTIONS: [&str; 9] = [
+    "static_routes",
     "global",
     "script",
     "track_file",
@@ -251,12 +252,16 @@ fn read_parts(
         })
         .unwrap_or_default();
     let servers = section("virtual_server");
+    let static_routes = section("static_routes")
+        .and_then(|v| read_one::<Vec<String>>(v, &KeyPath::root("static_routes"), &mut pending))
+        .unwrap_or_default();
     drop(table);
     let mut resolver = Resolver::new(target, failed);
     resolver.global(global);
     resolver.track_processes(processes);
     resolver.vrrp(scripts, track_files, instances, groups);
     resolver.virtual_server_groups(server_groups);
+    resolver.static_routes(&static_routes);
     let mut index = 0;
     let mut servers_of =
         |value: toml::Spanned<DeValue<'_>>, offset: usize, pending: &mut Vec<Pending>| {

@@ -20,6 +20,11 @@ use super::schema::{Documented, DocumentedTable, Shape};
 /// A whole configuration file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Documented)]
 pub struct Config {
+    /// `static_routes = [...]` (at the top of the file): keepalived's
+    /// `static_routes`, routes installed while the daemon runs, whatever
+    /// the instances' states, in the words of `virtual_routes`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub static_routes: Vec<String>,
     /// `[global]`: keepalived's `global_defs`.
     #[serde(skip_serializing_if = "Global::is_empty")]
     pub global: Global,

@@ -81,6 +81,7 @@ pub fn resolve(raw: raw::Config, target: Target, failed: &Failed, keep_servers: 
     r.track_processes(raw.track_process);
     r.vrrp(raw.script, raw.track_file, raw.instance, raw.sync_group);
     r.virtual_server_groups(raw.virtual_server_group);
+    r.static_routes(&raw.static_routes);
     for (i, vs) in raw.virtual_server.into_iter().enumerate() {
         r.virtual_server(i, vs);
     }
@@ -122,6 +123,21 @@ impl Resolver {
             group_members: HashMap::new(),
             keep_servers: true,
         }
+    }
+
+    /// `static_routes`: each line parsed, each bad one an error at its
+    /// index.
+    pub fn static_routes(&mut self, lines: &[String]) {
+        let mut problems = Vec::new();
+        let routes = super::routes::parse_routes(
+            lines,
+            &KeyPath::root("static_routes"),
+            &mut |key, kind| problems.push((key, kind)),
+        );
+        for (key, kind) in problems {
+            self.err(key, kind);
+        }
+        self.out.effective.static_routes = routes;
     }
 
     /// The errors and warnings so far, and the configuration.

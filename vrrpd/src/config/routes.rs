@@ -184,4 +184,37 @@ mod tests {
             .unwrap_or_default();
         assert!(e.contains("local table"), "{e}");
     }
+
+    #[test]
+    fn static_routes_reach_the_driver_and_bad_ones_name_their_line() {
+        let text =
+            format!("static_routes = [\"198.51.100.0/24 via 192.0.2.254 table 100\"]\n{BASE}");
+        let config = parse(&text, Path::new("s.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let routes: Vec<String> = plan(&config)
+            .driver
+            .static_routes
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            routes,
+            ["198.51.100.0/24 via 192.0.2.254 table 100 proto 18"]
+        );
+        let mut out = Vec::new();
+        config
+            .write_toml(&mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let printed = String::from_utf8(out).unwrap_or_default();
+        assert_eq!(parse(&printed, Path::new("p.toml")).ok(), Some(config));
+        let bad = format!("static_routes = [\n  \"198.51.100.0/24\",\n]\n{BASE}");
+        let e = parse(&bad, Path::new("s.toml"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("s.toml:2:") && e.contains("static_routes[0]"),
+            "{e}"
+        );
+        assert!(e.contains("needs `via` or `dev`"), "{e}");
+    }
 }

@@ -277,8 +277,14 @@ impl Cx {
                 "",
                 "block without a keyword; keepalived ignores it, so does vrrpd".to_owned(),
             ),
+            "static_routes" => {
+                self.carried(n, "");
+                let start = self.config.static_routes.len();
+                let key = KeyPath::root("static_routes");
+                let lines = self.route_lines(n, &key, start, "static_routes entry");
+                self.config.static_routes.extend(lines);
+            }
             "static_ipaddress"
-            | "static_routes"
             | "static_rules"
             | "garp_group"
             | "linkbeat_interfaces"

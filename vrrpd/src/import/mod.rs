@@ -233,6 +233,7 @@ impl Imported {
             "# Validate on the target host with `vrrpd check -c FILE`.\n"
         )?;
         let head = raw::Config {
+            static_routes: self.config.static_routes.clone(),
             global: self.config.global.clone(),
             script: self.config.script.clone(),
             track_file: self.config.track_file.clone(),
