@@ -572,7 +572,7 @@ fn push_attr(out: &mut Vec<u8>, ty: u16, payload: &[u8]) {
     out.extend_from_slice(&len.to_ne_bytes());
     out.extend_from_slice(&ty.to_ne_bytes());
     out.extend_from_slice(payload);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }
@@ -708,10 +708,7 @@ impl RouteWatcher {
     /// Subscribes. Must be called inside a tokio runtime.
     pub fn new() -> Result<Self, NetlinkError> {
         Ok(Self {
-            socket: RtSocket::connect(&[
-                libc::RTNLGRP_IPV4_ROUTE as u32,
-                libc::RTNLGRP_IPV6_ROUTE as u32,
-            ])?,
+            socket: RtSocket::connect(&[libc::RTNLGRP_IPV4_ROUTE, libc::RTNLGRP_IPV6_ROUTE])?,
         })
     }
 

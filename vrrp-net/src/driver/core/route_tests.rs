@@ -141,11 +141,14 @@ impl Net {
                     let result = if self.fail_route_adds > 0 {
                         self.fail_route_adds -= 1;
                         Err("ENETUNREACH".to_owned())
-                    } else if self.kernel.contains_key(&key) {
-                        Ok(false)
                     } else {
-                        self.kernel.insert(key, kernel_route(&op.route, op.ifindex));
-                        Ok(true)
+                        match self.kernel.entry(key) {
+                            std::collections::btree_map::Entry::Occupied(_) => Ok(false),
+                            std::collections::btree_map::Entry::Vacant(v) => {
+                                v.insert(kernel_route(&op.route, op.ifindex));
+                                Ok(true)
+                            }
+                        }
                     };
                     self.core.handle_route_result(self.now, &op, true, result);
                 }
