@@ -75,6 +75,7 @@
 //! not, a weight-0 tracked object holds it in Fault.
 
 mod addresses;
+mod owned;
 mod reload;
 #[cfg(test)]
 mod route_tests;
@@ -346,7 +347,9 @@ pub struct DriverCore {
     first_reconcile: bool,
     changed: bool,
     drop_logged: HashMap<(IfaceId, u8, DropReason), Timestamp>,
-    routes: routes::Routes,
+    routes: owned::Owned<Route>,
+    /// Shutting down: no route or rule is wanted any more.
+    stopping: bool,
 }
 
 impl std::fmt::Debug for DriverCore {
@@ -391,7 +394,8 @@ impl DriverCore {
             first_reconcile: true,
             changed: false,
             drop_logged: HashMap::new(),
-            routes: routes::Routes::new(Vec::new()),
+            routes: owned::Owned::default(),
+            stopping: false,
         };
         core.routes.statics = config.static_routes.clone();
         for spec in &config.instances {
@@ -671,7 +675,7 @@ impl DriverCore {
             }
             self.reconcile_key(now, &key);
         }
-        self.route_retries_due(now);
+        self.routes.retries_due(now);
         self.drain(now);
     }
 
@@ -694,7 +698,7 @@ impl DriverCore {
     /// Stops every instance gracefully: masters send priority 0; every
     /// address the driver added is removed.
     pub fn shutdown(&mut self, now: Timestamp) {
-        self.routes.stopping = true;
+        self.stopping = true;
         self.router.handle_shutdown(now);
         self.drain(now);
         self.reconcile_all(now);
