@@ -234,6 +234,7 @@ pub mod garp;
 pub mod link;
 mod netlink;
 pub mod route;
+pub mod rule;
 pub mod socket;
 mod sys;
 #[cfg(feature = "testnet")]

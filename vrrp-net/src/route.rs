@@ -288,7 +288,7 @@ pub enum RouteError {
     NextHopNotAllowed(String),
 }
 
-fn masked(addr: IpAddr, prefix_len: u8) -> IpAddr {
+pub(crate) fn masked(addr: IpAddr, prefix_len: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
             let bits = u32::from(a);
@@ -309,7 +309,7 @@ fn masked(addr: IpAddr, prefix_len: u8) -> IpAddr {
 
 /// Parses `ADDR[/LEN]` (a bare address is a host route); `default` is
 /// the whole family (IPv4 unless `v6`).
-fn parse_prefix(text: &str, v6: bool) -> Result<(IpAddr, u8), RouteError> {
+pub(crate) fn parse_prefix(text: &str, v6: bool) -> Result<(IpAddr, u8), RouteError> {
     let bad = || RouteError::Value {
         word: "destination",
         value: text.to_owned(),
@@ -338,7 +338,7 @@ fn parse_prefix(text: &str, v6: bool) -> Result<(IpAddr, u8), RouteError> {
     Ok((addr, len))
 }
 
-fn number<T: FromStr>(word: &'static str, value: &str) -> Result<T, RouteError> {
+pub(crate) fn number<T: FromStr>(word: &'static str, value: &str) -> Result<T, RouteError> {
     value.parse().map_err(|_| RouteError::Value {
         word,
         value: value.to_owned(),
@@ -346,7 +346,11 @@ fn number<T: FromStr>(word: &'static str, value: &str) -> Result<T, RouteError> 
 }
 
 /// A table, a protocol or a scope: a number or one of iproute2's names.
-fn named(word: &'static str, value: &str, names: &[(&str, u32)]) -> Result<u32, RouteError> {
+pub(crate) fn named(
+    word: &'static str,
+    value: &str,
+    names: &[(&str, u32)],
+) -> Result<u32, RouteError> {
     names
         .iter()
         .find(|(n, _)| *n == value)
@@ -354,8 +358,8 @@ fn named(word: &'static str, value: &str, names: &[(&str, u32)]) -> Result<u32, 
         .map_or_else(|| number(word, value), Ok)
 }
 
-const TABLE_NAMES: &[(&str, u32)] = &[("main", 254), ("local", 255), ("default", 253)];
-const PROTOCOL_NAMES: &[(&str, u32)] = &[
+pub(crate) const TABLE_NAMES: &[(&str, u32)] = &[("main", 254), ("local", 255), ("default", 253)];
+pub(crate) const PROTOCOL_NAMES: &[(&str, u32)] = &[
     ("redirect", 1),
     ("kernel", 2),
     ("boot", 3),
@@ -549,7 +553,7 @@ impl KernelRoute {
     }
 }
 
-fn ip(v6: bool, bytes: &[u8]) -> Option<IpAddr> {
+pub(crate) fn ip(v6: bool, bytes: &[u8]) -> Option<IpAddr> {
     if v6 {
         let o: [u8; 16] = bytes.get(..16)?.try_into().ok()?;
         Some(IpAddr::from(o))
@@ -559,7 +563,7 @@ fn ip(v6: bool, bytes: &[u8]) -> Option<IpAddr> {
     }
 }
 
-fn octets(addr: IpAddr) -> Vec<u8> {
+pub(crate) fn octets(addr: IpAddr) -> Vec<u8> {
     match addr {
         IpAddr::V4(a) => a.octets().to_vec(),
         IpAddr::V6(a) => a.octets().to_vec(),
@@ -567,7 +571,7 @@ fn octets(addr: IpAddr) -> Vec<u8> {
 }
 
 /// Appends one route attribute, padded to 4 bytes.
-fn push_attr(out: &mut Vec<u8>, ty: u16, payload: &[u8]) {
+pub(crate) fn push_attr(out: &mut Vec<u8>, ty: u16, payload: &[u8]) {
     let len = u16::try_from(4 + payload.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&len.to_ne_bytes());
     out.extend_from_slice(&ty.to_ne_bytes());

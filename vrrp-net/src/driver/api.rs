@@ -13,6 +13,7 @@ use vrrp_core::{
 
 use crate::NetlinkError;
 use crate::route::Route;
+use crate::rule::Rule;
 use crate::socket::SocketError;
 use crate::socket::copy_io;
 
@@ -94,6 +95,10 @@ pub struct InstanceSpec {
     /// otherwise (keepalived's `virtual_routes`), owned and healed like
     /// the virtual addresses.
     pub routes: Vec<Route>,
+    /// Policy rules installed while the instance is Master and removed
+    /// otherwise (keepalived's `virtual_rules`), owned and healed the same
+    /// way.
+    pub rules: Vec<Rule>,
 }
 
 impl InstanceSpec {
@@ -112,6 +117,7 @@ impl InstanceSpec {
             track_interfaces: Vec::new(),
             tracks: Vec::new(),
             routes: Vec::new(),
+            rules: Vec::new(),
         }
     }
 
@@ -206,6 +212,9 @@ pub struct DriverConfig {
     /// (keepalived's `static_routes`), kept and healed meanwhile. The
     /// driver records the routes it adds in `STATE_FILE.routes`.
     pub static_routes: Vec<Route>,
+    /// Policy rules installed from the start until the driver stops
+    /// (keepalived's `static_rules`), recorded in `STATE_FILE.rules`.
+    pub static_rules: Vec<Rule>,
 }
 
 impl DriverConfig {
@@ -489,6 +498,14 @@ pub struct Snapshot {
     pub foreign_routes: u64,
     /// Routes an earlier run added and left behind, removed at start.
     pub route_leftovers_removed: u64,
+    /// Policy rules removed from outside while wanted, and put back.
+    pub rules_restored: u64,
+    /// Rule changes that failed (each is retried).
+    pub rule_errors: u64,
+    /// Times a rule of someone else's was found equal to a wanted one.
+    pub foreign_rules: u64,
+    /// Rules an earlier run added and left behind, removed at start.
+    pub rule_leftovers_removed: u64,
 }
 
 /// What a reload changed, by instance name.

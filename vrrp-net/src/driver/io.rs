@@ -22,6 +22,7 @@ use crate::addr::{AddOptions, AddressManager, IfAddr};
 use crate::garp::AnnounceSocket;
 use crate::link::{LinkEvent, LinkInfo, LinkWatcher};
 use crate::route::{KernelRoute, RouteEvent, RouteManager};
+use crate::rule::{Rule, RuleEvent, RuleManager};
 use crate::socket::{SocketConfig, VrrpSocket};
 
 /// Receive buffer of each raw socket: room for thousands of queued
@@ -70,6 +71,19 @@ pub(crate) enum Msg {
         add: bool,
         result: Result<bool, String>,
     },
+    /// Rule notifications.
+    Rules(Vec<RuleEvent>),
+    /// A full read of the rules, started at `taken_at`.
+    RuleDump {
+        taken_at: Timestamp,
+        rules: Vec<Rule>,
+    },
+    /// A rule change finished.
+    RuleDone {
+        rule: Rule,
+        add: bool,
+        result: Result<bool, String>,
+    },
 }
 
 /// Slow work for the kernel worker, done in order.
@@ -80,6 +94,8 @@ pub(crate) enum Work {
     Announce(Announcement),
     AddRoute(RouteOp),
     RemoveRoute(RouteOp),
+    AddRule(Rule),
+    RemoveRule(Rule),
 }
 
 struct OpenSocket {
@@ -228,6 +244,7 @@ impl SocketPool {
 pub(crate) async fn kernel_worker(
     addresses: AddressManager,
     routes: RouteManager,
+    rules: RuleManager,
     mut work: mpsc::UnboundedReceiver<Work>,
     out: mpsc::UnboundedSender<Msg>,
 ) {
@@ -280,6 +297,24 @@ pub(crate) async fn kernel_worker(
                 let result = flatten(r);
                 let _ = out.send(Msg::RouteDone {
                     op,
+                    add: false,
+                    result,
+                });
+            }
+            Work::AddRule(rule) => {
+                let r = tokio::time::timeout(NETLINK_TIMEOUT, rules.add(&rule)).await;
+                let result = flatten(r);
+                let _ = out.send(Msg::RuleDone {
+                    rule,
+                    add: true,
+                    result,
+                });
+            }
+            Work::RemoveRule(rule) => {
+                let r = tokio::time::timeout(NETLINK_TIMEOUT, rules.remove(&rule)).await;
+                let result = flatten(r);
+                let _ = out.send(Msg::RuleDone {
+                    rule,
                     add: false,
                     result,
                 });

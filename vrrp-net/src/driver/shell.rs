@@ -13,11 +13,12 @@ use vrrp_core::{Priority, RxMeta, Timestamp, TrackId};
 use super::api::{DriverConfig, DriverError, ReloadSummary, Snapshot, StateEvent, TrackKey};
 use super::core::{DriverCore, Effect, OwnedAddress, SendReport, SocketKey};
 use super::io::{Msg, SocketPool, Work, kernel_worker, watch_links, write_state};
-use super::route_io::{routes_path, watch_routes, write_routes};
+use super::route_io::{routes_path, rules_path, watch_routes, watch_rules, write_records};
 use super::state_file::StateFile;
 use crate::addr::AddressManager;
 use crate::link::{LinkWatcher, list_links};
 use crate::route::{Route, RouteManager, RouteWatcher};
+use crate::rule::{Rule, RuleManager, RuleWatcher};
 use crate::socket::RECV_BUFFER_LEN;
 use crate::timer::PreciseTimer;
 
@@ -64,6 +65,8 @@ pub(crate) struct Shell {
     writer: Option<tokio::task::JoinHandle<()>>,
     persist_routes: Option<watch::Sender<Option<Vec<Route>>>>,
     route_writer: Option<tokio::task::JoinHandle<()>>,
+    persist_rules: Option<watch::Sender<Option<Vec<Rule>>>>,
+    rule_writer: Option<tokio::task::JoinHandle<()>>,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<StateEvent>,
     snapshot: watch::Sender<Snapshot>,
@@ -91,6 +94,15 @@ impl Shell {
                 error,
             })?;
         core.restore_owned_routes(owned_routes);
+        let rules_file = rules_path(state.path());
+        let owned_rules =
+            super::route_io::read(&rules_file).map_err(|error| DriverError::StateFile {
+                path: rules_file.clone(),
+                error,
+            })?;
+        core.restore_owned_rules(owned_rules);
+        let rule_watcher = RuleWatcher::new()?;
+        let rule_queries = RuleManager::new()?;
         let route_watcher = RouteWatcher::new()?;
         let route_queries = RouteManager::new()?;
         let watcher = LinkWatcher::new().await?;
@@ -103,6 +115,8 @@ impl Shell {
         core.handle_dump(Timestamp::ZERO, links, addrs);
         let kernel_routes = route_queries.list().await?;
         core.handle_route_dump(Timestamp::ZERO, Timestamp::ZERO, kernel_routes);
+        let kernel_rules = rule_queries.list().await?;
+        core.handle_rule_dump(Timestamp::ZERO, Timestamp::ZERO, kernel_rules);
         let (msgs_tx, msgs) = mpsc::unbounded_channel();
         let (work, work_rx) = mpsc::unbounded_channel();
         let (persist, persist_rx) = watch::channel(None);
@@ -110,9 +124,11 @@ impl Shell {
         let (events, events_rx) = broadcast::channel(1024);
         let (snapshot, snapshot_rx) = watch::channel(Snapshot::default());
         let (persist_routes, persist_routes_rx) = watch::channel(None);
+        let (persist_rules, persist_rules_rx) = watch::channel(None);
         tokio::spawn(kernel_worker(
             AddressManager::new()?,
             RouteManager::new()?,
+            RuleManager::new()?,
             work_rx,
             msgs_tx.clone(),
         ));
@@ -123,7 +139,15 @@ impl Shell {
             epoch,
             msgs_tx.clone(),
         ));
-        let route_writer = tokio::spawn(write_routes(
+        tokio::spawn(watch_rules(
+            rule_watcher,
+            rule_queries,
+            epoch,
+            msgs_tx.clone(),
+        ));
+        let rule_writer =
+            tokio::spawn(write_records(rules_file, persist_rules_rx, msgs_tx.clone()));
+        let route_writer = tokio::spawn(write_records(
             routes_file,
             persist_routes_rx,
             msgs_tx.clone(),
@@ -140,6 +164,8 @@ impl Shell {
             writer: Some(writer),
             persist_routes: Some(persist_routes),
             route_writer: Some(route_writer),
+            persist_rules: Some(persist_rules),
+            rule_writer: Some(rule_writer),
             commands,
             events,
             snapshot,
@@ -270,11 +296,19 @@ impl Shell {
         if let Some(writer) = self.route_writer.take() {
             let _ = writer.await;
         }
+        self.persist_rules = None;
+        if let Some(writer) = self.rule_writer.take() {
+            let _ = writer.await;
+        }
         let owned = self.core.owned();
         if let Some(state) = self.state.take() {
             let routes_file = routes_path(state.path());
             if let Err(e) = super::route_io::write(&routes_file, &self.core.owned_routes()) {
                 tracing::error!(path = %routes_file.display(), error = %e, "cannot write the route state file");
+            }
+            let rules_file = rules_path(state.path());
+            if let Err(e) = super::route_io::write(&rules_file, &self.core.owned_rules()) {
+                tracing::error!(path = %rules_file.display(), error = %e, "cannot write the rule state file");
             }
             let path = state.path().to_owned();
             if let Err(e) = state.close(&owned) {
@@ -349,6 +383,11 @@ impl Shell {
             }
             Msg::RouteDone { op, add, result } => {
                 self.core.handle_route_result(now, &op, add, result);
+            }
+            Msg::Rules(events) => self.core.handle_rule_events(now, events),
+            Msg::RuleDump { taken_at, rules } => self.core.handle_rule_dump(now, taken_at, rules),
+            Msg::RuleDone { rule, add, result } => {
+                self.core.handle_rule_result(now, &rule, add, result);
             }
         }
     }
@@ -444,6 +483,17 @@ impl Shell {
                 }
                 Effect::RemoveRoute(op) => {
                     let _ = self.work.send(Work::RemoveRoute(op));
+                }
+                Effect::AddRule(rule) => {
+                    let _ = self.work.send(Work::AddRule(rule));
+                }
+                Effect::RemoveRule(rule) => {
+                    let _ = self.work.send(Work::RemoveRule(rule));
+                }
+                Effect::PersistRules(rules) => {
+                    if let Some(p) = &self.persist_rules {
+                        p.send_replace(Some(rules));
+                    }
                 }
                 Effect::PersistRoutes(routes) => {
                     if let Some(p) = &self.persist_routes {

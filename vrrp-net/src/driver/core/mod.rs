@@ -80,6 +80,7 @@ mod reload;
 #[cfg(test)]
 mod route_tests;
 mod routes;
+mod rules;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -106,6 +107,7 @@ use super::api::{
 use crate::addr::IfAddr;
 use crate::link::{LinkEvent, LinkInfo};
 use crate::route::Route;
+use crate::rule::Rule;
 
 /// The first retry of a failed address change waits this long; each
 /// further failure doubles it, up to [`MAX_RETRY`].
@@ -267,6 +269,13 @@ pub enum Effect {
     RemoveRoute(RouteOp),
     /// The record of added routes changed: write it.
     PersistRoutes(Vec<Route>),
+    /// Add a policy rule; report with [`DriverCore::handle_rule_result`].
+    AddRule(Rule),
+    /// Remove a policy rule; report with
+    /// [`DriverCore::handle_rule_result`].
+    RemoveRule(Rule),
+    /// The record of added rules changed: write it.
+    PersistRules(Vec<Rule>),
 }
 
 /// The next time [`DriverCore::handle_timeout`] is due.
@@ -348,6 +357,7 @@ pub struct DriverCore {
     changed: bool,
     drop_logged: HashMap<(IfaceId, u8, DropReason), Timestamp>,
     routes: owned::Owned<Route>,
+    rules: owned::Owned<Rule>,
     /// Shutting down: no route or rule is wanted any more.
     stopping: bool,
 }
@@ -395,9 +405,11 @@ impl DriverCore {
             changed: false,
             drop_logged: HashMap::new(),
             routes: owned::Owned::default(),
+            rules: owned::Owned::default(),
             stopping: false,
         };
         core.routes.statics = config.static_routes.clone();
+        core.rules.statics = config.static_rules.clone();
         for spec in &config.instances {
             let id = core.add_entry(Timestamp::ZERO, spec.clone())?;
             core.order.push(id);
@@ -428,6 +440,7 @@ impl DriverCore {
             .map(|(at, _)| *at)
             .into_iter()
             .chain(self.routes.next_retry())
+            .chain(self.rules.next_retry())
             .min()
             .map(|at| CoreDeadline {
                 at,
@@ -506,6 +519,10 @@ impl DriverCore {
             route_errors: self.routes.counters.errors,
             foreign_routes: self.routes.counters.foreign,
             route_leftovers_removed: self.routes.counters.leftovers_removed,
+            rules_restored: self.rules.counters.restored,
+            rule_errors: self.rules.counters.errors,
+            foreign_rules: self.rules.counters.foreign,
+            rule_leftovers_removed: self.rules.counters.leftovers_removed,
             ..Snapshot::default()
         }
     }
@@ -579,7 +596,9 @@ impl DriverCore {
 
     /// Address changes sent and not answered yet.
     pub fn pending_address_changes(&self) -> usize {
-        self.vips.values().filter(|t| t.in_flight.is_some()).count() + self.routes.in_flight()
+        self.vips.values().filter(|t| t.in_flight.is_some()).count()
+            + self.routes.in_flight()
+            + self.rules.in_flight()
     }
 
     /// Notifications were lost (ENOBUFS): counted; a dump follows.
@@ -676,6 +695,7 @@ impl DriverCore {
             self.reconcile_key(now, &key);
         }
         self.routes.retries_due(now);
+        self.rules.retries_due(now);
         self.drain(now);
     }
 
@@ -1117,6 +1137,7 @@ impl DriverCore {
         }
         self.flush_outbox();
         self.reconcile_routes(now);
+        self.reconcile_rules(now);
         if std::mem::take(&mut self.owned_dirty) {
             self.effects.push_back(Effect::PersistOwned(self.owned()));
             self.changed = true;

@@ -154,6 +154,10 @@ impl<E: Installable> Owned<E> {
             self.kernel.insert(key);
         } else {
             self.kernel.remove(&key);
+            // What our add recorded without the priority the kernel chose.
+            if E::FUZZY {
+                self.kernel.retain(|k| !E::covers(k, &key));
+            }
         }
     }
 

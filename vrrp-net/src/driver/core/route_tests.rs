@@ -1,8 +1,8 @@
-//! Routes owned and healed like virtual addresses, in simulated time
-//! against a fake kernel: installed while master and removed otherwise,
-//! put back (and counted) when an operator deletes them, someone else's
-//! routes left alone, leftovers of an earlier run removed, failures
-//! retried, static routes kept while the driver runs.
+//! Routes and policy rules owned and healed like virtual addresses, in
+//! simulated time against a fake kernel: installed while master and
+//! removed otherwise, put back (and counted) when an operator deletes
+//! them, someone else's left alone, leftovers of an earlier run removed,
+//! failures retried, static ones kept while the driver runs.
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,6 +18,7 @@ use vrrp_core::{
 use super::*;
 use crate::addr::AddrScope;
 use crate::route::{KernelRoute, Route, RouteEvent, RouteKey};
+use crate::rule::{Rule, RuleEvent};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -55,6 +56,8 @@ struct Net {
     /// When each route add was tried.
     add_times: Vec<Timestamp>,
     persisted: Option<Vec<Route>>,
+    /// The fake kernel's rules.
+    rules: Vec<Rule>,
 }
 
 impl Net {
@@ -70,6 +73,7 @@ impl Net {
             fail_route_adds: 0,
             add_times: Vec::new(),
             persisted: None,
+            rules: Vec::new(),
         };
         for text in kernel {
             let (r, protocol) = match text.strip_prefix("foreign ") {
@@ -169,6 +173,33 @@ impl Net {
                         .handle_route_result(self.now, &op, false, Ok(ours));
                 }
                 Effect::PersistRoutes(list) => self.persisted = Some(list),
+                Effect::AddRule(rule) => {
+                    self.ops.push((true, rule.to_string()));
+                    let exists = self.rules.iter().any(|r| rule.key().covers(&r.key()));
+                    if !exists {
+                        let mut added = rule.clone();
+                        // The kernel picks a priority when none is given.
+                        added.priority = added.priority.or(Some(32765));
+                        self.rules.push(added);
+                    }
+                    self.core
+                        .handle_rule_result(self.now, &rule, true, Ok(!exists));
+                }
+                Effect::RemoveRule(rule) => {
+                    self.ops.push((false, rule.to_string()));
+                    let before = self.rules.len();
+                    let key = rule.key();
+                    if let Some(i) = self
+                        .rules
+                        .iter()
+                        .position(|r| key.covers(&r.key()) && r.protocol == rule.protocol)
+                    {
+                        self.rules.remove(i);
+                    }
+                    let removed = self.rules.len() < before;
+                    self.core
+                        .handle_rule_result(self.now, &rule, false, Ok(removed));
+                }
                 _ => {}
             }
         }
@@ -352,4 +383,54 @@ fn static_routes_stay_while_the_driver_runs() {
     net.core.shutdown(net.now);
     net.pump();
     assert!(!net.has(fixed), "removed when the driver stops");
+}
+
+fn rule(text: &str) -> Rule {
+    text.parse().unwrap()
+}
+
+#[test]
+fn rules_follow_mastership_and_are_put_back() {
+    let with_prio = "from 192.0.2.0/24 table 100 priority 100";
+    let without = "to 198.51.100.0/24 table 100";
+    let mut s = spec(&[]);
+    s.rules = vec![rule(with_prio), rule(without)];
+    let foreign = Rule {
+        protocol: 4,
+        ..rule("from 203.0.113.0/24 table 5 priority 50")
+    };
+    let mut net = Net::new(&DriverConfig::new([s]), vec![], vec![]);
+    net.rules.push(foreign.clone());
+    assert!(net.ops.is_empty());
+    net.advance(Timestamp::from_millis(400));
+    assert_eq!(net.state(), State::Master);
+    assert_eq!(net.rules.len(), 3, "{:?}", net.rules);
+    // The kernel chose the priority of the second: still ours, matched.
+    let kernel_rule = net
+        .rules
+        .iter()
+        .find(|r| r.priority == Some(32765))
+        .cloned();
+    let kernel_rule = kernel_rule.unwrap();
+    net.rules.retain(|r| r != &kernel_rule);
+    net.core
+        .handle_rule_events(net.now, vec![RuleEvent::Removed(kernel_rule)]);
+    net.pump();
+    assert_eq!(net.rules.len(), 3, "put back: {:?}", net.rules);
+    assert_eq!(net.core.snapshot().rules_restored, 1);
+    // Backup: ours go, the foreign one stays.
+    net.advert(200);
+    assert_eq!(net.rules, vec![foreign]);
+    assert!(net.core.owned_rules().is_empty());
+}
+
+#[test]
+fn static_rules_stay_while_the_driver_runs() {
+    let mut config = DriverConfig::new([spec(&[])]);
+    config.static_rules = vec![rule("fwmark 0x10 table 10 priority 10")];
+    let mut net = Net::new(&config, vec![], vec![]);
+    assert_eq!(net.rules.len(), 1);
+    net.core.shutdown(net.now);
+    net.pump();
+    assert!(net.rules.is_empty(), "removed when the driver stops");
 }

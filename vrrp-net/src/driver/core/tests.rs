@@ -174,6 +174,7 @@ impl Harness {
                 Effect::PersistOwned(list) => self.persisted = Some(list),
                 Effect::Send(_) | Effect::Announce(_) | Effect::Event(_) => {}
                 Effect::AddRoute(_) | Effect::RemoveRoute(_) | Effect::PersistRoutes(_) => {}
+                Effect::AddRule(_) | Effect::RemoveRule(_) | Effect::PersistRules(_) => {}
             }
         }
     }
