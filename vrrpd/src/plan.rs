@@ -37,6 +37,7 @@ pub fn plan(config: &Effective) -> Plan {
             .map(|g| g.members.clone())
             .collect(),
         static_routes: config.static_routes.clone(),
+        static_rules: config.static_rules.clone(),
         ..DriverConfig::default()
     };
     let instance_notify = config
@@ -296,6 +297,7 @@ fn instance_spec(
         })
         .collect();
     spec.routes = inst.routes.clone();
+    spec.rules = inst.rules.clone();
     if let Some(export) = inst.export_routes {
         spec.routes.extend(
             inst.vips

@@ -27,6 +27,8 @@ pub use raw::{IpFamily, LbKind, LogFormat, StartState, VsProtocol};
 pub struct Effective {
     /// Routes installed while the daemon runs (`static_routes`).
     pub static_routes: Vec<vrrp_net::route::Route>,
+    /// Policy rules installed while the daemon runs (`static_rules`).
+    pub static_rules: Vec<vrrp_net::rule::Rule>,
     /// Node-wide settings.
     pub global: Global,
     /// Tracked scripts by name.
@@ -321,6 +323,8 @@ pub struct Instance {
     pub routes: Vec<vrrp_net::route::Route>,
     /// Virtual addresses exported as host routes while Master.
     pub export_routes: Option<super::routes::Export>,
+    /// Policy rules installed while Master (`virtual_rules`).
+    pub rules: Vec<vrrp_net::rule::Rule>,
 }
 
 impl Instance {
@@ -693,6 +697,7 @@ impl Effective {
     pub fn head_to_raw(&self) -> raw::Config {
         raw::Config {
             static_routes: self.static_routes.iter().map(ToString::to_string).collect(),
+            static_rules: self.static_rules.iter().map(ToString::to_string).collect(),
             global: self.global.to_raw(),
             script: self
                 .scripts
@@ -920,6 +925,7 @@ impl Instance {
             smtp_alert: Some(self.smtp_alert),
             virtual_routes: self.routes.iter().map(ToString::to_string).collect(),
             export_routes: self.export_routes.map(super::routes::Export::to_raw),
+            virtual_rules: self.rules.iter().map(ToString::to_string).collect(),
         }
     }
 }

@@ -25,6 +25,11 @@ pub struct Config {
     /// the instances' states, in the words of `virtual_routes`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub static_routes: Vec<String>,
+    /// `static_rules = [...]` (at the top of the file): keepalived's
+    /// `static_rules`, policy rules installed while the daemon runs, in the
+    /// words of `virtual_rules`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub static_rules: Vec<String>,
     /// `[global]`: keepalived's `global_defs`.
     #[serde(skip_serializing_if = "Global::is_empty")]
     pub global: Global,
@@ -633,6 +638,15 @@ pub struct Instance {
     #[key(default_is = "none", vrrpd_only)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export_routes: Option<super::routes::ExportRoutes>,
+    /// Policy rules installed while the instance is Master and removed
+    /// otherwise, in keepalived's (iproute2's) words: `"from 192.0.2.0/24
+    /// table 100"`, `"fwmark 0x10/0xff priority 100 lookup 200"` (`from`,
+    /// `to`, `priority`, `tos`, `fwmark`, `iif`, `oif`, then `table N`,
+    /// `goto N`, `nop`, `blackhole`, `unreachable` or `prohibit`; protocol
+    /// 18, keepalived's, unless given).
+    #[key(default_is = "none", keepalived = "virtual_rules { ... }")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_rules: Vec<String>,
 }
 
 /// `authentication = { auth_type = "PASS", auth_pass = "..." }`.

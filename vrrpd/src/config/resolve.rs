@@ -82,6 +82,7 @@ pub fn resolve(raw: raw::Config, target: Target, failed: &Failed, keep_servers: 
     r.vrrp(raw.script, raw.track_file, raw.instance, raw.sync_group);
     r.virtual_server_groups(raw.virtual_server_group);
     r.static_routes(&raw.static_routes);
+    r.static_rules(&raw.static_rules);
     for (i, vs) in raw.virtual_server.into_iter().enumerate() {
         r.virtual_server(i, vs);
     }
@@ -138,6 +139,20 @@ impl Resolver {
             self.err(key, kind);
         }
         self.out.effective.static_routes = routes;
+    }
+
+    /// `static_rules`: each line parsed, each bad one an error at its
+    /// index.
+    pub fn static_rules(&mut self, lines: &[String]) {
+        let mut problems = Vec::new();
+        let rules =
+            super::routes::parse_rules(lines, &KeyPath::root("static_rules"), &mut |key, kind| {
+                problems.push((key, kind))
+            });
+        for (key, kind) in problems {
+            self.err(key, kind);
+        }
+        self.out.effective.static_rules = rules;
     }
 
     /// The errors and warnings so far, and the configuration.
@@ -951,6 +966,8 @@ impl Resolver {
         let routes =
             super::routes::parse_routes(&i.virtual_routes, &k.key("virtual_routes"), &mut problem);
         let export_routes = super::routes::export(i.export_routes, &k, &mut problem);
+        let rules =
+            super::routes::parse_rules(&i.virtual_rules, &k.key("virtual_rules"), &mut problem);
         for (key, kind) in problems {
             self.err(key, kind);
         }
@@ -991,6 +1008,7 @@ impl Resolver {
             smtp_alert: self.vrrp_alert(i.smtp_alert),
             routes,
             export_routes,
+            rules,
         };
         for e in inst.core_config().validate_all() {
             let key = match e.field {

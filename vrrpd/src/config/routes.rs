@@ -1,5 +1,7 @@
-//! Routes in the configuration: keepalived's `virtual_routes` (installed
-//! while the instance is Master, in keepalived's and iproute2's words) and
+//! Routes and policy rules in the configuration: keepalived's
+//! `virtual_routes` and `virtual_rules` (installed while the instance is
+//! Master, in keepalived's and iproute2's words), `static_routes` and
+//! `static_rules` (while the daemon runs), and
 //! vrrpd's `export_routes` (each virtual address as a host route in a
 //! kernel table while Master, for a routing daemon such as BIRD or FRR to
 //! announce). The driver owns and heals them like the virtual addresses.
@@ -8,6 +10,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use vrrp_net::route::{PROTOCOL_KEEPALIVED, Route};
+use vrrp_net::rule::Rule;
 
 use super::error::{ErrorKind, KeyPath};
 use super::schema::Documented;
@@ -121,6 +124,26 @@ pub fn parse_routes(
     out
 }
 
+/// Parses rule lines (`virtual_rules`, `static_rules`) written at key
+/// `key`; each bad line is a problem at its index.
+pub fn parse_rules(
+    lines: &[String],
+    key: &KeyPath,
+    err: &mut impl FnMut(KeyPath, ErrorKind),
+) -> Vec<Rule> {
+    let mut out = Vec::with_capacity(lines.len());
+    for (n, line) in lines.iter().enumerate() {
+        match line.parse::<Rule>() {
+            Ok(r) => out.push(r),
+            Err(e) => err(
+                key.index(n),
+                ErrorKind::Invalid(format!("rule `{line}`: {e}")),
+            ),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -216,5 +239,43 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("needs `via` or `dev`"), "{e}");
+    }
+
+    #[test]
+    fn virtual_and_static_rules_reach_the_driver() {
+        let text = format!(
+            "static_rules = [\"fwmark 7 table 7 priority 70\"]\n{BASE}virtual_rules = [\"from 192.0.2.0/24 table 100\", \"to 198.51.100.0/24 lookup main priority 5 protocol 0\"]\n"
+        );
+        let config = parse(&text, Path::new("r.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let p = plan(&config);
+        let show = |r: &[vrrp_net::rule::Rule]| -> Vec<String> {
+            r.iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(
+            show(&p.driver.instances[0].rules),
+            [
+                "inet from 192.0.2.0/24 table 100 protocol 18",
+                "inet to 198.51.100.0/24 priority 5 table 254 protocol 0",
+            ]
+        );
+        assert_eq!(
+            show(&p.driver.static_rules),
+            ["inet priority 70 fwmark 0x7 table 7 protocol 18"]
+        );
+        let mut out = Vec::new();
+        config
+            .write_toml(&mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let printed = String::from_utf8(out).unwrap_or_default();
+        assert_eq!(parse(&printed, Path::new("p.toml")).ok(), Some(config));
+        let e = load("virtual_rules = [\"from 192.0.2.0/24 uidrange 1-2\"]\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("r.toml:5:") && e.contains("virtual_rules[0]"),
+            "{e}"
+        );
+        assert!(e.contains("`uidrange` is not supported in a rule"), "{e}");
     }
 }

@@ -284,8 +284,14 @@ impl Cx {
                 let lines = self.route_lines(n, &key, start, "static_routes entry");
                 self.config.static_routes.extend(lines);
             }
+            "static_rules" => {
+                self.carried(n, "");
+                let start = self.config.static_rules.len();
+                let key = KeyPath::root("static_rules");
+                let lines = self.rule_lines(n, &key, start, "static_rules entry");
+                self.config.static_rules.extend(lines);
+            }
             "static_ipaddress"
-            | "static_rules"
             | "garp_group"
             | "linkbeat_interfaces"
             | "bfd_instance"
@@ -1166,8 +1172,13 @@ impl Cx {
                         ),
                     );
                 }
+                "virtual_rules" => {
+                    self.carried(c, CTX);
+                    let start = i.virtual_rules.len();
+                    let lines = self.rule_lines(c, &key, start, "virtual_rules entry");
+                    i.virtual_rules.extend(lines);
+                }
                 "virtual_ipaddress_excluded"
-                | "virtual_rules"
                 | "track_bfd"
                 | "use_vmac"
                 | "vmac_xmit_base"
