@@ -290,10 +290,13 @@ fn instance_spec(
     spec.vips = inst
         .vips
         .iter()
-        .map(|v| Vip {
+        .map(|v| (v, false))
+        .chain(inst.excluded.iter().map(|v| (v, true)))
+        .map(|(v, excluded)| Vip {
             address: v.address,
             device: v.dev.clone(),
             label: v.label.clone(),
+            excluded,
         })
         .collect();
     spec.routes = inst.routes.clone();

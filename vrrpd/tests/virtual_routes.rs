@@ -7,17 +7,21 @@
 //! same ones (as `ip route show table 100` and `ip rule` print them); the
 //! other has none; a route and a rule deleted from vrrpd's tables while it
 //! is master are put back; both daemons keep the same static route and
-//! rule whatever their state, and remove them when they stop.
+//! rule whatever their state, and remove them when they stop. The
+//! instance's `virtual_ipaddress_excluded` (an IPv6 address on an IPv4
+//! instance, which only the exclusion allows) moves with the master and
+//! keeps the two interoperating: neither advertises it.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use common::{Daemon, serial, test_dir};
+use common::{Daemon, has_address, serial, test_dir};
 use vrrp_net::testnet::{Keepalived, Lan, Router};
 
 const T: Duration = Duration::from_secs(15);
+const EXCLUDED: &str = "2001:db8::61";
 
 fn conf(priority: u8) -> String {
     format!(
@@ -26,6 +30,7 @@ fn conf(priority: u8) -> String {
          static_rules {{\n  from 198.51.100.0/24 table 101 priority 201\n}}\n\
          vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 61\n  priority {priority}\n  \
          advert_int 0.1\n  virtual_ipaddress {{\n    192.0.2.61/24\n  }}\n  \
+         virtual_ipaddress_excluded {{\n    2001:db8::61/64\n  }}\n  \
          virtual_routes {{\n    198.51.100.0/24 via 192.0.2.254 dev eth0 table 100 metric 5\n    \
          blackhole 203.0.113.0/24 table 100\n    src 192.0.2.61 203.0.113.128/25 dev eth0 table 100\n  }}\n  \
          virtual_rules {{\n    from 192.0.2.61/32 table 100 priority 100\n    fwmark 0x10/0xff table 100 priority 101\n    \
@@ -120,6 +125,13 @@ fn routes_and_rules_follow_the_master_like_keepalived() -> Result<()> {
     })?;
     let keepalived_table = table(ka_router)?;
     let keepalived_rules = virtual_rules(ka_router)?;
+    wait_until("keepalived's excluded address", || {
+        has_address(ka_router, EXCLUDED)
+    })?;
+    ensure!(
+        !has_address(ours_router, EXCLUDED)?,
+        "backup holds the excluded address"
+    );
     wait_until("the same static route and rule on both", || {
         Ok(!table_n(ka_router, "101")?.is_empty()
             && table_n(ka_router, "101")? == table_n(ours_router, "101")?
@@ -169,6 +181,10 @@ fn routes_and_rules_follow_the_master_like_keepalived() -> Result<()> {
         "ours keeps its static route and rule"
     );
 
+    wait_until("the excluded address on vrrpd's master", || {
+        Ok(has_address(ours_router, EXCLUDED)? && !has_address(ka_router, EXCLUDED)?)
+    })?;
+
     // Deleted from outside while master: put back.
     ours_router
         .ns()
@@ -204,6 +220,9 @@ fn routes_and_rules_follow_the_master_like_keepalived() -> Result<()> {
     // virtual routes and rules, keepalived installs its own.
     let ka = Keepalived::start(ka_router.ns(), &conf(200))?;
     ours.wait_state("VI_1", "backup", T)?;
+    wait_until("the excluded address back on keepalived only", || {
+        Ok(has_address(ka_router, EXCLUDED)? && !has_address(ours_router, EXCLUDED)?)
+    })?;
     wait_until("vrrpd's routes and rules removed", || {
         Ok(table(ours_router)?.is_empty() && virtual_rules(ours_router)?.is_empty())
     })?;

@@ -27,6 +27,11 @@ pub struct Vip {
     pub device: Option<String>,
     /// IPv4 label (keepalived's `label`).
     pub label: Option<String>,
+    /// Added, removed and announced with the others, but not carried in
+    /// the advertisements (keepalived's `virtual_ipaddress_excluded`): may
+    /// be of the other family, and keeps large address sets out of the
+    /// packets.
+    pub excluded: bool,
 }
 
 impl Vip {
@@ -36,6 +41,7 @@ impl Vip {
             address,
             device: None,
             label: None,
+            excluded: false,
         }
     }
 }
@@ -147,11 +153,16 @@ impl InstanceSpec {
     }
 
     /// The engine configuration with the virtual addresses of
-    /// [`InstanceSpec::vips`] when there are any.
+    /// [`InstanceSpec::vips`] (but the excluded ones) when there are any.
     pub(crate) fn engine_config(&self) -> InstanceConfig {
         let mut config = self.config.clone();
         if !self.vips.is_empty() {
-            config.virtual_addresses = self.vips.iter().map(|v| v.address).collect();
+            config.virtual_addresses = self
+                .vips
+                .iter()
+                .filter(|v| !v.excluded)
+                .map(|v| v.address)
+                .collect();
         }
         config
     }

@@ -325,6 +325,9 @@ pub struct Instance {
     pub export_routes: Option<super::routes::Export>,
     /// Policy rules installed while Master (`virtual_rules`).
     pub rules: Vec<vrrp_net::rule::Rule>,
+    /// Addresses kept out of the advertisements
+    /// (`virtual_ipaddress_excluded`).
+    pub excluded: Vec<Vip>,
 }
 
 impl Instance {
@@ -926,6 +929,15 @@ impl Instance {
             virtual_routes: self.routes.iter().map(ToString::to_string).collect(),
             export_routes: self.export_routes.map(super::routes::Export::to_raw),
             virtual_rules: self.rules.iter().map(ToString::to_string).collect(),
+            virtual_ipaddress_excluded: self
+                .excluded
+                .iter()
+                .map(|v| raw::VirtualIp {
+                    address: v.address.to_string(),
+                    dev: v.dev.clone(),
+                    label: v.label.clone(),
+                })
+                .collect(),
         }
     }
 }

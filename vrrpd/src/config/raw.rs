@@ -647,6 +647,12 @@ pub struct Instance {
     #[key(default_is = "none", keepalived = "virtual_rules { ... }")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub virtual_rules: Vec<String>,
+    /// Addresses added and removed with `virtual_ipaddress` but not carried
+    /// in the advertisements: many addresses, or addresses of the other
+    /// family; same forms as `virtual_ipaddress`.
+    #[key(default_is = "none", keepalived = "virtual_ipaddress_excluded { ... }")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_ipaddress_excluded: Vec<VirtualIp>,
 }
 
 /// `authentication = { auth_type = "PASS", auth_pass = "..." }`.

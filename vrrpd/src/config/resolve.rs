@@ -706,6 +706,20 @@ impl Resolver {
                 ),
             }
         }
+        let mut excluded = Vec::with_capacity(i.virtual_ipaddress_excluded.len());
+        for (n, v) in i.virtual_ipaddress_excluded.into_iter().enumerate() {
+            match v.address.parse::<VirtualAddress>() {
+                Ok(address) => excluded.push(Vip {
+                    address,
+                    dev: v.dev,
+                    label: v.label,
+                }),
+                Err(e) => self.err(
+                    k.key("virtual_ipaddress_excluded").index(n),
+                    ErrorKind::Invalid(e.to_string()),
+                ),
+            }
+        }
         let family = family_of(
             vips.first().map(|v| v.address.addr),
             i.unicast_src_ip,
@@ -1009,6 +1023,7 @@ impl Resolver {
             routes,
             export_routes,
             rules,
+            excluded,
         };
         for e in inst.core_config().validate_all() {
             let key = match e.field {

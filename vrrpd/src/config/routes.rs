@@ -278,4 +278,41 @@ mod tests {
         );
         assert!(e.contains("`uidrange` is not supported in a rule"), "{e}");
     }
+
+    #[test]
+    fn excluded_addresses_reach_the_driver_flagged_and_print_back() {
+        let config =
+            load("virtual_ipaddress_excluded = [\"2001:db8::61/64\", \"192.0.2.200 dev eth1\"]\n")
+                .unwrap_or_else(|e| panic!("{e}"));
+        let p = plan(&config);
+        let vips: Vec<(String, bool)> = p.driver.instances[0]
+            .vips
+            .iter()
+            .map(|v| (v.address.to_string(), v.excluded))
+            .collect();
+        assert_eq!(
+            vips,
+            [
+                ("192.0.2.100/24".to_owned(), false),
+                ("192.0.2.101/32".to_owned(), false),
+                ("2001:db8::61/64".to_owned(), true),
+                ("192.0.2.200/32".to_owned(), true),
+            ]
+        );
+        // The advertisements carry the others only: an IPv6 address on an
+        // IPv4 instance is no error.
+        assert_eq!(
+            config.instances["VI_1"]
+                .core_config()
+                .virtual_addresses
+                .len(),
+            2
+        );
+        let mut out = Vec::new();
+        config
+            .write_toml(&mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let printed = String::from_utf8(out).unwrap_or_default();
+        assert_eq!(parse(&printed, Path::new("p.toml")).ok(), Some(config));
+    }
 }

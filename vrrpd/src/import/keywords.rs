@@ -1178,8 +1178,12 @@ impl Cx {
                     let lines = self.rule_lines(c, &key, start, "virtual_rules entry");
                     i.virtual_rules.extend(lines);
                 }
-                "virtual_ipaddress_excluded"
-                | "track_bfd"
+                "virtual_ipaddress_excluded" => {
+                    self.carried(c, CTX);
+                    let vips = self.vips(c, &key);
+                    i.virtual_ipaddress_excluded.extend(vips);
+                }
+                "track_bfd"
                 | "use_vmac"
                 | "vmac_xmit_base"
                 | "use_vmac_addr"

@@ -1082,12 +1082,20 @@ impl DriverCore {
                 }
                 Output::RemoveAddresses { addresses, .. } => {
                     self.flush_outbox();
+                    // The engine names the advertised addresses; the
+                    // instance's excluded ones go with them.
+                    let own: Vec<VipKey> = self
+                        .entries
+                        .get(&id)
+                        .map(|e| e.vips.iter().map(|(k, _)| k.clone()).collect())
+                        .unwrap_or_default();
                     let keys: Vec<VipKey> = self
                         .vips
                         .keys()
                         .chain(self.owned.iter())
                         .filter(|k| addresses.iter().any(|a| a.addr == k.addr))
                         .cloned()
+                        .chain(own)
                         .collect();
                     for key in keys {
                         self.reconcile_key(now, &key);
@@ -1100,6 +1108,12 @@ impl DriverCore {
                     ..
                 } => {
                     self.flush_outbox();
+                    // Excluded addresses are announced with the others.
+                    let mut addresses = addresses.to_vec();
+                    if let Some(e) = self.entries.get(&id) {
+                        addresses
+                            .extend(e.spec.vips.iter().filter(|v| v.excluded).map(|v| v.address));
+                    }
                     self.push_announce(id, &addresses, count, interval);
                 }
                 Output::StateChanged { from, to, reason } => {

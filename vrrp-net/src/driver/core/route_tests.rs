@@ -2,7 +2,9 @@
 //! simulated time against a fake kernel: installed while master and
 //! removed otherwise, put back (and counted) when an operator deletes
 //! them, someone else's left alone, leftovers of an earlier run removed,
-//! failures retried, static ones kept while the driver runs.
+//! failures retried, static ones kept while the driver runs. Also the
+//! excluded virtual addresses: added, removed and announced with the
+//! others, never advertised.
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,6 +19,7 @@ use vrrp_core::{
 
 use super::*;
 use crate::addr::AddrScope;
+use crate::driver::Vip;
 use crate::route::{KernelRoute, Route, RouteEvent, RouteKey};
 use crate::rule::{Rule, RuleEvent};
 
@@ -58,6 +61,12 @@ struct Net {
     persisted: Option<Vec<Route>>,
     /// The fake kernel's rules.
     rules: Vec<Rule>,
+    /// Address changes: (add, address).
+    addr_ops: Vec<(bool, IpAddr)>,
+    /// The address count of every advertisement sent.
+    advert_counts: Vec<u8>,
+    /// Every address announced.
+    announced: Vec<IpAddr>,
 }
 
 impl Net {
@@ -74,6 +83,9 @@ impl Net {
             add_times: Vec::new(),
             persisted: None,
             rules: Vec::new(),
+            addr_ops: Vec::new(),
+            advert_counts: Vec::new(),
+            announced: Vec::new(),
         };
         for text in kernel {
             let (r, protocol) = match text.strip_prefix("foreign ") {
@@ -129,11 +141,13 @@ impl Net {
                 }
                 Effect::AddAddress(op) => {
                     self.order.push('a');
+                    self.addr_ops.push((true, op.address.addr));
                     self.core
                         .handle_address_result(self.now, &op, true, Ok(true));
                 }
                 Effect::RemoveAddress(op) => {
                     self.order.push('d');
+                    self.addr_ops.push((false, op.address.addr));
                     self.core
                         .handle_address_result(self.now, &op, false, Ok(true));
                 }
@@ -173,6 +187,12 @@ impl Net {
                         .handle_route_result(self.now, &op, false, Ok(ours));
                 }
                 Effect::PersistRoutes(list) => self.persisted = Some(list),
+                Effect::Send(batch) => {
+                    // VRRPv3: the fourth byte is the address count.
+                    self.advert_counts
+                        .extend(batch.iter().filter_map(|(p, _)| p.get(3).copied()));
+                }
+                Effect::Announce(a) => self.announced.extend(a.addresses),
                 Effect::AddRule(rule) => {
                     self.ops.push((true, rule.to_string()));
                     let exists = self.rules.iter().any(|r| rule.key().covers(&r.key()));
@@ -433,4 +453,47 @@ fn static_rules_stay_while_the_driver_runs() {
     net.core.shutdown(net.now);
     net.pump();
     assert!(net.rules.is_empty(), "removed when the driver stops");
+}
+
+#[test]
+fn excluded_addresses_follow_the_master_but_stay_out_of_adverts() {
+    let mut s = spec(&[]);
+    let v4 = VirtualAddress {
+        addr: ip("192.0.2.100"),
+        prefix_len: 24,
+    };
+    // Of the other family: only an excluded address may be.
+    let v6 = VirtualAddress {
+        addr: ip("2001:db8::100"),
+        prefix_len: 64,
+    };
+    s.vips = vec![
+        Vip::new(v4),
+        Vip {
+            excluded: true,
+            ..Vip::new(v6)
+        },
+    ];
+    let mut net = Net::new(&DriverConfig::new([s]), vec![], vec![]);
+    net.advance(Timestamp::from_millis(400));
+    assert_eq!(net.state(), State::Master);
+    assert_eq!(net.addr_ops, [(true, v4.addr), (true, v6.addr)]);
+    assert!(!net.advert_counts.is_empty());
+    assert!(
+        net.advert_counts.iter().all(|c| *c == 1),
+        "{:?}",
+        net.advert_counts
+    );
+    assert!(
+        net.announced.contains(&v6.addr),
+        "announced: {:?}",
+        net.announced
+    );
+    net.advert(200);
+    assert_eq!(net.state(), State::Backup);
+    assert!(
+        net.addr_ops.contains(&(false, v6.addr)),
+        "{:?}",
+        net.addr_ops
+    );
 }
