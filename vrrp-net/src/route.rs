@@ -633,14 +633,51 @@ pub(crate) fn encode(route: &Route, ifindex: Option<u32>, add: bool) -> Vec<u8> 
 #[derive(Debug)]
 pub struct RouteManager {
     socket: RtSocket,
+    /// The kernel honours the table of a dump request.
+    strict: bool,
 }
 
 impl RouteManager {
     /// Opens the rtnetlink socket. Must be called inside a tokio runtime.
     pub fn new() -> Result<Self, NetlinkError> {
-        Ok(Self {
-            socket: RtSocket::connect(&[])?,
-        })
+        let socket = RtSocket::connect(&[])?;
+        let strict = socket.strict_dumps();
+        Ok(Self { socket, strict })
+    }
+
+    /// Lists the routes of the given tables, both families: one dump per
+    /// table, so that a host with a full routing table in another one is
+    /// not read whole (kernels before 4.20 ignore the filter: everything is
+    /// read once, and the caller keeps what it follows).
+    pub async fn list_tables(
+        &self,
+        tables: &std::collections::BTreeSet<u32>,
+    ) -> Result<Vec<KernelRoute>, NetlinkError> {
+        if tables.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !self.strict {
+            return self.list().await;
+        }
+        let mut out = Vec::new();
+        for table in tables {
+            let mut request = vec![0u8; RTMSG_LEN];
+            request[0] = libc::AF_UNSPEC as u8;
+            request[4] = u8::try_from(*table).unwrap_or(0);
+            push_attr(&mut request, RTA_TABLE, &table.to_ne_bytes());
+            let messages = self
+                .socket
+                .dump("list routes", Rtm::Getroute, Buffer::from(request))
+                .await?;
+            out.extend(
+                messages
+                    .iter()
+                    .filter(|m| m.ty == u16::from(Rtm::Newroute))
+                    .filter_map(|m| KernelRoute::parse(&m.payload))
+                    .filter(|r| r.key.table == *table),
+            );
+        }
+        Ok(out)
     }
 
     /// Adds `route` (its device has index `ifindex`). Returns `true` if it

@@ -5,6 +5,7 @@
 //! notifications and re-read everything after an overrun and every
 //! [`RECONCILE_INTERVAL`].
 
+use std::collections::BTreeSet;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -111,20 +112,27 @@ pub(crate) async fn write_records<T: std::fmt::Display + Clone + Send + Sync + '
     }
 }
 
-async fn dump(routes: &RouteManager, epoch: Instant) -> Result<Msg, NetlinkError> {
+async fn dump(
+    routes: &RouteManager,
+    tables: &watch::Receiver<BTreeSet<u32>>,
+    epoch: Instant,
+) -> Result<Msg, NetlinkError> {
     let taken_at = Timestamp::from(epoch.elapsed());
+    let tables = tables.borrow().clone();
     Ok(Msg::RouteDump {
         taken_at,
-        routes: routes.list().await?,
+        routes: routes.list_tables(&tables).await?,
     })
 }
 
-/// Follows route notifications; re-reads every route after an overrun
-/// and every [`RECONCILE_INTERVAL`] (the kernel flushes IPv4 routes of an
-/// interface that goes down without a notification).
+/// Follows route notifications; re-reads the routes of `tables` (the ones
+/// the driver uses) after an overrun and every [`RECONCILE_INTERVAL`] (the
+/// kernel flushes IPv4 routes of an interface that goes down without a
+/// notification).
 pub(crate) async fn watch_routes(
     watcher: RouteWatcher,
     routes: RouteManager,
+    tables: watch::Receiver<BTreeSet<u32>>,
     epoch: Instant,
     out: mpsc::UnboundedSender<Msg>,
 ) {
@@ -153,7 +161,7 @@ pub(crate) async fn watch_routes(
             _ = tick.tick() => true,
         };
         if need_dump {
-            match dump(&routes, epoch).await {
+            match dump(&routes, &tables, epoch).await {
                 Ok(msg) => {
                     if out.send(msg).is_err() {
                         return;

@@ -65,6 +65,8 @@ pub(crate) struct Shell {
     writer: Option<tokio::task::JoinHandle<()>>,
     persist_routes: Option<watch::Sender<Option<Vec<Route>>>>,
     route_writer: Option<tokio::task::JoinHandle<()>>,
+    /// The tables the route watcher reads.
+    route_tables: watch::Sender<std::collections::BTreeSet<u32>>,
     persist_rules: Option<watch::Sender<Option<Vec<Rule>>>>,
     rule_writer: Option<tokio::task::JoinHandle<()>>,
     commands: mpsc::Receiver<Command>,
@@ -113,7 +115,10 @@ impl Shell {
         let links = list_links().await?;
         let addrs = queries.list(None).await?;
         core.handle_dump(Timestamp::ZERO, links, addrs);
-        let kernel_routes = route_queries.list().await?;
+        let (route_tables, route_tables_rx) = watch::channel(core.route_tables());
+        let kernel_routes = route_queries
+            .list_tables(&route_tables.borrow().clone())
+            .await?;
         core.handle_route_dump(Timestamp::ZERO, Timestamp::ZERO, kernel_routes);
         let kernel_rules = rule_queries.list().await?;
         core.handle_rule_dump(Timestamp::ZERO, Timestamp::ZERO, kernel_rules);
@@ -136,6 +141,7 @@ impl Shell {
         tokio::spawn(watch_routes(
             route_watcher,
             route_queries,
+            route_tables_rx,
             epoch,
             msgs_tx.clone(),
         ));
@@ -164,6 +170,7 @@ impl Shell {
             writer: Some(writer),
             persist_routes: Some(persist_routes),
             route_writer: Some(route_writer),
+            route_tables,
             persist_rules: Some(persist_rules),
             rule_writer: Some(rule_writer),
             commands,
@@ -419,6 +426,7 @@ impl Shell {
         let opened = self.sockets.install(staged);
         let now = self.now();
         let summary = self.core.commit_reload(now, plan, opened);
+        self.route_tables.send_replace(self.core.route_tables());
         tracing::info!(
             unchanged = ?summary.unchanged,
             updated = ?summary.updated,

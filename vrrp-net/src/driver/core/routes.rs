@@ -97,8 +97,9 @@ impl DriverCore {
     }
 
     /// The tables of every configured route and of every route the
-    /// driver owns: the part of the kernel's routes it follows.
-    fn route_tables(&self) -> BTreeSet<u32> {
+    /// driver owns: the part of the kernel's routes it follows (the shell
+    /// reads only these).
+    pub fn route_tables(&self) -> BTreeSet<u32> {
         let configured = self.entries.values().flat_map(|e| e.spec.routes.iter());
         self.routes
             .statics
