@@ -233,6 +233,8 @@ pub mod driver;
 pub mod garp;
 pub mod link;
 mod netlink;
+pub mod route;
+pub mod rule;
 pub mod socket;
 mod sys;
 #[cfg(feature = "testnet")]

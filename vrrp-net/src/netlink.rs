@@ -133,6 +133,13 @@ impl RtSocket {
         })
     }
 
+    /// Makes the kernel honour dump filters (see
+    /// [`crate::sys::set_strict_dumps`]); false when it cannot (an older
+    /// kernel), and dumps then return everything.
+    pub(crate) fn strict_dumps(&self) -> bool {
+        crate::sys::set_strict_dumps(&self.socket).is_ok()
+    }
+
     fn next_seq(&self) -> u32 {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }

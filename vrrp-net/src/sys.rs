@@ -138,3 +138,32 @@ pub(crate) fn set_recv_buffer(owner: &impl std::os::fd::AsRawFd, bytes: usize) -
         .or_else(|_| setsockopt(&fd, sockopt::RcvBuf, &bytes))
         .map_err(io::Error::from)
 }
+
+/// `NETLINK_GET_STRICT_CHK` (linux/netlink.h): the kernel then honours the
+/// filters of dump requests.
+const NETLINK_GET_STRICT_CHK: libc::c_int = 12;
+
+/// Asks the kernel to honour the filters of dump requests on a netlink
+/// socket (Linux 4.20 and later): a route dump naming a table returns that
+/// table only, not every route of the host.
+pub(crate) fn set_strict_dumps(owner: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: the descriptor belongs to `owner`, borrowed for the whole
+    // call; the option value points to a live `c_int` of the given size.
+    let r = unsafe {
+        libc::setsockopt(
+            owner.as_raw_fd(),
+            libc::SOL_NETLINK,
+            NETLINK_GET_STRICT_CHK,
+            std::ptr::from_ref(&one).cast(),
+            len,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

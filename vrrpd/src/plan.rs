@@ -37,6 +37,8 @@ pub fn plan(config: &Effective) -> Plan {
             .values()
             .map(|g| g.members.clone())
             .collect(),
+        static_routes: config.static_routes.clone(),
+        static_rules: config.static_rules.clone(),
         ..DriverConfig::default()
     };
     let instance_notify = config
@@ -297,10 +299,13 @@ fn instance_spec(
     spec.vips = inst
         .vips
         .iter()
-        .map(|v| Vip {
+        .map(|v| (v, false))
+        .chain(inst.excluded.iter().map(|v| (v, true)))
+        .map(|(v, excluded)| Vip {
             address: v.address,
             device: v.dev.clone(),
             label: v.label.clone(),
+            excluded,
         })
         .collect();
     spec.vmac = inst.vmac.as_ref().map(|v| vrrp_net::driver::VmacSpec {
@@ -308,6 +313,15 @@ fn instance_spec(
         xmit_base: v.xmit_base,
     });
     spec.dont_track_primary = inst.dont_track_primary;
+    spec.routes = inst.routes.clone();
+    spec.rules = inst.rules.clone();
+    if let Some(export) = inst.export_routes {
+        spec.routes.extend(
+            inst.vips
+                .iter()
+                .map(|v| export.route(v.address.addr, v.dev.as_deref().unwrap_or(&inst.interface))),
+        );
+    }
     spec.track_interfaces = inst
         .track_interface
         .iter()

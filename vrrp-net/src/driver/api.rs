@@ -12,6 +12,8 @@ use vrrp_core::{
 };
 
 use crate::NetlinkError;
+use crate::route::Route;
+use crate::rule::Rule;
 use crate::socket::SocketError;
 use crate::socket::copy_io;
 
@@ -25,6 +27,11 @@ pub struct Vip {
     pub device: Option<String>,
     /// IPv4 label (keepalived's `label`).
     pub label: Option<String>,
+    /// Added, removed and announced with the others, but not carried in
+    /// the advertisements (keepalived's `virtual_ipaddress_excluded`): may
+    /// be of the other family, and keeps large address sets out of the
+    /// packets.
+    pub excluded: bool,
 }
 
 impl Vip {
@@ -34,6 +41,7 @@ impl Vip {
             address,
             device: None,
             label: None,
+            excluded: false,
         }
     }
 }
@@ -96,6 +104,14 @@ pub struct InstanceSpec {
     /// going down is not a fault (it is still needed to run: a missing
     /// interface still holds the instance in Fault).
     pub dont_track_primary: bool,
+    /// Routes installed while the instance is Master and removed
+    /// otherwise (keepalived's `virtual_routes`), owned and healed like
+    /// the virtual addresses.
+    pub routes: Vec<Route>,
+    /// Policy rules installed while the instance is Master and removed
+    /// otherwise (keepalived's `virtual_rules`), owned and healed the same
+    /// way.
+    pub rules: Vec<Rule>,
 }
 
 /// keepalived's `use_vmac`: the driver creates a macvlan named `name` on
@@ -131,6 +147,8 @@ impl InstanceSpec {
             tracks: Vec::new(),
             vmac: None,
             dont_track_primary: false,
+            routes: Vec::new(),
+            rules: Vec::new(),
         }
     }
 
@@ -183,11 +201,16 @@ impl InstanceSpec {
     }
 
     /// The engine configuration with the virtual addresses of
-    /// [`InstanceSpec::vips`] when there are any.
+    /// [`InstanceSpec::vips`] (but the excluded ones) when there are any.
     pub(crate) fn engine_config(&self) -> InstanceConfig {
         let mut config = self.config.clone();
         if !self.vips.is_empty() {
-            config.virtual_addresses = self.vips.iter().map(|v| v.address).collect();
+            config.virtual_addresses = self
+                .vips
+                .iter()
+                .filter(|v| !v.excluded)
+                .map(|v| v.address)
+                .collect();
         }
         config
     }
@@ -244,6 +267,13 @@ pub struct DriverConfig {
     /// What to do with addresses equal to a virtual address that the
     /// driver did not add.
     pub foreign_addresses: ForeignAddressPolicy,
+    /// Routes installed from the start until the driver stops
+    /// (keepalived's `static_routes`), kept and healed meanwhile. The
+    /// driver records the routes it adds in `STATE_FILE.routes`.
+    pub static_routes: Vec<Route>,
+    /// Policy rules installed from the start until the driver stops
+    /// (keepalived's `static_rules`), recorded in `STATE_FILE.rules`.
+    pub static_rules: Vec<Rule>,
 }
 
 impl DriverConfig {
@@ -593,6 +623,23 @@ pub struct Snapshot {
     pub netlink_overruns: u64,
     /// Failed writes of the state file.
     pub state_file_errors: u64,
+    /// Routes removed from outside while wanted, and put back.
+    pub routes_restored: u64,
+    /// Route changes that failed (each is retried).
+    pub route_errors: u64,
+    /// Times a route of someone else's was found with the identity
+    /// (table, destination, metric) of a wanted route: left in place.
+    pub foreign_routes: u64,
+    /// Routes an earlier run added and left behind, removed at start.
+    pub route_leftovers_removed: u64,
+    /// Policy rules removed from outside while wanted, and put back.
+    pub rules_restored: u64,
+    /// Rule changes that failed (each is retried).
+    pub rule_errors: u64,
+    /// Times a rule of someone else's was found equal to a wanted one.
+    pub foreign_rules: u64,
+    /// Rules an earlier run added and left behind, removed at start.
+    pub rule_leftovers_removed: u64,
 }
 
 /// What a reload changed, by instance name.

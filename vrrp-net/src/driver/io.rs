@@ -15,12 +15,15 @@ use vrrp_core::Timestamp;
 
 use super::api::DriverError;
 use super::core::{
-    AddressOp, Announcement, OwnedAddress, SocketKey, SocketReport, SocketSpec, VmacOp, VmacRemoval,
+    AddressOp, Announcement, OwnedAddress, RouteOp, SocketKey, SocketReport, SocketSpec, VmacOp,
+    VmacRemoval,
 };
 use crate::NetlinkError;
 use crate::addr::{AddOptions, AddressManager, IfAddr};
 use crate::garp::AnnounceSocket;
 use crate::link::{LinkEvent, LinkInfo, LinkWatcher};
+use crate::route::{KernelRoute, RouteEvent, RouteManager};
+use crate::rule::{Rule, RuleEvent, RuleManager};
 use crate::socket::{SocketConfig, VrrpSocket};
 
 /// Receive buffer of each raw socket: room for thousands of queued
@@ -63,6 +66,32 @@ pub(crate) enum Msg {
         ensure: bool,
         result: Result<u32, String>,
     },
+    /// Route notifications.
+    Routes(Vec<RouteEvent>),
+    /// A full read of the routes, started at `taken_at`.
+    RouteDump {
+        taken_at: Timestamp,
+        routes: Vec<KernelRoute>,
+    },
+    /// A route change finished.
+    RouteDone {
+        op: RouteOp,
+        add: bool,
+        result: Result<bool, String>,
+    },
+    /// Rule notifications.
+    Rules(Vec<RuleEvent>),
+    /// A full read of the rules, started at `taken_at`.
+    RuleDump {
+        taken_at: Timestamp,
+        rules: Vec<Rule>,
+    },
+    /// A rule change finished.
+    RuleDone {
+        rule: Rule,
+        add: bool,
+        result: Result<bool, String>,
+    },
 }
 
 /// Slow work for the kernel worker, done in order.
@@ -73,6 +102,10 @@ pub(crate) enum Work {
     Announce(Announcement),
     EnsureVmac(VmacOp),
     RemoveVmac(VmacRemoval),
+    AddRoute(RouteOp),
+    RemoveRoute(RouteOp),
+    AddRule(Rule),
+    RemoveRule(Rule),
 }
 
 struct OpenSocket {
@@ -220,6 +253,8 @@ impl SocketPool {
 /// announcements after the changes queued before them.
 pub(crate) async fn kernel_worker(
     addresses: AddressManager,
+    routes: RouteManager,
+    rules: RuleManager,
     mut work: mpsc::UnboundedReceiver<Work>,
     out: mpsc::UnboundedSender<Msg>,
 ) {
@@ -280,6 +315,44 @@ pub(crate) async fn kernel_worker(
                 let result = flatten(r);
                 let _ = out.send(Msg::AddressDone {
                     op,
+                    add: false,
+                    result,
+                });
+            }
+            Work::AddRoute(op) => {
+                let r =
+                    tokio::time::timeout(NETLINK_TIMEOUT, routes.add(&op.route, op.ifindex)).await;
+                let result = flatten(r);
+                let _ = out.send(Msg::RouteDone {
+                    op,
+                    add: true,
+                    result,
+                });
+            }
+            Work::RemoveRoute(op) => {
+                let r = tokio::time::timeout(NETLINK_TIMEOUT, routes.remove(&op.route, op.ifindex))
+                    .await;
+                let result = flatten(r);
+                let _ = out.send(Msg::RouteDone {
+                    op,
+                    add: false,
+                    result,
+                });
+            }
+            Work::AddRule(rule) => {
+                let r = tokio::time::timeout(NETLINK_TIMEOUT, rules.add(&rule)).await;
+                let result = flatten(r);
+                let _ = out.send(Msg::RuleDone {
+                    rule,
+                    add: true,
+                    result,
+                });
+            }
+            Work::RemoveRule(rule) => {
+                let r = tokio::time::timeout(NETLINK_TIMEOUT, rules.remove(&rule)).await;
+                let result = flatten(r);
+                let _ = out.send(Msg::RuleDone {
+                    rule,
                     add: false,
                     result,
                 });

@@ -13,9 +13,12 @@ use vrrp_core::{Priority, RxMeta, Timestamp, TrackId};
 use super::api::{DriverConfig, DriverError, ReloadSummary, Snapshot, StateEvent, TrackKey};
 use super::core::{DriverCore, Effect, OwnedAddress, SendReport, SocketKey};
 use super::io::{Msg, SocketPool, Work, kernel_worker, watch_links, write_state};
+use super::route_io::{routes_path, rules_path, watch_routes, watch_rules, write_records};
 use super::state_file::StateFile;
 use crate::addr::AddressManager;
 use crate::link::{LinkWatcher, list_links};
+use crate::route::{Route, RouteManager, RouteWatcher};
+use crate::rule::{Rule, RuleManager, RuleWatcher};
 use crate::socket::{RECV_BATCH, RecvBatch};
 use crate::timer::PreciseTimer;
 
@@ -64,6 +67,12 @@ pub(crate) struct Shell {
     work: mpsc::UnboundedSender<Work>,
     persist: Option<watch::Sender<Option<Vec<OwnedAddress>>>>,
     writer: Option<tokio::task::JoinHandle<()>>,
+    persist_routes: Option<watch::Sender<Option<Vec<Route>>>>,
+    route_writer: Option<tokio::task::JoinHandle<()>>,
+    /// The tables the route watcher reads.
+    route_tables: watch::Sender<std::collections::BTreeSet<u32>>,
+    persist_rules: Option<watch::Sender<Option<Vec<Rule>>>>,
+    rule_writer: Option<tokio::task::JoinHandle<()>>,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<StateEvent>,
     snapshot: watch::Sender<Snapshot>,
@@ -87,6 +96,24 @@ impl Shell {
         core.adopt_owned_links(super::state_file::read_links(
             &super::state_file::links_path(state.path()),
         ));
+        let routes_file = routes_path(state.path());
+        let owned_routes =
+            super::route_io::read(&routes_file).map_err(|error| DriverError::StateFile {
+                path: routes_file.clone(),
+                error,
+            })?;
+        core.restore_owned_routes(owned_routes);
+        let rules_file = rules_path(state.path());
+        let owned_rules =
+            super::route_io::read(&rules_file).map_err(|error| DriverError::StateFile {
+                path: rules_file.clone(),
+                error,
+            })?;
+        core.restore_owned_rules(owned_rules);
+        let rule_watcher = RuleWatcher::new()?;
+        let rule_queries = RuleManager::new()?;
+        let route_watcher = RouteWatcher::new()?;
+        let route_queries = RouteManager::new()?;
         let watcher = LinkWatcher::new().await?;
         let queries = AddressManager::new()?;
         let timer = PreciseTimer::new().map_err(DriverError::Timer)?;
@@ -95,18 +122,49 @@ impl Shell {
         let links = list_links().await?;
         let addrs = queries.list(None).await?;
         core.handle_dump(Timestamp::ZERO, links, addrs);
+        let (route_tables, route_tables_rx) = watch::channel(core.route_tables());
+        let kernel_routes = route_queries
+            .list_tables(&route_tables.borrow().clone())
+            .await?;
+        core.handle_route_dump(Timestamp::ZERO, Timestamp::ZERO, kernel_routes);
+        let kernel_rules = rule_queries.list().await?;
+        core.handle_rule_dump(Timestamp::ZERO, Timestamp::ZERO, kernel_rules);
         let (msgs_tx, msgs) = mpsc::unbounded_channel();
         let (work, work_rx) = mpsc::unbounded_channel();
         let (persist, persist_rx) = watch::channel(None);
         let (commands_tx, commands) = mpsc::channel(64);
         let (events, events_rx) = broadcast::channel(1024);
         let (snapshot, snapshot_rx) = watch::channel(Snapshot::default());
+        let (persist_routes, persist_routes_rx) = watch::channel(None);
+        let (persist_rules, persist_rules_rx) = watch::channel(None);
         tokio::spawn(kernel_worker(
             AddressManager::new()?,
+            RouteManager::new()?,
+            RuleManager::new()?,
             work_rx,
             msgs_tx.clone(),
         ));
         tokio::spawn(watch_links(watcher, queries, epoch, msgs_tx.clone()));
+        tokio::spawn(watch_routes(
+            route_watcher,
+            route_queries,
+            route_tables_rx,
+            epoch,
+            msgs_tx.clone(),
+        ));
+        tokio::spawn(watch_rules(
+            rule_watcher,
+            rule_queries,
+            epoch,
+            msgs_tx.clone(),
+        ));
+        let rule_writer =
+            tokio::spawn(write_records(rules_file, persist_rules_rx, msgs_tx.clone()));
+        let route_writer = tokio::spawn(write_records(
+            routes_file,
+            persist_routes_rx,
+            msgs_tx.clone(),
+        ));
         let writer = tokio::spawn(write_state(state.path().to_owned(), persist_rx, msgs_tx));
         let mut shell = Shell {
             core,
@@ -117,6 +175,11 @@ impl Shell {
             work,
             persist: Some(persist),
             writer: Some(writer),
+            persist_routes: Some(persist_routes),
+            route_writer: Some(route_writer),
+            route_tables,
+            persist_rules: Some(persist_rules),
+            rule_writer: Some(rule_writer),
             commands,
             events,
             snapshot,
@@ -295,6 +358,14 @@ impl Shell {
         if let Some(writer) = self.writer.take() {
             let _ = writer.await;
         }
+        self.persist_routes = None;
+        if let Some(writer) = self.route_writer.take() {
+            let _ = writer.await;
+        }
+        self.persist_rules = None;
+        if let Some(writer) = self.rule_writer.take() {
+            let _ = writer.await;
+        }
         let owned = self.core.owned();
         if let Some(state) = &self.state {
             let path = super::state_file::links_path(state.path());
@@ -303,6 +374,14 @@ impl Shell {
             }
         }
         if let Some(state) = self.state.take() {
+            let routes_file = routes_path(state.path());
+            if let Err(e) = super::route_io::write(&routes_file, &self.core.owned_routes()) {
+                tracing::error!(path = %routes_file.display(), error = %e, "cannot write the route state file");
+            }
+            let rules_file = rules_path(state.path());
+            if let Err(e) = super::route_io::write(&rules_file, &self.core.owned_rules()) {
+                tracing::error!(path = %rules_file.display(), error = %e, "cannot write the rule state file");
+            }
             let path = state.path().to_owned();
             if let Err(e) = state.close(&owned) {
                 tracing::error!(path = %path.display(), error = %e, "cannot write the state file");
@@ -382,6 +461,18 @@ impl Shell {
                 ensure,
                 result,
             } => self.core.handle_vmac_result(now, &name, ensure, result),
+            Msg::Routes(events) => self.core.handle_route_events(now, events),
+            Msg::RouteDump { taken_at, routes } => {
+                self.core.handle_route_dump(now, taken_at, routes);
+            }
+            Msg::RouteDone { op, add, result } => {
+                self.core.handle_route_result(now, &op, add, result);
+            }
+            Msg::Rules(events) => self.core.handle_rule_events(now, events),
+            Msg::RuleDump { taken_at, rules } => self.core.handle_rule_dump(now, taken_at, rules),
+            Msg::RuleDone { rule, add, result } => {
+                self.core.handle_rule_result(now, &rule, add, result);
+            }
         }
     }
 
@@ -418,6 +509,7 @@ impl Shell {
         let opened = self.sockets.install(staged);
         let now = self.now();
         let summary = self.core.commit_reload(now, plan, opened);
+        self.route_tables.send_replace(self.core.route_tables());
         tracing::info!(
             unchanged = ?summary.unchanged,
             updated = ?summary.updated,
@@ -500,6 +592,28 @@ impl Shell {
                                 tracing::error!(path = %path.display(), error = %e, "cannot write the record of virtual MAC interfaces");
                             }
                         });
+                    }
+                }
+                Effect::AddRoute(op) => {
+                    let _ = self.work.send(Work::AddRoute(op));
+                }
+                Effect::RemoveRoute(op) => {
+                    let _ = self.work.send(Work::RemoveRoute(op));
+                }
+                Effect::AddRule(rule) => {
+                    let _ = self.work.send(Work::AddRule(rule));
+                }
+                Effect::RemoveRule(rule) => {
+                    let _ = self.work.send(Work::RemoveRule(rule));
+                }
+                Effect::PersistRules(rules) => {
+                    if let Some(p) = &self.persist_rules {
+                        p.send_replace(Some(rules));
+                    }
+                }
+                Effect::PersistRoutes(routes) => {
+                    if let Some(p) = &self.persist_routes {
+                        p.send_replace(Some(routes));
                     }
                 }
             }

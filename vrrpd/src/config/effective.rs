@@ -25,6 +25,10 @@ pub use raw::{IpFamily, LbKind, LogFormat, StartState, VsProtocol};
 /// A whole resolved configuration.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Effective {
+    /// Routes installed while the daemon runs (`static_routes`).
+    pub static_routes: Vec<vrrp_net::route::Route>,
+    /// Policy rules installed while the daemon runs (`static_rules`).
+    pub static_rules: Vec<vrrp_net::rule::Rule>,
     /// Node-wide settings.
     pub global: Global,
     /// Tracked scripts by name.
@@ -329,6 +333,15 @@ pub struct Instance {
     pub down_timer_adverts: u8,
     /// Own interface down is not a fault.
     pub dont_track_primary: bool,
+    /// Routes installed while Master (`virtual_routes`).
+    pub routes: Vec<vrrp_net::route::Route>,
+    /// Virtual addresses exported as host routes while Master.
+    pub export_routes: Option<super::routes::Export>,
+    /// Policy rules installed while Master (`virtual_rules`).
+    pub rules: Vec<vrrp_net::rule::Rule>,
+    /// Addresses kept out of the advertisements
+    /// (`virtual_ipaddress_excluded`).
+    pub excluded: Vec<Vip>,
 }
 
 /// A virtual MAC interface (keepalived's `use_vmac`).
@@ -710,6 +723,8 @@ impl Effective {
     /// out; it loads back to the same [`Effective`].
     pub fn head_to_raw(&self) -> raw::Config {
         raw::Config {
+            static_routes: self.static_routes.iter().map(ToString::to_string).collect(),
+            static_rules: self.static_rules.iter().map(ToString::to_string).collect(),
             global: self.global.to_raw(),
             script: self
                 .scripts
@@ -947,6 +962,18 @@ impl Instance {
             }),
             vmac_xmit_base: Some(self.vmac.as_ref().is_some_and(|v| v.xmit_base)),
             dont_track_primary: Some(self.dont_track_primary),
+            virtual_routes: self.routes.iter().map(ToString::to_string).collect(),
+            export_routes: self.export_routes.map(super::routes::Export::to_raw),
+            virtual_rules: self.rules.iter().map(ToString::to_string).collect(),
+            virtual_ipaddress_excluded: self
+                .excluded
+                .iter()
+                .map(|v| raw::VirtualIp {
+                    address: v.address.to_string(),
+                    dev: v.dev.clone(),
+                    label: v.label.clone(),
+                })
+                .collect(),
         }
     }
 }

@@ -21,6 +21,7 @@ mod effective;
 mod error;
 pub mod raw;
 mod resolve;
+pub mod routes;
 pub mod schema;
 
 #[cfg(test)]
@@ -44,7 +45,9 @@ pub use resolve::{
 use error::Doc;
 
 /// Top-level tables of a configuration file.
-pub const SECTIONS: [&str; 8] = [
+pub const SECTIONS: [&str; 10] = [
+    "static_rules",
+    "static_routes",
     "global",
     "script",
     "track_file",
@@ -250,12 +253,20 @@ fn read_parts(
         })
         .unwrap_or_default();
     let servers = section("virtual_server");
+    let static_routes = section("static_routes")
+        .and_then(|v| read_one::<Vec<String>>(v, &KeyPath::root("static_routes"), &mut pending))
+        .unwrap_or_default();
+    let static_rules = section("static_rules")
+        .and_then(|v| read_one::<Vec<String>>(v, &KeyPath::root("static_rules"), &mut pending))
+        .unwrap_or_default();
     drop(table);
     let mut resolver = Resolver::new(target, failed);
     resolver.global(global);
     resolver.track_processes(processes);
     resolver.vrrp(scripts, track_files, instances, groups);
     resolver.virtual_server_groups(server_groups);
+    resolver.static_routes(&static_routes);
+    resolver.static_rules(&static_rules);
     let mut index = 0;
     let mut servers_of =
         |value: toml::Spanned<DeValue<'_>>, offset: usize, pending: &mut Vec<Pending>| {

@@ -20,6 +20,16 @@ use super::schema::{Documented, DocumentedTable, Shape};
 /// A whole configuration file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Documented)]
 pub struct Config {
+    /// `static_routes = [...]` (at the top of the file): keepalived's
+    /// `static_routes`, routes installed while the daemon runs, whatever
+    /// the instances' states, in the words of `virtual_routes`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub static_routes: Vec<String>,
+    /// `static_rules = [...]` (at the top of the file): keepalived's
+    /// `static_rules`, policy rules installed while the daemon runs, in the
+    /// words of `virtual_rules`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub static_rules: Vec<String>,
     /// `[global]`: keepalived's `global_defs`.
     #[serde(skip_serializing_if = "Global::is_empty")]
     pub global: Global,
@@ -671,6 +681,36 @@ pub struct Instance {
     #[key(default = false, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dont_track_primary: Option<bool>,
+    /// Routes installed while the instance is Master and removed
+    /// otherwise, one a string in keepalived's (iproute2's) words:
+    /// `"198.51.100.0/24 via 192.0.2.254 dev eth0 table 100 metric 5"`,
+    /// `"blackhole 203.0.113.0/24"` (`[TYPE] DEST[/LEN] [via GW] [dev IF]
+    /// [src ADDR] [table T] [metric N] [proto P] [scope S] [onlink]`;
+    /// protocol 18, keepalived's, unless given).
+    #[key(default_is = "none", keepalived = "virtual_routes { ... }")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_routes: Vec<String>,
+    /// Each virtual address as a /32 or /128 route in a kernel table while
+    /// Master, for a routing daemon (BIRD, FRR) to announce:
+    /// `{ table = 198, protocol = 248, metric = 10 }`.
+    #[key(default_is = "none", vrrpd_only)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_routes: Option<super::routes::ExportRoutes>,
+    /// Policy rules installed while the instance is Master and removed
+    /// otherwise, in keepalived's (iproute2's) words: `"from 192.0.2.0/24
+    /// table 100"`, `"fwmark 0x10/0xff priority 100 lookup 200"` (`from`,
+    /// `to`, `priority`, `tos`, `fwmark`, `iif`, `oif`, then `table N`,
+    /// `goto N`, `nop`, `blackhole`, `unreachable` or `prohibit`; protocol
+    /// 18, keepalived's, unless given).
+    #[key(default_is = "none", keepalived = "virtual_rules { ... }")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_rules: Vec<String>,
+    /// Addresses added and removed with `virtual_ipaddress` but not carried
+    /// in the advertisements: many addresses, or addresses of the other
+    /// family; same forms as `virtual_ipaddress`.
+    #[key(default_is = "none", keepalived = "virtual_ipaddress_excluded { ... }")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_ipaddress_excluded: Vec<VirtualIp>,
 }
 
 /// `use_vmac = true` or `use_vmac = "NAME"`.

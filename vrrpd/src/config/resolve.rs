@@ -84,6 +84,8 @@ pub fn resolve(raw: raw::Config, target: Target, failed: &Failed, keep_servers: 
     r.track_processes(raw.track_process);
     r.vrrp(raw.script, raw.track_file, raw.instance, raw.sync_group);
     r.virtual_server_groups(raw.virtual_server_group);
+    r.static_routes(&raw.static_routes);
+    r.static_rules(&raw.static_rules);
     for (i, vs) in raw.virtual_server.into_iter().enumerate() {
         r.virtual_server(i, vs);
     }
@@ -129,6 +131,35 @@ impl Resolver {
             keep_servers: true,
             root_scripts_reported: false,
         }
+    }
+
+    /// `static_routes`: each line parsed, each bad one an error at its
+    /// index.
+    pub fn static_routes(&mut self, lines: &[String]) {
+        let mut problems = Vec::new();
+        let routes = super::routes::parse_routes(
+            lines,
+            &KeyPath::root("static_routes"),
+            &mut |key, kind| problems.push((key, kind)),
+        );
+        for (key, kind) in problems {
+            self.err(key, kind);
+        }
+        self.out.effective.static_routes = routes;
+    }
+
+    /// `static_rules`: each line parsed, each bad one an error at its
+    /// index.
+    pub fn static_rules(&mut self, lines: &[String]) {
+        let mut problems = Vec::new();
+        let rules =
+            super::routes::parse_rules(lines, &KeyPath::root("static_rules"), &mut |key, kind| {
+                problems.push((key, kind))
+            });
+        for (key, kind) in problems {
+            self.err(key, kind);
+        }
+        self.out.effective.static_rules = rules;
     }
 
     /// The errors and warnings so far, and the configuration.
@@ -769,6 +800,20 @@ impl Resolver {
                 ),
             }
         }
+        let mut excluded = Vec::with_capacity(i.virtual_ipaddress_excluded.len());
+        for (n, v) in i.virtual_ipaddress_excluded.into_iter().enumerate() {
+            match v.address.parse::<VirtualAddress>() {
+                Ok(address) => excluded.push(Vip {
+                    address,
+                    dev: v.dev,
+                    label: v.label,
+                }),
+                Err(e) => self.err(
+                    k.key("virtual_ipaddress_excluded").index(n),
+                    ErrorKind::Invalid(e.to_string()),
+                ),
+            }
+        }
         let family = family_of(
             vips.first().map(|v| v.address.addr),
             i.unicast_src_ip,
@@ -1043,6 +1088,16 @@ impl Resolver {
                 reverse: t.reverse.unwrap_or(default_reverse),
             });
         }
+        let mut problems = Vec::new();
+        let mut problem = |key, kind| problems.push((key, kind));
+        let routes =
+            super::routes::parse_routes(&i.virtual_routes, &k.key("virtual_routes"), &mut problem);
+        let export_routes = super::routes::export(i.export_routes, &k, &mut problem);
+        let rules =
+            super::routes::parse_rules(&i.virtual_rules, &k.key("virtual_rules"), &mut problem);
+        for (key, kind) in problems {
+            self.err(key, kind);
+        }
         let notify = self.notify(
             &k,
             [
@@ -1094,6 +1149,10 @@ impl Resolver {
                 || i.lower_prio_no_advert.unwrap_or(g.lower_prio_no_advert),
             checksum_as_v2: i.checksum_as_v2.unwrap_or(g.v3_checksum_as_v2),
             smtp_alert: self.vrrp_alert(i.smtp_alert),
+            routes,
+            export_routes,
+            rules,
+            excluded,
         };
         for e in inst.core_config().validate_all() {
             let key = match e.field {

@@ -307,9 +307,21 @@ impl Cx {
                 "",
                 "block without a keyword; keepalived ignores it, so does vrrpd".to_owned(),
             ),
+            "static_routes" => {
+                self.carried(n, "");
+                let start = self.config.static_routes.len();
+                let key = KeyPath::root("static_routes");
+                let lines = self.route_lines(n, &key, start, "static_routes entry");
+                self.config.static_routes.extend(lines);
+            }
+            "static_rules" => {
+                self.carried(n, "");
+                let start = self.config.static_rules.len();
+                let key = KeyPath::root("static_rules");
+                let lines = self.rule_lines(n, &key, start, "static_rules entry");
+                self.config.static_rules.extend(lines);
+            }
             "static_ipaddress"
-            | "static_routes"
-            | "static_rules"
             | "garp_group"
             | "linkbeat_interfaces"
             | "bfd_instance"
@@ -1189,6 +1201,12 @@ impl Cx {
                         _ => i.notify = cmd,
                     }
                 }
+                "virtual_routes" => {
+                    self.carried(c, CTX);
+                    let start = i.virtual_routes.len();
+                    let lines = self.route_lines(c, &key, start, "virtual_routes entry");
+                    i.virtual_routes.extend(lines);
+                }
                 "debug" | "native_ipv6" | "kernel_rx_buf_size" | "linkbeat_use_polling" => {
                     let kw = c.keyword().to_owned();
                     self.dropped(
@@ -1199,10 +1217,18 @@ impl Cx {
                         ),
                     );
                 }
-                "virtual_ipaddress_excluded"
-                | "virtual_routes"
-                | "virtual_rules"
-                | "track_bfd"
+                "virtual_rules" => {
+                    self.carried(c, CTX);
+                    let start = i.virtual_rules.len();
+                    let lines = self.rule_lines(c, &key, start, "virtual_rules entry");
+                    i.virtual_rules.extend(lines);
+                }
+                "virtual_ipaddress_excluded" => {
+                    self.carried(c, CTX);
+                    let vips = self.vips(c, &key);
+                    i.virtual_ipaddress_excluded.extend(vips);
+                }
+                "track_bfd"
                 | "use_vmac_addr"
                 | "use_ipvlan"
                 | "accept"

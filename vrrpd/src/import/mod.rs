@@ -11,6 +11,7 @@
 
 mod keywords;
 mod parse;
+mod routes;
 
 #[cfg(test)]
 mod interface_tests;
@@ -234,6 +235,8 @@ impl Imported {
             "# Validate on the target host with `vrrpd check -c FILE`.\n"
         )?;
         let head = raw::Config {
+            static_routes: self.config.static_routes.clone(),
+            static_rules: self.config.static_rules.clone(),
             global: self.config.global.clone(),
             script: self.config.script.clone(),
             track_file: self.config.track_file.clone(),

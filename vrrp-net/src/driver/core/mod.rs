@@ -75,8 +75,13 @@
 //! not, a weight-0 tracked object holds it in Fault.
 
 mod addresses;
+mod owned;
 pub mod record;
 mod reload;
+#[cfg(test)]
+mod route_tests;
+mod routes;
+mod rules;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -95,6 +100,7 @@ use vrrp_core::{
 use self::addresses::{VipKey, VipTrack, synthetic_address};
 use self::record::{FlightRecord, Input, Recorder};
 pub use self::reload::ReloadPlan;
+pub use self::routes::RouteOp;
 pub use self::tables::IfaceId;
 use self::tables::{Interfaces, Kernel, TrackName, Tracks};
 pub use self::vmac::{VmacOp, VmacRemoval};
@@ -104,6 +110,8 @@ use super::api::{
 };
 use crate::addr::IfAddr;
 use crate::link::{LinkEvent, LinkInfo};
+use crate::route::Route;
+use crate::rule::Rule;
 
 /// The first retry of a failed address change waits this long; each
 /// further failure doubles it, up to [`MAX_RETRY`].
@@ -268,6 +276,19 @@ pub enum Effect {
     /// The record of the virtual MAC interfaces the driver made changed:
     /// write it.
     PersistOwnedLinks(Vec<String>),
+    /// Add a route; report with [`DriverCore::handle_route_result`].
+    AddRoute(RouteOp),
+    /// Remove a route; report with [`DriverCore::handle_route_result`].
+    RemoveRoute(RouteOp),
+    /// The record of added routes changed: write it.
+    PersistRoutes(Vec<Route>),
+    /// Add a policy rule; report with [`DriverCore::handle_rule_result`].
+    AddRule(Rule),
+    /// Remove a policy rule; report with
+    /// [`DriverCore::handle_rule_result`].
+    RemoveRule(Rule),
+    /// The record of added rules changed: write it.
+    PersistRules(Vec<Rule>),
 }
 
 /// The next time [`DriverCore::handle_timeout`] is due.
@@ -354,6 +375,10 @@ pub struct DriverCore {
     /// The flight recorder of the router's inputs and transitions.
     recorder: Recorder,
     vmacs: vmac::VmacTable,
+    routes: owned::Owned<Route>,
+    rules: owned::Owned<Rule>,
+    /// Shutting down: no route or rule is wanted any more.
+    stopping: bool,
 }
 
 impl std::fmt::Debug for DriverCore {
@@ -400,7 +425,12 @@ impl DriverCore {
             drop_logged: HashMap::new(),
             recorder: Recorder::default(),
             vmacs: vmac::VmacTable::default(),
+            routes: owned::Owned::default(),
+            rules: owned::Owned::default(),
+            stopping: false,
         };
+        core.routes.statics = config.static_routes.clone();
+        core.rules.statics = config.static_rules.clone();
         for spec in &config.instances {
             let id = core.add_entry(Timestamp::ZERO, spec.clone())?;
             core.order.push(id);
@@ -425,15 +455,20 @@ impl DriverCore {
             at: d.at,
             takeover: d.kind == DeadlineKind::Takeover,
         });
-        let retry = self.retries.first().map(|(at, _)| CoreDeadline {
-            at: *at,
-            takeover: false,
-        });
-        let vmac = self.vmac_deadline().map(|at| CoreDeadline {
-            at,
-            takeover: false,
-        });
-        [router, retry, vmac]
+        let retry = self
+            .retries
+            .first()
+            .map(|(at, _)| *at)
+            .into_iter()
+            .chain(self.routes.next_retry())
+            .chain(self.rules.next_retry())
+            .chain(self.vmac_deadline())
+            .min()
+            .map(|at| CoreDeadline {
+                at,
+                takeover: false,
+            });
+        [router, retry]
             .into_iter()
             .flatten()
             .min_by_key(|d| (d.at, !d.takeover))
@@ -504,6 +539,14 @@ impl DriverCore {
             reconciliations: c.reconciliations,
             netlink_overruns: c.netlink_overruns,
             state_file_errors: c.state_file_errors,
+            routes_restored: self.routes.counters.restored,
+            route_errors: self.routes.counters.errors,
+            foreign_routes: self.routes.counters.foreign,
+            route_leftovers_removed: self.routes.counters.leftovers_removed,
+            rules_restored: self.rules.counters.restored,
+            rule_errors: self.rules.counters.errors,
+            foreign_rules: self.rules.counters.foreign,
+            rule_leftovers_removed: self.rules.counters.leftovers_removed,
             ..Snapshot::default()
         }
     }
@@ -584,6 +627,8 @@ impl DriverCore {
     /// Address changes sent and not answered yet.
     pub fn pending_address_changes(&self) -> usize {
         self.vips.values().filter(|t| t.in_flight.is_some()).count()
+            + self.routes.in_flight()
+            + self.rules.in_flight()
     }
 
     /// Notifications were lost (ENOBUFS): counted; a dump follows.
@@ -738,6 +783,8 @@ impl DriverCore {
             }
             self.reconcile_key(now, &key);
         }
+        self.routes.retries_due(now);
+        self.rules.retries_due(now);
         self.drain(now);
     }
 
@@ -762,6 +809,7 @@ impl DriverCore {
     /// address the driver added is removed.
     pub fn shutdown(&mut self, now: Timestamp) {
         self.recorder.record(now, Input::Shutdown);
+        self.stopping = true;
         self.router.handle_shutdown(now);
         self.drain(now);
         self.reconcile_all(now);
@@ -1222,12 +1270,20 @@ impl DriverCore {
                 }
                 Output::RemoveAddresses { addresses, .. } => {
                     self.flush_outbox();
+                    // The engine names the advertised addresses; the
+                    // instance's excluded ones go with them.
+                    let own: Vec<VipKey> = self
+                        .entries
+                        .get(&id)
+                        .map(|e| e.vips.iter().map(|(k, _)| k.clone()).collect())
+                        .unwrap_or_default();
                     let keys: Vec<VipKey> = self
                         .vips
                         .keys()
                         .chain(self.owned.iter())
                         .filter(|k| addresses.iter().any(|a| a.addr == k.addr))
                         .cloned()
+                        .chain(own)
                         .collect();
                     for key in keys {
                         self.reconcile_key(now, &key);
@@ -1240,6 +1296,12 @@ impl DriverCore {
                     ..
                 } => {
                     self.flush_outbox();
+                    // Excluded addresses are announced with the others.
+                    let mut addresses = addresses.to_vec();
+                    if let Some(e) = self.entries.get(&id) {
+                        addresses
+                            .extend(e.spec.vips.iter().filter(|v| v.excluded).map(|v| v.address));
+                    }
                     self.push_announce(id, &addresses, count, interval);
                 }
                 Output::StateChanged { from, to, reason } => {
@@ -1286,6 +1348,8 @@ impl DriverCore {
         }
         self.flush_outbox();
         self.reconcile_vmacs(now);
+        self.reconcile_routes(now);
+        self.reconcile_rules(now);
         if std::mem::take(&mut self.owned_dirty) {
             self.effects.push_back(Effect::PersistOwned(self.owned()));
             self.changed = true;

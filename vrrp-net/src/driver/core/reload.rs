@@ -226,6 +226,8 @@ impl DriverCore {
         }
         self.groups = config.sync_groups.clone();
         self.foreign_policy = config.foreign_addresses;
+        self.routes.statics = config.static_routes.clone();
+        self.rules.statics = config.static_rules.clone();
         self.order = config
             .instances
             .iter()

@@ -181,6 +181,8 @@ impl Harness {
                 | Effect::PersistOwnedLinks(_)) => {
                     vmac_tests::carry_out(self, e);
                 }
+                Effect::AddRoute(_) | Effect::RemoveRoute(_) | Effect::PersistRoutes(_) => {}
+                Effect::AddRule(_) | Effect::RemoveRule(_) | Effect::PersistRules(_) => {}
             }
         }
     }

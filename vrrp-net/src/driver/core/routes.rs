@@ -1,0 +1,184 @@
+//! Routes owned and healed like virtual addresses (see [`super::owned`]):
+//! the desired set is the routes of every master, bound instance and the
+//! static routes while the driver runs; the kernel's routes are followed in
+//! the tables those routes use.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use vrrp_core::{State, Timestamp};
+
+use super::owned::{Installable, Op};
+use super::{DriverCore, Effect};
+use crate::route::{KernelRoute, Route, RouteEvent, RouteKey};
+
+/// A route to add or remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteOp {
+    /// The route.
+    pub route: Route,
+    /// The index of its device, when it names one.
+    pub ifindex: Option<u32>,
+}
+
+impl Installable for Route {
+    type Key = RouteKey;
+    const WHAT: &'static str = "route";
+
+    fn key(&self) -> RouteKey {
+        Route::key(self)
+    }
+
+    fn device(&self) -> Option<&str> {
+        self.device.as_deref()
+    }
+}
+
+impl DriverCore {
+    /// Routes an earlier run recorded as added (its state file): they are
+    /// removed at start unless wanted. Call before [`DriverCore::start`].
+    pub fn restore_owned_routes(&mut self, owned: Vec<Route>) {
+        self.routes.restore(owned);
+    }
+
+    /// The routes the driver has added and not removed (also given by
+    /// [`Effect::PersistRoutes`]).
+    pub fn owned_routes(&self) -> Vec<Route> {
+        self.routes.owned()
+    }
+
+    /// A full read of the kernel's routes, started at `taken_at`: replaces
+    /// what was known of the tables the driver uses, except changes of
+    /// ours that finished after `taken_at`.
+    pub fn handle_route_dump(
+        &mut self,
+        now: Timestamp,
+        taken_at: Timestamp,
+        routes: Vec<KernelRoute>,
+    ) {
+        let tables = self.route_tables();
+        let keys = routes
+            .into_iter()
+            .filter(|r| tables.contains(&r.key.table))
+            .map(|r| r.key)
+            .collect();
+        self.routes.replace_kernel(keys, taken_at);
+        self.drain(now);
+    }
+
+    /// Route notifications, in the order received.
+    pub fn handle_route_events(&mut self, now: Timestamp, events: Vec<RouteEvent>) {
+        let tables = self.route_tables();
+        for event in events {
+            match event {
+                RouteEvent::Added(r) if tables.contains(&r.key.table) => {
+                    self.routes.event(r.key, true);
+                }
+                RouteEvent::Removed(r) => self.routes.event(r.key, false),
+                _ => {}
+            }
+        }
+        self.drain(now);
+    }
+
+    /// The outcome of an [`Effect::AddRoute`] (`add`) or
+    /// [`Effect::RemoveRoute`]: `Ok(true)` done, `Ok(false)` it already
+    /// was so (EEXIST: a route of someone else's has that identity; ESRCH:
+    /// it was gone), or the error.
+    pub fn handle_route_result(
+        &mut self,
+        now: Timestamp,
+        op: &RouteOp,
+        add: bool,
+        result: Result<bool, String>,
+    ) {
+        self.routes.result(now, &op.route, add, result);
+        self.changed = true;
+        self.drain(now);
+    }
+
+    /// The tables of every configured route and of every route the
+    /// driver owns: the part of the kernel's routes it follows (the shell
+    /// reads only these).
+    pub fn route_tables(&self) -> BTreeSet<u32> {
+        let configured = self.entries.values().flat_map(|e| e.spec.routes.iter());
+        self.routes
+            .statics
+            .iter()
+            .chain(configured)
+            .map(|r| r.table)
+            .chain(self.routes.owned_keys().map(|k| k.table))
+            .collect()
+    }
+
+    /// Every route wanted now, by key (the first of several with one key
+    /// wins): the static routes, then the routes of each master, bound
+    /// instance in configuration order.
+    fn desired_routes(&self) -> BTreeMap<RouteKey, Route> {
+        let mut out = BTreeMap::new();
+        if self.stopping || !self.started {
+            return out;
+        }
+        for route in self
+            .routes
+            .statics
+            .iter()
+            .chain(self.masters().flat_map(|e| e.spec.routes.iter()))
+        {
+            out.entry(route.key()).or_insert_with(|| route.clone());
+        }
+        out
+    }
+
+    /// The entries of the master, bound instances, in configuration order.
+    pub(super) fn masters(&self) -> impl Iterator<Item = &super::Entry> {
+        self.order.iter().filter_map(|id| {
+            let entry = self.entries.get(id)?;
+            let master = entry.binding.is_ok()
+                && self
+                    .router
+                    .instance(*id)
+                    .is_some_and(|i| i.state() == State::Master);
+            master.then_some(entry)
+        })
+    }
+
+    /// Brings every route the driver knows of to where it should be.
+    pub(super) fn reconcile_routes(&mut self, now: Timestamp) {
+        if !self.started {
+            return;
+        }
+        let desired = self.desired_routes();
+        let kernel = &self.kernel;
+        let (ops, changed) = self.routes.reconcile(now, &desired, |name| {
+            kernel.link_by_name(name).map(|l| l.ifindex)
+        });
+        self.changed |= changed;
+        if !ops.is_empty() {
+            // Advertisements queued so far leave first; address changes
+            // queued before (a route's source or gateway may need them)
+            // go first too.
+            self.flush_outbox();
+        }
+        for Op {
+            add,
+            entry,
+            ifindex,
+        } in ops
+        {
+            let op = RouteOp {
+                route: entry,
+                ifindex,
+            };
+            self.effects.push_back(if add {
+                Effect::AddRoute(op)
+            } else {
+                Effect::RemoveRoute(op)
+            });
+        }
+        if self.routes.take_dirty() {
+            self.effects
+                .push_back(Effect::PersistRoutes(self.owned_routes()));
+            self.changed = true;
+        }
+    }
+}
