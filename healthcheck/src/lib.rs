@@ -58,6 +58,9 @@
 
 pub mod check;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod genhash;
 pub mod probe;
 pub mod runner;
