@@ -585,6 +585,37 @@ struct Header {
     ttl: Option<u8>,
 }
 
+/// [`parse_datagram`] for the fuzz targets: the payload range and
+/// (ifindex, source, destination, TTL) of a datagram received with the
+/// given metadata.
+#[cfg(feature = "fuzzing")]
+#[allow(clippy::type_complexity)]
+pub(crate) fn parse_datagram_for_fuzzing(
+    family: Family,
+    default_ifindex: u32,
+    (len, src, pktinfo_dst, ifindex, ttl): (
+        usize,
+        Option<IpAddr>,
+        Option<IpAddr>,
+        Option<u32>,
+        Option<u8>,
+    ),
+    buf: &[u8],
+) -> Option<(std::ops::Range<usize>, (u32, IpAddr, IpAddr, Option<u8>))> {
+    let meta = RawMeta {
+        len,
+        truncated: false,
+        src,
+        pktinfo_dst,
+        ifindex,
+        ttl,
+        received: None,
+        kernel_drops: None,
+    };
+    parse_datagram(family, default_ifindex, &meta, buf)
+        .map(|(range, h)| (range, (h.ifindex, h.src, h.dst, h.ttl)))
+}
+
 fn check_family(family: Family, addr: IpAddr) -> Result<(), SocketError> {
     if Family::of(addr) == family {
         Ok(())
