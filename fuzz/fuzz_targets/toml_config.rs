@@ -1,0 +1,105 @@
+//! vrrpd's TOML loader (`vrrpd check`), through `config::parse`. Any text:
+//! no panic; every error names the file and a line of it (0 only for the
+//! whole file). Any configuration it accepts prints (`to_toml`) and loads
+//! back to the same value, and converts to what the daemon runs (driver
+//! configuration, IPVS servers, checks, plan) without panicking. With
+//! `--features strict`, an accepted configuration must also run: every
+//! health-check timing drives the check scheduler for a few rounds and
+//! every duration of the plan can be added to the clock (review item P1).
+#![no_main]
+
+use std::path::Path;
+
+use libfuzzer_sys::fuzz_target;
+use vrrp_fuzz::config;
+
+const FILE: &str = "fuzz.toml";
+
+#[cfg(feature = "strict")]
+fn runs(cfg: &config::Config) {
+    use std::time::{Duration, Instant};
+    let Ok(plan) = cfg.plan() else { return };
+    let now = Instant::now();
+    let fits = |what: &str, d: Duration| {
+        assert!(
+            now.checked_add(d).is_some(),
+            "{what} = {d:?} passes the check but overflows the clock"
+        );
+    };
+    fits("notify_timeout", plan.notify_timeout);
+    for s in &plan.scripts {
+        fits("script interval", s.interval);
+        fits("script timeout", s.timeout);
+    }
+    for inst in &plan.driver.instances {
+        fits("preempt_delay", inst.config.preempt_delay);
+        fits("garp master_delay", inst.config.garp.master_delay);
+        if let Some(r) = inst.config.garp.master_refresh {
+            fits("garp master_refresh", r);
+        }
+    }
+    let mut scheduler = healthcheck::Scheduler::new(1);
+    let mut id = 0;
+    for vs in &plan.virtual_servers {
+        for rs in &vs.real_servers {
+            for c in &rs.checks {
+                id += 1;
+                let _ =
+                    scheduler.add_check(healthcheck::CheckId::new(id), c.spec.timing.clone(), now);
+            }
+        }
+    }
+    // A few rounds, every attempt failing (retries and delays used).
+    for _ in 0..16 {
+        let Some(t) = scheduler.poll_timeout() else {
+            break;
+        };
+        scheduler.handle_timeout(t);
+        while let Some(out) = scheduler.poll_output() {
+            if let healthcheck::Output::StartProbe(req) = out {
+                scheduler.handle_probe_result(
+                    req.token,
+                    Err(healthcheck::DownReason::ConnectionReset),
+                    t,
+                );
+            }
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let lines = text.lines().count().max(1);
+    match config::parse(text, Path::new(FILE)) {
+        Ok(cfg) => {
+            let printed = cfg.to_toml();
+            let again = config::parse(&printed, Path::new("printed.toml")).unwrap_or_else(|e| {
+                panic!("the printed configuration does not load:\n{e}\n---\n{printed}")
+            });
+            assert!(
+                again == cfg,
+                "the printed configuration loads to another value:\n{printed}"
+            );
+            let _ = cfg.driver_config();
+            let _ = cfg.virtual_servers();
+            let _ = cfg.real_server_checks();
+            let _ = cfg.plan();
+            #[cfg(feature = "strict")]
+            runs(&cfg);
+        }
+        Err(errors) => {
+            assert!(!errors.0.is_empty(), "an error without any error");
+            for e in &errors.0 {
+                assert_eq!(e.file, Path::new(FILE));
+                assert!(
+                    e.line <= lines + 1,
+                    "error on line {} of {lines}: {e}",
+                    e.line
+                );
+                let _ = e.to_string();
+            }
+        }
+    }
+});

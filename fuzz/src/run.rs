@@ -1,0 +1,4 @@
+//! vrrpd's `run::plan`: what the configuration converts into.
+
+#[path = "../../vrrpd/src/run/plan.rs"]
+pub mod plan;
