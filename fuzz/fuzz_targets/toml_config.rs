@@ -3,7 +3,7 @@
 //! whole file). Any configuration it accepts prints (`to_toml`) and loads
 //! back to the same value, and converts to what the daemon runs (driver
 //! configuration, IPVS servers, checks, plan) without panicking. With
-//! `--features strict`, an accepted configuration must also run: every
+//! `--features strict-clock`, an accepted configuration must also run: every
 //! health-check timing drives the check scheduler for a few rounds and
 //! every duration of the plan can be added to the clock (review item P1).
 #![no_main]
@@ -15,7 +15,7 @@ use vrrp_fuzz::config;
 
 const FILE: &str = "fuzz.toml";
 
-#[cfg(feature = "strict")]
+#[cfg(feature = "strict-clock")]
 fn runs(cfg: &config::Config) {
     use std::time::{Duration, Instant};
     let Ok(plan) = cfg.plan() else { return };
@@ -86,7 +86,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = cfg.virtual_servers();
             let _ = cfg.real_server_checks();
             let _ = cfg.plan();
-            #[cfg(feature = "strict")]
+            #[cfg(feature = "strict-clock")]
             runs(&cfg);
         }
         Err(errors) => {
