@@ -6,6 +6,10 @@
 //! `--features strict-clock`, an accepted configuration must also run: every
 //! health-check timing drives the check scheduler for a few rounds and
 //! every duration of the plan can be added to the clock (review item P1).
+//! The same text also goes through the value parsers on their own
+//! (durations, command lines, status ranges, prefixes, virtual addresses,
+//! sockets): what they accept prints back to the same value, and status
+//! ranges they accept are accepted by the HTTP check.
 #![no_main]
 
 use std::path::Path;
@@ -67,10 +71,60 @@ fn runs(cfg: &config::Config) {
     }
 }
 
+/// The value parsers the loader uses, on the whole text: what they accept
+/// prints back to itself, and what they promise holds downstream.
+fn values(text: &str) {
+    if let Ok(d) = config::parse_duration(text) {
+        let printed = config::format_duration(d);
+        assert_eq!(
+            config::parse_duration(&printed),
+            Ok(d),
+            "duration {text:?} prints as {printed:?}"
+        );
+    }
+    if let Ok(words) = config::split_words(text) {
+        assert!(!words.is_empty());
+        let quoted: Vec<String> = words
+            .iter()
+            .map(|w| format!("\"{}\"", w.replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect();
+        assert_eq!(
+            config::split_words(&quoted.join(" ")),
+            Ok(words),
+            "quoting {text:?}"
+        );
+    }
+    if let Ok(ranges) = config::parse_status_ranges(text) {
+        // What `vrrpd check` accepts, the HTTP check accepts too.
+        assert!(
+            healthcheck::StatusRanges::new(ranges).is_ok(),
+            "status ranges {text:?}"
+        );
+    }
+    if let Ok((ip, len)) = config::parse_prefix(text) {
+        assert!(len <= if ip.is_ipv4() { 32 } else { 128 });
+    }
+    if let Ok(vip) = text.parse::<config::VirtualIp>() {
+        assert_eq!(
+            vip.to_string().parse::<config::VirtualIp>(),
+            Ok(vip),
+            "virtual address {text:?}"
+        );
+    }
+    if let Ok(addr) = config::parse_socket(text) {
+        assert_eq!(
+            config::parse_socket(&addr.to_string()),
+            Ok(addr),
+            "socket {text:?}"
+        );
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    values(text);
     let lines = text.lines().count().max(1);
     match config::parse(text, Path::new(FILE)) {
         Ok(cfg) => {
