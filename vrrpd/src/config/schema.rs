@@ -330,8 +330,8 @@ impl FromStr for VirtualIp {
                 .next()
                 .ok_or_else(|| format!("`{word}` needs a value in virtual address `{s}`"))?;
             match word {
-                "dev" => vip.dev = Some(value.to_owned()),
-                "label" => vip.label = Some(value.to_owned()),
+                "dev" => vip.dev = Some(interface_name("dev", value)?),
+                "label" => vip.label = Some(interface_name("label", value)?),
                 other => {
                     return Err(format!(
                         "unknown option `{other}` in virtual address `{s}` (known: dev, label)"
@@ -394,10 +394,22 @@ impl TryFrom<VirtualIpTable> for VirtualIp {
         Ok(VirtualIp {
             address,
             prefix_len,
-            dev: t.dev,
-            label: t.label,
+            dev: t.dev.map(|d| interface_name("dev", &d)).transpose()?,
+            label: t.label.map(|l| interface_name("label", &l)).transpose()?,
         })
     }
+}
+
+/// An interface name or address label as the kernel stores them: 1 to 15
+/// bytes (IFNAMSIZ - 1), no whitespace (so the string form prints and
+/// reads back).
+fn interface_name(what: &str, value: &str) -> Result<String, String> {
+    if value.is_empty() || value.len() > 15 || value.contains(char::is_whitespace) {
+        return Err(format!(
+            "{what} `{value}` must be 1 to 15 bytes without spaces (a kernel interface name or label)"
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 /// A tracked interface or script, with an optional weight override.

@@ -518,6 +518,37 @@ fn effective_configuration_loads_back_identical() {
     }
 }
 
+/// Found by fuzz/fuzz_targets/toml_config.rs: a label with a space was
+/// accepted in table form and printed as `ADDR dev eth0 label e }}:vip`,
+/// which does not load back.
+#[test]
+fn virtual_address_names_are_kernel_names() {
+    let vip = |v: &str| format!("{MINIMAL}virtual_ipaddress = [{v}]\n");
+    let key = "instance.VI_1.virtual_ipaddress[0]";
+    one_error(
+        &vip(r#"{ address = "192.0.2.1/24", dev = "eth0", label = "e }}:vip" }"#),
+        4,
+        key,
+        "label `e }}:vip` must be 1 to 15 bytes",
+    );
+    one_error(
+        &vip(r#"{ address = "192.0.2.1/24", dev = "" }"#),
+        4,
+        key,
+        "dev `` must be 1 to 15 bytes",
+    );
+    one_error(
+        &vip(r#""192.0.2.1/24 dev eth0 label eth0:sixteen-bytes""#),
+        4,
+        key,
+        "label `eth0:sixteen-bytes` must be 1 to 15 bytes",
+    );
+    let c = ok(&vip(
+        r#"{ address = "192.0.2.1/24", dev = "eth0", label = "eth0:vip" }"#,
+    ));
+    assert_eq!(c, ok(&c.to_toml()));
+}
+
 #[test]
 fn tracked_scripts_and_files_map_to_stable_ids() {
     let text = "[script.chk_a]\ncommand = \"true\"\nweight = -20\n\
