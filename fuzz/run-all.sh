@@ -59,7 +59,9 @@ if [ -n "$only" ]; then
 fi
 
 stamp "building $(echo "$targets" | wc -w) targets (debug assertions on)"
-cargo +nightly fuzz build --debug-assertions "${sanitizer[@]}" "${features[@]}"
+one=""
+[ "$(echo "$targets" | wc -w)" = 1 ] && one="$targets"
+cargo +nightly fuzz build --debug-assertions "${sanitizer[@]}" "${features[@]}" $one
 
 seeds=target/seeds
 rm -rf "$seeds"
@@ -84,8 +86,10 @@ run_one() {
 summary() {
   local t="$1" rc="$2" log="$logs/$1.log"
   local runs secs files bytes result
-  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-  secs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o 'in [0-9]*' | grep -o '[0-9]*' | tail -1)
+  # A crashed run prints no final statistics: take the last status line.
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
+  [ -n "$runs" ] || runs=$(grep -o '^#[0-9]*' "$log" | tr -d '#' | tail -1 || true)
+  secs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o 'in [0-9]*' | grep -o '[0-9]*' | tail -1 || true)
   files=$(find "corpus/$t" -type f | wc -l)
   bytes=$(du -sb "corpus/$t" | cut -f1)
   if [ "$rc" = 0 ]; then result=ok; else result="FAILED (exit $rc)"; fi
