@@ -276,6 +276,11 @@ impl PreparedHttp {
 
     pub(crate) async fn probe(&self) -> ProbeResult {
         let outcome = self.fetch(self.digest.is_some()).await?;
+        self.judge(outcome)
+    }
+
+    /// Up when the status is expected and the body has the expected digest.
+    pub(crate) fn judge(&self, outcome: FetchOutcome) -> ProbeResult {
         if !self.status.contains(outcome.status) {
             return Err(DownReason::HttpStatus(outcome.status));
         }
@@ -305,7 +310,11 @@ impl PreparedHttp {
         }
     }
 
-    async fn exchange<S>(&self, stream: S, read_body: bool) -> Result<FetchOutcome, DownReason>
+    pub(crate) async fn exchange<S>(
+        &self,
+        stream: S,
+        read_body: bool,
+    ) -> Result<FetchOutcome, DownReason>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {

@@ -60,7 +60,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         return Err(err());
     }
     let (int, frac) = number.split_once('.').unwrap_or((number, ""));
-    if frac.contains('.') || int.len() > 20 || frac.len() > 9 {
+    // No bound on the integer's digits: u128 parsing and the checked
+    // arithmetic below refuse what does not fit, and the printed form of a
+    // large duration with nanoseconds has up to 29 digits.
+    if frac.contains('.') || frac.len() > 9 {
         return Err(err());
     }
     let int: u128 = int.parse().map_err(|_| err())?;
@@ -188,6 +191,30 @@ mod tests {
             let parsed = parse_duration(d).expect("valid");
             assert_eq!(parse_duration(&format_duration(parsed)), Ok(parsed));
         }
+    }
+
+    /// Found by fuzz/fuzz_targets/toml_config.rs: `vrrpd check` printed
+    /// "100000000000000000001ns" for "100000000000.000000001s", which did
+    /// not load back (more than 20 digits).
+    #[test]
+    fn every_duration_prints_to_a_form_that_parses_back() {
+        for d in [
+            Duration::new(100_000_000_000, 1),
+            Duration::new(u64::MAX, 999_999_999),
+            Duration::new(u64::MAX, 0),
+            Duration::from_nanos(u64::MAX),
+        ] {
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{d:?}");
+        }
+        assert_eq!(
+            parse_duration("100000000000.000000001s"),
+            Ok(Duration::new(100_000_000_000, 1))
+        );
+        assert!(
+            parse_duration("18446744073709551616s").is_err(),
+            "beyond u64 seconds"
+        );
+        assert!(parse_duration(&"9".repeat(40)).is_err(), "beyond u128");
     }
 
     #[test]

@@ -95,6 +95,19 @@ pub struct Resolver {
     pub keep_servers: bool,
 }
 
+/// An interface name or address label as the kernel stores them: 1 to 15
+/// bytes (IFNAMSIZ - 1) and no whitespace, so that the `ADDR dev X label Y`
+/// form prints and reads back and the kernel takes it (keepalived removes
+/// an address whose label is longer).
+fn kernel_name(what: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > 15 || value.contains(char::is_whitespace) {
+        return Err(format!(
+            "{what} `{value}` must be 1 to 15 bytes without spaces (a kernel interface name or label)"
+        ));
+    }
+    Ok(())
+}
+
 /// Keepalived's range of script and interface weights.
 const SCRIPT_WEIGHT: (i32, i32) = (-253, 253);
 /// Keepalived's range of track file weights.
@@ -394,6 +407,11 @@ impl Resolver {
         let strict = i.strict_mode.unwrap_or(g.vrrp_strict);
         let mut vips = Vec::with_capacity(i.virtual_ipaddress.len());
         for (n, v) in i.virtual_ipaddress.into_iter().enumerate() {
+            for (what, name) in [("dev", &v.dev), ("label", &v.label)] {
+                if let Some(Err(e)) = name.as_deref().map(|name| kernel_name(what, name)) {
+                    self.err(k.key("virtual_ipaddress").index(n), ErrorKind::Invalid(e));
+                }
+            }
             match v.address.parse::<VirtualAddress>() {
                 Ok(address) => vips.push(Vip {
                     address,
