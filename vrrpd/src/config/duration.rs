@@ -31,17 +31,38 @@ impl Dur {
     }
 }
 
-/// Why a duration string was refused.
+/// The longest duration of any setting: 365 days, the health-check
+/// library's limit ([`healthcheck::MAX_DURATION`]), far from the end of
+/// every clock a timer is set on. No keepalived timer comes near it.
+pub const MAX_DURATION: Duration = healthcheck::MAX_DURATION;
+
+/// Why a duration was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid duration `{0}`: write a number with a unit (\"150ms\", \"1s\", \"2m\", \"1h\") or a number of seconds"
-)]
-pub struct DurationError(pub String);
+pub enum DurationError {
+    /// Not a duration.
+    #[error(
+        "invalid duration `{0}`: write a number with a unit (\"150ms\", \"1s\", \"2m\", \"1h\") or a number of seconds"
+    )]
+    Invalid(String),
+    /// Longer than [`MAX_DURATION`].
+    #[error("duration `{0}` is longer than 365 days, the longest vrrpd accepts")]
+    TooLong(String),
+}
+
+/// `d`, or an error naming `text` when it is longer than [`MAX_DURATION`].
+fn bounded(d: Duration, text: impl fmt::Display) -> Result<Duration, DurationError> {
+    if d > MAX_DURATION {
+        Err(DurationError::TooLong(text.to_string()))
+    } else {
+        Ok(d)
+    }
+}
 
 /// Parses `"1s"`, `"150ms"`, `"1.5s"`, `"2m"`, `"1h"`, `"10us"` or `"3"`
-/// (seconds). Negative, empty and overflowing values are refused.
+/// (seconds). Negative, empty and overflowing values are refused, and so
+/// is anything longer than [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    let err = || DurationError(text.to_owned());
+    let err = || DurationError::Invalid(text.to_owned());
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -77,7 +98,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     }
     let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| err())?;
     let sub = u32::try_from(nanos % 1_000_000_000).map_err(|_| err())?;
-    Ok(Duration::new(secs, sub))
+    bounded(Duration::new(secs, sub), t)
 }
 
 /// The shortest exact form: `"2m"`, `"1s"`, `"150ms"`, `"10us"`, `"0s"`.
@@ -124,17 +145,20 @@ impl<'de> Deserialize<'de> for Dur {
                 parse_duration(v).map(Dur).map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
-                u64::try_from(v)
-                    .map(Dur::secs)
-                    .map_err(|_| E::custom(format!("negative duration {v}")))
+                let v =
+                    u64::try_from(v).map_err(|_| E::custom(format!("negative duration {v}")))?;
+                self.visit_u64(v)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
-                Ok(Dur::secs(v))
+                bounded(Duration::from_secs(v), v)
+                    .map(Dur)
+                    .map_err(E::custom)
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
                 Duration::try_from_secs_f64(v)
-                    .map(Dur)
                     .map_err(|_| E::custom(format!("invalid duration {v}")))
+                    .and_then(|d| bounded(d, v).map_err(E::custom))
+                    .map(Dur)
             }
         }
         d.deserialize_any(V)
@@ -195,26 +219,46 @@ mod tests {
 
     /// Found by fuzz/fuzz_targets/toml_config.rs: `vrrpd check` printed
     /// "100000000000000000001ns" for "100000000000.000000001s", which did
-    /// not load back (more than 20 digits).
+    /// not load back (more than 20 digits), and accepted durations no
+    /// clock can hold ("3000000000000000h"), which failed at run time.
     #[test]
-    fn every_duration_prints_to_a_form_that_parses_back() {
+    fn every_duration_prints_to_a_form_that_parses_back_up_to_the_limit() {
         for d in [
-            Duration::new(100_000_000_000, 1),
-            Duration::new(u64::MAX, 999_999_999),
-            Duration::new(u64::MAX, 0),
-            Duration::from_nanos(u64::MAX),
+            MAX_DURATION,
+            MAX_DURATION - Duration::from_nanos(1),
+            Duration::new(12_345_678, 1),
+            Duration::from_nanos(u64::from(u32::MAX) * 7),
         ] {
             assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{d:?}");
         }
-        assert_eq!(
-            parse_duration("100000000000.000000001s"),
-            Ok(Duration::new(100_000_000_000, 1))
-        );
-        assert!(
-            parse_duration("18446744073709551616s").is_err(),
-            "beyond u64 seconds"
-        );
-        assert!(parse_duration(&"9".repeat(40)).is_err(), "beyond u128");
+        assert_eq!(parse_duration("365d").ok(), None, "no unit d");
+        assert_eq!(parse_duration("8760h"), Ok(MAX_DURATION));
+        for too_long in [
+            "8760.000000001h",
+            "31536001",
+            "3000000000000000h",
+            "100000000000.000000001s",
+            "18446744073709551615s",
+        ] {
+            assert_eq!(
+                parse_duration(too_long),
+                Err(DurationError::TooLong(too_long.to_owned()))
+            );
+        }
+        assert!(matches!(
+            parse_duration(&"9".repeat(40)),
+            Err(DurationError::Invalid(_))
+        ));
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct T {
+            a: Dur,
+        }
+        for too_long in ["a = 31536001", "a = 3.2e7", "a = \"3000000000000000h\""] {
+            let e = toml::from_str::<T>(too_long).expect_err(too_long);
+            assert!(e.to_string().contains("longer than 365 days"), "{e}");
+        }
+        assert!(toml::from_str::<T>("a = 31536000").is_ok());
     }
 
     #[test]

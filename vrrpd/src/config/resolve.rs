@@ -15,7 +15,7 @@ use std::time::Duration;
 use vrrp_core::{Centisecs, Family, Field, GarpConfig, Priority, Version, VirtualAddress, Weight};
 
 use super::command::CommandSpec;
-use super::duration::Dur;
+use super::duration::{Dur, DurationError, MAX_DURATION};
 use super::effective::{
     Check, CheckKind, CheckTiming, Command, DnsCheck, Effective, Global, HttpCheck, Instance,
     MiscCheck, Notify, RealServer, Script, ServiceAddr, SmtpCheck, StartState, SyncGroup,
@@ -137,6 +137,15 @@ impl Resolver {
             self.out.warnings.push(Problem { key, kind });
         } else {
             self.out.errors.push(Problem { key, kind });
+        }
+    }
+
+    /// The TOML reader refuses durations over [`MAX_DURATION`]; a
+    /// keepalived.conf number of seconds reaches here unchecked.
+    fn bounded(&mut self, key: impl FnOnce() -> KeyPath, d: Duration) {
+        if d > MAX_DURATION {
+            let e = DurationError::TooLong(Dur(d).to_string());
+            self.err(key(), ErrorKind::Invalid(e.to_string()));
         }
     }
 
@@ -336,6 +345,8 @@ impl Resolver {
         let timeout = s.timeout.map_or(interval, Dur::get);
         self.nonzero(|| k.key("interval"), interval, "interval");
         self.nonzero(|| k.key("timeout"), timeout, "timeout");
+        self.bounded(|| k.key("interval"), interval);
+        self.bounded(|| k.key("timeout"), timeout);
         let weight = self.weight(|| k.key("weight"), s.weight.unwrap_or(0), SCRIPT_WEIGHT);
         let rise = s.rise.unwrap_or(1);
         let fall = s.fall.unwrap_or(1);
@@ -1308,6 +1319,7 @@ impl Resolver {
             "connect_timeout"
         };
         self.nonzero(|| ck().key(what), timeout, what);
+        self.bounded(|| ck().key(what), timeout);
         timing
     }
 }
