@@ -24,7 +24,7 @@ fn model(
     let data = buf.get(..meta.len)?;
     let ifindex = meta.ifindex.unwrap_or(default_ifindex);
     match family {
-        Family::V4 => {
+        Family::Ipv4 => {
             let first = *data.first()?;
             let header_len = usize::from(first & 0x0f) * 4;
             if data.len() < 20 || first >> 4 != 4 || header_len < 20 || data.len() < header_len {
@@ -78,7 +78,7 @@ fuzz_target!(|data: &[u8]| {
     h[..head.len()].copy_from_slice(head);
     let flags = h[0];
     let v6 = flags & 1 != 0;
-    let family = if v6 { Family::V6 } else { Family::V4 };
+    let family = if v6 { Family::Ipv6 } else { Family::Ipv4 };
     // Usually everything received; sometimes less or (never from the
     // kernel, but the parser must not care) more than the buffer.
     let shrink = usize::from(u16::from_le_bytes([h[2], h[3]]));
