@@ -1,9 +1,12 @@
 //! The keepalived.conf importer (`vrrpd import-keepalived`), through
 //! `import::import_str`. Any text: no panic and no hang (include loops and
-//! nesting are bounded); every warning names a file it read and a line of
-//! it. What it converts is valid TOML that vrrpd's loader reads without a
-//! syntax error or an unknown key (whatever it cannot carry is a warning,
-//! never a key vrrpd does not know).
+//! nesting are bounded); every warning, and every problem the converted
+//! configuration has, names a file it read and a line of it. What it writes
+//! is valid TOML that vrrpd's loader reads without a syntax error or an
+//! unknown key (whatever it cannot carry is a warning, never a key vrrpd
+//! does not know), and that `vrrpd check` judges as `import-keepalived`
+//! did: both accept it, to the same effective configuration, or both
+//! refuse it.
 //!
 //! Includes resolve in a scratch directory holding a few fixtures (a plain
 //! file, a nested include, a self-include); inputs whose include lines
@@ -15,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use vrrp_fuzz::config::{self, ErrorKind};
+use vrrp_fuzz::config::{self, ErrorKind, Target};
 use vrrp_fuzz::import;
 
 fn sandbox() -> &'static Path {
@@ -64,36 +67,64 @@ fuzz_target!(|data: &[u8]| {
     }
     let dir = sandbox();
     let main = dir.join("keepalived.conf");
-    let Ok(imported) = import::import_str(&text, &main) else {
+    let options = import::Options {
+        config_id: "fuzz".to_owned(),
+    };
+    let Ok(imported) = import::import_str(&text, &main, &options) else {
         return;
     };
     let lines = text.lines().count().max(1);
-    for w in &imported.warnings {
+    let read_here = |file: &Path, line: usize, what: &dyn std::fmt::Display| {
         assert!(
-            w.pos.file == main || w.pos.file.starts_with(dir),
-            "warning about a file never read: {w}"
+            file == main || file.starts_with(dir),
+            "{what} about a file never read: {}",
+            file.display()
         );
-        if w.pos.file == main {
-            assert!(
-                w.pos.line <= lines,
-                "warning on line {} of {lines}: {w}",
-                w.pos.line
-            );
+        if file == main {
+            assert!(line <= lines, "{what} on line {line} of {lines}");
         }
+    };
+    for w in &imported.warnings {
+        read_here(&w.file, w.line, w);
     }
-    let _: toml::Table = imported.toml.parse().unwrap_or_else(|e| {
-        panic!(
-            "the importer wrote invalid TOML: {e}\n---\n{}",
-            imported.toml
-        )
-    });
-    if let Err(errors) = config::parse(&imported.toml, Path::new("imported.toml")) {
-        for e in &errors.0 {
-            assert!(
-                !matches!(e.kind, ErrorKind::Syntax(_) | ErrorKind::UnknownKey(_)),
-                "the importer wrote what vrrpd cannot read: {e}\n---\n{}",
-                imported.toml
-            );
-        }
+    let mut written = Vec::new();
+    imported
+        .write_toml(&mut written)
+        .expect("writing to memory");
+    let written = String::from_utf8(written).expect("TOML is UTF-8");
+    if let Err(e) = written.parse::<toml::Table>() {
+        panic!("the importer wrote invalid TOML: {e}\n---\n{written}");
+    }
+    // What `import-keepalived` checks (the converted configuration, its
+    // problems placed at keepalived.conf lines) is what `vrrpd check`
+    // then reads from the TOML it wrote.
+    let direct = config::resolve(
+        imported.config.clone(),
+        Target::OtherHost,
+        &config::Failed::default(),
+        true,
+    );
+    for p in direct.errors.iter().chain(&direct.warnings) {
+        let (file, line) = imported.locate(&p.key);
+        read_here(&file, line, &p.key);
+    }
+    let (via_toml, errors) = config::read(&written, Path::new("imported.toml"), Target::OtherHost);
+    for e in &errors {
+        assert!(
+            !matches!(e.kind, ErrorKind::Syntax(_) | ErrorKind::UnknownKey(_)),
+            "the importer wrote what vrrpd cannot read: {e}\n---\n{written}"
+        );
+    }
+    assert_eq!(
+        direct.errors.is_empty(),
+        errors.is_empty(),
+        "import-keepalived and vrrpd check disagree:\n{:#?}\n{errors:#?}\n---\n{written}",
+        direct.errors
+    );
+    if errors.is_empty() {
+        assert!(
+            direct.effective == via_toml.effective,
+            "the written TOML resolves to another configuration:\n{written}"
+        );
     }
 });
