@@ -1,47 +1,59 @@
-//! Random operation sequences on a router of five instances: VRRPv2 with
-//! and without a password, a VRRPv3 sync group, a possible address owner
-//! (priority 255), an IPv6 instance, unicast or multicast, varied preempt
-//! and advertisement settings; fed adverts (well formed or not, from
-//! owners, at priority 0, with wrong TTL, interval, addresses or password),
-//! raw bytes, early and repeated timeouts, tracked objects, priorities,
-//! removal, shutdown and restart. After every step:
-//! - no panic; every output an instance asks for encodes;
+//! Random operation sequences on a `vrrp_core::Router` of five instances:
+//! VRRPv2 with and without a password, a VRRPv3 sync group, possible
+//! address owners (priority 255, discarding adverts as RFC 5798 7.1 says,
+//! or processing them as keepalived 2.2.7 did), an IPv6 instance, unicast
+//! or multicast, varied preempt and advertisement settings; fed adverts
+//! (well formed or not, from owners, at priority 0, with wrong TTL,
+//! interval, addresses or password), raw bytes, early and repeated
+//! timeouts, tracked objects (state, tracking on and off), priorities,
+//! in-place reconfiguration (addresses, priority, timers), removal,
+//! shutdown and restart. After every step:
+//! - no panic; every advert an instance asks for encodes and decodes back
+//!   to its VRID and priority;
 //! - each received packet is counted exactly once: by the router when no
-//!   instance takes it, else as accepted or as one drop of the instance;
+//!   instance takes it, else as accepted or as one drop of the instance,
+//!   under the reason returned;
 //! - every counter only grows;
 //! - the outputs tell the whole story: `StateChanged` and `PriorityChanged`
-//!   chain from the previous value to the current one, addresses are added
-//!   exactly while master, adverts are sent only by a master (priority 0
-//!   only when it leaves for Initialize or Fault);
+//!   chain from the previous value to the current one; the addresses
+//!   installed are exactly the configured ones while Master and none
+//!   otherwise (added only in Master, removed in Master only when a
+//!   reconfiguration drops them); announcements only of installed
+//!   addresses; adverts only from a Master, priority 0 only right after
+//!   leaving Master for Initialize or Fault;
+//! - Fault exactly when a weight-0 tracked object of the instance, or of a
+//!   member of its sync group, is down (`in_fault` agrees);
 //! - timers: none in Initialize or Fault, always one in Master, a Backup
-//!   without one only while its sync group decides, deadlines after
-//!   `handle_timeout(now)` lie after `now`, and a repeated or early
-//!   `handle_timeout` does nothing (house rule 3).
-//!
-//! Invariants the engine does not hold yet are checked only with a feature
-//! (`strict` turns on all): an address owner outside any sync group never
-//! leaves Master on a received advert (`strict-owner`, reliability review
-//! V1), a priority-0 advert from anyone but the known master does not bring
-//! the takeover forward (`strict-priority-zero`, V2), and a sync group member
-//! left waiting for a removed one still takes over (`strict-sync-removal`,
-//! found by this target).
+//!   without one only while another member of its sync group still has
+//!   one or is not started (so removing a member never strands the
+//!   others); deadlines after
+//!   `handle_timeout(now)` lie after `now`; `poll_deadline` agrees with
+//!   `poll_timeout`; a repeated or early `handle_timeout` does nothing
+//!   (house rule 3);
+//! - an address owner that discards adverts (`owner_ignore_adverts`, the
+//!   default) and is in no sync group never leaves Master on a packet
+//!   (reliability review V1);
+//! - a priority-0 advert from anyone but the master a Backup follows never
+//!   brings its takeover forward (review V2).
 #![no_main]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use vrrp_core::wire::{AdvertRepr, IpPair, MAX_PACKET_LEN};
+use vrrp_core::wire::{AdvertRepr, IpPair, MAX_PACKET_LEN, Packet};
 use vrrp_core::{
-    Auth, Centisecs, ChecksumMode, DropReason, InitialState, InstanceConfig, InstanceId, Output,
-    Priority, Router, RxMeta, State, Statistics, Timestamp, TrackConfig, TrackId, Version,
+    Auth, Centisecs, ChecksumMode, DropReason, Family, InitialState, InstanceConfig, InstanceId,
+    Output, Priority, Router, RxMeta, State, Statistics, Timestamp, TrackConfig, TrackId, Version,
     VirtualAddress, Vrid,
 };
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
 struct Knobs {
+    /// For an address owner, bit 0 set means keepalived 2.2.7's behaviour
+    /// (`owner_ignore_adverts = false`).
     priority: u8,
     interval: u16,
     /// Bits: 0 no preempt, 1 preempt delay, 2 start as master, 3 no advert
@@ -82,16 +94,39 @@ enum Op {
         id: u8,
         up: bool,
     },
+    /// Starts (again) or stops tracking an instance's object.
+    Tracking {
+        which: u8,
+        on: bool,
+    },
     Priority {
         which: u8,
         prio: u8,
     },
+    /// In-place reconfiguration with new knobs and a subset (bits) of
+    /// three virtual addresses.
+    Reconfigure {
+        which: u8,
+        knobs: Knobs,
+        addresses: u8,
+    },
     Remove(u8),
+    Start(u8),
     Shutdown,
     Startup,
 }
 
 const PASSWORD: [u8; 8] = *b"s3cr3t\0\0";
+/// Each instance's tracked object weight; instance `i` tracks `TrackId(i % 3)`.
+const WEIGHTS: [i32; 5] = [-10, 0, 10, -300, 20];
+/// (version, IPv6, VRID) of each instance.
+const SHAPES: [(Version, bool, u8); 5] = [
+    (Version::V2, false, 1),
+    (Version::V3, false, 2),
+    (Version::V3, false, 3),
+    (Version::V3, false, 4),
+    (Version::V3, true, 1),
+];
 
 fn v4(last: u8) -> IpAddr {
     IpAddr::from([192, 0, 2, last])
@@ -101,28 +136,82 @@ fn v6(last: u8) -> IpAddr {
     IpAddr::from([0xfe80, 0, 0, 0, 0, 0, 0, u16::from(last)])
 }
 
-fn vip(v6_: bool) -> IpAddr {
+/// Virtual address `n` (0..3) of a family; 0 is every instance's first.
+fn vip(v6_: bool, n: u8) -> IpAddr {
     if v6_ {
-        "2001:db8::100".parse().expect("address")
+        IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100 + u16::from(n)])
     } else {
-        v4(100)
+        v4(100 + n)
     }
 }
 
+/// Instance `i`'s configuration from its knobs, with the virtual addresses
+/// in the bits of `addresses`.
+fn config(i: usize, k: Knobs, addresses: u8) -> InstanceConfig {
+    let (version, is_v6, vrid) = SHAPES[i];
+    let me = if is_v6 { v6(10) } else { v4(10) };
+    let owner = k.flags & 0x80 != 0 && i >= 3;
+    let priority = if owner {
+        Priority::OWNER
+    } else {
+        Priority::new(k.priority.clamp(1, 254))
+    };
+    let mut c =
+        InstanceConfig::new(Vrid::new(vrid).expect("vrid"), version, me).with_priority(priority);
+    for n in 0..3 {
+        if addresses & (1 << n) != 0 {
+            c = c.with_address(VirtualAddress::host(vip(is_v6, n)));
+        }
+    }
+    c.advert_interval = match version {
+        Version::V2 => Centisecs::new((k.interval % 3 + 1) * 100),
+        _ => Centisecs::new(k.interval % 300 + 1),
+    };
+    if i == 0 && k.flags & 0x80 != 0 {
+        c.auth = Auth::Password(PASSWORD);
+    }
+    c.preempt = k.flags & 1 == 0;
+    if k.flags & 2 != 0 {
+        c.preempt_delay = Duration::from_millis(u64::from(k.interval % 5000));
+    }
+    if k.flags & 4 != 0 {
+        c.initial_state = InitialState::Master;
+    }
+    c.lower_prio_no_advert = k.flags & 8 != 0;
+    if k.flags & 16 != 0 {
+        c.unicast_peers = vec![
+            if is_v6 { v6(20) } else { v4(20) },
+            if is_v6 { v6(30) } else { v4(30) },
+        ];
+    }
+    if k.flags & 32 != 0 {
+        c.garp.master_refresh = Some(Duration::from_millis(u64::from(k.interval % 2000)));
+        c.garp.master_delay = Duration::from_millis(u64::from(k.interval % 700));
+    }
+    c.check_ttl = k.flags & 64 == 0;
+    c.owner_ignore_adverts = !(owner && k.priority & 1 != 0);
+    c
+}
+
 /// What the outputs so far say about one instance.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Seen {
     state: State,
     priority: Priority,
-    installed: bool,
+    installed: HashSet<VirtualAddress>,
+    /// Right after leaving Master for Initialize or Fault: priority 0 may
+    /// be sent until the addresses go.
+    may_send_stop: bool,
 }
 
 struct World {
     router: Router,
     ids: Vec<InstanceId>,
     group: Vec<InstanceId>,
-    /// A sync group member was removed (see the liveness check).
-    group_shrunk: bool,
+    /// Which instances track their object.
+    tracking: Vec<bool>,
+    /// State of each tracked object.
+    up: [bool; 3],
     seen: HashMap<InstanceId, Seen>,
     stats: HashMap<InstanceId, Statistics>,
     now: Timestamp,
@@ -138,92 +227,38 @@ fn router_total(r: &Router) -> u64 {
         + s.invalid_type_errors
 }
 
-fn counters(s: &Statistics) -> [u64; 19] {
-    [
+fn counters(s: &Statistics) -> Vec<u64> {
+    let mut v = vec![
         s.master_transitions,
         s.transitions,
         s.rcvd_advertisements,
         s.sent_advertisements,
         s.rcvd_pri_zero_packets,
         s.sent_pri_zero_packets,
-        s.ip_ttl_errors,
-        s.adv_interval_errors,
-        s.address_list_errors,
-        s.rcvd_invalid_type_packets,
-        s.packet_length_errors,
-        s.auth_failures,
-        s.invalid_auth_type,
-        s.auth_type_mismatch,
-        s.version_mismatch,
-        s.unknown_peer,
-        s.own_packets,
-        s.dropped_not_running,
-        s.checksum_errors,
-    ]
+    ];
+    v.extend(s.drop_counters().map(|(_, n)| n));
+    v
 }
 
 impl World {
     fn new(knobs: [Knobs; 5]) -> Self {
         let mut router = Router::new();
-        let mut ids = Vec::new();
-        // (version, v6, vrid, password)
-        let shapes = [
-            (Version::V2, false, 1, knobs[0].flags & 0x80 != 0),
-            (Version::V3, false, 2, false),
-            (Version::V3, false, 3, false),
-            (Version::V3, false, 4, false),
-            (Version::V3, true, 1, false),
-        ];
-        for (i, (version, is_v6, vrid, password)) in shapes.into_iter().enumerate() {
-            let k = knobs[i];
-            let me = if is_v6 { v6(10) } else { v4(10) };
-            let owner = k.flags & 0x80 != 0 && i >= 3;
-            let priority = if owner {
-                Priority::OWNER
-            } else {
-                Priority::new(k.priority.clamp(1, 254))
-            };
-            let mut c = InstanceConfig::new(Vrid::new(vrid).expect("vrid"), version, me)
-                .with_priority(priority)
-                .with_address(VirtualAddress::host(vip(is_v6)));
-            c.advert_interval = match version {
-                Version::V2 => Centisecs::new((k.interval % 3 + 1) * 100),
-                _ => Centisecs::new(k.interval % 300 + 1),
-            };
-            if password {
-                c.auth = Auth::Password(PASSWORD);
-            }
-            c.preempt = k.flags & 1 == 0;
-            if k.flags & 2 != 0 {
-                c.preempt_delay = Duration::from_millis(u64::from(k.interval % 5000));
-            }
-            if k.flags & 4 != 0 {
-                c.initial_state = InitialState::Master;
-            }
-            c.lower_prio_no_advert = k.flags & 8 != 0;
-            if k.flags & 16 != 0 {
-                c.unicast_peers = vec![
-                    if is_v6 { v6(20) } else { v4(20) },
-                    if is_v6 { v6(30) } else { v4(30) },
-                ];
-            }
-            if k.flags & 32 != 0 {
-                c.garp.master_refresh = Some(Duration::from_millis(u64::from(k.interval % 2000)));
-                c.garp.master_delay = Duration::from_millis(u64::from(k.interval % 700));
-            }
-            c.check_ttl = k.flags & 64 == 0;
-            ids.push(router.add_instance(1, c).expect("valid instance"));
-        }
+        let ids: Vec<InstanceId> = (0..5)
+            .map(|i| {
+                router
+                    .add_instance(1, config(i, knobs[i], 1))
+                    .expect("valid instance")
+            })
+            .collect();
         let group = ids[1..3].to_vec();
         router.add_sync_group(&group).expect("sync group");
         for (i, id) in ids.iter().enumerate() {
-            let weight = [-10, 0, 10, -300, 20][i];
             router
                 .track(
                     Timestamp::ZERO,
                     *id,
                     TrackId(i as u32 % 3),
-                    TrackConfig::weight(weight),
+                    TrackConfig::weight(WEIGHTS[i]),
                     true,
                 )
                 .expect("live instance");
@@ -237,7 +272,8 @@ impl World {
                     Seen {
                         state: State::Initialize,
                         priority: inst.config().priority,
-                        installed: false,
+                        installed: HashSet::new(),
+                        may_send_stop: false,
                     },
                 )
             })
@@ -250,7 +286,8 @@ impl World {
             router,
             ids,
             group,
-            group_shrunk: false,
+            tracking: vec![true; 5],
+            up: [true; 3],
             seen,
             stats,
             now: Timestamp::ZERO,
@@ -263,6 +300,12 @@ impl World {
         let mut n = 0;
         while let Some((id, out)) = self.router.poll_output() {
             n += 1;
+            let config = self
+                .router
+                .config_of(id)
+                .expect("outputs of a known instance");
+            let vips: HashSet<VirtualAddress> = config.virtual_addresses.iter().copied().collect();
+            let (vrid, family) = (config.vrid, config.family());
             let seen = self
                 .seen
                 .get_mut(&id)
@@ -272,32 +315,39 @@ impl World {
                     assert_eq!(from, seen.state, "{id:?}: state chain broken");
                     assert_ne!(from, to);
                     seen.state = to;
+                    seen.may_send_stop =
+                        from == State::Master && matches!(to, State::Initialize | State::Fault);
                 }
                 Output::PriorityChanged { from, to } => {
                     assert_eq!(from, seen.priority, "{id:?}: priority chain broken");
                     seen.priority = to;
                 }
-                Output::AddAddresses => {
+                Output::AddAddresses { vrid: v, addresses } => {
+                    assert_eq!(v, vrid);
                     assert_eq!(
                         seen.state,
                         State::Master,
                         "{id:?}: addresses added outside Master"
                     );
-                    seen.installed = true;
+                    seen.installed.extend(addresses.iter().copied());
                 }
-                Output::RemoveAddresses => {
-                    assert_ne!(
-                        seen.state,
-                        State::Master,
-                        "{id:?}: addresses removed while Master"
-                    );
-                    seen.installed = false;
+                Output::RemoveAddresses { vrid: v, addresses } => {
+                    assert_eq!(v, vrid);
+                    if seen.state == State::Master {
+                        assert!(
+                            addresses.iter().all(|a| !vips.contains(a)),
+                            "{id:?}: configured addresses removed while Master"
+                        );
+                    }
+                    seen.may_send_stop = false;
+                    for a in addresses.iter() {
+                        seen.installed.remove(a);
+                    }
                 }
                 Output::Transmit(t) => {
                     if t.priority == Priority::STOP {
                         assert!(
-                            matches!(seen.state, State::Initialize | State::Fault)
-                                && seen.installed,
+                            seen.may_send_stop,
                             "{id:?}: priority 0 sent other than when leaving Master ({:?})",
                             seen.state
                         );
@@ -308,12 +358,24 @@ impl World {
                             "{id:?}: advert sent outside Master"
                         );
                     }
-                    self.router
+                    let len = self
+                        .router
                         .encode(id, &t, &mut self.buf)
                         .expect("our own adverts always encode");
+                    let packet = Packet::new_checked(&self.buf[..len], family)
+                        .expect("our own adverts decode");
+                    assert_eq!(packet.vrid(), Some(vrid));
+                    assert_eq!(packet.priority(), t.priority);
                 }
-                Output::Announce { .. } => {
+                Output::Announce {
+                    vrid: v, addresses, ..
+                } => {
+                    assert_eq!(v, vrid);
                     assert_eq!(seen.state, State::Master, "{id:?}: announce outside Master");
+                    assert!(
+                        addresses.iter().all(|a| seen.installed.contains(a)),
+                        "{id:?}: announces an address it has not added"
+                    );
                 }
                 _ => {}
             }
@@ -321,12 +383,22 @@ impl World {
         n
     }
 
+    /// Whether instance `i`'s own weight-0 tracked object is down.
+    fn own_fault(&self, id: InstanceId) -> bool {
+        let i = id.0;
+        self.tracking[i] && WEIGHTS[i] == 0 && !self.up[i % 3]
+    }
+
     fn check(&mut self) {
         self.drain();
         let live: Vec<InstanceId> = self.router.instances().map(|(id, _)| id).collect();
+        assert_eq!(
+            self.router.poll_deadline().map(|d| d.at),
+            self.router.poll_timeout()
+        );
         for id in &live {
             let inst = self.router.instance(*id).expect("live");
-            let seen = self.seen[id];
+            let seen = &self.seen[id];
             assert_eq!(
                 seen.state,
                 inst.state(),
@@ -337,12 +409,25 @@ impl World {
                 inst.effective_priority(),
                 "{id:?}: outputs and priority disagree"
             );
-            assert_eq!(
-                seen.installed,
-                inst.state() == State::Master,
-                "{id:?}: addresses vs state"
-            );
+            let expected: HashSet<VirtualAddress> = if inst.state() == State::Master {
+                inst.config().virtual_addresses.iter().copied().collect()
+            } else {
+                HashSet::new()
+            };
+            assert_eq!(seen.installed, expected, "{id:?}: addresses vs state");
             assert_ne!(inst.effective_priority(), Priority::STOP);
+            let fault = self.own_fault(*id)
+                || (self.group.contains(id) && self.group.iter().any(|m| self.own_fault(*m)));
+            if inst.state() != State::Initialize {
+                assert_eq!(
+                    inst.state() == State::Fault,
+                    fault,
+                    "{id:?}: in {:?} with tracked objects {:?}",
+                    inst.state(),
+                    self.up
+                );
+                assert_eq!(inst.in_fault(), fault, "{id:?}: in_fault");
+            }
             let timer = inst.poll_timeout();
             match inst.state() {
                 State::Initialize | State::Fault => {
@@ -353,20 +438,16 @@ impl World {
                 }
                 _ => {
                     if timer.is_none() {
+                        // Waiting for its sync group: some other member
+                        // must still be on its way to a decision (a timer
+                        // running, or not started yet).
                         let others_tick = self.group.contains(id)
                             && self.group.iter().any(|o| {
-                                self.router
-                                    .instance(*o)
-                                    .is_some_and(|i| i.poll_timeout().is_some())
+                                self.router.instance(*o).is_some_and(|i| {
+                                    i.poll_timeout().is_some() || i.state() == State::Initialize
+                                })
                             });
-                        // Known violation (fuzz/README.md): removing a member while
-                        // another waits for the group to take over leaves that one
-                        // in Backup with no timer for good; checked with `strict-sync-removal`.
-                        let known = !cfg!(feature = "strict-sync-removal") && self.group_shrunk;
-                        assert!(
-                            others_tick || known,
-                            "{id:?}: a backup that can never take over"
-                        );
+                        assert!(others_tick, "{id:?}: a backup that can never take over");
                     }
                 }
             }
@@ -388,12 +469,14 @@ impl World {
             .collect();
         let router_before = router_total(&self.router);
         let router_checksum = self.router.statistics().checksum_errors;
-        #[cfg(any(feature = "strict-owner", feature = "strict-priority-zero"))]
-        let before: HashMap<InstanceId, (State, Option<IpAddr>, Option<Timestamp>)> = self
-            .router
-            .instances()
-            .map(|(id, i)| (id, (i.state(), i.master_address(), i.poll_timeout())))
-            .collect();
+        // The instance the packet is for, and how it stood.
+        let target = bytes
+            .get(1)
+            .and_then(|vrid| self.router.lookup(1, Family::of(&rx.src), *vrid));
+        let before = target.and_then(|id| {
+            let i = self.router.instance(id)?;
+            Some((i.state(), i.master_address(), i.poll_timeout()))
+        });
         let result = self.router.handle_packet(self.now, 1, rx, bytes);
         let router_delta = router_total(&self.router) - router_before;
         let checksum_delta = self.router.statistics().checksum_errors - router_checksum;
@@ -414,6 +497,7 @@ impl World {
         let accepted: u64 = deltas.iter().map(|d| d.2).sum();
         match result {
             Ok(id) => {
+                assert_eq!(Some(id), target);
                 assert_eq!(
                     (dropped, accepted, router_delta),
                     (0, 1, 0),
@@ -432,36 +516,40 @@ impl World {
                 if reason == DropReason::Checksum {
                     assert_eq!(checksum_delta, 1);
                 }
+                if dropped == 1
+                    && let Some(id) = target
+                    && let (Some(inst), Some(b)) = (self.router.instance(id), live_stats.get(&id))
+                {
+                    assert_eq!(
+                        inst.statistics().drops(reason),
+                        b.drops(reason) + 1,
+                        "drop {reason:?} counted under another reason"
+                    );
+                }
             }
         }
-        #[cfg(any(feature = "strict-owner", feature = "strict-priority-zero"))]
-        if let Ok(id) = result
-            && let Some(inst) = self.router.instance(id)
-            && let Some((state, master, deadline)) = before.get(&id).copied()
-        {
-            // V1, RFC 5798 7.1: the owner does not process advertisements.
-            #[cfg(feature = "strict-owner")]
-            {
-                let owner = inst.config().priority == Priority::OWNER && !self.group.contains(&id);
-                assert!(
-                    !(owner && state == State::Master && inst.state() != State::Master),
-                    "the address owner left Master on an advert from {}",
-                    rx.src
-                );
-            }
-            // V2: priority 0 from a host that is not the master.
-            #[cfg(feature = "strict-priority-zero")]
-            if bytes.get(2) == Some(&0)
-                && state == State::Backup
-                && master.is_some_and(|m| m != rx.src)
-            {
-                assert!(
-                    inst.poll_timeout() >= deadline,
-                    "priority 0 from {} (master {master:?}) brought the takeover forward",
-                    rx.src
-                );
-            }
-            let _ = (state, master, deadline);
+        let (Some(id), Some((state, master, deadline))) = (target, before) else {
+            return;
+        };
+        let Some(inst) = self.router.instance(id) else {
+            return;
+        };
+        // RFC 5798 7.1: the owner does not process advertisements.
+        let config = inst.config();
+        if config.priority.is_owner() && config.owner_ignore_adverts && !self.group.contains(&id) {
+            assert!(
+                !(state == State::Master && inst.state() != State::Master),
+                "the address owner left Master on a packet from {}",
+                rx.src
+            );
+        }
+        // Priority 0 from anyone but the master followed.
+        if bytes.get(2) == Some(&0) && state == State::Backup && master != Some(rx.src) {
+            assert!(
+                inst.state() == State::Backup && inst.poll_timeout() >= deadline,
+                "priority 0 from {} (master {master:?}) brought the takeover forward",
+                rx.src
+            );
         }
     }
 
@@ -482,6 +570,11 @@ impl World {
                 .collect();
             assert_eq!(states, after, "an early handle_timeout changed something");
         }
+    }
+
+    fn pick(&self, which: u8) -> (usize, InstanceId) {
+        let i = usize::from(which) % self.ids.len();
+        (i, self.ids[i])
     }
 
     fn step(&mut self, op: Op) {
@@ -535,7 +628,7 @@ impl World {
                     Centisecs::new((interval % 4) * 100)
                 };
                 let list = match addresses {
-                    Addresses::Same => vec![vip(is_v6)],
+                    Addresses::Same => vec![vip(is_v6, 0)],
                     Addresses::Other => vec![if is_v6 {
                         "2001:db8::1".parse().expect("address")
                     } else {
@@ -591,19 +684,43 @@ impl World {
                 );
             }
             Op::Track { id, up } => {
+                self.up[usize::from(id % 3)] = up;
                 self.router
                     .set_track_state(self.now, TrackId(u32::from(id % 3)), up)
             }
+            Op::Tracking { which, on } => {
+                let (i, id) = self.pick(which);
+                let object = TrackId(i as u32 % 3);
+                let done = if on {
+                    let config = TrackConfig::weight(WEIGHTS[i]);
+                    self.router
+                        .track(self.now, id, object, config, self.up[i % 3])
+                } else {
+                    self.router.untrack(self.now, id, object)
+                };
+                if done.is_ok() {
+                    self.tracking[i] = on;
+                }
+            }
             Op::Priority { which, prio } => {
-                let id = self.ids[usize::from(which) % self.ids.len()];
+                let (_, id) = self.pick(which);
                 let _ = self
                     .router
                     .set_base_priority(self.now, id, Priority::new(prio));
             }
+            Op::Reconfigure {
+                which,
+                knobs,
+                addresses,
+            } => {
+                let (i, id) = self.pick(which);
+                let _ = self
+                    .router
+                    .reconfigure(self.now, id, config(i, knobs, addresses));
+            }
             Op::Remove(which) => {
-                let id = self.ids[usize::from(which) % self.ids.len()];
+                let (_, id) = self.pick(which);
                 if self.router.remove_instance(self.now, id).is_ok() {
-                    self.group_shrunk |= self.group.contains(&id);
                     self.group.retain(|g| *g != id);
                     self.drain();
                     // Its last words drained, it is gone.
@@ -612,6 +729,10 @@ impl World {
                     self.stats.remove(&id);
                 }
             }
+            Op::Start(which) => {
+                let (_, id) = self.pick(which);
+                let _ = self.router.start(self.now, id);
+            }
             Op::Shutdown => self.router.handle_shutdown(self.now),
             Op::Startup => self.router.handle_startup(self.now),
         }
@@ -619,12 +740,35 @@ impl World {
     }
 }
 
+/// Replaying an input with `VRRP_FUZZ_TRACE=1` prints each step.
+fn trace() -> bool {
+    static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("VRRP_FUZZ_TRACE").is_some())
+}
+
 fuzz_target!(|input: ([Knobs; 5], Vec<Op>)| {
     let (knobs, ops) = input;
+    if trace() {
+        eprintln!("knobs {knobs:?}");
+    }
     let mut world = World::new(knobs);
     world.router.handle_startup(world.now);
     world.check();
     for op in ops {
+        if trace() {
+            eprintln!("{:?} {op:?}", world.now);
+        }
         world.step(op);
+        if trace() {
+            for (id, i) in world.router.instances() {
+                eprintln!(
+                    "  {id:?} {:?} prio {:?} timer {:?} master {:?}",
+                    i.state(),
+                    i.effective_priority(),
+                    i.poll_timeout(),
+                    i.master_address()
+                );
+            }
+        }
     }
 });

@@ -1,56 +1,71 @@
-//! vrrpd's TOML loader (`vrrpd check`), through `config::parse`. Any text:
+//! vrrpd's TOML pipeline (`vrrpd check`, `vrrpd run`): `config::parse`
+//! (read, resolve, effective configuration), then `plan::plan`. Any text:
 //! no panic; every error names the file and a line of it (0 only for the
-//! whole file). Any configuration it accepts prints (`to_toml`) and loads
-//! back to the same value, and converts to what the daemon runs (driver
-//! configuration, IPVS servers, checks, plan) without panicking. With
-//! `--features strict-clock`, an accepted configuration must also run: every
-//! health-check timing drives the check scheduler for a few rounds and
-//! every duration of the plan can be added to the clock (review item P1).
-//! The same text also goes through the value parsers on their own
-//! (durations, command lines, status ranges, prefixes, virtual addresses,
-//! sockets): what they accept prints back to the same value, and status
-//! ranges they accept are accepted by the HTTP check.
+//! whole file). Any configuration it accepts:
+//! - prints (`write_toml`, what `vrrpd check` shows) and loads back to the
+//!   same value;
+//! - is accepted by the libraries it feeds, so that nothing `vrrpd check`
+//!   passes fails or overflows at run time (issue 10, review item P1):
+//!   the driver configuration by `vrrp_net`'s `DriverCore::new`, every
+//!   health check's probe by `Probe::prepare` and its timing by
+//!   `Timing::validate` and the scheduler (a few rounds of failing
+//!   attempts, retries and delays used), every tracked script's timing
+//!   likewise, and the notify timeout can be added to the clock.
+//!
+//! The same text also goes through the value parsers on their own: what
+//! they accept prints back to the same value (durations, command lines,
+//! virtual addresses with options, netmask granularities).
 #![no_main]
 
 use std::path::Path;
+use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
-use vrrp_fuzz::config;
+use vrrp_fuzz::config::{self, CommandSpec, Dur, raw};
+use vrrp_fuzz::plan::plan;
+use vrrp_fuzz::run::plan::Plan;
 
 const FILE: &str = "fuzz.toml";
 
-#[cfg(feature = "strict-clock")]
-fn runs(cfg: &config::Config) {
-    use std::time::{Duration, Instant};
-    let Ok(plan) = cfg.plan() else { return };
+/// What `vrrpd check` accepted, the libraries take.
+fn runs(plan: &Plan) {
+    if let Err(e) = vrrp_net::driver::core::DriverCore::new(&plan.driver, Vec::new()) {
+        panic!("vrrpd check accepts a VRRP configuration the driver refuses: {e}");
+    }
     let now = Instant::now();
-    let fits = |what: &str, d: Duration| {
-        assert!(
-            now.checked_add(d).is_some(),
-            "{what} = {d:?} passes the check but overflows the clock"
-        );
-    };
-    fits("notify_timeout", plan.notify_timeout);
+    assert!(
+        now.checked_add(plan.notify_timeout).is_some(),
+        "notify_timeout = {:?} passes the check but overflows the clock",
+        plan.notify_timeout
+    );
+    let mut timings = Vec::new();
     for s in &plan.scripts {
-        fits("script interval", s.interval);
-        fits("script timeout", s.timeout);
+        // As the daemon schedules a tracked script (run/track.rs).
+        let mut timing = healthcheck::Timing::every(s.interval);
+        timing.timeout = s.timeout;
+        timings.push((s.name.clone(), timing));
     }
-    for inst in &plan.driver.instances {
-        fits("preempt_delay", inst.config.preempt_delay);
-        fits("garp master_delay", inst.config.garp.master_delay);
-        if let Some(r) = inst.config.garp.master_refresh {
-            fits("garp master_refresh", r);
-        }
-    }
-    let mut scheduler = healthcheck::Scheduler::new(1);
-    let mut id = 0;
     for vs in &plan.virtual_servers {
         for rs in &vs.real_servers {
             for c in &rs.checks {
-                id += 1;
-                let _ =
-                    scheduler.add_check(healthcheck::CheckId::new(id), c.spec.timing.clone(), now);
+                if let Err(e) = c.spec.probe.prepare() {
+                    panic!(
+                        "vrrpd check accepts a check the library refuses ({}): {e}",
+                        c.spec.name
+                    );
+                }
+                timings.push((c.spec.name.clone(), c.spec.timing.clone()));
             }
+        }
+    }
+    let mut scheduler = healthcheck::Scheduler::new(1);
+    for (n, (name, timing)) in timings.into_iter().enumerate() {
+        if let Err(e) = timing.validate() {
+            panic!("vrrpd check accepts a timing the library refuses ({name}): {e}");
+        }
+        let id = healthcheck::CheckId::new(u32::try_from(n).unwrap_or(u32::MAX));
+        if let Err(e) = scheduler.add_check(id, timing, now) {
+            panic!("vrrpd check accepts a check the scheduler refuses ({name}): {e}");
         }
     }
     // A few rounds, every attempt failing (retries and delays used).
@@ -72,51 +87,38 @@ fn runs(cfg: &config::Config) {
 }
 
 /// The value parsers the loader uses, on the whole text: what they accept
-/// prints back to itself, and what they promise holds downstream.
+/// prints back to itself.
 fn values(text: &str) {
     if let Ok(d) = config::parse_duration(text) {
-        let printed = config::format_duration(d);
+        let printed = Dur(d).to_string();
         assert_eq!(
             config::parse_duration(&printed),
             Ok(d),
             "duration {text:?} prints as {printed:?}"
         );
     }
-    if let Ok(words) = config::split_words(text) {
-        assert!(!words.is_empty());
+    if let Ok(spec) = CommandSpec::from_line(text) {
+        let words = spec.command;
         let quoted: Vec<String> = words
             .iter()
             .map(|w| format!("\"{}\"", w.replace('\\', "\\\\").replace('"', "\\\"")))
             .collect();
         assert_eq!(
-            config::split_words(&quoted.join(" ")),
+            CommandSpec::from_line(&quoted.join(" ")).map(|s| s.command),
             Ok(words),
             "quoting {text:?}"
         );
     }
-    if let Ok(ranges) = config::parse_status_ranges(text) {
-        // What `vrrpd check` accepts, the HTTP check accepts too.
-        assert!(
-            healthcheck::StatusRanges::new(ranges).is_ok(),
-            "status ranges {text:?}"
-        );
-    }
-    if let Ok((ip, len)) = config::parse_prefix(text) {
-        assert!(len <= if ip.is_ipv4() { 32 } else { 128 });
-    }
-    if let Ok(vip) = text.parse::<config::VirtualIp>() {
+    if let Ok(vip) = text.parse::<raw::VirtualIp>() {
         assert_eq!(
-            vip.to_string().parse::<config::VirtualIp>(),
+            vip.to_string().parse::<raw::VirtualIp>(),
             Ok(vip),
             "virtual address {text:?}"
         );
     }
-    if let Ok(addr) = config::parse_socket(text) {
-        assert_eq!(
-            config::parse_socket(&addr.to_string()),
-            Ok(addr),
-            "socket {text:?}"
-        );
+    if let Ok(len) = raw::parse_granularity(text) {
+        assert!(len <= 128);
+        assert_eq!(raw::parse_granularity(&len.to_string()), Ok(len));
     }
 }
 
@@ -128,7 +130,9 @@ fuzz_target!(|data: &[u8]| {
     let lines = text.lines().count().max(1);
     match config::parse(text, Path::new(FILE)) {
         Ok(cfg) => {
-            let printed = cfg.to_toml();
+            let mut printed = Vec::new();
+            cfg.write_toml(&mut printed).expect("writing to memory");
+            let printed = String::from_utf8(printed).expect("TOML is UTF-8");
             let again = config::parse(&printed, Path::new("printed.toml")).unwrap_or_else(|e| {
                 panic!("the printed configuration does not load:\n{e}\n---\n{printed}")
             });
@@ -136,12 +140,7 @@ fuzz_target!(|data: &[u8]| {
                 again == cfg,
                 "the printed configuration loads to another value:\n{printed}"
             );
-            let _ = cfg.driver_config();
-            let _ = cfg.virtual_servers();
-            let _ = cfg.real_server_checks();
-            let _ = cfg.plan();
-            #[cfg(feature = "strict-clock")]
-            runs(&cfg);
+            runs(&plan(&cfg));
         }
         Err(errors) => {
             assert!(!errors.0.is_empty(), "an error without any error");
