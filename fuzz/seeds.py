@@ -145,6 +145,10 @@ def protocol_seeds(out):
     put(out, "hc_dns", dns_reply(0x1234, 1, [bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2])]))
     put(out, "hc_dns", dns_reply(0x4321, 15, [b"\x00\x0a\x04mail\xc0\x10"]))
     put(out, "hc_dns", dns_reply(0x0001, 1, [], rcode=3))
+    # What operators write into tracked files, and strtol's corners.
+    for v in [b"0\n", b"1\n", b"-254\n", b"  +42 \n", b"0x1F\n", b"0X\n", b"017",
+              b"2147483648\n", b"-2147483649", b"9223372036854775808", b"12abc", b"\t-0x7fffffff\0 9"]:
+        put(out, "hc_track_file", v)
 
 
 def config_seeds(out):
@@ -152,11 +156,13 @@ def config_seeds(out):
     for name in sorted(os.listdir(ex)):
         if name.endswith(".toml"):
             put(out, "toml_config", open(os.path.join(ex, name), "rb").read())
-    dirs = [os.path.join(ROOT, "vrrpd/tests/data"), "/usr/share/doc/keepalived/samples"]
+    dirs = [os.path.join(ROOT, "vrrpd/tests/data"),
+            os.path.join(ROOT, "vrrpd/tests/differential/corpus"),
+            "/usr/share/doc/keepalived/samples"]
     for d in dirs:
         if os.path.isdir(d):
             for name in sorted(os.listdir(d)):
-                if name.startswith("keepalived") and not name.endswith(".gz"):
+                if (name.startswith("keepalived") or name.endswith(".conf")) and not name.endswith(".gz"):
                     put(out, "keepalived_import", open(os.path.join(d, name), "rb").read())
     # The importer target's scratch directory has inc/one.conf, inc/two.conf
     # (including one.conf), inc/loop.conf (including itself) and open.conf
@@ -171,11 +177,12 @@ def dictionaries(out):
         text = open(os.path.join(ROOT, path)).read()
         return set(re.findall(pattern, text))
 
-    toml = words("vrrpd/src/config/schema.rs", r"pub ([a-z][a-z0-9_]*):")
-    toml |= words("vrrpd/src/config/schema.rs", r'"([a-z][a-z0-9_-]*)"')
+    toml = words("vrrpd/src/config/raw.rs", r"pub ([a-z][a-z0-9_]*):")
+    toml |= words("vrrpd/src/config/raw.rs", r'"([a-z][a-z0-9_-]*)"')
     toml |= words("vrrpd/src/config/mod.rs", r'"([a-z][a-z0-9_]*)"')
     toml |= {"[instance.", "[[virtual_server]]", "[[virtual_server.real_server]]", "[global]",
-             "[script.", "[sync_group.", " = ", "\"", "h", "ms", "s", "d", "3000000000000000h", "18446744073709551615"}
+             "[script.", "[sync_group.", "[track_file.", " = ", "\"", "h", "ms", "s", "d",
+             "8760h", "31536000", "3000000000000000h", "18446744073709551615"}
     keep = set()
     for f in os.listdir(os.path.join(ROOT, "vrrpd/src/import")):
         if f.endswith(".rs") and f != "tests.rs":
