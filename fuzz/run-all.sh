@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs every fuzz target for SECONDS each (default 30), then
-# prints executions and corpus size per target. Exits non-zero if any
-# target crashes, hangs (a single input over 10 s) or fails to build.
+# prints executions, CPU seconds and corpus size per target. Exits non-zero
+# if any target crashes, hangs (a single input over 10 s) or fails to build.
 #
 #   fuzz/run-all.sh [--jobs N] [--asan] [--only "t1 t2"] [SECONDS]
 #
@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
     --jobs) jobs="$2"; shift 2 ;;
     --asan) sanitizer=(); shift ;;
     --only) only="$2"; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$(basename "$0")"; exit 0 ;;
     *) seconds="$1"; shift ;;
   esac
 done
@@ -77,20 +77,28 @@ run_one() {
   cargo +nightly fuzz run --debug-assertions "${sanitizer[@]}" "$t" "${dirs[@]}" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     "${extra[@]}" >"$logs/$t.log" 2>&1 && echo 0 >"$logs/$t.rc" || echo $? >"$logs/$t.rc"
+  # CPU seconds (user + system) of this subshell's children: the fuzzer
+  # and cargo's start, however busy the machine is. `times` runs here, not
+  # in a pipeline, whose subshell has no children.
+  times >"$logs/$t.cpu"
+  tail -1 "$logs/$t.cpu" | awk '{ split($1, u, "m"); split($2, s, "m");
+    printf "%.0f\n", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' >"$logs/$t.cpu.tmp"
+  mv "$logs/$t.cpu.tmp" "$logs/$t.cpu"
 }
 
 summary() {
   local t="$1" rc="$2" log="$logs/$1.log"
-  local runs secs files bytes result
+  local runs secs cpu files bytes result
   # A crashed run prints no final statistics: take the last status line.
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
   [ -n "$runs" ] || runs=$(grep -o '^#[0-9]*' "$log" | tr -d '#' | tail -1 || true)
   secs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o 'in [0-9]*' | grep -o '[0-9]*' | tail -1 || true)
   files=$(find "corpus/$t" -type f | wc -l)
   bytes=$(du -sb "corpus/$t" | cut -f1)
+  cpu=$(cat "$logs/$t.cpu" 2>/dev/null || echo "?")
   if [ "$rc" = 0 ]; then result=ok; else result="FAILED (exit $rc)"; fi
-  printf '%-18s %12s runs %6s s %8s exec/s  corpus %6s files %9s bytes  %s\n' \
-    "$t" "${runs:-?}" "${secs:-?}" "$(( ${runs:-0} / ${secs:-1} ))" "$files" "$bytes" "$result"
+  printf '%-18s %12s runs %6s s %6s cpu-s %8s exec/s  corpus %6s files %9s bytes  %s\n' \
+    "$t" "${runs:-?}" "${secs:-?}" "$cpu" "$(( ${runs:-0} / ${secs:-1} ))" "$files" "$bytes" "$result"
 }
 
 stamp "running each target for $seconds s, $jobs at a time (logs in fuzz/$logs)"
