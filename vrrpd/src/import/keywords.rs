@@ -908,6 +908,20 @@ impl Cx {
     fn vips(&mut self, n: &Node, key: &KeyPath) -> Vec<raw::VirtualIp> {
         let mut out = Vec::new();
         for v in n.block() {
+            // A quoted word with spaces is no address. Kept, it would print
+            // as `ADDR dev X` and read back as another address.
+            if v.keyword().contains(char::is_whitespace) {
+                self.entry(
+                    v,
+                    "virtual_ipaddress entry",
+                    Fate::Dropped,
+                    Some(format!(
+                        "`{}` is not an address; keepalived ignores the entry, so does vrrpd",
+                        v.keyword()
+                    )),
+                );
+                continue;
+            }
             let mut vip = raw::VirtualIp {
                 address: v.keyword().to_owned(),
                 dev: None,
