@@ -908,18 +908,12 @@ impl Cx {
     fn vips(&mut self, n: &Node, key: &KeyPath) -> Vec<raw::VirtualIp> {
         let mut out = Vec::new();
         for v in n.block() {
-            // A quoted word with spaces is no address. Kept, it would print
-            // as `ADDR dev X` and read back as another address.
-            if v.keyword().contains(char::is_whitespace) {
-                self.entry(
-                    v,
-                    "virtual_ipaddress entry",
-                    Fate::Dropped,
-                    Some(format!(
-                        "`{}` is not an address; keepalived ignores the entry, so does vrrpd",
-                        v.keyword()
-                    )),
-                );
+            // A word with spaces (quoted, or with a control character) is
+            // no address, interface or label. Kept, it would print as
+            // `ADDR dev X` and read back as another entry.
+            let spaced = |w: &str| w.contains(char::is_whitespace);
+            if spaced(v.keyword()) || v.args().iter().any(|a| spaced(a)) {
+                self.entry(v, "virtual_ipaddress entry", Fate::Dropped, Some(format!("`{}`: a word with spaces is not an address, interface or label; keepalived ignores the entry, so does vrrpd", v.keyword())));
                 continue;
             }
             let mut vip = raw::VirtualIp {

@@ -905,10 +905,10 @@ fn sync_group_tracks_reach_every_member_with_their_weights() {
 /// as another address (`192.0.2.53/24` on eth1).
 #[test]
 fn a_quoted_virtual_address_with_spaces_is_dropped_not_reread() {
-    let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    \"  192.0.2.53/24 dev eth1\"\n    192.0.2.10\n  }\n}\n";
+    let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    \"  192.0.2.53/24 dev eth1\"\n    192.0.2.10\n    192.0.2.11 dev \"\reth0\"\n  }\n}\n";
     let (_, warnings) = import_check(text);
     assert!(
-        has(&warnings, 5, "is not an address"),
+        has(&warnings, 5, "is not an address") && has(&warnings, 7, "is not an address"),
         "{:?}",
         messages(&warnings)
     );
