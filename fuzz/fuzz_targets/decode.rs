@@ -10,15 +10,39 @@ use vrrp_core::{ChecksumMode, Family};
 fuzz_target!(|input: (bool, bool, &[u8])| {
     let (v6, compat, bytes) = input;
     let (family, ip) = if v6 {
-        (Family::Ipv6, IpPair { src: "fe80::1".parse::<IpAddr>().unwrap(), dst: "ff02::12".parse().unwrap() })
+        (
+            Family::Ipv6,
+            IpPair {
+                src: "fe80::1".parse::<IpAddr>().unwrap(),
+                dst: "ff02::12".parse().unwrap(),
+            },
+        )
     } else {
-        (Family::Ipv4, IpPair { src: "192.0.2.1".parse::<IpAddr>().unwrap(), dst: "224.0.0.18".parse().unwrap() })
+        (
+            Family::Ipv4,
+            IpPair {
+                src: "192.0.2.1".parse::<IpAddr>().unwrap(),
+                dst: "224.0.0.18".parse().unwrap(),
+            },
+        )
     };
-    let mode = if compat { ChecksumMode::V3WithoutPseudoHeader } else { ChecksumMode::Rfc };
-    let Ok(packet) = Packet::new_checked(bytes, family) else { return };
-    let _ = (packet.auth(), packet.addresses().count(), packet.checksum_field());
+    let mode = if compat {
+        ChecksumMode::V3WithoutPseudoHeader
+    } else {
+        ChecksumMode::Rfc
+    };
+    let Ok(packet) = Packet::new_checked(bytes, family) else {
+        return;
+    };
+    let _ = (
+        packet.auth(),
+        packet.addresses().count(),
+        packet.checksum_field(),
+    );
     // Checksum aside, re-encode what the view shows and compare.
-    let Ok(repr) = AdvertRepr::parse(&packet, &ip, mode) else { return };
+    let Ok(repr) = AdvertRepr::parse(&packet, &ip, mode) else {
+        return;
+    };
     let mut buf = vec![0u8; bytes.len() + 16];
     match repr.emit(&mut buf, &ip, mode) {
         Ok(len) => {

@@ -74,6 +74,9 @@
 mod attempts;
 pub mod check;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod genhash;
 pub mod lag;
 pub mod mail;

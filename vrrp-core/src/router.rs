@@ -141,6 +141,7 @@ impl Router {
     pub fn remove_instance(&mut self, now: Timestamp, id: InstanceId) -> Result<(), RouterError> {
         let slot = self.live_slot(id)?;
         slot.retired = true;
+        let group = slot.group.take();
         slot.instance.set_sync_member(false);
         slot.instance.handle_shutdown(now);
         let key = (
@@ -154,6 +155,11 @@ impl Router {
         }
         self.touched(id);
         self.sweep(id);
+        // The group's rules without the member: one waiting for it to be
+        // ready takes over now, a fault it caused clears.
+        if let Some(g) = group {
+            self.settle_group(now, g);
+        }
         Ok(())
     }
 
@@ -213,15 +219,27 @@ impl Router {
     /// Starts every instance still in Initialize.
     pub fn handle_startup(&mut self, now: Timestamp) {
         for i in 0..self.slots.len() {
-            self.with(now, InstanceId(i), |inst| inst.handle_startup(now));
+            self.start_slot(now, InstanceId(i));
         }
     }
 
     /// Starts one instance.
     pub fn start(&mut self, now: Timestamp, id: InstanceId) -> Result<(), RouterError> {
         self.live_slot(id)?;
-        self.with(now, id, |inst| inst.handle_startup(now));
+        self.start_slot(now, id);
         Ok(())
+    }
+
+    /// Starts an instance as a member of its sync group again, if it has
+    /// one ([`Router::handle_shutdown`] lets members stop on their own).
+    fn start_slot(&mut self, now: Timestamp, id: InstanceId) {
+        if let Some(slot) = self.slots.get_mut(id.0).and_then(Option::as_mut)
+            && !slot.retired
+            && slot.instance.state() == State::Initialize
+        {
+            slot.instance.set_sync_member(slot.group.is_some());
+        }
+        self.with(now, id, |inst| inst.handle_startup(now));
     }
 
     /// Shuts every instance down.

@@ -230,6 +230,9 @@
 
 pub mod addr;
 pub mod driver;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod garp;
 pub mod link;
 mod netlink;

@@ -118,15 +118,24 @@ impl PreparedDns {
                 .recv(&mut buf)
                 .await
                 .map_err(|e| DownReason::from_io("recv", &e))?;
-            let reply = buf.get(..len).unwrap_or_default();
-            // Too short to carry an id: noise, not an answer to us.
-            if reply.len() < 2 || reply[..2] != id.to_be_bytes() {
-                continue;
+            if let Some(result) = self.on_datagram(id, buf.get(..len).unwrap_or_default()) {
+                return result;
             }
-            let message =
-                Message::from_vec(reply).map_err(|e| DownReason::DnsMalformed(e.to_string()))?;
-            return self.judge(&message);
         }
+    }
+
+    /// The verdict on one received datagram, `None` if it is not an
+    /// answer to query `id`.
+    pub(crate) fn on_datagram(&self, id: u16, reply: &[u8]) -> Option<ProbeResult> {
+        // Too short to carry an id: noise, not an answer to us.
+        if reply.len() < 2 || reply[..2] != id.to_be_bytes() {
+            return None;
+        }
+        Some(
+            Message::from_vec(reply)
+                .map_err(|e| DownReason::DnsMalformed(e.to_string()))
+                .and_then(|message| self.judge(&message)),
+        )
     }
 
     fn judge(&self, message: &Message) -> ProbeResult {

@@ -427,6 +427,12 @@ impl PreparedHttp {
         let outcome = self
             .fetch(self.digest.is_some() || self.regex.is_some())
             .await?;
+        self.judge(outcome)
+    }
+
+    /// Up when the status is expected, the body has the expected digest
+    /// and the regular expression matches (or not, as configured).
+    pub(crate) fn judge(&self, outcome: FetchOutcome) -> ProbeResult {
         if !self.status.contains(outcome.status) {
             return Err(DownReason::HttpStatus(outcome.status));
         }
@@ -469,7 +475,11 @@ impl PreparedHttp {
         }
     }
 
-    async fn exchange<S>(&self, stream: S, read_body: bool) -> Result<FetchOutcome, DownReason>
+    pub(crate) async fn exchange<S>(
+        &self,
+        stream: S,
+        read_body: bool,
+    ) -> Result<FetchOutcome, DownReason>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {

@@ -63,7 +63,7 @@ pub(crate) struct PreparedIcmp {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SocketKind {
+pub(crate) enum SocketKind {
     /// Kernel ping socket: no IP header, identifier rewritten by the kernel.
     Datagram,
     /// Raw socket: IPv4 replies carry the IP header, IPv6 ones do not.
@@ -215,23 +215,23 @@ fn echo_request(v4: bool, ident: u16, sequence: u16, payload: &[u8]) -> Vec<u8> 
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Verdict {
+pub(crate) enum Verdict {
     Reply,
     Error { icmp_type: u8, code: u8 },
     Unrelated,
 }
 
-struct Expected<'a> {
-    v4: bool,
-    kind: SocketKind,
-    ident: u16,
-    sequence: u16,
-    payload: &'a [u8],
+pub(crate) struct Expected<'a> {
+    pub(crate) v4: bool,
+    pub(crate) kind: SocketKind,
+    pub(crate) ident: u16,
+    pub(crate) sequence: u16,
+    pub(crate) payload: &'a [u8],
 }
 
 impl Expected<'_> {
     /// Classifies one received packet; never panics on any bytes.
-    fn classify(&self, packet: &[u8], from_target: bool) -> Verdict {
+    pub(crate) fn classify(&self, packet: &[u8], from_target: bool) -> Verdict {
         let icmp = if self.v4 && self.kind == SocketKind::Raw {
             match strip_ipv4_header(packet) {
                 Some(icmp) => icmp,

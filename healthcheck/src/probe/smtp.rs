@@ -3,8 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::error::DownReason;
 use crate::schedule::{ProbeResult, ProbeSuccess};
@@ -69,7 +68,7 @@ pub(crate) async fn probe(check: &SmtpCheck) -> ProbeResult {
 
 /// Reads one (possibly multi-line, RFC 5321 4.2.1) reply and checks its code.
 pub(crate) async fn expect_reply(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
     code: u16,
     what: &str,
 ) -> Result<(), DownReason> {
@@ -108,7 +107,7 @@ pub(crate) async fn expect_reply(
 /// `Some(Ok(code))` once `buf` holds a full reply (its last line is
 /// `NNN<SP>...` or `NNN<CRLF>`), `Some(Err(line))` at the first line that is
 /// not a reply line, `None` while more bytes are needed.
-fn complete_reply_code(buf: &[u8]) -> Option<Result<u16, String>> {
+pub(crate) fn complete_reply_code(buf: &[u8]) -> Option<Result<u16, String>> {
     let mut rest = buf;
     while let Some(end) = rest.iter().position(|&b| b == b'\n') {
         let line = &rest[..end];

@@ -66,14 +66,19 @@ pub(crate) async fn probe(check: &UdpCheck, timeout: Duration) -> ProbeResult {
             .recv(&mut buf)
             .await
             .map_err(|e| DownReason::from_io("recv", &e))?;
-        match &check.expected_prefix {
-            Some(prefix) if !buf[..n].starts_with(prefix) => Err(DownReason::UdpReplyMismatch),
-            _ => Ok(ProbeSuccess::default()),
-        }
+        judge_reply(check, &buf[..n])
     } else {
         match tokio::time::timeout(timeout / 2, socket.recv(&mut buf)).await {
             Ok(Err(e)) => Err(DownReason::from_io("recv", &e)),
             Ok(Ok(_)) | Err(_) => Ok(ProbeSuccess::default()),
         }
+    }
+}
+
+/// The verdict on the reply datagram of a check that requires one.
+pub(crate) fn judge_reply(check: &UdpCheck, reply: &[u8]) -> ProbeResult {
+    match &check.expected_prefix {
+        Some(prefix) if !reply.starts_with(prefix) => Err(DownReason::UdpReplyMismatch),
+        _ => Ok(ProbeSuccess::default()),
     }
 }

@@ -53,6 +53,36 @@ pub(super) fn parse_datagram(
     }
 }
 
+/// [`parse_datagram`] for the fuzz targets, with the metadata `recvmsg`
+/// reports as plain values.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn parse_datagram_for_fuzzing(
+    family: Family,
+    default_ifindex: u32,
+    meta: &crate::fuzzing::DatagramMeta,
+    buf: &[u8],
+) -> Option<crate::fuzzing::ParsedDatagram> {
+    let raw = RawMeta {
+        len: meta.len,
+        truncated: false,
+        src: meta.src,
+        pktinfo_dst: meta.pktinfo_dst,
+        ifindex: meta.ifindex,
+        ttl: meta.ttl,
+        received: None,
+        kernel_drops: None,
+    };
+    parse_datagram(family, default_ifindex, &raw, buf).map(|(payload, h)| {
+        crate::fuzzing::ParsedDatagram {
+            payload,
+            ifindex: h.ifindex,
+            src: h.src,
+            dst: h.dst,
+            ttl: h.ttl,
+        }
+    })
+}
+
 /// What the IP layer said about a datagram.
 pub(super) struct Header {
     pub(super) ifindex: u32,

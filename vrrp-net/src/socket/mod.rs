@@ -34,6 +34,8 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use self::cmsg::{RawMeta, RecvSpace, recv_many, recv_once, send_many, send_once};
+#[cfg(feature = "fuzzing")]
+pub(crate) use self::datagram::parse_datagram_for_fuzzing;
 use self::datagram::{Header, parse_datagram};
 pub use self::error::SocketError;
 pub(crate) use self::error::copy_io;

@@ -83,7 +83,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         return Err(err());
     }
     let (int, frac) = number.split_once('.').unwrap_or((number, ""));
-    if frac.contains('.') || int.len() > 20 || frac.len() > 9 {
+    // No bound on the integer's digits: u128 parsing and the checked
+    // arithmetic below refuse what does not fit, and the printed form of a
+    // large duration with nanoseconds has up to 29 digits.
+    if frac.contains('.') || frac.len() > 9 {
         return Err(err());
     }
     let int: u128 = int.parse().map_err(|_| err())?;
@@ -100,7 +103,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     }
     let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| err())?;
     let sub = u32::try_from(nanos % 1_000_000_000).map_err(|_| err())?;
-    Ok(Duration::new(secs, sub))
+    bounded(Duration::new(secs, sub), || t.to_owned())
 }
 
 /// The shortest exact form: `"2m"`, `"1s"`, `"150ms"`, `"10us"`, `"0s"`.
@@ -252,6 +255,50 @@ mod tests {
             let parsed = parse_duration(d).expect("valid");
             assert_eq!(parse_duration(&format_duration(parsed)), Ok(parsed));
         }
+    }
+
+    /// Found by fuzz/fuzz_targets/toml_config.rs: `vrrpd check` printed
+    /// "100000000000000000001ns" for "100000000000.000000001s", which did
+    /// not load back (more than 20 digits), and accepted durations no
+    /// clock can hold ("3000000000000000h"), which failed at run time.
+    #[test]
+    fn every_duration_prints_to_a_form_that_parses_back_up_to_the_limit() {
+        for d in [
+            MAX_DURATION,
+            MAX_DURATION - Duration::from_nanos(1),
+            Duration::new(12_345_678, 1),
+            Duration::from_nanos(u64::from(u32::MAX) * 7),
+        ] {
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{d:?}");
+        }
+        assert_eq!(parse_duration("365d").ok(), None, "no unit d");
+        assert_eq!(parse_duration("8760h"), Ok(MAX_DURATION));
+        for too_long in [
+            "8760.000000001h",
+            "31536001",
+            "3000000000000000h",
+            "100000000000.000000001s",
+            "18446744073709551615s",
+        ] {
+            assert_eq!(
+                parse_duration(too_long),
+                Err(DurationError::TooLong(too_long.to_owned()))
+            );
+        }
+        assert!(matches!(
+            parse_duration(&"9".repeat(40)),
+            Err(DurationError::Invalid(_))
+        ));
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct T {
+            a: Dur,
+        }
+        for too_long in ["a = 31536001", "a = 3.2e7", "a = \"3000000000000000h\""] {
+            let e = toml::from_str::<T>(too_long).expect_err(too_long);
+            assert!(e.to_string().contains("longer than 365 days"), "{e}");
+        }
+        assert!(toml::from_str::<T>("a = 31536000").is_ok());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use vrrp_core::{Centisecs, Family, Field, GarpConfig, Priority, Version, VirtualAddress, Weight};
 
 use super::command::CommandSpec;
-use super::duration::Dur;
+use super::duration::{Dur, DurationError, MAX_DURATION};
 use super::effective::{
     Check, CheckKind, CheckTiming, Command, DnsCheck, Effective, Fifo, Fifos, Global, HttpCheck,
     Instance, MiscCheck, Notify, RealServer, Script, ServiceAddr, Smtp, SmtpCheck, Source,
@@ -112,6 +112,19 @@ pub struct Resolver {
     root_scripts_reported: bool,
 }
 
+/// An interface name or address label as the kernel stores them: 1 to 15
+/// bytes (IFNAMSIZ - 1) and no whitespace, so that the `ADDR dev X label Y`
+/// form prints and reads back and the kernel takes it (keepalived removes
+/// an address whose label is longer).
+fn kernel_name(what: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > 15 || value.contains(char::is_whitespace) {
+        return Err(format!(
+            "{what} `{value}` must be 1 to 15 bytes without spaces (a kernel interface name or label)"
+        ));
+    }
+    Ok(())
+}
+
 /// Keepalived's range of script and interface weights.
 const SCRIPT_WEIGHT: (i32, i32) = (-253, 253);
 /// Keepalived's range of track file weights.
@@ -172,6 +185,15 @@ impl Resolver {
             self.out.warnings.push(Problem { key, kind });
         } else {
             self.out.errors.push(Problem { key, kind });
+        }
+    }
+
+    /// The TOML reader refuses durations over [`MAX_DURATION`]; a
+    /// keepalived.conf number of seconds reaches here unchecked.
+    fn bounded(&mut self, key: impl FnOnce() -> KeyPath, d: Duration) {
+        if d > MAX_DURATION {
+            let e = DurationError::TooLong(Dur(d).to_string());
+            self.err(key(), ErrorKind::Invalid(e.to_string()));
         }
     }
 
@@ -717,6 +739,8 @@ impl Resolver {
         let timeout = s.timeout.map_or(interval, Dur::get);
         self.nonzero(|| k.key("interval"), interval, "interval");
         self.nonzero(|| k.key("timeout"), timeout, "timeout");
+        self.bounded(|| k.key("interval"), interval);
+        self.bounded(|| k.key("timeout"), timeout);
         let weight = self.weight(|| k.key("weight"), s.weight.unwrap_or(0), SCRIPT_WEIGHT);
         let rise = s.rise.unwrap_or(1);
         let fall = s.fall.unwrap_or(1);
@@ -788,6 +812,11 @@ impl Resolver {
         let strict = i.strict_mode.unwrap_or(g.vrrp_strict);
         let mut vips = Vec::with_capacity(i.virtual_ipaddress.len());
         for (n, v) in i.virtual_ipaddress.into_iter().enumerate() {
+            for (what, name) in [("dev", &v.dev), ("label", &v.label)] {
+                if let Some(Err(e)) = name.as_deref().map(|name| kernel_name(what, name)) {
+                    self.err(k.key("virtual_ipaddress").index(n), ErrorKind::Invalid(e));
+                }
+            }
             match v.address.parse::<VirtualAddress>() {
                 Ok(address) => vips.push(Vip {
                     address,
@@ -2109,6 +2138,7 @@ impl Resolver {
             "connect_timeout"
         };
         self.nonzero(|| ck().key(what), timeout, what);
+        self.bounded(|| ck().key(what), timeout);
         timing
     }
 }

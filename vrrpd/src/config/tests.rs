@@ -889,6 +889,107 @@ fn effective_configuration_loads_back_identical() {
     assert!(n >= 8, "{n} examples");
 }
 
+/// Found by fuzz/fuzz_targets/toml_config.rs: a label with a space was
+/// accepted in table form and printed as `ADDR dev eth0 label e }}:vip`,
+/// which does not load back.
+#[test]
+fn virtual_address_names_are_kernel_names() {
+    let vip = |v: &str| format!("{MINIMAL}virtual_ipaddress = [{v}]\n");
+    let key = "instance.VI_1.virtual_ipaddress[0]";
+    one_error(
+        &vip(r#"{ address = "192.0.2.1/24", dev = "eth0", label = "e }}:vip" }"#),
+        4,
+        key,
+        "label `e }}:vip` must be 1 to 15 bytes",
+    );
+    one_error(
+        &vip(r#"{ address = "192.0.2.1/24", dev = "" }"#),
+        4,
+        key,
+        "dev `` must be 1 to 15 bytes",
+    );
+    one_error(
+        &vip(r#""192.0.2.1/24 dev eth0 label eth0:sixteen-bytes""#),
+        4,
+        key,
+        "label `eth0:sixteen-bytes` must be 1 to 15 bytes",
+    );
+    let c = ok(&vip(
+        r#"{ address = "192.0.2.1/24", dev = "eth0", label = "eth0:vip" }"#,
+    ));
+    assert_eq!(c, ok(&c.to_toml()));
+    // The same check on a keepalived.conf, placed at its line (keepalived
+    // itself removes such an address).
+    let conf = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 42\n  \
+                virtual_ipaddress {\n    192.0.2.1/24 dev eth0 label eth0:sixteen-bytes\n  }\n}\n";
+    let options = crate::import::Options {
+        config_id: String::new(),
+    };
+    let imported =
+        crate::import::import_str(conf, Path::new("keepalived.conf"), &options).expect("import");
+    let outcome = resolve(
+        imported.config.clone(),
+        Target::OtherHost,
+        &Failed::default(),
+        false,
+    );
+    let [problem] = outcome.errors.as_slice() else {
+        panic!("expected one error, got {:#?}", outcome.errors);
+    };
+    assert_eq!(problem.key.to_string(), key);
+    assert!(
+        problem
+            .kind
+            .to_string()
+            .contains("label `eth0:sixteen-bytes`")
+    );
+    assert_eq!(
+        imported.locate(&problem.key),
+        (PathBuf::from("keepalived.conf"), 5)
+    );
+}
+
+/// Found by fuzz/fuzz_targets/toml_config.rs (review item P1): `vrrpd
+/// check` accepted durations no clock holds, which then failed at run time
+/// in the health-check library. Over 365 days is refused at its key, in
+/// TOML and in a keepalived.conf alike.
+#[test]
+fn durations_longer_than_a_year_are_refused_at_their_key() {
+    one_error(
+        &format!("{MINIMAL}preempt_delay = \"3000000000000000h\"\n"),
+        4,
+        "instance.VI_1.preempt_delay",
+        "longer than 365 days",
+    );
+    one_error(
+        &format!("{MINIMAL}[script.chk]\ncommand = \"true\"\ninterval = 31536001\n"),
+        6,
+        "script.chk.interval",
+        "longer than 365 days",
+    );
+    let conf = "vrrp_script chk {\n  script \"true\"\n  timeout 31536001\n}\n";
+    let options = crate::import::Options {
+        config_id: String::new(),
+    };
+    let imported =
+        crate::import::import_str(conf, Path::new("keepalived.conf"), &options).expect("import");
+    let outcome = resolve(
+        imported.config.clone(),
+        Target::OtherHost,
+        &Failed::default(),
+        false,
+    );
+    let [problem] = outcome.errors.as_slice() else {
+        panic!("expected one error, got {:#?}", outcome.errors);
+    };
+    assert_eq!(problem.key.to_string(), "script.chk.timeout");
+    assert!(problem.kind.to_string().contains("longer than 365 days"));
+    assert_eq!(
+        imported.locate(&problem.key),
+        (PathBuf::from("keepalived.conf"), 3)
+    );
+}
+
 #[test]
 fn tracked_scripts_map_to_stable_ids_with_keepalived_s_start_states() {
     let text = "[global]\nscript_user = \"root\"\n[script.chk_a]\ncommand = \"true\"\nweight = -20\n\

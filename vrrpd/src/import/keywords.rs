@@ -907,7 +907,12 @@ impl Cx {
     fn track_entries(&mut self, n: &Node, ctx: &str) -> Vec<(raw::TrackRef, Pos)> {
         let mut out = Vec::new();
         for c in n.block() {
-            let mut r = raw::TrackRef::named(c.keyword());
+            let name = c.keyword();
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                self.entry(c, &format!("{ctx} entry"), Fate::Dropped, Some(format!("`{name}` in {ctx}: not a name (empty or with spaces); keepalived finds nothing by it and ignores the entry, so does vrrpd")));
+                continue;
+            }
+            let mut r = raw::TrackRef::named(name);
             let mut args = c.args().iter();
             let mut ok = true;
             while let Some(a) = args.next() {
@@ -1265,6 +1270,14 @@ impl Cx {
     fn vips(&mut self, n: &Node, key: &KeyPath) -> Vec<raw::VirtualIp> {
         let mut out = Vec::new();
         for v in n.block() {
+            // A word with spaces (quoted, or with a control character) is
+            // no address, interface or label. Kept, it would print as
+            // `ADDR dev X` and read back as another entry.
+            let spaced = |w: &str| w.contains(char::is_whitespace);
+            if spaced(v.keyword()) || v.args().iter().any(|a| spaced(a)) {
+                self.entry(v, "virtual_ipaddress entry", Fate::Dropped, Some(format!("`{}`: a word with spaces is not an address, interface or label; keepalived ignores the entry, so does vrrpd", v.keyword())));
+                continue;
+            }
             let mut vip = raw::VirtualIp {
                 address: v.keyword().to_owned(),
                 dev: None,

@@ -1191,3 +1191,38 @@ vrrp_sync_group G {
     assert_eq!(names("VI_1"), [("nginx".into(), -30), ("api".into(), 5)]);
     assert_eq!(names("VI_2"), [("api".into(), 5)]);
 }
+
+/// Found by fuzz/keepalived_import: a quoted address with spaces was kept,
+/// refused by the import's own check but read back from the TOML it wrote
+/// as another address (`192.0.2.53/24` on eth1).
+#[test]
+fn a_quoted_virtual_address_with_spaces_is_dropped_not_reread() {
+    let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    \"  192.0.2.53/24 dev eth1\"\n    192.0.2.10\n    192.0.2.11 dev \"\reth0\"\n  }\n}\n";
+    let (_, warnings) = import_check(text);
+    assert!(
+        has(&warnings, 5, "is not an address") && has(&warnings, 7, "is not an address"),
+        "{:?}",
+        messages(&warnings)
+    );
+    assert_eq!(
+        driver(text).instances[0].config.virtual_addresses,
+        [vip("192.0.2.10", 32)]
+    );
+}
+
+#[test]
+fn an_empty_tracked_name_is_dropped_not_written() {
+    // Found by fuzz/keepalived_import: `""` in track_interface was carried,
+    // and `vrrpd check` then refused the TOML import-keepalived wrote.
+    let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  track_interface {\n    \"\"\n    eth1 weight -20\n  }\n  track_script {\n    \"a b\"\n  }\n}\n";
+    let (c, warnings) = import_check(text);
+    let m = messages(&warnings);
+    assert!(has(&warnings, 5, "not a name"), "{m:#?}");
+    assert!(has(&warnings, 9, "not a name"), "{m:#?}");
+    let i = &c.instances["VI_1"];
+    assert_eq!(
+        (i.track_interface.len(), i.track_script.len()),
+        (1, 0),
+        "{m:#?}"
+    );
+}
