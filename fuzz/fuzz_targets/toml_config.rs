@@ -48,13 +48,13 @@ fn runs(plan: &Plan) {
     for vs in &plan.virtual_servers {
         for rs in &vs.real_servers {
             for c in &rs.checks {
-                if let Err(e) = c.spec.probe.prepare() {
+                if let Err(e) = c.probe.prepare() {
                     panic!(
                         "vrrpd check accepts a check the library refuses ({}): {e}",
-                        c.spec.name
+                        c.name
                     );
                 }
-                timings.push((c.spec.name.clone(), c.spec.timing.clone()));
+                timings.push((c.name.clone(), c.timing.clone()));
             }
         }
     }

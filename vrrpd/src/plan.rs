@@ -15,10 +15,10 @@ use crate::config::{
     Check, CheckKind, Command as ConfigCommand, Effective, Instance, LbKind,
     Notify as ConfigNotify, ServiceAddr, VirtualServer, VsProtocol,
 };
-use crate::run::alerts::checker_bodies;
 use crate::run::plan::{
     AlertPlan, Command, FifoPlan, FileUse, GroupPlan, Notify, Plan, RealServerSpec, RsNotify,
     SmtpPlan, TrackFile, TrackProcessPlan, TrackScript, VirtualServerSpec, VsNotify,
+    checker_bodies,
 };
 
 /// Everything the daemon runs.

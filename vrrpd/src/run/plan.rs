@@ -140,3 +140,43 @@ pub struct SmtpPlan {
     /// Checker mails only when the real server changes state.
     pub no_checker_emails: bool,
 }
+
+/// keepalived's checker mail bodies, by probe kind: (up, down).
+pub fn checker_bodies(probe: &healthcheck::Probe) -> [&'static str; 2] {
+    use healthcheck::Probe;
+    let (ok, failed) = match probe {
+        Probe::Tcp(_) => (
+            "=> TCP CHECK succeed on service <=",
+            "=> TCP CHECK failed on service <=",
+        ),
+        Probe::Http(_) => (
+            "=> CHECK succeed on service <=",
+            "=> CHECK failed on service : HTTP request failed <=",
+        ),
+        Probe::Script(_) => (
+            "=> MISC CHECK succeeded on service <=",
+            "=> MISC CHECK failed on service <=",
+        ),
+        Probe::Smtp(_) => (
+            "=> SMTP CHECK succeed on service <=",
+            "=> SMTP CHECK failed on service <=",
+        ),
+        Probe::Dns(_) => (
+            "=> DNS_CHECK succeed on service <=",
+            "=> DNS_CHECK failed on service <=",
+        ),
+        Probe::Icmp(_) => (
+            "=> PING CHECK succeed on service <=",
+            "=> PING CHECK failed on service <=",
+        ),
+        Probe::Udp(_) => (
+            "=> UDP CHECK succeed on service <=",
+            "=> UDP CHECK failed on service <=",
+        ),
+        _ => (
+            "=> CHECK succeed on service <=",
+            "=> CHECK failed on service <=",
+        ),
+    };
+    [ok, failed]
+}
