@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use common::{Daemon, has_address, serial, test_dir};
+use common::{Daemon, has_address, serial, test_dir, wait_address};
 use vrrp_net::testnet::{Lan, Router};
 
 const T: Duration = Duration::from_secs(15);
@@ -152,7 +152,7 @@ fn pair(lan: &Lan, dir: &Path, envs: &[(&str, &str)], extra: &str) -> Result<(Da
     let mut b = Daemon::start(rb, dir, "b", &config(100, ""))?;
     a.wait_state("VI_1", "master", T)?;
     b.wait_state("VI_1", "backup", T)?;
-    ensure!(has_address(ra, VIP)?, "a holds the VIP");
+    wait_address(ra, VIP, Duration::from_secs(2)).context("a holds the VIP")?;
     Ok((a, b))
 }
 

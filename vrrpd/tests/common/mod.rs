@@ -277,3 +277,18 @@ pub fn has_address(router: &Router, addr: &str) -> Result<bool> {
         .split_whitespace()
         .any(|w| w.split('/').next() == Some(addr)))
 }
+
+/// Waits until `addr` is on the router's eth0 (a new master announces
+/// itself, then adds its addresses: the state line comes first).
+pub fn wait_address(router: &Router, addr: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !has_address(router, addr)? {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{addr} not on router {} after {timeout:?}",
+            router.number()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
