@@ -296,7 +296,7 @@ mod tests {
         }
         for too_long in ["a = 31536001", "a = 3.2e7", "a = \"3000000000000000h\""] {
             let e = toml::from_str::<T>(too_long).expect_err(too_long);
-            assert!(e.to_string().contains("longer than 365 days"), "{e}");
+            assert!(e.to_string().contains("longer than a year"), "{e}");
         }
         assert!(toml::from_str::<T>("a = 31536000").is_ok());
     }

@@ -959,13 +959,13 @@ fn durations_longer_than_a_year_are_refused_at_their_key() {
         &format!("{MINIMAL}preempt_delay = \"3000000000000000h\"\n"),
         4,
         "instance.VI_1.preempt_delay",
-        "longer than 365 days",
+        "longer than a year",
     );
     one_error(
         &format!("{MINIMAL}[script.chk]\ncommand = \"true\"\ninterval = 31536001\n"),
         6,
         "script.chk.interval",
-        "longer than 365 days",
+        "longer than a year",
     );
     let conf = "vrrp_script chk {\n  script \"true\"\n  timeout 31536001\n}\n";
     let options = crate::import::Options {
@@ -983,7 +983,7 @@ fn durations_longer_than_a_year_are_refused_at_their_key() {
         panic!("expected one error, got {:#?}", outcome.errors);
     };
     assert_eq!(problem.key.to_string(), "script.chk.timeout");
-    assert!(problem.kind.to_string().contains("longer than 365 days"));
+    assert!(problem.kind.to_string().contains("longer than a year"));
     assert_eq!(
         imported.locate(&problem.key),
         (PathBuf::from("keepalived.conf"), 3)
