@@ -804,12 +804,7 @@ impl Daemon {
         };
         if let Err(e) = self.parts.trackers.apply(&new.scripts, &new.files).await {
             tracing::error!(error = %e, "reload refused: the running configuration stays");
-            let _ = self
-                .parts
-                .trackers
-                .apply(&self.plan.scripts, &self.plan.files)
-                .await;
-            self.parts.trackers.retire();
+            roll_back(&mut self.parts, &self.plan).await;
             return false;
         }
         if let Err(e) = self
@@ -818,16 +813,7 @@ impl Daemon {
             .apply(&new.processes, &self.parts.cancel)
         {
             tracing::error!(error = %format!("{e:#}"), "reload refused: the running configuration stays");
-            let _ = self
-                .parts
-                .trackers
-                .apply(&self.plan.scripts, &self.plan.files)
-                .await;
-            self.parts.trackers.retire();
-            let _ = self
-                .parts
-                .processes
-                .apply(&self.plan.processes, &self.parts.cancel);
+            roll_back(&mut self.parts, &self.plan).await;
             return false;
         }
         let config = driver_config(
@@ -840,16 +826,7 @@ impl Daemon {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "reload refused: the running configuration stays");
-                let _ = self
-                    .parts
-                    .trackers
-                    .apply(&self.plan.scripts, &self.plan.files)
-                    .await;
-                self.parts.trackers.retire();
-                let _ = self
-                    .parts
-                    .processes
-                    .apply(&self.plan.processes, &self.parts.cancel);
+                roll_back(&mut self.parts, &self.plan).await;
                 return false;
             }
         };
@@ -1214,6 +1191,14 @@ fn state_json(e: &StateEvent) -> serde_json::Value {
     };
     v["reason"] = serde_json::json!(reason);
     v
+}
+
+/// A refused reload: tracked scripts, files and processes back to the
+/// running plan's (unchanged ones kept their state throughout).
+async fn roll_back(parts: &mut Parts, plan: &Plan) {
+    let _ = parts.trackers.apply(&plan.scripts, &plan.files).await;
+    parts.trackers.retire();
+    let _ = parts.processes.apply(&plan.processes, &parts.cancel);
 }
 
 /// Removes every address the driver recorded as added, with a driver of
