@@ -57,8 +57,11 @@ pub fn track_check(
             let now = status.borrow_and_update().clone();
             let up = now.health == Health::Up;
             if now.decided() && reported != Some(up) {
-                if driver.set_track(id, up).await.is_err() {
-                    break;
+                match driver.set_track(id, up).await {
+                    Ok(()) => {}
+                    // Tracked by no instance (yet): nothing to move.
+                    Err(vrrp_net::driver::DriverError::UnknownTrack(_)) => {}
+                    Err(_) => break,
                 }
                 reported = Some(up);
             }

@@ -604,7 +604,11 @@ impl Trackers {
     pub async fn forward(&mut self, driver: &VrrpHandle) -> Result<(), DriverError> {
         loop {
             let u = self.next().await;
-            driver.set_track(u.id, u.up).await?;
+            match driver.set_track(u.id, u.up).await {
+                // A script or file no instance tracks: nothing to move.
+                Ok(()) | Err(DriverError::UnknownTrack(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
     }
 

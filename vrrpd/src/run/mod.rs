@@ -635,8 +635,7 @@ impl Daemon {
                             "up": update.up,
                         }),
                     );
-                    let Some(handle) = &self.handle else { continue };
-                    if handle.set_track(update.id, update.up).await.is_err() {
+                    if !self.set_track(update.id, update.up).await {
                         return Err(self.driver_died().await);
                     }
                 }
@@ -727,9 +726,14 @@ impl Daemon {
         let Some(handle) = &self.handle else {
             return true;
         };
+        use vrrp_net::driver::DriverError;
         match handle.set_track(id, up).await {
-            Ok(()) | Err(vrrp_net::driver::DriverError::UnknownTrack(_)) => true,
-            Err(_) => false,
+            Ok(()) | Err(DriverError::UnknownTrack(_)) => true,
+            Err(DriverError::Stopped | DriverError::Panicked(_)) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "tracked object not applied");
+                true
+            }
         }
     }
 
