@@ -9,6 +9,9 @@
 #   --asan     build with AddressSanitizer (slower; the crates are safe Rust,
 #              their dependencies are not)
 #   --only     a subset of the targets
+#   --ledger F append each target's result line to F, with the UTC time and
+#              the commit fuzzed (a campaign spread over several runs adds
+#              up its CPU seconds there: fuzz/campaign.log)
 #
 # The nightly toolchain and cargo-fuzz are installed when missing
 # (cargo install --locked; both are cached in ~/.cargo and ~/.rustup).
@@ -22,13 +25,15 @@ cd "$(dirname "$0")"
 jobs=1
 sanitizer=(--sanitizer none)
 only=""
+ledger=""
 seconds=30
 while [ $# -gt 0 ]; do
   case "$1" in
     --jobs) jobs="$2"; shift 2 ;;
     --asan) sanitizer=(); shift ;;
     --only) only="$2"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$(basename "$0")"; exit 0 ;;
+    --ledger) ledger="$(realpath -m "$2")"; shift 2 ;;
+    -h|--help) sed -n '2,21p' "$(basename "$0")"; exit 0 ;;
     *) seconds="$1"; shift ;;
   esac
 done
@@ -124,6 +129,11 @@ stamp "results"
 for t in $targets; do
   summary "$t" "${rc_of[$t]}"
 done | tee target/fuzz-summary.txt
+if [ -n "$ledger" ]; then
+  commit=$(git rev-parse --short=10 HEAD 2>/dev/null || echo unknown)
+  dirty=$(git status --porcelain -- .. 2>/dev/null | grep -v '^??' | grep -q . && echo "+dirty" || true)
+  sed "s/^/$(date -u +%Y-%m-%dT%H:%MZ) ${commit}${dirty} ${seconds}s-wall /" target/fuzz-summary.txt >>"$ledger"
+fi
 if [ "$failed" != 0 ]; then
   for t in $targets; do
     [ "${rc_of[$t]}" = 0 ] && continue
