@@ -425,54 +425,40 @@ fn flatten(
     }
 }
 
-/// Reads everything the kernel has: links, then addresses.
-async fn dump(
-    watcher: &mut LinkWatcher,
-    addresses: &AddressManager,
-    epoch: Instant,
-) -> Result<Msg, NetlinkError> {
-    let taken_at = Timestamp::from(epoch.elapsed());
-    watcher.resync().await?;
-    // The dump says it all; the differences resync queued are redundant.
-    while watcher.try_next().is_some() {}
-    let addrs = addresses.list(None).await?;
-    Ok(Msg::Dump {
-        taken_at,
-        links: watcher.links().cloned().collect(),
-        addrs,
-    })
+/// A kernel table a watcher task follows (links and addresses, routes,
+/// rules): its notifications as they come, and everything re-read after
+/// an overrun, after an error and every [`RECONCILE_INTERVAL`].
+pub(crate) trait Followed {
+    /// What the table holds, for logs.
+    const WHAT: &'static str;
+    /// The next notifications, as a message for the loop (`None`: nothing
+    /// to tell it).
+    async fn next(&mut self) -> Result<Option<Msg>, NetlinkError>;
+    /// Everything the kernel has, as a message for the loop.
+    async fn dump(&mut self) -> Result<Msg, NetlinkError>;
 }
 
-/// Follows link and address notifications, and re-reads everything after
-/// an overrun and every [`RECONCILE_INTERVAL`].
-pub(crate) async fn watch_links(
-    mut watcher: LinkWatcher,
-    addresses: AddressManager,
-    epoch: Instant,
-    out: mpsc::UnboundedSender<Msg>,
-) {
+/// Follows `table` until the loop is gone.
+pub(crate) async fn follow<T: Followed>(mut table: T, out: mpsc::UnboundedSender<Msg>) {
     let mut tick = tokio::time::interval(RECONCILE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         let need_dump = tokio::select! {
-            event = watcher.next() => match event {
-                Ok(first) => {
-                    let mut batch = vec![first];
-                    while let Some(e) = watcher.try_next() {
-                        batch.push(e);
-                    }
-                    if out.send(Msg::Links(batch)).is_err() {
+            next = table.next() => match next {
+                Ok(Some(msg)) => {
+                    if out.send(msg).is_err() {
                         return;
                     }
                     false
                 }
+                Ok(None) => false,
                 Err(NetlinkError::Overrun) => {
                     let _ = out.send(Msg::Overrun);
                     true
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "link watcher failed; re-reading links and addresses");
+                    tracing::warn!(error = %e, table = T::WHAT, "watcher failed; re-reading the table");
                     // This task's own pause: the VRRP loop goes on.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     true
@@ -481,15 +467,52 @@ pub(crate) async fn watch_links(
             _ = tick.tick() => true,
         };
         if need_dump {
-            match dump(&mut watcher, &addresses, epoch).await {
+            match table.dump().await {
                 Ok(msg) => {
                     if out.send(msg).is_err() {
                         return;
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot re-read links and addresses"),
+                Err(e) => tracing::warn!(error = %e, table = T::WHAT, "cannot re-read the table"),
             }
         }
+    }
+}
+
+/// The kernel's links and addresses, followed.
+pub(crate) struct FollowedLinks {
+    /// Link and address notifications (and the link table they keep).
+    pub watcher: LinkWatcher,
+    /// Queries for the re-reads.
+    pub addresses: AddressManager,
+    /// The driver's clock origin, for the dump's time stamp.
+    pub epoch: Instant,
+}
+
+impl Followed for FollowedLinks {
+    const WHAT: &'static str = "links and addresses";
+
+    async fn next(&mut self) -> Result<Option<Msg>, NetlinkError> {
+        let first = self.watcher.next().await?;
+        let mut batch = vec![first];
+        while let Some(e) = self.watcher.try_next() {
+            batch.push(e);
+        }
+        Ok(Some(Msg::Links(batch)))
+    }
+
+    /// Links, then addresses.
+    async fn dump(&mut self) -> Result<Msg, NetlinkError> {
+        let taken_at = Timestamp::from(self.epoch.elapsed());
+        self.watcher.resync().await?;
+        // The dump says it all; the differences resync queued are redundant.
+        while self.watcher.try_next().is_some() {}
+        let addrs = self.addresses.list(None).await?;
+        Ok(Msg::Dump {
+            taken_at,
+            links: self.watcher.links().cloned().collect(),
+            addrs,
+        })
     }
 }
 

@@ -9,12 +9,14 @@ use std::collections::BTreeSet;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 use vrrp_core::Timestamp;
 
-use super::io::{Msg, RECONCILE_INTERVAL};
+#[cfg(doc)]
+use super::io::RECONCILE_INTERVAL;
+use super::io::{Followed, Msg};
 use crate::NetlinkError;
 use crate::route::{RouteManager, RouteWatcher};
 use crate::rule::{RuleManager, RuleWatcher};
@@ -112,117 +114,64 @@ pub(crate) async fn write_records<T: std::fmt::Display + Clone + Send + Sync + '
     }
 }
 
-async fn dump(
-    routes: &RouteManager,
-    tables: &watch::Receiver<BTreeSet<u32>>,
-    epoch: Instant,
-) -> Result<Msg, NetlinkError> {
-    let taken_at = Timestamp::from(epoch.elapsed());
-    let tables = tables.borrow().clone();
-    Ok(Msg::RouteDump {
-        taken_at,
-        routes: routes.list_tables(&tables).await?,
-    })
+/// The kernel's routes in the tables the driver uses, followed: route
+/// notifications as they come, everything re-read after an overrun and
+/// every [`RECONCILE_INTERVAL`] (the kernel flushes IPv4 routes of an
+/// interface that goes down without a notification).
+pub(crate) struct FollowedRoutes {
+    /// Route notifications.
+    pub watcher: RouteWatcher,
+    /// Queries for the re-reads.
+    pub routes: RouteManager,
+    /// The tables the driver uses, as the loop last set them.
+    pub tables: watch::Receiver<BTreeSet<u32>>,
+    /// The driver's clock origin, for the dump's time stamp.
+    pub epoch: Instant,
 }
 
-/// Follows route notifications; re-reads the routes of `tables` (the ones
-/// the driver uses) after an overrun and every [`RECONCILE_INTERVAL`] (the
-/// kernel flushes IPv4 routes of an interface that goes down without a
-/// notification).
-pub(crate) async fn watch_routes(
-    watcher: RouteWatcher,
-    routes: RouteManager,
-    tables: watch::Receiver<BTreeSet<u32>>,
-    epoch: Instant,
-    out: mpsc::UnboundedSender<Msg>,
-) {
-    let mut tick = tokio::time::interval(RECONCILE_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        let need_dump = tokio::select! {
-            events = watcher.next() => match events {
-                Ok(events) => {
-                    if !events.is_empty() && out.send(Msg::Routes(events)).is_err() {
-                        return;
-                    }
-                    false
-                }
-                Err(NetlinkError::Overrun) => {
-                    let _ = out.send(Msg::Overrun);
-                    true
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "route watcher failed; re-reading routes");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    true
-                }
-            },
-            _ = tick.tick() => true,
-        };
-        if need_dump {
-            match dump(&routes, &tables, epoch).await {
-                Ok(msg) => {
-                    if out.send(msg).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot re-read routes"),
-            }
-        }
+impl Followed for FollowedRoutes {
+    const WHAT: &'static str = "routes";
+
+    async fn next(&mut self) -> Result<Option<Msg>, NetlinkError> {
+        let events = self.watcher.next().await?;
+        Ok((!events.is_empty()).then_some(Msg::Routes(events)))
+    }
+
+    async fn dump(&mut self) -> Result<Msg, NetlinkError> {
+        let taken_at = Timestamp::from(self.epoch.elapsed());
+        let tables = self.tables.borrow().clone();
+        Ok(Msg::RouteDump {
+            taken_at,
+            routes: self.routes.list_tables(&tables).await?,
+        })
     }
 }
 
-async fn dump_rules(rules: &RuleManager, epoch: Instant) -> Result<Msg, NetlinkError> {
-    let taken_at = Timestamp::from(epoch.elapsed());
-    Ok(Msg::RuleDump {
-        taken_at,
-        rules: rules.list().await?,
-    })
+/// The kernel's rules, followed: rule notifications as they come, every
+/// rule re-read after an overrun and every [`RECONCILE_INTERVAL`].
+pub(crate) struct FollowedRules {
+    /// Rule notifications.
+    pub watcher: RuleWatcher,
+    /// Queries for the re-reads.
+    pub rules: RuleManager,
+    /// The driver's clock origin, for the dump's time stamp.
+    pub epoch: Instant,
 }
 
-/// Follows rule notifications; re-reads every rule after an overrun and
-/// every [`RECONCILE_INTERVAL`].
-pub(crate) async fn watch_rules(
-    watcher: RuleWatcher,
-    rules: RuleManager,
-    epoch: Instant,
-    out: mpsc::UnboundedSender<Msg>,
-) {
-    let mut tick = tokio::time::interval(RECONCILE_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        let need_dump = tokio::select! {
-            events = watcher.next() => match events {
-                Ok(events) => {
-                    if !events.is_empty() && out.send(Msg::Rules(events)).is_err() {
-                        return;
-                    }
-                    false
-                }
-                Err(NetlinkError::Overrun) => {
-                    let _ = out.send(Msg::Overrun);
-                    true
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "rule watcher failed; re-reading rules");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    true
-                }
-            },
-            _ = tick.tick() => true,
-        };
-        if need_dump {
-            match dump_rules(&rules, epoch).await {
-                Ok(msg) => {
-                    if out.send(msg).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot re-read rules"),
-            }
-        }
+impl Followed for FollowedRules {
+    const WHAT: &'static str = "rules";
+
+    async fn next(&mut self) -> Result<Option<Msg>, NetlinkError> {
+        let events = self.watcher.next().await?;
+        Ok((!events.is_empty()).then_some(Msg::Rules(events)))
+    }
+
+    async fn dump(&mut self) -> Result<Msg, NetlinkError> {
+        let taken_at = Timestamp::from(self.epoch.elapsed());
+        Ok(Msg::RuleDump {
+            taken_at,
+            rules: self.rules.list().await?,
+        })
     }
 }
 

@@ -12,8 +12,8 @@ use vrrp_core::{Priority, RxMeta, Timestamp, TrackId};
 
 use super::api::{DriverConfig, DriverError, ReloadSummary, Snapshot, StateEvent, TrackKey};
 use super::core::{DriverCore, Effect, OwnedAddress, SendReport, SocketKey};
-use super::io::{Msg, SocketPool, Work, kernel_worker, watch_links, write_state};
-use super::route_io::{routes_path, rules_path, watch_routes, watch_rules, write_records};
+use super::io::{FollowedLinks, Msg, SocketPool, Work, follow, kernel_worker, write_state};
+use super::route_io::{FollowedRoutes, FollowedRules, routes_path, rules_path, write_records};
 use super::state_file::StateFile;
 use crate::addr::AddressManager;
 use crate::link::{LinkWatcher, list_links};
@@ -144,18 +144,29 @@ impl Shell {
             work_rx,
             msgs_tx.clone(),
         ));
-        tokio::spawn(watch_links(watcher, queries, epoch, msgs_tx.clone()));
-        tokio::spawn(watch_routes(
-            route_watcher,
-            route_queries,
-            route_tables_rx,
-            epoch,
+        tokio::spawn(follow(
+            FollowedLinks {
+                watcher,
+                addresses: queries,
+                epoch,
+            },
             msgs_tx.clone(),
         ));
-        tokio::spawn(watch_rules(
-            rule_watcher,
-            rule_queries,
-            epoch,
+        tokio::spawn(follow(
+            FollowedRoutes {
+                watcher: route_watcher,
+                routes: route_queries,
+                tables: route_tables_rx,
+                epoch,
+            },
+            msgs_tx.clone(),
+        ));
+        tokio::spawn(follow(
+            FollowedRules {
+                watcher: rule_watcher,
+                rules: rule_queries,
+                epoch,
+            },
             msgs_tx.clone(),
         ));
         let rule_writer =
