@@ -10,12 +10,22 @@ use super::keywords::Cx;
 use super::parse::Node;
 use crate::config::KeyPath;
 
+/// A line's words without keepalived's own `no_track` (vrrpd always puts
+/// back a route or rule deleted while it is wanted, as it does with
+/// addresses).
+fn tracked_words(words: &[String]) -> Vec<&str> {
+    words
+        .iter()
+        .map(String::as_str)
+        .filter(|w| *w != "no_track")
+        .collect()
+}
+
 impl Cx {
-    /// The routes of a `virtual_routes { ... }` block at `key`. keepalived's
-    /// own words are taken out: `no_track` (vrrpd always puts back a
-    /// route deleted while it is wanted, as it does with addresses). A
-    /// route vrrpd cannot install as keepalived would (multipath `nexthop`
-    /// or `or`, metrics such as `mtu`) is dropped with its line and why.
+    /// The routes of a `virtual_routes { ... }` block at `key`, without
+    /// `no_track`. A route vrrpd cannot install as keepalived would
+    /// (multipath `nexthop` or `or`, metrics such as `mtu`) is dropped with
+    /// its line and why.
     pub(super) fn route_lines(
         &mut self,
         n: &Node,
@@ -23,42 +33,11 @@ impl Cx {
         start: usize,
         row: &str,
     ) -> Vec<String> {
-        let mut out = Vec::new();
-        if n.children.is_none() {
-            self.note(
-                n.pos,
-                format!("`{}` without a block; nothing carried", n.keyword()),
-            );
-        }
-        for line in n.block() {
-            let words: Vec<&str> = line
-                .words
-                .iter()
-                .map(String::as_str)
-                .filter(|w| *w != "no_track")
-                .collect();
-            let text = words.join(" ");
-            match text.parse::<Route>() {
-                Ok(_) => {
-                    self.locations
-                        .insert(key.index(start + out.len()).to_string(), line.pos);
-                    self.report.count(row, Fate::Carried);
-                    out.push(text);
-                }
-                Err(e) => {
-                    self.report.count(row, Fate::Dropped);
-                    self.note(
-                        line.pos,
-                        format!("route `{}` dropped: {e}", line.words.join(" ")),
-                    );
-                }
-            }
-        }
-        out
+        self.carried_lines::<Route>(n, key, start, row, "route", |words| {
+            tracked_words(words).join(" ")
+        })
     }
-}
 
-impl Cx {
     /// The rules of a `virtual_rules { ... }` or `static_rules { ... }`
     /// block at `key`, `no_track` taken out as for routes (and, as
     /// keepalived does, such a rule gets no protocol); a rule vrrpd cannot
@@ -70,6 +49,34 @@ impl Cx {
         start: usize,
         row: &str,
     ) -> Vec<String> {
+        self.carried_lines::<Rule>(n, key, start, row, "rule", |words| {
+            let kept = tracked_words(words);
+            let mut text = kept.join(" ");
+            // keepalived marks a tracked rule with its protocol (18) and
+            // leaves a `no_track` one without any, unless one is written.
+            let untracked = words.iter().any(|w| w == "no_track");
+            if untracked && !kept.iter().any(|w| *w == "protocol" || *w == "proto") {
+                text.push_str(" protocol 0");
+            }
+            text
+        })
+    }
+
+    /// The lines of block `n` that parse as a `T` once `text_of` has
+    /// rewritten them, carried at `key[start..]`; the others are dropped
+    /// with their line and the parser's reason.
+    fn carried_lines<T: std::str::FromStr>(
+        &mut self,
+        n: &Node,
+        key: &KeyPath,
+        start: usize,
+        row: &str,
+        what: &str,
+        text_of: impl Fn(&[String]) -> String,
+    ) -> Vec<String>
+    where
+        T::Err: std::fmt::Display,
+    {
         let mut out = Vec::new();
         if n.children.is_none() {
             self.note(
@@ -78,20 +85,8 @@ impl Cx {
             );
         }
         for line in n.block() {
-            let words: Vec<&str> = line
-                .words
-                .iter()
-                .map(String::as_str)
-                .filter(|w| *w != "no_track")
-                .collect();
-            let mut text = words.join(" ");
-            // keepalived marks a tracked rule with its protocol (18) and
-            // leaves a `no_track` one without any, unless one is written.
-            let untracked = line.words.iter().any(|w| w == "no_track");
-            if untracked && !words.iter().any(|w| *w == "protocol" || *w == "proto") {
-                text.push_str(" protocol 0");
-            }
-            match text.parse::<Rule>() {
+            let text = text_of(&line.words);
+            match text.parse::<T>() {
                 Ok(_) => {
                     self.locations
                         .insert(key.index(start + out.len()).to_string(), line.pos);
@@ -102,7 +97,7 @@ impl Cx {
                     self.report.count(row, Fate::Dropped);
                     self.note(
                         line.pos,
-                        format!("rule `{}` dropped: {e}", line.words.join(" ")),
+                        format!("{what} `{}` dropped: {e}", line.words.join(" ")),
                     );
                 }
             }
