@@ -2122,6 +2122,10 @@ impl Cx {
                     let (conn, sched) =
                         self.check_common(c, "SMTP_CHECK", |cx, x| match x.keyword() {
                             "helo_name" => helo = cx.string(x, "SMTP_CHECK"),
+                            // keepalived's host-list code is compiled only
+                            // with WITH_HOST_ENTRIES, which 2.2.7's build
+                            // never defines: the block is an unknown keyword.
+                            "host" => cx.dropped(x, "SMTP_CHECK", "`host` blocks in SMTP_CHECK are ignored by keepalived 2.2.7 (built without its deprecated host lists), which checks the real server's own address; so does vrrpd. To check another host, write another SMTP_CHECK with connect_ip".to_owned()),
                             _ => cx.unsupported(x, "SMTP_CHECK"),
                         });
                     s.set_connect(conn);

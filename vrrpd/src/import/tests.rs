@@ -702,6 +702,25 @@ virtual_server group web {
     assert!(has(&warnings, 62, "virtual_server_group"));
 }
 
+/// keepalived 2.2.7 has no SMTP_CHECK `host` blocks (Debian's
+/// keepalived.conf.SMTP_CHECK sample still writes them): the check goes to
+/// the real server itself, and the warning says so.
+#[test]
+fn smtp_check_host_blocks_are_ignored_as_keepalived_does() {
+    let text = "virtual_server 192.0.2.10 25 {\n  real_server 192.0.2.11 25 {\n    SMTP_CHECK {\n      helo_name mx.example.com\n      host {\n        connect_ip 192.0.2.99\n      }\n    }\n  }\n}\n";
+    let (c, warnings) = import_check(text);
+    assert!(
+        has(&warnings, 5, "ignored by keepalived 2.2.7"),
+        "{warnings:#?}"
+    );
+    let p = crate::plan::plan(&c);
+    let checks = &p.virtual_servers[0].real_servers[0].checks;
+    assert_eq!(checks.len(), 1, "{checks:#?}");
+    let debug = format!("{:?}", checks[0]);
+    assert!(debug.contains("192.0.2.11:25"), "{debug}");
+    assert!(!debug.contains("192.0.2.99"), "{debug}");
+}
+
 #[test]
 fn unknown_keywords_warn_with_file_and_line_and_are_counted() {
     let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  use_ipvlan\n  virtual_ipaddress {\n    192.0.2.1/24 brd 192.0.2.255 no_track dev eth1\n  }\n  virtual_ipaddress_excluded {\n    192.0.2.2\n  }\n}\nstatic_ipaddress {\n  192.0.2.9/24 dev eth0\n}\nmystery_block {\n}\n";
