@@ -32,7 +32,10 @@ const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
 const RTA_PREFSRC: u16 = 7;
+const RTA_MULTIPATH: u16 = 9;
 const RTA_TABLE: u16 = 15;
+/// Size of `struct rtnexthop`.
+const RTNH_LEN: usize = 8;
 const RTNH_F_ONLINK: u32 = 4;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 /// `RT_SCOPE_NOWHERE`: a deletion that matches any scope.
@@ -144,6 +147,57 @@ pub struct Route {
     pub kind: RouteKind,
     /// Gateway on the link even if no prefix covers it (`onlink`).
     pub onlink: bool,
+    /// Next hops of a multipath route (`nexthop via GW dev IF weight W`,
+    /// or keepalived's deprecated `via GW1 or GW2`), sent as
+    /// `RTA_MULTIPATH`; empty for a route with one path.
+    pub nexthops: Vec<NextHop>,
+}
+
+/// One path of a multipath route (RFC 2992's equal-cost multipath, as the
+/// kernel's `struct rtnexthop` carries it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NextHop {
+    /// Gateway (`via`).
+    pub gateway: Option<IpAddr>,
+    /// Output interface (`dev`), by name.
+    pub device: Option<String>,
+    /// Share of the traffic relative to the other next hops (`weight`,
+    /// 1 to 256; 1 when not given).
+    pub weight: u16,
+    /// Gateway on the link even if no prefix covers it (`onlink`).
+    pub onlink: bool,
+}
+
+impl NextHop {
+    /// A next hop through `gateway` of weight 1.
+    pub fn via(gateway: IpAddr) -> Self {
+        NextHop {
+            gateway: Some(gateway),
+            device: None,
+            weight: 1,
+            onlink: false,
+        }
+    }
+}
+
+impl fmt::Display for NextHop {
+    /// `nexthop [via GW] [dev IF] [weight W] [onlink]`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("nexthop")?;
+        if let Some(g) = self.gateway {
+            write!(f, " via {g}")?;
+        }
+        if let Some(d) = &self.device {
+            write!(f, " dev {d}")?;
+        }
+        if self.weight != 1 {
+            write!(f, " weight {}", self.weight)?;
+        }
+        if self.onlink {
+            f.write_str(" onlink")?;
+        }
+        Ok(())
+    }
 }
 
 impl Route {
@@ -162,6 +216,7 @@ impl Route {
             scope: None,
             kind: RouteKind::Unicast,
             onlink: false,
+            nexthops: Vec::new(),
         }
     }
 
@@ -198,7 +253,12 @@ impl Route {
                 self.destination, self.prefix_len
             )));
         }
-        for other in [self.gateway, self.source].into_iter().flatten() {
+        let hop_gateways = self.nexthops.iter().filter_map(|h| h.gateway);
+        for other in [self.gateway, self.source]
+            .into_iter()
+            .flatten()
+            .chain(hop_gateways)
+        {
             if other.is_ipv4() != self.destination.is_ipv4() {
                 return Err(RouteError::MixedFamily(other.to_string()));
             }
@@ -209,10 +269,42 @@ impl Route {
                 value: "0".into(),
             });
         }
-        if self.kind == RouteKind::Unicast && self.gateway.is_none() && self.device.is_none() {
+        if !self.nexthops.is_empty() {
+            if self.gateway.is_some() {
+                return Err(RouteError::Multipath(
+                    "`via` before `nexthop`: give each path its own `via`".into(),
+                ));
+            }
+            if let Some(h) = self
+                .nexthops
+                .iter()
+                .find(|h| h.gateway.is_none() && h.device.is_none())
+            {
+                return Err(RouteError::Multipath(format!(
+                    "`{h}` has neither `via` nor `dev`"
+                )));
+            }
+            if let Some(h) = self
+                .nexthops
+                .iter()
+                .find(|h| !(1..=256).contains(&h.weight))
+            {
+                return Err(RouteError::Value {
+                    word: "weight",
+                    value: h.weight.to_string(),
+                });
+            }
+        }
+        if self.kind == RouteKind::Unicast
+            && self.gateway.is_none()
+            && self.device.is_none()
+            && self.nexthops.is_empty()
+        {
             return Err(RouteError::NoNextHop);
         }
-        if !self.kind.has_next_hop() && (self.gateway.is_some() || self.device.is_some()) {
+        if !self.kind.has_next_hop()
+            && (self.gateway.is_some() || self.device.is_some() || !self.nexthops.is_empty())
+        {
             return Err(RouteError::NextHopNotAllowed(
                 self.kind.name().unwrap_or("this").to_owned(),
             ));
@@ -262,7 +354,7 @@ pub enum RouteError {
     },
     /// A word that is not part of the route syntax this driver supports.
     #[error(
-        "`{0}` is not supported in a route (supported: [TYPE] DEST/LEN, via, dev, src, table, metric, proto, scope, onlink)"
+        "`{0}` is not supported in a route (supported: [TYPE] DEST/LEN, via, dev, src, table, metric, proto, scope, onlink, nexthop via/dev/weight/onlink, or)"
     )]
     Unsupported(String),
     /// No destination was given.
@@ -284,8 +376,11 @@ pub enum RouteError {
     #[error("a unicast route needs `via` or `dev`")]
     NoNextHop,
     /// A next hop on a route type that has none.
-    #[error("a {0} route has no next hop: remove `via` and `dev`")]
+    #[error("a {0} route has no next hop: remove `via`, `dev` and `nexthop`")]
     NextHopNotAllowed(String),
+    /// A multipath route written wrongly.
+    #[error("multipath route: {0}")]
+    Multipath(String),
 }
 
 pub(crate) fn masked(addr: IpAddr, prefix_len: u8) -> IpAddr {
@@ -382,8 +477,11 @@ impl FromStr for Route {
     type Err = RouteError;
 
     /// Parses iproute2's / keepalived's route words:
-    /// `[TYPE] DEST[/LEN] [via GW] [dev IF] [src ADDR] [table T]
-    /// [metric|priority|preference N] [proto P] [scope S] [onlink]`.
+    /// `[TYPE] DEST[/LEN] [via GW [or GW2]] [dev IF] [src ADDR] [table T]
+    /// [metric|priority|preference N] [proto P] [scope S] [onlink]
+    /// [nexthop [via GW] [dev IF] [weight W] [onlink]]...`. As in
+    /// keepalived, the `nexthop` groups end the route, and `via A or B` is
+    /// the two next hops `via A` and `via B`.
     fn from_str(text: &str) -> Result<Self, RouteError> {
         let words: Vec<&str> = text.split_whitespace().collect();
         let v6 = words.iter().any(|w| w.contains(':'));
@@ -424,6 +522,25 @@ impl FromStr for Route {
                     })?);
                 }
                 "onlink" => route.onlink = true,
+                "or" => {
+                    let first = route.gateway.take().ok_or_else(|| {
+                        RouteError::Multipath("`or` needs a `via` before it".into())
+                    })?;
+                    if !route.nexthops.is_empty() {
+                        return Err(RouteError::Multipath("a second `or`".into()));
+                    }
+                    let second = number("gateway", value("or")?)?;
+                    route.nexthops = vec![NextHop::via(first), NextHop::via(second)];
+                }
+                "nexthop" => {
+                    if !route.nexthops.is_empty() {
+                        return Err(RouteError::Multipath(
+                            "`nexthop` after `or`: write every path as `nexthop`".into(),
+                        ));
+                    }
+                    route.nexthops = parse_nexthops(&words[i..])?;
+                    break;
+                }
                 "inet" | "inet6" | "to" => {}
                 _ => {
                     if let Some(kind) = RouteKind::from_name(word) {
@@ -449,6 +566,51 @@ impl FromStr for Route {
         route.check()?;
         Ok(route)
     }
+}
+
+/// The `nexthop ...` groups that end a route's words (`words` starts at
+/// the first `nexthop`).
+fn parse_nexthops(words: &[&str]) -> Result<Vec<NextHop>, RouteError> {
+    let mut hops = Vec::new();
+    let mut i = 0;
+    while let Some(&word) = words.get(i) {
+        let mut value = |name: &'static str| -> Result<&str, RouteError> {
+            i += 1;
+            words.get(i).copied().ok_or(RouteError::MissingValue(name))
+        };
+        match word {
+            "nexthop" => hops.push(NextHop {
+                gateway: None,
+                device: None,
+                weight: 1,
+                onlink: false,
+            }),
+            other => {
+                let hop = hops
+                    .last_mut()
+                    .ok_or_else(|| RouteError::Unsupported(other.to_owned()))?;
+                match other {
+                    "via" | "gw" => {
+                        let mut v = value("via")?;
+                        if v == "inet" || v == "inet6" {
+                            v = value("via")?;
+                        }
+                        hop.gateway = Some(number("gateway", v)?);
+                    }
+                    "dev" => hop.device = Some(value("dev")?.to_owned()),
+                    "weight" => hop.weight = number("weight", value("weight")?)?,
+                    "onlink" => hop.onlink = true,
+                    _ => {
+                        return Err(RouteError::Multipath(format!(
+                            "`{other}` after `nexthop`: a multipath route ends with its next hops (each: via, dev, weight, onlink)"
+                        )));
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+    Ok(hops)
 }
 
 impl fmt::Display for Route {
@@ -479,6 +641,9 @@ impl fmt::Display for Route {
         }
         if self.onlink {
             f.write_str(" onlink")?;
+        }
+        for hop in &self.nexthops {
+            write!(f, " {hop}")?;
         }
         Ok(())
     }
@@ -582,10 +747,16 @@ pub(crate) fn push_attr(out: &mut Vec<u8>, ty: u16, payload: &[u8]) {
 }
 
 /// Encodes `struct rtmsg` and its attributes for adding (`add`) or
-/// deleting `route`, whose device has index `ifindex`. A deletion names
-/// the protocol, gateway and device too, so that it removes this route and
-/// never another one with the same key.
-pub(crate) fn encode(route: &Route, ifindex: Option<u32>, add: bool) -> Vec<u8> {
+/// deleting `route`, whose device has index `ifindex` and whose next hops'
+/// devices have the indexes `hop_ifindex` (in order; missing ones are 0).
+/// A deletion names the protocol, gateway and device too, so that it
+/// removes this route and never another one with the same key.
+pub(crate) fn encode(
+    route: &Route,
+    ifindex: Option<u32>,
+    hop_ifindex: &[Option<u32>],
+    add: bool,
+) -> Vec<u8> {
     let family = if route.destination.is_ipv4() {
         libc::AF_INET
     } else {
@@ -625,7 +796,47 @@ pub(crate) fn encode(route: &Route, ifindex: Option<u32>, add: bool) -> Vec<u8> 
     if add && let Some(s) = route.source {
         push_attr(&mut out, RTA_PREFSRC, &octets(s));
     }
+    if !route.nexthops.is_empty() {
+        let mut hops = Vec::new();
+        for (n, hop) in route.nexthops.iter().enumerate() {
+            let mut attrs = Vec::new();
+            if let Some(g) = hop.gateway {
+                push_attr(&mut attrs, RTA_GATEWAY, &octets(g));
+            }
+            let len = u16::try_from(RTNH_LEN + attrs.len()).unwrap_or(u16::MAX);
+            let flags: u8 = if hop.onlink { RTNH_F_ONLINK as u8 } else { 0 };
+            // rtnh_hops is the weight minus one (iproute2, keepalived).
+            let hops_field = u8::try_from(hop.weight.saturating_sub(1)).unwrap_or(u8::MAX);
+            let index = hop_ifindex.get(n).copied().flatten().unwrap_or(0);
+            hops.extend_from_slice(&len.to_ne_bytes());
+            hops.push(flags);
+            hops.push(hops_field);
+            hops.extend_from_slice(&index.to_ne_bytes());
+            hops.extend_from_slice(&attrs);
+        }
+        push_attr(&mut out, RTA_MULTIPATH, &hops);
+    }
     out
+}
+
+/// The interface indexes of `route`'s next hops' devices; a device that
+/// does not exist is the kernel's ENODEV, as a single-path route's would be.
+fn hop_indexes(route: &Route, op: &'static str) -> Result<Vec<Option<u32>>, NetlinkError> {
+    route
+        .nexthops
+        .iter()
+        .map(|h| match &h.device {
+            None => Ok(None),
+            Some(name) => {
+                crate::link::ifindex_of(name)
+                    .map(Some)
+                    .map_err(|_| NetlinkError::Kernel {
+                        op,
+                        errno: libc::ENODEV,
+                    })
+            }
+        })
+        .collect()
 }
 
 /// A handle for route changes and dumps, holding one rtnetlink socket
@@ -684,7 +895,8 @@ impl RouteManager {
     /// was added, `false` if a route with its key was already there
     /// (EEXIST): someone else's, left alone.
     pub async fn add(&self, route: &Route, ifindex: Option<u32>) -> Result<bool, NetlinkError> {
-        let msg = Buffer::from(encode(route, ifindex, true));
+        let hops = hop_indexes(route, "add route")?;
+        let msg = Buffer::from(encode(route, ifindex, &hops, true));
         match self
             .socket
             .request_ack("add route", Rtm::Newroute, NlmF::CREATE | NlmF::EXCL, msg)
@@ -699,7 +911,10 @@ impl RouteManager {
     /// Removes `route`. Returns `true` if it was removed, `false` if it
     /// was not there (ESRCH).
     pub async fn remove(&self, route: &Route, ifindex: Option<u32>) -> Result<bool, NetlinkError> {
-        let msg = Buffer::from(encode(route, ifindex, false));
+        // The kernel matches a deletion's next hops only when it names
+        // them; without a device, the key, protocol and gateway suffice.
+        let hops = hop_indexes(route, "remove route").unwrap_or_default();
+        let msg = Buffer::from(encode(route, ifindex, &hops, false));
         match self
             .socket
             .request_ack("remove route", Rtm::Delroute, NlmF::empty(), msg)
@@ -816,6 +1031,95 @@ mod tests {
     }
 
     #[test]
+    fn multipath_routes_parse_print_back_and_encode_rta_multipath() {
+        let text = "198.51.100.0/24 table 100 nexthop via 192.0.2.254 dev eth0 weight 3 nexthop via 192.0.2.253 onlink";
+        let r = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(r.nexthops.len(), 2);
+        assert_eq!(r.nexthops[0].weight, 3);
+        assert_eq!(r.nexthops[0].device.as_deref(), Some("eth0"));
+        assert!(r.nexthops[1].onlink && r.nexthops[1].weight == 1);
+        assert_eq!(parse(&r.to_string()), Ok(r.clone()));
+        // keepalived's deprecated `via A or B`: two next hops.
+        let or = parse("192.168.113.0/24 via 192.168.100.252 or 192.168.100.253");
+        assert_eq!(
+            or.as_ref().map(|r| (r.gateway, r.nexthops.clone())),
+            Ok((
+                None,
+                vec![
+                    NextHop::via(IpAddr::from([192, 168, 100, 252])),
+                    NextHop::via(IpAddr::from([192, 168, 100, 253]))
+                ]
+            ))
+        );
+        let bytes = encode(&r, None, &[Some(7), None], true);
+        // Find RTA_MULTIPATH and walk its two rtnexthops.
+        let mut at = RTMSG_LEN;
+        let mut hops = None;
+        while at + 4 <= bytes.len() {
+            let len = usize::from(u16::from_ne_bytes([bytes[at], bytes[at + 1]]));
+            let ty = u16::from_ne_bytes([bytes[at + 2], bytes[at + 3]]);
+            if ty == RTA_MULTIPATH {
+                hops = Some(bytes[at + 4..at + len].to_vec());
+            }
+            at += len.div_ceil(4) * 4;
+        }
+        let hops = hops.unwrap_or_else(|| panic!("no RTA_MULTIPATH in {bytes:?}"));
+        // First: length 8 + one 8-byte gateway attribute, weight 3 as
+        // rtnh_hops 2, interface 7, gateway 192.0.2.254.
+        assert_eq!(&hops[..4], &[16, 0, 0, 2]);
+        assert_eq!(&hops[4..8], &7u32.to_ne_bytes());
+        assert_eq!(&hops[12..16], &[192, 0, 2, 254]);
+        // Second: onlink, weight 1, no interface.
+        assert_eq!(&hops[16..20], &[16, 0, RTNH_F_ONLINK as u8, 0]);
+        assert_eq!(&hops[20..24], &0u32.to_ne_bytes());
+        assert_eq!(hops.len(), 32);
+    }
+
+    #[test]
+    fn bad_multipath_routes_are_refused_with_the_reason() {
+        for (text, want) in [
+            (
+                "198.51.100.0/24 via 192.0.2.1 nexthop via 192.0.2.2",
+                "`via` before `nexthop`",
+            ),
+            (
+                "198.51.100.0/24 nexthop weight 2",
+                "neither `via` nor `dev`",
+            ),
+            (
+                "198.51.100.0/24 nexthop via 192.0.2.2 table 5",
+                "`table` after `nexthop`",
+            ),
+            (
+                "198.51.100.0/24 dev eth0 or 192.0.2.2",
+                "`or` needs a `via`",
+            ),
+            (
+                "198.51.100.0/24 via 192.0.2.1 or 192.0.2.2 nexthop via 192.0.2.3",
+                "`nexthop` after `or`",
+            ),
+        ] {
+            let got = parse(text).map_err(|e| e.to_string());
+            assert!(
+                got.as_ref().is_err_and(|e| e.contains(want)),
+                "{text}: {got:?}"
+            );
+        }
+        assert!(matches!(
+            parse("198.51.100.0/24 nexthop via 192.0.2.2 weight 257"),
+            Err(RouteError::Value { word: "weight", .. })
+        ));
+        assert!(matches!(
+            parse("198.51.100.0/24 nexthop via 2001:db8::1"),
+            Err(RouteError::MixedFamily(_))
+        ));
+        assert!(matches!(
+            parse("blackhole 198.51.100.0/24 nexthop dev eth0"),
+            Err(RouteError::NextHopNotAllowed(_))
+        ));
+    }
+
+    #[test]
     fn bad_routes_are_refused_with_the_reason() {
         assert_eq!(parse("via 192.0.2.1"), Err(RouteError::NoDestination));
         assert_eq!(
@@ -849,7 +1153,7 @@ mod tests {
     fn messages_round_trip_and_garbage_never_panics() {
         let route = parse("198.51.100.0/24 via 192.0.2.1 dev eth0 table 1000 metric 7")
             .unwrap_or_else(|_| Route::new(IpAddr::from([0u8; 4]), 0));
-        let bytes = encode(&route, Some(3), true);
+        let bytes = encode(&route, Some(3), &[], true);
         let back = KernelRoute::parse(&bytes);
         assert_eq!(back.as_ref().map(|r| r.key), Some(route.key()));
         assert_eq!(back.as_ref().and_then(|r| r.ifindex), Some(3));

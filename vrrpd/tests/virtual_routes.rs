@@ -1,7 +1,8 @@
 //! `virtual_routes`, `virtual_rules`, `static_routes` and `static_rules`
 //! checked in the kernel's tables as masters change, with keepalived 2.2.7
 //! as the peer: keepalived runs a keepalived.conf with virtual routes in
-//! table 100, virtual rules, a static route in table 101 and a static
+//! table 100 (one of them multipath with weighted `nexthop`s, one written
+//! with keepalived's deprecated `via A or B`), virtual rules, a static route in table 101 and a static
 //! rule; `vrrpd` runs the same file converted by `import-keepalived`.
 //! Whichever is master has exactly the virtual routes and rules, and the
 //! same ones (as `ip route show table 100` and `ip rule` print them); the
@@ -32,7 +33,9 @@ fn conf(priority: u8) -> String {
          advert_int 0.1\n  virtual_ipaddress {{\n    192.0.2.61/24\n  }}\n  \
          virtual_ipaddress_excluded {{\n    2001:db8::61/64\n  }}\n  \
          virtual_routes {{\n    198.51.100.0/24 via 192.0.2.254 dev eth0 table 100 metric 5\n    \
-         blackhole 203.0.113.0/24 table 100\n    src 192.0.2.61 203.0.113.128/25 dev eth0 table 100\n  }}\n  \
+         blackhole 203.0.113.0/24 table 100\n    src 192.0.2.61 203.0.113.128/25 dev eth0 table 100\n    \
+         198.51.100.0/26 table 100 nexthop via 192.0.2.254 dev eth0 weight 2 nexthop via 192.0.2.253 dev eth0\n    \
+         203.0.113.64/26 via 192.0.2.252 or 192.0.2.251 table 100\n  }}\n  \
          virtual_rules {{\n    from 192.0.2.61/32 table 100 priority 100\n    fwmark 0x10/0xff table 100 priority 101\n    \
          to 203.0.113.0/24 iif eth0 table 100 priority 102 no_track\n  }}\n}}\n"
     )
@@ -46,6 +49,15 @@ fn table_n(r: &Router, n: &str) -> Result<String> {
         Err(e) if e.to_string().contains("FIB table does not exist") => Ok(String::new()),
         Err(e) => Err(anyhow::anyhow!("{e}")),
     }
+}
+
+/// How many routes `ip route` printed (a multipath route's next hops are
+/// indented lines of their own).
+fn routes_in(table: &str) -> usize {
+    table
+        .lines()
+        .filter(|l| !l.starts_with(char::is_whitespace))
+        .count()
 }
 
 /// Table 100: the virtual routes.
@@ -117,11 +129,8 @@ fn routes_and_rules_follow_the_master_like_keepalived() -> Result<()> {
     ka.wait_for_log("Entering MASTER STATE", T)?;
     let mut ours = Daemon::start(ours_router, &dir, "ours", &toml)?;
     ours.wait_state("VI_1", "backup", T)?;
-    wait_until("keepalived's three routes and three rules", || {
-        Ok(
-            table(ka_router)?.lines().count() == 3
-                && virtual_rules(ka_router)?.lines().count() == 3,
-        )
+    wait_until("keepalived's five routes and three rules", || {
+        Ok(routes_in(&table(ka_router)?) == 5 && virtual_rules(ka_router)?.lines().count() == 3)
     })?;
     let keepalived_table = table(ka_router)?;
     let keepalived_rules = virtual_rules(ka_router)?;

@@ -685,7 +685,9 @@ pub struct Instance {
     /// otherwise, one a string in keepalived's (iproute2's) words:
     /// `"198.51.100.0/24 via 192.0.2.254 dev eth0 table 100 metric 5"`,
     /// `"blackhole 203.0.113.0/24"` (`[TYPE] DEST[/LEN] [via GW] [dev IF]
-    /// [src ADDR] [table T] [metric N] [proto P] [scope S] [onlink]`;
+    /// [src ADDR] [table T] [metric N] [proto P] [scope S] [onlink]
+    /// [nexthop [via GW] [dev IF] [weight W] [onlink]]...`, a multipath
+    /// route's next hops last; `via A or B` is two next hops;
     /// protocol 18, keepalived's, unless given).
     #[key(default_is = "none", keepalived = "virtual_routes { ... }")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

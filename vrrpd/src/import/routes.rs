@@ -24,8 +24,7 @@ fn tracked_words(words: &[String]) -> Vec<&str> {
 impl Cx {
     /// The routes of a `virtual_routes { ... }` block at `key`, without
     /// `no_track`. A route vrrpd cannot install as keepalived would
-    /// (multipath `nexthop` or `or`, metrics such as `mtu`) is dropped with
-    /// its line and why.
+    /// (metrics such as `mtu`, `encap`) is dropped with its line and why.
     pub(super) fn route_lines(
         &mut self,
         n: &Node,
@@ -115,7 +114,7 @@ mod tests {
 
     #[test]
     fn virtual_routes_are_carried_and_unsupported_ones_named() {
-        let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.100/24\n  }\n  virtual_routes {\n    src 192.0.2.100 to 198.51.100.0/24 via 192.0.2.254 dev eth0\n    203.0.113.0/24 via 192.0.2.254 dev eth0 table 100 metric 5 no_track\n    blackhole 198.51.100.128/25\n    192.0.2.0/24 via 192.0.2.254 or 192.0.2.253\n  }\n}\n";
+        let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.100/24\n  }\n  virtual_routes {\n    src 192.0.2.100 to 198.51.100.0/24 via 192.0.2.254 dev eth0\n    203.0.113.0/24 via 192.0.2.254 dev eth0 table 100 metric 5 no_track\n    blackhole 198.51.100.128/25\n    192.0.2.0/24 via 192.0.2.254 or 192.0.2.253\n    198.51.100.192/26 dev eth0 mtu 1400\n  }\n}\n";
         let options = Options {
             config_id: "n".to_owned(),
         };
@@ -124,10 +123,10 @@ mod tests {
         let w: Vec<String> = imported.warnings.iter().map(ToString::to_string).collect();
         assert_eq!(w.len(), 1, "{w:#?}");
         assert!(
-            imported.warnings[0].line == 11 && w[0].contains("`or` is not supported"),
+            imported.warnings[0].line == 12 && w[0].contains("`mtu` is not supported"),
             "{w:#?}"
         );
-        assert_eq!(imported.report.rows["virtual_routes entry"], [3, 0, 1]);
+        assert_eq!(imported.report.rows["virtual_routes entry"], [4, 0, 1]);
         let toml = imported.toml();
         let (outcome, errors) = config::read(&toml, Path::new("out.toml"), Target::OtherHost);
         assert!(errors.is_empty(), "{errors:#?}\n{toml}");
@@ -142,6 +141,7 @@ mod tests {
                 "198.51.100.0/24 via 192.0.2.254 dev eth0 src 192.0.2.100 table 254 proto 18",
                 "203.0.113.0/24 via 192.0.2.254 dev eth0 table 100 metric 5 proto 18",
                 "blackhole 198.51.100.128/25 table 254 proto 18",
+                "192.0.2.0/24 table 254 proto 18 nexthop via 192.0.2.254 nexthop via 192.0.2.253",
             ]
         );
     }
