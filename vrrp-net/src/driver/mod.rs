@@ -50,7 +50,7 @@ use vrrp_core::{Priority, TrackId};
 
 pub use self::api::{
     AdvertWatch, DriverConfig, DriverError, DurationHistogram, ForeignAddressPolicy,
-    HISTOGRAM_BOUNDS_MS, InstanceSpec, InstanceStatus, ReloadSummary, Snapshot, StateEvent,
+    HISTOGRAM_BOUNDS_MS, InstanceSpec, InstanceStatus, PeerStatus, ReloadSummary, Snapshot, StateEvent,
     TrackKey, Unbound, Vip, VipStatus, VmacSpec,
 };
 use self::shell::{Command, Shell};

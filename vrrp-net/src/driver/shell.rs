@@ -455,6 +455,11 @@ impl Shell {
                 self.core.handle_address_result(now, &op, add, result);
             }
             Msg::AnnounceFailures(n) => self.core.handle_announce_failures(n),
+            Msg::Announced {
+                instance,
+                garps,
+                nas,
+            } => self.core.handle_announced(&instance, garps, nas),
             Msg::StateFileError => self.core.handle_state_file_error(),
             Msg::VmacDone {
                 name,
