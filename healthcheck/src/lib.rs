@@ -90,7 +90,7 @@ mod timer;
 pub use check::{CheckId, Health, MAX_DURATION, Timing};
 pub use error::{ConfigError, DownReason, GenhashError};
 pub use genhash::{GenhashReport, GenhashRequest, genhash};
-pub use lag::LagHistogram;
+pub use lag::{BUCKET_BOUNDS_MICROS, DurationBuckets, LagHistogram};
 pub use probe::{
     BodyRegex, CustomProbe, DnsCheck, FileCheck, HttpCheck, IcmpCheck, Md5Digest, Probe,
     ProbeFuture, ProbeReport, Prober, RegexOptions, ScriptCheck, SmtpCheck, StatusRanges, TcpCheck,
