@@ -55,7 +55,10 @@ use vrrp_net::driver::{DriverConfig, Snapshot, StateEvent, VrrpHandle};
 
 use self::alerts::Alerts;
 use self::events::Consumers;
-use self::http::{Health, HttpCounters, InstanceDoc, RealServerDoc, Shared, StatusDoc, VipDoc};
+use self::http::{
+    CheckDoc, CheckHistogramDoc, Health, HttpCounters, InstanceDoc, PeerDoc, RealServerDoc, Shared,
+    StatusDoc, VipDoc,
+};
 use self::lock::{Identity, LockError, PidLock};
 use self::lvs_alerts::LvsAlerts;
 use self::plan::Plan;
@@ -99,7 +102,15 @@ fn router_id(plan: &Plan) -> String {
         .unwrap_or_default()
 }
 
+/// Seconds since the epoch, now.
+fn wall_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 fn status_doc(snap: &Snapshot) -> Vec<InstanceDoc> {
+    let now = wall_now();
     snap.instances
         .iter()
         .map(|i| {
@@ -153,6 +164,21 @@ fn status_doc(snap: &Snapshot) -> Vec<InstanceDoc> {
                 advert_intervals: histogram_doc(&i.adverts.intervals),
                 down_timer_margins: histogram_doc(&i.adverts.down_timer_margins),
                 min_down_timer_margin: i.adverts.min_down_timer_margin.map(|d| d.as_secs_f64()),
+                master_priority: i.master_priority.map(|p| p.get()),
+                peers: i
+                    .peers
+                    .iter()
+                    .map(|p| PeerDoc {
+                        address: p.address.to_string(),
+                        priority: p.priority.get(),
+                        advert_interval: p.advert_interval.as_secs_f64(),
+                        last_advert: now - p.age.as_secs_f64(),
+                        last_advert_age: p.age.as_secs_f64(),
+                        adverts: p.adverts,
+                    })
+                    .collect(),
+                garps_sent: i.garps_sent,
+                nas_sent: i.nas_sent,
             }
         })
         .collect()
@@ -160,6 +186,48 @@ fn status_doc(snap: &Snapshot) -> Vec<InstanceDoc> {
 
 fn histogram_doc(h: &vrrp_net::driver::DurationHistogram) -> (Vec<u64>, f64) {
     (h.counts.to_vec(), h.sum_ns as f64 / 1e9)
+}
+
+fn check_histogram(h: &healthcheck::DurationBuckets) -> CheckHistogramDoc {
+    CheckHistogramDoc {
+        counts: h.counts.to_vec(),
+        sum: h.sum_micros as f64 / 1e6,
+    }
+}
+
+/// Every check of the runner, as the status shows it.
+fn check_docs(runner: &healthcheck::RunnerHandle) -> Vec<CheckDoc> {
+    let now = Instant::now();
+    let wall = wall_now();
+    let mut docs: Vec<CheckDoc> = runner
+        .snapshot()
+        .into_iter()
+        .map(|(id, s)| {
+            let last_result = (s.stats.attempts > 0 && s.last_run.is_some()).then(|| {
+                if s.last_reason.is_some() {
+                    "failure".to_owned()
+                } else {
+                    "success".to_owned()
+                }
+            });
+            CheckDoc {
+                name: runner.name(id).unwrap_or_else(|| id.to_string()),
+                kind: runner.kind(id).unwrap_or("unknown").to_owned(),
+                state: s.health.to_string(),
+                decided: s.decided(),
+                last_result,
+                reason: s.last_reason.as_ref().map(ToString::to_string),
+                last_duration: s.last_latency.map(|d| d.as_secs_f64()),
+                consecutive_failures: s.failed_rounds,
+                last_run: s
+                    .last_run
+                    .map(|at| wall - now.saturating_duration_since(at).as_secs_f64()),
+                attempts: s.stats.attempts,
+            }
+        })
+        .collect();
+    docs.sort_by(|a, b| a.name.cmp(&b.name));
+    docs
 }
 
 fn write_status(shared: &Shared, f: impl FnOnce(&mut StatusDoc)) {
@@ -499,6 +567,7 @@ async fn run_async(
         health,
         vips_restored: 0,
         reasons: std::collections::BTreeMap::new(),
+        check_stats: None,
     };
     daemon.publish_status();
     daemon.health.set_ready(true);
@@ -544,6 +613,8 @@ struct Daemon {
     /// Transitions seen on the driver's stream, by instance, from, to
     /// and reason.
     reasons: std::collections::BTreeMap<(String, String, String, String), u64>,
+    /// The health-check runner's counters, refreshed with the status.
+    check_stats: Option<healthcheck::RunnerStats>,
 }
 
 impl Daemon {
@@ -664,6 +735,7 @@ impl Daemon {
                     if self.parts.runner.is_finished() {
                         return Err(anyhow!("the health-check runner ended unexpectedly"));
                     }
+                    self.refresh_check_stats().await;
                     self.publish_status();
                     self.health.loop_progress();
                 }
@@ -956,6 +1028,7 @@ impl Daemon {
                 ("kernel_drops", s.kernel_drops),
                 ("vips_restored", s.vips_restored),
                 ("netlink_overruns", s.netlink_overruns),
+                ("peers_evicted", s.peers_evicted),
             ]);
         }
         let q = self.parts.queues.stats();
@@ -994,8 +1067,25 @@ impl Daemon {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
+        let checks = check_docs(&self.parts.runner.handle());
+        let (check_durations, check_lag) = self
+            .check_stats
+            .as_ref()
+            .map(|s| {
+                (
+                    s.durations_by_kind
+                        .iter()
+                        .map(|(k, h)| ((*k).to_owned(), check_histogram(h)))
+                        .collect(),
+                    check_histogram(&s.lag_buckets),
+                )
+            })
+            .unwrap_or_default();
         write_status(&self.shared, |d| {
             d.instances = instances;
+            d.checks = checks;
+            d.check_durations = check_durations;
+            d.check_lag = check_lag;
             d.scripts = scripts;
             d.real_servers = real;
             d.counters = counters;
@@ -1007,6 +1097,7 @@ impl Daemon {
     async fn on_request(&mut self, request: api::Request) {
         let reply = match request.command {
             api::Command::Status => {
+                self.refresh_check_stats().await;
                 self.publish_status();
                 let doc = match self.shared.read() {
                     Ok(d) => d.clone(),
@@ -1043,6 +1134,15 @@ impl Daemon {
             api::Command::Events => Err("the socket serves the event stream".to_owned()),
         };
         let _ = request.reply.send(reply);
+    }
+
+    /// Asks the check runner for its counters (it answers from its own
+    /// loop; a runner too busy to answer within a second keeps the last).
+    async fn refresh_check_stats(&mut self) {
+        let runner = self.parts.runner.handle();
+        if let Ok(Some(s)) = tokio::time::timeout(Duration::from_secs(1), runner.stats()).await {
+            self.check_stats = Some(s);
+        }
     }
 
     /// The instances `name` stands for: an instance, or a sync group's
