@@ -663,7 +663,9 @@ impl Daemon {
             tokio::select! {
                 _ = sigterm.recv() => return Ok(()),
                 _ = sigint.recv() => return Ok(()),
-                _ = sighup.recv() => self.reload().await,
+                _ = sighup.recv() => {
+                    let _ = self.reload().await;
+                }
                 event = self.events.next() => match event {
                     Some(e) => self.consumers.dispatch(&e),
                     None => return Err(self.driver_died().await),
@@ -813,40 +815,57 @@ impl Daemon {
         self.with_real(|r| r.on_transition(t).map(drop));
     }
 
-    async fn reload(&mut self) {
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+    /// Reads, resolves and plans `config` off the loop: the plan, or
+    /// the configuration error (file, line and key).
+    async fn load(&self, config: PathBuf) -> Result<Plan, String> {
         let load = self.load;
-        let path = self.path.clone();
-        let loaded = tokio::task::spawn_blocking(move || load(&path)).await;
-        let new = match loaded {
-            Ok(Ok(new)) => Some(new),
-            Ok(Err(e)) => {
-                tracing::error!(error = %format!("{e:#}"), "reload refused: the running configuration stays");
-                None
+        match tokio::task::spawn_blocking(move || load(&config)).await {
+            Ok(Ok(new)) => Ok(new),
+            Ok(Err(e)) => Err(format!("{e:#}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The answer of `diff` and of a reload: what going from the running
+    /// plan to `new` changes, as records and as lines.
+    fn diff_reply(&self, new: &Plan) -> serde_json::Value {
+        let changes = diff::diff(&self.plan, new);
+        let text: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        serde_json::json!({ "changes": changes, "text": text })
+    }
+
+    /// SIGHUP and the socket's `reload`: the configuration file read again
+    /// and applied as a transaction. The diff on success; why it was
+    /// refused otherwise (the running configuration stays).
+    async fn reload(&mut self) -> Result<serde_json::Value, String> {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+        let (outcome, event) = match self.load(self.path.clone()).await {
+            Ok(new) => {
+                let mut reply = self.diff_reply(&new);
+                let changes = reply["changes"].clone();
+                match self.apply(new).await {
+                    Ok(()) => {
+                        reply["result"] = serde_json::json!("applied");
+                        (
+                            Ok(reply),
+                            serde_json::json!({"type": "reload", "result": "applied", "changes": changes}),
+                        )
+                    }
+                    Err(why) => (
+                        Err(why.clone()),
+                        serde_json::json!({"type": "reload", "result": "refused", "error": why, "changes": changes}),
+                    ),
+                }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "reload refused: the running configuration stays");
-                None
-            }
-        };
-        let (applied, event) = match new {
-            Some(new) => {
-                let changes = diff::diff(&self.plan, &new);
-                let applied = self.apply(new).await;
+            Err(why) => {
+                tracing::error!(error = %why, "reload refused: the running configuration stays");
                 (
-                    applied,
-                    serde_json::json!({
-                        "type": "reload",
-                        "result": if applied { "applied" } else { "refused" },
-                        "changes": changes,
-                    }),
+                    Err(why.clone()),
+                    serde_json::json!({"type": "reload", "result": "refused", "error": why}),
                 )
             }
-            None => (
-                false,
-                serde_json::json!({"type": "reload", "result": "refused"}),
-            ),
         };
+        let applied = outcome.is_ok();
         if applied {
             self.reapply_maintenance().await;
         }
@@ -859,38 +878,39 @@ impl Daemon {
             }
         });
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        outcome.map_err(|why| format!("reload refused (the running configuration stays): {why}"))
     }
 
-    /// Applies a new plan as a transaction; returns whether it was applied.
-    async fn apply(&mut self, new: Plan) -> bool {
+    /// Applies a new plan as a transaction; why not, when it was refused
+    /// (logged too).
+    async fn apply(&mut self, new: Plan) -> Result<(), String> {
+        let refused = |why: String| {
+            tracing::error!(error = %why, "reload refused: the running configuration stays");
+            why
+        };
         let Some(handle) = &self.handle else {
-            return false;
+            return Err(refused("the VRRP driver is gone".to_owned()));
         };
         // IPVS for a first virtual server, before anything changes.
         let new_ipvs = if self.parts.real.is_none() && !new.virtual_servers.is_empty() {
             match tokio::task::block_in_place(open_ipvs) {
                 Ok(c) => Some(c),
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "reload refused: the running configuration stays");
-                    return false;
-                }
+                Err(e) => return Err(refused(format!("{e:#}"))),
             }
         } else {
             None
         };
         if let Err(e) = self.parts.trackers.apply(&new.scripts, &new.files).await {
-            tracing::error!(error = %e, "reload refused: the running configuration stays");
             roll_back(&mut self.parts, &self.plan).await;
-            return false;
+            return Err(refused(e.to_string()));
         }
         if let Err(e) = self
             .parts
             .processes
             .apply(&new.processes, &self.parts.cancel)
         {
-            tracing::error!(error = %format!("{e:#}"), "reload refused: the running configuration stays");
             roll_back(&mut self.parts, &self.plan).await;
-            return false;
+            return Err(refused(format!("{e:#}")));
         }
         let config = driver_config(
             &new,
@@ -901,9 +921,8 @@ impl Daemon {
         let summary = match handle.reconfigure(config).await {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "reload refused: the running configuration stays");
                 roll_back(&mut self.parts, &self.plan).await;
-                return false;
+                return Err(refused(e.to_string()));
             }
         };
         for (id, up) in self.parts.processes.current() {
@@ -951,7 +970,7 @@ impl Daemon {
             tracing::warn!("notify_timeout changed: restart to apply it");
         }
         self.plan = new;
-        true
+        Ok(())
     }
 
     fn publish_status(&mut self) {
@@ -1106,18 +1125,15 @@ impl Daemon {
                 serde_json::to_value(doc).map_err(|e| e.to_string())
             }
             api::Command::Maintenance { name, on } => self.set_maintenance(&name, on).await,
-            api::Command::Diff { config } => {
-                let load = self.load;
-                match tokio::task::spawn_blocking(move || load(&config)).await {
-                    Ok(Ok(new)) => {
-                        let changes = diff::diff(&self.plan, &new);
-                        let text: Vec<String> = changes.iter().map(ToString::to_string).collect();
-                        Ok(serde_json::json!({ "changes": changes, "text": text }))
-                    }
-                    Ok(Err(e)) => Err(format!("{e:#}")),
-                    Err(e) => Err(e.to_string()),
-                }
+            api::Command::Diff { config } => self.load(config).await.map(|new| self.diff_reply(&new)),
+            api::Command::Reload { dry_run: true } => {
+                self.load(self.path.clone()).await.map(|new| {
+                    let mut reply = self.diff_reply(&new);
+                    reply["result"] = serde_json::json!("dry_run");
+                    reply
+                })
             }
+            api::Command::Reload { dry_run: false } => self.reload().await,
             api::Command::Dump => match &self.handle {
                 Some(h) => match h.flight_record().await {
                     Ok(r) => {
