@@ -35,7 +35,9 @@ pub const SIGNALS: &[(&str, &str)] = &[
          restarted, added and removed ones are started and stopped, and tracked \
          scripts and virtual servers are updated. When it is not, the errors are \
          logged and the running configuration stays. A new `global.http` address \
-         needs a restart.",
+         needs a restart. `vrrpd ctl reload` does the same over the control socket \
+         and answers with the diff it applied or why it was refused; \
+         `vrrpd ctl reload --dry-run` only prints the diff.
     ),
 ];
 
