@@ -827,15 +827,17 @@ impl Driver {
                 }
             }
             Command::Remove(id) => {
-                if let Some(position) = self.scheduler.position(id)
-                    && let Some(entry) = self.checks.get_mut(position)
-                {
-                    if let (Some(check), Some(status)) = (entry.take(), self.scheduler.status(id)) {
-                        self.retired
-                            .entry(check.kind)
-                            .or_default()
-                            .merge(&status.durations);
-                    }
+                // The slot is emptied either way; its durations are kept.
+                let removed = self
+                    .scheduler
+                    .position(id)
+                    .and_then(|position| self.checks.get_mut(position))
+                    .and_then(Option::take);
+                if let (Some(check), Some(status)) = (removed, self.scheduler.status(id)) {
+                    self.retired
+                        .entry(check.kind)
+                        .or_default()
+                        .merge(&status.durations);
                 }
                 self.scheduler.remove_check(id);
                 self.files.remove(id);

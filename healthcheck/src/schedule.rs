@@ -794,8 +794,7 @@ impl Scheduler {
         self.in_flight += 1;
         self.started += 1;
         self.lag.record(now.saturating_duration_since(due));
-        self.lag_buckets
-            .record(now.saturating_duration_since(due));
+        self.lag_buckets.record(now.saturating_duration_since(due));
         self.rearm(position, deadline);
         self.outputs.push_back(Output::StartProbe(ProbeRequest {
             token,

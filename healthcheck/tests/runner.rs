@@ -550,7 +550,11 @@ async fn durations_by_kind_and_lag_survive_the_removal_of_their_checks() {
     let status = runner.watch(id).expect("watch").borrow().clone();
     assert!(status.last_run.is_some());
     let stats = runner.stats().await.expect("running");
-    let custom = stats.durations_by_kind.get("custom").copied().expect("custom");
+    let custom = stats
+        .durations_by_kind
+        .get("custom")
+        .copied()
+        .expect("custom");
     let ran = u64::try_from(switch.attempts.load(Ordering::SeqCst)).unwrap_or(0);
     assert!(ran >= 4, "{ran} attempts");
     assert_eq!(custom.count(), status.durations.count());
@@ -559,7 +563,11 @@ async fn durations_by_kind_and_lag_survive_the_removal_of_their_checks() {
     assert_eq!(stats.lag_buckets.count(), stats.attempts);
     assert!(runner.remove(id));
     let after = runner.stats().await.expect("running");
-    let kept = after.durations_by_kind.get("custom").copied().expect("kept");
+    let kept = after
+        .durations_by_kind
+        .get("custom")
+        .copied()
+        .expect("kept");
     assert!(kept.count() >= custom.count(), "{kept:?} < {custom:?}");
     runner.shutdown().await;
 }

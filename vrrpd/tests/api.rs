@@ -689,7 +689,15 @@ impl Capture {
             .join(":");
         let filter = format!("arp and ether src {mac}");
         let mut child = Command::new("ip")
-            .args(["netns", "exec", router.ns().name(), "tcpdump", "-l", "-n", "-i"])
+            .args([
+                "netns",
+                "exec",
+                router.ns().name(),
+                "tcpdump",
+                "-l",
+                "-n",
+                "-i",
+            ])
             .arg(router.ifname())
             .arg(&filter)
             .stdout(Stdio::piped())
@@ -834,13 +842,11 @@ fn status_peers_checks_garps_and_reload_over_the_socket() -> Result<()> {
     let doc = wait_status(&na, |d| {
         d["checks"].as_array().is_some_and(|c| {
             c.iter().filter(|c| c["last_result"].is_string()).count() == 2
-                && c.iter().any(|c| c["consecutive_failures"].as_u64() >= Some(2))
+                && c.iter()
+                    .any(|c| c["consecutive_failures"].as_u64() >= Some(2))
         })
     })?;
-    ensure!(
-        doc["instances"][0]["master_priority"] == 195,
-        "{doc}"
-    );
+    ensure!(doc["instances"][0]["master_priority"] == 195, "{doc}");
     let check = |name: &str| {
         doc["checks"]
             .as_array()
@@ -856,8 +862,12 @@ fn status_peers_checks_garps_and_reload_over_the_socket() -> Result<()> {
             && ok["last_result"] == "success"
             && ok["reason"].is_null()
             && ok["consecutive_failures"] == 0
-            && ok["last_duration"].as_f64().is_some_and(|d| d > 0.0 && d < 1.0)
-            && ok["last_run"].as_f64().is_some_and(|t| (now - t).abs() < 3.0),
+            && ok["last_duration"]
+                .as_f64()
+                .is_some_and(|d| d > 0.0 && d < 1.0)
+            && ok["last_run"]
+                .as_f64()
+                .is_some_and(|t| (now - t).abs() < 3.0),
         "{ok}"
     );
     let bad = check("chk_bad");
@@ -912,11 +922,8 @@ fn status_peers_checks_garps_and_reload_over_the_socket() -> Result<()> {
         ) == Some(counted as f64),
         "{body}"
     );
-    let durations = sample(
-        &body,
-        "healthcheck_duration_seconds_count{kind=\"script\"}",
-    )
-    .context("script durations")?;
+    let durations = sample(&body, "healthcheck_duration_seconds_count{kind=\"script\"}")
+        .context("script durations")?;
     ensure!(durations >= 4.0, "{body}");
     let under_a_second = sample(
         &body,
@@ -927,10 +934,7 @@ fn status_peers_checks_garps_and_reload_over_the_socket() -> Result<()> {
     let lag = sample(&body, "healthcheck_schedule_lag_seconds_count").context("lag")?;
     ensure!(lag >= durations, "an attempt starts before it ends: {body}");
     ensure!(
-        sample(
-            &body,
-            "healthcheck_up{check=\"chk_bad\",kind=\"script\"}"
-        ) == Some(0.0)
+        sample(&body, "healthcheck_up{check=\"chk_bad\",kind=\"script\"}") == Some(0.0)
             && sample(&body, "healthcheck_up{check=\"chk_ok\",kind=\"script\"}") == Some(1.0),
         "{body}"
     );
@@ -946,22 +950,23 @@ fn status_peers_checks_garps_and_reload_over_the_socket() -> Result<()> {
     let mut lines = out.lines();
     ensure!(
         lines.next() == Some("dry run: nothing applied")
-            && lines.any(|l| l.starts_with("instance VI_1: updated in place") && l.contains("192.0.2.31")),
+            && lines
+                .any(|l| l.starts_with("instance VI_1: updated in place")
+                    && l.contains("192.0.2.31")),
         "{out}"
     );
     std::thread::sleep(MASTER_DOWN_100 * 2);
     ensure!(!has_address(ra, "192.0.2.31")?, "dry run added nothing");
     let doc = status_json(&na)?;
-    ensure!(
-        doc["reloads"] == 0 && doc["reload_failures"] == 0,
-        "{doc}"
-    );
+    ensure!(doc["reloads"] == 0 && doc["reload_failures"] == 0, "{doc}");
     // Applied: in the answer and in the kernel.
     let out = vrrpd(&["ctl", "--name", &na, "reload"])?;
     let mut lines = out.lines();
     ensure!(
         lines.next() == Some("reload applied")
-            && lines.any(|l| l.starts_with("instance VI_1: updated in place") && l.contains("192.0.2.31")),
+            && lines
+                .any(|l| l.starts_with("instance VI_1: updated in place")
+                    && l.contains("192.0.2.31")),
         "{out}"
     );
     wait_address(ra, "192.0.2.31", T)?;
@@ -985,7 +990,10 @@ fn status_peers_checks_garps_and_reload_over_the_socket() -> Result<()> {
         .map(|(i, _)| i + 1)
         .last()
         .context("the line")?;
-    ensure!(err.contains(&format!("{file}:{line}")), "line {line}: {err}");
+    ensure!(
+        err.contains(&format!("{file}:{line}")),
+        "line {line}: {err}"
+    );
     std::thread::sleep(MASTER_DOWN_100 * 2);
     ensure!(
         has_address(ra, "192.0.2.30")? && has_address(ra, "192.0.2.31")?,

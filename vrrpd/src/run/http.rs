@@ -1125,7 +1125,10 @@ pub fn print_table(doc: &StatusDoc) {
             line.push_str(&format!(" {:.1}s ago", (now - at).max(0.0)));
         }
         if c.consecutive_failures > 0 {
-            line.push_str(&format!(", {} failed rounds in a row", c.consecutive_failures));
+            line.push_str(&format!(
+                ", {} failed rounds in a row",
+                c.consecutive_failures
+            ));
         }
         println!("{line}");
     }

@@ -1125,7 +1125,9 @@ impl Daemon {
                 serde_json::to_value(doc).map_err(|e| e.to_string())
             }
             api::Command::Maintenance { name, on } => self.set_maintenance(&name, on).await,
-            api::Command::Diff { config } => self.load(config).await.map(|new| self.diff_reply(&new)),
+            api::Command::Diff { config } => {
+                self.load(config).await.map(|new| self.diff_reply(&new))
+            }
             api::Command::Reload { dry_run: true } => {
                 self.load(self.path.clone()).await.map(|new| {
                     let mut reply = self.diff_reply(&new);

@@ -99,9 +99,9 @@ use vrrp_core::{
 };
 
 use self::addresses::{VipKey, VipTrack, synthetic_address};
-use self::record::{FlightRecord, Input, Recorder};
-pub use self::peers::{MAX_PEERS, PEER_EXPIRY};
 use self::peers::PeerTable;
+pub use self::peers::{MAX_PEERS, PEER_EXPIRY};
+use self::record::{FlightRecord, Input, Recorder};
 pub use self::reload::ReloadPlan;
 pub use self::routes::RouteOp;
 pub use self::tables::IfaceId;
@@ -532,8 +532,7 @@ impl DriverCore {
                     master_priority: if inst.state() == State::Master {
                         Some(inst.effective_priority())
                     } else {
-                        inst.master_address()
-                            .and_then(|m| e.peers.priority_of(m))
+                        inst.master_address().and_then(|m| e.peers.priority_of(m))
                     },
                     peers: e.peers.status(self.last_packet),
                     garps_sent: e.garps_sent,
@@ -771,12 +770,8 @@ impl DriverCore {
                 && let Some(e) = self.entries.get_mut(&id)
                 && let Ok(packet) = vrrp_core::wire::Packet::new_checked(bytes, family)
             {
-                e.peers.heard(
-                    at,
-                    meta.src,
-                    packet.priority(),
-                    packet.advert_interval(),
-                );
+                e.peers
+                    .heard(at, meta.src, packet.priority(), packet.advert_interval());
             }
             if accepted
                 && priority != 0
