@@ -677,6 +677,10 @@ pub struct Snapshot {
     /// Rows of the instances' peer tables replaced because a table was
     /// full ([`core::MAX_PEERS`](crate::driver::core::MAX_PEERS)).
     pub peers_evicted: u64,
+    /// When the driver published this snapshot (`None` from the sans-IO
+    /// core, which reads no clock): ages in it ([`PeerStatus::age`]) are
+    /// as of then.
+    pub published: Option<std::time::Instant>,
 }
 
 /// What a reload changed, by instance name.

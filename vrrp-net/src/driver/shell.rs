@@ -630,6 +630,7 @@ impl Shell {
         let (kernel_drops, malformed) = self.sockets.counters();
         snapshot.kernel_drops = kernel_drops;
         snapshot.malformed_packets = malformed;
+        snapshot.published = Some(std::time::Instant::now());
         self.snapshot.send_replace(snapshot);
     }
 }

@@ -111,6 +111,8 @@ fn wall_now() -> f64 {
 
 fn status_doc(snap: &Snapshot) -> Vec<InstanceDoc> {
     let now = wall_now();
+    // Peer ages are as of the snapshot's publication: made current.
+    let since = snap.published.map_or(Duration::ZERO, |at| at.elapsed());
     snap.instances
         .iter()
         .map(|i| {
@@ -172,8 +174,8 @@ fn status_doc(snap: &Snapshot) -> Vec<InstanceDoc> {
                         address: p.address.to_string(),
                         priority: p.priority.get(),
                         advert_interval: p.advert_interval.as_secs_f64(),
-                        last_advert: now - p.age.as_secs_f64(),
-                        last_advert_age: p.age.as_secs_f64(),
+                        last_advert: now - (p.age + since).as_secs_f64(),
+                        last_advert_age: (p.age + since).as_secs_f64(),
                         adverts: p.adverts,
                     })
                     .collect(),
