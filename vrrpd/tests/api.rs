@@ -15,7 +15,8 @@
 //! master's priority and every peer heard, each health check's state,
 //! last result, duration and failed rounds; the gratuitous ARPs counted
 //! after a takeover are those a capture sees; check durations and the
-//! scheduling lag show in `/metrics`; `vrrpd ctl reload` applies a new
+//! scheduling lag show in `/metrics`, and so do the unsolicited neighbour
+//! advertisements of an IPv6 instance; `vrrpd ctl reload` applies a new
 //! VIP (in the answer and in the kernel), refuses a broken file naming
 //! it and changes nothing, and `--dry-run` only prints the diff.
 
@@ -682,12 +683,21 @@ struct Capture {
 
 impl Capture {
     fn arp_from(router: &Router, mac: [u8; 6]) -> Result<Capture> {
+        Capture::start(router, mac, "arp")
+    }
+
+    /// Neighbour advertisements (ICMPv6 type 136) from `mac`.
+    fn na_from(router: &Router, mac: [u8; 6]) -> Result<Capture> {
+        Capture::start(router, mac, "icmp6 and ip6[40] == 136")
+    }
+
+    fn start(router: &Router, mac: [u8; 6], what: &str) -> Result<Capture> {
         let mac = mac
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect::<Vec<_>>()
             .join(":");
-        let filter = format!("arp and ether src {mac}");
+        let filter = format!("{what} and ether src {mac}");
         let mut child = Command::new("ip")
             .args([
                 "netns",
@@ -740,6 +750,17 @@ impl Capture {
                     .filter(|x| x.contains(&asked) && x.contains(&by))
                     .count()
             })
+            .unwrap_or(0)
+    }
+}
+
+impl Capture {
+    /// Unsolicited neighbour advertisements for `vip` seen so far.
+    fn nas(&self, vip: &str) -> usize {
+        let target = format!("neighbor advertisement, tgt is {vip},");
+        self.lines
+            .lock()
+            .map(|l| l.iter().filter(|x| x.contains(&target)).count())
             .unwrap_or(0)
     }
 }
@@ -1014,5 +1035,39 @@ fn status_peers_checks_garps_and_reload_over_the_socket() -> Result<()> {
     a.stop()?;
     b.stop()?;
     eprintln!("status/reload suite: {:?}", started.elapsed());
+    Ok(())
+}
+
+#[test]
+fn unsolicited_neighbour_advertisements_are_counted_as_a_capture_sees_them() -> Result<()> {
+    let _serial = serial();
+    let started = Instant::now();
+    let lan = Lan::new(2)?;
+    let (ra, rb) = (lan.router(1)?, lan.router(2)?);
+    let dir = test_dir("na")?;
+    let na = format!("na-a-{}", std::process::id());
+    // Seen from the neighbour, from before A starts.
+    let capture = Capture::na_from(rb, ra.mac())?;
+    let config = "[global]\nvrrp_version = 3\n\n[instance.VI_6]\ninterface = \"eth0\"\n\
+                  virtual_router_id = 36\npriority = 200\nadvert_int = \"100ms\"\n\
+                  garp_master_delay = \"300ms\"\ngarp_master_repeat = 2\n\
+                  virtual_ipaddress = [\"2001:db8::36/64\", \"2001:db8::37/64\"]\n";
+    let mut a = Daemon::start_with(ra, &dir, "a", config, &["--name", &na], &[])?;
+    a.wait_state("VI_6", "master", T)?;
+    wait_status(&na, |d| d["instances"][0]["nas_sent"].as_u64() > Some(0))?;
+    // Both rounds (300 ms apart) are over well within a second and a
+    // half.
+    std::thread::sleep(Duration::from_millis(1500));
+    let doc = status_json(&na)?;
+    let vi = &doc["instances"][0];
+    let counted = vi["nas_sent"].as_u64().context("nas_sent")?;
+    let seen = capture.nas("2001:db8::36") + capture.nas("2001:db8::37");
+    ensure!(
+        counted >= 4 && usize::try_from(counted)? == seen && vi["garps_sent"] == 0,
+        "A counted {counted} neighbour advertisements, the capture saw {seen}: {doc} {:?}",
+        capture.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    );
+    a.stop()?;
+    eprintln!("neighbour advertisement suite: {:?}", started.elapsed());
     Ok(())
 }
