@@ -140,9 +140,73 @@ impl LagHistogram {
     }
 }
 
+/// Upper bounds of [`DurationBuckets`]' buckets, in microseconds (a last
+/// bucket takes everything above): from half a millisecond to 30 s, the
+/// range of both a check's duration and a runner's lateness.
+pub const BUCKET_BOUNDS_MICROS: [u64; 15] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000, 30_000_000,
+];
+
+/// Durations counted in fixed buckets ([`BUCKET_BOUNDS_MICROS`]) with their
+/// sum: what a Prometheus histogram exports, exactly (unlike
+/// [`LagHistogram`], whose buckets do not fall on round bounds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DurationBuckets {
+    /// Per bucket (not cumulative); the last one is above every bound.
+    pub counts: [u64; BUCKET_BOUNDS_MICROS.len() + 1],
+    /// Sum of the samples, in microseconds (saturating).
+    pub sum_micros: u64,
+}
+
+impl DurationBuckets {
+    /// Counts `d`.
+    pub fn record(&mut self, d: Duration) {
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let i = BUCKET_BOUNDS_MICROS
+            .iter()
+            .position(|b| micros <= *b)
+            .unwrap_or(BUCKET_BOUNDS_MICROS.len());
+        if let Some(slot) = self.counts.get_mut(i) {
+            *slot = slot.saturating_add(1);
+        }
+        self.sum_micros = self.sum_micros.saturating_add(micros);
+    }
+
+    /// How many samples were counted.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.counts.iter().fold(0, |a, n| a.saturating_add(*n))
+    }
+
+    /// Adds `other`'s samples to these.
+    pub fn merge(&mut self, other: &DurationBuckets) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a = a.saturating_add(*b);
+        }
+        self.sum_micros = self.sum_micros.saturating_add(other.sum_micros);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buckets_take_their_bound_and_merge() {
+        let mut b = DurationBuckets::default();
+        b.record(Duration::from_micros(500));
+        b.record(Duration::from_micros(501));
+        b.record(Duration::from_secs(60));
+        assert_eq!(b.counts[0], 1, "a bound is in its bucket");
+        assert_eq!(b.counts[1], 1);
+        assert_eq!(b.counts[BUCKET_BOUNDS_MICROS.len()], 1, "above every bound");
+        assert_eq!(b.count(), 3);
+        assert_eq!(b.sum_micros, 60_001_001);
+        let mut total = b;
+        total.merge(&b);
+        assert_eq!((total.count(), total.sum_micros), (6, 120_002_002));
+    }
 
     #[test]
     fn buckets_are_contiguous_and_bounded() {

@@ -5,7 +5,8 @@
 //!   results mean: `delay_loop` kept as an exact cadence, timeout, `retry`
 //!   and `delay_before_retry`, `rise`/`fall`, initial state, seeded warmup
 //!   and symmetric jitter, a bound on attempts in flight, and a histogram of
-//!   how late attempts start ([`LagHistogram`]). It never reads a clock:
+//!   how late attempts start ([`LagHistogram`], and in the fixed buckets of
+//!   [`DurationBuckets`] with each check's attempt durations). It never reads a clock:
 //!   `now` is a parameter, so it is tested in simulated time. Durations are
 //!   capped at [`MAX_DURATION`] and every deadline saturates: no input can
 //!   make it panic.
@@ -90,7 +91,7 @@ mod timer;
 pub use check::{CheckId, Health, MAX_DURATION, Timing};
 pub use error::{ConfigError, DownReason, GenhashError};
 pub use genhash::{GenhashReport, GenhashRequest, genhash};
-pub use lag::LagHistogram;
+pub use lag::{BUCKET_BOUNDS_MICROS, DurationBuckets, LagHistogram};
 pub use probe::{
     BodyRegex, CustomProbe, DnsCheck, FileCheck, HttpCheck, IcmpCheck, Md5Digest, Probe,
     ProbeFuture, ProbeReport, Prober, RegexOptions, ScriptCheck, SmtpCheck, StatusRanges, TcpCheck,

@@ -61,7 +61,7 @@ use tokio_util::sync::CancellationToken;
 use crate::attempts::Attempts;
 use crate::check::{CheckId, Timing};
 use crate::error::ConfigError;
-use crate::lag::LagHistogram;
+use crate::lag::{DurationBuckets, LagHistogram};
 use crate::probe::{Probe, Prober};
 use crate::schedule::{CheckStatus, Output, ProbeResult, ProbeToken, Scheduler, Transition};
 use crate::sys::OwnedInotify;
@@ -156,6 +156,12 @@ pub struct RunnerStats {
     pub lag: LagHistogram,
     /// Files watched with inotify for [`FileCheck`](crate::FileCheck)s.
     pub watched_files: usize,
+    /// How late attempts started, in fixed buckets (a Prometheus
+    /// histogram), since the runner started.
+    pub lag_buckets: DurationBuckets,
+    /// How long attempts took, by kind of check ([`Probe::kind`]), since
+    /// the runner started (removed checks included).
+    pub durations_by_kind: BTreeMap<&'static str, DurationBuckets>,
 }
 
 /// Where a check's results go: one per [`RunnerHandle::add`].
@@ -169,6 +175,7 @@ struct Sink {
 enum Command {
     Add {
         id: CheckId,
+        kind: &'static str,
         prober: Prober,
         timing: Timing,
         sink: Sink,
@@ -194,6 +201,7 @@ struct ShareKey {
 
 struct User {
     name: Arc<str>,
+    kind: &'static str,
     scheduled: CheckId,
     status: watch::Sender<CheckStatus>,
 }
@@ -255,10 +263,11 @@ impl RunnerHandle {
             })
         });
         let name: Arc<str> = Arc::from(spec.name);
+        let kind = spec.probe.kind();
         if let Some(key) = &key {
             let mut registry = lock(&self.registry);
             if let Some(scheduled) = registry.by_key.get(key).copied() {
-                return self.attach(&mut registry, scheduled, name);
+                return self.attach(&mut registry, scheduled, name, kind);
             }
         }
         // Preparing may build a TLS configuration: not under the lock.
@@ -267,7 +276,7 @@ impl RunnerHandle {
         if let Some(key) = &key
             && let Some(scheduled) = registry.by_key.get(key).copied()
         {
-            return self.attach(&mut registry, scheduled, name);
+            return self.attach(&mut registry, scheduled, name, kind);
         }
         let user = CheckId::new(self.next_user.fetch_add(1, Ordering::Relaxed));
         let scheduled = CheckId::new(self.next_scheduled.fetch_add(1, Ordering::Relaxed));
@@ -281,6 +290,7 @@ impl RunnerHandle {
             user,
             User {
                 name,
+                kind,
                 scheduled,
                 status,
             },
@@ -297,6 +307,7 @@ impl RunnerHandle {
         );
         let command = Command::Add {
             id: scheduled,
+            kind,
             prober,
             timing: spec.timing,
             sink,
@@ -314,6 +325,7 @@ impl RunnerHandle {
         registry: &mut Registry,
         scheduled: CheckId,
         name: Arc<str>,
+        kind: &'static str,
     ) -> Result<CheckId, ConfigError> {
         let current = registry
             .scheduled
@@ -335,6 +347,7 @@ impl RunnerHandle {
             user,
             User {
                 name,
+                kind,
                 scheduled,
                 status,
             },
@@ -402,6 +415,12 @@ impl RunnerHandle {
             .users
             .get(&id)
             .map(|user| user.name.to_string())
+    }
+
+    /// The check's kind ([`Probe::kind`]).
+    #[must_use]
+    pub fn kind(&self, id: CheckId) -> Option<&'static str> {
+        lock(&self.registry).users.get(&id).map(|user| user.kind)
     }
 
     /// Current status of every check, by id.
@@ -483,6 +502,7 @@ impl Runner {
             files: FileWatch::default(),
             slack: config.timer_slack,
             origin: now(),
+            retired: BTreeMap::new(),
         };
         let task = tokio::spawn(driver.run(command_rx, cancel.clone()));
         Self {
@@ -674,6 +694,7 @@ impl FileWatch {
 /// the scheduler's table.
 struct DriverCheck {
     id: CheckId,
+    kind: &'static str,
     prober: Prober,
     sinks: Vec<Sink>,
 }
@@ -687,6 +708,8 @@ struct Driver {
     files: FileWatch,
     slack: Duration,
     origin: Instant,
+    /// Attempt durations of removed checks, by kind.
+    retired: BTreeMap<&'static str, DurationBuckets>,
 }
 
 impl Driver {
@@ -762,6 +785,7 @@ impl Driver {
         match command {
             Command::Add {
                 id,
+                kind,
                 prober,
                 timing,
                 sink,
@@ -783,6 +807,7 @@ impl Driver {
                 if let Some(entry) = self.checks.get_mut(position) {
                     *entry = Some(DriverCheck {
                         id,
+                        kind,
                         prober,
                         sinks: vec![sink],
                     });
@@ -802,10 +827,17 @@ impl Driver {
                 }
             }
             Command::Remove(id) => {
-                if let Some(position) = self.scheduler.position(id)
-                    && let Some(entry) = self.checks.get_mut(position)
-                {
-                    *entry = None;
+                // The slot is emptied either way; its durations are kept.
+                let removed = self
+                    .scheduler
+                    .position(id)
+                    .and_then(|position| self.checks.get_mut(position))
+                    .and_then(Option::take);
+                if let (Some(check), Some(status)) = (removed, self.scheduler.status(id)) {
+                    self.retired
+                        .entry(check.kind)
+                        .or_default()
+                        .merge(&status.durations);
                 }
                 self.scheduler.remove_check(id);
                 self.files.remove(id);
@@ -820,9 +852,22 @@ impl Driver {
                     attempts: self.scheduler.attempts_started(),
                     lag: self.scheduler.lag().clone(),
                     watched_files: self.files.len(),
+                    lag_buckets: *self.scheduler.lag_buckets(),
+                    durations_by_kind: self.durations_by_kind(),
                 });
             }
         }
+    }
+
+    /// Attempt durations by kind: the removed checks' and the live ones'.
+    fn durations_by_kind(&self) -> BTreeMap<&'static str, DurationBuckets> {
+        let mut out = self.retired.clone();
+        for check in self.checks.iter().flatten() {
+            if let Some(status) = self.scheduler.status(check.id) {
+                out.entry(check.kind).or_default().merge(&status.durations);
+            }
+        }
+        out
     }
 
     fn finish(&mut self) {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::check::{CheckId, Health, Timing};
 use crate::error::{ConfigError, DownReason};
-use crate::lag::LagHistogram;
+use crate::lag::{DurationBuckets, LagHistogram};
 use crate::timer::{Timer, TimerWheel};
 
 /// Identifies one probe attempt, so that a late result of an attempt the
@@ -182,6 +182,11 @@ pub struct CheckStatus {
     pub failed_rounds: u32,
     /// Counters.
     pub stats: CheckStats,
+    /// When the last attempt ended (a result, or the scheduler's
+    /// timeout), if one did.
+    pub last_run: Option<Instant>,
+    /// How long the attempts took (timeouts count their limit).
+    pub durations: DurationBuckets,
 }
 
 impl CheckStatus {
@@ -204,6 +209,8 @@ impl CheckStatus {
             good_rounds: 0,
             failed_rounds: 0,
             stats: CheckStats::default(),
+            last_run: None,
+            durations: DurationBuckets::default(),
         }
     }
 }
@@ -364,6 +371,7 @@ pub struct Scheduler {
     /// Attempts due but waiting for a slot: (slot, generation), FIFO.
     queue: VecDeque<(u32, u32)>,
     lag: LagHistogram,
+    lag_buckets: DurationBuckets,
     started: u64,
 }
 
@@ -385,6 +393,7 @@ impl Scheduler {
             in_flight: 0,
             queue: VecDeque::new(),
             lag: LagHistogram::new(),
+            lag_buckets: DurationBuckets::default(),
             started: 0,
         }
     }
@@ -425,6 +434,12 @@ impl Scheduler {
     #[must_use]
     pub fn lag(&self) -> &LagHistogram {
         &self.lag
+    }
+
+    /// The same lateness in fixed buckets (for a Prometheus histogram).
+    #[must_use]
+    pub fn lag_buckets(&self) -> &DurationBuckets {
+        &self.lag_buckets
     }
 
     /// Adds a check; its first round starts within `timing.warmup` of `now`.
@@ -779,6 +794,7 @@ impl Scheduler {
         self.in_flight += 1;
         self.started += 1;
         self.lag.record(now.saturating_duration_since(due));
+        self.lag_buckets.record(now.saturating_duration_since(due));
         self.rearm(position, deadline);
         self.outputs.push_back(Output::StartProbe(ProbeRequest {
             token,
@@ -838,6 +854,8 @@ impl Scheduler {
             return;
         };
         slot.status.last_latency = Some(latency);
+        slot.status.last_run = Some(now);
+        slot.status.durations.record(latency);
         let id = slot.id;
         let status = &mut slot.status;
         let previous = status.health;

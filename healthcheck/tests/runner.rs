@@ -4,7 +4,8 @@
 //! users, the bound on attempts in flight, a panicking probe counted as a
 //! failure, and an ended runner seen by its supervisor. Custom probes under
 //! tokio's paused clock keep it deterministic; one test runs 200 real HTTP
-//! checks on loopback.
+//! checks on loopback; attempt durations by kind and the scheduling lag in
+//! fixed buckets outlive the removal of their checks.
 
 mod support;
 
@@ -526,5 +527,47 @@ async fn a_panicking_probe_is_a_failure_and_a_supervisor_sees_the_runner_end() {
         assert!(tokio::time::Instant::now() < deadline, "still running");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    runner.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn durations_by_kind_and_lag_survive_the_removal_of_their_checks() {
+    let runner = Runner::spawn(RunnerConfig::default(), CancellationToken::new());
+    let switch = Arc::new(Switch::default());
+    switch.healthy.store(true, Ordering::SeqCst);
+    let mut timing = Timing::every(Duration::from_millis(100));
+    timing.warmup = Duration::ZERO;
+    timing.jitter = Duration::ZERO;
+    let id = runner
+        .add(CheckSpec {
+            name: "sw".into(),
+            probe: Probe::Custom(switch.clone()),
+            timing,
+        })
+        .expect("valid");
+    assert_eq!(runner.kind(id), Some("custom"));
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let status = runner.watch(id).expect("watch").borrow().clone();
+    assert!(status.last_run.is_some());
+    let stats = runner.stats().await.expect("running");
+    let custom = stats
+        .durations_by_kind
+        .get("custom")
+        .copied()
+        .expect("custom");
+    let ran = u64::try_from(switch.attempts.load(Ordering::SeqCst)).unwrap_or(0);
+    assert!(ran >= 4, "{ran} attempts");
+    assert_eq!(custom.count(), status.durations.count());
+    // Each attempt sleeps 5 ms of the paused clock: all in (2.5, 5] ms.
+    assert_eq!(custom.counts[3], custom.count(), "{custom:?}");
+    assert_eq!(stats.lag_buckets.count(), stats.attempts);
+    assert!(runner.remove(id));
+    let after = runner.stats().await.expect("running");
+    let kept = after
+        .durations_by_kind
+        .get("custom")
+        .copied()
+        .expect("kept");
+    assert!(kept.count() >= custom.count(), "{kept:?} < {custom:?}");
     runner.shutdown().await;
 }

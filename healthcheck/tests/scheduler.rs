@@ -1,7 +1,8 @@
 //! Proves the sans-IO scheduling and up/down logic in simulated time: warmup
 //! spread, an exact cadence with symmetric jitter, retries, rise/fall,
 //! timeouts, stale results, weights and values, removal, idempotent
-//! timeouts, the concurrency bound, wake-ups, lag statistics and durations
+//! timeouts, the concurrency bound, wake-ups, lag statistics (also in fixed buckets), each attempt's duration and end in
+//! its check's status, and durations
 //! that would overflow an `Instant`. No clock, no socket, fixed seeds.
 
 use std::collections::BTreeMap;
@@ -570,6 +571,44 @@ fn lag_measures_late_wake_ups() {
     // Late starts do not slow the cadence: one round per 100 ms.
     let starts: Vec<Duration> = sim.started.iter().map(|s| s.1).collect();
     assert_eq!(starts[..3], [3 * MS, 103 * MS, 203 * MS]);
+    // The same samples in fixed buckets: all in (2.5 ms, 5 ms].
+    let b = sim.sched.lag_buckets();
+    assert_eq!(b.count(), lag.count());
+    let i = healthcheck::BUCKET_BOUNDS_MICROS
+        .iter()
+        .position(|us| *us == 5_000)
+        .expect("a 5 ms bound");
+    assert_eq!(b.counts[i], b.count());
+    assert_eq!(b.sum_micros, 3_000 * b.count());
+}
+
+#[test]
+fn each_attempt_leaves_its_duration_and_end() {
+    // 7 ms successes, then a refusal after 2 ms, then a silent attempt
+    // that the 100 ms timeout ends.
+    let mut t = timing(1000);
+    t.retry = 0;
+    t.fall = 5;
+    let mut sim = Sim::new(4, |_, n| match n {
+        1 | 2 => Some((ok(), 7 * MS)),
+        3 => Some((refused(), 2 * MS)),
+        _ => None,
+    });
+    sim.add(1, t);
+    let status = |sim: &Sim<_>| sim.sched.status(CheckId::new(1)).expect("exists").clone();
+    assert_eq!(status(&sim).last_run, None);
+    sim.run_until(Duration::from_millis(1500));
+    let s = status(&sim);
+    assert_eq!(s.last_run.map(|at| at - sim.start), Some(1007 * MS));
+    assert_eq!(s.last_latency, Some(7 * MS));
+    assert_eq!((s.durations.count(), s.durations.sum_micros), (2, 14_000));
+    sim.run_until(Duration::from_millis(3500));
+    let s = status(&sim);
+    assert_eq!(s.last_reason, Some(DownReason::Timeout(100 * MS)));
+    assert_eq!(s.last_run.map(|at| at - sim.start), Some(3100 * MS));
+    assert_eq!(s.failed_rounds, 2, "consecutive failures");
+    assert_eq!(s.durations.count(), 4);
+    assert_eq!(s.durations.sum_micros, 14_000 + 2_000 + 100_000);
 }
 
 #[test]

@@ -514,6 +514,10 @@ mod tests {
             vips: Vec::new(),
             stats: vrrp_core::Statistics::default(),
             adverts: Default::default(),
+            master_priority: None,
+            peers: Vec::new(),
+            garps_sent: 0,
+            nas_sent: 0,
         };
         let mut snapshot = Snapshot::default();
         snapshot.instances.push(status("a", State::Backup));

@@ -195,6 +195,14 @@ enum Ctl {
         #[arg(value_parser = ["on", "off"])]
         state: String,
     },
+    /// Reload the configuration file, as SIGHUP does, and print the
+    /// result: what changed, or why it was refused (the running
+    /// configuration stays; exit status 1).
+    Reload {
+        /// Print what the reload would change; apply nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn init_logging(format: &str) {
@@ -354,8 +362,37 @@ fn ctl(target: &Target, action: Ctl) -> anyhow::Result<()> {
                 instances.join(", ")
             );
         }
+        Ctl::Reload { dry_run } => {
+            let v = rt.block_on(run::api::call(
+                &target.socket(),
+                &run::api::Command::Reload { dry_run },
+            ))?;
+            println!(
+                "{}",
+                if dry_run {
+                    "dry run: nothing applied"
+                } else {
+                    "reload applied"
+                }
+            );
+            print_diff(&v);
+        }
     }
     Ok(())
+}
+
+/// The lines of a diff reply (`diff`, `ctl reload`), or `no change`.
+fn print_diff(v: &serde_json::Value) {
+    let lines: Vec<&str> = v["text"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c.as_str()).collect())
+        .unwrap_or_default();
+    if lines.is_empty() {
+        println!("no change");
+    }
+    for l in lines {
+        println!("{l}");
+    }
 }
 
 /// Replays a recording; whether it reproduced the recorded transitions.
@@ -380,16 +417,7 @@ fn diff(target: &Target, config: &std::path::Path) -> anyhow::Result<()> {
         &target.socket(),
         &run::api::Command::Diff { config },
     ))?;
-    let lines: Vec<&str> = v["text"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|c| c.as_str()).collect())
-        .unwrap_or_default();
-    if lines.is_empty() {
-        println!("no change");
-    }
-    for l in lines {
-        println!("{l}");
-    }
+    print_diff(&v);
     Ok(())
 }
 

@@ -11,7 +11,14 @@
 //! recording with its advertisements cut does not; `/metrics` of a live
 //! daemon passes `promtool check metrics` and shows a failover's
 //! transitions by reason, priority 0, the VIP as the kernel has it,
-//! advertisement intervals and down-timer margins.
+//! advertisement intervals and down-timer margins. The status names the
+//! master's priority and every peer heard, each health check's state,
+//! last result, duration and failed rounds; the gratuitous ARPs counted
+//! after a takeover are those a capture sees; check durations and the
+//! scheduling lag show in `/metrics`, and so do the unsolicited neighbour
+//! advertisements of an IPv6 instance; `vrrpd ctl reload` applies a new
+//! VIP (in the answer and in the kernel), refuses a broken file naming
+//! it and changes nothing, and `--dry-run` only prints the diff.
 
 mod common;
 
@@ -22,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, ensure};
-use common::{Daemon, has_address, serial, test_dir};
+use common::{Daemon, has_address, serial, test_dir, wait_address};
 use nix::sys::signal::Signal;
 use vrrp_net::testnet::{Lan, Router};
 
@@ -649,5 +656,418 @@ fn metrics_pass_promtool_and_show_a_failover() -> Result<()> {
     a.stop()?;
     b.stop()?;
     eprintln!("promtool suite: {:?}", started.elapsed());
+    Ok(())
+}
+
+/// A node with a passing and a failing tracked script (weight -5), and
+/// three gratuitous ARPs per round, the second round 300 ms after the
+/// first.
+fn checked_config(prio: u8, http: &str, vips: &[&str], extra: &str) -> String {
+    let vips: Vec<String> = vips.iter().map(|v| format!("\"{v}\"")).collect();
+    format!(
+        "[global]\nvrrp_version = 3\nscript_user = \"root\"\nhttp = {{ listen = \"{http}\" }}\n\n\
+         [script.chk_ok]\ncommand = \"/bin/true\"\ninterval = \"100ms\"\n\n\
+         [script.chk_bad]\ncommand = \"/bin/false\"\ninterval = \"100ms\"\nweight = -5\n\n\
+         [instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 30\npriority = {prio}\n{extra}\
+         advert_int = \"100ms\"\ngarp_master_delay = \"300ms\"\ngarp_master_repeat = 3\n\
+         track_script = [\"chk_ok\", \"chk_bad\"]\nvirtual_ipaddress = [{}]\n",
+        vips.join(", ")
+    )
+}
+
+/// `tcpdump` in `router`'s namespace, printing the ARP frames from `mac`.
+struct Capture {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Capture {
+    fn arp_from(router: &Router, mac: [u8; 6]) -> Result<Capture> {
+        Capture::start(router, mac, "arp")
+    }
+
+    /// Neighbour advertisements (ICMPv6 type 136) from `mac`.
+    fn na_from(router: &Router, mac: [u8; 6]) -> Result<Capture> {
+        Capture::start(router, mac, "icmp6 and ip6[40] == 136")
+    }
+
+    fn start(router: &Router, mac: [u8; 6], what: &str) -> Result<Capture> {
+        let mac = mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        let filter = format!("{what} and ether src {mac}");
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                router.ns().name(),
+                "tcpdump",
+                "-l",
+                "-n",
+                "-i",
+            ])
+            .arg(router.ifname())
+            .arg(&filter)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let out = child.stdout.take().context("stdout")?;
+        let err = child.stderr.take().context("stderr")?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l2 = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(mut l) = l2.lock() {
+                    l.push(line);
+                }
+            }
+        });
+        // tcpdump says it listens once the capture is open.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut told = false;
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if !told && line.contains("listening on") {
+                    let _ = tx.send(());
+                    told = true;
+                }
+            }
+        });
+        rx.recv_timeout(T).context("tcpdump never listened")?;
+        Ok(Capture { child, lines })
+    }
+
+    /// Gratuitous ARPs for `vip` seen so far.
+    fn garps(&self, vip: &str) -> usize {
+        // `Request who-has VIP (ff:ff:ff:ff:ff:ff) tell VIP, length 46`
+        let (asked, by) = (format!("who-has {vip} "), format!("tell {vip},"));
+        self.lines
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .filter(|x| x.contains(&asked) && x.contains(&by))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Capture {
+    /// Unsolicited neighbour advertisements for `vip` seen so far.
+    fn nas(&self, vip: &str) -> usize {
+        let target = format!("neighbor advertisement, tgt is {vip},");
+        self.lines
+            .lock()
+            .map(|l| l.iter().filter(|x| x.contains(&target)).count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn metrics_of(router: &Router, http: &'static str) -> Result<String> {
+    let resp = http_get(router, http, "/metrics")?;
+    ensure!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    resp.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .context("body")
+}
+
+fn promtool(body: &str) -> Result<()> {
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    check
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(body.as_bytes())?;
+    let verdict = check.wait_with_output()?;
+    ensure!(
+        verdict.status.success(),
+        "promtool: {}{}\n{body}",
+        String::from_utf8_lossy(&verdict.stdout),
+        String::from_utf8_lossy(&verdict.stderr)
+    );
+    Ok(())
+}
+
+#[test]
+fn status_peers_checks_garps_and_reload_over_the_socket() -> Result<()> {
+    let _serial = serial();
+    let started = Instant::now();
+    let lan = Lan::new(2)?;
+    let (ra, rb) = (lan.router(1)?, lan.router(2)?);
+    let dir = test_dir("status2")?;
+    let pid = std::process::id();
+    let (na, nb) = (format!("st-a-{pid}"), format!("st-b-{pid}"));
+    let http = "127.0.0.1:9473";
+    let vip = "192.0.2.30/24";
+    let mut a = Daemon::start_with(
+        ra,
+        &dir,
+        "a",
+        &checked_config(200, http, &[vip], ""),
+        &["--name", &na],
+        &[],
+    )?;
+    a.wait_state("VI_1", "master", T)?;
+    let mut b = Daemon::start_with(
+        rb,
+        &dir,
+        "b",
+        &checked_config(100, http, &[vip], ""),
+        &["--name", &nb],
+        &[],
+    )?;
+    b.wait_state("VI_1", "backup", T)?;
+
+    // B's view of A: the master's address and priority (200 - 5 for the
+    // failing script), and A in the peer table with what it advertises.
+    let a_ip = ra.ipv4().to_string();
+    let doc = wait_status(&nb, |d| {
+        let i = &d["instances"][0];
+        i["master"] == a_ip.as_str()
+            && i["master_priority"] == 195
+            && i["peers"][0]["adverts"].as_u64() >= Some(3)
+    })?;
+    let vi = &doc["instances"][0];
+    ensure!(
+        vi["peers"].as_array().map(Vec::len) == Some(1),
+        "only A: {doc}"
+    );
+    let peer = &vi["peers"][0];
+    ensure!(
+        peer["address"] == a_ip.as_str()
+            && peer["priority"] == 195
+            && peer["advert_interval"] == 0.1
+            && peer["last_advert_age"].as_f64() < Some(2.0),
+        "{peer}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs_f64();
+    let last = peer["last_advert"].as_f64().context("last_advert")?;
+    ensure!((now - last).abs() < 3.0, "last advert at {last}, now {now}");
+    // A hears nobody better; it is its own master.
+    let doc = wait_status(&na, |d| {
+        d["checks"].as_array().is_some_and(|c| {
+            c.iter().filter(|c| c["last_result"].is_string()).count() == 2
+                && c.iter()
+                    .any(|c| c["consecutive_failures"].as_u64() >= Some(2))
+        })
+    })?;
+    ensure!(doc["instances"][0]["master_priority"] == 195, "{doc}");
+    let check = |name: &str| {
+        doc["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let ok = check("chk_ok");
+    ensure!(
+        ok["kind"] == "script"
+            && ok["state"] == "up"
+            && ok["decided"] == true
+            && ok["last_result"] == "success"
+            && ok["reason"].is_null()
+            && ok["consecutive_failures"] == 0
+            && ok["last_duration"]
+                .as_f64()
+                .is_some_and(|d| d > 0.0 && d < 1.0)
+            && ok["last_run"]
+                .as_f64()
+                .is_some_and(|t| (now - t).abs() < 3.0),
+        "{ok}"
+    );
+    let bad = check("chk_bad");
+    ensure!(
+        bad["kind"] == "script"
+            && bad["state"] == "down"
+            && bad["last_result"] == "failure"
+            && bad["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{bad}"
+    );
+    let table = vrrpd(&["status", "--name", &nb])?;
+    ensure!(
+        table.contains(&format!("master of VI_1: {a_ip} priority 195"))
+            && table.contains(&format!("peer {a_ip} (VI_1): priority 195, advert 0.1s")),
+        "{table}"
+    );
+    let table = vrrpd(&["status", "--name", &na])?;
+    ensure!(
+        table.contains("check chk_ok [script]: up, last success")
+            && table.contains("check chk_bad [script]: down, last failure ("),
+        "{table}"
+    );
+
+    // A takeover by B: the gratuitous ARPs it counts are those on the
+    // wire, seen from A.
+    let capture = Capture::arp_from(ra, rb.mac())?;
+    vrrpd(&["ctl", "--name", &na, "maintenance", "VI_1", "on"])?;
+    b.wait_state("VI_1", "master", T)?;
+    wait_status(&nb, |d| d["instances"][0]["garps_sent"].as_u64() > Some(0))?;
+    // Both rounds (300 ms apart) are over well within a second and a
+    // half; the capture then has had time to print them.
+    std::thread::sleep(Duration::from_millis(1500));
+    let doc = status_json(&nb)?;
+    let counted = doc["instances"][0]["garps_sent"]
+        .as_u64()
+        .context("garps_sent")?;
+    let seen = capture.garps("192.0.2.30");
+    ensure!(
+        counted >= 2 && usize::try_from(counted)? == seen,
+        "B counted {counted} gratuitous ARPs, the capture saw {seen}: {:?}",
+        capture.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    );
+    ensure!(doc["instances"][0]["nas_sent"] == 0, "{doc}");
+    // /metrics says the same, and check durations and lag moved.
+    let vi = "{instance=\"VI_1\",vrid=\"30\"";
+    let body = metrics_of(rb, http)?;
+    promtool(&body)?;
+    ensure!(
+        sample(
+            &body,
+            &format!("vrrp_instance_gratuitous_arps_sent_total{vi}}}")
+        ) == Some(counted as f64),
+        "{body}"
+    );
+    let durations = sample(&body, "healthcheck_duration_seconds_count{kind=\"script\"}")
+        .context("script durations")?;
+    ensure!(durations >= 4.0, "{body}");
+    let under_a_second = sample(
+        &body,
+        "healthcheck_duration_seconds_bucket{le=\"1.0\",kind=\"script\"}",
+    )
+    .context("bucket")?;
+    ensure!(under_a_second == durations, "{body}");
+    let lag = sample(&body, "healthcheck_schedule_lag_seconds_count").context("lag")?;
+    ensure!(lag >= durations, "an attempt starts before it ends: {body}");
+    ensure!(
+        sample(&body, "healthcheck_up{check=\"chk_bad\",kind=\"script\"}") == Some(0.0)
+            && sample(&body, "healthcheck_up{check=\"chk_ok\",kind=\"script\"}") == Some(1.0),
+        "{body}"
+    );
+    drop(capture);
+    vrrpd(&["ctl", "--name", &na, "maintenance", "VI_1", "off"])?;
+    a.wait_state("VI_1", "master", T)?;
+
+    // Reload over the socket. A dry run of a file adding a VIP: the diff,
+    // nothing applied.
+    let vip2 = "192.0.2.31/24";
+    std::fs::write(&a.config, checked_config(200, http, &[vip, vip2], ""))?;
+    let out = vrrpd(&["ctl", "--name", &na, "reload", "--dry-run"])?;
+    let mut lines = out.lines();
+    ensure!(
+        lines.next() == Some("dry run: nothing applied")
+            && lines
+                .any(|l| l.starts_with("instance VI_1: updated in place")
+                    && l.contains("192.0.2.31")),
+        "{out}"
+    );
+    std::thread::sleep(MASTER_DOWN_100 * 2);
+    ensure!(!has_address(ra, "192.0.2.31")?, "dry run added nothing");
+    let doc = status_json(&na)?;
+    ensure!(doc["reloads"] == 0 && doc["reload_failures"] == 0, "{doc}");
+    // Applied: in the answer and in the kernel.
+    let out = vrrpd(&["ctl", "--name", &na, "reload"])?;
+    let mut lines = out.lines();
+    ensure!(
+        lines.next() == Some("reload applied")
+            && lines
+                .any(|l| l.starts_with("instance VI_1: updated in place")
+                    && l.contains("192.0.2.31")),
+        "{out}"
+    );
+    wait_address(ra, "192.0.2.31", T)?;
+    // A broken file: refused, named, nothing changed.
+    std::fs::write(
+        &a.config,
+        checked_config(200, http, &[vip, vip2], "").replace("priority = 200", "priority = 1000"),
+    )?;
+    let err = vrrpd(&["ctl", "--name", &na, "reload"]).expect_err("refused");
+    let err = err.to_string();
+    let file = a.config.display().to_string();
+    ensure!(
+        err.contains("reload refused") && err.contains(&file) && err.contains("priority"),
+        "{err}"
+    );
+    // The line of the bad key is named.
+    let line = std::fs::read_to_string(&a.config)?
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("priority"))
+        .map(|(i, _)| i + 1)
+        .last()
+        .context("the line")?;
+    ensure!(
+        err.contains(&format!("{file}:{line}")),
+        "line {line}: {err}"
+    );
+    std::thread::sleep(MASTER_DOWN_100 * 2);
+    ensure!(
+        has_address(ra, "192.0.2.30")? && has_address(ra, "192.0.2.31")?,
+        "still running"
+    );
+    let doc = status_json(&na)?;
+    ensure!(
+        doc["instances"][0]["state"] == "master"
+            && doc["reloads"] == 1
+            && doc["reload_failures"] == 1,
+        "{doc}"
+    );
+    ensure!(
+        a.changes_of("VI_1").last().map(String::as_str) == Some("master"),
+        "{:?}",
+        a.changes_of("VI_1")
+    );
+    a.stop()?;
+    b.stop()?;
+    eprintln!("status/reload suite: {:?}", started.elapsed());
+    Ok(())
+}
+
+#[test]
+fn unsolicited_neighbour_advertisements_are_counted_as_a_capture_sees_them() -> Result<()> {
+    let _serial = serial();
+    let started = Instant::now();
+    let lan = Lan::new(2)?;
+    let (ra, rb) = (lan.router(1)?, lan.router(2)?);
+    let dir = test_dir("na")?;
+    let na = format!("na-a-{}", std::process::id());
+    // Seen from the neighbour, from before A starts.
+    let capture = Capture::na_from(rb, ra.mac())?;
+    let config = "[global]\nvrrp_version = 3\n\n[instance.VI_6]\ninterface = \"eth0\"\n\
+                  virtual_router_id = 36\npriority = 200\nadvert_int = \"100ms\"\n\
+                  garp_master_delay = \"300ms\"\ngarp_master_repeat = 2\n\
+                  virtual_ipaddress = [\"2001:db8::36/64\", \"2001:db8::37/64\"]\n";
+    let mut a = Daemon::start_with(ra, &dir, "a", config, &["--name", &na], &[])?;
+    a.wait_state("VI_6", "master", T)?;
+    wait_status(&na, |d| d["instances"][0]["nas_sent"].as_u64() > Some(0))?;
+    // Both rounds (300 ms apart) are over well within a second and a
+    // half.
+    std::thread::sleep(Duration::from_millis(1500));
+    let doc = status_json(&na)?;
+    let vi = &doc["instances"][0];
+    let counted = vi["nas_sent"].as_u64().context("nas_sent")?;
+    let seen = capture.nas("2001:db8::36") + capture.nas("2001:db8::37");
+    ensure!(
+        counted >= 4 && usize::try_from(counted)? == seen && vi["garps_sent"] == 0,
+        "A counted {counted} neighbour advertisements, the capture saw {seen}: {doc} {:?}",
+        capture.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    );
+    a.stop()?;
+    eprintln!("neighbour advertisement suite: {:?}", started.elapsed());
     Ok(())
 }

@@ -118,6 +118,24 @@ impl std::hash::Hash for Probe {
 }
 
 impl Probe {
+    /// The kind of check, as a metric label: `tcp`, `http`, `https`,
+    /// `script`, `icmp`, `dns`, `smtp`, `udp`, `file` or `custom`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Probe::Tcp(_) => "tcp",
+            Probe::Http(check) if check.tls.is_some() => "https",
+            Probe::Http(_) => "http",
+            Probe::Script(_) => "script",
+            Probe::Icmp(_) => "icmp",
+            Probe::Dns(_) => "dns",
+            Probe::Smtp(_) => "smtp",
+            Probe::Udp(_) => "udp",
+            Probe::File(_) => "file",
+            Probe::Custom(_) => "custom",
+        }
+    }
+
     /// Validates the configuration and builds what every attempt reuses.
     ///
     /// # Errors

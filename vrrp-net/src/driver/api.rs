@@ -530,6 +530,40 @@ pub struct InstanceStatus {
     pub stats: Statistics,
     /// What the accepted advertisements looked like.
     pub adverts: AdvertWatch,
+    /// The master's priority, when known: its last advertisement's
+    /// (from [`InstanceStatus::peers`]), or the instance's own while it
+    /// is master.
+    pub master_priority: Option<Priority>,
+    /// The routers heard on this virtual router (accepted advertisements,
+    /// by source address; at most [`core::MAX_PEERS`](crate::driver::core::MAX_PEERS),
+    /// forgotten [`core::PEER_EXPIRY`](crate::driver::core::PEER_EXPIRY)
+    /// after their last one).
+    pub peers: Vec<PeerStatus>,
+    /// Gratuitous ARPs sent for its IPv4 addresses (one per address per
+    /// round).
+    pub garps_sent: u64,
+    /// Unsolicited neighbour advertisements sent for its IPv6 addresses.
+    pub nas_sent: u64,
+}
+
+/// A router heard on an instance's virtual router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// Its source address.
+    pub address: IpAddr,
+    /// The priority of its last advertisement (0: it resigned).
+    pub priority: Priority,
+    /// The advertisement interval its last advertisement carried.
+    pub advert_interval: Duration,
+    /// When its first advertisement (since it was last forgotten)
+    /// arrived, since the driver's epoch.
+    pub first_advert: Duration,
+    /// When its last advertisement arrived, since the driver's epoch.
+    pub last_advert: Duration,
+    /// How long ago that was, when the snapshot was taken.
+    pub age: Duration,
+    /// Advertisements accepted from it.
+    pub adverts: u64,
 }
 
 /// Upper bounds of [`DurationHistogram`]'s buckets, in milliseconds (a
@@ -640,6 +674,13 @@ pub struct Snapshot {
     pub foreign_rules: u64,
     /// Rules an earlier run added and left behind, removed at start.
     pub rule_leftovers_removed: u64,
+    /// Rows of the instances' peer tables replaced because a table was
+    /// full ([`core::MAX_PEERS`](crate::driver::core::MAX_PEERS)).
+    pub peers_evicted: u64,
+    /// When the driver published this snapshot (`None` from the sans-IO
+    /// core, which reads no clock): ages in it ([`PeerStatus::age`]) are
+    /// as of then.
+    pub published: Option<std::time::Instant>,
 }
 
 /// What a reload changed, by instance name.

@@ -57,6 +57,13 @@ pub(crate) enum Msg {
     },
     /// Announcements that failed.
     AnnounceFailures(u64),
+    /// Announcements sent for an instance: gratuitous ARPs and
+    /// unsolicited neighbour advertisements.
+    Announced {
+        instance: String,
+        garps: u64,
+        nas: u64,
+    },
     /// Writing the state file failed.
     StateFileError,
     /// A virtual MAC interface was made (`ensure`, with its index) or
@@ -380,9 +387,25 @@ pub(crate) async fn kernel_worker(
                         if i > 0 && !a.interval.is_zero() {
                             tokio::time::sleep(a.interval).await;
                         }
-                        if let Err(e) = socket.announce_all(&a.addresses).await {
-                            tracing::warn!(instance = %a.instance, error = %e, "gratuitous ARP / NA failed");
-                            failed += 1;
+                        // Counted here, as each packet leaves.
+                        let (mut garps, mut nas) = (0u64, 0u64);
+                        for addr in &a.addresses {
+                            match socket.announce(*addr).await {
+                                Ok(()) if addr.is_ipv4() => garps += 1,
+                                Ok(()) => nas += 1,
+                                Err(e) => {
+                                    tracing::warn!(instance = %a.instance, error = %e, "gratuitous ARP / NA failed");
+                                    failed += 1;
+                                    break;
+                                }
+                            }
+                        }
+                        if garps + nas > 0 {
+                            let _ = out.send(Msg::Announced {
+                                instance: a.instance.clone(),
+                                garps,
+                                nas,
+                            });
                         }
                     }
                     if failed > 0 {

@@ -50,8 +50,8 @@ use vrrp_core::{Priority, TrackId};
 
 pub use self::api::{
     AdvertWatch, DriverConfig, DriverError, DurationHistogram, ForeignAddressPolicy,
-    HISTOGRAM_BOUNDS_MS, InstanceSpec, InstanceStatus, ReloadSummary, Snapshot, StateEvent,
-    TrackKey, Unbound, Vip, VipStatus, VmacSpec,
+    HISTOGRAM_BOUNDS_MS, InstanceSpec, InstanceStatus, PeerStatus, ReloadSummary, Snapshot,
+    StateEvent, TrackKey, Unbound, Vip, VipStatus, VmacSpec,
 };
 use self::shell::{Command, Shell};
 

@@ -466,6 +466,11 @@ impl Shell {
                 self.core.handle_address_result(now, &op, add, result);
             }
             Msg::AnnounceFailures(n) => self.core.handle_announce_failures(n),
+            Msg::Announced {
+                instance,
+                garps,
+                nas,
+            } => self.core.handle_announced(&instance, garps, nas),
             Msg::StateFileError => self.core.handle_state_file_error(),
             Msg::VmacDone {
                 name,
@@ -636,6 +641,7 @@ impl Shell {
         let (kernel_drops, malformed) = self.sockets.counters();
         snapshot.kernel_drops = kernel_drops;
         snapshot.malformed_packets = malformed;
+        snapshot.published = Some(std::time::Instant::now());
         self.snapshot.send_replace(snapshot);
     }
 }

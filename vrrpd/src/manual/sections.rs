@@ -35,7 +35,9 @@ pub const SIGNALS: &[(&str, &str)] = &[
          restarted, added and removed ones are started and stopped, and tracked \
          scripts and virtual servers are updated. When it is not, the errors are \
          logged and the running configuration stays. A new `global.http` address \
-         needs a restart.",
+         needs a restart. `vrrpd ctl reload` does the same over the control socket \
+         and answers with the diff it applied or why it was refused; \
+         `vrrpd ctl reload --dry-run` only prints the diff.",
     ),
 ];
 
@@ -46,7 +48,8 @@ pub const EXIT_STATUSES: &[(u8, &str)] = &[
         1,
         "A failure other than the configuration: the daemon stopped on a run-time \
          error, `vrrpd status` could not reach a daemon, a file could not be written, \
-         a URL could not be fetched.",
+         a URL could not be fetched; also a reload the running daemon refused \
+         (`vrrpd ctl reload`: it says why, and keeps running as it was).",
     ),
     (
         2,

@@ -13,7 +13,11 @@
 //! - `{"command":"diff","config":PATH}`: what a reload to PATH would
 //!   change, nothing applied; one reply line;
 //! - `{"command":"dump"}`: the flight recorder (`flight_record`: a header
-//!   object, then one object per record); one reply line.
+//!   object, then one object per record); one reply line;
+//! - `{"command":"reload","dry_run":false|true}`: what SIGHUP does, with
+//!   the answer: `result` (`applied`, or `dry_run` when nothing was
+//!   applied) and the diff (`changes`, `text`); a refused reload is an
+//!   error naming why (a configuration error names file, line and key).
 //!
 //! Replies are `{"ok":true,...}` or `{"ok":false,"error":"..."}`. The
 //! socket task only parses and forwards: the daemon loop answers
@@ -64,6 +68,13 @@ pub enum Command {
     },
     /// The flight recorder's contents.
     Dump,
+    /// Read the configuration file again and apply it (SIGHUP), or only
+    /// say what that would change.
+    Reload {
+        /// Only the diff; nothing applied.
+        #[serde(default)]
+        dry_run: bool,
+    },
 }
 
 /// A request for the daemon loop, with where to answer.
@@ -324,6 +335,14 @@ mod tests {
             }
         );
         assert!(serde_json::from_str::<Command>(r#"{"command":"rm -rf"}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<Command>(r#"{"command":"reload"}"#).expect("parse"),
+            Command::Reload { dry_run: false }
+        );
+        assert_eq!(
+            serde_json::to_string(&Command::Reload { dry_run: true }).expect("json"),
+            r#"{"command":"reload","dry_run":true}"#
+        );
         assert_eq!(
             serde_json::to_string(&Command::Status).expect("json"),
             r#"{"command":"status"}"#

@@ -87,6 +87,77 @@ pub struct InstanceDoc {
     /// The smallest such margin, in seconds.
     #[serde(default)]
     pub min_down_timer_margin: Option<f64>,
+    /// The master's priority last seen (its advertisements'; our own
+    /// while master).
+    #[serde(default)]
+    pub master_priority: Option<u8>,
+    /// Every router heard on this virtual router, by address (at most
+    /// `vrrp_net::driver::core::MAX_PEERS`, forgotten
+    /// `vrrp_net::driver::core::PEER_EXPIRY` after their last
+    /// advertisement).
+    #[serde(default)]
+    pub peers: Vec<PeerDoc>,
+    /// Gratuitous ARPs sent (one per IPv4 address per round).
+    #[serde(default)]
+    pub garps_sent: u64,
+    /// Unsolicited neighbour advertisements sent (one per IPv6 address
+    /// per round).
+    #[serde(default)]
+    pub nas_sent: u64,
+}
+
+/// A router heard on an instance's virtual router.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PeerDoc {
+    /// Its source address.
+    pub address: String,
+    /// The priority of its last advertisement (0: it resigned).
+    pub priority: u8,
+    /// The advertisement interval it advertises, in seconds.
+    pub advert_interval: f64,
+    /// When its last advertisement arrived (seconds since the epoch).
+    pub last_advert: f64,
+    /// How long ago that was, in seconds, when the status was made.
+    pub last_advert_age: f64,
+    /// Advertisements accepted from it.
+    pub adverts: u64,
+}
+
+/// A health check (tracked script or file, real server check) in
+/// `/status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CheckDoc {
+    /// Its name (`192.0.2.10:80 tcp`, a script's name, `file PATH`).
+    pub name: String,
+    /// Its kind (`tcp`, `http`, `https`, `script`, `file`...).
+    pub kind: String,
+    /// `up` or `down` (the configured initial state until a round ends).
+    pub state: String,
+    /// Whether a round has ended (before, `state` is the initial one).
+    pub decided: bool,
+    /// The last attempt's result: `success` or `failure`; none before
+    /// the first.
+    pub last_result: Option<String>,
+    /// Why the last attempt failed.
+    pub reason: Option<String>,
+    /// How long the last attempt took, in seconds.
+    pub last_duration: Option<f64>,
+    /// Failed rounds in a row.
+    pub consecutive_failures: u32,
+    /// When the last attempt ended (seconds since the epoch).
+    pub last_run: Option<f64>,
+    /// Attempts so far.
+    pub attempts: u64,
+}
+
+/// Durations in the fixed buckets of `healthcheck::BUCKET_BOUNDS_MICROS`
+/// (the last unbounded), and their sum in seconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CheckHistogramDoc {
+    /// Per bucket, not cumulative.
+    pub counts: Vec<u64>,
+    /// Sum in seconds.
+    pub sum: f64,
 }
 
 /// A virtual address in `/status`, as the kernel has it.
@@ -138,6 +209,16 @@ pub struct StatusDoc {
     /// 6527 router statistics).
     #[serde(default)]
     pub router_drops: Vec<(String, u64)>,
+    /// Every health check the runner has (tracked scripts and files, real
+    /// server checks).
+    #[serde(default)]
+    pub checks: Vec<CheckDoc>,
+    /// How long check attempts took, by kind of check.
+    #[serde(default)]
+    pub check_durations: Vec<(String, CheckHistogramDoc)>,
+    /// How late check attempts started against their schedule.
+    #[serde(default)]
+    pub check_lag: CheckHistogramDoc,
 }
 
 /// Shared status, written by the daemon loop, read by the listener.
@@ -424,11 +505,27 @@ fn histogram(
     help: &str,
     rows: &[(Labels<'_>, &HistogramDoc)],
 ) -> std::fmt::Result {
+    let bounds: Vec<f64> = vrrp_net::driver::HISTOGRAM_BOUNDS_MS
+        .iter()
+        .map(|ms| *ms as f64 / 1000.0)
+        .collect();
+    histogram_with(enc, name, help, &bounds, rows)
+}
+
+/// A histogram family whose rows count per bucket of `bounds` (seconds;
+/// a last bucket above them).
+fn histogram_with(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    bounds: &[f64],
+    rows: &[(Labels<'_>, &HistogramDoc)],
+) -> std::fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
     for (labels, (counts, sum)) in rows {
-        let mut buckets: Vec<(f64, u64)> = vrrp_net::driver::HISTOGRAM_BOUNDS_MS
+        let mut buckets: Vec<(f64, u64)> = bounds
             .iter()
-            .map(|ms| *ms as f64 / 1000.0)
+            .copied()
             .chain(std::iter::once(f64::INFINITY))
             .zip(counts.iter().copied().chain(std::iter::repeat(0)))
             .collect();
@@ -586,6 +683,25 @@ fn encode_more(enc: &mut DescriptorEncoder<'_>, doc: &StatusDoc) -> std::fmt::Re
     )?;
     counter(
         enc,
+        "vrrp_instance_gratuitous_arps_sent",
+        "Gratuitous ARPs sent for the instance's IPv4 addresses",
+        &doc.instances
+            .iter()
+            .map(|i| (inst(i), i.garps_sent))
+            .collect::<Vec<_>>(),
+    )?;
+    counter(
+        enc,
+        "vrrp_instance_neighbour_adverts_sent",
+        "Unsolicited neighbour advertisements sent for the instance's IPv6 addresses",
+        &doc.instances
+            .iter()
+            .map(|i| (inst(i), i.nas_sent))
+            .collect::<Vec<_>>(),
+    )?;
+    encode_checks(enc, doc)?;
+    counter(
+        enc,
         "vrrpd_config_reloads",
         "Configuration reloads (SIGHUP), by result",
         &[
@@ -598,6 +714,74 @@ fn encode_more(enc: &mut DescriptorEncoder<'_>, doc: &StatusDoc) -> std::fmt::Re
         "vrrpd_build_info",
         "Always 1: the daemon's version",
         &[(vec![("version", env!("CARGO_PKG_VERSION").to_owned())], 1)],
+    )?;
+    Ok(())
+}
+
+/// Health checks: up per check, attempt durations by kind, scheduling
+/// lag.
+fn encode_checks(enc: &mut DescriptorEncoder<'_>, doc: &StatusDoc) -> std::fmt::Result {
+    let rows: Vec<_> = doc
+        .checks
+        .iter()
+        .map(|c| {
+            (
+                vec![("check", c.name.clone()), ("kind", c.kind.clone())],
+                i64::from(c.state == "up"),
+            )
+        })
+        .collect();
+    gauge(
+        enc,
+        "healthcheck_up",
+        "1 while the health check is up",
+        &rows,
+    )?;
+    let rows: Vec<_> = doc
+        .checks
+        .iter()
+        .map(|c| {
+            (
+                vec![("check", c.name.clone()), ("kind", c.kind.clone())],
+                i64::from(c.consecutive_failures),
+            )
+        })
+        .collect();
+    gauge(
+        enc,
+        "healthcheck_consecutive_failures",
+        "Failed rounds in a row",
+        &rows,
+    )?;
+    let bounds: Vec<f64> = healthcheck::BUCKET_BOUNDS_MICROS
+        .iter()
+        .map(|us| *us as f64 / 1e6)
+        .collect();
+    let durations: Vec<HistogramDoc> = doc
+        .check_durations
+        .iter()
+        .map(|(_, h)| (h.counts.clone(), h.sum))
+        .collect();
+    let rows: Vec<_> = doc
+        .check_durations
+        .iter()
+        .zip(&durations)
+        .map(|((kind, _), h)| (vec![("kind", kind.clone())], h))
+        .collect();
+    histogram_with(
+        enc,
+        "healthcheck_duration_seconds",
+        "How long health-check attempts took, by kind of check",
+        &bounds,
+        &rows,
+    )?;
+    let lag = (doc.check_lag.counts.clone(), doc.check_lag.sum);
+    histogram_with(
+        enc,
+        "healthcheck_schedule_lag_seconds",
+        "How late health-check attempts started against their schedule",
+        &bounds,
+        &[(vec![], &lag)],
     )?;
     Ok(())
 }
@@ -896,8 +1080,57 @@ pub fn print_table(doc: &StatusDoc) {
             );
         }
     }
+    for i in &doc.instances {
+        if let Some(p) = i.master_priority {
+            println!(
+                "master of {}: {} priority {p}",
+                i.name,
+                i.master.as_deref().unwrap_or("-")
+            );
+        }
+        for p in &i.peers {
+            println!(
+                "peer {} ({}): priority {}, advert {}s, last {:.1}s ago, {} adverts",
+                p.address, i.name, p.priority, p.advert_interval, p.last_advert_age, p.adverts
+            );
+        }
+        if i.garps_sent + i.nas_sent > 0 {
+            println!(
+                "announced ({}): {} gratuitous ARPs, {} neighbour advertisements",
+                i.name, i.garps_sent, i.nas_sent
+            );
+        }
+    }
     for (name, up) in &doc.scripts {
         println!("script {name}: {}", if *up { "up" } else { "down" });
+    }
+    for c in &doc.checks {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let mut line = format!("check {} [{}]: {}", c.name, c.kind, c.state);
+        if !c.decided {
+            line.push_str(" (initial)");
+        }
+        if let Some(r) = &c.last_result {
+            line.push_str(&format!(", last {r}"));
+        }
+        if let Some(why) = &c.reason {
+            line.push_str(&format!(" ({why})"));
+        }
+        if let Some(d) = c.last_duration {
+            line.push_str(&format!(" in {:.1} ms", d * 1000.0));
+        }
+        if let Some(at) = c.last_run {
+            line.push_str(&format!(" {:.1}s ago", (now - at).max(0.0)));
+        }
+        if c.consecutive_failures > 0 {
+            line.push_str(&format!(
+                ", {} failed rounds in a row",
+                c.consecutive_failures
+            ));
+        }
+        println!("{line}");
     }
     for r in &doc.real_servers {
         println!(

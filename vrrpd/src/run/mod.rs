@@ -55,7 +55,10 @@ use vrrp_net::driver::{DriverConfig, Snapshot, StateEvent, VrrpHandle};
 
 use self::alerts::Alerts;
 use self::events::Consumers;
-use self::http::{Health, HttpCounters, InstanceDoc, RealServerDoc, Shared, StatusDoc, VipDoc};
+use self::http::{
+    CheckDoc, CheckHistogramDoc, Health, HttpCounters, InstanceDoc, PeerDoc, RealServerDoc, Shared,
+    StatusDoc, VipDoc,
+};
 use self::lock::{Identity, LockError, PidLock};
 use self::lvs_alerts::LvsAlerts;
 use self::plan::Plan;
@@ -99,7 +102,17 @@ fn router_id(plan: &Plan) -> String {
         .unwrap_or_default()
 }
 
+/// Seconds since the epoch, now.
+fn wall_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 fn status_doc(snap: &Snapshot) -> Vec<InstanceDoc> {
+    let now = wall_now();
+    // Peer ages are as of the snapshot's publication: made current.
+    let since = snap.published.map_or(Duration::ZERO, |at| at.elapsed());
     snap.instances
         .iter()
         .map(|i| {
@@ -153,6 +166,21 @@ fn status_doc(snap: &Snapshot) -> Vec<InstanceDoc> {
                 advert_intervals: histogram_doc(&i.adverts.intervals),
                 down_timer_margins: histogram_doc(&i.adverts.down_timer_margins),
                 min_down_timer_margin: i.adverts.min_down_timer_margin.map(|d| d.as_secs_f64()),
+                master_priority: i.master_priority.map(|p| p.get()),
+                peers: i
+                    .peers
+                    .iter()
+                    .map(|p| PeerDoc {
+                        address: p.address.to_string(),
+                        priority: p.priority.get(),
+                        advert_interval: p.advert_interval.as_secs_f64(),
+                        last_advert: now - (p.age + since).as_secs_f64(),
+                        last_advert_age: (p.age + since).as_secs_f64(),
+                        adverts: p.adverts,
+                    })
+                    .collect(),
+                garps_sent: i.garps_sent,
+                nas_sent: i.nas_sent,
             }
         })
         .collect()
@@ -160,6 +188,48 @@ fn status_doc(snap: &Snapshot) -> Vec<InstanceDoc> {
 
 fn histogram_doc(h: &vrrp_net::driver::DurationHistogram) -> (Vec<u64>, f64) {
     (h.counts.to_vec(), h.sum_ns as f64 / 1e9)
+}
+
+fn check_histogram(h: &healthcheck::DurationBuckets) -> CheckHistogramDoc {
+    CheckHistogramDoc {
+        counts: h.counts.to_vec(),
+        sum: h.sum_micros as f64 / 1e6,
+    }
+}
+
+/// Every check of the runner, as the status shows it.
+fn check_docs(runner: &healthcheck::RunnerHandle) -> Vec<CheckDoc> {
+    let now = Instant::now();
+    let wall = wall_now();
+    let mut docs: Vec<CheckDoc> = runner
+        .snapshot()
+        .into_iter()
+        .map(|(id, s)| {
+            let last_result = (s.stats.attempts > 0 && s.last_run.is_some()).then(|| {
+                if s.last_reason.is_some() {
+                    "failure".to_owned()
+                } else {
+                    "success".to_owned()
+                }
+            });
+            CheckDoc {
+                name: runner.name(id).unwrap_or_else(|| id.to_string()),
+                kind: runner.kind(id).unwrap_or("unknown").to_owned(),
+                state: s.health.to_string(),
+                decided: s.decided(),
+                last_result,
+                reason: s.last_reason.as_ref().map(ToString::to_string),
+                last_duration: s.last_latency.map(|d| d.as_secs_f64()),
+                consecutive_failures: s.failed_rounds,
+                last_run: s
+                    .last_run
+                    .map(|at| wall - now.saturating_duration_since(at).as_secs_f64()),
+                attempts: s.stats.attempts,
+            }
+        })
+        .collect();
+    docs.sort_by(|a, b| a.name.cmp(&b.name));
+    docs
 }
 
 fn write_status(shared: &Shared, f: impl FnOnce(&mut StatusDoc)) {
@@ -499,6 +569,7 @@ async fn run_async(
         health,
         vips_restored: 0,
         reasons: std::collections::BTreeMap::new(),
+        check_stats: None,
     };
     daemon.publish_status();
     daemon.health.set_ready(true);
@@ -544,6 +615,8 @@ struct Daemon {
     /// Transitions seen on the driver's stream, by instance, from, to
     /// and reason.
     reasons: std::collections::BTreeMap<(String, String, String, String), u64>,
+    /// The health-check runner's counters, refreshed with the status.
+    check_stats: Option<healthcheck::RunnerStats>,
 }
 
 impl Daemon {
@@ -592,7 +665,9 @@ impl Daemon {
             tokio::select! {
                 _ = sigterm.recv() => return Ok(()),
                 _ = sigint.recv() => return Ok(()),
-                _ = sighup.recv() => self.reload().await,
+                _ = sighup.recv() => {
+                    let _ = self.reload().await;
+                }
                 event = self.events.next() => match event {
                     Some(e) => self.consumers.dispatch(&e),
                     None => return Err(self.driver_died().await),
@@ -664,6 +739,7 @@ impl Daemon {
                     if self.parts.runner.is_finished() {
                         return Err(anyhow!("the health-check runner ended unexpectedly"));
                     }
+                    self.refresh_check_stats().await;
                     self.publish_status();
                     self.health.loop_progress();
                 }
@@ -741,40 +817,57 @@ impl Daemon {
         self.with_real(|r| r.on_transition(t).map(drop));
     }
 
-    async fn reload(&mut self) {
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+    /// Reads, resolves and plans `config` off the loop: the plan, or
+    /// the configuration error (file, line and key).
+    async fn load(&self, config: PathBuf) -> Result<Plan, String> {
         let load = self.load;
-        let path = self.path.clone();
-        let loaded = tokio::task::spawn_blocking(move || load(&path)).await;
-        let new = match loaded {
-            Ok(Ok(new)) => Some(new),
-            Ok(Err(e)) => {
-                tracing::error!(error = %format!("{e:#}"), "reload refused: the running configuration stays");
-                None
+        match tokio::task::spawn_blocking(move || load(&config)).await {
+            Ok(Ok(new)) => Ok(new),
+            Ok(Err(e)) => Err(format!("{e:#}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The answer of `diff` and of a reload: what going from the running
+    /// plan to `new` changes, as records and as lines.
+    fn diff_reply(&self, new: &Plan) -> serde_json::Value {
+        let changes = diff::diff(&self.plan, new);
+        let text: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        serde_json::json!({ "changes": changes, "text": text })
+    }
+
+    /// SIGHUP and the socket's `reload`: the configuration file read again
+    /// and applied as a transaction. The diff on success; why it was
+    /// refused otherwise (the running configuration stays).
+    async fn reload(&mut self) -> Result<serde_json::Value, String> {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+        let (outcome, event) = match self.load(self.path.clone()).await {
+            Ok(new) => {
+                let mut reply = self.diff_reply(&new);
+                let changes = reply["changes"].clone();
+                match self.apply(new).await {
+                    Ok(()) => {
+                        reply["result"] = serde_json::json!("applied");
+                        (
+                            Ok(reply),
+                            serde_json::json!({"type": "reload", "result": "applied", "changes": changes}),
+                        )
+                    }
+                    Err(why) => (
+                        Err(why.clone()),
+                        serde_json::json!({"type": "reload", "result": "refused", "error": why, "changes": changes}),
+                    ),
+                }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "reload refused: the running configuration stays");
-                None
-            }
-        };
-        let (applied, event) = match new {
-            Some(new) => {
-                let changes = diff::diff(&self.plan, &new);
-                let applied = self.apply(new).await;
+            Err(why) => {
+                tracing::error!(error = %why, "reload refused: the running configuration stays");
                 (
-                    applied,
-                    serde_json::json!({
-                        "type": "reload",
-                        "result": if applied { "applied" } else { "refused" },
-                        "changes": changes,
-                    }),
+                    Err(why.clone()),
+                    serde_json::json!({"type": "reload", "result": "refused", "error": why}),
                 )
             }
-            None => (
-                false,
-                serde_json::json!({"type": "reload", "result": "refused"}),
-            ),
         };
+        let applied = outcome.is_ok();
         if applied {
             self.reapply_maintenance().await;
         }
@@ -787,38 +880,39 @@ impl Daemon {
             }
         });
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        outcome.map_err(|why| format!("reload refused (the running configuration stays): {why}"))
     }
 
-    /// Applies a new plan as a transaction; returns whether it was applied.
-    async fn apply(&mut self, new: Plan) -> bool {
+    /// Applies a new plan as a transaction; why not, when it was refused
+    /// (logged too).
+    async fn apply(&mut self, new: Plan) -> Result<(), String> {
+        let refused = |why: String| {
+            tracing::error!(error = %why, "reload refused: the running configuration stays");
+            why
+        };
         let Some(handle) = &self.handle else {
-            return false;
+            return Err(refused("the VRRP driver is gone".to_owned()));
         };
         // IPVS for a first virtual server, before anything changes.
         let new_ipvs = if self.parts.real.is_none() && !new.virtual_servers.is_empty() {
             match tokio::task::block_in_place(open_ipvs) {
                 Ok(c) => Some(c),
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "reload refused: the running configuration stays");
-                    return false;
-                }
+                Err(e) => return Err(refused(format!("{e:#}"))),
             }
         } else {
             None
         };
         if let Err(e) = self.parts.trackers.apply(&new.scripts, &new.files).await {
-            tracing::error!(error = %e, "reload refused: the running configuration stays");
             roll_back(&mut self.parts, &self.plan).await;
-            return false;
+            return Err(refused(e.to_string()));
         }
         if let Err(e) = self
             .parts
             .processes
             .apply(&new.processes, &self.parts.cancel)
         {
-            tracing::error!(error = %format!("{e:#}"), "reload refused: the running configuration stays");
             roll_back(&mut self.parts, &self.plan).await;
-            return false;
+            return Err(refused(format!("{e:#}")));
         }
         let config = driver_config(
             &new,
@@ -829,9 +923,8 @@ impl Daemon {
         let summary = match handle.reconfigure(config).await {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "reload refused: the running configuration stays");
                 roll_back(&mut self.parts, &self.plan).await;
-                return false;
+                return Err(refused(e.to_string()));
             }
         };
         for (id, up) in self.parts.processes.current() {
@@ -879,7 +972,7 @@ impl Daemon {
             tracing::warn!("notify_timeout changed: restart to apply it");
         }
         self.plan = new;
-        true
+        Ok(())
     }
 
     fn publish_status(&mut self) {
@@ -956,6 +1049,7 @@ impl Daemon {
                 ("kernel_drops", s.kernel_drops),
                 ("vips_restored", s.vips_restored),
                 ("netlink_overruns", s.netlink_overruns),
+                ("peers_evicted", s.peers_evicted),
             ]);
         }
         let q = self.parts.queues.stats();
@@ -994,8 +1088,25 @@ impl Daemon {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
+        let checks = check_docs(&self.parts.runner.handle());
+        let (check_durations, check_lag) = self
+            .check_stats
+            .as_ref()
+            .map(|s| {
+                (
+                    s.durations_by_kind
+                        .iter()
+                        .map(|(k, h)| ((*k).to_owned(), check_histogram(h)))
+                        .collect(),
+                    check_histogram(&s.lag_buckets),
+                )
+            })
+            .unwrap_or_default();
         write_status(&self.shared, |d| {
             d.instances = instances;
+            d.checks = checks;
+            d.check_durations = check_durations;
+            d.check_lag = check_lag;
             d.scripts = scripts;
             d.real_servers = real;
             d.counters = counters;
@@ -1007,6 +1118,7 @@ impl Daemon {
     async fn on_request(&mut self, request: api::Request) {
         let reply = match request.command {
             api::Command::Status => {
+                self.refresh_check_stats().await;
                 self.publish_status();
                 let doc = match self.shared.read() {
                     Ok(d) => d.clone(),
@@ -1016,17 +1128,16 @@ impl Daemon {
             }
             api::Command::Maintenance { name, on } => self.set_maintenance(&name, on).await,
             api::Command::Diff { config } => {
-                let load = self.load;
-                match tokio::task::spawn_blocking(move || load(&config)).await {
-                    Ok(Ok(new)) => {
-                        let changes = diff::diff(&self.plan, &new);
-                        let text: Vec<String> = changes.iter().map(ToString::to_string).collect();
-                        Ok(serde_json::json!({ "changes": changes, "text": text }))
-                    }
-                    Ok(Err(e)) => Err(format!("{e:#}")),
-                    Err(e) => Err(e.to_string()),
-                }
+                self.load(config).await.map(|new| self.diff_reply(&new))
             }
+            api::Command::Reload { dry_run: true } => {
+                self.load(self.path.clone()).await.map(|new| {
+                    let mut reply = self.diff_reply(&new);
+                    reply["result"] = serde_json::json!("dry_run");
+                    reply
+                })
+            }
+            api::Command::Reload { dry_run: false } => self.reload().await,
             api::Command::Dump => match &self.handle {
                 Some(h) => match h.flight_record().await {
                     Ok(r) => {
@@ -1043,6 +1154,15 @@ impl Daemon {
             api::Command::Events => Err("the socket serves the event stream".to_owned()),
         };
         let _ = request.reply.send(reply);
+    }
+
+    /// Asks the check runner for its counters (it answers from its own
+    /// loop; a runner too busy to answer within a second keeps the last).
+    async fn refresh_check_stats(&mut self) {
+        let runner = self.parts.runner.handle();
+        if let Ok(Some(s)) = tokio::time::timeout(Duration::from_secs(1), runner.stats()).await {
+            self.check_stats = Some(s);
+        }
     }
 
     /// The instances `name` stands for: an instance, or a sync group's

@@ -76,6 +76,7 @@
 
 mod addresses;
 mod owned;
+mod peers;
 pub mod record;
 mod reload;
 #[cfg(test)]
@@ -98,6 +99,8 @@ use vrrp_core::{
 };
 
 use self::addresses::{VipKey, VipTrack, synthetic_address};
+use self::peers::PeerTable;
+pub use self::peers::{MAX_PEERS, PEER_EXPIRY};
 use self::record::{FlightRecord, Input, Recorder};
 pub use self::reload::ReloadPlan;
 pub use self::routes::RouteOp;
@@ -317,6 +320,11 @@ struct Entry {
     /// The accepted advertisements so far, and when the last came.
     adverts: AdvertWatch,
     last_advert: Option<Timestamp>,
+    /// The routers heard on this virtual router.
+    peers: PeerTable,
+    /// Gratuitous ARPs and unsolicited NAs sent for it.
+    garps_sent: u64,
+    nas_sent: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -521,6 +529,14 @@ impl DriverCore {
                     vips,
                     stats: *inst.statistics(),
                     adverts: e.adverts.clone(),
+                    master_priority: if inst.state() == State::Master {
+                        Some(inst.effective_priority())
+                    } else {
+                        inst.master_address().and_then(|m| e.peers.priority_of(m))
+                    },
+                    peers: e.peers.status(self.last_packet),
+                    garps_sent: e.garps_sent,
+                    nas_sent: e.nas_sent,
                 })
             })
             .collect();
@@ -547,6 +563,7 @@ impl DriverCore {
             rule_errors: self.rules.counters.errors,
             foreign_rules: self.rules.counters.foreign,
             rule_leftovers_removed: self.rules.counters.leftovers_removed,
+            peers_evicted: self.entries.values().map(|e| e.peers.evicted()).sum(),
             ..Snapshot::default()
         }
     }
@@ -686,6 +703,19 @@ impl DriverCore {
         self.counters.announce_errors += failed;
     }
 
+    /// The shell sent `garps` gratuitous ARPs and `nas` unsolicited
+    /// neighbour advertisements for `instance` (counted as they leave).
+    pub fn handle_announced(&mut self, instance: &str, garps: u64, nas: u64) {
+        if let Some(e) = self
+            .names
+            .get(instance)
+            .and_then(|id| self.entries.get_mut(id))
+        {
+            e.garps_sent = e.garps_sent.saturating_add(garps);
+            e.nas_sent = e.nas_sent.saturating_add(nas);
+        }
+    }
+
     /// A write of the state file failed.
     pub fn handle_state_file_error(&mut self) {
         self.counters.state_file_errors += 1;
@@ -737,6 +767,13 @@ impl DriverCore {
             // Byte 2 is the priority in both versions.
             let priority = bytes.get(2).copied().unwrap_or(0);
             if accepted
+                && let Some(e) = self.entries.get_mut(&id)
+                && let Ok(packet) = vrrp_core::wire::Packet::new_checked(bytes, family)
+            {
+                e.peers
+                    .heard(at, meta.src, packet.priority(), packet.advert_interval());
+            }
+            if accepted
                 && priority != 0
                 && let Some(e) = self.entries.get_mut(&id)
             {
@@ -785,6 +822,9 @@ impl DriverCore {
         }
         self.routes.retries_due(now);
         self.rules.retries_due(now);
+        for e in self.entries.values_mut() {
+            e.peers.expire(now);
+        }
         self.drain(now);
     }
 
@@ -954,6 +994,9 @@ impl DriverCore {
             tracks: Vec::new(),
             multicast,
             adverts: AdvertWatch::default(),
+            peers: PeerTable::default(),
+            garps_sent: 0,
+            nas_sent: 0,
             last_advert: None,
         };
         entry.vips = self.vip_keys(&entry.spec);

@@ -1364,3 +1364,48 @@ fn accepted_adverts_give_intervals_down_timer_margins_and_dual_masters() {
     h.advert("eth0", "192.0.2.9", 1, 50, &["192.0.2.101"]);
     assert_eq!(h.status("A").adverts.dual_master, 1);
 }
+
+#[test]
+fn peers_and_the_masters_priority_come_from_accepted_adverts() {
+    let cfg = config(vec![spec("A", "eth0", 1, 100, "192.0.2.101")]);
+    let mut h = Harness::eth0(&cfg);
+    for _ in 0..3 {
+        h.advert("eth0", "192.0.2.9", 1, 200, &["192.0.2.101"]);
+        h.advance(h.now + Duration::from_millis(100));
+    }
+    // Wrong VRID: not this instance's, not a peer.
+    h.advert("eth0", "192.0.2.8", 2, 250, &["192.0.2.101"]);
+    let s = h.status("A");
+    assert_eq!(s.state, State::Backup);
+    assert_eq!(s.master, Some(ip("192.0.2.9")));
+    assert_eq!(s.master_priority, Some(Priority::new(200)));
+    assert_eq!(s.peers.len(), 1, "{:?}", s.peers);
+    let p = &s.peers[0];
+    assert_eq!(p.address, ip("192.0.2.9"));
+    assert_eq!((p.priority, p.adverts), (Priority::new(200), 3));
+    assert_eq!(p.advert_interval, Duration::from_millis(100));
+    assert_eq!(p.last_advert, Duration::from_millis(200));
+    assert!(p.age >= Duration::from_millis(100), "{p:?}");
+    // The master resigns: priority 0 is recorded; A takes over and is
+    // its own master.
+    h.advert("eth0", "192.0.2.9", 1, 0, &["192.0.2.101"]);
+    assert_eq!(h.status("A").peers[0].priority, Priority::new(0));
+    h.advance(h.now + Duration::from_secs(1));
+    let s = h.status("A");
+    assert_eq!(s.state, State::Master);
+    assert_eq!(s.master_priority, Some(Priority::new(100)));
+    // Long silent: forgotten.
+    h.advance(h.now + super::PEER_EXPIRY + Duration::from_secs(1));
+    assert!(h.status("A").peers.is_empty());
+}
+
+#[test]
+fn announcements_are_counted_per_instance() {
+    let cfg = config(vec![spec("A", "eth0", 1, 100, "192.0.2.101")]);
+    let mut h = Harness::eth0(&cfg);
+    h.core.handle_announced("A", 2, 1);
+    h.core.handle_announced("A", 1, 0);
+    h.core.handle_announced("nope", 5, 5);
+    let s = h.status("A");
+    assert_eq!((s.garps_sent, s.nas_sent), (3, 1));
+}
