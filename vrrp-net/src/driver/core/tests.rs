@@ -48,6 +48,7 @@ fn addr(ifindex: u32, a: &str, prefix_len: u8) -> IfAddr {
         label: None,
         scope: AddrScope::Universe,
         flags: 0,
+        broadcast: None,
     }
 }
 
