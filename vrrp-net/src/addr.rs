@@ -359,10 +359,7 @@ fn build_ifaddrmsg(
             RtAddrFamily::Inet,
             32,
             a.octets().to_vec(),
-            options
-                .attrs
-                .scope
-                .map_or(RtScope::Universe, RtScope::from),
+            options.attrs.scope.map_or(RtScope::Universe, RtScope::from),
         ),
         IpAddr::V6(a) => {
             let scope = if is_link_local_v6(a) {
