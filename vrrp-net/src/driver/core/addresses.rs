@@ -288,7 +288,10 @@ impl DriverCore {
                 return;
             }
             if present {
-                track.present = true;
+                // Being replaced: its removal is ours, not someone else's.
+                if !drifted {
+                    track.present = true;
+                }
                 return;
             }
             if track.present && track.in_flight.is_none() {
