@@ -1397,12 +1397,14 @@ impl Cx {
                     brd = Some(value);
                 }
                 "peer" => {
-                    let (text, len) = value.split_once('/').map_or((value.as_str(), None), |(a, l)| (a, Some(l)));
-                    match text.parse::<std::net::IpAddr>() {
-                        Ok(p) if vip.peer.is_none() && p.is_ipv6() == v6 && len.is_none_or(|l| l.parse::<u8>().is_ok_and(|l| l <= if v6 { 128 } else { 32 })) => {
+                    // keepalived reads the peer without a length (one
+                    // written is an invalid address to it): the address
+                    // becomes a /32 (/128) to its peer.
+                    match value.parse::<std::net::IpAddr>() {
+                        Ok(p) if vip.peer.is_none() && p.is_ipv6() == v6 => {
                             vip.peer = Some(value.clone());
                         }
-                        _ => notes.push(format!("`peer {value}` is ignored by keepalived (invalid, of the other family, or a second peer); left out")),
+                        _ => notes.push(format!("`peer {value}` is ignored by keepalived (not a plain address, of the other family, or a second peer); left out")),
                     }
                 }
                 "preferred_lft" => {

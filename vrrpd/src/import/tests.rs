@@ -1231,10 +1231,11 @@ fn an_empty_tracked_name_is_dropped_not_written() {
 
 #[test]
 fn address_options_are_read_as_keepalived_reads_them() {
-    let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  promote_secondaries\n  virtual_ipaddress {\n    192.0.2.10/24 brd + scope link label eth0:a\n    192.0.2.11/24 broadcast - dev eth1 no_track\n    192.0.2.12 peer 192.0.2.200/30\n    192.0.2.13/32 brd +\n    192.0.2.14/24 brd 2001:db8::1\n    192.0.2.15/24 scope bogus\n    192.0.2.16/24 scope 0x10 home\n  }\n  virtual_ipaddress_excluded {\n    2001:db8::10\n    2001:db8::11/64\n    2001:db8::12 preferred_lft forever\n    2001:db8::13/64 preferred_lft 30 scope link\n    2001:db8::14 brd +\n  }\n}\nstatic_ipaddress {\n  192.0.2.50/24 scope host\n  192.0.2.51/24 dev eth1 brd +\n}\n";
+    let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  promote_secondaries\n  virtual_ipaddress {\n    192.0.2.10/24 brd + scope link label eth0:a\n    192.0.2.11/24 broadcast - dev eth1 no_track\n    192.0.2.12/24 peer 192.0.2.200\n    192.0.2.13/32 brd +\n    192.0.2.14/24 brd 2001:db8::1\n    192.0.2.15/24 scope bogus\n    192.0.2.16/24 scope 0x10 home\n  }\n  virtual_ipaddress_excluded {\n    2001:db8::10\n    2001:db8::11/64\n    2001:db8::12 preferred_lft forever\n    2001:db8::13/64 preferred_lft 30 scope link\n    2001:db8::14 brd +\n  }\n}\nstatic_ipaddress {\n  192.0.2.50/24 scope host\n  192.0.2.51/24 dev eth1 brd +\n}\n";
     let (c, w) = import_check(text);
     let m = messages(&w);
     // Left out as keepalived ignores them, or dropped as it skips them.
+    assert!(has(&w, 8, "the peer's"), "{m:#?}");
     assert!(has(&w, 9, "brd +"), "{m:#?}");
     assert!(has(&w, 10, "dropped"), "{m:#?}");
     assert!(has(&w, 11, "bogus"), "{m:#?}");
@@ -1242,7 +1243,7 @@ fn address_options_are_read_as_keepalived_reads_them() {
     assert!(has(&w, 18, "scope link"), "{m:#?}");
     assert!(has(&w, 19, "dropped"), "{m:#?}");
     assert!(has(&w, 23, "eth0"), "{m:#?}");
-    assert_eq!(w.len(), 7, "{m:#?}");
+    assert_eq!(w.len(), 8, "{m:#?}");
     let i = &c.instances["VI_1"];
     assert!(i.promote_secondaries);
     let v4: Vec<String> = i
@@ -1262,10 +1263,9 @@ fn address_options_are_read_as_keepalived_reads_them() {
     assert_eq!(i.vips[0].label.as_deref(), Some("eth0:a"));
     assert_eq!(i.vips[1].attrs, a(None, b("192.0.2.0"), None));
     assert!(i.vips[1].no_track && !i.vips[0].no_track);
-    // keepalived: the prefix length of a point-to-point address is the
-    // peer's.
+    // keepalived: a point-to-point address is a /32 to its peer.
     assert_eq!(i.vips[2].attrs, a(None, None, Some("192.0.2.200")));
-    assert_eq!(i.vips[2].address.prefix_len, 30);
+    assert_eq!(i.vips[2].address.prefix_len, 32);
     assert_eq!(i.vips[3].attrs, a(None, None, None));
     assert_eq!(i.vips[4].address.to_string(), "192.0.2.15/24");
     assert_eq!(i.vips[4].attrs, a(None, None, None));
