@@ -74,7 +74,12 @@ fn attributes(words: &[&str]) -> String {
 fn parse_line(line: &str) -> Option<(String, String)> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let at = words.iter().position(|w| *w == "inet" || *w == "inet6")?;
-    let addr = words.get(at + 1)?.split('/').next().unwrap_or("").to_owned();
+    let addr = words
+        .get(at + 1)?
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_owned();
     Some((addr, attributes(words.get(at + 2..).unwrap_or(&[]))))
 }
 
