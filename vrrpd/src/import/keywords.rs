@@ -324,7 +324,8 @@ impl Cx {
             "static_ipaddress" => {
                 self.carried(n, "");
                 let key = KeyPath::root("static_ipaddress");
-                let list = self.addresses(n, &key, "static_ipaddress entry", true);
+                let start = self.config.static_ipaddress.len();
+                let list = self.addresses(n, &key, start, "static_ipaddress entry", true);
                 self.config.static_ipaddress.extend(list);
             }
             "garp_group"
@@ -1273,7 +1274,7 @@ impl Cx {
     }
 
     fn vips(&mut self, n: &Node, key: &KeyPath) -> Vec<raw::VirtualIp> {
-        self.addresses(n, key, "virtual_ipaddress entry", false)
+        self.addresses(n, key, 0, "virtual_ipaddress entry", false)
     }
 
     /// The addresses of a `virtual_ipaddress`-like block, each line read
@@ -1281,10 +1282,12 @@ impl Cx {
     /// would ignore with an error is dropped with a note, an entry it
     /// would skip is dropped. `static_addr`: a `static_ipaddress` block
     /// (no `use_vmac`; without `dev`, keepalived's default interface).
+    /// The entries are at `key[start..]`.
     pub(super) fn addresses(
         &mut self,
         n: &Node,
         key: &KeyPath,
+        start: usize,
         row: &str,
         static_addr: bool,
     ) -> Vec<raw::VirtualIp> {
@@ -1300,7 +1303,7 @@ impl Cx {
             }
             match self.address_line(v, static_addr) {
                 Ok((vip, notes)) => {
-                    self.at(&key.index(out.len()), v.pos);
+                    self.at(&key.index(start + out.len()), v.pos);
                     if notes.is_empty() {
                         self.report.count(row, Fate::Carried);
                     } else {
