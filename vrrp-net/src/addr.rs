@@ -4,7 +4,7 @@
 //! are successes (reported as `false`), so a driver can repeat them, e.g.
 //! when removing a virtual address left over by a crashed earlier run.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use neli::consts::nl::NlmF;
 use neli::consts::rtnl::{Ifa, RtAddrFamily, RtScope, Rtm};
@@ -19,6 +19,8 @@ const IFA_F_TENTATIVE: u32 = 0x40;
 const IFA_F_DADFAILED: u32 = 0x08;
 const IFA_F_SECONDARY: u32 = 0x01;
 const IFA_F_DEPRECATED: u32 = 0x20;
+/// The kernel's "forever" lifetime (`INFINITY_LIFE_TIME`).
+const FOREVER: u32 = u32::MAX;
 /// Longest label the kernel stores (IFNAMSIZ - 1).
 const MAX_LABEL_LEN: usize = 15;
 
@@ -39,13 +41,27 @@ pub enum AddrScope {
 }
 
 impl AddrScope {
-    fn from_raw(raw: u8) -> Self {
+    /// The scope of a raw `ifa_scope` value.
+    #[must_use]
+    pub fn from_raw(raw: u8) -> Self {
         match raw {
             0 => Self::Universe,
             200 => Self::Site,
             253 => Self::Link,
             254 => Self::Host,
             other => Self::Other(other),
+        }
+    }
+
+    /// The raw `ifa_scope` value.
+    #[must_use]
+    pub fn raw(self) -> u8 {
+        match self {
+            Self::Universe => 0,
+            Self::Site => 200,
+            Self::Link => 253,
+            Self::Host => 254,
+            Self::Other(other) => other,
         }
     }
 }
@@ -65,6 +81,8 @@ pub struct IfAddr {
     pub scope: AddrScope,
     /// `IFA_F_*` flags (from `IFA_FLAGS` when present).
     pub flags: u32,
+    /// IPv4 broadcast address (`IFA_BROADCAST`), if any.
+    pub broadcast: Option<Ipv4Addr>,
 }
 
 impl IfAddr {
@@ -105,8 +123,15 @@ impl IfAddr {
         let mut address = None;
         let mut local = None;
         let mut label = None;
+        let mut broadcast = None;
         for (ty, value) in attributes(payload.get(8..)?) {
             match ty {
+                libc::IFA_BROADCAST => {
+                    broadcast = match parse_ip(family, value) {
+                        Some(IpAddr::V4(b)) => Some(b),
+                        _ => None,
+                    }
+                }
                 libc::IFA_ADDRESS => address = parse_ip(family, value),
                 libc::IFA_LOCAL => local = parse_ip(family, value),
                 libc::IFA_LABEL => label = Some(read_string(value)),
@@ -125,6 +150,7 @@ impl IfAddr {
             label,
             scope,
             flags,
+            broadcast,
         })
     }
 }
@@ -147,6 +173,43 @@ fn parse_ip(family: u8, bytes: &[u8]) -> Option<IpAddr> {
     }
 }
 
+/// What keepalived lets a virtual or static address carry besides its
+/// device and label (its `scope`, `brd`, `peer` and `preferred_lft`
+/// words), as they go into the `RTM_NEWADDR` message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AddrAttrs {
+    /// `ifa_scope` (IPv4 only; the kernel works out an IPv6 address's
+    /// scope itself). `None`: global, or link for an IPv6 link-local one.
+    pub scope: Option<u8>,
+    /// IPv4 broadcast address (`IFA_BROADCAST`); none when `None`, as
+    /// keepalived adds none unless told.
+    pub broadcast: Option<Ipv4Addr>,
+    /// The other end of a point-to-point address (`IFA_ADDRESS`): the
+    /// prefix length then applies to the peer, as with `ip addr add A
+    /// peer P/LEN`.
+    pub peer: Option<IpAddr>,
+    /// IPv6 preferred lifetime in seconds (`IFA_CACHEINFO`, the valid one
+    /// forever); `Some(0)` makes the address deprecated, so it is not
+    /// chosen as a source address. `None` (or `u32::MAX`): forever.
+    /// Ignored for IPv4, as keepalived ignores it.
+    pub preferred_lft: Option<u32>,
+}
+
+impl AddrAttrs {
+    /// Whether `found`, an address the kernel reports with the same
+    /// address, was added with these attributes as far as the kernel
+    /// tells: the scope and broadcast of an IPv4 address. (The kernel
+    /// changes neither in place, so a difference means someone replaced
+    /// the address.)
+    #[must_use]
+    pub fn matches(&self, found: &IfAddr) -> bool {
+        if !found.addr.is_ipv4() {
+            return true;
+        }
+        found.scope.raw() == self.scope.unwrap_or(0) && found.broadcast == self.broadcast
+    }
+}
+
 /// Options of [`AddressManager::add`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddOptions {
@@ -157,6 +220,8 @@ pub struct AddOptions {
     /// does for virtual IPv6 addresses so they are usable at once. Ignored
     /// for IPv4.
     pub no_dad: bool,
+    /// Scope, broadcast, peer and preferred lifetime.
+    pub attrs: AddrAttrs,
 }
 
 /// A handle for address changes, holding one rtnetlink socket opened in the
@@ -204,7 +269,26 @@ impl AddressManager {
         addr: IpAddr,
         prefix_len: u8,
     ) -> Result<bool, NetlinkError> {
-        let msg = build_ifaddrmsg(ifindex, addr, prefix_len, &AddOptions::default())?;
+        self.remove_peer(ifindex, addr, prefix_len, None).await
+    }
+
+    /// Like [`AddressManager::remove`] for a point-to-point address
+    /// added with `peer` (the kernel matches the peer too).
+    pub async fn remove_peer(
+        &self,
+        ifindex: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+        peer: Option<IpAddr>,
+    ) -> Result<bool, NetlinkError> {
+        let options = AddOptions {
+            attrs: AddrAttrs {
+                peer,
+                ..AddrAttrs::default()
+            },
+            ..AddOptions::default()
+        };
+        let msg = build_ifaddrmsg(ifindex, addr, prefix_len, &options)?;
         match self
             .socket
             .request_ack("remove address", Rtm::Deladdr, NlmF::empty(), msg)
@@ -275,7 +359,7 @@ fn build_ifaddrmsg(
             RtAddrFamily::Inet,
             32,
             a.octets().to_vec(),
-            RtScope::Universe,
+            options.attrs.scope.map_or(RtScope::Universe, RtScope::from),
         ),
         IpAddr::V6(a) => {
             let scope = if is_link_local_v6(a) {
@@ -293,7 +377,37 @@ fn build_ifaddrmsg(
     }
     let mut attrs = RtBuffer::new();
     attrs.push(rtattr(Ifa::Local, &octets)?);
-    attrs.push(rtattr(Ifa::Address, &octets)?);
+    // IFA_ADDRESS is the peer of a point-to-point address, else the
+    // address itself.
+    let peer = match (addr, options.attrs.peer) {
+        (_, None) => octets.clone(),
+        (IpAddr::V4(_), Some(IpAddr::V4(p))) => p.octets().to_vec(),
+        (IpAddr::V6(_), Some(IpAddr::V6(p))) => p.octets().to_vec(),
+        (_, Some(p)) => {
+            return Err(NetlinkError::InvalidArgument(format!(
+                "peer {p} is not of the family of {addr}"
+            )));
+        }
+    };
+    attrs.push(rtattr(Ifa::Address, &peer)?);
+    if let Some(brd) = options.attrs.broadcast {
+        if addr.is_ipv6() {
+            return Err(NetlinkError::InvalidArgument(
+                "IPv6 addresses have no broadcast address".into(),
+            ));
+        }
+        attrs.push(rtattr(Ifa::Broadcast, &brd.octets())?);
+    }
+    if let Some(lft) = options.attrs.preferred_lft.filter(|l| *l != FOREVER)
+        && addr.is_ipv6()
+    {
+        // struct ifa_cacheinfo { u32 ifa_prefered, ifa_valid, cstamp, tstamp }
+        let mut info = Vec::with_capacity(16);
+        info.extend_from_slice(&lft.to_ne_bytes());
+        info.extend_from_slice(&FOREVER.to_ne_bytes());
+        info.extend_from_slice(&[0; 8]);
+        attrs.push(rtattr(Ifa::Cacheinfo, &info)?);
+    }
     if let Some(label) = &options.label {
         if addr.is_ipv6() {
             return Err(NetlinkError::InvalidArgument(
@@ -354,7 +468,7 @@ mod tests {
         let v6: IpAddr = "2001:db8::1".parse().unwrap_or(IpAddr::from([0u8; 16]));
         let labelled = AddOptions {
             label: Some("eth0:1".into()),
-            no_dad: false,
+            ..AddOptions::default()
         };
         assert!(build_ifaddrmsg(1, v6, 129, &AddOptions::default()).is_err());
         assert!(build_ifaddrmsg(1, v6, 64, &labelled).is_err());
@@ -362,7 +476,7 @@ mod tests {
         assert!(build_ifaddrmsg(1, v4, 33, &AddOptions::default()).is_err());
         let long = AddOptions {
             label: Some("a-label-that-is-too-long".into()),
-            no_dad: false,
+            ..AddOptions::default()
         };
         assert!(build_ifaddrmsg(1, v4, 24, &long).is_err());
         assert!(build_ifaddrmsg(1, v4, 24, &labelled).is_ok());

@@ -166,8 +166,8 @@ impl VmacManager {
             // address, already checked on the base interface, and a
             // tentative address cannot send.
             let options = AddOptions {
-                label: None,
                 no_dad: true,
+                ..AddOptions::default()
             };
             self.addresses
                 .add(ifindex, IpAddr::V6(ll), 64, &options)

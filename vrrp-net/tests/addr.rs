@@ -25,11 +25,11 @@ fn add_list_remove_is_idempotent_and_visible() -> Result<()> {
         let mgr = AddressManager::new()?;
         let label = AddOptions {
             label: Some("eth0:vip".into()),
-            no_dad: false,
+            ..AddOptions::default()
         };
         let nodad = AddOptions {
-            label: None,
             no_dad: true,
+            ..AddOptions::default()
         };
         ensure!(mgr.add(ifindex, vip4, 32, &label).await?, "first v4 add");
         ensure!(!mgr.add(ifindex, vip4, 32, &label).await?, "second v4 add");

@@ -39,6 +39,18 @@ pub fn plan(config: &Effective) -> Plan {
             .collect(),
         static_routes: config.static_routes.clone(),
         static_rules: config.static_rules.clone(),
+        static_addresses: config
+            .static_addresses
+            .iter()
+            .map(|v| Vip {
+                address: v.address,
+                device: v.dev.clone(),
+                label: v.label.clone(),
+                excluded: false,
+                attrs: v.attrs,
+                no_track: v.no_track,
+            })
+            .collect(),
         ..DriverConfig::default()
     };
     let instance_notify = config
@@ -306,6 +318,8 @@ fn instance_spec(
             device: v.dev.clone(),
             label: v.label.clone(),
             excluded,
+            attrs: v.attrs,
+            no_track: v.no_track,
         })
         .collect();
     spec.vmac = inst.vmac.as_ref().map(|v| vrrp_net::driver::VmacSpec {
@@ -313,6 +327,7 @@ fn instance_spec(
         xmit_base: v.xmit_base,
     });
     spec.dont_track_primary = inst.dont_track_primary;
+    spec.promote_secondaries = inst.promote_secondaries;
     spec.routes = inst.routes.clone();
     spec.rules = inst.rules.clone();
     if let Some(export) = inst.export_routes {

@@ -84,15 +84,23 @@ fn corpus() -> Result<Vec<Case>> {
     Ok(cases)
 }
 
-/// Where every virtual address is: `ADDR=1`, `=2`, `=1+2` or `=-`.
+/// Where every virtual address is: `ADDR=1`, `=2`, `=1+2` or `=-`, each
+/// holder followed by the address's attributes there when it has any
+/// (`=1(brd 192.0.2.127,scope link)`: see `nodes::attributes`).
 fn placement(nodes: &[Node; 2], vips: &[String]) -> String {
     vips.iter()
         .map(|v| {
-            let holders: Vec<&str> = nodes
+            let holders: Vec<String> = nodes
                 .iter()
                 .zip(["1", "2"])
-                .filter(|(n, _)| n.watch.has(v))
-                .map(|(_, h)| h)
+                .filter_map(|(n, h)| {
+                    let attrs = n.watch.get(v)?;
+                    Some(if attrs.is_empty() {
+                        h.to_owned()
+                    } else {
+                        format!("{h}({attrs})")
+                    })
+                })
                 .collect();
             let h = if holders.is_empty() {
                 "-".to_owned()

@@ -12,6 +12,7 @@ use vrrp_core::{
 };
 
 use crate::NetlinkError;
+use crate::addr::AddrAttrs;
 use crate::route::Route;
 use crate::rule::Rule;
 use crate::socket::SocketError;
@@ -32,6 +33,18 @@ pub struct Vip {
     /// be of the other family, and keeps large address sets out of the
     /// packets.
     pub excluded: bool,
+    /// Scope, broadcast, peer and IPv6 preferred lifetime (keepalived's
+    /// `scope`, `brd`, `peer`, `preferred_lft`). An address found with
+    /// another scope or broadcast than these, while the driver owns it,
+    /// is replaced.
+    pub attrs: AddrAttrs,
+    /// keepalived's `no_track`: the address's own interface (a `device`
+    /// other than the instance's) is not tracked. Without it, that
+    /// interface going down puts the instance in Fault, as in keepalived.
+    /// (Unlike keepalived, which leaves Master when a tracked virtual
+    /// address is deleted, the driver puts a deleted address back either
+    /// way.)
+    pub no_track: bool,
 }
 
 impl Vip {
@@ -42,6 +55,8 @@ impl Vip {
             device: None,
             label: None,
             excluded: false,
+            attrs: AddrAttrs::default(),
+            no_track: false,
         }
     }
 }
@@ -112,6 +127,13 @@ pub struct InstanceSpec {
     /// otherwise (keepalived's `virtual_rules`), owned and healed the same
     /// way.
     pub rules: Vec<Rule>,
+    /// keepalived's `promote_secondaries`: the driver turns on
+    /// `net.ipv4.conf.INTERFACE.promote_secondaries` when it is off, so
+    /// that removing a virtual address that is the primary address of its
+    /// subnet does not take the subnet's other addresses with it, and
+    /// turns it off again when the driver stops. Not for an instance with
+    /// a virtual MAC interface (keepalived ignores it there too).
+    pub promote_secondaries: bool,
 }
 
 /// keepalived's `use_vmac`: the driver creates a macvlan named `name` on
@@ -149,6 +171,7 @@ impl InstanceSpec {
             dont_track_primary: false,
             routes: Vec::new(),
             rules: Vec::new(),
+            promote_secondaries: false,
         }
     }
 
@@ -274,6 +297,12 @@ pub struct DriverConfig {
     /// Policy rules installed from the start until the driver stops
     /// (keepalived's `static_rules`), recorded in `STATE_FILE.rules`.
     pub static_rules: Vec<Rule>,
+    /// Addresses added from the start until the driver stops, outside
+    /// any instance (keepalived's `static_ipaddress`): owned, recorded
+    /// and healed like virtual addresses. Each needs its `device`; one
+    /// without is ignored (and logged). `excluded` and `no_track` mean
+    /// nothing here.
+    pub static_addresses: Vec<Vip>,
 }
 
 impl DriverConfig {

@@ -300,6 +300,7 @@ pub(crate) async fn kernel_worker(
                 let options = AddOptions {
                     label: op.label.clone(),
                     no_dad: true,
+                    attrs: op.attrs,
                 };
                 let r = tokio::time::timeout(
                     NETLINK_TIMEOUT,
@@ -316,7 +317,12 @@ pub(crate) async fn kernel_worker(
             Work::Remove(op) => {
                 let r = tokio::time::timeout(
                     NETLINK_TIMEOUT,
-                    addresses.remove(op.ifindex, op.address.addr, op.address.prefix_len),
+                    addresses.remove_peer(
+                        op.ifindex,
+                        op.address.addr,
+                        op.address.prefix_len,
+                        op.attrs.peer,
+                    ),
                 )
                 .await;
                 let result = flatten(r);

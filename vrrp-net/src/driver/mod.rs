@@ -37,6 +37,7 @@
 mod api;
 pub mod core;
 mod io;
+mod promote;
 mod route_io;
 mod shell;
 mod state_file;

@@ -80,6 +80,7 @@ pub(crate) struct Shell {
     abort: CancellationToken,
     rx: RecvBatch,
     state: Option<StateFile>,
+    promote: super::promote::PromoteSecondaries,
 }
 
 impl Shell {
@@ -93,6 +94,8 @@ impl Shell {
     ) -> Result<(Shell, Parts), DriverError> {
         let (state, owned) = StateFile::open(config.state_file.as_deref())?;
         let mut core = DriverCore::new(&config, owned)?;
+        let mut promote = super::promote::PromoteSecondaries::default();
+        promote.apply(&config.instances);
         core.adopt_owned_links(super::state_file::read_links(
             &super::state_file::links_path(state.path()),
         ));
@@ -198,6 +201,7 @@ impl Shell {
             abort,
             rx: RecvBatch::new(),
             state: Some(state),
+            promote,
         };
         // Open the sockets before starting, so that instances start bound:
         // first the virtual MAC interfaces they are on (a little while at
@@ -398,6 +402,7 @@ impl Shell {
                 tracing::error!(path = %path.display(), error = %e, "cannot write the state file");
             }
         }
+        self.promote.restore();
         self.publish();
     }
 
@@ -520,8 +525,9 @@ impl Shell {
     /// Reload as a transaction: check and plan, open the sockets the plan
     /// needs, and only then apply it.
     fn reconfigure(&mut self, config: DriverConfig) -> Result<ReloadSummary, DriverError> {
-        let plan = self.core.plan_reload(config)?;
+        let plan = self.core.plan_reload(config.clone())?;
         let staged = self.sockets.stage(plan.sockets())?;
+        self.promote.apply(&config.instances);
         let opened = self.sockets.install(staged);
         let now = self.now();
         let summary = self.core.commit_reload(now, plan, opened);

@@ -29,6 +29,9 @@ pub struct Effective {
     pub static_routes: Vec<vrrp_net::route::Route>,
     /// Policy rules installed while the daemon runs (`static_rules`).
     pub static_rules: Vec<vrrp_net::rule::Rule>,
+    /// Addresses added while the daemon runs (`static_ipaddress`), each
+    /// with its `dev`.
+    pub static_addresses: Vec<Vip>,
     /// Node-wide settings.
     pub global: Global,
     /// Tracked scripts by name.
@@ -239,6 +242,11 @@ pub struct Vip {
     pub dev: Option<String>,
     /// IPv4 label.
     pub label: Option<String>,
+    /// Scope, broadcast, peer, IPv6 preferred lifetime (keepalived's
+    /// defaults applied).
+    pub attrs: vrrp_net::addr::AddrAttrs,
+    /// keepalived's `no_track`.
+    pub no_track: bool,
 }
 
 /// An instance's reference to a tracked object, weight resolved.
@@ -333,6 +341,8 @@ pub struct Instance {
     pub down_timer_adverts: u8,
     /// Own interface down is not a fault.
     pub dont_track_primary: bool,
+    /// keepalived's `promote_secondaries`.
+    pub promote_secondaries: bool,
     /// Routes installed while Master (`virtual_routes`).
     pub routes: Vec<vrrp_net::route::Route>,
     /// Virtual addresses exported as host routes while Master.
@@ -725,6 +735,11 @@ impl Effective {
         raw::Config {
             static_routes: self.static_routes.iter().map(ToString::to_string).collect(),
             static_rules: self.static_rules.iter().map(ToString::to_string).collect(),
+            static_ipaddress: self
+                .static_addresses
+                .iter()
+                .map(super::resolve::vip::vip_to_raw)
+                .collect(),
             global: self.global.to_raw(),
             script: self
                 .scripts
@@ -915,11 +930,7 @@ impl Instance {
             virtual_ipaddress: self
                 .vips
                 .iter()
-                .map(|v| raw::VirtualIp {
-                    address: v.address.to_string(),
-                    dev: v.dev.clone(),
-                    label: v.label.clone(),
-                })
+                .map(super::resolve::vip::vip_to_raw)
                 .collect(),
             unicast_src_ip: self.unicast_src_ip,
             unicast_peer: self.unicast_peer.clone(),
@@ -962,17 +973,14 @@ impl Instance {
             }),
             vmac_xmit_base: Some(self.vmac.as_ref().is_some_and(|v| v.xmit_base)),
             dont_track_primary: Some(self.dont_track_primary),
+            promote_secondaries: Some(self.promote_secondaries),
             virtual_routes: self.routes.iter().map(ToString::to_string).collect(),
             export_routes: self.export_routes.map(super::routes::Export::to_raw),
             virtual_rules: self.rules.iter().map(ToString::to_string).collect(),
             virtual_ipaddress_excluded: self
                 .excluded
                 .iter()
-                .map(|v| raw::VirtualIp {
-                    address: v.address.to_string(),
-                    dev: v.dev.clone(),
-                    label: v.label.clone(),
-                })
+                .map(super::resolve::vip::vip_to_raw)
                 .collect(),
         }
     }

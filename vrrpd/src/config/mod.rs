@@ -38,6 +38,7 @@ pub use command::CommandSpec;
 pub use duration::{Dur, DurationError, parse_duration};
 pub use effective::*;
 pub use error::{ConfigError, ConfigErrors, ErrorKind, KeyPath, Seg};
+pub(crate) use resolve::vip::parse_scope;
 pub use resolve::{
     Failed, Outcome, Problem, Resolver, Target, parse_hex, parse_host_port, resolve,
 };
@@ -45,7 +46,8 @@ pub use resolve::{
 use error::Doc;
 
 /// Top-level tables of a configuration file.
-pub const SECTIONS: [&str; 10] = [
+pub const SECTIONS: [&str; 11] = [
+    "static_ipaddress",
     "static_rules",
     "static_routes",
     "global",
@@ -259,6 +261,11 @@ fn read_parts(
     let static_rules = section("static_rules")
         .and_then(|v| read_one::<Vec<String>>(v, &KeyPath::root("static_rules"), &mut pending))
         .unwrap_or_default();
+    let static_ipaddress = section("static_ipaddress")
+        .and_then(|v| {
+            read_one::<Vec<raw::VirtualIp>>(v, &KeyPath::root("static_ipaddress"), &mut pending)
+        })
+        .unwrap_or_default();
     drop(table);
     let mut resolver = Resolver::new(target, failed);
     resolver.global(global);
@@ -267,6 +274,7 @@ fn read_parts(
     resolver.virtual_server_groups(server_groups);
     resolver.static_routes(&static_routes);
     resolver.static_rules(&static_rules);
+    resolver.static_ipaddress(static_ipaddress);
     let mut index = 0;
     let mut servers_of =
         |value: toml::Spanned<DeValue<'_>>, offset: usize, pending: &mut Vec<Pending>| {

@@ -30,6 +30,11 @@ pub struct Config {
     /// words of `virtual_rules`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub static_rules: Vec<String>,
+    /// `static_ipaddress = [...]` (at the top of the file): keepalived's
+    /// `static_ipaddress`, addresses added while the daemon runs, outside
+    /// any instance, in the forms of `virtual_ipaddress` (`dev` required).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub static_ipaddress: Vec<VirtualIp>,
     /// `[global]`: keepalived's `global_defs`.
     #[serde(skip_serializing_if = "Global::is_empty")]
     pub global: Global,
@@ -681,6 +686,13 @@ pub struct Instance {
     #[key(default = false, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dont_track_primary: Option<bool>,
+    /// Turn on `net.ipv4.conf.INTERFACE.promote_secondaries` (when off;
+    /// off again at exit), so that removing a virtual address that is the
+    /// primary of its subnet keeps the subnet's other addresses. Ignored
+    /// with `use_vmac`, as keepalived ignores it.
+    #[key(default = false, keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote_secondaries: Option<bool>,
     /// Routes installed while the instance is Master and removed
     /// otherwise, one a string in keepalived's (iproute2's) words:
     /// `"198.51.100.0/24 via 192.0.2.254 dev eth0 table 100 metric 5"`,
@@ -739,8 +751,9 @@ pub struct Authentication {
     pub auth_pass: Option<String>,
 }
 
-/// One virtual address.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One virtual (or static) address, its words as written; resolve checks
+/// them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VirtualIp {
     /// `ADDR` or `ADDR/LEN`, parsed by resolve.
     pub address: String,
@@ -748,29 +761,50 @@ pub struct VirtualIp {
     pub dev: Option<String>,
     /// IPv4 label.
     pub label: Option<String>,
+    /// Scope: a name (`global`, `site`, `link`, `host`, `nowhere`) or a
+    /// number.
+    pub scope: Option<String>,
+    /// IPv4 broadcast: an address, `+` (the prefix's last address) or `-`
+    /// (its first).
+    pub brd: Option<String>,
+    /// The peer of a point-to-point address, `ADDR[/LEN]`.
+    pub peer: Option<String>,
+    /// IPv6 preferred lifetime: seconds or `forever`.
+    pub preferred_lft: Option<String>,
+    /// The address's interface is not tracked.
+    pub no_track: bool,
 }
 
 impl FromStr for VirtualIp {
     type Err = String;
-    /// `ADDR[/LEN] [dev IFNAME] [label LABEL]`.
+    /// `ADDR[/LEN] [dev IFNAME] [label LABEL] [scope S] [brd|broadcast B]
+    /// [peer P[/LEN]] [preferred_lft N|forever] [no_track]`.
     fn from_str(s: &str) -> Result<Self, String> {
         let mut words = s.split_whitespace();
         let first = words.next().ok_or("empty virtual address")?;
         let mut vip = VirtualIp {
             address: first.to_owned(),
-            dev: None,
-            label: None,
+            ..VirtualIp::default()
         };
         while let Some(word) = words.next() {
+            if word == "no_track" {
+                vip.no_track = true;
+                continue;
+            }
             let value = words
                 .next()
-                .ok_or_else(|| format!("`{word}` needs a value in virtual address `{s}`"))?;
+                .ok_or_else(|| format!("`{word}` needs a value in virtual address `{s}`"))?
+                .to_owned();
             match word {
-                "dev" => vip.dev = Some(value.to_owned()),
-                "label" => vip.label = Some(value.to_owned()),
+                "dev" => vip.dev = Some(value),
+                "label" => vip.label = Some(value),
+                "scope" => vip.scope = Some(value),
+                "brd" | "broadcast" => vip.brd = Some(value),
+                "peer" => vip.peer = Some(value),
+                "preferred_lft" => vip.preferred_lft = Some(value),
                 other => {
                     return Err(format!(
-                        "unknown option `{other}` in virtual address `{s}` (known: dev, label)"
+                        "unknown option `{other}` in virtual address `{s}` (known: dev, label, scope, brd, peer, preferred_lft, no_track)"
                     ));
                 }
             }
@@ -782,14 +816,33 @@ impl FromStr for VirtualIp {
 impl fmt::Display for VirtualIp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.address)?;
-        if let Some(dev) = &self.dev {
-            write!(f, " dev {dev}")?;
+        for (word, value) in [
+            ("dev", &self.dev),
+            ("label", &self.label),
+            ("scope", &self.scope),
+            ("brd", &self.brd),
+            ("peer", &self.peer),
+            ("preferred_lft", &self.preferred_lft),
+        ] {
+            if let Some(value) = value {
+                write!(f, " {word} {value}")?;
+            }
         }
-        if let Some(label) = &self.label {
-            write!(f, " label {label}")?;
+        if self.no_track {
+            f.write_str(" no_track")?;
         }
         Ok(())
     }
+}
+
+/// `preferred_lft = 0` or `preferred_lft = "forever"`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Lifetime {
+    /// Seconds.
+    Secs(u32),
+    /// A word (`forever`, or seconds written as a string).
+    Word(String),
 }
 
 #[derive(Deserialize, Documented)]
@@ -806,6 +859,34 @@ struct VirtualIpTable {
     #[key(default_is = "none", keepalived = "label LABEL")]
     #[serde(default)]
     label: Option<String>,
+    /// IPv4 scope: `global`, `site`, `link`, `host`, `nowhere` or a
+    /// number 0..255 (IPv6 addresses get theirs from the kernel).
+    #[key(default_is = "\"global\"", keepalived = "scope SCOPE")]
+    #[serde(default)]
+    scope: Option<String>,
+    /// IPv4 broadcast address: an address, `"+"` (the prefix's last
+    /// address) or `"-"` (its first); none unless given, as keepalived.
+    #[key(default_is = "none", keepalived = "brd ADDR, broadcast ADDR")]
+    #[serde(default, alias = "broadcast")]
+    brd: Option<String>,
+    /// The other end of a point-to-point address (`"ADDR[/LEN]"`, the
+    /// length then the peer's).
+    #[key(default_is = "none", keepalived = "peer ADDR[/LEN]")]
+    #[serde(default)]
+    peer: Option<String>,
+    /// IPv6 preferred lifetime, seconds or `"forever"`; 0 marks the
+    /// address deprecated, so that it is not chosen as a source address.
+    #[key(
+        default_is = "0 for an IPv6 /128, forever otherwise (keepalived's defaults)",
+        keepalived = "preferred_lft N|forever"
+    )]
+    #[serde(default)]
+    preferred_lft: Option<Lifetime>,
+    /// Do not track the address's interface (when it is not the
+    /// instance's: down would put the instance in Fault).
+    #[key(default_is = "false", keepalived = "no_track")]
+    #[serde(default)]
+    no_track: bool,
 }
 
 impl TryFrom<VirtualIpTable> for VirtualIp {
@@ -815,6 +896,14 @@ impl TryFrom<VirtualIpTable> for VirtualIp {
             address: t.address,
             dev: t.dev,
             label: t.label,
+            scope: t.scope,
+            brd: t.brd,
+            peer: t.peer,
+            preferred_lft: t.preferred_lft.map(|l| match l {
+                Lifetime::Secs(n) => n.to_string(),
+                Lifetime::Word(w) => w,
+            }),
+            no_track: t.no_track,
         })
     }
 }
@@ -1725,7 +1814,7 @@ where
 impl Documented for VirtualIp {
     fn shape() -> Shape {
         Shape::StringOrTable(
-            "\"ADDR[/LEN] [dev IFNAME] [label LABEL]\"",
+            "\"ADDR[/LEN] [dev IFNAME] [label LABEL] [scope S] [brd B] [peer P] [preferred_lft N] [no_track]\"",
             VirtualIpTable::table,
         )
     }
@@ -1735,7 +1824,7 @@ impl<'de> Deserialize<'de> for VirtualIp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         string_or_table::<D, VirtualIp, VirtualIpTable>(
             d,
-            "\"ADDR[/LEN] [dev IF] [label LABEL]\" or { address = ..., dev = ..., label = ... }",
+            "\"ADDR[/LEN] [dev IF] [label LABEL] [scope S] [brd B] [peer P] [preferred_lft N] [no_track]\" or { address = ..., dev = ..., ... }",
         )
     }
 }

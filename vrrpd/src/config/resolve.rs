@@ -12,7 +12,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use vrrp_core::{Centisecs, Family, Field, GarpConfig, Priority, Version, VirtualAddress, Weight};
+use vrrp_core::{Centisecs, Family, Field, GarpConfig, Priority, Version, Weight};
 
 use super::command::CommandSpec;
 use super::duration::{Dur, DurationError, MAX_DURATION};
@@ -20,7 +20,7 @@ use super::effective::{
     Check, CheckKind, CheckTiming, Command, DnsCheck, Effective, Fifo, Fifos, Global, HttpCheck,
     Instance, MiscCheck, Notify, RealServer, Script, ServiceAddr, Smtp, SmtpCheck, Source,
     StartState, SyncGroup, TrackFile, TrackProcess, Tracked, TrackedFile, UdpCheck, UrlCheck, User,
-    Vip, VirtualServer, VsGroup, family_of,
+    VirtualServer, VsGroup, family_of,
 };
 use super::error::{ErrorKind, KeyPath};
 use super::raw;
@@ -28,6 +28,8 @@ use super::raw::{IpFamily, LbKind, VsProtocol};
 
 #[path = "resolve_extra.rs"]
 mod extra;
+#[path = "resolve_vip.rs"]
+pub(crate) mod vip;
 
 /// Where the file is meant to run, which decides how problems that depend
 /// on the host (scripts that do not exist here, unknown users) count.
@@ -86,6 +88,7 @@ pub fn resolve(raw: raw::Config, target: Target, failed: &Failed, keep_servers: 
     r.virtual_server_groups(raw.virtual_server_group);
     r.static_routes(&raw.static_routes);
     r.static_rules(&raw.static_rules);
+    r.static_ipaddress(raw.static_ipaddress);
     for (i, vs) in raw.virtual_server.into_iter().enumerate() {
         r.virtual_server(i, vs);
     }
@@ -159,6 +162,22 @@ impl Resolver {
             self.err(key, kind);
         }
         self.out.effective.static_routes = routes;
+    }
+
+    /// `static_ipaddress`: each address resolved as a virtual one; each
+    /// needs its `dev` (keepalived's fallback, its default interface, is
+    /// one more thing to guess: the importer writes it out).
+    pub fn static_ipaddress(&mut self, list: Vec<raw::VirtualIp>) {
+        let mut out = Vec::with_capacity(list.len());
+        for (n, v) in list.into_iter().enumerate() {
+            let key = KeyPath::root("static_ipaddress").index(n);
+            if v.dev.is_none() {
+                self.err(key, ErrorKind::Missing("dev"));
+                continue;
+            }
+            out.extend(self.vip(key, v));
+        }
+        self.out.effective.static_addresses = out;
     }
 
     /// `static_rules`: each line parsed, each bad one an error at its
@@ -812,36 +831,11 @@ impl Resolver {
         let strict = i.strict_mode.unwrap_or(g.vrrp_strict);
         let mut vips = Vec::with_capacity(i.virtual_ipaddress.len());
         for (n, v) in i.virtual_ipaddress.into_iter().enumerate() {
-            for (what, name) in [("dev", &v.dev), ("label", &v.label)] {
-                if let Some(Err(e)) = name.as_deref().map(|name| kernel_name(what, name)) {
-                    self.err(k.key("virtual_ipaddress").index(n), ErrorKind::Invalid(e));
-                }
-            }
-            match v.address.parse::<VirtualAddress>() {
-                Ok(address) => vips.push(Vip {
-                    address,
-                    dev: v.dev,
-                    label: v.label,
-                }),
-                Err(e) => self.err(
-                    k.key("virtual_ipaddress").index(n),
-                    ErrorKind::Invalid(e.to_string()),
-                ),
-            }
+            vips.extend(self.vip(k.key("virtual_ipaddress").index(n), v));
         }
         let mut excluded = Vec::with_capacity(i.virtual_ipaddress_excluded.len());
         for (n, v) in i.virtual_ipaddress_excluded.into_iter().enumerate() {
-            match v.address.parse::<VirtualAddress>() {
-                Ok(address) => excluded.push(Vip {
-                    address,
-                    dev: v.dev,
-                    label: v.label,
-                }),
-                Err(e) => self.err(
-                    k.key("virtual_ipaddress_excluded").index(n),
-                    ErrorKind::Invalid(e.to_string()),
-                ),
-            }
+            excluded.extend(self.vip(k.key("virtual_ipaddress_excluded").index(n), v));
         }
         let family = family_of(
             vips.first().map(|v| v.address.addr),
@@ -1154,6 +1148,7 @@ impl Resolver {
             vmac,
             down_timer_adverts,
             dont_track_primary: i.dont_track_primary.unwrap_or(false),
+            promote_secondaries: i.promote_secondaries.unwrap_or(false),
             track_process,
             interface,
             vrid,

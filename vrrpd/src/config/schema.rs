@@ -135,6 +135,7 @@ value! {
     Vrid => "integer 1..255",
     Priority => "integer 1..255",
     super::raw::UseVmac => "true, or an interface name",
+    super::raw::Lifetime => "seconds, or \"forever\"",
     super::raw::Fifo => "a FIFO path, or { path = PATH, user = \"user[:group]\" }",
 }
 

@@ -1660,3 +1660,93 @@ fn track_processes_reach_the_plan_with_keepalived_s_rules() {
         "not defined",
     );
 }
+
+#[test]
+fn address_options_resolve_round_trip_and_bad_ones_name_their_line() {
+    let text = format!(
+        "static_ipaddress = [\"192.0.2.60/24 dev eth1 scope host\"]\n{MINIMAL}promote_secondaries = true\nvirtual_ipaddress = [\n  \"192.0.2.42/24 brd + scope link no_track dev eth1\",\n  {{ address = \"192.0.2.43\", peer = \"192.0.2.200/30\" }},\n  {{ address = \"192.0.2.44/24\", broadcast = \"-\", scope = \"200\" }},\n]\nvirtual_ipaddress_excluded = [\"2001:db8::7\", {{ address = \"2001:db8::8/64\", preferred_lft = 60 }}]\n"
+    );
+    let c = ok(&text);
+    let i = &c.instances["VI_1"];
+    assert!(i.promote_secondaries);
+    assert_eq!(i.vips[0].attrs.scope, Some(253));
+    assert_eq!(i.vips[0].attrs.broadcast, "192.0.2.255".parse().ok());
+    assert!(i.vips[0].no_track);
+    assert_eq!(i.vips[1].address.prefix_len, 30);
+    assert_eq!(i.vips[1].attrs.peer, "192.0.2.200".parse().ok());
+    assert_eq!(i.vips[2].attrs.broadcast, "192.0.2.0".parse().ok());
+    assert_eq!(i.vips[2].attrs.scope, Some(200));
+    assert_eq!(i.excluded[0].attrs.preferred_lft, Some(0));
+    assert_eq!(i.excluded[1].attrs.preferred_lft, Some(60));
+    assert_eq!(c.static_addresses[0].attrs.scope, Some(254));
+    // `vrrpd config show` prints what reads back the same.
+    assert_eq!(ok(&c.to_toml()), c);
+
+    let vip = |line: &str| format!("{MINIMAL}virtual_ipaddress = [\n  \"{line}\",\n]\n");
+    one_error(
+        &vip("192.0.2.42/24 scope lnk"),
+        5,
+        "instance.VI_1.virtual_ipaddress[0]",
+        "scope `lnk`",
+    );
+    one_error(
+        &vip("192.0.2.42/24 scope 256"),
+        5,
+        "instance.VI_1.virtual_ipaddress[0]",
+        "scope `256`",
+    );
+    one_error(
+        &vip("192.0.2.42/32 brd +"),
+        5,
+        "instance.VI_1.virtual_ipaddress[0]",
+        "at most 30 bits",
+    );
+    one_error(
+        &vip("192.0.2.42/24 brd 2001:db8::1"),
+        5,
+        "instance.VI_1.virtual_ipaddress[0]",
+        "brd `2001:db8::1`",
+    );
+    one_error(
+        &vip("2001:db8::1 brd +"),
+        5,
+        "instance.VI_1.virtual_ipaddress[0]",
+        "IPv6 has no broadcast",
+    );
+    one_error(
+        &vip("2001:db8::1 scope link"),
+        5,
+        "instance.VI_1.virtual_ipaddress[0]",
+        "kernel's",
+    );
+    one_error(
+        &vip("192.0.2.42/24 peer 192.0.2.1"),
+        5,
+        "instance.VI_1.virtual_ipaddress[0]",
+        "goes on the peer",
+    );
+    one_error(
+        &vip("192.0.2.42 peer 2001:db8::1"),
+        5,
+        "instance.VI_1.virtual_ipaddress[0]",
+        "family",
+    );
+    one_error(
+        &vip("192.0.2.42 peer 192.0.2.1 brd 192.0.2.255"),
+        5,
+        "instance.VI_1.virtual_ipaddress[0]",
+        "brd and peer",
+    );
+    one_error(
+        &vip("2001:db8::1 preferred_lft soon"),
+        5,
+        "instance.VI_1.virtual_ipaddress[0]",
+        "preferred_lft `soon`",
+    );
+    one_error(
+        &format!("static_ipaddress = [\"192.0.2.60/24\"]\n{MINIMAL}"),
+        1,
+        "static_ipaddress[0]",
+        "dev",
+    );
+}

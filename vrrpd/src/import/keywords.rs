@@ -321,8 +321,14 @@ impl Cx {
                 let lines = self.rule_lines(n, &key, start, "static_rules entry");
                 self.config.static_rules.extend(lines);
             }
-            "static_ipaddress"
-            | "garp_group"
+            "static_ipaddress" => {
+                self.carried(n, "");
+                let key = KeyPath::root("static_ipaddress");
+                let start = self.config.static_ipaddress.len();
+                let list = self.addresses(n, &key, start, "static_ipaddress entry", true);
+                self.config.static_ipaddress.extend(list);
+            }
+            "garp_group"
             | "linkbeat_interfaces"
             | "bfd_instance"
             | "SSL"
@@ -1132,6 +1138,7 @@ impl Cx {
                 "garp_lower_prio_repeat" => i.garp_lower_prio_repeat = self.number(c, CTX),
                 "down_timer_adverts" => i.down_timer_adverts = self.number(c, CTX),
                 "dont_track_primary" => i.dont_track_primary = self.flag(c, CTX),
+                "promote_secondaries" => i.promote_secondaries = self.flag(c, CTX),
                 "vmac_xmit_base" => i.vmac_xmit_base = self.flag(c, CTX),
                 "track_interface" => {
                     self.carried(c, CTX);
@@ -1238,7 +1245,6 @@ impl Cx {
                 | "use_ipvlan"
                 | "accept"
                 | "no_accept"
-                | "promote_secondaries"
                 | "garp_extra_if"
                 | "vmac_garp_intvl"
                 | "higher_prio_send_advert"
@@ -1268,6 +1274,23 @@ impl Cx {
     }
 
     fn vips(&mut self, n: &Node, key: &KeyPath) -> Vec<raw::VirtualIp> {
+        self.addresses(n, key, 0, "virtual_ipaddress entry", false)
+    }
+
+    /// The addresses of a `virtual_ipaddress`-like block, each line read
+    /// as keepalived 2.2.7 reads it (`alloc_ipaddress`): what keepalived
+    /// would ignore with an error is dropped with a note, an entry it
+    /// would skip is dropped. `static_addr`: a `static_ipaddress` block
+    /// (no `use_vmac`; without `dev`, keepalived's default interface).
+    /// The entries are at `key[start..]`.
+    pub(super) fn addresses(
+        &mut self,
+        n: &Node,
+        key: &KeyPath,
+        start: usize,
+        row: &str,
+        static_addr: bool,
+    ) -> Vec<raw::VirtualIp> {
         let mut out = Vec::new();
         for v in n.block() {
             // A word with spaces (quoted, or with a control character) is
@@ -1275,48 +1298,156 @@ impl Cx {
             // `ADDR dev X` and read back as another entry.
             let spaced = |w: &str| w.contains(char::is_whitespace);
             if spaced(v.keyword()) || v.args().iter().any(|a| spaced(a)) {
-                self.entry(v, "virtual_ipaddress entry", Fate::Dropped, Some(format!("`{}`: a word with spaces is not an address, interface or label; keepalived ignores the entry, so does vrrpd", v.keyword())));
+                self.entry(v, row, Fate::Dropped, Some(format!("`{}`: a word with spaces is not an address, interface or label; keepalived ignores the entry, so does vrrpd", v.keyword())));
                 continue;
             }
-            let mut vip = raw::VirtualIp {
-                address: v.keyword().to_owned(),
-                dev: None,
-                label: None,
-            };
-            let mut args = v.args().iter();
-            let mut dropped = Vec::new();
-            while let Some(opt) = args.next() {
-                match opt.as_str() {
-                    "dev" | "label" | "brd" | "broadcast" | "scope" | "peer" | "preferred_lft"
-                    | "track_group" => {
-                        let value = args.next().cloned().unwrap_or_default();
-                        match opt.as_str() {
-                            "dev" => vip.dev = Some(value),
-                            "label" => vip.label = Some(value),
-                            _ => dropped.push(format!("{opt} {value}")),
-                        }
+            match self.address_line(v, static_addr) {
+                Ok((vip, notes)) => {
+                    self.at(&key.index(start + out.len()), v.pos);
+                    if notes.is_empty() {
+                        self.report.count(row, Fate::Carried);
+                    } else {
+                        let d = notes.join("; ");
+                        self.entry(
+                            v,
+                            row,
+                            Fate::Changed,
+                            Some(format!("address `{}`: {d}", v.keyword())),
+                        );
                     }
-                    "home" | "-nodad" | "nodad" | "mngtmpaddr" | "noprefixroute" | "autojoin"
-                    | "no_track" | "use_vmac" => dropped.push(opt.clone()),
-                    other => dropped.push(other.to_owned()),
+                    out.push(vip);
+                }
+                Err(why) => {
+                    self.entry(
+                        v,
+                        row,
+                        Fate::Dropped,
+                        Some(format!("address `{}` dropped: {why}", v.keyword())),
+                    );
                 }
             }
-            self.at(&key.index(out.len()), v.pos);
-            if dropped.is_empty() {
-                self.report.count("virtual_ipaddress entry", Fate::Carried);
-            } else {
-                let d = dropped.join(", ");
-                self.entry(v, "virtual_ipaddress entry", Fate::Changed, Some(format!("virtual address options `{d}` are not supported (only dev and label); the address is kept without them")));
-            }
-            out.push(vip);
         }
         if n.children.is_none() {
             self.note(
                 n.pos,
-                "`virtual_ipaddress` without a block; nothing carried".to_owned(),
+                format!("`{}` without a block; nothing carried", n.keyword()),
             );
         }
         out
+    }
+
+    /// One address line: the address and what was left out of it, or why
+    /// keepalived would skip it.
+    fn address_line(
+        &mut self,
+        v: &Node,
+        static_addr: bool,
+    ) -> Result<(raw::VirtualIp, Vec<String>), String> {
+        let mut vip = raw::VirtualIp {
+            address: v.keyword().to_owned(),
+            ..raw::VirtualIp::default()
+        };
+        let Ok(address) = v.keyword().parse::<vrrp_core::VirtualAddress>() else {
+            return Err("not an address (keepalived skips it)".to_owned());
+        };
+        let v6 = address.addr.is_ipv6();
+        let mut notes = Vec::new();
+        let mut brd: Option<String> = None;
+        let mut args = v.args().iter();
+        while let Some(opt) = args.next() {
+            let opt = opt.as_str();
+            let takes_value = matches!(
+                opt,
+                "dev" | "label" | "brd" | "broadcast" | "scope" | "peer" | "preferred_lft"
+            ) || (static_addr && opt == "track_group");
+            if !takes_value {
+                match opt {
+                    "no_track" => vip.no_track = true,
+                    "home" | "-nodad" | "mngtmpaddr" | "noprefixroute" | "autojoin" => {
+                        notes.push(format!("`{opt}` is not supported; left out"));
+                    }
+                    "use_vmac" if !static_addr => {
+                        notes
+                            .push("`use_vmac` on an address is not supported; left out".to_owned());
+                    }
+                    other => notes.push(format!(
+                        "`{other}` is no address option (keepalived ignores it too)"
+                    )),
+                }
+                continue;
+            }
+            let Some(value) = args.next().cloned() else {
+                return Err(format!(
+                    "`{opt}` without a value (keepalived skips the address)"
+                ));
+            };
+            match opt {
+                "dev" => vip.dev = Some(value),
+                "label" if v6 => notes.push("an IPv6 address has no label (keepalived ignores it); left out".to_owned()),
+                "label" => vip.label = Some(value),
+                "scope" => match crate::config::parse_scope(&value) {
+                    Ok(_) if v6 => notes.push(format!("`scope {value}`: an IPv6 address gets its scope from the kernel (keepalived ignores it); left out")),
+                    Ok(_) => vip.scope = Some(value),
+                    Err(e) => notes.push(format!("{e} (keepalived ignores it); left out")),
+                },
+                "brd" | "broadcast" => {
+                    if v6 {
+                        return Err(format!("`{opt} {value}` on an IPv6 address (keepalived skips the address)"));
+                    }
+                    if value != "+" && value != "-" && value.parse::<std::net::Ipv4Addr>().is_err() {
+                        return Err(format!("`{opt} {value}` is no broadcast address (keepalived skips the address)"));
+                    }
+                    brd = Some(value);
+                }
+                "peer" => {
+                    // keepalived reads the peer without a length (one
+                    // written is an invalid address to it): the address
+                    // becomes a /32 (/128) to its peer.
+                    match value.parse::<std::net::IpAddr>() {
+                        Ok(p) if vip.peer.is_none() && p.is_ipv6() == v6 => {
+                            vip.peer = Some(value.clone());
+                        }
+                        _ => notes.push(format!("`peer {value}` is ignored by keepalived (not a plain address, of the other family, or a second peer); left out")),
+                    }
+                }
+                "preferred_lft" => {
+                    if value == "forever" || value.parse::<u32>().is_ok() {
+                        vip.preferred_lft = Some(value);
+                    } else {
+                        notes.push(format!("`preferred_lft {value}` is invalid (keepalived ignores it); left out"));
+                    }
+                }
+                _ => notes.push(format!("`{opt} {value}` is not supported; left out")),
+            }
+        }
+        if vip.peer.is_some() && vip.address.contains('/') {
+            // keepalived takes the peer's length.
+            vip.address = address.addr.to_string();
+            notes.push("the prefix length of an address with a peer is the peer's (keepalived ignores the address's); left out".to_owned());
+        }
+        if let Some(b) = brd {
+            let prefix = if vip.peer.is_some() {
+                32
+            } else {
+                address.prefix_len
+            };
+            if vip.peer.is_some() {
+                notes.push(format!(
+                    "`brd {b}` with a peer is ignored by keepalived; left out"
+                ));
+            } else if (b == "+" || b == "-") && prefix > 30 {
+                notes.push(format!(
+                    "`brd {b}` on a /{prefix} is ignored by keepalived; left out"
+                ));
+            } else {
+                vip.brd = Some(b);
+            }
+        }
+        if static_addr && vip.dev.is_none() {
+            vip.dev = Some("eth0".to_owned());
+            notes.push("no `dev`: keepalived's default interface, eth0 (vrrpd needs it written; check it is the right one if global_defs sets default_interface)".to_owned());
+        }
+        Ok((vip, notes))
     }
 
     fn sync_group<'n>(&mut self, n: &'n Node) -> Option<(String, Vec<(&'n Node, &'static str)>)> {

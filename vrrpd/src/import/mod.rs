@@ -237,6 +237,7 @@ impl Imported {
         let head = raw::Config {
             static_routes: self.config.static_routes.clone(),
             static_rules: self.config.static_rules.clone(),
+            static_ipaddress: self.config.static_ipaddress.clone(),
             global: self.config.global.clone(),
             script: self.config.script.clone(),
             track_file: self.config.track_file.clone(),

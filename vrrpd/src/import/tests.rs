@@ -726,23 +726,25 @@ fn unknown_keywords_warn_with_file_and_line_and_are_counted() {
     let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  use_ipvlan\n  virtual_ipaddress {\n    192.0.2.1/24 brd 192.0.2.255 no_track dev eth1\n  }\n  virtual_ipaddress_excluded {\n    192.0.2.2\n  }\n}\nstatic_ipaddress {\n  192.0.2.9/24 dev eth0\n}\nmystery_block {\n}\n";
     let imported = import(text);
     let w = &imported.warnings;
-    assert_eq!(w.len(), 4, "{:#?}", messages(w));
+    // brd, no_track and static_ipaddress are carried now.
+    assert_eq!(w.len(), 2, "{:#?}", messages(w));
     assert!(has(w, 4, "use_ipvlan"));
-    assert!(has(w, 6, "brd 192.0.2.255, no_track"));
-    assert!(has(w, 12, "static_ipaddress"));
     assert!(has(w, 15, "mystery_block"));
     // `no_track` takes no value: `dev eth1` after it is kept.
+    let vip = &imported.config.instance["VI_1"].virtual_ipaddress[0];
+    assert_eq!(vip.dev.as_deref(), Some("eth1"));
+    assert_eq!(vip.brd.as_deref(), Some("192.0.2.255"));
+    assert!(vip.no_track);
+    assert_eq!(imported.config.static_ipaddress.len(), 1);
     assert_eq!(
-        imported.config.instance["VI_1"].virtual_ipaddress[0]
-            .dev
-            .as_deref(),
-        Some("eth1")
+        imported.config.static_ipaddress[0].to_string(),
+        "192.0.2.9/24 dev eth0"
     );
     let table = imported.report.table();
     assert!(table.contains("vrrp_instance use_ipvlan"), "{table}");
-    // The excluded address (line 9) is an entry too, carried.
+    // The excluded address (line 9) is an entry too; both carried.
     let row = &imported.report.rows["virtual_ipaddress entry"];
-    assert_eq!(*row, [1, 1, 0]);
+    assert_eq!(*row, [2, 0, 0]);
     assert_eq!(
         imported.config.instance["VI_1"].virtual_ipaddress_excluded[0].address,
         "192.0.2.2"
@@ -750,7 +752,7 @@ fn unknown_keywords_warn_with_file_and_line_and_are_counted() {
     assert!(
         imported
             .toml()
-            .contains("4 keyword(s) were not carried as written")
+            .contains("2 keyword(s) were not carried as written")
     );
 }
 
@@ -1244,4 +1246,72 @@ fn an_empty_tracked_name_is_dropped_not_written() {
         (1, 0),
         "{m:#?}"
     );
+}
+
+#[test]
+fn address_options_are_read_as_keepalived_reads_them() {
+    let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  promote_secondaries\n  virtual_ipaddress {\n    192.0.2.10/24 brd + scope link label eth0:a\n    192.0.2.11/24 broadcast - dev eth1 no_track\n    192.0.2.12/24 peer 192.0.2.200\n    192.0.2.13/32 brd +\n    192.0.2.14/24 brd 2001:db8::1\n    192.0.2.15/24 scope bogus\n    192.0.2.16/24 scope 0x10 home\n  }\n  virtual_ipaddress_excluded {\n    2001:db8::10\n    2001:db8::11/64\n    2001:db8::12 preferred_lft forever\n    2001:db8::13/64 preferred_lft 30 scope link\n    2001:db8::14 brd +\n  }\n}\nstatic_ipaddress {\n  192.0.2.50/24 scope host\n  192.0.2.51/24 dev eth1 brd +\n}\n";
+    let (c, w) = import_check(text);
+    let m = messages(&w);
+    // Left out as keepalived ignores them, or dropped as it skips them.
+    assert!(has(&w, 8, "the peer's"), "{m:#?}");
+    assert!(has(&w, 9, "brd +"), "{m:#?}");
+    assert!(has(&w, 10, "dropped"), "{m:#?}");
+    assert!(has(&w, 11, "bogus"), "{m:#?}");
+    assert!(has(&w, 12, "home"), "{m:#?}");
+    assert!(has(&w, 18, "scope link"), "{m:#?}");
+    assert!(has(&w, 19, "dropped"), "{m:#?}");
+    assert!(has(&w, 23, "eth0"), "{m:#?}");
+    assert_eq!(w.len(), 8, "{m:#?}");
+    let i = &c.instances["VI_1"];
+    assert!(i.promote_secondaries);
+    let v4: Vec<String> = i
+        .vips
+        .iter()
+        .map(|v| format!("{} {:?} {} {:?}", v.address, v.attrs, v.no_track, v.dev))
+        .collect();
+    let b = |s: &str| Some(s.parse::<std::net::Ipv4Addr>().expect("v4"));
+    let a = |scope, broadcast, peer: Option<&str>| vrrp_net::addr::AddrAttrs {
+        scope,
+        broadcast,
+        peer: peer.map(|p| p.parse().expect("ip")),
+        preferred_lft: None,
+    };
+    assert_eq!(i.vips.len(), 6, "{v4:#?}");
+    assert_eq!(i.vips[0].attrs, a(Some(253), b("192.0.2.255"), None));
+    assert_eq!(i.vips[0].label.as_deref(), Some("eth0:a"));
+    assert_eq!(i.vips[1].attrs, a(None, b("192.0.2.0"), None));
+    assert!(i.vips[1].no_track && !i.vips[0].no_track);
+    // keepalived: a point-to-point address is a /32 to its peer.
+    assert_eq!(i.vips[2].attrs, a(None, None, Some("192.0.2.200")));
+    assert_eq!(i.vips[2].address.prefix_len, 32);
+    assert_eq!(i.vips[3].attrs, a(None, None, None));
+    assert_eq!(i.vips[4].address.to_string(), "192.0.2.15/24");
+    assert_eq!(i.vips[4].attrs, a(None, None, None));
+    assert_eq!(i.vips[5].attrs, a(Some(16), None, None));
+    // IPv6: a /128 is deprecated unless told, as keepalived makes it.
+    let lft: Vec<Option<u32>> = i.excluded.iter().map(|v| v.attrs.preferred_lft).collect();
+    assert_eq!(lft, [Some(0), None, None, Some(30)]);
+    let statics: Vec<String> = c
+        .static_addresses
+        .iter()
+        .map(|v| {
+            format!(
+                "{} {:?} {:?} {:?}",
+                v.address, v.dev, v.attrs.scope, v.attrs.broadcast
+            )
+        })
+        .collect();
+    assert_eq!(
+        statics,
+        [
+            "192.0.2.50/24 Some(\"eth0\") Some(254) None",
+            "192.0.2.51/24 Some(\"eth1\") None Some(192.0.2.255)",
+        ]
+    );
+    // What reaches the driver.
+    let d = driver(text);
+    assert_eq!(d.static_addresses.len(), 2);
+    assert!(d.instances[0].promote_secondaries);
+    assert!(d.instances[0].vips.iter().any(|v| v.no_track));
 }

@@ -3,7 +3,7 @@
 //! its tracked scripts and files read, and a watch on its addresses
 //! (`ip monitor address`, so that placement is seen as it changes).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,12 +31,56 @@ impl Daemon {
     }
 }
 
-/// The addresses of a namespace as `ip monitor` reports them, and when they
-/// last changed.
+/// The addresses of a namespace as `ip monitor` reports them (with what
+/// [`attributes`] keeps of each), and when they last changed.
 #[derive(Default)]
 struct Seen {
-    addresses: BTreeSet<String>,
+    addresses: BTreeMap<String, String>,
     changed: Option<Instant>,
+}
+
+/// What the harness compares of an address besides where it is: its
+/// broadcast, peer, scope other than global, and IPv6 deprecation
+/// (`preferred_lft 0`), from the words after the address in an
+/// `ip -o addr` / `ip -o monitor address` line. Empty for a plain address.
+fn attributes(words: &[&str]) -> String {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(w) = words.get(i) {
+        match *w {
+            "brd" | "peer" => {
+                if let Some(v) = words.get(i + 1) {
+                    out.push(format!("{w} {v}"));
+                }
+                i += 1;
+            }
+            "scope" => {
+                if let Some(v) = words.get(i + 1).filter(|v| **v != "global") {
+                    out.push(format!("scope {v}"));
+                }
+                i += 1;
+            }
+            "deprecated" => out.push("deprecated".to_owned()),
+            w if w.starts_with('\\') => break,
+            _ => {}
+        }
+        i += 1;
+    }
+    out.join(",")
+}
+
+/// The address of an `ip -o` line (without its prefix) and its
+/// attributes.
+fn parse_line(line: &str) -> Option<(String, String)> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "inet" || *w == "inet6")?;
+    let addr = words
+        .get(at + 1)?
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    Some((addr, attributes(words.get(at + 2..).unwrap_or(&[]))))
 }
 
 /// Watches a namespace's addresses.
@@ -59,20 +103,14 @@ impl Watch {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let deleted = line.starts_with("Deleted");
-                let mut words = line.split_whitespace();
-                let Some(addr) = words
-                    .by_ref()
-                    .skip_while(|w| *w != "inet" && *w != "inet6")
-                    .nth(1)
-                else {
+                let Some((addr, attrs)) = parse_line(&line) else {
                     continue;
                 };
-                let addr = addr.split('/').next().unwrap_or("").to_owned();
                 let Ok(mut s) = shared.lock() else { return };
                 let changed = if deleted {
-                    s.addresses.remove(&addr)
+                    s.addresses.remove(&addr).is_some()
                 } else {
-                    s.addresses.insert(addr)
+                    s.addresses.insert(addr, attrs.clone()) != Some(attrs)
                 };
                 if changed {
                     s.changed = Some(Instant::now());
@@ -87,25 +125,21 @@ impl Watch {
         {
             let mut s = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
             for line in String::from_utf8_lossy(&out.stdout).lines() {
-                let mut w = line.split_whitespace();
-                if let Some(a) = w
-                    .by_ref()
-                    .skip_while(|w| *w != "inet" && *w != "inet6")
-                    .nth(1)
-                {
-                    s.addresses
-                        .insert(a.split('/').next().unwrap_or("").to_owned());
+                if let Some((addr, attrs)) = parse_line(line) {
+                    s.addresses.insert(addr, attrs);
                 }
             }
         }
         Ok(Watch { seen, child })
     }
 
-    pub fn has(&self, addr: &str) -> bool {
+    /// The attributes of `addr` if the namespace has it (see
+    /// [`attributes`]).
+    pub fn get(&self, addr: &str) -> Option<String> {
         self.seen
             .lock()
-            .map(|s| s.addresses.contains(addr))
-            .unwrap_or(false)
+            .ok()
+            .and_then(|s| s.addresses.get(addr).cloned())
     }
 
     /// When the addresses last changed.

@@ -14,7 +14,7 @@ pub struct Rewritten {
     /// keepalived.conf text, without the `$FLAGS` definition each node
     /// puts first.
     pub text: String,
-    /// Virtual addresses (without prefix), in file order.
+    /// Virtual and static addresses (without prefix), in file order.
     pub vips: Vec<String>,
     /// `vrrp_script` names.
     pub scripts: Vec<String>,
@@ -157,6 +157,13 @@ pub fn rewrite(source: &str) -> Rewritten {
             ("vrrp_instance", 2, addr)
                 if inner == "virtual_ipaddress" && !addr.is_empty() && addr != "}" =>
             {
+                let mapped = addresses.rewrite(addr);
+                out.vips
+                    .push(mapped.split('/').next().unwrap_or("").to_owned());
+            }
+            // Static addresses are compared too: on both nodes while
+            // their daemons run.
+            ("static_ipaddress", 1, addr) if !addr.is_empty() && addr != "}" => {
                 let mapped = addresses.rewrite(addr);
                 out.vips
                     .push(mapped.split('/').next().unwrap_or("").to_owned());

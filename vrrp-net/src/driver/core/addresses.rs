@@ -12,8 +12,8 @@ use std::time::Duration;
 use vrrp_core::{InstanceId, State, Timestamp, VirtualAddress};
 
 use super::{AddressOp, Announcement, DriverCore, Effect, FIRST_RETRY, MAX_RETRY, OwnedAddress};
-use crate::addr::IfAddr;
-use crate::driver::api::ForeignAddressPolicy;
+use crate::addr::{AddrAttrs, IfAddr};
+use crate::driver::api::{ForeignAddressPolicy, Vip};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) struct VipKey {
@@ -47,6 +47,35 @@ impl VipKey {
             prefix_len: self.prefix_len,
         }
     }
+}
+
+/// How an address is wanted: its label and attributes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct VipWant {
+    pub(super) label: Option<String>,
+    pub(super) attrs: AddrAttrs,
+}
+
+/// The static addresses of a configuration by key (the first of several
+/// with one key wins); those without a device are left out, logged.
+pub(super) fn static_vips(list: &[Vip]) -> BTreeMap<VipKey, VipWant> {
+    let mut out = BTreeMap::new();
+    for v in list {
+        let Some(device) = v.device.clone() else {
+            tracing::error!(address = %v.address.addr, "static address without a device; ignored");
+            continue;
+        };
+        let key = VipKey {
+            device,
+            addr: v.address.addr,
+            prefix_len: v.address.prefix_len,
+        };
+        out.entry(key).or_insert_with(|| VipWant {
+            label: v.label.clone(),
+            attrs: v.attrs,
+        });
+    }
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +173,7 @@ impl DriverCore {
     pub(super) fn reconcile_all(&mut self, now: Timestamp) {
         let mut keys: BTreeSet<VipKey> = self.vip_index.keys().cloned().collect();
         keys.extend(self.owned.iter().cloned());
+        keys.extend(self.static_vips.keys().cloned());
         for key in keys {
             self.reconcile_key(now, &key);
         }
@@ -155,8 +185,39 @@ impl DriverCore {
             .is_some_and(|l| self.kernel.address(l.ifindex, key.addr).is_some())
     }
 
-    /// Whether some master, bound instance wants `key` on its interface.
+    /// Whether the address found for `key` differs from how it is wanted
+    /// (another scope or broadcast: someone replaced it).
+    fn drifted(&self, key: &VipKey) -> bool {
+        let Some(want) = self.vip_want(key) else {
+            return false;
+        };
+        self.kernel
+            .link_by_name(&key.device)
+            .and_then(|l| self.kernel.address(l.ifindex, key.addr))
+            .is_some_and(|found| !want.attrs.matches(found))
+    }
+
+    /// How `key` is wanted: as a static address, else as the first
+    /// instance listing it says.
+    pub(super) fn vip_want(&self, key: &VipKey) -> Option<VipWant> {
+        if let Some(w) = self.static_vips.get(key) {
+            return Some(w.clone());
+        }
+        self.vip_index
+            .get(key)
+            .and_then(|ids| ids.first())
+            .and_then(|id| self.entries.get(id))
+            .and_then(|e| e.vips.iter().find(|(k, _)| k == key))
+            .map(|(_, w)| w.clone())
+    }
+
+    /// Whether `key` is wanted now: a static address while the driver
+    /// runs, or an address some master, bound instance wants on its
+    /// interface.
     pub(super) fn wanted(&self, key: &VipKey) -> bool {
+        if self.static_vips.contains_key(key) && self.started && !self.stopping {
+            return true;
+        }
         self.vip_index.get(key).is_some_and(|ids| {
             ids.iter().any(|id| {
                 self.entries.get(id).is_some_and(|e| e.binding.is_ok())
@@ -204,7 +265,8 @@ impl DriverCore {
             self.owned_dirty = true;
         }
         let owned = self.owned.contains(key);
-        let ours_to_know = self.vip_index.contains_key(key);
+        let drifted = wanted && present && owned && self.drifted(key);
+        let ours_to_know = self.vip_index.contains_key(key) || self.static_vips.contains_key(key);
         let protected = if owned {
             self.is_source(key)
         } else {
@@ -214,8 +276,22 @@ impl DriverCore {
         if wanted {
             track.conflict = false;
             track.leftover = false;
+            if drifted && track.in_flight.is_none() {
+                // Ours, but with another scope or broadcast (replaced by
+                // hand, or the configuration changed them): the kernel
+                // changes neither in place, so it goes and comes back.
+                track.present = false;
+                tracing::warn!(address = %key.addr, device = %key.device, "virtual address found with another scope or broadcast than configured; replacing it");
+                self.counters.vips_restored += 1;
+                self.changed = true;
+                self.start_op(now, key, OpKind::Remove);
+                return;
+            }
             if present {
-                track.present = true;
+                // Being replaced: its removal is ours, not someone else's.
+                if !drifted {
+                    track.present = true;
+                }
                 return;
             }
             if track.present && track.in_flight.is_none() {
@@ -266,6 +342,7 @@ impl DriverCore {
     }
 
     pub(super) fn start_op(&mut self, now: Timestamp, key: &VipKey, kind: OpKind) {
+        let want = self.vip_want(key).unwrap_or_default();
         let Some(track) = self.vips.get_mut(key) else {
             return;
         };
@@ -278,18 +355,12 @@ impl DriverCore {
             }
             return;
         };
-        let label = self
-            .vip_index
-            .get(key)
-            .and_then(|ids| ids.first())
-            .and_then(|id| self.entries.get(id))
-            .and_then(|e| e.vips.iter().find(|(k, _)| k == key))
-            .and_then(|(_, l)| l.clone());
         let op = AddressOp {
             ifindex: link.ifindex,
             device: key.device.clone(),
             address: key.address(),
-            label,
+            label: want.label,
+            attrs: want.attrs,
         };
         track.in_flight = Some(kind);
         // Advertisements queued so far leave before the address changes.
@@ -359,10 +430,11 @@ pub(super) fn synthetic_address(op: &AddressOp) -> IfAddr {
         addr: op.address.addr,
         prefix_len: op.address.prefix_len,
         label: op.label.clone(),
-        scope: crate::addr::AddrScope::Universe,
+        scope: crate::addr::AddrScope::from_raw(op.attrs.scope.unwrap_or(0)),
         // Secondary: a virtual address must never be taken for the
         // interface's primary address (the advertisement source).
         flags: 0x01,
+        broadcast: op.attrs.broadcast.filter(|_| op.address.addr.is_ipv4()),
     }
 }
 

@@ -36,7 +36,7 @@
 //! # let eth0 = LinkInfo { ifindex: 2, name: "eth0".into(), mac: Some([2, 0, 0, 0, 0, 1]),
 //! #     flags: 0x41, operstate: OperState::Up, mtu: Some(1500) };
 //! # let primary = IfAddr { ifindex: 2, addr: "192.0.2.1".parse()?, prefix_len: 24, label: None,
-//! #     scope: AddrScope::Universe, flags: 0 };
+//! #     scope: AddrScope::Universe, flags: 0, broadcast: None };
 //! core.handle_dump(Timestamp::ZERO, vec![eth0], vec![primary]);
 //! // The shell opens the sockets the core wants, and says so.
 //! while let Some(effect) = core.poll_effect() {
@@ -98,7 +98,7 @@ use vrrp_core::{
     Router, RouterError, RxMeta, State, Timestamp, TrackConfig, TrackId, VirtualAddress,
 };
 
-use self::addresses::{VipKey, VipTrack, synthetic_address};
+use self::addresses::{VipKey, VipTrack, VipWant, static_vips, synthetic_address};
 use self::peers::PeerTable;
 pub use self::peers::{MAX_PEERS, PEER_EXPIRY};
 use self::record::{FlightRecord, Input, Recorder};
@@ -230,6 +230,8 @@ pub struct AddressOp {
     pub address: VirtualAddress,
     /// IPv4 label.
     pub label: Option<String>,
+    /// Scope, broadcast, peer, preferred lifetime.
+    pub attrs: crate::addr::AddrAttrs,
 }
 
 /// Gratuitous ARPs / unsolicited neighbour advertisements to send.
@@ -313,7 +315,7 @@ struct Entry {
     auto_source: bool,
     binding: Result<(u32, IpAddr), Unbound>,
     binding_track: TrackId,
-    vips: Vec<(VipKey, Option<String>)>,
+    vips: Vec<(VipKey, VipWant)>,
     /// The tracked objects applied in the router, with their config.
     tracks: Vec<(TrackId, TrackConfig)>,
     multicast: bool,
@@ -369,6 +371,8 @@ pub struct DriverCore {
     retries: BTreeSet<(Timestamp, VipKey)>,
     /// Which instances list each virtual address key.
     vip_index: HashMap<VipKey, Vec<InstanceId>>,
+    /// The static addresses (wanted from start to stop), by key.
+    static_vips: BTreeMap<VipKey, VipWant>,
     effects: VecDeque<Effect>,
     outbox: Vec<SendBatch>,
     buf: Vec<u8>,
@@ -422,6 +426,7 @@ impl DriverCore {
             vips: BTreeMap::new(),
             retries: BTreeSet::new(),
             vip_index: HashMap::new(),
+            static_vips: static_vips(&config.static_addresses),
             effects: VecDeque::new(),
             outbox: Vec::new(),
             buf: vec![0; vrrp_core::wire::MAX_PACKET_LEN],
@@ -624,11 +629,13 @@ impl DriverCore {
                 continue;
             };
             if present {
+                let want = self.vip_want(&key).unwrap_or_default();
                 let op = AddressOp {
                     ifindex,
                     device: key.device.clone(),
                     address: key.address(),
-                    label: None,
+                    label: want.label,
+                    attrs: want.attrs,
                 };
                 self.kernel.add_address(synthetic_address(&op));
             } else {
@@ -1043,7 +1050,7 @@ impl DriverCore {
         self.order.retain(|i| *i != id);
     }
 
-    fn vip_keys(&self, spec: &InstanceSpec) -> Vec<(VipKey, Option<String>)> {
+    fn vip_keys(&self, spec: &InstanceSpec) -> Vec<(VipKey, VipWant)> {
         spec.all_vips()
             .into_iter()
             .map(|v| {
@@ -1054,7 +1061,10 @@ impl DriverCore {
                         addr: v.address.addr,
                         prefix_len: v.address.prefix_len,
                     },
-                    v.label,
+                    VipWant {
+                        label: v.label,
+                        attrs: v.attrs,
+                    },
                 )
             })
             .collect()
@@ -1076,7 +1086,21 @@ impl DriverCore {
         let mut out = vec![(binding, TrackConfig::weight(0), bound)];
         let own = std::iter::once((spec.interface.clone(), TrackConfig::weight(0)))
             .filter(|_| !spec.dont_track_primary);
-        for (name, config) in own.chain(spec.track_interfaces.iter().cloned()) {
+        // keepalived tracks the interface of a virtual address put on
+        // another device (weight 0: down is Fault) unless it says
+        // `no_track`.
+        let vip_devices: Vec<(String, TrackConfig)> = spec
+            .vips
+            .iter()
+            .filter(|v| !v.no_track)
+            .filter_map(|v| v.device.clone())
+            .filter(|d| *d != spec.interface && *d != spec.vip_interface())
+            .map(|d| (d, TrackConfig::weight(0)))
+            .collect();
+        for (name, config) in own
+            .chain(spec.track_interfaces.iter().cloned())
+            .chain(vip_devices)
+        {
             let up = self.kernel.link_by_name(&name).is_some_and(LinkInfo::is_up);
             let id = self.tracks.id(TrackName::Key(TrackKey::Interface(name)));
             match out.iter_mut().find(|(t, _, _)| *t == id) {

@@ -228,6 +228,7 @@ impl DriverCore {
         self.foreign_policy = config.foreign_addresses;
         self.routes.statics = config.static_routes.clone();
         self.rules.statics = config.static_rules.clone();
+        self.static_vips = super::addresses::static_vips(&config.static_addresses);
         self.order = config
             .instances
             .iter()

@@ -115,6 +115,7 @@ impl Net {
             label: None,
             scope: AddrScope::Universe,
             flags: 0,
+            broadcast: None,
         };
         net.core
             .handle_dump(Timestamp::ZERO, vec![eth0], vec![primary]);

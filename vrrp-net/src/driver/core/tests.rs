@@ -16,6 +16,8 @@ use vrrp_core::{
 use super::*;
 use crate::addr::AddrScope;
 
+#[path = "address_option_tests.rs"]
+mod address_option_tests;
 #[path = "vmac_tests.rs"]
 mod vmac_tests;
 
@@ -48,6 +50,7 @@ fn addr(ifindex: u32, a: &str, prefix_len: u8) -> IfAddr {
         label: None,
         scope: AddrScope::Universe,
         flags: 0,
+        broadcast: None,
     }
 }
 
@@ -205,6 +208,8 @@ impl Harness {
                     op.address.prefix_len,
                 );
                 a.flags = 0x01;
+                a.scope = AddrScope::from_raw(op.attrs.scope.unwrap_or(0));
+                a.broadcast = op.attrs.broadcast;
                 self.addrs.push(a);
                 self.created_by_driver.insert(op.address.addr);
                 Ok(true)
