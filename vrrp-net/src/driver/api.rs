@@ -112,6 +112,11 @@ pub struct InstanceSpec {
     /// otherwise (keepalived's `virtual_rules`), owned and healed the same
     /// way.
     pub rules: Vec<Rule>,
+    /// RFC 5798 6.1 `Accept_Mode` (keepalived's `accept` / `no_accept`):
+    /// when false and the instance is not the address owner, the driver
+    /// has the firewall drop packets to and from its virtual addresses
+    /// while it is master (see [`crate::firewall`]). True by default.
+    pub accept: bool,
 }
 
 /// keepalived's `use_vmac`: the driver creates a macvlan named `name` on
@@ -149,6 +154,7 @@ impl InstanceSpec {
             dont_track_primary: false,
             routes: Vec::new(),
             rules: Vec::new(),
+            accept: true,
         }
     }
 
@@ -274,6 +280,9 @@ pub struct DriverConfig {
     /// Policy rules installed from the start until the driver stops
     /// (keepalived's `static_rules`), recorded in `STATE_FILE.rules`.
     pub static_rules: Vec<Rule>,
+    /// The accept-mode firewall's settings (used when some instance has
+    /// [`InstanceSpec::accept`] off); read at start.
+    pub firewall: crate::firewall::FirewallConfig,
 }
 
 impl DriverConfig {
@@ -640,6 +649,11 @@ pub struct Snapshot {
     pub foreign_rules: u64,
     /// Rules an earlier run added and left behind, removed at start.
     pub rule_leftovers_removed: u64,
+    /// Accept-mode firewall changes that failed (each is retried).
+    pub firewall_errors: u64,
+    /// Times the accept-mode firewall table was found changed or deleted
+    /// from outside and put back.
+    pub firewall_repairs: u64,
 }
 
 /// What a reload changed, by instance name.

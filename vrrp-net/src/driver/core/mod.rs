@@ -74,6 +74,7 @@
 //! interface exists, has a source address and an open socket; while it is
 //! not, a weight-0 tracked object holds it in Fault.
 
+mod accept;
 mod addresses;
 mod owned;
 pub mod record;
@@ -289,6 +290,10 @@ pub enum Effect {
     RemoveRule(Rule),
     /// The record of added rules changed: write it.
     PersistRules(Vec<Rule>),
+    /// Make the accept-mode firewall block exactly these addresses
+    /// (RFC 5798 6.4.3; see [`crate::firewall`]); report with
+    /// [`DriverCore::handle_firewall_result`].
+    Firewall(BTreeSet<crate::firewall::BlockedAddress>),
 }
 
 /// The next time [`DriverCore::handle_timeout`] is due.
@@ -379,6 +384,8 @@ pub struct DriverCore {
     rules: owned::Owned<Rule>,
     /// Shutting down: no route or rule is wanted any more.
     stopping: bool,
+    /// The accept-mode firewall.
+    firewall: accept::FirewallTrack,
 }
 
 impl std::fmt::Debug for DriverCore {
@@ -428,6 +435,7 @@ impl DriverCore {
             routes: owned::Owned::default(),
             rules: owned::Owned::default(),
             stopping: false,
+            firewall: accept::FirewallTrack::default(),
         };
         core.routes.statics = config.static_routes.clone();
         core.rules.statics = config.static_rules.clone();
@@ -463,6 +471,7 @@ impl DriverCore {
             .chain(self.routes.next_retry())
             .chain(self.rules.next_retry())
             .chain(self.vmac_deadline())
+            .chain(self.firewall_deadline())
             .min()
             .map(|at| CoreDeadline {
                 at,
@@ -547,6 +556,8 @@ impl DriverCore {
             rule_errors: self.rules.counters.errors,
             foreign_rules: self.rules.counters.foreign,
             rule_leftovers_removed: self.rules.counters.leftovers_removed,
+            firewall_errors: self.firewall.errors,
+            firewall_repairs: self.firewall.repairs,
             ..Snapshot::default()
         }
     }
@@ -785,6 +796,7 @@ impl DriverCore {
         }
         self.routes.retries_due(now);
         self.rules.retries_due(now);
+        self.firewall_timeout(now);
         self.drain(now);
     }
 
@@ -1259,6 +1271,8 @@ impl DriverCore {
                 // advertisements leave before addresses change or GARPs go.
                 Output::AddAddresses { .. } => {
                     self.flush_outbox();
+                    // RFC 5798 6.4.3: blocked before they are added.
+                    self.reconcile_firewall(now);
                     let keys: Vec<VipKey> = self
                         .entries
                         .get(&id)
@@ -1347,6 +1361,7 @@ impl DriverCore {
             }
         }
         self.flush_outbox();
+        self.reconcile_firewall(now);
         self.reconcile_vmacs(now);
         self.reconcile_routes(now);
         self.reconcile_rules(now);

@@ -1,0 +1,115 @@
+//! Accept mode (RFC 5798 6.4.3) in simulated time: which virtual
+//! addresses the core asks the firewall to block, and in what order with
+//! the address changes.
+
+use super::*;
+use crate::driver::Vip;
+
+fn no_accept(mut s: InstanceSpec) -> InstanceSpec {
+    s.accept = false;
+    s
+}
+
+fn firewall_sets(h: &Harness) -> Vec<Vec<IpAddr>> {
+    h.log
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Firewall(set) => Some(set.iter().map(|b| b.addr).collect()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn position(h: &Harness, f: impl Fn(&Effect) -> bool) -> usize {
+    h.log.iter().position(f).unwrap()
+}
+
+#[test]
+fn a_no_accept_master_blocks_its_addresses_before_adding_them() {
+    let mut h = Harness::eth0(&config(vec![no_accept(spec(
+        "a",
+        "eth0",
+        1,
+        100,
+        "192.0.2.100",
+    ))]));
+    // The table is made at start, empty.
+    assert_eq!(firewall_sets(&h), vec![Vec::<IpAddr>::new()]);
+    h.clear();
+    h.become_master("a");
+    assert_eq!(firewall_sets(&h), vec![vec![ip("192.0.2.100")]]);
+    let block = position(&h, |e| matches!(e, Effect::Firewall(_)));
+    let add = position(&h, |e| matches!(e, Effect::AddAddress(_)));
+    assert!(block < add, "{:?}", h.log);
+    let Some(Effect::Firewall(set)) = h.log.get(block) else {
+        panic!("no firewall effect");
+    };
+    assert_eq!(
+        set.first().map(|b| (b.device.as_str(), b.ifindex)),
+        Some(("eth0", 2))
+    );
+}
+
+#[test]
+fn the_block_stays_until_the_address_is_gone() {
+    let mut h = Harness::eth0(&config(vec![no_accept(spec(
+        "a",
+        "eth0",
+        1,
+        100,
+        "192.0.2.100",
+    ))]));
+    h.become_master("a");
+    h.clear();
+    h.hold = true;
+    // A better master: back to Backup, removal asked, not answered yet.
+    h.advert("eth0", "192.0.2.2", 1, 200, &["192.0.2.100"]);
+    assert_eq!(h.state("a"), State::Backup);
+    assert_eq!(h.removes(), vec![ip("192.0.2.100")]);
+    assert!(firewall_sets(&h).is_empty(), "still blocked: {:?}", h.log);
+    h.clear();
+    h.hold = false;
+    h.release_held();
+    assert_eq!(firewall_sets(&h), vec![Vec::<IpAddr>::new()]);
+}
+
+#[test]
+fn accept_mode_and_the_address_owner_block_nothing() {
+    let accept = spec("a", "eth0", 1, 100, "192.0.2.100");
+    let owner = no_accept(spec("o", "eth0", 2, 255, "192.0.2.1"));
+    let mut h = Harness::eth0(&config(vec![accept, owner]));
+    h.become_master("a");
+    assert_eq!(h.state("o"), State::Master);
+    assert!(firewall_sets(&h).is_empty(), "{:?}", h.log);
+}
+
+#[test]
+fn excluded_addresses_are_blocked_too_and_a_failure_is_retried() {
+    let mut s = no_accept(spec("a", "eth0", 1, 100, "192.0.2.100"));
+    s.vips = vec![
+        Vip::new(vip("192.0.2.100")),
+        Vip {
+            excluded: true,
+            ..Vip::new(vip("192.0.2.101"))
+        },
+    ];
+    let mut h = Harness::eth0(&config(vec![s]));
+    h.clear();
+    h.become_master("a");
+    assert_eq!(
+        firewall_sets(&h),
+        vec![vec![ip("192.0.2.100"), ip("192.0.2.101")]]
+    );
+    // nft refused: tried again after the back-off.
+    h.core
+        .handle_firewall_result(h.now, Err("nft: refused".into()));
+    h.clear();
+    h.advance(h.now + Duration::from_millis(50));
+    assert!(firewall_sets(&h).is_empty());
+    h.advance(h.now + Duration::from_millis(100));
+    assert_eq!(
+        firewall_sets(&h),
+        vec![vec![ip("192.0.2.100"), ip("192.0.2.101")]]
+    );
+    assert_eq!(h.core.snapshot().firewall_errors, 1);
+}
