@@ -39,6 +39,7 @@ pub fn plan(config: &Effective) -> Plan {
             .collect(),
         static_routes: config.static_routes.clone(),
         static_rules: config.static_rules.clone(),
+        firewall: config.global.nftables.clone(),
         ..DriverConfig::default()
     };
     let instance_notify = config
@@ -313,6 +314,7 @@ fn instance_spec(
         xmit_base: v.xmit_base,
     });
     spec.dont_track_primary = inst.dont_track_primary;
+    spec.accept = inst.accept;
     spec.routes = inst.routes.clone();
     spec.rules = inst.rules.clone();
     if let Some(export) = inst.export_routes {

@@ -68,6 +68,8 @@ pub struct Global {
     pub lower_prio_no_advert: bool,
     /// Default of the instances' `down_timer_adverts`.
     pub down_timer_adverts: u8,
+    /// The accept-mode firewall's nftables settings.
+    pub nftables: vrrp_net::firewall::FirewallConfig,
     /// Default gratuitous ARP timing.
     pub garp: GarpConfig,
     /// Longest a notify script may run.
@@ -138,6 +140,7 @@ impl Default for Global {
             v3_checksum_as_v2: false,
             lower_prio_no_advert: false,
             down_timer_adverts: 3,
+            nftables: vrrp_net::firewall::FirewallConfig::default(),
             garp: GarpConfig::default(),
             notify_timeout: Duration::from_secs(30),
             log_format: LogFormat::Text,
@@ -333,6 +336,9 @@ pub struct Instance {
     pub down_timer_adverts: u8,
     /// Own interface down is not a fault.
     pub dont_track_primary: bool,
+    /// RFC 5798 Accept_Mode (off: the firewall blocks the virtual
+    /// addresses while master).
+    pub accept: bool,
     /// Routes installed while Master (`virtual_routes`).
     pub routes: Vec<vrrp_net::route::Route>,
     /// Virtual addresses exported as host routes while Master.
@@ -780,6 +786,10 @@ impl Global {
             vrrp_garp_lower_prio_delay: dur(self.garp.lower_prio_delay),
             vrrp_garp_lower_prio_repeat: Some(self.garp.lower_prio_repeat),
             vrrp_down_timer_adverts: Some(self.down_timer_adverts),
+            nftables: Some(self.nftables.table.clone()),
+            nftables_priority: Some(self.nftables.priority),
+            nftables_counters: Some(self.nftables.counters),
+            nftables_ifindex: Some(self.nftables.ifindex),
             notify_timeout: dur(self.notify_timeout),
             log_format: Some(self.log_format),
             http: self.http.map(|listen| raw::Http {
@@ -962,6 +972,7 @@ impl Instance {
             }),
             vmac_xmit_base: Some(self.vmac.as_ref().is_some_and(|v| v.xmit_base)),
             dont_track_primary: Some(self.dont_track_primary),
+            accept: Some(self.accept),
             virtual_routes: self.routes.iter().map(ToString::to_string).collect(),
             export_routes: self.export_routes.map(super::routes::Export::to_raw),
             virtual_rules: self.rules.iter().map(ToString::to_string).collect(),

@@ -162,6 +162,28 @@ pub struct Global {
     #[key(default = 3, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_down_timer_adverts: Option<u8>,
+    /// The nftables table (family `inet`) in which instances without
+    /// accept mode (`accept = false`, the default in strict mode) have
+    /// their virtual addresses blocked while master (RFC 5798 6.4.3).
+    /// keepalived's tables are `ip keepalived` and `ip6 keepalived`, of
+    /// other families, so the two daemons never share one.
+    #[key(default = "vrrpd", keepalived = "nftables")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nftables: Option<String>,
+    /// Priority of that table's input and output chains (-1: before the
+    /// usual filter chains).
+    #[key(default = -1, keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nftables_priority: Option<i32>,
+    /// A counter on each of that table's drop rules.
+    #[key(default = false, keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nftables_counters: Option<bool>,
+    /// Match IPv6 link-local virtual addresses with their interface's
+    /// index rather than its name.
+    #[key(default = false, keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nftables_ifindex: Option<bool>,
     /// Longest a notify script may run before its process group is
     /// killed (30 s).
     #[key(default = "30s", vrrpd_only)]
@@ -533,6 +555,17 @@ pub struct Instance {
     #[key(default_is = "`global.vrrp_strict`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict_mode: Option<bool>,
+    /// RFC 5798 6.1 Accept_Mode: whether a master that is not the address
+    /// owner accepts packets addressed to its virtual addresses. When
+    /// off, they are dropped (and none are sent from them) while it is
+    /// master, by nftables rules in `global.nftables`. Not allowed with
+    /// VRRPv2 in strict mode (RFC 3768 has no accept mode).
+    #[key(
+        default_is = "on; off in strict mode (always on for the owner, priority 255)",
+        keepalived = "accept / no_accept"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept: Option<bool>,
     /// The virtual addresses: `"192.0.2.100/24 dev eth0 label eth0:vip"`
     /// or `{ address = "...", dev = "...", label = "..." }`.
     #[key(default_is = "none", keepalived = "virtual_ipaddress { ... }")]

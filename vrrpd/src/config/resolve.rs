@@ -29,6 +29,9 @@ use super::raw::{IpFamily, LbKind, VsProtocol};
 #[path = "resolve_extra.rs"]
 mod extra;
 
+#[path = "resolve_accept.rs"]
+mod accept;
+
 /// Where the file is meant to run, which decides how problems that depend
 /// on the host (scripts that do not exist here, unknown users) count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -383,6 +386,12 @@ impl Resolver {
             script_user: None,
             v3_checksum_as_v2: g.vrrp_v3_checksum_as_v2.unwrap_or(false),
             lower_prio_no_advert: g.vrrp_lower_prio_no_advert.unwrap_or(false),
+            nftables: self.nftables(
+                g.nftables,
+                g.nftables_priority,
+                g.nftables_counters,
+                g.nftables_ifindex,
+            ),
             down_timer_adverts: self.down_timer_adverts(
                 KeyPath::root("global").key("vrrp_down_timer_adverts"),
                 g.vrrp_down_timer_adverts,
@@ -1150,10 +1159,12 @@ impl Resolver {
             family,
             &interface,
         );
+        let accept = self.accept_mode(&k, i.accept, strict, version, priority);
         let inst = Instance {
             vmac,
             down_timer_adverts,
             dont_track_primary: i.dont_track_primary.unwrap_or(false),
+            accept,
             track_process,
             interface,
             vrid,

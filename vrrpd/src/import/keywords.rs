@@ -424,7 +424,7 @@ impl Cx {
                 "vrrp_strict" => {
                     self.strict = true;
                     self.config.global.vrrp_strict = Some(true);
-                    self.changed(c, CTX, "`vrrp_strict`: carried (no authentication, no unicast, no preempt_delay, lower_prio_no_advert, owner-only MASTER start); keepalived's strict mode also drops traffic addressed to the virtual addresses (no_accept firewall rules), vrrpd accepts it".to_owned());
+                    self.carried(c, CTX);
                 }
                 "enable_script_security" => {
                     self.config.global.enable_script_security = self.flag(c, CTX);
@@ -541,6 +541,21 @@ impl Cx {
                 "smtp_alert_checker" => self.config.global.smtp_alert_checker = self.flag(c, CTX),
                 "no_email_faults" => self.config.global.no_email_faults = self.flag(c, CTX),
                 "no_checker_emails" => self.config.global.no_checker_emails = self.flag(c, CTX),
+                "nftables" => match c.args() {
+                    [] => self.carried(c, CTX),
+                    [t] => {
+                        self.config.global.nftables = Some(t.clone());
+                        self.carried(c, CTX);
+                    }
+                    _ => self.dropped(c, CTX, "`nftables` takes [TABLE]; dropped".to_owned()),
+                },
+                "nftables_priority" => self.config.global.nftables_priority = self.number(c, CTX),
+                "nftables_counters" => self.config.global.nftables_counters = self.flag(c, CTX),
+                "nftables_ifindex" => self.config.global.nftables_ifindex = self.flag(c, CTX),
+                "vrrp_iptables" | "vrrp_ipsets" => {
+                    let kw = c.keyword().to_owned();
+                    self.changed(c, CTX, format!("`{kw}`: keepalived as Debian builds it has no iptables and uses nftables instead, so does vrrpd (table `inet vrrpd` unless `nftables` names one)"));
+                }
                 _ => self.unsupported(c, CTX),
             }
         }
@@ -1132,6 +1147,8 @@ impl Cx {
                 "garp_lower_prio_repeat" => i.garp_lower_prio_repeat = self.number(c, CTX),
                 "down_timer_adverts" => i.down_timer_adverts = self.number(c, CTX),
                 "dont_track_primary" => i.dont_track_primary = self.flag(c, CTX),
+                "accept" => i.accept = self.flag(c, CTX),
+                "no_accept" => i.accept = self.flag(c, CTX).map(|on| !on),
                 "vmac_xmit_base" => i.vmac_xmit_base = self.flag(c, CTX),
                 "track_interface" => {
                     self.carried(c, CTX);
@@ -1236,8 +1253,6 @@ impl Cx {
                 "track_bfd"
                 | "use_vmac_addr"
                 | "use_ipvlan"
-                | "accept"
-                | "no_accept"
                 | "promote_secondaries"
                 | "garp_extra_if"
                 | "vmac_garp_intvl"
@@ -1692,6 +1707,10 @@ impl Cx {
                     notes.push((at(self, "advert_int"), "vrrp_instance advert_int", Fate::Changed, format!("({name}) advert_int {d} cannot be carried by VRRPv{version}: keepalived uses {rounded}, so does vrrpd")));
                     i.advert_int = Some(rounded);
                 }
+            }
+            if strict && version == 2 && !owner && i.accept == Some(true) {
+                notes.push((at(self, "accept"), "vrrp_instance accept", Fate::Changed, format!("({name}) accept with VRRPv2 in strict mode: keepalived turns it off (RFC 3768 has no accept mode), so does vrrpd")));
+                i.accept = None;
             }
             if strict {
                 if !i.unicast_peer.is_empty() {

@@ -350,7 +350,15 @@ fn strict_mode_drops_authentication_refuses_unicast_and_forces_lower_prio_no_adv
         "keepalived sends no authentication in strict mode"
     );
     assert!(i.lower_prio_no_advert);
-    assert!(has(&warnings, 2, "no_accept"));
+    assert!(
+        !i.accept,
+        "strict mode: no accept mode (no_accept firewall)"
+    );
+    assert!(
+        !warnings.iter().any(|w| w.line == 2),
+        "vrrp_strict is carried whole: {:#?}",
+        messages(&warnings)
+    );
     assert!(has(&warnings, 10, "authentication in strict mode"));
     assert!(has(&warnings, 9, "preempt_delay in strict mode"));
     let e = import_str(
@@ -1225,4 +1233,31 @@ fn an_empty_tracked_name_is_dropped_not_written() {
         (1, 0),
         "{m:#?}"
     );
+}
+
+#[test]
+fn accept_no_accept_and_the_nftables_settings_are_carried() {
+    let text = "global_defs {\n  nftables kt\n  nftables_priority -10\n  nftables_counters\n  nftables_ifindex\n}\nvrrp_instance A {\n  interface eth0\n  virtual_router_id 1\n  no_accept\n  virtual_ipaddress {\n    192.0.2.10\n  }\n}\nvrrp_instance B {\n  interface eth0\n  virtual_router_id 2\n  accept\n  strict_mode\n  version 3\n  virtual_ipaddress {\n    192.0.2.11\n  }\n}\nvrrp_instance C {\n  interface eth0\n  virtual_router_id 3\n  accept\n  strict_mode\n  virtual_ipaddress {\n    192.0.2.12\n  }\n}\n";
+    let (c, warnings) = import_check(text);
+    assert!(!c.instances["A"].accept);
+    assert!(c.instances["B"].accept, "VRRPv3 strict mode may accept");
+    assert!(!c.instances["C"].accept, "VRRPv2 strict mode may not");
+    assert!(has(&warnings, 28, "accept with VRRPv2 in strict mode"));
+    assert_eq!(warnings.len(), 1, "{:#?}", messages(&warnings));
+    let fw = &c.global.nftables;
+    assert_eq!(
+        (fw.table.as_str(), fw.priority, fw.counters, fw.ifindex),
+        ("kt", -10, true, true)
+    );
+    let d = driver(text);
+    assert_eq!(d.firewall.table, "kt");
+    let accept: Vec<bool> = d.instances.iter().map(|i| i.accept).collect();
+    assert_eq!(accept, vec![false, true, false]);
+    // keepalived's iptables keywords: nftables instead, said so.
+    let (c, warnings) = import_check(
+        "global_defs {\n  vrrp_iptables\n}\nvrrp_instance A {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.10\n  }\n}\n",
+    );
+    assert!(has(&warnings, 2, "uses nftables instead"));
+    assert_eq!(c.global.nftables.table, "vrrpd");
+    assert!(c.instances["A"].accept);
 }
