@@ -117,6 +117,10 @@ pub struct InstanceSpec {
     /// has the firewall drop packets to and from its virtual addresses
     /// while it is master (see [`crate::firewall`]). True by default.
     pub accept: bool,
+    /// keepalived's `garp_extra_if`: periodic gratuitous ARPs / NAs on
+    /// the other interfaces of its addresses while master (see
+    /// [`crate::driver::core::GarpExtraIf`]).
+    pub garp_extra_if: Option<crate::driver::core::GarpExtraIf>,
 }
 
 /// keepalived's `use_vmac`: the driver creates a macvlan named `name` on
@@ -155,6 +159,7 @@ impl InstanceSpec {
             routes: Vec::new(),
             rules: Vec::new(),
             accept: true,
+            garp_extra_if: None,
         }
     }
 

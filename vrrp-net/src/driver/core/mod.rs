@@ -76,6 +76,7 @@
 
 mod accept;
 mod addresses;
+mod extra_garp;
 mod owned;
 pub mod record;
 mod reload;
@@ -99,6 +100,7 @@ use vrrp_core::{
 };
 
 use self::addresses::{VipKey, VipTrack, synthetic_address};
+pub use self::extra_garp::GarpExtraIf;
 use self::record::{FlightRecord, Input, Recorder};
 pub use self::reload::ReloadPlan;
 pub use self::routes::RouteOp;
@@ -386,6 +388,8 @@ pub struct DriverCore {
     stopping: bool,
     /// The accept-mode firewall.
     firewall: accept::FirewallTrack,
+    /// When each master's next `garp_extra_if` packets are due.
+    extra_garp: BTreeMap<InstanceId, Timestamp>,
 }
 
 impl std::fmt::Debug for DriverCore {
@@ -436,6 +440,7 @@ impl DriverCore {
             rules: owned::Owned::default(),
             stopping: false,
             firewall: accept::FirewallTrack::default(),
+            extra_garp: BTreeMap::new(),
         };
         core.routes.statics = config.static_routes.clone();
         core.rules.statics = config.static_rules.clone();
@@ -472,6 +477,7 @@ impl DriverCore {
             .chain(self.rules.next_retry())
             .chain(self.vmac_deadline())
             .chain(self.firewall_deadline())
+            .chain(self.extra_garp_deadline())
             .min()
             .map(|at| CoreDeadline {
                 at,
@@ -797,6 +803,7 @@ impl DriverCore {
         self.routes.retries_due(now);
         self.rules.retries_due(now);
         self.firewall_timeout(now);
+        self.extra_garp_due(now);
         self.drain(now);
     }
 
@@ -1320,6 +1327,7 @@ impl DriverCore {
                 }
                 Output::StateChanged { from, to, reason } => {
                     self.changed = true;
+                    self.extra_garp_transition(now, id, to);
                     self.recorder.record(
                         now,
                         Input::Transition {

@@ -22,6 +22,9 @@ mod vmac_tests;
 #[path = "accept_tests.rs"]
 mod accept_tests;
 
+#[path = "extra_garp_tests.rs"]
+mod extra_garp_tests;
+
 const IFF_UP_RUNNING: u32 = 0x1 | 0x40;
 
 fn ip(s: &str) -> IpAddr {
