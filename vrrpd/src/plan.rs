@@ -315,6 +315,9 @@ fn instance_spec(
     });
     spec.dont_track_primary = inst.dont_track_primary;
     spec.accept = inst.accept;
+    spec.garp_extra_if = inst
+        .garp_extra_if
+        .map(|(interval, all)| vrrp_net::driver::GarpExtraIf { interval, all });
     spec.routes = inst.routes.clone();
     spec.rules = inst.rules.clone();
     if let Some(export) = inst.export_routes {

@@ -162,6 +162,23 @@ pub struct Global {
     #[key(default = 3, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_down_timer_adverts: Option<u8>,
+    /// Default of the instances' `garp_extra_if`: while master, one
+    /// gratuitous ARP / unsolicited NA every this long on each other
+    /// interface holding one of the instance's addresses (virtual MAC
+    /// interfaces only, unless `vrrp_garp_extra_if_all`), so that
+    /// switches keep those interfaces' MAC addresses (keepalived: whole
+    /// seconds, 1 s to a day).
+    #[key(
+        default_is = "off",
+        keepalived = "vrrp_garp_extra_if DELAY, vrrp_vmac_garp_intvl"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_garp_extra_if: Option<Dur>,
+    /// `vrrp_garp_extra_if` on every other interface, not only virtual
+    /// MAC ones.
+    #[key(default = false, keepalived = "vrrp_garp_extra_if all")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_garp_extra_if_all: Option<bool>,
     /// The nftables table (family `inet`) in which instances without
     /// accept mode (`accept = false`, the default in strict mode) have
     /// their virtual addresses blocked while master (RFC 5798 6.4.3).
@@ -555,6 +572,25 @@ pub struct Instance {
     #[key(default_is = "`global.vrrp_strict`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict_mode: Option<bool>,
+    /// While master, one gratuitous ARP / unsolicited NA every this long
+    /// on each interface other than the instance's holding one of its
+    /// addresses (the first of them), virtual MAC interfaces only unless
+    /// `garp_extra_if_all`; the instance's own virtual MAC with
+    /// `vmac_xmit_base`. Off (`"0s"`) when no interface qualifies.
+    #[key(
+        default_is = "`global.vrrp_garp_extra_if`",
+        keepalived = "garp_extra_if DELAY, vmac_garp_intvl"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_extra_if: Option<Dur>,
+    /// `garp_extra_if` on every other interface, not only virtual MAC
+    /// ones.
+    #[key(
+        default_is = "off with `garp_extra_if`, else `global.vrrp_garp_extra_if_all`",
+        keepalived = "garp_extra_if all"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_extra_if_all: Option<bool>,
     /// RFC 5798 6.1 Accept_Mode: whether a master that is not the address
     /// owner accepts packets addressed to its virtual addresses. When
     /// off, they are dropped (and none are sent from them) while it is

@@ -386,6 +386,8 @@ impl Resolver {
             script_user: None,
             v3_checksum_as_v2: g.vrrp_v3_checksum_as_v2.unwrap_or(false),
             lower_prio_no_advert: g.vrrp_lower_prio_no_advert.unwrap_or(false),
+            garp_extra_if: self
+                .garp_extra_if_global(g.vrrp_garp_extra_if, g.vrrp_garp_extra_if_all),
             nftables: self.nftables(
                 g.nftables,
                 g.nftables_priority,
@@ -1160,11 +1162,14 @@ impl Resolver {
             &interface,
         );
         let accept = self.accept_mode(&k, i.accept, strict, version, priority);
+        let garp_extra_if =
+            self.garp_extra_if(&k, i.garp_extra_if, i.garp_extra_if_all, g.garp_extra_if);
         let inst = Instance {
             vmac,
             down_timer_adverts,
             dont_track_primary: i.dont_track_primary.unwrap_or(false),
             accept,
+            garp_extra_if,
             track_process,
             interface,
             vrid,

@@ -1,6 +1,10 @@
 //! Resolving RFC 5798 Accept_Mode (keepalived's `accept` / `no_accept`,
-//! and what strict mode implies) and the nftables settings of the
-//! firewall that enforces it.
+//! and what strict mode implies), the nftables settings of the firewall
+//! that enforces it, and keepalived's `garp_extra_if`.
+
+use std::time::Duration;
+
+use super::super::duration::Dur;
 
 use vrrp_core::{Priority, Version};
 use vrrp_net::firewall::FirewallConfig;
@@ -12,7 +16,50 @@ use super::Resolver;
 /// terminating NUL); keepalived's limit is lower still (64).
 const MAX_TABLE_NAME: usize = 63;
 
+/// keepalived's longest `garp_extra_if`: a day.
+const MAX_EXTRA_GARP: Duration = Duration::from_secs(86_400);
+
 impl Resolver {
+    /// `global.vrrp_garp_extra_if` (more than 0, up to a day) and `_all`.
+    pub(super) fn garp_extra_if_global(
+        &mut self,
+        interval: Option<Dur>,
+        all: Option<bool>,
+    ) -> Option<(Duration, bool)> {
+        let d = interval?.get();
+        if d.is_zero() || d > MAX_EXTRA_GARP {
+            self.err(
+                KeyPath::root("global").key("vrrp_garp_extra_if"),
+                ErrorKind::Invalid("must be more than 0 and at most a day (86400s)".to_owned()),
+            );
+            return None;
+        }
+        Some((d, all.unwrap_or(false)))
+    }
+
+    /// An instance's `garp_extra_if` (0 to a day; 0: off) and `_all`,
+    /// else the global one.
+    pub(super) fn garp_extra_if(
+        &mut self,
+        k: &KeyPath,
+        interval: Option<Dur>,
+        all: Option<bool>,
+        global: Option<(Duration, bool)>,
+    ) -> Option<(Duration, bool)> {
+        match interval.map(Dur::get) {
+            Some(d) if d > MAX_EXTRA_GARP => {
+                self.err(
+                    k.key("garp_extra_if"),
+                    ErrorKind::Invalid("must be at most a day (86400s)".to_owned()),
+                );
+                None
+            }
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some((d, all.unwrap_or(false))),
+            None => global.map(|(d, g_all)| (d, all.unwrap_or(g_all))),
+        }
+    }
+
     /// An instance's accept mode, as keepalived decides it: on unless
     /// strict mode (the owner always accepts); asked for with VRRPv2 in
     /// strict mode, refused (keepalived turns it off with an error: RFC

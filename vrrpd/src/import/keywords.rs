@@ -219,6 +219,38 @@ impl Cx {
         }
     }
 
+    /// keepalived's `garp_extra_if [all] DELAY` (either order; DELAY in
+    /// whole seconds from `min` to a day).
+    fn garp_extra_if(&mut self, n: &Node, ctx: &str, min: u64) -> Option<(u64, bool)> {
+        let mut all = false;
+        let mut secs = None;
+        for a in n.args() {
+            if a == "all" {
+                all = true;
+            } else {
+                match a.parse::<u64>() {
+                    Ok(v) if (min..=86_400).contains(&v) => secs = Some(v),
+                    _ => {
+                        let kw = n.keyword().to_owned();
+                        self.dropped(n, ctx, format!("`{kw}` {a}: not `all` or {min}..86400 seconds; keepalived ignores it, so does vrrpd"));
+                        return None;
+                    }
+                }
+            }
+        }
+        let Some(secs) = secs else {
+            let kw = n.keyword().to_owned();
+            self.dropped(
+                n,
+                ctx,
+                format!("`{kw}` without a time; keepalived ignores it, so does vrrpd"),
+            );
+            return None;
+        };
+        self.carried(n, ctx);
+        Some((secs, all))
+    }
+
     /// keepalived's `use_vmac [NAME] [MAC]`: a name is carried; a MAC of
     /// one's own is not (vrrpd uses the RFC 5798 virtual MAC).
     fn use_vmac(&mut self, n: &Node, ctx: &str) -> Option<raw::UseVmac> {
@@ -541,6 +573,13 @@ impl Cx {
                 "smtp_alert_checker" => self.config.global.smtp_alert_checker = self.flag(c, CTX),
                 "no_email_faults" => self.config.global.no_email_faults = self.flag(c, CTX),
                 "no_checker_emails" => self.config.global.no_checker_emails = self.flag(c, CTX),
+                "vrrp_garp_extra_if" | "vrrp_vmac_garp_intvl" => {
+                    if let Some((secs, all)) = self.garp_extra_if(c, CTX, 1) {
+                        let g = &mut self.config.global;
+                        g.vrrp_garp_extra_if = Some(Dur(std::time::Duration::from_secs(secs)));
+                        g.vrrp_garp_extra_if_all = all.then_some(true);
+                    }
+                }
                 "nftables" => match c.args() {
                     [] => self.carried(c, CTX),
                     [t] => {
@@ -1148,6 +1187,12 @@ impl Cx {
                 "down_timer_adverts" => i.down_timer_adverts = self.number(c, CTX),
                 "dont_track_primary" => i.dont_track_primary = self.flag(c, CTX),
                 "accept" => i.accept = self.flag(c, CTX),
+                "garp_extra_if" | "vmac_garp_intvl" => {
+                    if let Some((secs, all)) = self.garp_extra_if(c, CTX, 0) {
+                        i.garp_extra_if = Some(Dur(std::time::Duration::from_secs(secs)));
+                        i.garp_extra_if_all = all.then_some(true);
+                    }
+                }
                 "no_accept" => i.accept = self.flag(c, CTX).map(|on| !on),
                 "vmac_xmit_base" => i.vmac_xmit_base = self.flag(c, CTX),
                 "track_interface" => {
@@ -1254,8 +1299,6 @@ impl Cx {
                 | "use_vmac_addr"
                 | "use_ipvlan"
                 | "promote_secondaries"
-                | "garp_extra_if"
-                | "vmac_garp_intvl"
                 | "higher_prio_send_advert"
                 | "notify_deleted"
                 | "notify_master_rx_lower_pri"

@@ -1261,3 +1261,27 @@ fn accept_no_accept_and_the_nftables_settings_are_carried() {
     assert_eq!(c.global.nftables.table, "vrrpd");
     assert!(c.instances["A"].accept);
 }
+
+#[test]
+fn garp_extra_if_and_its_old_names_are_carried() {
+    let text = "global_defs {\n  vrrp_garp_extra_if all 100\n}\nvrrp_instance A {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.10\n    192.0.2.11 dev eth1\n  }\n}\nvrrp_instance B {\n  interface eth0\n  virtual_router_id 2\n  vmac_garp_intvl 30\n  virtual_ipaddress {\n    192.0.2.12\n  }\n}\nvrrp_instance C {\n  interface eth0\n  virtual_router_id 3\n  garp_extra_if 0\n  virtual_ipaddress {\n    192.0.2.13\n  }\n}\nvrrp_instance D {\n  interface eth0\n  virtual_router_id 4\n  garp_extra_if all\n  virtual_ipaddress {\n    192.0.2.14\n  }\n}\n";
+    let (c, warnings) = import_check(text);
+    let secs = |n: &str| {
+        c.instances[n]
+            .garp_extra_if
+            .map(|(d, all)| (d.as_secs(), all))
+    };
+    assert_eq!(
+        c.global.garp_extra_if.map(|(d, a)| (d.as_secs(), a)),
+        Some((100, true))
+    );
+    assert_eq!(secs("A"), Some((100, true)), "the global one");
+    assert_eq!(secs("B"), Some((30, false)), "its own, without all");
+    assert_eq!(secs("C"), None, "0: off");
+    assert_eq!(secs("D"), Some((100, true)), "no time: ignored");
+    assert!(has(&warnings, 31, "without a time"));
+    assert_eq!(warnings.len(), 1, "{:#?}", messages(&warnings));
+    let d = driver(text);
+    let a = d.instances[0].garp_extra_if.expect("A");
+    assert_eq!((a.interval.as_secs(), a.all), (100, true));
+}
