@@ -176,7 +176,7 @@ pub struct Global {
     pub vrrp_garp_extra_if: Option<Dur>,
     /// `vrrp_garp_extra_if` on every other interface, not only virtual
     /// MAC ones.
-    #[key(default = false, keepalived = "vrrp_garp_extra_if all")]
+    #[key(default_is = "off", keepalived = "vrrp_garp_extra_if all")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_garp_extra_if_all: Option<bool>,
     /// The nftables table (family `inet`) in which instances without
