@@ -47,12 +47,16 @@ pub(super) struct Candidate {
     pub(super) blocked: bool,
     /// On the interface, added by us.
     pub(super) ours_present: bool,
+    /// Some master instance wants it (one in accept mode, when not
+    /// `guarded_master`).
+    pub(super) wanted: bool,
 }
 
 /// Whether an address is blocked: while a no-accept master holds it, and
-/// after, until the address we added is gone.
+/// after it left, until the address we added is gone (unless a master in
+/// accept mode now holds it: a reload turned accept mode on).
 pub(super) fn blocks(c: Candidate) -> bool {
-    c.guarded_master || (c.blocked && c.ours_present)
+    c.guarded_master || (c.blocked && c.ours_present && !c.wanted)
 }
 
 impl DriverCore {
@@ -98,6 +102,7 @@ impl DriverCore {
                     guarded_master: self.guarded_master(key),
                     blocked: sent.is_some_and(|s| s.iter().any(|x| x.addr == key.addr)),
                     ours_present: self.owned.contains(key) && self.observed(key),
+                    wanted: self.wanted(key),
                 };
                 blocks(c).then_some(b)
             })
@@ -183,7 +188,8 @@ mod tests {
                 assert!(blocks(Candidate {
                     guarded_master: true,
                     blocked,
-                    ours_present
+                    ours_present,
+                    wanted: true,
                 }));
             }
         }
@@ -195,6 +201,7 @@ mod tests {
             guarded_master: false,
             blocked: true,
             ours_present: true,
+            wanted: false,
         };
         assert!(blocks(after));
         assert!(!blocks(Candidate {
@@ -204,6 +211,11 @@ mod tests {
         // Never blocked: an address left over from elsewhere is not.
         assert!(!blocks(Candidate {
             blocked: false,
+            ..after
+        }));
+        // Held by a master in accept mode now (a reload turned it on).
+        assert!(!blocks(Candidate {
+            wanted: true,
             ..after
         }));
     }

@@ -113,3 +113,34 @@ fn excluded_addresses_are_blocked_too_and_a_failure_is_retried() {
     );
     assert_eq!(h.core.snapshot().firewall_errors, 1);
 }
+
+#[test]
+fn a_reload_that_turns_accept_off_on_a_master_blocks_at_once_and_back_on_unblocks() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
+    h.become_master("a");
+    assert!(firewall_sets(&h).is_empty(), "accept mode: no table");
+    h.clear();
+    let plan = h
+        .core
+        .plan_reload(config(vec![no_accept(spec(
+            "a",
+            "eth0",
+            1,
+            100,
+            "192.0.2.100",
+        ))]))
+        .unwrap();
+    let summary = h.core.commit_reload(h.now, plan, Vec::new());
+    h.pump();
+    assert_eq!(summary.updated, vec!["a"]);
+    assert_eq!(firewall_sets(&h), vec![vec![ip("192.0.2.100")]]);
+    h.clear();
+    let plan = h
+        .core
+        .plan_reload(config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]))
+        .unwrap();
+    h.core.commit_reload(h.now, plan, Vec::new());
+    h.pump();
+    assert_eq!(firewall_sets(&h), vec![Vec::<IpAddr>::new()]);
+    assert_eq!(h.state("a"), State::Master);
+}

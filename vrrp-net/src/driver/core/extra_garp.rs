@@ -120,6 +120,27 @@ impl DriverCore {
         }
     }
 
+    /// Level-triggered catch-up after a reload: a master whose
+    /// `garp_extra_if` appeared gets a schedule, one that lost it (or is
+    /// no longer master) none.
+    pub(super) fn extra_garp_sync(&mut self, now: Timestamp) {
+        let ids: Vec<InstanceId> = self.entries.keys().copied().collect();
+        for id in ids {
+            let master = self
+                .router
+                .instance(id)
+                .is_some_and(|i| i.state() == State::Master);
+            match (master, self.extra_garp_config(id)) {
+                (true, Some(g)) => {
+                    self.extra_garp.entry(id).or_insert(now + g.interval);
+                }
+                _ => {
+                    self.extra_garp.remove(&id);
+                }
+            }
+        }
+    }
+
     /// When the next periodic packet is due.
     pub(super) fn extra_garp_deadline(&self) -> Option<Timestamp> {
         self.extra_garp.values().min().copied()

@@ -92,3 +92,37 @@ fn without_all_an_ordinary_interface_gets_nothing() {
     h.advance(h.now + Duration::from_secs(3));
     assert!(announcements(&h).is_empty(), "{:?}", announcements(&h));
 }
+
+#[test]
+fn a_reload_that_adds_it_to_a_master_starts_the_packets() {
+    let mut h = two_interfaces(true);
+    h.become_master("a");
+    let mut spec = h.core.entries.values().next().unwrap().spec.clone();
+    spec.garp_extra_if = None;
+    let plan = h.core.plan_reload(config(vec![spec.clone()])).unwrap();
+    h.core.commit_reload(h.now, plan, Vec::new());
+    h.pump();
+    h.clear();
+    h.advance(h.now + Duration::from_secs(2));
+    assert!(
+        announcements(&h).is_empty(),
+        "removed: {:?}",
+        announcements(&h)
+    );
+    spec.garp_extra_if = Some(GarpExtraIf {
+        interval: Duration::from_millis(500),
+        all: true,
+    });
+    let plan = h.core.plan_reload(config(vec![spec])).unwrap();
+    h.core.commit_reload(h.now, plan, Vec::new());
+    h.pump();
+    h.clear();
+    h.advance(h.now + Duration::from_millis(1000));
+    assert_eq!(
+        announcements(&h),
+        vec![
+            (3, vec![ip("192.0.2.110")], 1),
+            (3, vec![ip("192.0.2.110")], 1)
+        ]
+    );
+}

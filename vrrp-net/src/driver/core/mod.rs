@@ -1370,6 +1370,7 @@ impl DriverCore {
         }
         self.flush_outbox();
         self.reconcile_firewall(now);
+        self.extra_garp_sync(now);
         self.reconcile_vmacs(now);
         self.reconcile_routes(now);
         self.reconcile_rules(now);
