@@ -115,7 +115,8 @@ pub struct InstanceSpec {
     /// RFC 5798 6.1 `Accept_Mode` (keepalived's `accept` / `no_accept`):
     /// when false and the instance is not the address owner, the driver
     /// has the firewall drop packets to and from its virtual addresses
-    /// while it is master (see [`crate::firewall`]). True by default.
+    /// (in every state: they only reach the host while it is master; see
+    /// [`crate::firewall`]). True by default.
     pub accept: bool,
     /// keepalived's `garp_extra_if`: periodic gratuitous ARPs / NAs on
     /// the other interfaces of its addresses while master (see

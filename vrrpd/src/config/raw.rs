@@ -181,7 +181,7 @@ pub struct Global {
     pub vrrp_garp_extra_if_all: Option<bool>,
     /// The nftables table (family `inet`) in which instances without
     /// accept mode (`accept = false`, the default in strict mode) have
-    /// their virtual addresses blocked while master (RFC 5798 6.4.3).
+    /// their virtual addresses blocked (RFC 5798 6.4.3).
     /// keepalived's tables are `ip keepalived` and `ip6 keepalived`, of
     /// other families, so the two daemons never share one.
     #[key(default = "vrrpd", keepalived = "nftables")]
@@ -593,8 +593,8 @@ pub struct Instance {
     pub garp_extra_if_all: Option<bool>,
     /// RFC 5798 6.1 Accept_Mode: whether a master that is not the address
     /// owner accepts packets addressed to its virtual addresses. When
-    /// off, they are dropped (and none are sent from them) while it is
-    /// master, by nftables rules in `global.nftables`. Not allowed with
+    /// off, they are dropped (and none are sent from them) by nftables
+    /// rules in `global.nftables`. Not allowed with
     /// VRRPv2 in strict mode (RFC 3768 has no accept mode).
     #[key(
         default_is = "on; off in strict mode (always on for the owner, priority 255)",

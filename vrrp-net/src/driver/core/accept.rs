@@ -3,22 +3,27 @@
 //! router if it is not the IPvX address owner", unless Accept_Mode is
 //! True): which virtual addresses the firewall blocks, and when.
 //!
-//! As keepalived does: an instance with `accept` off that is not the
-//! address owner (priority 255) blocks its virtual addresses (excluded
-//! ones too) while it is master; the block goes in before the addresses
-//! are added (the effect is queued before their additions) and, unlike
-//! keepalived (which lifts it right after asking for the removals), stays
-//! until the address is confirmed gone, so no packet reaches an address
-//! of ours that is still there. The table exists from start to stop when
-//! some instance needs it (created at start, empty), so an operator sees
-//! it; the shell deletes it at stop.
+//! The addresses (excluded ones too) of every instance that runs without
+//! accept mode and is not the address owner (priority 255) are blocked
+//! from start to stop, in every state. keepalived 2.2.7 fills its sets
+//! when the instance becomes master (before adding the addresses) and
+//! empties them when it leaves (after removing them); the effect on
+//! traffic is the same, because packets to an address the host does not
+//! hold never reach its input hook and the host sends none from it. What
+//! differs: a copy of the address that someone else put on a backup is
+//! blocked here, not by keepalived, and no takeover waits for the
+//! firewall (keepalived talks netlink in-process; running `nft` takes a
+//! few milliseconds, tens on a loaded host, which would delay every
+//! takeover's addresses). The set changes only at start, on a reload and
+//! when an interface an IPv6 link-local address is matched by appears or
+//! goes. The table exists from start to stop when some instance needs it,
+//! so an operator sees it; the shell deletes it at stop.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use vrrp_core::{State, Timestamp};
+use vrrp_core::Timestamp;
 
-use super::addresses::VipKey;
 use super::{DriverCore, Effect, FIRST_RETRY, MAX_RETRY};
 use crate::firewall::BlockedAddress;
 
@@ -37,74 +42,50 @@ pub(super) struct FirewallTrack {
     pub(super) repairs: u64,
 }
 
-/// One virtual address as the policy sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Candidate {
-    /// Some instance listing it is master, bound, not the owner and runs
-    /// without accept mode.
-    pub(super) guarded_master: bool,
-    /// Blocked in the set last asked for.
-    pub(super) blocked: bool,
-    /// On the interface, added by us.
-    pub(super) ours_present: bool,
-    /// Some master instance wants it (one in accept mode, when not
-    /// `guarded_master`).
-    pub(super) wanted: bool,
-}
-
-/// Whether an address is blocked: while a no-accept master holds it, and
-/// after it left, until the address we added is gone (unless a master in
-/// accept mode now holds it: a reload turned accept mode on).
-pub(super) fn blocks(c: Candidate) -> bool {
-    c.guarded_master || (c.blocked && c.ours_present && !c.wanted)
+/// Whether an instance's addresses are blocked: it runs without accept
+/// mode and is not the address owner (whose addresses are its own: RFC
+/// 5798 6.4.3 lets it accept them).
+pub(super) fn guards(accept: bool, owner: bool) -> bool {
+    !accept && !owner
 }
 
 impl DriverCore {
-    /// Whether some instance runs without accept mode and is not the
-    /// address owner: the firewall table is needed.
+    /// Whether some instance's addresses are blocked: the table is
+    /// needed.
     fn firewall_needed(&self) -> bool {
-        self.entries.iter().any(|(id, e)| {
-            !e.spec.accept
-                && !self
-                    .router
-                    .config_of(*id)
-                    .is_some_and(|c| c.priority.is_owner())
+        self.entries.keys().any(|id| self.guarded(*id))
+    }
+
+    fn guarded(&self, id: vrrp_core::InstanceId) -> bool {
+        self.entries.get(&id).is_some_and(|e| {
+            guards(
+                e.spec.accept,
+                self.router
+                    .config_of(id)
+                    .is_some_and(|c| c.priority.is_owner()),
+            )
         })
     }
 
-    fn guarded_master(&self, key: &VipKey) -> bool {
-        self.vip_index.get(key).is_some_and(|ids| {
-            ids.iter().any(|id| {
-                self.entries
-                    .get(id)
-                    .is_some_and(|e| !e.spec.accept && e.binding.is_ok())
-                    && self.router.instance(*id).is_some_and(|i| {
-                        i.state() == State::Master && !i.config().priority.is_owner()
-                    })
-            })
-        })
-    }
-
-    /// The addresses to block now.
+    /// The addresses to block now: those of every guarded instance (on
+    /// an interface that exists, for the link-local ones matched by
+    /// interface index).
     pub(super) fn blocked_now(&self) -> BTreeSet<BlockedAddress> {
-        let sent = self.firewall.sent.as_ref();
-        let mut keys: BTreeSet<&VipKey> = self.vip_index.keys().collect();
-        keys.extend(self.owned.iter());
-        keys.into_iter()
-            .filter_map(|key| {
-                let link = self.kernel.link_by_name(&key.device)?;
-                let b = BlockedAddress {
+        self.vip_index
+            .iter()
+            .filter(|(_, ids)| ids.iter().any(|id| self.guarded(*id)))
+            .filter_map(|(key, _)| {
+                let ifindex = self.kernel.link_by_name(&key.device).map(|l| l.ifindex);
+                let link_local =
+                    matches!(key.addr, std::net::IpAddr::V6(a) if a.is_unicast_link_local());
+                if link_local && ifindex.is_none() {
+                    return None;
+                }
+                Some(BlockedAddress {
                     addr: key.addr,
                     device: key.device.clone(),
-                    ifindex: link.ifindex,
-                };
-                let c = Candidate {
-                    guarded_master: self.guarded_master(key),
-                    blocked: sent.is_some_and(|s| s.iter().any(|x| x.addr == key.addr)),
-                    ours_present: self.owned.contains(key) && self.observed(key),
-                    wanted: self.wanted(key),
-                };
-                blocks(c).then_some(b)
+                    ifindex: ifindex.unwrap_or(0),
+                })
             })
             .collect()
     }
@@ -182,42 +163,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_guarded_master_blocks() {
-        for blocked in [false, true] {
-            for ours_present in [false, true] {
-                assert!(blocks(Candidate {
-                    guarded_master: true,
-                    blocked,
-                    ours_present,
-                    wanted: true,
-                }));
-            }
-        }
-    }
-
-    #[test]
-    fn a_block_outlives_the_master_until_the_address_is_gone() {
-        let after = Candidate {
-            guarded_master: false,
-            blocked: true,
-            ours_present: true,
-            wanted: false,
-        };
-        assert!(blocks(after));
-        assert!(!blocks(Candidate {
-            ours_present: false,
-            ..after
-        }));
-        // Never blocked: an address left over from elsewhere is not.
-        assert!(!blocks(Candidate {
-            blocked: false,
-            ..after
-        }));
-        // Held by a master in accept mode now (a reload turned it on).
-        assert!(!blocks(Candidate {
-            wanted: true,
-            ..after
-        }));
+    fn only_a_non_owner_without_accept_mode_is_guarded() {
+        assert!(guards(false, false));
+        assert!(!guards(true, false));
+        assert!(!guards(false, true), "the owner accepts its own addresses");
+        assert!(!guards(true, true));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Accept mode (RFC 5798 6.4.3) in simulated time: which virtual
-//! addresses the core asks the firewall to block, and in what order with
-//! the address changes.
+//! addresses the core asks the firewall to block, and that no takeover
+//! or release waits for it.
 
 use super::*;
 use crate::driver::Vip;
@@ -20,12 +20,8 @@ fn firewall_sets(h: &Harness) -> Vec<Vec<IpAddr>> {
         .collect()
 }
 
-fn position(h: &Harness, f: impl Fn(&Effect) -> bool) -> usize {
-    h.log.iter().position(f).unwrap()
-}
-
 #[test]
-fn a_no_accept_master_blocks_its_addresses_before_adding_them() {
+fn a_no_accept_instance_is_blocked_from_start_and_no_transition_touches_the_firewall() {
     let mut h = Harness::eth0(&config(vec![no_accept(spec(
         "a",
         "eth0",
@@ -33,44 +29,23 @@ fn a_no_accept_master_blocks_its_addresses_before_adding_them() {
         100,
         "192.0.2.100",
     ))]));
-    // The table is made at start, empty.
-    assert_eq!(firewall_sets(&h), vec![Vec::<IpAddr>::new()]);
-    h.clear();
-    h.become_master("a");
+    assert_eq!(h.state("a"), State::Backup);
     assert_eq!(firewall_sets(&h), vec![vec![ip("192.0.2.100")]]);
-    let block = position(&h, |e| matches!(e, Effect::Firewall(_)));
-    let add = position(&h, |e| matches!(e, Effect::AddAddress(_)));
-    assert!(block < add, "{:?}", h.log);
-    let Some(Effect::Firewall(set)) = h.log.get(block) else {
+    let Some(Effect::Firewall(set)) = h.log.iter().find(|e| matches!(e, Effect::Firewall(_)))
+    else {
         panic!("no firewall effect");
     };
     assert_eq!(
         set.first().map(|b| (b.device.as_str(), b.ifindex)),
         Some(("eth0", 2))
     );
-}
-
-#[test]
-fn the_block_stays_until_the_address_is_gone() {
-    let mut h = Harness::eth0(&config(vec![no_accept(spec(
-        "a",
-        "eth0",
-        1,
-        100,
-        "192.0.2.100",
-    ))]));
-    h.become_master("a");
     h.clear();
-    h.hold = true;
-    // A better master: back to Backup, removal asked, not answered yet.
+    h.become_master("a");
+    assert_eq!(h.adds(), vec![ip("192.0.2.100")]);
     h.advert("eth0", "192.0.2.2", 1, 200, &["192.0.2.100"]);
     assert_eq!(h.state("a"), State::Backup);
     assert_eq!(h.removes(), vec![ip("192.0.2.100")]);
-    assert!(firewall_sets(&h).is_empty(), "still blocked: {:?}", h.log);
-    h.clear();
-    h.hold = false;
-    h.release_held();
-    assert_eq!(firewall_sets(&h), vec![Vec::<IpAddr>::new()]);
+    assert!(firewall_sets(&h).is_empty(), "{:?}", h.log);
 }
 
 #[test]
@@ -94,8 +69,6 @@ fn excluded_addresses_are_blocked_too_and_a_failure_is_retried() {
         },
     ];
     let mut h = Harness::eth0(&config(vec![s]));
-    h.clear();
-    h.become_master("a");
     assert_eq!(
         firewall_sets(&h),
         vec![vec![ip("192.0.2.100"), ip("192.0.2.101")]]
@@ -115,7 +88,7 @@ fn excluded_addresses_are_blocked_too_and_a_failure_is_retried() {
 }
 
 #[test]
-fn a_reload_that_turns_accept_off_on_a_master_blocks_at_once_and_back_on_unblocks() {
+fn a_reload_that_turns_accept_mode_off_or_on_changes_the_set_in_place() {
     let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
     h.become_master("a");
     assert!(firewall_sets(&h).is_empty(), "accept mode: no table");
@@ -143,4 +116,31 @@ fn a_reload_that_turns_accept_off_on_a_master_blocks_at_once_and_back_on_unblock
     h.pump();
     assert_eq!(firewall_sets(&h), vec![Vec::<IpAddr>::new()]);
     assert_eq!(h.state("a"), State::Master);
+}
+
+#[test]
+fn a_link_local_address_matched_by_index_waits_for_its_interface() {
+    let mut s = no_accept(spec("a", "eth0", 1, 100, "192.0.2.100"));
+    s.vips = vec![
+        Vip::new(vip("192.0.2.100")),
+        Vip {
+            excluded: true,
+            device: Some("eth9".into()),
+            ..Vip::new(VirtualAddress {
+                addr: ip("fe80::99"),
+                prefix_len: 64,
+            })
+        },
+    ];
+    let mut h = Harness::eth0(&config(vec![s]));
+    assert_eq!(firewall_sets(&h), vec![vec![ip("192.0.2.100")]]);
+    h.clear();
+    let l = link(9, "eth9", true);
+    h.links.push(l.clone());
+    h.core.handle_link_events(h.now, vec![LinkEvent::Up(l)]);
+    h.pump();
+    assert_eq!(
+        firewall_sets(&h),
+        vec![vec![ip("192.0.2.100"), ip("fe80::99")]]
+    );
 }

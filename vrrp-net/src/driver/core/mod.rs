@@ -1278,8 +1278,6 @@ impl DriverCore {
                 // advertisements leave before addresses change or GARPs go.
                 Output::AddAddresses { .. } => {
                     self.flush_outbox();
-                    // RFC 5798 6.4.3: blocked before they are added.
-                    self.reconcile_firewall(now);
                     let keys: Vec<VipKey> = self
                         .entries
                         .get(&id)
