@@ -2,7 +2,7 @@
 //! not own its virtual addresses and runs with `no_accept` (keepalived's
 //! default in strict mode) must not accept packets addressed to them.
 //! Like keepalived's nftables build, the driver keeps an nftables table of
-//! its own whose sets hold the virtual addresses of such masters, dropped
+//! its own whose sets hold the virtual addresses of such instances, dropped
 //! on input (destination) and output (source), with neighbour
 //! solicitations and advertisements let through so that IPv6 neighbour
 //! discovery still works, and link-local addresses matched together with
@@ -18,8 +18,11 @@
 //! replaces the whole table in one atomic transaction (`nft -f -`), which
 //! makes every update a repair too; building nftables expressions by hand
 //! over netlink would be a few hundred lines of encoding for a path that
-//! runs once per state change of a `no_accept` instance. The cost is one
-//! process start (a few milliseconds) per change.
+//! runs at start, on a reload and on a repair, never on a state change
+//! (the core blocks the addresses in every state, so no takeover waits
+//! for it). The cost is a process start or two (a few milliseconds, tens
+//! on a loaded host) per change, and one `nft list` every 2 s to notice
+//! a table deleted or changed from outside.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
