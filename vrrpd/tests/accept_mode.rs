@@ -1,8 +1,8 @@
 //! RFC 5798 Accept_Mode against keepalived 2.2.7 in strict mode, on one
 //! keepalived.conf: a master that is not the address owner and runs
 //! without accept mode (strict mode's default) drops pings and TCP
-//! connections to its virtual addresses (an excluded IPv6 one too, whose
-//! neighbour discovery still works), and one with `accept` answers them,
+//! connections to its virtual addresses (excluded IPv6 ones too, a global
+//! one whose neighbour discovery still works and a link-local one), and one with `accept` answers them,
 //! from a client on the LAN, alike for keepalived and for `vrrpd` running
 //! the file converted by `import-keepalived`. vrrpd's nftables table is
 //! there from start, put back when an operator deletes it, and gone when
@@ -21,11 +21,13 @@ const T: Duration = Duration::from_secs(15);
 const PORT: u16 = 8071;
 const GUARDED: &str = "192.0.2.71";
 const GUARDED6: &str = "2001:db8::71";
+/// A link-local one: matched with its interface.
+const GUARDED_LL: &str = "fe80::71";
 const OPEN: &str = "192.0.2.72";
 
 const CONF: &str = "global_defs {\n  vrrp_strict\n  vrrp_version 3\n}\n\
 vrrp_instance GUARDED {\n  state BACKUP\n  interface eth0\n  virtual_router_id 71\n  priority 100\n  advert_int 0.1\n  \
-virtual_ipaddress {\n    192.0.2.71/24\n  }\n  virtual_ipaddress_excluded {\n    2001:db8::71/64\n  }\n}\n\
+virtual_ipaddress {\n    192.0.2.71/24\n  }\n  virtual_ipaddress_excluded {\n    2001:db8::71/64\n    fe80::71/64 dev eth0\n  }\n}\n\
 vrrp_instance OPEN {\n  state BACKUP\n  interface eth0\n  virtual_router_id 72\n  priority 100\n  advert_int 0.1\n  \
 accept\n  virtual_ipaddress {\n    192.0.2.72/24\n  }\n}\n";
 
@@ -59,20 +61,17 @@ impl Drop for Listener {
 /// (a ping socket: the kernel fills in the identifier and checksum).
 fn pings(client: &Router, addr: &str) -> Result<bool> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let target: std::net::IpAddr = addr.parse()?;
+    let target = socket_addr(client, addr, 0)?;
     client
         .ns()
         .run(move || async move {
             let (domain, protocol, request, reply) = match target {
-                std::net::IpAddr::V4(_) => (Domain::IPV4, Protocol::ICMPV4, 8, 0),
-                std::net::IpAddr::V6(_) => (Domain::IPV6, Protocol::ICMPV6, 128, 129),
+                std::net::SocketAddr::V4(_) => (Domain::IPV4, Protocol::ICMPV4, 8, 0),
+                std::net::SocketAddr::V6(_) => (Domain::IPV6, Protocol::ICMPV6, 128, 129),
             };
             let socket = Socket::new(domain, Type::DGRAM, Some(protocol))?;
             let deadline = Instant::now() + Duration::from_secs(1);
-            socket.send_to(
-                &[request, 0, 0, 0, 0, 0, 0, 1, b'v', b'r'],
-                &std::net::SocketAddr::new(target, 0).into(),
-            )?;
+            socket.send_to(&[request, 0, 0, 0, 0, 0, 0, 1, b'v', b'r'], &target.into())?;
             let mut buf = [0u8; 256];
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -100,13 +99,7 @@ fn pings(client: &Router, addr: &str) -> Result<bool> {
 /// Whether a TCP connection to `addr:PORT` from the client succeeds
 /// within a second.
 fn connects(client: &Router, addr: &str) -> Result<bool> {
-    let target = format!("{addr}:{PORT}");
-    let target = if addr.contains(':') {
-        format!("[{addr}]:{PORT}")
-    } else {
-        target
-    };
-    let target: std::net::SocketAddr = target.parse()?;
+    let target = socket_addr(client, addr, PORT)?;
     client
         .ns()
         .run(move || async move {
@@ -120,6 +113,26 @@ fn connects(client: &Router, addr: &str) -> Result<bool> {
             )
         })
         .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `addr:port`, a link-local address scoped to the client's eth0.
+fn socket_addr(client: &Router, addr: &str, port: u16) -> Result<std::net::SocketAddr> {
+    let ip: std::net::IpAddr = addr.parse()?;
+    Ok(match ip {
+        std::net::IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+            let out = client
+                .ns()
+                .ip(&["-o", "link", "show", "eth0"])
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let index: u32 = out
+                .split(':')
+                .next()
+                .and_then(|n| n.trim().parse().ok())
+                .context("eth0's index")?;
+            std::net::SocketAddrV6::new(v6, port, 0, index).into()
+        }
+        _ => std::net::SocketAddr::new(ip, port),
+    })
 }
 
 /// Ping and TCP for each address, as seen from the client.
@@ -174,10 +187,11 @@ fn wait_until(what: &str, mut check: impl FnMut() -> Result<bool>) -> Result<()>
 /// guarded addresses dropped, the open one answered, and neighbour
 /// discovery for the guarded IPv6 address working.
 fn expected(client: &Router, master: &Router, who: &str) -> Result<Vec<(String, bool, bool)>> {
-    let seen = reachability(client, &[GUARDED, GUARDED6, OPEN])?;
+    let seen = reachability(client, &[GUARDED, GUARDED6, GUARDED_LL, OPEN])?;
     let want = vec![
         (GUARDED.to_owned(), false, false),
         (GUARDED6.to_owned(), false, false),
+        (GUARDED_LL.to_owned(), false, false),
         (OPEN.to_owned(), true, true),
     ];
     ensure!(
@@ -218,7 +232,7 @@ fn a_no_accept_master_drops_traffic_to_its_addresses_like_keepalived_strict_mode
     // keepalived, alone: master of both.
     let ka_listener = Listener::start(ka_router.ns())?;
     let ka = Keepalived::start(ka_router.ns(), CONF)?;
-    for vip in [GUARDED, GUARDED6, OPEN] {
+    for vip in [GUARDED, GUARDED6, GUARDED_LL, OPEN] {
         wait_address(ka_router, vip, T).with_context(|| ka.log())?;
     }
     let keepalived_view = expected(client, ka_router, "keepalived").with_context(|| ka.log())?;
@@ -237,7 +251,7 @@ fn a_no_accept_master_drops_traffic_to_its_addresses_like_keepalived_strict_mode
     })?;
     ours.wait_state("GUARDED", "master", T)?;
     ours.wait_state("OPEN", "master", T)?;
-    for vip in [GUARDED, GUARDED6, OPEN] {
+    for vip in [GUARDED, GUARDED6, GUARDED_LL, OPEN] {
         wait_address(ours_router, vip, T)?;
     }
     let vrrpd_view = expected(client, ours_router, "vrrpd").with_context(|| ours.log_text())?;
