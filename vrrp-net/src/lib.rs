@@ -230,6 +230,7 @@
 
 pub mod addr;
 pub mod driver;
+pub mod firewall;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -51,6 +51,7 @@ pub fn plan(config: &Effective) -> Plan {
                 no_track: v.no_track,
             })
             .collect(),
+        firewall: config.global.nftables.clone(),
         ..DriverConfig::default()
     };
     let instance_notify = config
@@ -328,6 +329,10 @@ fn instance_spec(
     });
     spec.dont_track_primary = inst.dont_track_primary;
     spec.promote_secondaries = inst.promote_secondaries;
+    spec.accept = inst.accept;
+    spec.garp_extra_if = inst
+        .garp_extra_if
+        .map(|(interval, all)| vrrp_net::driver::GarpExtraIf { interval, all });
     spec.routes = inst.routes.clone();
     spec.rules = inst.rules.clone();
     if let Some(export) = inst.export_routes {

@@ -188,7 +188,7 @@ fn the_report_counts_every_keyword() {
             .rev()
             .collect()
     };
-    assert_eq!(row("global_defs vrrp_strict"), [0, 1, 0]);
+    assert_eq!(row("global_defs vrrp_strict"), [1, 0, 0]);
     assert_eq!(row("global_defs smtp_server"), [0, 0, 1]);
     assert_eq!(row("vrrp_instance authentication"), [0, 1, 0]);
     assert_eq!(row("vrrp_instance virtual_router_id"), [1, 0, 0]);

@@ -134,6 +134,16 @@ pub struct InstanceSpec {
     /// turns it off again when the driver stops. Not for an instance with
     /// a virtual MAC interface (keepalived ignores it there too).
     pub promote_secondaries: bool,
+    /// RFC 5798 6.1 `Accept_Mode` (keepalived's `accept` / `no_accept`):
+    /// when false and the instance is not the address owner, the driver
+    /// has the firewall drop packets to and from its virtual addresses
+    /// (in every state: they only reach the host while it is master; see
+    /// [`crate::firewall`]). True by default.
+    pub accept: bool,
+    /// keepalived's `garp_extra_if`: periodic gratuitous ARPs / NAs on
+    /// the other interfaces of its addresses while master (see
+    /// [`crate::driver::core::GarpExtraIf`]).
+    pub garp_extra_if: Option<crate::driver::core::GarpExtraIf>,
 }
 
 /// keepalived's `use_vmac`: the driver creates a macvlan named `name` on
@@ -172,6 +182,8 @@ impl InstanceSpec {
             routes: Vec::new(),
             rules: Vec::new(),
             promote_secondaries: false,
+            accept: true,
+            garp_extra_if: None,
         }
     }
 
@@ -303,6 +315,9 @@ pub struct DriverConfig {
     /// without is ignored (and logged). `excluded` and `no_track` mean
     /// nothing here.
     pub static_addresses: Vec<Vip>,
+    /// The accept-mode firewall's settings (used when some instance has
+    /// [`InstanceSpec::accept`] off); read at start.
+    pub firewall: crate::firewall::FirewallConfig,
 }
 
 impl DriverConfig {
@@ -710,6 +725,11 @@ pub struct Snapshot {
     /// core, which reads no clock): ages in it ([`PeerStatus::age`]) are
     /// as of then.
     pub published: Option<std::time::Instant>,
+    /// Accept-mode firewall changes that failed (each is retried).
+    pub firewall_errors: u64,
+    /// Times the accept-mode firewall table was found changed or deleted
+    /// from outside and put back.
+    pub firewall_repairs: u64,
 }
 
 /// What a reload changed, by instance name.

@@ -39,6 +39,11 @@ pub(crate) const RECONCILE_INTERVAL: Duration = Duration::from_secs(5);
 /// What the helper tasks report to the loop.
 #[derive(Debug)]
 pub(crate) enum Msg {
+    /// An accept-mode firewall change finished.
+    FirewallDone(Result<(), String>),
+    /// The accept-mode firewall was found changed from outside and put
+    /// back.
+    FirewallRepaired,
     /// Link / address notifications.
     Links(Vec<LinkEvent>),
     /// Notifications were lost (ENOBUFS); a dump follows.
@@ -113,6 +118,11 @@ pub(crate) enum Work {
     RemoveRoute(RouteOp),
     AddRule(Rule),
     RemoveRule(Rule),
+    /// Make the accept-mode firewall block exactly these addresses.
+    Firewall(
+        Arc<tokio::sync::Mutex<crate::firewall::Firewall>>,
+        std::collections::BTreeSet<crate::firewall::BlockedAddress>,
+    ),
 }
 
 struct OpenSocket {
@@ -370,6 +380,15 @@ pub(crate) async fn kernel_worker(
                     result,
                 });
             }
+            Work::Firewall(firewall, blocked) => {
+                let result = firewall
+                    .lock()
+                    .await
+                    .apply(&blocked)
+                    .await
+                    .map_err(|e| e.to_string());
+                let _ = out.send(Msg::FirewallDone(result));
+            }
             Work::Announce(a) => {
                 let socket = match announcers.get(&a.ifindex) {
                     Some(s) if s.mac() == a.mac => s.clone(),
@@ -569,6 +588,39 @@ pub(crate) async fn write_state(
                 tracing::error!(error = %e, "state file writer failed");
                 let _ = out.send(Msg::StateFileError);
             }
+        }
+    }
+}
+
+/// How often the accept-mode firewall table is checked against what was
+/// installed.
+const FIREWALL_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Checks the accept-mode firewall table now and then and puts it back
+/// when an operator deleted or changed it. Does nothing (spawns no
+/// process) while no table is installed.
+pub(crate) async fn watch_firewall(
+    firewall: Arc<tokio::sync::Mutex<crate::firewall::Firewall>>,
+    out: mpsc::UnboundedSender<Msg>,
+) {
+    let mut tick = tokio::time::interval(FIREWALL_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if out.is_closed() {
+            return;
+        }
+        let mut fw = firewall.lock().await;
+        if fw.installed().is_none() {
+            continue;
+        }
+        let msg = match fw.repair().await {
+            Ok(false) => continue,
+            Ok(true) => Msg::FirewallRepaired,
+            Err(e) => Msg::FirewallDone(Err(e.to_string())),
+        };
+        if out.send(msg).is_err() {
+            return;
         }
     }
 }

@@ -54,6 +54,7 @@ pub use self::api::{
     HISTOGRAM_BOUNDS_MS, InstanceSpec, InstanceStatus, PeerStatus, ReloadSummary, Snapshot,
     StateEvent, TrackKey, Unbound, Vip, VipStatus, VmacSpec,
 };
+pub use self::core::GarpExtraIf;
 use self::shell::{Command, Shell};
 
 /// How the driver ended: `None` while it runs.

@@ -12,7 +12,9 @@ use vrrp_core::{Priority, RxMeta, Timestamp, TrackId};
 
 use super::api::{DriverConfig, DriverError, ReloadSummary, Snapshot, StateEvent, TrackKey};
 use super::core::{DriverCore, Effect, OwnedAddress, SendReport, SocketKey};
-use super::io::{FollowedLinks, Msg, SocketPool, Work, follow, kernel_worker, write_state};
+use super::io::{
+    FollowedLinks, Msg, SocketPool, Work, follow, kernel_worker, watch_firewall, write_state,
+};
 use super::route_io::{FollowedRoutes, FollowedRules, routes_path, rules_path, write_records};
 use super::state_file::StateFile;
 use crate::addr::AddressManager;
@@ -81,6 +83,12 @@ pub(crate) struct Shell {
     rx: RecvBatch,
     state: Option<StateFile>,
     promote: super::promote::PromoteSecondaries,
+    /// The accept-mode firewall, shared with the kernel worker (which
+    /// applies changes in order with the address changes) and the task
+    /// that repairs it.
+    firewall: std::sync::Arc<tokio::sync::Mutex<crate::firewall::Firewall>>,
+    /// A firewall change was asked for: the table is deleted at stop.
+    firewall_used: bool,
 }
 
 impl Shell {
@@ -155,6 +163,10 @@ impl Shell {
             },
             msgs_tx.clone(),
         ));
+        let firewall = std::sync::Arc::new(tokio::sync::Mutex::new(
+            crate::firewall::Firewall::new(config.firewall.clone()),
+        ));
+        tokio::spawn(watch_firewall(firewall.clone(), msgs_tx.clone()));
         tokio::spawn(follow(
             FollowedRoutes {
                 watcher: route_watcher,
@@ -202,6 +214,8 @@ impl Shell {
             rx: RecvBatch::new(),
             state: Some(state),
             promote,
+            firewall,
+            firewall_used: false,
         };
         // Open the sockets before starting, so that instances start bound:
         // first the virtual MAC interfaces they are on (a little while at
@@ -367,6 +381,14 @@ impl Shell {
                 _ => break,
             }
         }
+        // The accept-mode firewall goes last, after the addresses (the
+        // lock waits for a change the worker is making).
+        if self.firewall_used {
+            let mut fw = self.firewall.lock().await;
+            if let Err(e) = fw.remove().await {
+                tracing::error!(error = %e, "cannot delete the accept-mode firewall table");
+            }
+        }
         // The writer finishes what it was writing, then the record is
         // written (or removed, when empty) one last time.
         self.persist = None;
@@ -494,6 +516,8 @@ impl Shell {
             Msg::RuleDone { rule, add, result } => {
                 self.core.handle_rule_result(now, &rule, add, result);
             }
+            Msg::FirewallDone(result) => self.core.handle_firewall_result(now, result),
+            Msg::FirewallRepaired => self.core.handle_firewall_repaired(),
         }
     }
 
@@ -632,6 +656,12 @@ impl Shell {
                     if let Some(p) = &self.persist_rules {
                         p.send_replace(Some(rules));
                     }
+                }
+                Effect::Firewall(blocked) => {
+                    self.firewall_used = true;
+                    let _ = self
+                        .work
+                        .send(Work::Firewall(self.firewall.clone(), blocked));
                 }
                 Effect::PersistRoutes(routes) => {
                     if let Some(p) = &self.persist_routes {

@@ -71,6 +71,10 @@ pub struct Global {
     pub lower_prio_no_advert: bool,
     /// Default of the instances' `down_timer_adverts`.
     pub down_timer_adverts: u8,
+    /// The accept-mode firewall's nftables settings.
+    pub nftables: vrrp_net::firewall::FirewallConfig,
+    /// Default of the instances' `garp_extra_if` (interval, all).
+    pub garp_extra_if: Option<(Duration, bool)>,
     /// Default gratuitous ARP timing.
     pub garp: GarpConfig,
     /// Longest a notify script may run.
@@ -141,6 +145,8 @@ impl Default for Global {
             v3_checksum_as_v2: false,
             lower_prio_no_advert: false,
             down_timer_adverts: 3,
+            nftables: vrrp_net::firewall::FirewallConfig::default(),
+            garp_extra_if: None,
             garp: GarpConfig::default(),
             notify_timeout: Duration::from_secs(30),
             log_format: LogFormat::Text,
@@ -343,6 +349,11 @@ pub struct Instance {
     pub dont_track_primary: bool,
     /// keepalived's `promote_secondaries`.
     pub promote_secondaries: bool,
+    /// RFC 5798 Accept_Mode (off: the firewall blocks the virtual
+    /// addresses while master).
+    pub accept: bool,
+    /// keepalived's `garp_extra_if` (interval, all); zero interval: off.
+    pub garp_extra_if: Option<(Duration, bool)>,
     /// Routes installed while Master (`virtual_routes`).
     pub routes: Vec<vrrp_net::route::Route>,
     /// Virtual addresses exported as host routes while Master.
@@ -795,6 +806,12 @@ impl Global {
             vrrp_garp_lower_prio_delay: dur(self.garp.lower_prio_delay),
             vrrp_garp_lower_prio_repeat: Some(self.garp.lower_prio_repeat),
             vrrp_down_timer_adverts: Some(self.down_timer_adverts),
+            vrrp_garp_extra_if: self.garp_extra_if.map(|(d, _)| Dur(d)),
+            vrrp_garp_extra_if_all: self.garp_extra_if.map(|(_, all)| all),
+            nftables: Some(self.nftables.table.clone()),
+            nftables_priority: Some(self.nftables.priority),
+            nftables_counters: Some(self.nftables.counters),
+            nftables_ifindex: Some(self.nftables.ifindex),
             notify_timeout: dur(self.notify_timeout),
             log_format: Some(self.log_format),
             http: self.http.map(|listen| raw::Http {
@@ -974,6 +991,9 @@ impl Instance {
             vmac_xmit_base: Some(self.vmac.as_ref().is_some_and(|v| v.xmit_base)),
             dont_track_primary: Some(self.dont_track_primary),
             promote_secondaries: Some(self.promote_secondaries),
+            accept: Some(self.accept),
+            garp_extra_if: self.garp_extra_if.map(|(d, _)| Dur(d)),
+            garp_extra_if_all: self.garp_extra_if.map(|(_, all)| all),
             virtual_routes: self.routes.iter().map(ToString::to_string).collect(),
             export_routes: self.export_routes.map(super::routes::Export::to_raw),
             virtual_rules: self.rules.iter().map(ToString::to_string).collect(),

@@ -167,6 +167,45 @@ pub struct Global {
     #[key(default = 3, keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_down_timer_adverts: Option<u8>,
+    /// Default of the instances' `garp_extra_if`: while master, one
+    /// gratuitous ARP / unsolicited NA every this long on each other
+    /// interface holding one of the instance's addresses (virtual MAC
+    /// interfaces only, unless `vrrp_garp_extra_if_all`), so that
+    /// switches keep those interfaces' MAC addresses (keepalived: whole
+    /// seconds, 1 s to a day).
+    #[key(
+        default_is = "off",
+        keepalived = "vrrp_garp_extra_if DELAY, vrrp_vmac_garp_intvl"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_garp_extra_if: Option<Dur>,
+    /// `vrrp_garp_extra_if` on every other interface, not only virtual
+    /// MAC ones.
+    #[key(default_is = "off", keepalived = "vrrp_garp_extra_if all")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_garp_extra_if_all: Option<bool>,
+    /// The nftables table (family `inet`) in which instances without
+    /// accept mode (`accept = false`, the default in strict mode) have
+    /// their virtual addresses blocked (RFC 5798 6.4.3).
+    /// keepalived's tables are `ip keepalived` and `ip6 keepalived`, of
+    /// other families, so the two daemons never share one.
+    #[key(default = "vrrpd", keepalived = "nftables")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nftables: Option<String>,
+    /// Priority of that table's input and output chains (-1: before the
+    /// usual filter chains).
+    #[key(default = -1, keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nftables_priority: Option<i32>,
+    /// A counter on each of that table's drop rules.
+    #[key(default = false, keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nftables_counters: Option<bool>,
+    /// Match IPv6 link-local virtual addresses with their interface's
+    /// index rather than its name.
+    #[key(default = false, keepalived)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nftables_ifindex: Option<bool>,
     /// Longest a notify script may run before its process group is
     /// killed (30 s).
     #[key(default = "30s", vrrpd_only)]
@@ -538,6 +577,36 @@ pub struct Instance {
     #[key(default_is = "`global.vrrp_strict`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict_mode: Option<bool>,
+    /// While master, one gratuitous ARP / unsolicited NA every this long
+    /// on each interface other than the instance's holding one of its
+    /// addresses (the first of them), virtual MAC interfaces only unless
+    /// `garp_extra_if_all`; the instance's own virtual MAC with
+    /// `vmac_xmit_base`. Off (`"0s"`) when no interface qualifies.
+    #[key(
+        default_is = "`global.vrrp_garp_extra_if`",
+        keepalived = "garp_extra_if DELAY, vmac_garp_intvl"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_extra_if: Option<Dur>,
+    /// `garp_extra_if` on every other interface, not only virtual MAC
+    /// ones.
+    #[key(
+        default_is = "off with `garp_extra_if`, else `global.vrrp_garp_extra_if_all`",
+        keepalived = "garp_extra_if all"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garp_extra_if_all: Option<bool>,
+    /// RFC 5798 6.1 Accept_Mode: whether a master that is not the address
+    /// owner accepts packets addressed to its virtual addresses. When
+    /// off, they are dropped (and none are sent from them) by nftables
+    /// rules in `global.nftables`. Not allowed with
+    /// VRRPv2 in strict mode (RFC 3768 has no accept mode).
+    #[key(
+        default_is = "on; off in strict mode (always on for the owner, priority 255)",
+        keepalived = "accept / no_accept"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept: Option<bool>,
     /// The virtual addresses: `"192.0.2.100/24 dev eth0 label eth0:vip"`
     /// or `{ address = "...", dev = "...", label = "..." }`.
     #[key(default_is = "none", keepalived = "virtual_ipaddress { ... }")]

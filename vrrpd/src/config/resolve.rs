@@ -31,6 +31,9 @@ mod extra;
 #[path = "resolve_vip.rs"]
 pub(crate) mod vip;
 
+#[path = "resolve_accept.rs"]
+mod accept;
+
 /// Where the file is meant to run, which decides how problems that depend
 /// on the host (scripts that do not exist here, unknown users) count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -402,6 +405,14 @@ impl Resolver {
             script_user: None,
             v3_checksum_as_v2: g.vrrp_v3_checksum_as_v2.unwrap_or(false),
             lower_prio_no_advert: g.vrrp_lower_prio_no_advert.unwrap_or(false),
+            garp_extra_if: self
+                .garp_extra_if_global(g.vrrp_garp_extra_if, g.vrrp_garp_extra_if_all),
+            nftables: self.nftables(
+                g.nftables,
+                g.nftables_priority,
+                g.nftables_counters,
+                g.nftables_ifindex,
+            ),
             down_timer_adverts: self.down_timer_adverts(
                 KeyPath::root("global").key("vrrp_down_timer_adverts"),
                 g.vrrp_down_timer_adverts,
@@ -1144,11 +1155,16 @@ impl Resolver {
             family,
             &interface,
         );
+        let accept = self.accept_mode(&k, i.accept, strict, version, priority);
+        let garp_extra_if =
+            self.garp_extra_if(&k, i.garp_extra_if, i.garp_extra_if_all, g.garp_extra_if);
         let inst = Instance {
             vmac,
             down_timer_adverts,
             dont_track_primary: i.dont_track_primary.unwrap_or(false),
             promote_secondaries: i.promote_secondaries.unwrap_or(false),
+            accept,
+            garp_extra_if,
             track_process,
             interface,
             vrid,

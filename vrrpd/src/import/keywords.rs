@@ -219,6 +219,38 @@ impl Cx {
         }
     }
 
+    /// keepalived's `garp_extra_if [all] DELAY` (either order; DELAY in
+    /// whole seconds from `min` to a day).
+    fn garp_extra_if(&mut self, n: &Node, ctx: &str, min: u64) -> Option<(u64, bool)> {
+        let mut all = false;
+        let mut secs = None;
+        for a in n.args() {
+            if a == "all" {
+                all = true;
+            } else {
+                match a.parse::<u64>() {
+                    Ok(v) if (min..=86_400).contains(&v) => secs = Some(v),
+                    _ => {
+                        let kw = n.keyword().to_owned();
+                        self.dropped(n, ctx, format!("`{kw}` {a}: not `all` or {min}..86400 seconds; keepalived ignores it, so does vrrpd"));
+                        return None;
+                    }
+                }
+            }
+        }
+        let Some(secs) = secs else {
+            let kw = n.keyword().to_owned();
+            self.dropped(
+                n,
+                ctx,
+                format!("`{kw}` without a time; keepalived ignores it, so does vrrpd"),
+            );
+            return None;
+        };
+        self.carried(n, ctx);
+        Some((secs, all))
+    }
+
     /// keepalived's `use_vmac [NAME] [MAC]`: a name is carried; a MAC of
     /// one's own is not (vrrpd uses the RFC 5798 virtual MAC).
     fn use_vmac(&mut self, n: &Node, ctx: &str) -> Option<raw::UseVmac> {
@@ -430,7 +462,7 @@ impl Cx {
                 "vrrp_strict" => {
                     self.strict = true;
                     self.config.global.vrrp_strict = Some(true);
-                    self.changed(c, CTX, "`vrrp_strict`: carried (no authentication, no unicast, no preempt_delay, lower_prio_no_advert, owner-only MASTER start); keepalived's strict mode also drops traffic addressed to the virtual addresses (no_accept firewall rules), vrrpd accepts it".to_owned());
+                    self.carried(c, CTX);
                 }
                 "enable_script_security" => {
                     self.config.global.enable_script_security = self.flag(c, CTX);
@@ -547,6 +579,28 @@ impl Cx {
                 "smtp_alert_checker" => self.config.global.smtp_alert_checker = self.flag(c, CTX),
                 "no_email_faults" => self.config.global.no_email_faults = self.flag(c, CTX),
                 "no_checker_emails" => self.config.global.no_checker_emails = self.flag(c, CTX),
+                "vrrp_garp_extra_if" | "vrrp_vmac_garp_intvl" => {
+                    if let Some((secs, all)) = self.garp_extra_if(c, CTX, 1) {
+                        let g = &mut self.config.global;
+                        g.vrrp_garp_extra_if = Some(Dur(std::time::Duration::from_secs(secs)));
+                        g.vrrp_garp_extra_if_all = all.then_some(true);
+                    }
+                }
+                "nftables" => match c.args() {
+                    [] => self.carried(c, CTX),
+                    [t] => {
+                        self.config.global.nftables = Some(t.clone());
+                        self.carried(c, CTX);
+                    }
+                    _ => self.dropped(c, CTX, "`nftables` takes [TABLE]; dropped".to_owned()),
+                },
+                "nftables_priority" => self.config.global.nftables_priority = self.number(c, CTX),
+                "nftables_counters" => self.config.global.nftables_counters = self.flag(c, CTX),
+                "nftables_ifindex" => self.config.global.nftables_ifindex = self.flag(c, CTX),
+                "vrrp_iptables" | "vrrp_ipsets" => {
+                    let kw = c.keyword().to_owned();
+                    self.changed(c, CTX, format!("`{kw}`: keepalived as Debian builds it has no iptables and uses nftables instead, so does vrrpd (table `inet vrrpd` unless `nftables` names one)"));
+                }
                 _ => self.unsupported(c, CTX),
             }
         }
@@ -1139,6 +1193,14 @@ impl Cx {
                 "down_timer_adverts" => i.down_timer_adverts = self.number(c, CTX),
                 "dont_track_primary" => i.dont_track_primary = self.flag(c, CTX),
                 "promote_secondaries" => i.promote_secondaries = self.flag(c, CTX),
+                "accept" => i.accept = self.flag(c, CTX),
+                "garp_extra_if" | "vmac_garp_intvl" => {
+                    if let Some((secs, all)) = self.garp_extra_if(c, CTX, 0) {
+                        i.garp_extra_if = Some(Dur(std::time::Duration::from_secs(secs)));
+                        i.garp_extra_if_all = all.then_some(true);
+                    }
+                }
+                "no_accept" => i.accept = self.flag(c, CTX).map(|on| !on),
                 "vmac_xmit_base" => i.vmac_xmit_base = self.flag(c, CTX),
                 "track_interface" => {
                     self.carried(c, CTX);
@@ -1243,10 +1305,6 @@ impl Cx {
                 "track_bfd"
                 | "use_vmac_addr"
                 | "use_ipvlan"
-                | "accept"
-                | "no_accept"
-                | "garp_extra_if"
-                | "vmac_garp_intvl"
                 | "higher_prio_send_advert"
                 | "notify_deleted"
                 | "notify_master_rx_lower_pri"
@@ -1823,6 +1881,10 @@ impl Cx {
                     notes.push((at(self, "advert_int"), "vrrp_instance advert_int", Fate::Changed, format!("({name}) advert_int {d} cannot be carried by VRRPv{version}: keepalived uses {rounded}, so does vrrpd")));
                     i.advert_int = Some(rounded);
                 }
+            }
+            if strict && version == 2 && !owner && i.accept == Some(true) {
+                notes.push((at(self, "accept"), "vrrp_instance accept", Fate::Changed, format!("({name}) accept with VRRPv2 in strict mode: keepalived turns it off (RFC 3768 has no accept mode), so does vrrpd")));
+                i.accept = None;
             }
             if strict {
                 if !i.unicast_peer.is_empty() {

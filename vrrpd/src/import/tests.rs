@@ -350,7 +350,15 @@ fn strict_mode_drops_authentication_refuses_unicast_and_forces_lower_prio_no_adv
         "keepalived sends no authentication in strict mode"
     );
     assert!(i.lower_prio_no_advert);
-    assert!(has(&warnings, 2, "no_accept"));
+    assert!(
+        !i.accept,
+        "strict mode: no accept mode (no_accept firewall)"
+    );
+    assert!(
+        !warnings.iter().any(|w| w.line == 2),
+        "vrrp_strict is carried whole: {:#?}",
+        messages(&warnings)
+    );
     assert!(has(&warnings, 10, "authentication in strict mode"));
     assert!(has(&warnings, 9, "preempt_delay in strict mode"));
     let e = import_str(
@@ -1314,4 +1322,55 @@ fn address_options_are_read_as_keepalived_reads_them() {
     assert_eq!(d.static_addresses.len(), 2);
     assert!(d.instances[0].promote_secondaries);
     assert!(d.instances[0].vips.iter().any(|v| v.no_track));
+}
+
+#[test]
+fn accept_no_accept_and_the_nftables_settings_are_carried() {
+    let text = "global_defs {\n  nftables kt\n  nftables_priority -10\n  nftables_counters\n  nftables_ifindex\n}\nvrrp_instance A {\n  interface eth0\n  virtual_router_id 1\n  no_accept\n  virtual_ipaddress {\n    192.0.2.10\n  }\n}\nvrrp_instance B {\n  interface eth0\n  virtual_router_id 2\n  accept\n  strict_mode\n  version 3\n  virtual_ipaddress {\n    192.0.2.11\n  }\n}\nvrrp_instance C {\n  interface eth0\n  virtual_router_id 3\n  accept\n  strict_mode\n  virtual_ipaddress {\n    192.0.2.12\n  }\n}\n";
+    let (c, warnings) = import_check(text);
+    assert!(!c.instances["A"].accept);
+    assert!(c.instances["B"].accept, "VRRPv3 strict mode may accept");
+    assert!(!c.instances["C"].accept, "VRRPv2 strict mode may not");
+    assert!(has(&warnings, 28, "accept with VRRPv2 in strict mode"));
+    assert_eq!(warnings.len(), 1, "{:#?}", messages(&warnings));
+    let fw = &c.global.nftables;
+    assert_eq!(
+        (fw.table.as_str(), fw.priority, fw.counters, fw.ifindex),
+        ("kt", -10, true, true)
+    );
+    let d = driver(text);
+    assert_eq!(d.firewall.table, "kt");
+    let accept: Vec<bool> = d.instances.iter().map(|i| i.accept).collect();
+    assert_eq!(accept, vec![false, true, false]);
+    // keepalived's iptables keywords: nftables instead, said so.
+    let (c, warnings) = import_check(
+        "global_defs {\n  vrrp_iptables\n}\nvrrp_instance A {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.10\n  }\n}\n",
+    );
+    assert!(has(&warnings, 2, "uses nftables instead"));
+    assert_eq!(c.global.nftables.table, "vrrpd");
+    assert!(c.instances["A"].accept);
+}
+
+#[test]
+fn garp_extra_if_and_its_old_names_are_carried() {
+    let text = "global_defs {\n  vrrp_garp_extra_if all 100\n}\nvrrp_instance A {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.10\n    192.0.2.11 dev eth1\n  }\n}\nvrrp_instance B {\n  interface eth0\n  virtual_router_id 2\n  vmac_garp_intvl 30\n  virtual_ipaddress {\n    192.0.2.12\n  }\n}\nvrrp_instance C {\n  interface eth0\n  virtual_router_id 3\n  garp_extra_if 0\n  virtual_ipaddress {\n    192.0.2.13\n  }\n}\nvrrp_instance D {\n  interface eth0\n  virtual_router_id 4\n  garp_extra_if all\n  virtual_ipaddress {\n    192.0.2.14\n  }\n}\n";
+    let (c, warnings) = import_check(text);
+    let secs = |n: &str| {
+        c.instances[n]
+            .garp_extra_if
+            .map(|(d, all)| (d.as_secs(), all))
+    };
+    assert_eq!(
+        c.global.garp_extra_if.map(|(d, a)| (d.as_secs(), a)),
+        Some((100, true))
+    );
+    assert_eq!(secs("A"), Some((100, true)), "the global one");
+    assert_eq!(secs("B"), Some((30, false)), "its own, without all");
+    assert_eq!(secs("C"), None, "0: off");
+    assert_eq!(secs("D"), Some((100, true)), "no time: ignored");
+    assert!(has(&warnings, 31, "without a time"));
+    assert_eq!(warnings.len(), 1, "{:#?}", messages(&warnings));
+    let d = driver(text);
+    let a = d.instances[0].garp_extra_if.expect("A");
+    assert_eq!((a.interval.as_secs(), a.all), (100, true));
 }

@@ -157,6 +157,13 @@ fn instance_details(old: &InstanceSpec, new: &InstanceSpec) -> Vec<String> {
             .collect()
     };
     field(&mut d, "tracked objects", &tracks(old), &tracks(new));
+    field(&mut d, "accept", &old.accept, &new.accept);
+    field(
+        &mut d,
+        "garp_extra_if",
+        &old.garp_extra_if,
+        &new.garp_extra_if,
+    );
     if d.is_empty() && old != new {
         d.push("other settings".to_owned());
     }
@@ -292,6 +299,17 @@ pub fn diff(old: &Plan, new: &Plan) -> Vec<Change> {
             details: vec![format!(
                 "{:?} -> {:?}",
                 old.notify_timeout, new.notify_timeout
+            )],
+        });
+    }
+    if old.driver.firewall != new.driver.firewall {
+        out.push(Change {
+            kind: "global",
+            name: "nftables".to_owned(),
+            action: Action::NeedsRestart,
+            details: vec![format!(
+                "{:?} -> {:?}",
+                old.driver.firewall, new.driver.firewall
             )],
         });
     }

@@ -74,7 +74,9 @@
 //! interface exists, has a source address and an open socket; while it is
 //! not, a weight-0 tracked object holds it in Fault.
 
+mod accept;
 mod addresses;
+mod extra_garp;
 mod owned;
 mod peers;
 pub mod record;
@@ -99,6 +101,7 @@ use vrrp_core::{
 };
 
 use self::addresses::{VipKey, VipTrack, VipWant, static_vips, synthetic_address};
+pub use self::extra_garp::GarpExtraIf;
 use self::peers::PeerTable;
 pub use self::peers::{MAX_PEERS, PEER_EXPIRY};
 use self::record::{FlightRecord, Input, Recorder};
@@ -294,6 +297,10 @@ pub enum Effect {
     RemoveRule(Rule),
     /// The record of added rules changed: write it.
     PersistRules(Vec<Rule>),
+    /// Make the accept-mode firewall block exactly these addresses
+    /// (RFC 5798 6.4.3; see [`crate::firewall`]); report with
+    /// [`DriverCore::handle_firewall_result`].
+    Firewall(BTreeSet<crate::firewall::BlockedAddress>),
 }
 
 /// The next time [`DriverCore::handle_timeout`] is due.
@@ -391,6 +398,10 @@ pub struct DriverCore {
     rules: owned::Owned<Rule>,
     /// Shutting down: no route or rule is wanted any more.
     stopping: bool,
+    /// The accept-mode firewall.
+    firewall: accept::FirewallTrack,
+    /// When each master's next `garp_extra_if` packets are due.
+    extra_garp: BTreeMap<InstanceId, Timestamp>,
 }
 
 impl std::fmt::Debug for DriverCore {
@@ -441,6 +452,8 @@ impl DriverCore {
             routes: owned::Owned::default(),
             rules: owned::Owned::default(),
             stopping: false,
+            firewall: accept::FirewallTrack::default(),
+            extra_garp: BTreeMap::new(),
         };
         core.routes.statics = config.static_routes.clone();
         core.rules.statics = config.static_rules.clone();
@@ -476,6 +489,8 @@ impl DriverCore {
             .chain(self.routes.next_retry())
             .chain(self.rules.next_retry())
             .chain(self.vmac_deadline())
+            .chain(self.firewall_deadline())
+            .chain(self.extra_garp_deadline())
             .min()
             .map(|at| CoreDeadline {
                 at,
@@ -569,6 +584,8 @@ impl DriverCore {
             foreign_rules: self.rules.counters.foreign,
             rule_leftovers_removed: self.rules.counters.leftovers_removed,
             peers_evicted: self.entries.values().map(|e| e.peers.evicted()).sum(),
+            firewall_errors: self.firewall.errors,
+            firewall_repairs: self.firewall.repairs,
             ..Snapshot::default()
         }
     }
@@ -832,6 +849,8 @@ impl DriverCore {
         for e in self.entries.values_mut() {
             e.peers.expire(now);
         }
+        self.firewall_timeout(now);
+        self.extra_garp_due(now);
         self.drain(now);
     }
 
@@ -1373,6 +1392,7 @@ impl DriverCore {
                 }
                 Output::StateChanged { from, to, reason } => {
                     self.changed = true;
+                    self.extra_garp_transition(now, id, to);
                     self.recorder.record(
                         now,
                         Input::Transition {
@@ -1414,6 +1434,8 @@ impl DriverCore {
             }
         }
         self.flush_outbox();
+        self.reconcile_firewall(now);
+        self.extra_garp_sync(now);
         self.reconcile_vmacs(now);
         self.reconcile_routes(now);
         self.reconcile_rules(now);

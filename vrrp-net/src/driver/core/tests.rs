@@ -21,6 +21,12 @@ mod address_option_tests;
 #[path = "vmac_tests.rs"]
 mod vmac_tests;
 
+#[path = "accept_tests.rs"]
+mod accept_tests;
+
+#[path = "extra_garp_tests.rs"]
+mod extra_garp_tests;
+
 const IFF_UP_RUNNING: u32 = 0x1 | 0x40;
 
 fn ip(s: &str) -> IpAddr {
@@ -186,6 +192,7 @@ impl Harness {
                 }
                 Effect::AddRoute(_) | Effect::RemoveRoute(_) | Effect::PersistRoutes(_) => {}
                 Effect::AddRule(_) | Effect::RemoveRule(_) | Effect::PersistRules(_) => {}
+                Effect::Firewall(_) => self.core.handle_firewall_result(self.now, Ok(())),
             }
         }
     }
