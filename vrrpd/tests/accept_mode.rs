@@ -206,6 +206,24 @@ fn expected(client: &Router, master: &Router, who: &str) -> Result<Vec<(String, 
     Ok(seen)
 }
 
+/// Counter `key` of the daemon called `name`, from `vrrpd status --json`
+/// (the same counters /metrics shows as `vrrpd_KEY`).
+fn counter(name: &str, key: &str) -> Result<u64> {
+    let out = Command::new(env!("CARGO_BIN_EXE_vrrpd"))
+        .args(["status", "--json", "--name", name])
+        .output()?;
+    ensure!(out.status.success(), "vrrpd status: {out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    doc["counters"]
+        .as_array()
+        .and_then(|rows| {
+            rows.iter()
+                .find(|r| r[0] == key)
+                .and_then(|r| r[1].as_u64())
+        })
+        .with_context(|| format!("no counter {key} in {doc}"))
+}
+
 #[test]
 fn a_no_accept_master_drops_traffic_to_its_addresses_like_keepalived_strict_mode() -> Result<()> {
     let _serial = serial();
@@ -245,7 +263,8 @@ fn a_no_accept_master_drops_traffic_to_its_addresses_like_keepalived_strict_mode
 
     // vrrpd on the converted file, alone: the same view.
     let _listener = Listener::start(ours_router.ns())?;
-    let mut ours = Daemon::start(ours_router, &dir, "ours", &toml)?;
+    let name = format!("accept-{}", std::process::id());
+    let mut ours = Daemon::start_with(ours_router, &dir, "ours", &toml, &["--name", &name], &[])?;
     wait_until("vrrpd's table at start", || {
         Ok(nft_tables(ours_router)?.contains("table inet vrrpd"))
     })?;
@@ -266,6 +285,10 @@ fn a_no_accept_master_drops_traffic_to_its_addresses_like_keepalived_strict_mode
     wait_until("the table back", || {
         Ok(nft_tables(ours_router)?.contains("table inet vrrpd"))
     })?;
+    wait_until("the repair counted in the status", || {
+        Ok(counter(&name, "firewall_repairs")? >= 1)
+    })?;
+    ensure!(counter(&name, "firewall_errors")? == 0);
     ensure!(!pings(client, GUARDED)?, "answered after the repair");
     ensure!(!connects(client, GUARDED)?, "connected after the repair");
 

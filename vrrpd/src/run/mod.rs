@@ -1050,6 +1050,8 @@ impl Daemon {
                 ("vips_restored", s.vips_restored),
                 ("netlink_overruns", s.netlink_overruns),
                 ("peers_evicted", s.peers_evicted),
+                ("firewall_errors", s.firewall_errors),
+                ("firewall_repairs", s.firewall_repairs),
             ]);
         }
         let q = self.parts.queues.stats();
