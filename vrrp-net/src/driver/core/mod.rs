@@ -363,6 +363,8 @@ pub struct DriverCore {
     vip_index: HashMap<VipKey, Vec<InstanceId>>,
     effects: VecDeque<Effect>,
     outbox: Vec<SendBatch>,
+    /// While a drain runs: where in `effects` its advertisements go.
+    sends_at: Option<usize>,
     buf: Vec<u8>,
     counters: Counters,
     last_packet: Timestamp,
@@ -416,6 +418,7 @@ impl DriverCore {
             vip_index: HashMap::new(),
             effects: VecDeque::new(),
             outbox: Vec::new(),
+            sends_at: None,
             buf: vec![0; vrrp_core::wire::MAX_PACKET_LEN],
             counters: Counters::default(),
             last_packet: Timestamp::ZERO,
@@ -1251,14 +1254,24 @@ impl DriverCore {
     // ------------------------------------------------------------------
     // Router outputs.
 
+    /// Turns the router's outputs into effects. The advertisements of one
+    /// drain are collected into one batch per socket and source (one
+    /// `sendmmsg`) and placed ahead of every other effect of the drain
+    /// (address changes, announcements, events): a wake that finds several
+    /// takeovers due puts all their advertisements on the wire first, and
+    /// each instance's advertisement still leaves before its addresses
+    /// change (RFC 5798 6.4.1/6.4.2) or its priority-0 goodbye before they
+    /// go (6.4.3).
     fn drain(&mut self, now: Timestamp) {
+        // An inner drain (none today) leaves the batch to the outer one.
+        let outer = self.sends_at.is_none();
+        if outer {
+            self.sends_at = Some(self.effects.len());
+        }
         while let Some((id, output)) = self.router.poll_output() {
             match output {
                 Output::Transmit(t) => self.queue_transmit(id, &t),
-                // What goes on the wire keeps the router's order: queued
-                // advertisements leave before addresses change or GARPs go.
                 Output::AddAddresses { .. } => {
-                    self.flush_outbox();
                     let keys: Vec<VipKey> = self
                         .entries
                         .get(&id)
@@ -1269,7 +1282,6 @@ impl DriverCore {
                     }
                 }
                 Output::RemoveAddresses { addresses, .. } => {
-                    self.flush_outbox();
                     // The engine names the advertised addresses; the
                     // instance's excluded ones go with them.
                     let own: Vec<VipKey> = self
@@ -1295,7 +1307,6 @@ impl DriverCore {
                     interval,
                     ..
                 } => {
-                    self.flush_outbox();
                     // Excluded addresses are announced with the others.
                     let mut addresses = addresses.to_vec();
                     if let Some(e) = self.entries.get(&id) {
@@ -1326,7 +1337,6 @@ impl DriverCore {
                         .or_else(|| config.map(|c| c.priority))
                         .unwrap_or(Priority::STOP);
                     let vrid = config.map_or(entry.spec.config.vrid, |c| c.vrid);
-                    tracing::info!(instance = %entry.name, %from, %to, reason = %self.describe(&reason), "state change");
                     self.effects.push_back(Effect::Event(StateEvent {
                         instance: entry.name.clone(),
                         vrid,
@@ -1346,7 +1356,6 @@ impl DriverCore {
                 _ => {}
             }
         }
-        self.flush_outbox();
         self.reconcile_vmacs(now);
         self.reconcile_routes(now);
         self.reconcile_rules(now);
@@ -1354,9 +1363,16 @@ impl DriverCore {
             self.effects.push_back(Effect::PersistOwned(self.owned()));
             self.changed = true;
         }
+        if outer && let Some(at) = self.sends_at.take() {
+            let at = at.min(self.effects.len());
+            for (i, batch) in self.outbox.drain(..).enumerate() {
+                self.effects.insert(at + i, Effect::Send(batch));
+            }
+        }
     }
 
-    fn describe(&self, reason: &vrrp_core::Reason) -> String {
+    /// A transition's reason in words (a tracked object by its name).
+    pub(crate) fn describe(&self, reason: &vrrp_core::Reason) -> String {
         match reason {
             vrrp_core::Reason::TrackFailed(id) => match self.tracks.name(*id) {
                 Some(TrackName::Key(k)) => format!("{k} failed"),
@@ -1412,7 +1428,12 @@ impl DriverCore {
             .push((start..batch.bytes.len(), t.destination));
     }
 
+    /// Queues the advertisements collected so far, unless a drain is
+    /// collecting them (it places them itself, see [`DriverCore::drain`]).
     fn flush_outbox(&mut self) {
+        if self.sends_at.is_some() {
+            return;
+        }
         for batch in self.outbox.drain(..) {
             self.effects.push_back(Effect::Send(batch));
         }
