@@ -293,7 +293,7 @@ impl Shell {
                         // but were not read yet (a busy CPU) count before
                         // the timer does, or a live master looks dead.
                         for key in self.sockets.keys() {
-                            self.read_socket(key, now, DRAIN_BUDGET);
+                            self.read_socket(key, DRAIN_BUDGET);
                         }
                         self.core.handle_timeout(now);
                         self.send_adverts_now();
@@ -320,10 +320,7 @@ impl Shell {
                 }
                 // Last: a flood of packets must not starve the rest, and
                 // each turn reads at most READ_BUDGET of them.
-                key = self.sockets.readable() => {
-                    let now = self.now();
-                    self.read_socket(key, now, READ_BUDGET);
-                }
+                key = self.sockets.readable() => self.read_socket(key, READ_BUDGET),
             }
             // Timers due by now fire after every batch of input, once
             // what is queued has been read: after a stall longer than
@@ -333,7 +330,7 @@ impl Shell {
             let now = self.now();
             if self.core.poll_timeout().is_some_and(|d| d.at <= now) {
                 for key in self.sockets.keys() {
-                    self.read_socket(key, now, DRAIN_BUDGET);
+                    self.read_socket(key, DRAIN_BUDGET);
                 }
                 self.core.handle_timeout(now);
             }
@@ -420,15 +417,21 @@ impl Shell {
     /// The one receive path: reads what is queued on a socket (at most
     /// `budget` datagrams, a `recvmmsg` batch at a time) and hands each
     /// packet to the core with its arrival time.
-    fn read_socket(&mut self, key: SocketKey, now: Timestamp, budget: usize) {
+    fn read_socket(&mut self, key: SocketKey, budget: usize) {
         let Some(socket) = self.sockets.get(&key).cloned() else {
             return;
         };
-        // One wall-clock reading per batch: the packets' ages are measured
-        // from it (their kernel stamps are wall-clock too).
         let mut left = budget;
         while left > 0 {
+            // A packet's age is measured from a wall-clock reading (its
+            // kernel stamp is wall-clock too) and taken from a reading of
+            // our clock made with it, for every batch: a `now` read once
+            // before a long drain (a burst read while it still arrives)
+            // would date the later packets too early by the time the drain
+            // took, and their Master_Down_Timers would fire that much
+            // early. The wall clock is read first: any error is late.
             let wall = std::time::SystemTime::now();
+            let now = self.now();
             let core = &mut self.core;
             let read = socket.read_batch(&mut self.rx, left, |p| {
                 let age = packet_age(wall, p.received).min(now.since_epoch());

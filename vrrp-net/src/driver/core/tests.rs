@@ -1423,7 +1423,11 @@ fn a_chain_of_takeovers_never_fires_early_and_those_due_together_leave_in_one_ba
         })
         .collect();
     assert_eq!(sends, vec![vec![1]]);
-    assert!(matches!(h.log.first(), Some(Effect::Send(_))), "{:?}", h.log);
+    assert!(
+        matches!(h.log.first(), Some(Effect::Send(_))),
+        "{:?}",
+        h.log
+    );
     assert_eq!(h.adds(), vec![ip("192.0.2.101")]);
     assert_eq!(h.state("v1"), State::Master);
     assert_eq!(h.state("v2"), State::Backup);
@@ -1464,8 +1468,7 @@ fn a_chain_of_takeovers_never_fires_early_and_those_due_together_leave_in_one_ba
         })
     );
     h.clear();
-    h.core
-        .handle_timeout(deadline(4) - Duration::from_nanos(1));
+    h.core.handle_timeout(deadline(4) - Duration::from_nanos(1));
     h.pump();
     assert!(h.log.is_empty(), "{:?}", h.log);
     h.core.handle_timeout(deadline(4));
