@@ -764,7 +764,7 @@ impl DriverCore {
                 }
             }
         }
-        self.drain(now);
+        self.drain_settling(now, false);
     }
 
     /// Fires what is due at `now`.
@@ -775,6 +775,16 @@ impl DriverCore {
         if let Some(due) = self.router.poll_timeout().filter(|t| *t <= now) {
             self.recorder.record(now, Input::Timeout { due });
         }
+        // A retry of a virtual MAC interface, route or rule is due: those
+        // are reconciled (see drain_settling).
+        let settle_all = [
+            self.vmac_deadline(),
+            self.routes.next_retry(),
+            self.rules.next_retry(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|at| at <= now);
         self.router.handle_timeout(now);
         while let Some((at, key)) = self.retries.first().cloned() {
             if at > now {
@@ -788,7 +798,7 @@ impl DriverCore {
         }
         self.routes.retries_due(now);
         self.rules.retries_due(now);
-        self.drain(now);
+        self.drain_settling(now, settle_all);
     }
 
     /// Starts every instance.
@@ -1263,6 +1273,20 @@ impl DriverCore {
     /// change (RFC 5798 6.4.1/6.4.2) or its priority-0 goodbye before they
     /// go (6.4.3).
     fn drain(&mut self, now: Timestamp) {
+        self.drain_settling(now, true);
+    }
+
+    /// [`DriverCore::drain`] for the two inputs that run all the time (a
+    /// received advertisement, a timer): the virtual MAC interfaces, routes
+    /// and rules are reconciled (a pass over every instance, which at
+    /// hundreds of instances is most of the first takeover's time on a
+    /// cold cache) only when `settle_all` says something they depend on
+    /// may have changed, or a transition of an instance that has routes or
+    /// rules moved what is wanted. Their inputs other than instance states
+    /// (configuration, kernel notifications, results, retries) all come
+    /// through full drains.
+    fn drain_settling(&mut self, now: Timestamp, settle_all: bool) {
+        let (mut routes_moved, mut rules_moved) = (settle_all, settle_all);
         // An inner drain (none today) leaves the batch to the outer one.
         let outer = self.sends_at.is_none();
         if outer {
@@ -1329,6 +1353,8 @@ impl DriverCore {
                     let Some(entry) = self.entries.get(&id) else {
                         continue;
                     };
+                    routes_moved |= !entry.spec.routes.is_empty();
+                    rules_moved |= !entry.spec.rules.is_empty();
                     let config = self.router.config_of(id);
                     let priority = self
                         .router
@@ -1356,9 +1382,15 @@ impl DriverCore {
                 _ => {}
             }
         }
-        self.reconcile_vmacs(now);
-        self.reconcile_routes(now);
-        self.reconcile_rules(now);
+        if settle_all {
+            self.reconcile_vmacs(now);
+        }
+        if routes_moved {
+            self.reconcile_routes(now);
+        }
+        if rules_moved {
+            self.reconcile_rules(now);
+        }
         if std::mem::take(&mut self.owned_dirty) {
             self.effects.push_back(Effect::PersistOwned(self.owned()));
             self.changed = true;
