@@ -538,7 +538,10 @@ impl Shell {
     /// publishes the status if it changed.
     fn apply_effects(&mut self) {
         self.carry_out_effects();
-        if self.core.take_changed() {
+        // While the kernel's answers queue up (hundreds of addresses added
+        // after a takeover), the status waits for the last of them: each
+        // snapshot covers every instance.
+        if self.msgs.is_empty() && self.core.take_changed() {
             self.publish();
         }
     }

@@ -642,7 +642,17 @@ impl DriverCore {
 
     /// Link and address notifications, in the order received.
     pub fn handle_link_events(&mut self, now: Timestamp, events: Vec<LinkEvent>) {
+        // The addresses of address events; None once a link event is seen.
+        let mut addresses: Option<BTreeSet<IpAddr>> = Some(BTreeSet::new());
         for event in events {
+            match &event {
+                LinkEvent::AddressAdded(a) | LinkEvent::AddressRemoved(a) => {
+                    if let Some(set) = &mut addresses {
+                        set.insert(a.addr);
+                    }
+                }
+                _ => addresses = None,
+            }
             match event {
                 LinkEvent::Up(l) | LinkEvent::Down(l) | LinkEvent::Changed(l) => {
                     self.kernel.upsert_link(l);
@@ -655,7 +665,33 @@ impl DriverCore {
                 LinkEvent::AddressRemoved(a) => self.kernel.remove_address(a.ifindex, a.addr),
             }
         }
-        self.refresh(now);
+        match addresses {
+            // Only addresses came or went (as each virtual address added
+            // echoes back): the links, and so the sockets and interface
+            // tracks, are as they were; a source address may have moved.
+            // When no binding moved, only the keys of those addresses can
+            // have changed, and only they are reconciled: a takeover of
+            // hundreds of instances adds as many addresses, and a pass
+            // over every key for each would be quadratic.
+            Some(addresses) if self.started => {
+                if self.rebind(now) {
+                    self.reconcile_all(now);
+                } else {
+                    let keys: BTreeSet<VipKey> = self
+                        .vip_index
+                        .keys()
+                        .chain(self.owned.iter())
+                        .filter(|k| addresses.contains(&k.addr))
+                        .cloned()
+                        .collect();
+                    for key in keys {
+                        self.reconcile_key(now, &key);
+                    }
+                }
+                self.drain(now);
+            }
+            _ => self.refresh(now),
+        }
     }
 
     /// What became of a socket of [`Effect::Sockets`].
@@ -1125,16 +1161,31 @@ impl DriverCore {
                 .record(now, Input::TrackState { track: id, up });
             self.router.set_track_state(now, id, up);
         }
-        // Bindings.
-        let ids: Vec<InstanceId> = self.entries.keys().copied().collect();
-        for id in ids {
+        self.rebind(now);
+    }
+
+    /// Brings every instance's binding (interface, source address,
+    /// socket) up to date; whether one changed.
+    fn rebind(&mut self, now: Timestamp) -> bool {
+        // Bindings: what changed, read first. The source address is looked
+        // up once per interface and family (hundreds of instances share
+        // one interface, and each lookup checks the interface's addresses
+        // against the record of ours).
+        let changed: Vec<(InstanceId, Result<(u32, IpAddr), Unbound>)> = {
+            let mut sources = SourceCache::new();
+            self.entries
+                .iter()
+                .filter_map(|(id, entry)| {
+                    let binding = self.binding_of(entry, &mut sources);
+                    (binding != entry.binding).then_some((*id, binding))
+                })
+                .collect()
+        };
+        let moved = !changed.is_empty();
+        for (id, binding) in changed {
             let Some(entry) = self.entries.get(&id) else {
                 continue;
             };
-            let binding = self.binding_of(entry);
-            if binding == entry.binding {
-                continue;
-            }
             let (name, track, auto) = (entry.name.clone(), entry.binding_track, entry.auto_source);
             match &binding {
                 Ok((ifindex, source)) => {
@@ -1177,9 +1228,14 @@ impl DriverCore {
             self.router.set_track_state(now, track, binding.is_ok());
             self.changed = true;
         }
+        moved
     }
 
-    fn binding_of(&self, entry: &Entry) -> Result<(u32, IpAddr), Unbound> {
+    fn binding_of<'a>(
+        &self,
+        entry: &'a Entry,
+        sources: &mut SourceCache<'a>,
+    ) -> Result<(u32, IpAddr), Unbound> {
         // The configured interface gives the source address; the socket
         // is on it or on the instance's virtual MAC interface.
         let base = self
@@ -1192,15 +1248,22 @@ impl DriverCore {
             .link_by_name(entry.spec.socket_interface())
             .ok_or(Unbound::InterfaceMissing)?;
         let source = if entry.auto_source {
-            self.kernel
-                .source(base.ifindex, entry.family, |a| {
+            let key = (
+                base.ifindex,
+                entry.family,
+                entry.spec.interface.as_str(),
+                entry.spec.vip_interface(),
+            );
+            let source = *sources.entry(key).or_insert_with(|| {
+                self.kernel.source(base.ifindex, entry.family, |a| {
                     self.owned.iter().any(|o| {
                         o.addr == a
                             && (o.device == entry.spec.interface
                                 || o.device == entry.spec.vip_interface())
                     })
                 })
-                .ok_or(Unbound::NoSourceAddress)?
+            });
+            source.ok_or(Unbound::NoSourceAddress)?
         } else {
             entry.spec.config.primary_address
         };
@@ -1523,6 +1586,10 @@ impl DriverCore {
         tracing::warn!(interface = %self.ifaces.name(iface), vrid, src = %meta.src, %reason, "{what}");
     }
 }
+
+/// The source addresses found during one pass over the bindings, by base
+/// interface index, family, interface and virtual address interface.
+type SourceCache<'a> = HashMap<(u32, Family, &'a str, &'a str), Option<IpAddr>>;
 
 /// An engine configuration with the source the binding chose.
 fn with_source(mut config: InstanceConfig, source: Option<IpAddr>) -> InstanceConfig {
