@@ -1171,7 +1171,7 @@ impl DriverCore {
         // up once per interface and family (hundreds of instances share
         // one interface, and each lookup checks the interface's addresses
         // against the record of ours).
-        let changed: Vec<(InstanceId, Result<(u32, IpAddr), Unbound>)> = {
+        let changed: Vec<(InstanceId, Binding)> = {
             let mut sources = SourceCache::new();
             self.entries
                 .iter()
@@ -1586,6 +1586,9 @@ impl DriverCore {
         tracing::warn!(interface = %self.ifaces.name(iface), vrid, src = %meta.src, %reason, "{what}");
     }
 }
+
+/// Where an instance runs (interface index, source address), or why not.
+type Binding = Result<(u32, IpAddr), Unbound>;
 
 /// The source addresses found during one pass over the bindings, by base
 /// interface index, family, interface and virtual address interface.
