@@ -12,7 +12,10 @@
 //!   driver's epoch. A received packet also carries when it arrived.
 //! - After any of them, drain [`DriverCore::poll_effect`] until `None` and
 //!   carry out each [`Effect`] in order: advertisements leave before
-//!   addresses change, addresses change before they are announced. Then
+//!   addresses change, addresses change before they are announced (the
+//!   advertisements one input causes come first, in one [`Effect::Send`]
+//!   per socket and source, so a shell may also put them on the wire
+//!   ahead of effects still pending from earlier inputs). Then
 //!   read [`DriverCore::poll_timeout`] and call
 //!   [`DriverCore::handle_timeout`] when it is due (early or repeated calls
 //!   do nothing).
