@@ -6,7 +6,10 @@
 # checker over the same window: CPU % of one core, CPU time per connection,
 # RSS, and the connection rate the servers really saw (against the
 # configured rate of CHECKS per second); for ours also the runner's own
-# attempt rate and scheduling lag (p50/p99/max).
+# attempt rate and scheduling lag (p50/p99/max). As a control, a thread
+# that only sleeps to a 1 ms cadence (examples/wake_latency.rs, under the
+# same PREFIX) runs through our checker's window: its lateness is the
+# machine's, so a lag of ours close to it is the host's, not the runner's.
 #
 # keepalived's checker exits at start-up without IPVS ("IPVS: Can't
 # initialize ipvs: No such file or directory" when the kernel has no ip_vs
@@ -48,6 +51,8 @@ if [ -z "${LOAD:-}" ]; then
   cargo build --quiet --release -p healthcheck --example load --manifest-path "$WS/Cargo.toml"
   LOAD="$WS/target/release/examples/load"
 fi
+cargo build --quiet --release --example wake_latency --manifest-path "$WS/Cargo.toml"
+PROBE="$WS/target/release/examples/wake_latency"
 
 cat > "$WORK/fakeipvs.c" <<'C'
 #define _GNU_SOURCE
@@ -171,11 +176,16 @@ $PREFIX "$LOAD" check --ports-file "$WORK/ports" --interval-ms 1000 --duration-s
   --warmup-secs 1 --threads 1 > "$WORK/ours" &
 OURS=$!
 PIDS+=($OURS)
+$PREFIX "$PROBE" $((WARMUP + RUN)) 1 > "$WORK/host_lag" &
+PROBE_PID=$!
+PIDS+=($PROBE_PID)
 OUR_RESULT=$(measure "$OURS")
 wait "$OURS" || true
+wait "$PROBE_PID" || true
 
 KA_FAILED=$(grep -c -i 'fail\|timeout' "$WORK/keepalived.log" || true)
 echo "keepalived $(keepalived --version 2>&1 | head -1 | awk '{print $2}') checker, $TCP TCP_CHECK + $HTTP HTTP_GET (digest): $KA_RESULT log_failure_lines=$KA_FAILED"
 echo "healthcheck runner (1 thread), $TCP TCP + $HTTP HTTP (digest): $OUR_RESULT"
 echo "healthcheck self-report: $(cat "$WORK/ours")"
+echo "host control, a thread sleeping to a 1 ms cadence in the same window (prefix '${PREFIX}'): $(cat "$WORK/host_lag")"
 echo "host: $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), prefix '${PREFIX}'"

@@ -10,14 +10,18 @@
 //! cargo run --release --example wake_latency -- 60
 //! ```
 //!
+//! A second argument sets another cadence in milliseconds
+//! (`benches/healthcheck_vs_keepalived.sh` uses 1 ms, a health-check
+//! runner's timer granularity).
+//!
 //! Prints one `key=value` line: `wakes`, `late_over_10ms`,
-//! `late_over_26ms`, `p99_ms`, `max_ms`.
+//! `late_over_26ms`, `p50_ms`, `p99_ms`, `max_ms`, `interval_ms`.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
-const INTERVAL: Duration = Duration::from_millis(10);
+const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
 /// Master_Down_Interval - Advertisement_Interval for priority 100 at 10 ms.
 const SILENCE: Duration = Duration::from_nanos(26_093_750);
 
@@ -26,9 +30,18 @@ fn main() -> Result<()> {
         Some(s) => s.parse().context("usage: wake_latency [SECONDS]")?,
         None => 60,
     };
+    let interval = match std::env::args().nth(2) {
+        Some(s) => Duration::from_millis(
+            s.parse::<u64>()
+                .ok()
+                .filter(|ms| *ms > 0)
+                .context("usage: wake_latency [SECONDS] [INTERVAL_MS > 0]")?,
+        ),
+        None => DEFAULT_INTERVAL,
+    };
     let end = Instant::now() + Duration::from_secs(seconds);
     let mut late = Vec::new();
-    let mut next = Instant::now() + INTERVAL;
+    let mut next = Instant::now() + interval;
     while next < end {
         if let Some(wait) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
@@ -38,18 +51,23 @@ fn main() -> Result<()> {
         late.push(by);
         // Like an advertisement timer: keep the cadence unless a whole
         // interval was lost.
-        next = if by > INTERVAL { woke } else { next } + INTERVAL;
+        next = if by > interval { woke } else { next } + interval;
     }
     late.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let p50 = late.get(late.len() / 2).copied().unwrap_or_default();
     let p99 = late.get(late.len() * 99 / 100).copied().unwrap_or_default();
     println!(
-        "wakes={} late_over_10ms={} late_over_26ms={} p99_ms={:.2} max_ms={:.2}",
+        "wakes={} late_over_10ms={} late_over_26ms={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} interval_ms={}",
         late.len(),
-        late.iter().filter(|d| **d > INTERVAL).count(),
+        late.iter()
+            .filter(|d| **d > Duration::from_millis(10))
+            .count(),
         late.iter().filter(|d| **d > SILENCE).count(),
+        ms(p50),
         ms(p99),
-        ms(late.last().copied().unwrap_or_default())
+        ms(late.last().copied().unwrap_or_default()),
+        interval.as_millis()
     );
     Ok(())
 }

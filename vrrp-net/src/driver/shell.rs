@@ -4,6 +4,7 @@
 //! that would block are dropped and counted, netlink requests and file
 //! writes go to helper tasks that answer over a channel.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -11,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use vrrp_core::{Priority, RxMeta, Timestamp, TrackId};
 
 use super::api::{DriverConfig, DriverError, ReloadSummary, Snapshot, StateEvent, TrackKey};
-use super::core::{DriverCore, Effect, OwnedAddress, SendReport, SocketKey};
+use super::core::{DriverCore, Effect, OwnedAddress, SendBatch, SendReport, SocketKey};
 use super::io::{
     FollowedLinks, Msg, SocketPool, Work, follow, kernel_worker, watch_firewall, write_state,
 };
@@ -89,6 +90,11 @@ pub(crate) struct Shell {
     firewall: std::sync::Arc<tokio::sync::Mutex<crate::firewall::Firewall>>,
     /// A firewall change was asked for: the table is deleted at stop.
     firewall_used: bool,
+    /// Effects held back while a chain of takeovers sends its
+    /// advertisements (see [`Shell::send_adverts_now`]).
+    later: VecDeque<Effect>,
+    /// `later` holds a change of sockets: advertisements wait behind it.
+    later_sockets: bool,
 }
 
 impl Shell {
@@ -216,6 +222,8 @@ impl Shell {
             promote,
             firewall,
             firewall_used: false,
+            later: VecDeque::new(),
+            later_sockets: false,
         };
         // Open the sockets before starting, so that instances start bound:
         // first the virtual MAC interfaces they are on (a little while at
@@ -301,7 +309,12 @@ impl Shell {
                     // advertisements were: each is spun out and sent here
                     // in turn, without a round trip through the timer and
                     // the reactor (bounded: a takeover does not recur, and
-                    // a live master's advertisement pushes it away).
+                    // a live master's advertisement pushes it away). Only
+                    // the advertisements go out during the chain, those
+                    // of every takeover a wake finds due in one
+                    // `sendmmsg`; address changes, announcements, events
+                    // and the status (a snapshot of every instance) follow
+                    // once the chain is done, at the end of this turn.
                     loop {
                         self.wait_out_takeover();
                         let now = self.now();
@@ -309,17 +322,14 @@ impl Shell {
                         // but were not read yet (a busy CPU) count before
                         // the timer does, or a live master looks dead.
                         for key in self.sockets.keys() {
-                            self.read_socket(key, now, DRAIN_BUDGET);
+                            self.read_socket(key, DRAIN_BUDGET);
                         }
                         self.core.handle_timeout(now);
+                        self.send_adverts_now();
                         let next = self.core.poll_timeout();
                         if !next.is_some_and(|d| d.takeover && d.at <= self.now() + TAKEOVER_LEAD) {
                             break;
                         }
-                        // Sent now; the status (a snapshot of every
-                        // instance, costly at hundreds) is published once
-                        // the chain is done, at the end of this turn.
-                        self.carry_out_effects();
                     }
                 }
                 Some(cmd) = self.commands.recv() => self.command(cmd),
@@ -339,10 +349,7 @@ impl Shell {
                 }
                 // Last: a flood of packets must not starve the rest, and
                 // each turn reads at most READ_BUDGET of them.
-                key = self.sockets.readable() => {
-                    let now = self.now();
-                    self.read_socket(key, now, READ_BUDGET);
-                }
+                key = self.sockets.readable() => self.read_socket(key, READ_BUDGET),
             }
             // Timers due by now fire after every batch of input, once
             // what is queued has been read: after a stall longer than
@@ -352,7 +359,7 @@ impl Shell {
             let now = self.now();
             if self.core.poll_timeout().is_some_and(|d| d.at <= now) {
                 for key in self.sockets.keys() {
-                    self.read_socket(key, now, DRAIN_BUDGET);
+                    self.read_socket(key, DRAIN_BUDGET);
                 }
                 self.core.handle_timeout(now);
             }
@@ -448,15 +455,21 @@ impl Shell {
     /// The one receive path: reads what is queued on a socket (at most
     /// `budget` datagrams, a `recvmmsg` batch at a time) and hands each
     /// packet to the core with its arrival time.
-    fn read_socket(&mut self, key: SocketKey, now: Timestamp, budget: usize) {
+    fn read_socket(&mut self, key: SocketKey, budget: usize) {
         let Some(socket) = self.sockets.get(&key).cloned() else {
             return;
         };
-        // One wall-clock reading per batch: the packets' ages are measured
-        // from it (their kernel stamps are wall-clock too).
         let mut left = budget;
         while left > 0 {
+            // A packet's age is measured from a wall-clock reading (its
+            // kernel stamp is wall-clock too) and taken from a reading of
+            // our clock made with it, for every batch: a `now` read once
+            // before a long drain (a burst read while it still arrives)
+            // would date the later packets too early by the time the drain
+            // took, and their Master_Down_Timers would fire that much
+            // early. The wall clock is read first: any error is late.
             let wall = std::time::SystemTime::now();
+            let now = self.now();
             let core = &mut self.core;
             let read = socket.read_batch(&mut self.rx, left, |p| {
                 let age = packet_age(wall, p.received).min(now.since_epoch());
@@ -571,102 +584,140 @@ impl Shell {
     /// publishes the status if it changed.
     fn apply_effects(&mut self) {
         self.carry_out_effects();
-        if self.core.take_changed() {
+        // While the kernel's answers queue up (hundreds of addresses added
+        // after a takeover), the status waits for the last of them: each
+        // snapshot covers every instance.
+        if self.msgs.is_empty() && self.core.take_changed() {
             self.publish();
         }
     }
 
-    /// Carries out the core's effects, in order, without waiting.
+    /// Carries out the effects held back by [`Shell::send_adverts_now`],
+    /// then the core's, in order, without waiting.
     fn carry_out_effects(&mut self) {
+        while let Some(effect) = self.later.pop_front().or_else(|| self.core.poll_effect()) {
+            self.carry_out(effect);
+        }
+    }
+
+    /// During a chain of takeovers: puts the core's advertisements on the
+    /// wire now and holds every other effect back, in order, for
+    /// [`Shell::carry_out_effects`]. An advertisement overtakes address
+    /// changes, announcements and events (the core already orders each
+    /// instance's advertisement before its addresses), never a change of
+    /// sockets it may need.
+    fn send_adverts_now(&mut self) {
         while let Some(effect) = self.core.poll_effect() {
             match effect {
-                Effect::Send(batch) => {
-                    let report = match self.sockets.get(&batch.socket) {
-                        Some(socket) => {
-                            let datagrams: Vec<(&[u8], std::net::IpAddr)> = batch.iter().collect();
-                            let outcome = socket.send_batch_now(Some(batch.source), &datagrams);
-                            for e in &outcome.errors {
-                                tracing::debug!(error = %e, "send failed");
-                            }
-                            SendReport {
-                                sent: outcome.sent,
-                                dropped: outcome.dropped,
-                                failed: outcome.errors.len(),
-                            }
+                Effect::Send(batch) if !self.later_sockets => self.send(&batch),
+                other => {
+                    self.later_sockets |= matches!(other, Effect::Sockets(_));
+                    self.later.push_back(other);
+                }
+            }
+        }
+    }
+
+    /// One batch of advertisements, in one `sendmmsg` (a few when the
+    /// batch is longer than one call takes).
+    fn send(&mut self, batch: &SendBatch) {
+        let report = match self.sockets.get(&batch.socket) {
+            Some(socket) => {
+                let datagrams: Vec<(&[u8], std::net::IpAddr)> = batch.iter().collect();
+                let outcome = socket.send_batch_now(Some(batch.source), &datagrams);
+                for e in &outcome.errors {
+                    tracing::debug!(error = %e, "send failed");
+                }
+                SendReport {
+                    sent: outcome.sent,
+                    dropped: outcome.dropped,
+                    failed: outcome.errors.len(),
+                }
+            }
+            None => SendReport {
+                failed: batch.datagrams.len(),
+                ..SendReport::default()
+            },
+        };
+        self.core.handle_send_report(report);
+    }
+
+    /// Carries out one effect without waiting.
+    fn carry_out(&mut self, effect: Effect) {
+        if self.later.is_empty() {
+            self.later_sockets = false;
+        }
+        match effect {
+            Effect::Send(batch) => self.send(&batch),
+            Effect::AddAddress(op) => {
+                let _ = self.work.send(Work::Add(op));
+            }
+            Effect::RemoveAddress(op) => {
+                let _ = self.work.send(Work::Remove(op));
+            }
+            Effect::Announce(a) => {
+                let _ = self.work.send(Work::Announce(a));
+            }
+            Effect::Sockets(wanted) => {
+                let now = self.now();
+                for (key, report) in self.sockets.reconcile(&wanted) {
+                    self.core.handle_socket_report(now, key, report);
+                }
+            }
+            Effect::PersistOwned(owned) => {
+                if let Some(p) = &self.persist {
+                    p.send_replace(Some(owned));
+                }
+            }
+            Effect::Event(e) => {
+                // Logged here, not where the core decides, so that a
+                // chain of takeovers writes its log lines after its
+                // advertisements have left.
+                tracing::info!(instance = %e.instance, from = %e.from, to = %e.to, reason = %self.core.describe(&e.reason), "state change");
+                let _ = self.events.send(e);
+            }
+            Effect::EnsureVmac(op) => {
+                let _ = self.work.send(Work::EnsureVmac(op));
+            }
+            Effect::RemoveVmac(r) => {
+                let _ = self.work.send(Work::RemoveVmac(r));
+            }
+            Effect::PersistOwnedLinks(names) => {
+                if let Some(state) = &self.state {
+                    let path = super::state_file::links_path(state.path());
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = super::state_file::write_links(&path, &names) {
+                            tracing::error!(path = %path.display(), error = %e, "cannot write the record of virtual MAC interfaces");
                         }
-                        None => SendReport {
-                            failed: batch.datagrams.len(),
-                            ..SendReport::default()
-                        },
-                    };
-                    self.core.handle_send_report(report);
+                    });
                 }
-                Effect::AddAddress(op) => {
-                    let _ = self.work.send(Work::Add(op));
+            }
+            Effect::AddRoute(op) => {
+                let _ = self.work.send(Work::AddRoute(op));
+            }
+            Effect::RemoveRoute(op) => {
+                let _ = self.work.send(Work::RemoveRoute(op));
+            }
+            Effect::AddRule(rule) => {
+                let _ = self.work.send(Work::AddRule(rule));
+            }
+            Effect::RemoveRule(rule) => {
+                let _ = self.work.send(Work::RemoveRule(rule));
+            }
+            Effect::PersistRules(rules) => {
+                if let Some(p) = &self.persist_rules {
+                    p.send_replace(Some(rules));
                 }
-                Effect::RemoveAddress(op) => {
-                    let _ = self.work.send(Work::Remove(op));
-                }
-                Effect::Announce(a) => {
-                    let _ = self.work.send(Work::Announce(a));
-                }
-                Effect::Sockets(wanted) => {
-                    let now = self.now();
-                    for (key, report) in self.sockets.reconcile(&wanted) {
-                        self.core.handle_socket_report(now, key, report);
-                    }
-                }
-                Effect::PersistOwned(owned) => {
-                    if let Some(p) = &self.persist {
-                        p.send_replace(Some(owned));
-                    }
-                }
-                Effect::Event(e) => {
-                    let _ = self.events.send(e);
-                }
-                Effect::EnsureVmac(op) => {
-                    let _ = self.work.send(Work::EnsureVmac(op));
-                }
-                Effect::RemoveVmac(r) => {
-                    let _ = self.work.send(Work::RemoveVmac(r));
-                }
-                Effect::PersistOwnedLinks(names) => {
-                    if let Some(state) = &self.state {
-                        let path = super::state_file::links_path(state.path());
-                        tokio::task::spawn_blocking(move || {
-                            if let Err(e) = super::state_file::write_links(&path, &names) {
-                                tracing::error!(path = %path.display(), error = %e, "cannot write the record of virtual MAC interfaces");
-                            }
-                        });
-                    }
-                }
-                Effect::AddRoute(op) => {
-                    let _ = self.work.send(Work::AddRoute(op));
-                }
-                Effect::RemoveRoute(op) => {
-                    let _ = self.work.send(Work::RemoveRoute(op));
-                }
-                Effect::AddRule(rule) => {
-                    let _ = self.work.send(Work::AddRule(rule));
-                }
-                Effect::RemoveRule(rule) => {
-                    let _ = self.work.send(Work::RemoveRule(rule));
-                }
-                Effect::PersistRules(rules) => {
-                    if let Some(p) = &self.persist_rules {
-                        p.send_replace(Some(rules));
-                    }
-                }
-                Effect::Firewall(blocked) => {
-                    self.firewall_used = true;
-                    let _ = self
-                        .work
-                        .send(Work::Firewall(self.firewall.clone(), blocked));
-                }
-                Effect::PersistRoutes(routes) => {
-                    if let Some(p) = &self.persist_routes {
-                        p.send_replace(Some(routes));
-                    }
+            }
+            Effect::Firewall(blocked) => {
+                self.firewall_used = true;
+                let _ = self
+                    .work
+                    .send(Work::Firewall(self.firewall.clone(), blocked));
+            }
+            Effect::PersistRoutes(routes) => {
+                if let Some(p) = &self.persist_routes {
+                    p.send_replace(Some(routes));
                 }
             }
         }

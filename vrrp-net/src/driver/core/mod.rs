@@ -12,7 +12,10 @@
 //!   driver's epoch. A received packet also carries when it arrived.
 //! - After any of them, drain [`DriverCore::poll_effect`] until `None` and
 //!   carry out each [`Effect`] in order: advertisements leave before
-//!   addresses change, addresses change before they are announced. Then
+//!   addresses change, addresses change before they are announced (the
+//!   advertisements one input causes come first, in one [`Effect::Send`]
+//!   per socket and source, so a shell may also put them on the wire
+//!   ahead of effects still pending from earlier inputs). Then
 //!   read [`DriverCore::poll_timeout`] and call
 //!   [`DriverCore::handle_timeout`] when it is due (early or repeated calls
 //!   do nothing).
@@ -382,6 +385,8 @@ pub struct DriverCore {
     static_vips: BTreeMap<VipKey, VipWant>,
     effects: VecDeque<Effect>,
     outbox: Vec<SendBatch>,
+    /// While a drain runs: where in `effects` its advertisements go.
+    sends_at: Option<usize>,
     buf: Vec<u8>,
     counters: Counters,
     last_packet: Timestamp,
@@ -440,6 +445,7 @@ impl DriverCore {
             static_vips: static_vips(&config.static_addresses),
             effects: VecDeque::new(),
             outbox: Vec::new(),
+            sends_at: None,
             buf: vec![0; vrrp_core::wire::MAX_PACKET_LEN],
             counters: Counters::default(),
             last_packet: Timestamp::ZERO,
@@ -680,7 +686,17 @@ impl DriverCore {
 
     /// Link and address notifications, in the order received.
     pub fn handle_link_events(&mut self, now: Timestamp, events: Vec<LinkEvent>) {
+        // The addresses of address events; None once a link event is seen.
+        let mut addresses: Option<BTreeSet<IpAddr>> = Some(BTreeSet::new());
         for event in events {
+            match &event {
+                LinkEvent::AddressAdded(a) | LinkEvent::AddressRemoved(a) => {
+                    if let Some(set) = &mut addresses {
+                        set.insert(a.addr);
+                    }
+                }
+                _ => addresses = None,
+            }
             match event {
                 LinkEvent::Up(l) | LinkEvent::Down(l) | LinkEvent::Changed(l) => {
                     self.kernel.upsert_link(l);
@@ -693,7 +709,33 @@ impl DriverCore {
                 LinkEvent::AddressRemoved(a) => self.kernel.remove_address(a.ifindex, a.addr),
             }
         }
-        self.refresh(now);
+        match addresses {
+            // Only addresses came or went (as each virtual address added
+            // echoes back): the links, and so the sockets and interface
+            // tracks, are as they were; a source address may have moved.
+            // When no binding moved, only the keys of those addresses can
+            // have changed, and only they are reconciled: a takeover of
+            // hundreds of instances adds as many addresses, and a pass
+            // over every key for each would be quadratic.
+            Some(addresses) if self.started => {
+                if self.rebind(now) {
+                    self.reconcile_all(now);
+                } else {
+                    let keys: BTreeSet<VipKey> = self
+                        .vip_index
+                        .keys()
+                        .chain(self.owned.iter())
+                        .filter(|k| addresses.contains(&k.addr))
+                        .cloned()
+                        .collect();
+                    for key in keys {
+                        self.reconcile_key(now, &key);
+                    }
+                }
+                self.drain(now);
+            }
+            _ => self.refresh(now),
+        }
     }
 
     /// What became of a socket of [`Effect::Sockets`].
@@ -822,7 +864,7 @@ impl DriverCore {
                 }
             }
         }
-        self.drain(now);
+        self.drain_settling(now, false);
     }
 
     /// Fires what is due at `now`.
@@ -833,6 +875,17 @@ impl DriverCore {
         if let Some(due) = self.router.poll_timeout().filter(|t| *t <= now) {
             self.recorder.record(now, Input::Timeout { due });
         }
+        // A retry of a virtual MAC interface, route, rule or the firewall
+        // is due: those are reconciled (see drain_settling).
+        let settle_all = [
+            self.vmac_deadline(),
+            self.routes.next_retry(),
+            self.rules.next_retry(),
+            self.firewall.retry_at,
+        ]
+        .into_iter()
+        .flatten()
+        .any(|at| at <= now);
         self.router.handle_timeout(now);
         while let Some((at, key)) = self.retries.first().cloned() {
             if at > now {
@@ -851,7 +904,7 @@ impl DriverCore {
         }
         self.firewall_timeout(now);
         self.extra_garp_due(now);
-        self.drain(now);
+        self.drain_settling(now, settle_all);
     }
 
     /// Starts every instance.
@@ -1198,16 +1251,31 @@ impl DriverCore {
                 .record(now, Input::TrackState { track: id, up });
             self.router.set_track_state(now, id, up);
         }
-        // Bindings.
-        let ids: Vec<InstanceId> = self.entries.keys().copied().collect();
-        for id in ids {
+        self.rebind(now);
+    }
+
+    /// Brings every instance's binding (interface, source address,
+    /// socket) up to date; whether one changed.
+    fn rebind(&mut self, now: Timestamp) -> bool {
+        // Bindings: what changed, read first. The source address is looked
+        // up once per interface and family (hundreds of instances share
+        // one interface, and each lookup checks the interface's addresses
+        // against the record of ours).
+        let changed: Vec<(InstanceId, Binding)> = {
+            let mut sources = SourceCache::new();
+            self.entries
+                .iter()
+                .filter_map(|(id, entry)| {
+                    let binding = self.binding_of(entry, &mut sources);
+                    (binding != entry.binding).then_some((*id, binding))
+                })
+                .collect()
+        };
+        let moved = !changed.is_empty();
+        for (id, binding) in changed {
             let Some(entry) = self.entries.get(&id) else {
                 continue;
             };
-            let binding = self.binding_of(entry);
-            if binding == entry.binding {
-                continue;
-            }
             let (name, track, auto) = (entry.name.clone(), entry.binding_track, entry.auto_source);
             match &binding {
                 Ok((ifindex, source)) => {
@@ -1250,9 +1318,14 @@ impl DriverCore {
             self.router.set_track_state(now, track, binding.is_ok());
             self.changed = true;
         }
+        moved
     }
 
-    fn binding_of(&self, entry: &Entry) -> Result<(u32, IpAddr), Unbound> {
+    fn binding_of<'a>(
+        &self,
+        entry: &'a Entry,
+        sources: &mut SourceCache<'a>,
+    ) -> Result<(u32, IpAddr), Unbound> {
         // The configured interface gives the source address; the socket
         // is on it or on the instance's virtual MAC interface.
         let base = self
@@ -1265,15 +1338,22 @@ impl DriverCore {
             .link_by_name(entry.spec.socket_interface())
             .ok_or(Unbound::InterfaceMissing)?;
         let source = if entry.auto_source {
-            self.kernel
-                .source(base.ifindex, entry.family, |a| {
+            let key = (
+                base.ifindex,
+                entry.family,
+                entry.spec.interface.as_str(),
+                entry.spec.vip_interface(),
+            );
+            let source = *sources.entry(key).or_insert_with(|| {
+                self.kernel.source(base.ifindex, entry.family, |a| {
                     self.owned.iter().any(|o| {
                         o.addr == a
                             && (o.device == entry.spec.interface
                                 || o.device == entry.spec.vip_interface())
                     })
                 })
-                .ok_or(Unbound::NoSourceAddress)?
+            });
+            source.ok_or(Unbound::NoSourceAddress)?
         } else {
             entry.spec.config.primary_address
         };
@@ -1337,14 +1417,38 @@ impl DriverCore {
     // ------------------------------------------------------------------
     // Router outputs.
 
+    /// Turns the router's outputs into effects. The advertisements of one
+    /// drain are collected into one batch per socket and source (one
+    /// `sendmmsg`) and placed ahead of every other effect of the drain
+    /// (address changes, announcements, events): a wake that finds several
+    /// takeovers due puts all their advertisements on the wire first, and
+    /// each instance's advertisement still leaves before its addresses
+    /// change (RFC 5798 6.4.1/6.4.2) or its priority-0 goodbye before they
+    /// go (6.4.3).
     fn drain(&mut self, now: Timestamp) {
+        self.drain_settling(now, true);
+    }
+
+    /// [`DriverCore::drain`] for the two inputs that run all the time (a
+    /// received advertisement, a timer): the virtual MAC interfaces, routes
+    /// and rules are reconciled (a pass over every instance, which at
+    /// hundreds of instances is most of the first takeover's time on a
+    /// cold cache) only when `settle_all` says something they depend on
+    /// may have changed, or a transition of an instance that has routes or
+    /// rules moved what is wanted. Their inputs other than instance states
+    /// (configuration, kernel notifications, results, retries) all come
+    /// through full drains.
+    fn drain_settling(&mut self, now: Timestamp, settle_all: bool) {
+        let (mut routes_moved, mut rules_moved) = (settle_all, settle_all);
+        // An inner drain (none today) leaves the batch to the outer one.
+        let outer = self.sends_at.is_none();
+        if outer {
+            self.sends_at = Some(self.effects.len());
+        }
         while let Some((id, output)) = self.router.poll_output() {
             match output {
                 Output::Transmit(t) => self.queue_transmit(id, &t),
-                // What goes on the wire keeps the router's order: queued
-                // advertisements leave before addresses change or GARPs go.
                 Output::AddAddresses { .. } => {
-                    self.flush_outbox();
                     let keys: Vec<VipKey> = self
                         .entries
                         .get(&id)
@@ -1355,7 +1459,6 @@ impl DriverCore {
                     }
                 }
                 Output::RemoveAddresses { addresses, .. } => {
-                    self.flush_outbox();
                     // The engine names the advertised addresses; the
                     // instance's excluded ones go with them.
                     let own: Vec<VipKey> = self
@@ -1381,7 +1484,6 @@ impl DriverCore {
                     interval,
                     ..
                 } => {
-                    self.flush_outbox();
                     // Excluded addresses are announced with the others.
                     let mut addresses = addresses.to_vec();
                     if let Some(e) = self.entries.get(&id) {
@@ -1405,6 +1507,8 @@ impl DriverCore {
                     let Some(entry) = self.entries.get(&id) else {
                         continue;
                     };
+                    routes_moved |= !entry.spec.routes.is_empty();
+                    rules_moved |= !entry.spec.rules.is_empty();
                     let config = self.router.config_of(id);
                     let priority = self
                         .router
@@ -1413,7 +1517,6 @@ impl DriverCore {
                         .or_else(|| config.map(|c| c.priority))
                         .unwrap_or(Priority::STOP);
                     let vrid = config.map_or(entry.spec.config.vrid, |c| c.vrid);
-                    tracing::info!(instance = %entry.name, %from, %to, reason = %self.describe(&reason), "state change");
                     self.effects.push_back(Effect::Event(StateEvent {
                         instance: entry.name.clone(),
                         vrid,
@@ -1433,19 +1536,31 @@ impl DriverCore {
                 _ => {}
             }
         }
-        self.flush_outbox();
-        self.reconcile_firewall(now);
-        self.extra_garp_sync(now);
-        self.reconcile_vmacs(now);
-        self.reconcile_routes(now);
-        self.reconcile_rules(now);
+        if settle_all {
+            self.reconcile_firewall(now);
+            self.extra_garp_sync(now);
+            self.reconcile_vmacs(now);
+        }
+        if routes_moved {
+            self.reconcile_routes(now);
+        }
+        if rules_moved {
+            self.reconcile_rules(now);
+        }
         if std::mem::take(&mut self.owned_dirty) {
             self.effects.push_back(Effect::PersistOwned(self.owned()));
             self.changed = true;
         }
+        if outer && let Some(at) = self.sends_at.take() {
+            let at = at.min(self.effects.len());
+            for (i, batch) in self.outbox.drain(..).enumerate() {
+                self.effects.insert(at + i, Effect::Send(batch));
+            }
+        }
     }
 
-    fn describe(&self, reason: &vrrp_core::Reason) -> String {
+    /// A transition's reason in words (a tracked object by its name).
+    pub(crate) fn describe(&self, reason: &vrrp_core::Reason) -> String {
         match reason {
             vrrp_core::Reason::TrackFailed(id) => match self.tracks.name(*id) {
                 Some(TrackName::Key(k)) => format!("{k} failed"),
@@ -1501,7 +1616,12 @@ impl DriverCore {
             .push((start..batch.bytes.len(), t.destination));
     }
 
+    /// Queues the advertisements collected so far, unless a drain is
+    /// collecting them (it places them itself, see [`DriverCore::drain`]).
     fn flush_outbox(&mut self) {
+        if self.sends_at.is_some() {
+            return;
+        }
         for batch in self.outbox.drain(..) {
             self.effects.push_back(Effect::Send(batch));
         }
@@ -1559,6 +1679,13 @@ impl DriverCore {
         tracing::warn!(interface = %self.ifaces.name(iface), vrid, src = %meta.src, %reason, "{what}");
     }
 }
+
+/// Where an instance runs (interface index, source address), or why not.
+type Binding = Result<(u32, IpAddr), Unbound>;
+
+/// The source addresses found during one pass over the bindings, by base
+/// interface index, family, interface and virtual address interface.
+type SourceCache<'a> = HashMap<(u32, Family, &'a str, &'a str), Option<IpAddr>>;
 
 /// An engine configuration with the source the binding chose.
 fn with_source(mut config: InstanceConfig, source: Option<IpAddr>) -> InstanceConfig {

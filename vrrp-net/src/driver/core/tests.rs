@@ -1421,3 +1421,115 @@ fn announcements_are_counted_per_instance() {
     let s = h.status("A");
     assert_eq!((s.garps_sent, s.nas_sent), (3, 1));
 }
+
+/// The VRIDs of the advertisements in a send.
+fn vrids(b: &SendBatch) -> Vec<u8> {
+    b.iter().map(|(p, _)| p[1]).collect()
+}
+
+#[test]
+fn a_chain_of_takeovers_never_fires_early_and_those_due_together_leave_in_one_batch_first() {
+    // RFC 5798 6.4.2: each backup takes over when its own Master_Down_Timer
+    // fires, never before. A dead master's last advertisements arrived a
+    // few microseconds apart, so its backups' deadlines are as close: a
+    // wake that finds several due sends all their advertisements in one
+    // batch, ahead of every address change, announcement and event.
+    let specs = (1..=4)
+        .map(|n| spec(&format!("v{n}"), "eth0", n, 100, &format!("192.0.2.10{n}")))
+        .collect();
+    let mut h = Harness::eth0(&config(specs));
+    let us = |n: u64| Timestamp::from(Duration::from_micros(n));
+    // The master's last advertisements: VRID n heard at 200 ms + 10n us.
+    for n in 1..=4u8 {
+        h.now = us(200_000 + 10 * u64::from(n));
+        h.advert("eth0", "192.0.2.2", n, 200, &[&format!("192.0.2.10{n}")]);
+    }
+    let mdi = h
+        .core
+        .router()
+        .instances()
+        .next()
+        .map(|(_, i)| i.master_down_interval())
+        .unwrap();
+    let deadline = |n: u64| us(200_000 + 10 * n) + mdi;
+    assert_eq!(
+        h.core.poll_timeout(),
+        Some(CoreDeadline {
+            at: deadline(1),
+            takeover: true
+        })
+    );
+    h.clear();
+    // A nanosecond early: nothing.
+    let early = deadline(1) - Duration::from_nanos(1);
+    h.now = early;
+    h.core.handle_timeout(early);
+    h.pump();
+    assert!(h.log.is_empty(), "{:?}", h.log);
+    assert!((1..=4).all(|n| h.state(&format!("v{n}")) == State::Backup));
+    // On time: the first alone, its advertisement before its address.
+    h.now = deadline(1);
+    h.core.handle_timeout(deadline(1));
+    h.pump();
+    let sends: Vec<Vec<u8>> = h
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(b) => Some(vrids(b)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sends, vec![vec![1]]);
+    assert!(
+        matches!(h.log.first(), Some(Effect::Send(_))),
+        "{:?}",
+        h.log
+    );
+    assert_eq!(h.adds(), vec![ip("192.0.2.101")]);
+    assert_eq!(h.state("v1"), State::Master);
+    assert_eq!(h.state("v2"), State::Backup);
+    // A late wake, after the second and third deadlines and before the
+    // fourth: those two together, in one batch before anything else; the
+    // fourth waits for its own deadline.
+    h.clear();
+    let late = deadline(3) + Duration::from_micros(5);
+    assert!(late < deadline(4));
+    h.now = late;
+    h.core.handle_timeout(late);
+    h.pump();
+    let Some(Effect::Send(first)) = h.log.first() else {
+        panic!("the advertisements first: {:?}", h.log);
+    };
+    assert_eq!(vrids(first), vec![2, 3], "in deadline order, one batch");
+    assert_eq!(
+        h.log
+            .iter()
+            .filter(|e| matches!(e, Effect::Send(_)))
+            .count(),
+        1
+    );
+    assert_eq!(h.adds(), vec![ip("192.0.2.102"), ip("192.0.2.103")]);
+    assert_eq!(
+        h.events(),
+        vec![
+            ("v2".to_owned(), State::Backup, State::Master),
+            ("v3".to_owned(), State::Backup, State::Master)
+        ]
+    );
+    assert_eq!(h.state("v4"), State::Backup);
+    assert_eq!(
+        h.core.poll_timeout(),
+        Some(CoreDeadline {
+            at: deadline(4),
+            takeover: true
+        })
+    );
+    h.clear();
+    h.core.handle_timeout(deadline(4) - Duration::from_nanos(1));
+    h.pump();
+    assert!(h.log.is_empty(), "{:?}", h.log);
+    h.core.handle_timeout(deadline(4));
+    h.pump();
+    assert!(matches!(h.log.first(), Some(Effect::Send(b)) if vrids(b) == vec![4]));
+    assert_eq!(h.state("v4"), State::Master);
+}
