@@ -14,7 +14,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use common::{Node, wait_until};
+use common::{Node, state_file, wait_until};
 use vrrp_core::{Centisecs, InstanceConfig, Priority, State, Version, VirtualAddress, Vrid};
 use vrrp_net::driver::{DriverConfig, InstanceSpec, Vip, VmacSpec};
 use vrrp_net::testnet::{Keepalived, Lan, Netns, Router};
@@ -79,8 +79,16 @@ fn ours(c: Case, prio: u8) -> Result<DriverConfig> {
         });
     Ok(DriverConfig {
         instances: vec![spec],
+        // One record for both runs on r1: the second finds what the first
+        // left behind.
+        state_file: Some(record(c)),
         ..DriverConfig::default()
     })
+}
+
+/// The record of the addresses the driver added, for case `c`.
+fn record(c: Case) -> std::path::PathBuf {
+    state_file(&format!("vmac-{}", c.vrid))
 }
 
 fn link(ns: &Netns, name: &str) -> Result<Option<String>> {
@@ -221,6 +229,19 @@ fn run(c: Case) -> Result<()> {
     node.wait_state("VI_1", State::Master, T)?;
 
     // 3. Ours dies: keepalived takes over; our macvlan stays (a crash).
+    // The crash comes once the VIP is in the record (written off the loop,
+    // after the kernel confirmed the add: a crash before that write leaves
+    // an address no record names, someone else's to the next run).
+    wait_until("the VIP in the record", T, || {
+        Ok(std::fs::read_to_string(record(c))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| a.starts_with(&format!("{}/", c.vip)))
+            }))
+    })?;
     node.kill()?;
     ka.wait_for_log("Entering MASTER STATE", T)
         .context("keepalived took over")?;
