@@ -499,6 +499,7 @@ async fn run_async(
         health,
         vips_restored: 0,
         reasons: std::collections::BTreeMap::new(),
+        vs_routes: None,
     };
     daemon.publish_status();
     daemon.health.set_ready(true);
@@ -544,6 +545,8 @@ struct Daemon {
     /// Transitions seen on the driver's stream, by instance, from, to
     /// and reason.
     reasons: std::collections::BTreeMap<(String, String, String, String), u64>,
+    /// The virtual servers' host routes last given to the driver.
+    vs_routes: Option<Vec<vrrp_net::route::Route>>,
 }
 
 impl Daemon {
@@ -574,6 +577,9 @@ impl Daemon {
         #[cfg(debug_assertions)]
         let runner_stop = fault::after("runner-stop").map(|d| tokio::time::Instant::now() + d);
         loop {
+            // Quorum moves only where the real servers were handled (in
+            // the arms below): the routes follow it before the next wait.
+            self.sync_vs_routes().await;
             #[cfg(debug_assertions)]
             let injected = async {
                 match runner_stop {
@@ -685,6 +691,34 @@ impl Daemon {
                     self.parts.runner_cancel.cancel();
                 }
             }
+        }
+    }
+
+    /// Gives the driver the host routes of the virtual servers whose
+    /// quorum is up (`export_routes`), when they changed.
+    async fn sync_vs_routes(&mut self) {
+        let wanted: Vec<vrrp_net::route::Route> = match &self.parts.real {
+            Some(real) => self
+                .plan
+                .vs_routes
+                .iter()
+                .filter(|(service, _)| real.has_quorum(service) == Some(true))
+                .map(|(_, route)| route.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        if self.vs_routes.as_ref() == Some(&wanted) {
+            return;
+        }
+        let Some(handle) = &self.handle else {
+            return;
+        };
+        match handle.set_gated_routes(wanted.clone()).await {
+            Ok(()) => {
+                tracing::debug!(routes = wanted.len(), "virtual servers' routes");
+                self.vs_routes = Some(wanted);
+            }
+            Err(e) => tracing::warn!(error = %e, "virtual servers' routes not given to the driver"),
         }
     }
 
