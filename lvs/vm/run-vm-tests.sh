@@ -143,6 +143,8 @@ order() {
   done | awk '!s[$0]++'
 }
 MODNAMES=(crc32c_generic ip_vs)
+# vrrpd's export_routes test puts its real servers on a dummy link
+[ "$MODE" = test ] && MODNAMES+=(dummy)
 for s in $SCHEDULERS; do MODNAMES+=("ip_vs_$s"); done
 MODS=$(order "${MODNAMES[@]}")
 
@@ -168,6 +170,7 @@ if [ "$MODE" = test ]; then
   cp "$BIN" "$R/bin/kernel-tests"
   copy_dyn "$(command -v keepalived)"
   copy_dyn "$VRRPD"; strip "$R/sbin/vrrpd"
+  copy_dyn "$(command -v ip)" # iproute2's: busybox's does not print a route's protocol
   copy_dyn "$VBIN"; mv "$R/sbin/$(basename "$VBIN")" "$R/sbin/vrrpd-vm-tests"; strip "$R/sbin/vrrpd-vm-tests"
   copy_dyn "$VBIN2"; mv "$R/sbin/$(basename "$VBIN2")" "$R/sbin/vrrpd-vm-reload-tests"; strip "$R/sbin/vrrpd-vm-reload-tests"
   mkdir -p "$R/vrrpd-vm" "$R/etc"
@@ -278,6 +281,12 @@ if [ "$MODE" = test ]; then
   grep -q "^test result: ok. $EXPECTED_LVS passed" console.log || { log "libtest did not report $EXPECTED_LVS kernel tests passed"; fail=1; }
   grep -q "^test result: ok. $EXPECTED_VRRPD passed" console.log || { log "libtest did not report $EXPECTED_VRRPD vrrpd tests passed"; fail=1; }
   grep -q "^test result: ok. $EXPECTED_RELOAD passed" console.log || { log "libtest did not report $EXPECTED_RELOAD vrrpd reload tests passed"; fail=1; }
+  # the /metrics text the export test scraped, with IPVS counters: Prometheus' own checker
+  sed -n '/^VRRPD-METRICS-BEGIN$/,/^VRRPD-METRICS-END$/p' console.log | sed '1d;$d' > metrics.txt
+  if [ ! -s metrics.txt ]; then log "no /metrics text from the VM"; fail=1
+  elif ! command -v promtool >/dev/null; then log "promtool (Debian's prometheus) is needed to check /metrics"; fail=1
+  elif ! promtool check metrics < metrics.txt >&2; then log "promtool check metrics failed on the VM's /metrics"; fail=1
+  else log "promtool check metrics: $(grep -c '^lvs_' metrics.txt) lvs samples passed"; fi
 fi
 if [ "$fail" -ne 0 ]; then
   log "console log follows"; cat console.log >&2

@@ -28,6 +28,7 @@ pub mod events;
 #[cfg(debug_assertions)]
 pub mod fault;
 pub mod http;
+pub mod ipvs_stats;
 pub mod lock;
 pub mod lvs_alerts;
 pub mod plan;
@@ -322,6 +323,7 @@ struct Parts {
 impl Parts {
     /// Stops everything but the driver (released before).
     async fn release(mut self) {
+        ipvs_stats::clear();
         if let Some(real) = self.real.take()
             && let Err(e) =
                 tokio::task::block_in_place(|| real.shutdown(lvs::ShutdownMode::Release))
@@ -363,7 +365,9 @@ async fn run_async(
     let ipvs = if plan.virtual_servers.is_empty() {
         None
     } else {
-        Some(tokio::task::block_in_place(open_ipvs)?)
+        let client = tokio::task::block_in_place(open_ipvs)?;
+        ipvs_stats::install(tokio::task::block_in_place(open_ipvs)?);
+        Some(client)
     };
     if !plan.driver.instances.is_empty() {
         check_raw_sockets()?;
@@ -831,7 +835,14 @@ impl Daemon {
         // IPVS for a first virtual server, before anything changes.
         let new_ipvs = if self.parts.real.is_none() && !new.virtual_servers.is_empty() {
             match tokio::task::block_in_place(open_ipvs) {
-                Ok(c) => Some(c),
+                Ok(c) => {
+                    if !ipvs_stats::installed()
+                        && let Ok(stats) = tokio::task::block_in_place(open_ipvs)
+                    {
+                        ipvs_stats::install(stats);
+                    }
+                    Some(c)
+                }
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "reload refused: the running configuration stays");
                     return false;
