@@ -817,6 +817,7 @@ impl Daemon {
             self.reapply_maintenance().await;
         }
         api::publish(&self.api_events, event);
+        tracing::info!(applied, "reload finished");
         write_status(&self.shared, |d| {
             if applied {
                 d.reloads += 1;
