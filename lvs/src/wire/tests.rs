@@ -525,11 +525,11 @@ fn counters_prefer_64_bit_and_refuse_bad_lengths() {
         bytes_out: 6000,
     };
     assert_eq!(
-        decode_service_counters(&with_stats(1, &[narrow.clone()])),
+        decode_service_counters(&with_stats(1, std::slice::from_ref(&narrow))),
         Ok(Some(narrow_counters))
     );
     assert_eq!(
-        decode_destination_counters(&with_stats(2, &[narrow.clone(), wide.clone()])),
+        decode_destination_counters(&with_stats(2, &[narrow.clone(), wide])),
         Ok(Some(Counters {
             connections: u64::from(u32::MAX) + 7,
             packets_in: u64::from(u32::MAX) + 70,

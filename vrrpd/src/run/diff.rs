@@ -411,16 +411,20 @@ mod tests {
     fn exported_routes_of_virtual_servers_show_in_the_diff() {
         let key = |t: &str| t.parse::<lvs::ServiceKey>().expect("key");
         let route = |t: &str| t.parse::<vrrp_net::route::Route>().expect("route");
-        let mut old = Plan::default();
-        old.vs_routes = vec![(
-            key("tcp/192.0.2.5:80"),
-            route("192.0.2.5/32 dev lo table 198 proto 248"),
-        )];
-        let mut new = Plan::default();
-        new.vs_routes = vec![(
-            key("tcp/192.0.2.5:80"),
-            route("192.0.2.5/32 dev lo table 199 proto 248"),
-        )];
+        let old = Plan {
+            vs_routes: vec![(
+                key("tcp/192.0.2.5:80"),
+                route("192.0.2.5/32 dev lo table 198 proto 248"),
+            )],
+            ..Plan::default()
+        };
+        let new = Plan {
+            vs_routes: vec![(
+                key("tcp/192.0.2.5:80"),
+                route("192.0.2.5/32 dev lo table 199 proto 248"),
+            )],
+            ..Plan::default()
+        };
         let lines: Vec<String> = diff(&old, &new).iter().map(ToString::to_string).collect();
         assert_eq!(lines, ["export_route tcp/192.0.2.5:80: updated in place"]);
         assert_eq!(diff(&new, &Plan::default()).len(), 1, "removed");
