@@ -227,8 +227,9 @@ elif [ "$MODE" = scale ]; then
   mem() { awk '/^Vm(HWM|RSS):/ { printf "%s=%s ", $1, $2 }' /proc/$1/status; }
   # waits (up to 10 min) until the log has $2 lines matching $1, or the daemon is gone
   wait_log() { n=0; while [ "$(grep -c "$1" /tmp/scale.log)" -lt "$2" ] && kill -0 $pid 2>/dev/null && [ $n -lt 3000 ]; do sleep 0.2; n=$((n+1)); done; }
-  # waits (up to 10 min) until the daemon used no CPU for 2 s: checks started, programming done
-  settle() { n=0; a=$(cpu $pid); while [ $n -lt 300 ]; do sleep 2; b=$(cpu $pid); [ "$a" = "$b" ] && break; a=$b; n=$((n+1)); done; }
+  # waits (up to 10 min) until the daemon used less than half the CPU over 4 s: programming
+  # done, checks started (the status refresh every second keeps it from ever being idle)
+  settle() { n=0; a=$(cpu $pid); while [ $n -lt 150 ]; do sleep 4; b=$(cpu $pid); share=$(awk -v a=$a -v b=$b 'BEGIN { printf "%.0f", (b - a) * 25 }'); [ "$share" -lt 50 ] && break; a=$b; n=$((n+1)); done; }
   t0=$(up)
   /sbin/vrrpd --log-format json run -c /scale.toml > /tmp/scale.log 2>&1 &
   pid=$!
@@ -236,14 +237,14 @@ elif [ "$MODE" = scale ]; then
   t1=$(up); c1=$(cpu $pid)
   echo "daemon startup: programmed_s=$(awk -v a=$t0 -v b=$t1 'BEGIN { print b - a }') cpu_s=$c1 ipvsadm_lines=$(ipvsadm -Sn | wc -l) $(mem $pid)"
   settle
-  echo "daemon settled: cpu_s=$(cpu $pid) $(mem $pid)ipvsadm_lines=$(ipvsadm -Sn | wc -l)"
+  echo "daemon settled: after_s=$(awk -v a=$t0 -v b=$(up) 'BEGIN { print b - a }') cpu_s=$(cpu $pid) cpu_share_last_4s=$share% $(mem $pid)ipvsadm_lines=$(ipvsadm -Sn | wc -l)"
   t2=$(up); c2=$(cpu $pid)
   kill -HUP $pid
   wait_log 'reload finished' 1
   t3=$(up); c3=$(cpu $pid)
   echo "daemon reload: wall_s=$(awk -v a=$t2 -v b=$t3 'BEGIN { print b - a }') cpu_s=$(awk -v a=$c2 -v b=$c3 'BEGIN { print b - a }') $(mem $pid)"
   settle
-  echo "daemon reload settled: $(mem $pid)ipvsadm_lines=$(ipvsadm -Sn | wc -l)"
+  echo "daemon reload settled: cpu_share_last_4s=$share% $(mem $pid)ipvsadm_lines=$(ipvsadm -Sn | wc -l)"
   grep 'reload finished' /tmp/scale.log | grep -q '"applied":true' || { echo "daemon: reload not applied"; rc=1; }
   kill -TERM $pid; wait $pid || rc=1
   echo "daemon stopped: ipvsadm_lines=$(ipvsadm -Sn | wc -l)"
