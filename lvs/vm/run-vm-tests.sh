@@ -105,8 +105,9 @@ if [ "$MODE" = scale ]; then
   # real servers, so every real server stays in the table while they run
   (cd "$WS" && cargo build --release -p vrrpd)
   SCALE_VRRPD=$WS/target/release/vrrpd
-  python3 "$WS/benches/keepalived_scale_conf.py" --failing-slowly 2277 37205 > "$CACHE.scale.conf"
-  "$SCALE_VRRPD" import-keepalived "$CACHE.scale.conf" -o "$CACHE.scale.toml" 2>/dev/null
+  mkdir -p "$CACHE"
+  python3 "$WS/benches/keepalived_scale_conf.py" --failing-slowly 2277 37205 > "$CACHE/scale.conf"
+  "$SCALE_VRRPD" import-keepalived "$CACHE/scale.conf" -o "$CACHE/scale.toml" 2>/dev/null
   T_BUILD=$(( $(now_ms) - T0 ))
   HOST_CAL=$("$SCALE_BIN" --calibrate)
   log "host $HOST_CAL"
@@ -188,7 +189,7 @@ if [ "$MODE" = test ]; then
 elif [ "$MODE" = scale ]; then
   cp "$SCALE_BIN" "$R/bin/ipvs-scale"
   copy_dyn "$SCALE_VRRPD"; strip "$R/sbin/vrrpd"
-  cp "$CACHE.scale.toml" "$R/scale.toml"
+  cp "$CACHE/scale.toml" "$R/scale.toml"
   mkdir -p "$R/etc"
   echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"
   echo 'root:x:0:' > "$R/etc/group"
