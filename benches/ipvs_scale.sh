@@ -10,7 +10,14 @@
 # Usage: benches/ipvs_scale.sh          planning and diff against an in-memory table (host)
 #        benches/ipvs_scale.sh --vm     the same against the kernel's ip_vs in the qemu VM
 #                                       (lvs/vm/run-vm-tests.sh --scale; also prints the
-#                                       emulation slowdown measured in the same run)
+#                                       emulation slowdown measured in the same run), then
+#                                       the real vrrpd daemon in the VM on the same size
+#                                       (benches/keepalived_scale_conf.py --failing-slowly
+#                                       2277 37205, imported): start-up programming time
+#                                       (wall and the daemon's CPU), VmHWM/VmRSS once
+#                                       programmed, once settled (its 37,205 TCP_CHECKs
+#                                       started and failing slowly: every real server stays
+#                                       in) and after a reload with no change
 # CPU figures need a quiet machine: the host run is repeated twice.
 set -euo pipefail
 

@@ -8,13 +8,30 @@ or 17 real servers in turn (10 to 20, 17 on average, 38,709 in all).
 Addresses are documentation ranges only (192.0.2.0/24, 2001:db8::/64):
 the file is parsed, never run.
 
-Usage: benches/keepalived_scale_conf.py [SERVICES] > keepalived.conf
+With REALS, that many real servers spread evenly instead (37,205: the
+2.3.0 report's exact count). With --failing-slowly, every TCP_CHECK
+retries 5 times 10 minutes apart before it calls its real server down: a
+daemon started on this file where the real servers are unreachable (the
+IPVS VM) keeps every real server in the table for the best part of an hour
+while its checks run and fail (benches/ipvs_scale.sh --vm uses this).
+
+Usage: benches/keepalived_scale_conf.py [--failing-slowly] [SERVICES [REALS]] > keepalived.conf
 """
 
 import sys
 
-SERVICES = int(sys.argv[1]) if len(sys.argv) > 1 else 2277
+ARGS = [a for a in sys.argv[1:] if a != "--failing-slowly"]
+FAILING_SLOWLY = len(ARGS) != len(sys.argv) - 1
+SERVICES = int(ARGS[0]) if ARGS else 2277
+REALS = int(ARGS[1]) if len(ARGS) > 1 else None
 PATTERN = (14, 20, 17)
+
+
+def count(i: int) -> int:
+    """Real servers of the i-th service."""
+    if REALS is None:
+        return PATTERN[i % len(PATTERN)]
+    return REALS // SERVICES + (1 if i < REALS % SERVICES else 0)
 
 
 def main() -> None:
@@ -35,7 +52,7 @@ def main() -> None:
         if kind != 2:
             out.write(f"    protocol {'UDP' if kind == 1 else 'TCP'}\n")
         out.write("\n")
-        for j in range(PATTERN[i % len(PATTERN)]):
+        for j in range(count(i)):
             total += 1
             # Direct routing keeps the service's port; fwmark services
             # have none, so the check names it.
@@ -49,6 +66,9 @@ def main() -> None:
             out.write("        TCP_CHECK {\n")
             out.write(f"            connect_port {rs_port}\n")
             out.write("            connect_timeout 3\n")
+            if FAILING_SLOWLY:
+                out.write("            retry 5\n")
+                out.write("            delay_before_retry 600\n")
             out.write("        }\n")
             out.write("    }\n")
         out.write("}\n\n")

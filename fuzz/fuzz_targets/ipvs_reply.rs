@@ -4,7 +4,9 @@
 //! and decodes back to the same value; message and attribute iterators stay
 //! inside the buffer, stop after an error and always end. The same bytes
 //! also build a service and a destination that must survive
-//! encode-then-decode (normalised the way the kernel reports them).
+//! encode-then-decode (normalised the way the kernel reports them). The
+//! traffic counters decode wherever the service or destination does, and
+//! requests carry none.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -14,10 +16,11 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use lvs::wire::{
     GENL_HDRLEN, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, Request, attributes, decode_destination,
-    decode_family_id, decode_service, error_code, messages,
+    decode_destination_counters, decode_family_id, decode_service, decode_service_counters,
+    error_code, messages,
 };
 use lvs::{
-    AddressFamily, Destination, ForwardMethod, Persistence, Scheduler, Service, ServiceFlags,
+    AddressFamily, DecodeError, Destination, ForwardMethod, Persistence, Scheduler, Service, ServiceFlags,
     ServiceKey,
 };
 
@@ -48,12 +51,22 @@ fn payload_of(msg: &[u8]) -> &[u8] {
 
 fn service_round_trip(s: &Service) -> Service {
     let msg = encoded(Request::AddService(s));
+    assert_eq!(
+        decode_service_counters(payload_of(&msg)),
+        Ok(None),
+        "requests carry no counters"
+    );
     decode_service(payload_of(&msg)).expect("an encoded service decodes")
 }
 
 fn destination_round_trip(d: &Destination) -> Destination {
     let key = ServiceKey::fwmark(AddressFamily::of(d.addr.ip()), 1);
     let msg = encoded(Request::AddDestination(&key, d));
+    assert_eq!(
+        decode_destination_counters(payload_of(&msg)),
+        Ok(None),
+        "requests carry no counters"
+    );
     let status =
         decode_destination(payload_of(&msg), key.family()).expect("an encoded destination decodes");
     assert_eq!(
@@ -110,11 +123,25 @@ fn reply(data: &[u8]) {
             check_attributes(data, attrs);
         }
         let _ = decode_family_id(p);
+        // The counters sit in the nest the service or destination is read
+        // from: where that decodes, the nest is found.
+        let service_counters = decode_service_counters(p);
+        let destination_counters = decode_destination_counters(p);
         if let Ok(s) = decode_service(p) {
+            assert_ne!(
+                service_counters,
+                Err(DecodeError::MissingAttribute("IPVS_CMD_ATTR_SERVICE")),
+                "the service decoded from a nest the counters did not find"
+            );
             assert_eq!(service_round_trip(&s), s, "decoded service re-encodes");
         }
         for family in [AddressFamily::Ipv4, AddressFamily::Ipv6] {
             if let Ok(d) = decode_destination(p, family) {
+                assert_ne!(
+                    destination_counters,
+                    Err(DecodeError::MissingAttribute("IPVS_CMD_ATTR_DEST")),
+                    "the destination decoded from a nest the counters did not find"
+                );
                 assert_eq!(
                     destination_round_trip(&d.destination),
                     d.destination,

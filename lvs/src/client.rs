@@ -7,7 +7,7 @@ use neli::socket::NlSocket;
 use neli::utils::Groups;
 
 use crate::error::{DecodeError, Error, Operation, from_errno};
-use crate::model::{Destination, DestinationStatus, Service, ServiceKey};
+use crate::model::{Destination, DestinationStatus, Service, ServiceKey, ServiceStatistics};
 use crate::table::Ipvs;
 use crate::wire::{self, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, Request};
 
@@ -79,6 +79,42 @@ impl IpvsClient {
     /// programs made (`ipvsadm -C`). Reconciliation never does this.
     pub fn flush(&mut self) -> Result<(), Error> {
         self.request(&Request::Flush).map(drop)
+    }
+
+    /// Every service's traffic counters and its destinations', read
+    /// from the kernel now: one dump of the services and one of each
+    /// service's destinations (what `ipvsadm -Ln --stats` reads).
+    ///
+    /// # Errors
+    /// The kernel's refusal, or a reply that does not decode.
+    pub fn statistics(&mut self) -> Result<Vec<ServiceStatistics>, Error> {
+        let malformed = |operation| move |source| Error::Malformed { operation, source };
+        let replies = self.request(&Request::ListServices)?;
+        let mut out = Vec::with_capacity(replies.len());
+        for p in &replies {
+            let key = wire::decode_service(p)
+                .map_err(malformed(Operation::ListServices))?
+                .key;
+            let counters = wire::decode_service_counters(p)
+                .map_err(malformed(Operation::ListServices))?
+                .unwrap_or_default();
+            out.push(ServiceStatistics {
+                key,
+                counters,
+                destinations: Vec::new(),
+            });
+        }
+        for s in &mut out {
+            for p in self.request(&Request::ListDestinations(&s.key))? {
+                let d = wire::decode_destination(&p, s.key.family())
+                    .map_err(malformed(Operation::ListDestinations))?;
+                let counters = wire::decode_destination_counters(&p)
+                    .map_err(malformed(Operation::ListDestinations))?
+                    .unwrap_or_default();
+                s.destinations.push((d.destination.addr, counters));
+            }
+        }
+        Ok(out)
     }
 
     /// Send one request; return the generic netlink payloads of the replies.

@@ -90,8 +90,9 @@ pub use error::{DecodeError, Error, Operation};
 pub use group::{GroupEntry, GroupEntryError, MAX_GROUP_ENTRY_SERVICES, RangeForm};
 pub use health::{ConfigureReport, HealthAggregator, ServerChecks, UnknownCheck};
 pub use model::{
-    AddressFamily, Destination, DestinationStatus, ForwardMethod, InvalidSchedulerName,
+    AddressFamily, Counters, Destination, DestinationStatus, ForwardMethod, InvalidSchedulerName,
     ParseServiceKeyError, Persistence, Protocol, Scheduler, Service, ServiceFlags, ServiceKey,
+    ServiceStatistics,
 };
 pub use reconcile::{
     Change, DesiredService, DesiredTable, Ownership, ParseOwnershipError, apply_change, plan,

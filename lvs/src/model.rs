@@ -525,6 +525,36 @@ pub struct DestinationStatus {
     pub persistent_connections: u32,
 }
 
+/// A service's or destination's traffic counters as the kernel keeps
+/// them (`IPVS_STATS_ATTR_*`): totals since the service or destination
+/// was added, as `ipvsadm -Ln --stats` shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Counters {
+    /// Connections scheduled.
+    pub connections: u64,
+    /// Packets from clients.
+    pub packets_in: u64,
+    /// Packets to clients (seen only with NAT: with DR and tunnelling the
+    /// replies bypass the director).
+    pub packets_out: u64,
+    /// Bytes from clients.
+    pub bytes_in: u64,
+    /// Bytes to clients (NAT only, as `packets_out`).
+    pub bytes_out: u64,
+}
+
+/// One service's counters and its destinations', read together
+/// ([`crate::IpvsClient::statistics`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceStatistics {
+    /// The service.
+    pub key: ServiceKey,
+    /// Its counters (the sum over its destinations, and what went to none).
+    pub counters: Counters,
+    /// Each destination's address and counters.
+    pub destinations: Vec<(SocketAddr, Counters)>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

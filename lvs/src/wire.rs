@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use crate::error::{DecodeError, ErrorContext, Operation};
 use crate::model::{
-    AddressFamily, Destination, DestinationStatus, ForwardMethod, Persistence, Protocol, Scheduler,
-    Service, ServiceFlags, ServiceKey,
+    AddressFamily, Counters, Destination, DestinationStatus, ForwardMethod, Persistence, Protocol,
+    Scheduler, Service, ServiceFlags, ServiceKey,
 };
 
 /// Netlink message header length (`struct nlmsghdr`).
@@ -84,6 +84,8 @@ const SVC_ATTR_SCHED_NAME: u16 = 6;
 const SVC_ATTR_FLAGS: u16 = 7;
 const SVC_ATTR_TIMEOUT: u16 = 8;
 const SVC_ATTR_NETMASK: u16 = 9;
+const SVC_ATTR_STATS: u16 = 10;
+const SVC_ATTR_STATS64: u16 = 12;
 // IPVS_DEST_ATTR_*
 const DEST_ATTR_ADDR: u16 = 1;
 const DEST_ATTR_PORT: u16 = 2;
@@ -94,7 +96,9 @@ const DEST_ATTR_L_THRESH: u16 = 6;
 const DEST_ATTR_ACTIVE_CONNS: u16 = 7;
 const DEST_ATTR_INACT_CONNS: u16 = 8;
 const DEST_ATTR_PERSIST_CONNS: u16 = 9;
+const DEST_ATTR_STATS: u16 = 10;
 const DEST_ATTR_ADDR_FAMILY: u16 = 11;
+const DEST_ATTR_STATS64: u16 = 12;
 const DEST_ATTR_TUN_TYPE: u16 = 13;
 const DEST_ATTR_TUN_PORT: u16 = 14;
 const DEST_ATTR_TUN_FLAGS: u16 = 15;
@@ -720,6 +724,68 @@ pub fn decode_destination(
             "IPVS_DEST_ATTR_PERSIST_CONNS",
         )?,
     })
+}
+
+/// `IPVS_STATS_ATTR_*`: inside `IPVS_{SVC,DEST}_ATTR_STATS` the connection
+/// and packet counts are u32 and the byte counts u64; inside `_STATS64`
+/// (Linux 4.1+) all are u64.
+const STATS_ATTR_CONNS: u16 = 1;
+const STATS_ATTR_INPKTS: u16 = 2;
+const STATS_ATTR_OUTPKTS: u16 = 3;
+const STATS_ATTR_INBYTES: u16 = 4;
+const STATS_ATTR_OUTBYTES: u16 = 5;
+
+/// The counters of a stats nest; `wide`: every count is a u64 (`_STATS64`).
+/// Rates and counters the kernel does not send are left out (0).
+fn decode_counters(nest: &[u8], wide: bool) -> Result<Counters, DecodeError> {
+    let count = |kind: u16, name: &'static str, always_wide: bool| -> Result<u64, DecodeError> {
+        match find(nest, kind)? {
+            None => Ok(0),
+            Some(p) if wide || always_wide => Ok(u64::from_ne_bytes(fixed(p, name)?)),
+            Some(p) => Ok(u64::from(u32::from_ne_bytes(fixed(p, name)?))),
+        }
+    };
+    Ok(Counters {
+        connections: count(STATS_ATTR_CONNS, "IPVS_STATS_ATTR_CONNS", false)?,
+        packets_in: count(STATS_ATTR_INPKTS, "IPVS_STATS_ATTR_INPKTS", false)?,
+        packets_out: count(STATS_ATTR_OUTPKTS, "IPVS_STATS_ATTR_OUTPKTS", false)?,
+        bytes_in: count(STATS_ATTR_INBYTES, "IPVS_STATS_ATTR_INBYTES", true)?,
+        bytes_out: count(STATS_ATTR_OUTBYTES, "IPVS_STATS_ATTR_OUTBYTES", true)?,
+    })
+}
+
+/// The counters in a service or destination nest: `_STATS64` when the
+/// kernel sends it (the 32-bit counts wrap), else `_STATS`; `None` when
+/// neither is there (requests carry none).
+fn nest_counters(nest: &[u8], stats: u16, stats64: u16) -> Result<Option<Counters>, DecodeError> {
+    if let Some(p) = find(nest, stats64)? {
+        return decode_counters(p, true).map(Some);
+    }
+    find(nest, stats)?
+        .map(|p| decode_counters(p, false))
+        .transpose()
+}
+
+/// The traffic counters of one `IPVS_CMD_GET_SERVICE` dump message payload
+/// (the message [`decode_service`] reads the service from).
+pub fn decode_service_counters(genl_payload: &[u8]) -> Result<Option<Counters>, DecodeError> {
+    let nest = need(
+        genl_attrs(genl_payload)?,
+        CMD_ATTR_SERVICE,
+        "IPVS_CMD_ATTR_SERVICE",
+    )?;
+    nest_counters(nest, SVC_ATTR_STATS, SVC_ATTR_STATS64)
+}
+
+/// The traffic counters of one `IPVS_CMD_GET_DEST` dump message payload
+/// (the message [`decode_destination`] reads the destination from).
+pub fn decode_destination_counters(genl_payload: &[u8]) -> Result<Option<Counters>, DecodeError> {
+    let nest = need(
+        genl_attrs(genl_payload)?,
+        CMD_ATTR_DEST,
+        "IPVS_CMD_ATTR_DEST",
+    )?;
+    nest_counters(nest, DEST_ATTR_STATS, DEST_ATTR_STATS64)
 }
 
 #[cfg(test)]

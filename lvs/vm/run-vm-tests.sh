@@ -100,6 +100,14 @@ if [ "$MODE" = scale ]; then
   T0=$(now_ms)
   (cd "$WS" && cargo build --release -p lvs --example ipvs_scale --target "$TARGET")
   SCALE_BIN=$WS/target/$TARGET/release/examples/ipvs_scale
+  # the daemon itself on the same size: keepalived's 2.3.0 case generated as a keepalived.conf,
+  # imported; its TCP_CHECKs fail slowly (5 retries 10 min apart) on the VM's unreachable
+  # real servers, so every real server stays in the table while they run
+  (cd "$WS" && cargo build --release -p vrrpd)
+  SCALE_VRRPD=$WS/target/release/vrrpd
+  mkdir -p "$CACHE"
+  python3 "$WS/benches/keepalived_scale_conf.py" --failing-slowly 2277 37205 > "$CACHE/scale.conf"
+  "$SCALE_VRRPD" import-keepalived "$CACHE/scale.conf" -o "$CACHE/scale.toml" 2>/dev/null
   T_BUILD=$(( $(now_ms) - T0 ))
   HOST_CAL=$("$SCALE_BIN" --calibrate)
   log "host $HOST_CAL"
@@ -143,6 +151,8 @@ order() {
   done | awk '!s[$0]++'
 }
 MODNAMES=(crc32c_generic ip_vs)
+# vrrpd's export_routes test puts its real servers on a dummy link
+[ "$MODE" = test ] && MODNAMES+=(dummy)
 for s in $SCHEDULERS; do MODNAMES+=("ip_vs_$s"); done
 MODS=$(order "${MODNAMES[@]}")
 
@@ -168,6 +178,7 @@ if [ "$MODE" = test ]; then
   cp "$BIN" "$R/bin/kernel-tests"
   copy_dyn "$(command -v keepalived)"
   copy_dyn "$VRRPD"; strip "$R/sbin/vrrpd"
+  copy_dyn "$(command -v ip)" # iproute2's: busybox's does not print a route's protocol
   copy_dyn "$VBIN"; mv "$R/sbin/$(basename "$VBIN")" "$R/sbin/vrrpd-vm-tests"; strip "$R/sbin/vrrpd-vm-tests"
   copy_dyn "$VBIN2"; mv "$R/sbin/$(basename "$VBIN2")" "$R/sbin/vrrpd-vm-reload-tests"; strip "$R/sbin/vrrpd-vm-reload-tests"
   mkdir -p "$R/vrrpd-vm" "$R/etc"
@@ -177,6 +188,11 @@ if [ "$MODE" = test ]; then
   echo 'ipvs-vm' > "$R/etc/hostname"
 elif [ "$MODE" = scale ]; then
   cp "$SCALE_BIN" "$R/bin/ipvs-scale"
+  copy_dyn "$SCALE_VRRPD"; strip "$R/sbin/vrrpd"
+  cp "$CACHE/scale.toml" "$R/scale.toml"
+  mkdir -p "$R/etc"
+  echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"
+  echo 'root:x:0:' > "$R/etc/group"
 else
   copy_dyn "$(command -v strace)"
   cp "$HERE/capture-commands.txt" "$R/capture-commands.txt"
@@ -205,6 +221,35 @@ elif [ "$MODE" = scale ]; then
   m1=$(awk '/^(MemFree|Slab):/ { printf "%s%s ", $1, $2 }' /proc/meminfo)
   echo "kernel ipvsadm_lines=$(ipvsadm -Sn | wc -l) meminfo_kib before: $m0 after: $m1"
   /bin/ipvs-scale --calibrate || rc=1
+  # the vrrpd daemon on the same size: start-up programming, then a reload with no change
+  ipvsadm -C; mkdir -p /run /var/run
+  up() { cut -d' ' -f1 /proc/uptime; }
+  cpu() { awk '{ printf "%.2f", ($14 + $15) / 100 }' /proc/$1/stat; }
+  mem() { awk '/^Vm(HWM|RSS):/ { printf "%s=%s ", $1, $2 }' /proc/$1/status; }
+  # waits (up to 10 min) until the log has $2 lines matching $1, or the daemon is gone
+  wait_log() { n=0; while [ "$(grep -c "$1" /tmp/scale.log)" -lt "$2" ] && kill -0 $pid 2>/dev/null && [ $n -lt 3000 ]; do sleep 0.2; n=$((n+1)); done; }
+  # waits (up to 10 min) until the daemon used less than half the CPU over 4 s: programming
+  # done, checks started (the status refresh every second keeps it from ever being idle)
+  settle() { n=0; a=$(cpu $pid); while [ $n -lt 150 ]; do sleep 4; b=$(cpu $pid); share=$(awk -v a=$a -v b=$b 'BEGIN { printf "%.0f", (b - a) * 25 }'); [ "$share" -lt 50 ] && break; a=$b; n=$((n+1)); done; }
+  t0=$(up)
+  /sbin/vrrpd --log-format json run -c /scale.toml > /tmp/scale.log 2>&1 &
+  pid=$!
+  wait_log 'vrrpd running' 1
+  t1=$(up); c1=$(cpu $pid)
+  echo "daemon startup: programmed_s=$(awk -v a=$t0 -v b=$t1 'BEGIN { print b - a }') cpu_s=$c1 ipvsadm_lines=$(ipvsadm -Sn | wc -l) $(mem $pid)"
+  settle
+  echo "daemon settled: after_s=$(awk -v a=$t0 -v b=$(up) 'BEGIN { print b - a }') cpu_s=$(cpu $pid) cpu_share_last_4s=$share% $(mem $pid)ipvsadm_lines=$(ipvsadm -Sn | wc -l)"
+  t2=$(up); c2=$(cpu $pid)
+  kill -HUP $pid
+  wait_log 'reload finished' 1
+  t3=$(up); c3=$(cpu $pid)
+  echo "daemon reload: wall_s=$(awk -v a=$t2 -v b=$t3 'BEGIN { print b - a }') cpu_s=$(awk -v a=$c2 -v b=$c3 'BEGIN { print b - a }') $(mem $pid)"
+  settle
+  echo "daemon reload settled: cpu_share_last_4s=$share% $(mem $pid)ipvsadm_lines=$(ipvsadm -Sn | wc -l)"
+  grep 'reload finished' /tmp/scale.log | grep -q '"applied":true' || { echo "daemon: reload not applied"; rc=1; }
+  kill -TERM $pid; wait $pid || rc=1
+  echo "daemon stopped: ipvsadm_lines=$(ipvsadm -Sn | wc -l)"
+  grep -iE 'error|warn' /tmp/scale.log | head -5
 else
   # each line: name|ipvsadm arguments; the state accumulates from line to line
   while IFS='|' read -r name args; do
@@ -257,7 +302,7 @@ fi
 log "qemu exit=$Q accel=$ACCEL kernel=$PKG schedulers=[$SCHEDULERS]"
 [ "$MODE" = test ] && sed -n '/^running [0-9]* tests/,/^LVS-VM-RESULT/p' console.log
 if [ "$MODE" = scale ]; then
-  grep -E '^(kernel |calibrate)' console.log
+  grep -E '^(kernel |calibrate|daemon)' console.log
   VM_CAL=$(grep '^calibrate' console.log | head -1)
   slow() { # field name: VM value / host value
     local h v
@@ -278,6 +323,12 @@ if [ "$MODE" = test ]; then
   grep -q "^test result: ok. $EXPECTED_LVS passed" console.log || { log "libtest did not report $EXPECTED_LVS kernel tests passed"; fail=1; }
   grep -q "^test result: ok. $EXPECTED_VRRPD passed" console.log || { log "libtest did not report $EXPECTED_VRRPD vrrpd tests passed"; fail=1; }
   grep -q "^test result: ok. $EXPECTED_RELOAD passed" console.log || { log "libtest did not report $EXPECTED_RELOAD vrrpd reload tests passed"; fail=1; }
+  # the /metrics text the export test scraped, with IPVS counters: Prometheus' own checker
+  sed -n '/^VRRPD-METRICS-BEGIN$/,/^VRRPD-METRICS-END$/p' console.log | sed '1d;$d' > metrics.txt
+  if [ ! -s metrics.txt ]; then log "no /metrics text from the VM"; fail=1
+  elif ! command -v promtool >/dev/null; then log "promtool (Debian's prometheus) is needed to check /metrics"; fail=1
+  elif ! promtool check metrics < metrics.txt >&2; then log "promtool check metrics failed on the VM's /metrics"; fail=1
+  else log "promtool check metrics: $(grep -c '^lvs_' metrics.txt) lvs samples passed"; fi
 fi
 if [ "$fail" -ne 0 ]; then
   log "console log follows"; cat console.log >&2

@@ -434,6 +434,11 @@ impl RealServers {
         self.events.pop_front()
     }
 
+    /// Whether `service` has quorum now (`None`: no such service).
+    pub fn has_quorum(&self, service: &ServiceKey) -> Option<bool> {
+        self.lb.has_quorum(service)
+    }
+
     /// Every real server and its health.
     pub fn statuses(&self) -> Vec<RealServerStatus> {
         self.health

@@ -108,7 +108,28 @@ pub fn plan(config: &Effective) -> Plan {
         notify_timeout: config.global.notify_timeout,
         alerts: alerts(config),
         vs_notify,
+        vs_routes: config.virtual_servers.iter().flat_map(vs_routes).collect(),
     }
+}
+
+/// The host routes of a virtual server with `export_routes`: one per
+/// service address (a firewall mark has none), out of `lo`, where the
+/// address a balancer serves is local.
+fn vs_routes(vs: &VirtualServer) -> Vec<(lvs::ServiceKey, vrrp_net::route::Route)> {
+    let Some(export) = vs.export_routes else {
+        return Vec::new();
+    };
+    let services = vs
+        .group
+        .as_ref()
+        .map_or(std::slice::from_ref(&vs.service), |g| &g.services[..]);
+    services
+        .iter()
+        .filter_map(|s| match s {
+            ServiceAddr::Socket(_, addr) => Some((service_key(*s), export.route(addr.ip(), "lo"))),
+            ServiceAddr::Fwmark(..) => None,
+        })
+        .collect()
 }
 
 /// keepalived's local name: the host name (its `get_local_name`).

@@ -4,7 +4,12 @@
 //! reloaded (keepalived re-adds every real server on reload until its
 //! checks fail again), and the dead server stays out of the table, polled
 //! all along, until its check passes; the live one never leaves; SIGTERM
-//! empties the table.
+//! empties the table. Also that a virtual server's `export_routes` route
+//! follows its quorum (gone below it, back with it, put back when deleted
+//! by hand, gone when the daemon stops), and that `/metrics` shows the
+//! kernel's counters moved by exactly the UDP traffic sent through the
+//! service (its text is printed for the script to run `promtool check
+//! metrics` on).
 //!
 //! These run inside the VM of `lvs/vm/run-vm-tests.sh`, whose init sets
 //! `LVS_VM_TEST=1` and `VRRPD_VM_BIN` (the binaries are copied into it).
@@ -101,6 +106,16 @@ impl Daemon {
                 self.output()
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A test that fails leaves no daemon behind for the next one.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
@@ -236,5 +251,187 @@ fn sighup_keeps_a_dead_real_server_out_of_ipvs() {
     assert!(status.success(), "vrrpd exited with {status}");
     let left = table();
     assert!(left.is_empty(), "vrrpd left services behind: {left:#?}");
+    ran(TEST);
+}
+
+/// `ip route show table 198` by iproute2 (copied into the VM as
+/// `/sbin/ip`: busybox's `ip` does not print the protocol).
+fn exported() -> String {
+    let out = Command::new("/sbin/ip")
+        .args(["-4", "route", "show", "table", "198"])
+        .output()
+        .expect("/sbin/ip");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("FIB table does not exist") {
+        return String::new();
+    }
+    assert!(out.status.success(), "ip route show table 198: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const EXPORTED: &str = "192.0.2.100 dev lo proto 248 scope link metric 10";
+
+/// Waits until `done` holds for table 198.
+fn wait_route(step: &str, daemon: &mut Daemon, done: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + SETTLE;
+    let started = Instant::now();
+    loop {
+        let now = exported();
+        if done(&now) {
+            println!("vrrpd: {step} after {:?}", started.elapsed());
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vrrpd: {step}: not reached after {SETTLE:?}; table 198: {now:?}\noutput:\n{}",
+            daemon.output()
+        );
+        if let Some(status) = daemon.exited() {
+            panic!("vrrpd exited with {status} at {step}:\n{}", daemon.output());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The body of `GET /metrics` from the daemon's listener.
+fn scrape() -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect("127.0.0.1:9100").expect("metrics listener");
+    s.set_read_timeout(Some(SETTLE)).expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: vm\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+/// The value of the sample `name{labels}` (labels as written), 0 when
+/// absent; and the sum over every sample of `name` whose labels contain
+/// `part`.
+fn sample(body: &str, name: &str, part: &str) -> u64 {
+    body.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(part))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn exported_route_follows_quorum_and_metrics_follow_traffic() {
+    const TEST: &str = "exported_route_follows_quorum_and_metrics_follow_traffic";
+    if !in_vm(TEST) {
+        return;
+    }
+    // The real servers are on a dummy link: what IPVS forwards to them is
+    // dropped there, after being counted.
+    run("ip", &["link", "add", "d0", "type", "dummy"]);
+    run("ip", &["link", "set", "d0", "up"]);
+    run("ip", &["addr", "add", "192.0.2.1/24", "dev", "d0"]);
+    run("ipvsadm", &["-C"]);
+    let (a, b) = ("/tmp/export-a-up", "/tmp/export-b-up");
+    std::fs::write(a, "").expect("flag");
+    std::fs::write(b, "").expect("flag");
+    let rs = |ip: &str, flag: &str| {
+        format!(
+            "[[virtual_server.real_server]]\nip = \"{ip}\"\nport = 53\n\
+             misc_check = {{ misc_path = [\"/bin/sh\", \"-c\", \"test -e {flag}\"], misc_timeout = \"30s\", retry = 0 }}\n"
+        )
+    };
+    let config = format!(
+        "# Written by vrrpd/tests/ipvs_vm_reload.rs.\n[global]\nscript_user = \"root\"\n\
+         [global.http]\nlisten = \"127.0.0.1:9100\"\n\n\
+         [[virtual_server]]\nip = \"192.0.2.100\"\nport = 53\nprotocol = \"UDP\"\n\
+         delay_loop = \"1s\"\nlb_algo = \"rr\"\nlb_kind = \"NAT\"\nquorum = 2\n\
+         export_routes = {{ table = 198, protocol = 248, metric = 10 }}\n\n{}\n{}",
+        rs("192.0.2.11", a),
+        rs("192.0.2.12", b)
+    );
+    let path = "/tmp/export.toml";
+    std::fs::write(path, config).expect("config");
+    let mut vrrpd = Daemon::spawn(
+        &vrrpd_bin(),
+        &["run", "-c", path],
+        PathBuf::from("/tmp/vrrpd-export.log"),
+    );
+    wait_until("both real servers in", &mut vrrpd, |t| {
+        has(t, "192.0.2.11:53") && has(t, "192.0.2.12:53")
+    });
+    wait_route("the route exported with quorum", &mut vrrpd, |r| {
+        r.trim() == EXPORTED
+    });
+
+    // Traffic: 20 datagrams of 100 bytes from one socket (one IPVS
+    // connection), each 128 bytes with its UDP and IP headers.
+    let before = scrape();
+    let vip = "service=\"udp/192.0.2.100:53\"";
+    let socket = std::net::UdpSocket::bind("192.0.2.1:0").expect("udp socket");
+    for _ in 0..20 {
+        socket
+            .send_to(&[0x5a; 100], "192.0.2.100:53")
+            .expect("send");
+    }
+    // The kernel folds its per-CPU counters into what it reports every
+    // 2 s (the rate estimator's timer): wait for the packets to show.
+    let deadline = Instant::now() + SETTLE;
+    let after = loop {
+        let now = scrape();
+        let shown = sample(&now, "lvs_vip_in_packets_total", vip)
+            - sample(&before, "lvs_vip_in_packets_total", vip);
+        if shown >= 20 || Instant::now() > deadline {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let moved = |name: &str| sample(&after, name, vip) - sample(&before, name, vip);
+    let by_service = [
+        moved("lvs_vip_connections_total"),
+        moved("lvs_vip_in_packets_total"),
+        moved("lvs_vip_in_bytes_total"),
+        moved("lvs_vip_out_packets_total"),
+    ];
+    let by_servers = [
+        moved("lvs_rs_connections_total"),
+        moved("lvs_rs_in_packets_total"),
+        moved("lvs_rs_in_bytes_total"),
+        moved("lvs_rs_out_packets_total"),
+    ];
+    println!("vrrpd: counters moved by service {by_service:?}, by real servers {by_servers:?}");
+    assert_eq!(by_service, [1, 20, 20 * 128, 0], "{after}");
+    assert_eq!(by_servers, by_service, "{after}");
+    println!("VRRPD-METRICS-BEGIN\n{after}VRRPD-METRICS-END");
+
+    // One of two real servers fails: below quorum 2, the route goes.
+    std::fs::remove_file(b).expect("flag");
+    wait_route("the route withdrawn below quorum", &mut vrrpd, |r| {
+        r.trim().is_empty()
+    });
+    std::fs::write(b, "").expect("flag");
+    wait_route("the route back with quorum", &mut vrrpd, |r| {
+        r.trim() == EXPORTED
+    });
+    // Deleted by hand: put back.
+    run(
+        "ip",
+        &[
+            "route",
+            "del",
+            "192.0.2.100/32",
+            "dev",
+            "lo",
+            "table",
+            "198",
+        ],
+    );
+    wait_route("the route deleted by hand restored", &mut vrrpd, |r| {
+        r.trim() == EXPORTED
+    });
+    let status = vrrpd.stop();
+    assert!(status.success(), "vrrpd exited with {status}");
+    let left = exported();
+    assert!(left.trim().is_empty(), "vrrpd left its route: {left:?}");
+    let left = table();
+    assert!(left.is_empty(), "vrrpd left services behind: {left:#?}");
+    run("ip", &["link", "del", "d0"]);
     ran(TEST);
 }

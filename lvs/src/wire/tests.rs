@@ -427,3 +427,123 @@ fn decoders_survive_truncation_and_corruption() {
             .is_some_and(|a| a.is_err())
     );
 }
+
+/// The kernel's real dump replies carry counters (all zero: nothing was
+/// sent through the captured services), in `_STATS64` and `_STATS`.
+#[test]
+fn real_dump_replies_carry_counters() {
+    let log = include_str!("../../testdata/ipvsadm/list.strace");
+    let (mut services, mut dests) = (0, 0);
+    for t in transfers(log).into_iter().filter(|t| !t.sent) {
+        for msg in messages(&t.bytes) {
+            let msg = msg.expect("kernel message parses");
+            if msg.msg_type != 0x20 {
+                continue;
+            }
+            match msg.payload.first() {
+                Some(1) => {
+                    services += 1;
+                    assert_eq!(
+                        decode_service_counters(msg.payload),
+                        Ok(Some(Counters::default()))
+                    );
+                }
+                Some(5) => {
+                    dests += 1;
+                    assert_eq!(
+                        decode_destination_counters(msg.payload),
+                        Ok(Some(Counters::default()))
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!((services, dests), (5, 4));
+    // Requests carry none.
+    let mut msg = Vec::new();
+    Request::AddService(&udp6_wlc()).emit(0x20, 1, 1, &mut msg);
+    let payload = messages(&msg)
+        .next()
+        .and_then(Result::ok)
+        .map(|m| m.payload.to_vec());
+    assert_eq!(
+        decode_service_counters(&payload.unwrap_or_default()),
+        Ok(None)
+    );
+}
+
+fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(4 + payload.len()).expect("small");
+    let mut out = Vec::new();
+    out.extend_from_slice(&len.to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(payload);
+    while out.len() % 4 != 0 {
+        out.push(0);
+    }
+    out
+}
+
+/// A GET_SERVICE (or GET_DEST, `outer` 2) reply payload holding `stats`.
+fn with_stats(outer: u16, stats: &[Vec<u8>]) -> Vec<u8> {
+    let mut payload = vec![1, 1, 0, 0];
+    payload.extend(nla(outer | 0x8000, &stats.concat()));
+    payload
+}
+
+#[test]
+fn counters_prefer_64_bit_and_refuse_bad_lengths() {
+    let narrow = nla(
+        10 | 0x8000,
+        &[
+            nla(1, &7u32.to_ne_bytes()),
+            nla(2, &70u32.to_ne_bytes()),
+            nla(3, &60u32.to_ne_bytes()),
+            nla(4, &7000u64.to_ne_bytes()),
+            nla(5, &6000u64.to_ne_bytes()),
+            nla(6, &1u32.to_ne_bytes()),
+        ]
+        .concat(),
+    );
+    let wide = nla(
+        12 | 0x8000,
+        &[
+            nla(1, &(u64::from(u32::MAX) + 7).to_ne_bytes()),
+            nla(2, &(u64::from(u32::MAX) + 70).to_ne_bytes()),
+            nla(3, &60u64.to_ne_bytes()),
+            nla(4, &7000u64.to_ne_bytes()),
+            nla(5, &6000u64.to_ne_bytes()),
+        ]
+        .concat(),
+    );
+    let narrow_counters = Counters {
+        connections: 7,
+        packets_in: 70,
+        packets_out: 60,
+        bytes_in: 7000,
+        bytes_out: 6000,
+    };
+    assert_eq!(
+        decode_service_counters(&with_stats(1, std::slice::from_ref(&narrow))),
+        Ok(Some(narrow_counters))
+    );
+    assert_eq!(
+        decode_destination_counters(&with_stats(2, &[narrow.clone(), wide])),
+        Ok(Some(Counters {
+            connections: u64::from(u32::MAX) + 7,
+            packets_in: u64::from(u32::MAX) + 70,
+            ..narrow_counters
+        }))
+    );
+    // A service nest is not a destination's.
+    assert!(decode_destination_counters(&with_stats(1, &[narrow])).is_err());
+    let short = nla(12 | 0x8000, &nla(1, &7u32.to_ne_bytes()));
+    assert_eq!(
+        decode_service_counters(&with_stats(1, &[short])),
+        Err(DecodeError::BadAttributeLength {
+            name: "IPVS_STATS_ATTR_CONNS",
+            len: 4
+        })
+    );
+}

@@ -106,6 +106,7 @@ impl std::fmt::Debug for Command {
             Command::SetTrack(..) => "SetTrack",
             Command::SetMaintenance(..) => "SetMaintenance",
             Command::FlightRecord(..) => "FlightRecord",
+            Command::SetGatedRoutes(..) => "SetGatedRoutes",
         })
     }
 }
@@ -179,6 +180,25 @@ impl VrrpHandle {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::FlightRecord(tx))
+            .await
+            .map_err(|_| DriverError::Stopped)?;
+        rx.await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// Replaces the gated routes: routes installed, owned and healed like
+    /// the instances' routes (and recorded in the same state file) while
+    /// the caller keeps giving them, whatever the instances' states;
+    /// removed when left out of a later call or when the driver stops.
+    /// vrrpd gives the host routes of the virtual servers whose quorum is
+    /// up (`export_routes` of a virtual server). Returns once the driver
+    /// has taken them (the kernel changes follow).
+    pub async fn set_gated_routes(
+        &self,
+        routes: Vec<crate::route::Route>,
+    ) -> Result<(), DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::SetGatedRoutes(routes, tx))
             .await
             .map_err(|_| DriverError::Stopped)?;
         rx.await.map_err(|_| DriverError::Stopped)

@@ -50,6 +50,8 @@ pub(crate) enum Command {
     SetTrack(TrackId, bool, oneshot::Sender<Result<(), DriverError>>),
     /// Puts instances in maintenance or takes them out.
     SetMaintenance(Vec<String>, bool, oneshot::Sender<Result<(), DriverError>>),
+    /// Replaces the gated routes (see `DriverCore::set_gated_routes`).
+    SetGatedRoutes(Vec<Route>, oneshot::Sender<()>),
     /// The flight recorder's contents.
     FlightRecord(oneshot::Sender<super::core::record::FlightRecord>),
 }
@@ -548,6 +550,11 @@ impl Shell {
             }
             Command::FlightRecord(reply) => {
                 let _ = reply.send(self.core.flight_record());
+            }
+            Command::SetGatedRoutes(routes, reply) => {
+                self.core.set_gated_routes(now, routes);
+                self.route_tables.send_replace(self.core.route_tables());
+                let _ = reply.send(());
             }
             Command::Reconfigure(config, reply) => {
                 let result = self.reconfigure(*config);

@@ -554,6 +554,8 @@ pub struct VirtualServer {
     pub virtualhost: Option<String>,
     /// Mail on quorum changes.
     pub smtp_alert: bool,
+    /// Each service address as a host route while its quorum is up.
+    pub export_routes: Option<super::routes::Export>,
     /// Real servers.
     pub real_servers: Vec<RealServer>,
 }
@@ -1072,6 +1074,7 @@ impl VirtualServer {
             quorum_down: self.quorum_down.as_ref().map(Command::to_raw),
             virtualhost: self.virtualhost.clone(),
             smtp_alert: Some(self.smtp_alert),
+            export_routes: self.export_routes.map(super::routes::Export::to_raw),
             real_server: self.real_servers.iter().map(RealServer::to_raw).collect(),
         }
     }

@@ -1249,6 +1249,14 @@ pub struct VirtualServer {
     #[key(default_is = "`global.smtp_alert_checker`", keepalived)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_alert: Option<bool>,
+    /// The service's address as a /32 or /128 route out of `lo` in a
+    /// kernel table while its quorum is up (health-gated anycast), for a
+    /// routing daemon (BIRD, FRR) to announce: `{ table = 198, protocol =
+    /// 248, metric = 10 }`. Each address of a group's services; a
+    /// firewall-mark service has no address and refuses it.
+    #[key(default_is = "none", vrrpd_only)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_routes: Option<super::routes::ExportRoutes>,
     /// The real servers.
     #[key(default_is = "none", keepalived = "real_server IP PORT { ... }")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

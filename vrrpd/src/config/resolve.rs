@@ -1610,6 +1610,30 @@ impl Resolver {
                 None
             }
         };
+        let export_routes = {
+            let mut problems = Vec::new();
+            let export = super::routes::export(vs.export_routes, &k(), &mut |key, kind| {
+                problems.push((key, kind));
+            });
+            for (key, kind) in problems {
+                self.err(key, kind);
+            }
+            let services = group
+                .as_ref()
+                .map_or(std::slice::from_ref(&service), |g| &g.services[..]);
+            if export.is_some()
+                && !services
+                    .iter()
+                    .any(|s| matches!(s, ServiceAddr::Socket(..)))
+            {
+                vserr(
+                    self,
+                    k().key("export_routes"),
+                    "a firewall-mark service has no address to export as a route: export the addresses the mark is set for with `static_routes` or an instance's `export_routes`".to_owned(),
+                );
+            }
+            export
+        };
         let quorum_up = self.opt_command(|| k().key("quorum_up"), vs.quorum_up);
         let quorum_down = self.opt_command(|| k().key("quorum_down"), vs.quorum_down);
         let defaults = Inherited {
@@ -1733,6 +1757,7 @@ impl Resolver {
             quorum_down,
             virtualhost: vs.virtualhost,
             smtp_alert: self.checker_alert(vs.smtp_alert, false),
+            export_routes,
             real_servers,
         });
     }

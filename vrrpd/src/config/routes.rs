@@ -209,6 +209,73 @@ mod tests {
     }
 
     #[test]
+    fn virtual_servers_export_their_addresses_and_marks_are_refused() {
+        let text = "[virtual_server_group]\nweb = [\"192.0.2.10-11 80\", \"fwmark 7\"]\n\
+                    [[virtual_server]]\nip = \"192.0.2.5\"\nport = 80\nexport_routes = { table = 198, protocol = 248, metric = 10 }\n\
+                    [[virtual_server.real_server]]\nip = \"192.0.2.6\"\n\
+                    [[virtual_server]]\ngroup = \"web\"\nexport_routes = { table = 199 }\n\
+                    [[virtual_server.real_server]]\nip = \"192.0.2.7\"\nport = 80\n\
+                    [[virtual_server]]\nip = \"2001:db8::10\"\nport = 80\nexport_routes = { table = 199 }\n\
+                    [[virtual_server.real_server]]\nip = \"2001:db8::11\"\n\
+                    [[virtual_server]]\nip = \"192.0.2.8\"\nport = 80\n\
+                    [[virtual_server.real_server]]\nip = \"192.0.2.9\"\n";
+        let config = parse(text, Path::new("vs.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let routes: Vec<(String, String)> = plan(&config)
+            .vs_routes
+            .iter()
+            .map(|(k, r)| (k.to_string(), r.to_string()))
+            .collect();
+        let want = |k: &str, r: &str| (k.to_owned(), r.to_owned());
+        assert_eq!(
+            routes,
+            [
+                want(
+                    "tcp/192.0.2.5:80",
+                    "192.0.2.5/32 dev lo table 198 metric 10 proto 248 scope 253"
+                ),
+                want(
+                    "tcp/192.0.2.10:80",
+                    "192.0.2.10/32 dev lo table 199 proto 18 scope 253"
+                ),
+                want(
+                    "tcp/192.0.2.11:80",
+                    "192.0.2.11/32 dev lo table 199 proto 18 scope 253"
+                ),
+                want(
+                    "tcp/[2001:db8::10]:80",
+                    "2001:db8::10/128 dev lo table 199 proto 18 scope 253"
+                ),
+            ]
+        );
+        let mut out = Vec::new();
+        config
+            .write_toml(&mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let printed = String::from_utf8(out).unwrap_or_default();
+        assert_eq!(parse(&printed, Path::new("p.toml")).ok(), Some(config));
+        let e = parse(
+            "[[virtual_server]]\nfwmark = 7\nexport_routes = { table = 198 }\n",
+            Path::new("fw.toml"),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            e.contains("fw.toml:3:") && e.contains("virtual_server[0].export_routes"),
+            "{e}"
+        );
+        assert!(e.contains("firewall-mark service has no address"), "{e}");
+        let e = parse(
+            "[virtual_server_group]\nm = [\"fwmark 7\"]\n[[virtual_server]]\ngroup = \"m\"\nexport_routes = { table = 255 }\n",
+            Path::new("fw.toml"),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(e.contains("local table"), "{e}");
+    }
+
+    #[test]
     fn static_routes_reach_the_driver_and_bad_ones_name_their_line() {
         let text =
             format!("static_routes = [\"198.51.100.0/24 via 192.0.2.254 table 100\"]\n{BASE}");

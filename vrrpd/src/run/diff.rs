@@ -283,6 +283,17 @@ pub fn diff(old: &Plan, new: &Plan) -> Vec<Change> {
             .map(|v| (v.server.service.key.to_string(), format!("{v:?}"))),
         Action::Updated,
     );
+    named(
+        &mut out,
+        "export_route",
+        old.vs_routes
+            .iter()
+            .map(|(k, r)| (k.to_string(), r.to_string())),
+        new.vs_routes
+            .iter()
+            .map(|(k, r)| (k.to_string(), r.to_string())),
+        Action::Updated,
+    );
     if old.http != new.http {
         out.push(Change {
             kind: "global",
@@ -412,6 +423,29 @@ mod tests {
             ]
         );
         assert!(diff(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn exported_routes_of_virtual_servers_show_in_the_diff() {
+        let key = |t: &str| t.parse::<lvs::ServiceKey>().expect("key");
+        let route = |t: &str| t.parse::<vrrp_net::route::Route>().expect("route");
+        let old = Plan {
+            vs_routes: vec![(
+                key("tcp/192.0.2.5:80"),
+                route("192.0.2.5/32 dev lo table 198 proto 248"),
+            )],
+            ..Plan::default()
+        };
+        let new = Plan {
+            vs_routes: vec![(
+                key("tcp/192.0.2.5:80"),
+                route("192.0.2.5/32 dev lo table 199 proto 248"),
+            )],
+            ..Plan::default()
+        };
+        let lines: Vec<String> = diff(&old, &new).iter().map(ToString::to_string).collect();
+        assert_eq!(lines, ["export_route tcp/192.0.2.5:80: updated in place"]);
+        assert_eq!(diff(&new, &Plan::default()).len(), 1, "removed");
     }
 
     #[test]

@@ -790,6 +790,7 @@ fn encode_checks(enc: &mut DescriptorEncoder<'_>, doc: &StatusDoc) -> std::fmt::
 pub fn render_metrics(shared: &Shared) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Metrics(shared.clone())));
+    super::ipvs_stats::register(&mut registry);
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)

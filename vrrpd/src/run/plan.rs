@@ -55,6 +55,9 @@ pub struct Plan {
     /// What the FIFO lines and mails say about each virtual server (one
     /// per entry of `virtual_servers`, in the same order).
     pub vs_notify: Vec<VsNotify>,
+    /// The host routes of virtual servers with `export_routes`, each
+    /// wanted while its service's quorum is up.
+    pub vs_routes: Vec<(lvs::ServiceKey, vrrp_net::route::Route)>,
 }
 
 /// A `vrrp_track_process`: its quorum moves the tracked object `id`.

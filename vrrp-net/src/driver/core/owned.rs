@@ -78,6 +78,10 @@ pub(crate) struct Owned<E: Installable> {
     retries: BTreeSet<(Timestamp, E::Key)>,
     /// Installed while the driver runs.
     pub(crate) statics: Vec<E>,
+    /// Installed while the driver runs and its owner says so (routes of
+    /// virtual servers whose quorum is up), set by
+    /// [`super::DriverCore::set_gated_routes`].
+    pub(crate) gated: Vec<E>,
     first_reconcile: bool,
     pub(crate) counters: Counters,
 }
@@ -91,6 +95,7 @@ impl<E: Installable> Default for Owned<E> {
             tracks: BTreeMap::new(),
             retries: BTreeSet::new(),
             statics: Vec::new(),
+            gated: Vec::new(),
             first_reconcile: true,
             counters: Counters::default(),
         }

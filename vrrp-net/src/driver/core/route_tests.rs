@@ -406,6 +406,36 @@ fn static_routes_stay_while_the_driver_runs() {
     assert!(!net.has(fixed), "removed when the driver stops");
 }
 
+#[test]
+fn gated_routes_follow_their_owner_whatever_the_state() {
+    let vs = "192.0.2.10/32 dev eth0 table 198 proto 248 scope 253";
+    let mut net = Net::new(&DriverConfig::new([spec(&[])]), vec![], vec![]);
+    assert_eq!(net.state(), State::Backup);
+    net.core.set_gated_routes(net.now, vec![route(vs)]);
+    net.pump();
+    assert!(net.has(vs), "given: installed while Backup");
+    assert!(net.core.route_tables().contains(&198), "its table followed");
+    assert_eq!(
+        net.persisted
+            .as_ref()
+            .map(|p| p.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        Some(vec![vs.to_owned()]),
+        "recorded, so a crash leaves nothing behind the next run"
+    );
+    net.operator_deletes(vs);
+    assert!(net.has(vs), "put back");
+    assert_eq!(net.core.snapshot().routes_restored, 1);
+    net.core.set_gated_routes(net.now, vec![]);
+    net.pump();
+    assert!(!net.has(vs), "no longer given: removed");
+    net.core.set_gated_routes(net.now, vec![route(vs)]);
+    net.pump();
+    assert!(net.has(vs));
+    net.core.shutdown(net.now);
+    net.pump();
+    assert!(!net.has(vs), "removed when the driver stops");
+}
+
 fn rule(text: &str) -> Rule {
     text.parse().unwrap()
 }

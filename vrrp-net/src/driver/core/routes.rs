@@ -104,15 +104,28 @@ impl DriverCore {
         self.routes
             .statics
             .iter()
+            .chain(&self.routes.gated)
             .chain(configured)
             .map(|r| r.table)
             .chain(self.routes.owned_keys().map(|k| k.table))
             .collect()
     }
 
+    /// Replaces the gated routes: routes the driver's owner wants while
+    /// some condition of its own holds (vrrpd: the host routes of virtual
+    /// servers whose quorum is up). They are owned and healed like the
+    /// instances' routes, and removed when no longer given or when the
+    /// driver stops. The tables followed change with them (the shell
+    /// reads [`DriverCore::route_tables`] again).
+    pub fn set_gated_routes(&mut self, now: Timestamp, routes: Vec<Route>) {
+        self.routes.gated = routes;
+        self.changed = true;
+        self.drain(now);
+    }
+
     /// Every route wanted now, by key (the first of several with one key
     /// wins): the static routes, then the routes of each master, bound
-    /// instance in configuration order.
+    /// instance in configuration order, then the gated routes.
     fn desired_routes(&self) -> BTreeMap<RouteKey, Route> {
         let mut out = BTreeMap::new();
         if self.stopping || !self.started {
@@ -123,6 +136,7 @@ impl DriverCore {
             .statics
             .iter()
             .chain(self.masters().flat_map(|e| e.spec.routes.iter()))
+            .chain(&self.routes.gated)
         {
             out.entry(route.key()).or_insert_with(|| route.clone());
         }
