@@ -13,7 +13,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use common::{Daemon, serial, test_dir, wait_address};
 use vrrp_net::testnet::{Keepalived, Lan, Netns, Router};
 
@@ -172,15 +172,8 @@ fn nft_tables(r: &Router) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn wait_until(what: &str, mut check: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + T;
-    while !check()? {
-        if Instant::now() > deadline {
-            bail!("{what}: not after {T:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
+fn wait_until(what: &str, check: impl FnMut() -> Result<bool>) -> Result<()> {
+    common::wait_for(what, T, check)
 }
 
 /// What the client sees of a strict-mode master running `CONF`: the
@@ -238,14 +231,7 @@ fn a_no_accept_master_drops_traffic_to_its_addresses_like_keepalived_strict_mode
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let ka_conf = dir.join("keepalived.conf");
     std::fs::write(&ka_conf, CONF)?;
-    let converted = Command::new(env!("CARGO_BIN_EXE_vrrpd"))
-        .arg("import-keepalived")
-        .arg(&ka_conf)
-        .output()?;
-    let stderr = String::from_utf8_lossy(&converted.stderr);
-    ensure!(converted.status.success(), "import: {stderr}");
-    ensure!(!stderr.contains("warning"), "import warned: {stderr}");
-    let toml = String::from_utf8(converted.stdout).context("import output")?;
+    let toml = common::import_whole(&ka_conf)?;
 
     // keepalived, alone: master of both.
     let ka_listener = Listener::start(ka_router.ns())?;

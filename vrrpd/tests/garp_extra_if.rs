@@ -198,14 +198,7 @@ fn periodic_garps_on_the_other_interfaces_like_keepalived() -> Result<()> {
     let dir = test_dir("garp-extra-if")?;
     let ka_conf = dir.join("keepalived.conf");
     std::fs::write(&ka_conf, CONF)?;
-    let converted = Command::new(env!("CARGO_BIN_EXE_vrrpd"))
-        .arg("import-keepalived")
-        .arg(&ka_conf)
-        .output()?;
-    let stderr = String::from_utf8_lossy(&converted.stderr);
-    ensure!(converted.status.success(), "import: {stderr}");
-    ensure!(!stderr.contains("warning"), "import warned: {stderr}");
-    let toml = String::from_utf8(converted.stdout).context("import output")?;
+    let toml = common::import_whole(&ka_conf)?;
 
     // keepalived alone on router 1.
     let mut ka = None;

@@ -17,7 +17,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use common::{Daemon, has_address, serial, test_dir};
 use vrrp_net::testnet::{Keepalived, Lan, Router};
 
@@ -94,15 +94,8 @@ fn static_rule(r: &Router) -> Result<String> {
     rules(r, 201, 201)
 }
 
-fn wait_until(what: &str, mut check: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + T;
-    while !check()? {
-        if Instant::now() > deadline {
-            bail!("{what}: not after {T:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(())
+fn wait_until(what: &str, check: impl FnMut() -> Result<bool>) -> Result<()> {
+    common::wait_for(what, T, check)
 }
 
 #[test]
@@ -114,14 +107,7 @@ fn routes_and_rules_follow_the_master_like_keepalived() -> Result<()> {
     let dir = test_dir("virtual-routes")?;
     let ka_conf = dir.join("keepalived.conf");
     std::fs::write(&ka_conf, conf(100))?;
-    let converted = std::process::Command::new(env!("CARGO_BIN_EXE_vrrpd"))
-        .arg("import-keepalived")
-        .arg(&ka_conf)
-        .output()?;
-    let stderr = String::from_utf8_lossy(&converted.stderr);
-    ensure!(converted.status.success(), "import: {stderr}");
-    ensure!(!stderr.contains("warning"), "import warned: {stderr}");
-    let toml = String::from_utf8(converted.stdout).context("import output")?;
+    let toml = common::import_whole(&ka_conf)?;
 
     // keepalived (priority 200) is master: its tables have the virtual
     // routes and rules; ours, backup, has none; both have the static ones.

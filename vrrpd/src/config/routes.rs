@@ -151,6 +151,24 @@ mod tests {
     use super::super::{ConfigErrors, Effective, parse};
     use crate::plan::plan;
 
+    /// `config` printed (`write_toml`) reads back to itself.
+    fn assert_prints_back(config: Effective) {
+        let mut out = Vec::new();
+        config
+            .write_toml(&mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let printed = String::from_utf8(out).unwrap_or_default();
+        assert_eq!(parse(&printed, Path::new("p.toml")).ok(), Some(config));
+    }
+
+    /// The error `vrrpd check` gives for `text` read from `file`.
+    fn error_of(text: &str, file: &str) -> String {
+        parse(text, Path::new(file))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
     const BASE: &str = "[instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 1\nvirtual_ipaddress = [\"192.0.2.100/24\", \"192.0.2.101 dev eth1\"]\n";
 
     fn load(extra: &str) -> Result<Effective, ConfigErrors> {
@@ -247,31 +265,20 @@ mod tests {
                 ),
             ]
         );
-        let mut out = Vec::new();
-        config
-            .write_toml(&mut out)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let printed = String::from_utf8(out).unwrap_or_default();
-        assert_eq!(parse(&printed, Path::new("p.toml")).ok(), Some(config));
-        let e = parse(
+        assert_prints_back(config);
+        let e = error_of(
             "[[virtual_server]]\nfwmark = 7\nexport_routes = { table = 198 }\n",
-            Path::new("fw.toml"),
-        )
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+            "fw.toml",
+        );
         assert!(
             e.contains("fw.toml:3:") && e.contains("virtual_server[0].export_routes"),
             "{e}"
         );
         assert!(e.contains("firewall-mark service has no address"), "{e}");
-        let e = parse(
+        let e = error_of(
             "[virtual_server_group]\nm = [\"fwmark 7\"]\n[[virtual_server]]\ngroup = \"m\"\nexport_routes = { table = 255 }\n",
-            Path::new("fw.toml"),
-        )
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+            "fw.toml",
+        );
         assert!(e.contains("local table"), "{e}");
     }
 
@@ -290,17 +297,9 @@ mod tests {
             routes,
             ["198.51.100.0/24 via 192.0.2.254 table 100 proto 18"]
         );
-        let mut out = Vec::new();
-        config
-            .write_toml(&mut out)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let printed = String::from_utf8(out).unwrap_or_default();
-        assert_eq!(parse(&printed, Path::new("p.toml")).ok(), Some(config));
+        assert_prints_back(config);
         let bad = format!("static_routes = [\n  \"198.51.100.0/24\",\n]\n{BASE}");
-        let e = parse(&bad, Path::new("s.toml"))
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let e = error_of(&bad, "s.toml");
         assert!(
             e.contains("s.toml:2:") && e.contains("static_routes[0]"),
             "{e}"
@@ -329,12 +328,7 @@ mod tests {
             show(&p.driver.static_rules),
             ["inet priority 70 fwmark 0x7 table 7 protocol 18"]
         );
-        let mut out = Vec::new();
-        config
-            .write_toml(&mut out)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let printed = String::from_utf8(out).unwrap_or_default();
-        assert_eq!(parse(&printed, Path::new("p.toml")).ok(), Some(config));
+        assert_prints_back(config);
         let e = load("virtual_rules = [\"from 192.0.2.0/24 uidrange 1-2\"]\n")
             .err()
             .map(|e| e.to_string())
@@ -375,11 +369,6 @@ mod tests {
                 .len(),
             2
         );
-        let mut out = Vec::new();
-        config
-            .write_toml(&mut out)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let printed = String::from_utf8(out).unwrap_or_default();
-        assert_eq!(parse(&printed, Path::new("p.toml")).ok(), Some(config));
+        assert_prints_back(config);
     }
 }

@@ -280,6 +280,33 @@ pub fn has_address(router: &Router, addr: &str) -> Result<bool> {
 
 /// Waits until `addr` is on the router's eth0 (a new master announces
 /// itself, then adds its addresses: the state line comes first).
+/// Polls `check` every 10 ms until it holds; an error after `timeout`.
+pub fn wait_for(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<bool>,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !check()? {
+        anyhow::ensure!(Instant::now() < deadline, "{what}: not after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// `vrrpd import-keepalived CONF`: the TOML it prints. An error, or any
+/// warning (the test's configuration is meant to be carried whole), fails.
+pub fn import_whole(conf: &Path) -> Result<String> {
+    let converted = std::process::Command::new(env!("CARGO_BIN_EXE_vrrpd"))
+        .arg("import-keepalived")
+        .arg(conf)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&converted.stderr);
+    anyhow::ensure!(converted.status.success(), "import: {stderr}");
+    anyhow::ensure!(!stderr.contains("warning"), "import warned: {stderr}");
+    String::from_utf8(converted.stdout).context("import output")
+}
+
 pub fn wait_address(router: &Router, addr: &str, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     while !has_address(router, addr)? {
