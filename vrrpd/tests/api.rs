@@ -549,36 +549,14 @@ fn metrics_pass_promtool_and_show_a_failover() -> Result<()> {
     );
     let deadline = Instant::now() + T;
     let body = loop {
-        let resp = http_get(rb, http, "/metrics")?;
-        ensure!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-        let body = resp
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .context("body")?;
+        let body = metrics_of(rb, http)?;
         if sample(&body, &takeover) == Some(1.0) {
             break body;
         }
         ensure!(Instant::now() < deadline, "no takeover in:\n{body}");
         std::thread::sleep(Duration::from_millis(100));
     };
-    let mut check = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    check
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(body.as_bytes())?;
-    let verdict = check.wait_with_output()?;
-    ensure!(
-        verdict.status.success(),
-        "promtool: {}{}\n{body}",
-        String::from_utf8_lossy(&verdict.stdout),
-        String::from_utf8_lossy(&verdict.stderr)
-    );
+    promtool(&body)?;
     for (name, want) in [
         (format!("vrrp_instance_state{vi},state=\"master\"}}"), 1.0),
         (
