@@ -494,13 +494,7 @@ impl FromStr for Route {
                 words.get(i).copied().ok_or(RouteError::MissingValue(name))
             };
             match word {
-                "via" | "gw" => {
-                    let mut v = value("via")?;
-                    if v == "inet" || v == "inet6" {
-                        v = value("via")?;
-                    }
-                    route.gateway = Some(number("gateway", v)?);
-                }
+                "via" | "gw" => route.gateway = Some(gateway(&mut value)?),
                 "dev" | "oif" => route.device = Some(value("dev")?.to_owned()),
                 "src" => route.source = Some(number("src", value("src")?)?),
                 "table" => route.table = named("table", value("table")?, TABLE_NAMES)?,
@@ -568,6 +562,18 @@ impl FromStr for Route {
     }
 }
 
+/// The gateway after `via`, with iproute2's optional family word
+/// (`via inet6 2001:db8::1`); `value` takes the next word.
+fn gateway<'w>(
+    value: &mut impl FnMut(&'static str) -> Result<&'w str, RouteError>,
+) -> Result<IpAddr, RouteError> {
+    let mut v = value("via")?;
+    if v == "inet" || v == "inet6" {
+        v = value("via")?;
+    }
+    number("gateway", v)
+}
+
 /// The `nexthop ...` groups that end a route's words (`words` starts at
 /// the first `nexthop`).
 fn parse_nexthops(words: &[&str]) -> Result<Vec<NextHop>, RouteError> {
@@ -590,13 +596,7 @@ fn parse_nexthops(words: &[&str]) -> Result<Vec<NextHop>, RouteError> {
                     .last_mut()
                     .ok_or_else(|| RouteError::Unsupported(other.to_owned()))?;
                 match other {
-                    "via" | "gw" => {
-                        let mut v = value("via")?;
-                        if v == "inet" || v == "inet6" {
-                            v = value("via")?;
-                        }
-                        hop.gateway = Some(number("gateway", v)?);
-                    }
+                    "via" | "gw" => hop.gateway = Some(gateway(&mut value)?),
                     "dev" => hop.device = Some(value("dev")?.to_owned()),
                     "weight" => hop.weight = number("weight", value("weight")?)?,
                     "onlink" => hop.onlink = true,
