@@ -18,6 +18,11 @@
 # genl_ctrl_resolve("IPVS") gets a dummy family id and every IPVS command is
 # answered with an ACK without reaching the kernel. The TCP checks are real.
 #
+# Ours runs on a tokio runtime of THREADS workers (default 2, as `vrrpd
+# run` builds it): the runner's scheduler is one task, each attempt a task
+# of its own spread over the workers. THREADS=1 runs everything on one
+# thread (a current-thread runtime), as keepalived's checker does.
+#
 # Usage: benches/healthcheck_vs_keepalived.sh [CHECKS] [SECONDS] [HTTP_PERCENT]
 #        (default 10000 30 50; "1000 30 0" is the earlier 1,000 TCP_CHECK run)
 # Needs root, gcc and keepalived (apt-get install keepalived). CPU figures
@@ -27,6 +32,7 @@ set -euo pipefail
 N=${1:-10000}
 RUN=${2:-30}
 HTTP_PERCENT=${3:-50}
+THREADS=${THREADS:-2}
 HTTP=$(( N * HTTP_PERCENT / 100 ))
 TCP=$(( N - HTTP ))
 WARMUP=5
@@ -173,7 +179,7 @@ wait "$KA" 2>/dev/null || true
 sleep 1
 
 $PREFIX "$LOAD" check --ports-file "$WORK/ports" --interval-ms 1000 --duration-secs $((WARMUP + RUN + 2)) \
-  --warmup-secs 1 --threads 1 > "$WORK/ours" &
+  --warmup-secs 1 --threads "$THREADS" > "$WORK/ours" &
 OURS=$!
 PIDS+=($OURS)
 $PREFIX "$PROBE" $((WARMUP + RUN)) 1 > "$WORK/host_lag" &
@@ -185,7 +191,7 @@ wait "$PROBE_PID" || true
 
 KA_FAILED=$(grep -c -i 'fail\|timeout' "$WORK/keepalived.log" || true)
 echo "keepalived $(keepalived --version 2>&1 | head -1 | awk '{print $2}') checker, $TCP TCP_CHECK + $HTTP HTTP_GET (digest): $KA_RESULT log_failure_lines=$KA_FAILED"
-echo "healthcheck runner (1 thread), $TCP TCP + $HTTP HTTP (digest): $OUR_RESULT"
+echo "healthcheck runner ($THREADS threads), $TCP TCP + $HTTP HTTP (digest): $OUR_RESULT"
 echo "healthcheck self-report: $(cat "$WORK/ours")"
 echo "host control, a thread sleeping to a 1 ms cadence in the same window (prefix '${PREFIX}'): $(cat "$WORK/host_lag")"
 echo "host: $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), prefix '${PREFIX}'"

@@ -209,6 +209,14 @@ async fn check(args: &Args) -> anyhow::Result<()> {
             *reasons.entry(reason.to_string()).or_default() += 1;
         }
     }
+    // Attempts per check over the whole run: a check that skipped rounds
+    // shows here, where the rate only shows their sum.
+    let per_check = |f: fn(&[u64]) -> Option<&u64>| {
+        let mut counts: Vec<u64> = snapshot.iter().map(|(_, s)| s.stats.attempts).collect();
+        counts.sort_unstable();
+        f(&counts).copied().unwrap_or(0)
+    };
+    let (attempts_min, attempts_max) = (per_check(<[u64]>::first), per_check(<[u64]>::last));
     let up = snapshot
         .iter()
         .filter(|(_, s)| s.health == Health::Up)
@@ -222,7 +230,7 @@ async fn check(args: &Args) -> anyhow::Result<()> {
         "checks={} tcp={tcp} http={http} up={up} transitions={transitions} configured_per_sec={configured:.0} \
          attempts_per_sec={rate:.1} rate_vs_configured_percent={:+.2} failures={failures} \
          lag_p50_us={} lag_p99_us={} lag_max_us={} max_in_flight={} open_files={open_files} \
-         window_secs={:.1} cpu_percent={cpu_percent:.1} cpu_us_per_attempt={:.1} rss_kib={rss} peak_rss_kib={hwm}",
+         attempts_per_check={attempts_min}-{attempts_max} window_secs={:.1} cpu_percent={cpu_percent:.1} cpu_us_per_attempt={:.1} rss_kib={rss} peak_rss_kib={hwm}",
         snapshot.len(),
         (rate / configured - 1.0) * 100.0,
         lag.quantile(0.5).as_micros(),
@@ -232,6 +240,28 @@ async fn check(args: &Args) -> anyhow::Result<()> {
         wall.as_secs_f64(),
         (cpu1 - cpu0).as_secs_f64() * 1e6 / (rate * wall.as_secs_f64()).max(1.0),
     );
+    // How long attempts took, by kind: an attempt that outlasts the
+    // interval pushes its check's next round back (rounds are not run in
+    // parallel), which the rate shows as a shortfall.
+    for (kind, buckets) in &stats.durations_by_kind {
+        let over = |micros: u64| -> u64 {
+            healthcheck::BUCKET_BOUNDS_MICROS
+                .iter()
+                .zip(buckets.counts.iter())
+                .filter(|(bound, _)| **bound > micros)
+                .map(|(_, n)| *n)
+                .sum::<u64>()
+                + buckets.counts.last().copied().unwrap_or(0)
+        };
+        println!(
+            "{kind} attempts: {} (whole run), mean {} us, over 10 ms {}, over 100 ms {}, over 1 s {}",
+            buckets.count(),
+            buckets.sum_micros / buckets.count().max(1),
+            over(10_000),
+            over(100_000),
+            over(1_000_000),
+        );
+    }
     for (reason, count) in reasons {
         println!("last failure of {count} checks: {reason}");
     }

@@ -1,11 +1,27 @@
 //! The tokio driver: runs the probes the [`Scheduler`] asks for and publishes
 //! what it decides.
 //!
-//! It holds no health logic. One task owns the scheduler, keeps a single
+//! It holds no health logic. One task owns the scheduler and keeps a single
 //! sleep for the scheduler's next deadline (reset only when the deadline
-//! moves) and polls every attempt itself, so an attempt the scheduler gives
-//! up on (timeout, check removed) is dropped at once and shutdown leaves
-//! nothing behind.
+//! moves); it also compares that deadline with the clock on every turn of
+//! its loop, since a runtime busy with attempts turns its timer wheel late.
+//!
+//! # Where attempts run
+//!
+//! - On a **multi-thread** runtime (as `vrrpd run` builds it) each attempt
+//!   is a task of its own, spread over the runtime's workers, and the
+//!   scheduler's task only starts attempts and takes their results: at
+//!   10,000 checks a second on two cores, connects, HTTP exchanges and
+//!   digests no longer queue behind each other on one thread, and the
+//!   scheduler stays on time.
+//! - On a **current-thread** runtime the scheduler's task polls every
+//!   attempt itself (no task per attempt: nothing to gain on one thread),
+//!   in passes of at most a millisecond between which it looks at its
+//!   timers and lets the runtime turn its I/O driver.
+//!
+//! Either way an attempt the scheduler gives up on (timeout, check removed)
+//! is dropped or aborted at once, and shutdown waits until no attempt is
+//! left.
 //!
 //! Consumers see results two ways:
 //! - a [`broadcast`] stream of [`Transition`]s ([`RunnerHandle::subscribe`]),
@@ -699,6 +715,10 @@ struct DriverCheck {
     sinks: Vec<Sink>,
 }
 
+/// The longest one pass over finished attempts runs before the runner looks
+/// at its timers again.
+const PASS_BUDGET: Duration = Duration::from_millis(1);
+
 struct Driver {
     scheduler: Scheduler,
     checks: Vec<Option<DriverCheck>>,
@@ -728,7 +748,16 @@ impl Driver {
         let mut woken = Vec::new();
         loop {
             self.drain_outputs();
-            let deadline = self.scheduler.poll_timeout().map(|d| self.coalesce(d));
+            let mut deadline = self.scheduler.poll_timeout().map(|d| self.coalesce(d));
+            // Timers are checked against the clock on every turn, not only
+            // when the runtime's timer wheel next fires: a runtime busy
+            // with this task's own attempts turns its wheel late.
+            let at = now();
+            if deadline.is_some_and(|when| when <= at) {
+                self.scheduler.handle_timeout(at);
+                self.drain_outputs();
+                deadline = self.scheduler.poll_timeout().map(|d| self.coalesce(d));
+            }
             if deadline != armed {
                 if let Some(when) = deadline {
                     sleep.as_mut().reset(tokio::time::Instant::from_std(when));
@@ -743,10 +772,19 @@ impl Driver {
                     // Every handle is gone: keep checking until cancelled.
                     None => commands_open = false,
                 },
-                () = std::future::poll_fn(|cx| self.attempts.poll_done(cx, &mut self.done)),
-                    if !self.attempts.is_empty() => self.finish(),
                 () = &mut sleep, if armed.is_some() => {
                     self.scheduler.handle_timeout(now());
+                }
+                () = std::future::poll_fn(|cx| {
+                    let until = now() + PASS_BUDGET;
+                    self.attempts.poll_done(cx, &mut self.done, until)
+                }), if !self.attempts.is_empty() => {
+                    self.finish();
+                    if self.attempts.has_backlog() {
+                        // Let the runtime turn its I/O driver (and run its
+                        // other tasks) before the next slice of the backlog.
+                        tokio::task::yield_now().await;
+                    }
                 }
                 () = self.files.readable() => {
                     self.files.changed(&mut woken);
@@ -757,7 +795,10 @@ impl Driver {
                 }
             }
         }
-        self.attempts.clear();
+        // No attempt outlives the runner: aborted tasks are waited for.
+        for task in self.attempts.clear() {
+            let _ = task.await;
+        }
     }
 
     /// `when` rounded up to the slack grid.

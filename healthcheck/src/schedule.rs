@@ -39,6 +39,16 @@ impl ProbeToken {
         self.serial
     }
 
+    /// A token made up for a test of the code that runs attempts.
+    #[cfg(test)]
+    pub(crate) const fn for_test(check: CheckId, serial: u64, slot: u32) -> Self {
+        Self {
+            check,
+            serial,
+            slot,
+        }
+    }
+
     /// The check's position in the scheduler's table: dense, and held by
     /// one check at a time, so drivers can index per-check state by it.
     pub(crate) const fn position(self) -> usize {

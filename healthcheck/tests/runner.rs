@@ -5,7 +5,10 @@
 //! failure, and an ended runner seen by its supervisor. Custom probes under
 //! tokio's paused clock keep it deterministic; one test runs 200 real HTTP
 //! checks on loopback; attempt durations by kind and the scheduling lag in
-//! fixed buckets outlive the removal of their checks.
+//! fixed buckets outlive the removal of their checks. On a multi-thread
+//! runtime, where every attempt is a task of its own, real checks, a
+//! panicking probe, a timed-out attempt's abort and shutdown are proven
+//! again.
 
 mod support;
 
@@ -214,6 +217,150 @@ async fn hanging_probe_times_out_and_shutdown_drops_it() {
     ));
 }
 
+/// On a multi-thread runtime: a hanging attempt, a task of its own, is
+/// aborted at its timeout, and the runner's shutdown waits until the one in
+/// flight is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawned_hanging_attempt_is_aborted_and_none_outlives_shutdown() {
+    let cancel = CancellationToken::new();
+    let runner = Runner::spawn(RunnerConfig::default(), cancel.clone());
+    let mut events = runner.subscribe();
+    let hang = Arc::new(Hang::default());
+    let probe: Arc<dyn CustomProbe> = hang.clone();
+    let mut t = timing(Health::Up);
+    t.warmup = Duration::ZERO;
+    t.retry = 0;
+    t.delay_loop = Duration::from_millis(400);
+    t.jitter = Duration::ZERO;
+    let id = runner
+        .add(CheckSpec {
+            name: "hang".to_owned(),
+            probe: Probe::Custom(probe),
+            timing: t,
+        })
+        .expect("valid");
+    let down = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("times out within 200 ms")
+        .expect("transition");
+    assert_eq!((down.check, down.health), (id, Health::Down));
+    assert_eq!(
+        down.reason,
+        Some(DownReason::Timeout(Duration::from_millis(200)))
+    );
+    // The abort lands on whichever worker runs the task: soon, not at once.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while hang.dropped.load(Ordering::SeqCst) < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed-out attempt never dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The second round is due 400 ms after the first was: let it start and
+    // hang, then shut down.
+    while hang.started.load(Ordering::SeqCst) < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no second attempt");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(hang.dropped.load(Ordering::SeqCst), 1, "second in flight");
+    cancel.cancel();
+    runner.shutdown().await;
+    assert_eq!(
+        hang.dropped.load(Ordering::SeqCst),
+        2,
+        "no attempt outlives the runner"
+    );
+}
+
+/// Where [`Rendezvous`] probes meet.
+#[derive(Debug)]
+struct Meeting {
+    arrived: std::sync::Mutex<usize>,
+    all_here: std::sync::Condvar,
+    parties: usize,
+}
+
+/// Blocks its thread until the meeting's `parties` probes are in it at once
+/// (up to 2 s); up if they met, down if it waited alone. Each probe is its
+/// own object, so that the runner does not merge them into one check.
+#[derive(Debug)]
+struct Rendezvous(Arc<Meeting>);
+
+impl CustomProbe for Rendezvous {
+    fn probe(&self, _serial: u64) -> ProbeFuture<'_> {
+        let meeting = Arc::clone(&self.0);
+        Box::pin(async move {
+            // Deliberately blocking: only another thread can release it.
+            let mut arrived = meeting.arrived.lock().expect("lock");
+            *arrived += 1;
+            meeting.all_here.notify_all();
+            let (arrived, wait) = meeting
+                .all_here
+                .wait_timeout_while(arrived, Duration::from_secs(2), |n| *n < meeting.parties)
+                .expect("lock");
+            if wait.timed_out() {
+                Err(DownReason::Custom(format!(
+                    "alone: {} of {}",
+                    *arrived, meeting.parties
+                )))
+            } else {
+                Ok(ProbeSuccess::default())
+            }
+        })
+    }
+}
+
+/// Two attempts that can only succeed together, each holding its thread:
+/// on a multi-thread runtime they run at the same time on two workers (one
+/// thread polling every attempt would run them one after the other, and
+/// both would fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn spawned_attempts_run_at_the_same_time_on_the_workers() {
+    let runner = Runner::spawn(RunnerConfig::default(), CancellationToken::new());
+    let meeting = Arc::new(Meeting {
+        arrived: std::sync::Mutex::new(0),
+        all_here: std::sync::Condvar::new(),
+        parties: 2,
+    });
+    let mut t = timing(Health::Down);
+    t.warmup = Duration::ZERO;
+    t.retry = 0;
+    t.rise = 1;
+    t.timeout = Duration::from_secs(5);
+    t.delay_loop = Duration::from_secs(60);
+    let ids: Vec<_> = (0..2)
+        .map(|n| {
+            let probe: Arc<dyn CustomProbe> = Arc::new(Rendezvous(Arc::clone(&meeting)));
+            runner
+                .add(CheckSpec {
+                    name: format!("meet{n}"),
+                    probe: Probe::Custom(probe),
+                    timing: t.clone(),
+                })
+                .expect("valid")
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    for id in ids {
+        let mut watch = runner.watch(id).expect("watch");
+        let status = tokio::time::timeout_at(
+            deadline,
+            watch.wait_for(|s| s.stats.successes + s.stats.failures > 0),
+        )
+        .await
+        .expect("first round within 10 s")
+        .expect("runner running")
+        .clone();
+        assert_eq!(
+            (status.health, status.last_reason),
+            (Health::Up, None),
+            "both attempts met"
+        );
+    }
+    runner.shutdown().await;
+}
+
 async fn runner_after_shutdown_add() -> Result<healthcheck::CheckId, healthcheck::ConfigError> {
     let runner = Runner::spawn(RunnerConfig::default(), CancellationToken::new());
     let handle = runner.handle();
@@ -227,6 +374,17 @@ async fn runner_after_shutdown_add() -> Result<healthcheck::CheckId, healthcheck
 
 #[tokio::test]
 async fn two_hundred_real_http_checks_come_up_then_go_down() {
+    two_hundred_real_http_checks().await;
+}
+
+/// The same on a multi-thread runtime, where each attempt is a task of its
+/// own spread over the workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_real_http_checks_on_spawned_attempts() {
+    two_hundred_real_http_checks().await;
+}
+
+async fn two_hundred_real_http_checks() {
     let server = support::http_server().await;
     // The checks are identical: without sharing, each runs on its own.
     let config = RunnerConfig {
@@ -496,6 +654,15 @@ impl CustomProbe for Boom {
 
 #[tokio::test]
 async fn a_panicking_probe_is_a_failure_and_a_supervisor_sees_the_runner_end() {
+    a_panicking_probe().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_spawned_attempt_is_a_failure() {
+    a_panicking_probe().await;
+}
+
+async fn a_panicking_probe() {
     let cancel = CancellationToken::new();
     let runner = Runner::spawn(RunnerConfig::default(), cancel.clone());
     let mut events = runner.subscribe();
