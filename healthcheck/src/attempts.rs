@@ -1,7 +1,8 @@
 //! The probe attempts in flight, by the position of their check in the
 //! scheduler (a check has at most one attempt at a time).
 //!
-//! Two ways to run them, chosen from the runtime the runner starts on:
+//! Two ways to run them, chosen by the runner from the runtime it starts on
+//! (see its module docs):
 //!
 //! - **Inline** (a current-thread runtime): the attempts are futures in a
 //!   table, each with a waker that queues its index; the runner polls only
@@ -10,10 +11,10 @@
 //!   wake-up of the runner when the task ends, and buy nothing on one
 //!   thread.
 //! - **Spawned** (a multi-thread runtime): each attempt is a task of its
-//!   own, so that thousands of connects, exchanges and digests a second
-//!   spread over the runtime's workers instead of queueing on the one that
-//!   runs the scheduler; a finished task queues its result and wakes the
-//!   runner. Measured with 10,000 checks a second on two cores: one thread
+//!   own on that runtime, so that thousands of connects, exchanges and
+//!   digests a second spread over its workers instead of queueing on the
+//!   thread that runs the scheduler; a finished task queues its result and
+//!   wakes the runner. Measured with 10,000 checks a second on two cores: one thread
 //!   saturates and its attempts wait hundreds of milliseconds in its queue.
 //!
 //! Either way a cancelled attempt (timeout, check removed) is dropped at
@@ -108,8 +109,9 @@ struct Slot {
 
 /// The attempts in flight, by the position of their check.
 pub(crate) struct Attempts {
-    /// Each attempt a task of its own (see the module docs).
-    spawned: bool,
+    /// Spawned mode: the runtime each attempt becomes a task on (see the
+    /// module docs); `None` inline.
+    spawn_on: Option<tokio::runtime::Handle>,
     slots: Vec<Slot>,
     running: usize,
     queue: Arc<ReadyQueue>,
@@ -123,17 +125,19 @@ pub(crate) struct Attempts {
 const CLOCK_EVERY: usize = 16;
 
 impl Attempts {
-    /// Inline on a current-thread runtime (or outside any), spawned on a
-    /// multi-thread one.
-    pub(crate) fn new() -> Self {
-        let spawned = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        Self::with_mode(spawned)
+    /// Attempts polled by their owner ([`poll_done`](Self::poll_done)).
+    pub(crate) fn inline() -> Self {
+        Self::new(None)
     }
 
-    pub(crate) fn with_mode(spawned: bool) -> Self {
+    /// Attempts spawned as tasks on `runtime`.
+    pub(crate) fn spawned_on(runtime: tokio::runtime::Handle) -> Self {
+        Self::new(Some(runtime))
+    }
+
+    fn new(spawn_on: Option<tokio::runtime::Handle>) -> Self {
         Self {
-            spawned,
+            spawn_on,
             slots: Vec::new(),
             running: 0,
             queue: Arc::default(),
@@ -172,13 +176,12 @@ impl Attempts {
             });
         }
         self.release(index);
-        let spawned = self.spawned;
         let queue = Arc::clone(&self.queue);
         if let Some(slot) = self.slots.get_mut(index) {
             self.running += 1;
             slot.token = Some(token);
-            if spawned {
-                slot.task = Some(tokio::spawn(run_spawned(token, future, queue)));
+            if let Some(runtime) = &self.spawn_on {
+                slot.task = Some(runtime.spawn(run_spawned(token, future, queue)));
             } else {
                 slot.future = Some(future);
                 slot.signal.queue();
@@ -241,7 +244,7 @@ impl Attempts {
         done: &mut Vec<(ProbeToken, ProbeResult)>,
         until: Instant,
     ) -> Poll<()> {
-        if self.spawned {
+        if self.spawn_on.is_some() {
             return self.take_finished(cx, done);
         }
         {
@@ -390,7 +393,7 @@ mod tests {
     /// clock readings; what it left goes first, in wake order, next time.
     #[test]
     fn a_pass_past_its_deadline_stops_and_its_backlog_goes_first() {
-        let mut attempts = Attempts::with_mode(false);
+        let mut attempts = Attempts::inline();
         for n in 0..40 {
             attempts.push(token(n), Box::pin(async { Ok(ProbeSuccess::default()) }));
         }
@@ -418,7 +421,7 @@ mod tests {
     /// and one pushed again in its place is.
     #[test]
     fn a_cancelled_attempt_in_the_backlog_is_skipped() {
-        let mut attempts = Attempts::with_mode(false);
+        let mut attempts = Attempts::inline();
         for n in 0..20 {
             attempts.push(token(n), Box::pin(async { Ok(ProbeSuccess::default()) }));
         }
