@@ -1,24 +1,25 @@
 //! The probe attempts in flight, by the position of their check in the
 //! scheduler (a check has at most one attempt at a time).
 //!
-//! Two ways to run them, chosen by the runner from the runtime it starts on
-//! (see its module docs):
+//! An attempt runs one of two ways:
 //!
-//! - **Inline** (a current-thread runtime): the attempts are futures in a
-//!   table, each with a waker that queues its index; the runner polls only
-//!   the woken ones, inside its own task. Spawning a tokio task per attempt
-//!   would cost an allocation, a trip through the run queue and a second
-//!   wake-up of the runner when the task ends, and buy nothing on one
-//!   thread.
-//! - **Spawned** (a multi-thread runtime): each attempt is a task of its
-//!   own on that runtime, so that thousands of connects, exchanges and
-//!   digests a second spread over its workers instead of queueing on the
-//!   thread that runs the scheduler; a finished task queues its result and
-//!   wakes the runner. Measured with 10,000 checks a second on two cores: one thread
-//!   saturates and its attempts wait hundreds of milliseconds in its queue.
+//! - **Inline**, by default: the attempts are futures in a table, each with
+//!   a waker that queues its index; the owner polls only the woken ones,
+//!   inside its own task, in passes bounded in time. Spawning a tokio task
+//!   per attempt would cost an allocation, a trip through a run queue and a
+//!   second wake-up of the owner when the task ends.
+//! - **Overflowed**, when given a runtime to overflow to: while inline
+//!   passes take more than a quarter of the owner's time, a proportional
+//!   share of new attempts (all of them while a pass stopped at its
+//!   deadline with attempts left) become tasks on that runtime, spread over
+//!   its workers; a finished task queues its result and wakes the owner.
+//!   Measured with 10,000 checks a second on two cores: one thread
+//!   polling everything saturates and its attempts wait hundreds of
+//!   milliseconds in its queue; spawning every attempt costs 70 % more CPU
+//!   per check at 1,000 a second than polling them inline.
 //!
 //! Either way a cancelled attempt (timeout, check removed) is dropped at
-//! once (inline) or aborted (spawned), closing its socket, and a panicking
+//! once (inline) or aborted (a task), closing its socket, and a panicking
 //! probe counts as an internal failure.
 
 use std::future::Future;
@@ -42,7 +43,7 @@ pub(crate) type AttemptFuture = Pin<Box<dyn Future<Output = ProbeResult> + Send>
 struct Ready {
     /// Inline: the slots woken since the last pass.
     indices: Vec<usize>,
-    /// Spawned: the attempts that finished since the last pass.
+    /// Overflowed: the attempts that finished since the last pass.
     finished: Vec<(ProbeToken, ProbeResult)>,
     parent: Option<Waker>,
 }
@@ -101,7 +102,7 @@ struct Slot {
     token: Option<ProbeToken>,
     /// Inline: the attempt's future.
     future: Option<AttemptFuture>,
-    /// Spawned: the attempt's task.
+    /// Overflowed: the attempt's task.
     task: Option<JoinHandle<()>>,
     signal: Arc<SlotWaker>,
     waker: Waker,
@@ -109,9 +110,15 @@ struct Slot {
 
 /// The attempts in flight, by the position of their check.
 pub(crate) struct Attempts {
-    /// Spawned mode: the runtime each attempt becomes a task on (see the
-    /// module docs); `None` inline.
+    /// Where attempts overflow to as tasks (see the module docs); `None`:
+    /// every attempt inline.
     spawn_on: Option<tokio::runtime::Handle>,
+    /// The last inline pass stopped at its deadline: new attempts go to
+    /// `spawn_on` until a pass gets through everything again.
+    overflow: bool,
+    /// How much of the owner's time inline passes take, and the share of
+    /// new attempts kept inline because of it.
+    load: InlineLoad,
     slots: Vec<Slot>,
     running: usize,
     queue: Arc<ReadyQueue>,
@@ -124,20 +131,81 @@ pub(crate) struct Attempts {
 /// Attempts polled between two readings of the clock in a pass.
 const CLOCK_EVERY: usize = 16;
 
+/// The share of the owner's time inline passes may take, once it has a
+/// runtime to overflow to: above it, a proportional share of new attempts
+/// become tasks, so that the owner stays free for its timers.
+const INLINE_SHARE: f64 = 0.25;
+
+/// How long inline passes are added up before their share is judged.
+const LOAD_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The time inline passes take, per [`LOAD_WINDOW`], and from it the share
+/// of new attempts kept inline: multiplied each window by
+/// [`INLINE_SHARE`] / the share measured (so that the inline work settles at
+/// that share), between 1 % and all.
+#[derive(Debug)]
+struct InlineLoad {
+    window_start: Option<Instant>,
+    busy: std::time::Duration,
+    keep: f64,
+    /// Dither: a new attempt stays inline each time this passes 1.
+    credit: f64,
+}
+
+impl Default for InlineLoad {
+    fn default() -> Self {
+        Self {
+            window_start: None,
+            busy: std::time::Duration::ZERO,
+            keep: 1.0,
+            credit: 0.0,
+        }
+    }
+}
+
+impl InlineLoad {
+    /// Counts a pass from `start` to `end`; closes the window when due.
+    fn pass(&mut self, start: Instant, end: Instant) {
+        self.busy += end.saturating_duration_since(start);
+        let window_start = *self.window_start.get_or_insert(start);
+        let window = end.saturating_duration_since(window_start);
+        if window >= LOAD_WINDOW {
+            let share = self.busy.as_secs_f64() / window.as_secs_f64();
+            self.keep = (self.keep * INLINE_SHARE / share.max(1e-3)).clamp(0.01, 1.0);
+            self.busy = std::time::Duration::ZERO;
+            self.window_start = Some(end);
+        }
+    }
+
+    /// Whether the next new attempt stays inline.
+    fn keep_inline(&mut self) -> bool {
+        self.credit += self.keep;
+        if self.credit >= 1.0 {
+            self.credit -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 impl Attempts {
     /// Attempts polled by their owner ([`poll_done`](Self::poll_done)).
     pub(crate) fn inline() -> Self {
         Self::new(None)
     }
 
-    /// Attempts spawned as tasks on `runtime`.
-    pub(crate) fn spawned_on(runtime: tokio::runtime::Handle) -> Self {
+    /// Attempts polled by their owner while it keeps up, and spawned as
+    /// tasks on `runtime` while it does not.
+    pub(crate) fn overflowing_to(runtime: tokio::runtime::Handle) -> Self {
         Self::new(Some(runtime))
     }
 
     fn new(spawn_on: Option<tokio::runtime::Handle>) -> Self {
         Self {
             spawn_on,
+            overflow: false,
+            load: InlineLoad::default(),
             slots: Vec::new(),
             running: 0,
             queue: Arc::default(),
@@ -180,11 +248,14 @@ impl Attempts {
         if let Some(slot) = self.slots.get_mut(index) {
             self.running += 1;
             slot.token = Some(token);
-            if let Some(runtime) = &self.spawn_on {
-                slot.task = Some(runtime.spawn(run_spawned(token, future, queue)));
-            } else {
-                slot.future = Some(future);
-                slot.signal.queue();
+            match &self.spawn_on {
+                Some(runtime) if self.overflow || !self.load.keep_inline() => {
+                    slot.task = Some(runtime.spawn(run_spawned(token, future, queue)));
+                }
+                _ => {
+                    slot.future = Some(future);
+                    slot.signal.queue();
+                }
             }
         }
     }
@@ -201,7 +272,7 @@ impl Attempts {
         }
     }
 
-    /// Drops every attempt: inline ones at once; spawned ones are aborted,
+    /// Drops every attempt: inline ones at once; tasks are aborted,
     /// and their tasks returned so that the caller can wait until they are
     /// gone (and their sockets closed).
     pub(crate) fn clear(&mut self) -> Vec<JoinHandle<()>> {
@@ -213,7 +284,7 @@ impl Attempts {
     }
 
     /// Empties the slot; an attempt still running is dropped (inline) or
-    /// aborted (spawned: its task is returned).
+    /// aborted (a task: returned).
     fn release(&mut self, index: usize) -> Option<JoinHandle<()>> {
         let slot = self.slots.get_mut(index)?;
         slot.token = None;
@@ -244,10 +315,7 @@ impl Attempts {
         done: &mut Vec<(ProbeToken, ProbeResult)>,
         until: Instant,
     ) -> Poll<()> {
-        if self.spawn_on.is_some() {
-            return self.take_finished(cx, done);
-        }
-        {
+        let finished = {
             let mut ready = self.queue.lock();
             self.woken.drain(..self.polled);
             self.polled = 0;
@@ -259,7 +327,10 @@ impl Attempts {
             if stale {
                 ready.parent = Some(cx.waker().clone());
             }
-        }
+            std::mem::take(&mut ready.finished)
+        };
+        self.take_finished(finished, done);
+        let started = Clock::now().into_std();
         let mut stopped = false;
         let mut polled = 0;
         while let Some(&index) = self.woken.get(polled) {
@@ -288,6 +359,10 @@ impl Attempts {
             done.push((token, result));
         }
         self.polled = polled;
+        self.overflow = stopped;
+        if self.spawn_on.is_some() && polled > 0 {
+            self.load.pass(started, Clock::now().into_std());
+        }
         if stopped {
             return Poll::Ready(());
         }
@@ -304,49 +379,30 @@ impl Attempts {
 }
 
 impl Attempts {
-    /// Spawned mode's pass: the results the tasks queued, for the attempts
-    /// still current (not cancelled or replaced since).
+    /// The results spawned attempts queued, for the attempts still current
+    /// (not cancelled or replaced since).
     fn take_finished(
         &mut self,
-        cx: &mut Context<'_>,
+        finished: Vec<(ProbeToken, ProbeResult)>,
         done: &mut Vec<(ProbeToken, ProbeResult)>,
-    ) -> Poll<()> {
-        let finished = {
-            let mut ready = self.queue.lock();
-            let stale = ready
-                .parent
-                .as_ref()
-                .is_none_or(|w| !w.will_wake(cx.waker()));
-            if stale {
-                ready.parent = Some(cx.waker().clone());
-            }
-            std::mem::take(&mut ready.finished)
-        };
+    ) {
         for (token, result) in finished {
             let index = token.position();
-            let current = self
-                .slots
-                .get(index)
-                .is_some_and(|slot| slot.token == Some(token));
-            if current {
-                if let Some(slot) = self.slots.get_mut(index) {
-                    // Finished: nothing to abort.
-                    slot.task = None;
-                    slot.token = None;
-                    self.running -= 1;
-                }
+            let Some(slot) = self.slots.get_mut(index) else {
+                continue;
+            };
+            if slot.token == Some(token) && slot.task.is_some() {
+                // Finished: nothing to abort.
+                slot.task = None;
+                slot.token = None;
+                self.running -= 1;
                 done.push((token, result));
             }
-        }
-        if done.is_empty() {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
         }
     }
 }
 
-/// One spawned attempt: runs it (a panic is its failure), queues the result
+/// One overflowed attempt, as a task: runs it (a panic is its failure), queues the result
 /// and wakes the runner.
 async fn run_spawned(token: ProbeToken, mut future: AttemptFuture, queue: Arc<ReadyQueue>) {
     let result = std::future::poll_fn(|cx| {
@@ -437,6 +493,80 @@ mod tests {
         let _ = attempts.poll_done(&mut cx, &mut done, later);
         let rest: Vec<ProbeToken> = done.iter().map(|(t, _)| *t).collect();
         assert_eq!(rest, vec![token(15), replaced, token(18), token(19)]);
+        assert!(attempts.is_empty());
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    /// Counts its drops.
+    struct DropFlag(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Overflowed attempts run as tasks: results come back through the
+    /// queue, a panic is a failure, a cancelled task is aborted and one
+    /// replaced by a newer attempt does not report; `clear` hands back the
+    /// tasks still running, gone once awaited.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn overflowed_attempts_run_as_tasks() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let mut attempts = Attempts::overflowing_to(tokio::runtime::Handle::current());
+        attempts.overflow = true;
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let hang = |dropped: &Arc<AtomicUsize>| -> super::AttemptFuture {
+            let flag = DropFlag(Arc::clone(dropped));
+            Box::pin(async move {
+                let _flag = flag;
+                std::future::pending().await
+            })
+        };
+        attempts.push(token(0), Box::pin(async { panic!("probe bug") }));
+        attempts.push(token(1), Box::pin(async { Ok(ProbeSuccess::default()) }));
+        attempts.push(token(2), hang(&dropped));
+        attempts.cancel(token(2));
+        attempts.push(token(3), hang(&dropped));
+        attempts.push(token(4), Box::pin(async { Ok(ProbeSuccess::default()) }));
+        let newer = ProbeToken::for_test(CheckId::new(4), 1, 4);
+        attempts.push(newer, hang(&dropped));
+
+        let mut done = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while done.len() < 2 {
+            tokio::time::timeout_at(
+                deadline,
+                std::future::poll_fn(|cx| attempts.poll_done(cx, &mut done, far())),
+            )
+            .await
+            .expect("results within 5 s");
+        }
+        done.sort_by_key(|(t, _)| t.position());
+        assert_eq!(done.len(), 2, "the replaced attempt does not report");
+        assert_eq!(done[0].0, token(0));
+        assert!(
+            matches!(&done[0].1, Err(crate::DownReason::Internal(m)) if m.contains("probe bug")),
+            "{:?}",
+            done[0].1
+        );
+        assert_eq!(done[1], (token(1), Ok(ProbeSuccess::default())));
+
+        let tasks = attempts.clear();
+        assert_eq!(tasks.len(), 2, "the two hanging ones still run");
+        for task in tasks {
+            let _ = task.await;
+        }
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            3,
+            "every hanging attempt dropped"
+        );
         assert!(attempts.is_empty());
     }
 }

@@ -8,16 +8,20 @@
 //!
 //! # Where attempts run
 //!
-//! - On a **multi-thread** runtime (as `vrrpd run` builds it) each attempt
-//!   is a task of its own, spread over the runtime's workers, and the
-//!   scheduler, on a thread of its own, only starts attempts and takes their
-//!   results: at 10,000 checks a second on two cores, connects, HTTP
-//!   exchanges and digests no longer queue behind each other on one thread,
-//!   and the scheduler's timers are not kept waiting behind them.
-//! - On a **current-thread** runtime the scheduler's task polls every
-//!   attempt itself (no task per attempt: nothing to gain on one thread),
-//!   in passes of at most a millisecond between which it looks at its
-//!   timers and lets the runtime turn its I/O driver.
+//! The scheduler's task polls the attempts itself (no task per attempt: a
+//! task costs an allocation, a trip through a run queue and a wake-up of the
+//! scheduler when it ends), in passes of at most a millisecond, between
+//! which it looks at its timers and lets the runtime turn its I/O driver.
+//!
+//! - On a **multi-thread** runtime (as `vrrpd run` builds it) the scheduler
+//!   runs on a thread of its own, so that its timers are not kept waiting
+//!   behind other tasks, and while it cannot keep up (a pass stopped at its
+//!   deadline with attempts left) new attempts overflow to the runtime's
+//!   workers as tasks of their own. At 1,000 checks a second everything
+//!   stays on the one thread (about keepalived's cost per check); at 10,000
+//!   on two cores, connects, HTTP exchanges and digests spread over the
+//!   workers instead of queueing behind each other.
+//! - On a **current-thread** runtime everything is the one task.
 //!
 //! Either way an attempt the scheduler gives up on (timeout, check removed)
 //! is dropped or aborted at once, and shutdown waits until no attempt is
@@ -496,9 +500,9 @@ impl Runner {
     /// killed with their process group).
     ///
     /// On a multi-thread runtime the scheduler gets a thread of its own
-    /// (named `healthcheck`) and the attempts run as tasks on the runtime's
-    /// workers; on a current-thread runtime everything is one task (see the
-    /// module docs).
+    /// (named `healthcheck`) and attempts it cannot keep up with overflow
+    /// to the runtime's workers; on a current-thread runtime everything is
+    /// one task (see the module docs).
     ///
     /// # Panics
     /// If called outside a tokio runtime (like [`tokio::spawn`]).
@@ -522,7 +526,7 @@ impl Runner {
             scheduler,
             checks: Vec::new(),
             attempts: if multi_thread {
-                Attempts::spawned_on(runtime)
+                Attempts::overflowing_to(runtime)
             } else {
                 Attempts::inline()
             },
@@ -576,12 +580,12 @@ impl Runner {
 }
 
 /// Runs the scheduler on a thread of its own, in a current-thread runtime
-/// that does nothing else: its timers then wake it on time however busy
-/// the workers running the attempts are (with the scheduler as one more
-/// task among thousands of attempts, its wake-ups waited behind them:
-/// p99 lag 27 ms at 10,000 checks a second on a busy 2-core host, against
-/// 2.4 ms for a thread that only sleeps). The returned task, on the
-/// caller's runtime, ends when the thread does.
+/// that does nothing else but its own attempts: its timers then wake it on
+/// time however busy the workers running the overflow are (as one more task
+/// among thousands of attempts, its wake-ups waited behind them: p99 lag
+/// 27 ms at 10,000 checks a second on a busy 2-core host, against 2.4 ms
+/// for a thread that only sleeps). The returned task, on the caller's
+/// runtime, ends when the thread does.
 fn on_own_thread(
     run: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<Result<(), &'static str>> {

@@ -6,9 +6,10 @@
 //! tokio's paused clock keep it deterministic; one test runs 200 real HTTP
 //! checks on loopback; attempt durations by kind and the scheduling lag in
 //! fixed buckets outlive the removal of their checks. On a multi-thread
-//! runtime, where every attempt is a task of its own, real checks, a
-//! panicking probe, a timed-out attempt's abort and shutdown are proven
-//! again.
+//! runtime, where the scheduler has a thread of its own, real checks, a
+//! panicking probe, a timed-out attempt and shutdown are proven again, and
+//! attempts stay on that thread while it keeps up and overflow to the
+//! workers when it does not.
 
 mod support;
 
@@ -217,11 +218,11 @@ async fn hanging_probe_times_out_and_shutdown_drops_it() {
     ));
 }
 
-/// On a multi-thread runtime: a hanging attempt, a task of its own, is
-/// aborted at its timeout, and the runner's shutdown waits until the one in
-/// flight is gone.
+/// On a multi-thread runtime (the scheduler on its own thread): a hanging
+/// attempt is dropped at its timeout, and the runner's shutdown waits until
+/// the one in flight is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spawned_hanging_attempt_is_aborted_and_none_outlives_shutdown() {
+async fn hanging_attempt_on_a_multi_thread_runtime_is_dropped_and_none_outlives_shutdown() {
     let cancel = CancellationToken::new();
     let runner = Runner::spawn(RunnerConfig::default(), cancel.clone());
     let mut events = runner.subscribe();
@@ -248,7 +249,7 @@ async fn spawned_hanging_attempt_is_aborted_and_none_outlives_shutdown() {
         down.reason,
         Some(DownReason::Timeout(Duration::from_millis(200)))
     );
-    // The abort lands on whichever worker runs the task: soon, not at once.
+    // Dropped on the scheduler's thread: soon, seen from here.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while hang.dropped.load(Ordering::SeqCst) < 1 {
         assert!(
@@ -273,92 +274,80 @@ async fn spawned_hanging_attempt_is_aborted_and_none_outlives_shutdown() {
     );
 }
 
-/// Where [`Rendezvous`] probes meet.
+/// Blocks its thread for `hold` when polled (a probe that does real work,
+/// such as a digest); records the name of every thread it ran on.
 #[derive(Debug)]
-struct Meeting {
-    arrived: std::sync::Mutex<usize>,
-    all_here: std::sync::Condvar,
-    parties: usize,
+struct Busy {
+    hold: Duration,
+    threads: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
-/// Blocks its thread until the meeting's `parties` probes are in it at once
-/// (up to 2 s); up if they met, down if it waited alone. Each probe is its
-/// own object, so that the runner does not merge them into one check.
-#[derive(Debug)]
-struct Rendezvous(Arc<Meeting>);
-
-impl CustomProbe for Rendezvous {
+impl CustomProbe for Busy {
     fn probe(&self, _serial: u64) -> ProbeFuture<'_> {
-        let meeting = Arc::clone(&self.0);
         Box::pin(async move {
-            // Deliberately blocking: only another thread can release it.
-            let mut arrived = meeting.arrived.lock().expect("lock");
-            *arrived += 1;
-            meeting.all_here.notify_all();
-            let (arrived, wait) = meeting
-                .all_here
-                .wait_timeout_while(arrived, Duration::from_secs(2), |n| *n < meeting.parties)
-                .expect("lock");
-            if wait.timed_out() {
-                Err(DownReason::Custom(format!(
-                    "alone: {} of {}",
-                    *arrived, meeting.parties
-                )))
-            } else {
-                Ok(ProbeSuccess::default())
-            }
+            let name = std::thread::current().name().unwrap_or("").to_owned();
+            self.threads.lock().expect("lock").insert(name);
+            std::thread::sleep(self.hold);
+            Ok(ProbeSuccess::default())
         })
     }
 }
 
-/// Two attempts that can only succeed together, each holding its thread:
-/// on a multi-thread runtime they run at the same time on two workers (one
-/// thread polling every attempt would run them one after the other, and
-/// both would fail).
-#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
-async fn spawned_attempts_run_at_the_same_time_on_the_workers() {
+/// Adds `count` [`Busy`] checks every 10 ms sharing one record of threads;
+/// returns it once the checks ran for `run`.
+async fn threads_of_busy_checks(
+    count: usize,
+    hold: Duration,
+    run: Duration,
+) -> std::collections::BTreeSet<String> {
     let runner = Runner::spawn(RunnerConfig::default(), CancellationToken::new());
-    let meeting = Arc::new(Meeting {
-        arrived: std::sync::Mutex::new(0),
-        all_here: std::sync::Condvar::new(),
-        parties: 2,
-    });
-    let mut t = timing(Health::Down);
+    let threads = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let mut t = timing(Health::Up);
+    t.delay_loop = Duration::from_millis(10);
     t.warmup = Duration::ZERO;
-    t.retry = 0;
-    t.rise = 1;
     t.timeout = Duration::from_secs(5);
-    t.delay_loop = Duration::from_secs(60);
-    let ids: Vec<_> = (0..2)
-        .map(|n| {
-            let probe: Arc<dyn CustomProbe> = Arc::new(Rendezvous(Arc::clone(&meeting)));
-            runner
-                .add(CheckSpec {
-                    name: format!("meet{n}"),
-                    probe: Probe::Custom(probe),
-                    timing: t.clone(),
-                })
-                .expect("valid")
-        })
-        .collect();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    for id in ids {
-        let mut watch = runner.watch(id).expect("watch");
-        let status = tokio::time::timeout_at(
-            deadline,
-            watch.wait_for(|s| s.stats.successes + s.stats.failures > 0),
-        )
-        .await
-        .expect("first round within 10 s")
-        .expect("runner running")
-        .clone();
-        assert_eq!(
-            (status.health, status.last_reason),
-            (Health::Up, None),
-            "both attempts met"
-        );
+    for n in 0..count {
+        let probe: Arc<dyn CustomProbe> = Arc::new(Busy {
+            hold,
+            threads: Arc::clone(&threads),
+        });
+        runner
+            .add(CheckSpec {
+                name: format!("busy{n}"),
+                probe: Probe::Custom(probe),
+                timing: t.clone(),
+            })
+            .expect("valid");
     }
+    tokio::time::sleep(run).await;
     runner.shutdown().await;
+    let seen = threads.lock().expect("lock");
+    seen.clone()
+}
+
+/// On a multi-thread runtime, a few cheap checks run on the scheduler's own
+/// thread: no task, no cross-thread wake-up per attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cheap_checks_stay_on_the_scheduler_thread() {
+    let threads = threads_of_busy_checks(5, Duration::ZERO, Duration::from_millis(300)).await;
+    assert_eq!(
+        threads.into_iter().collect::<Vec<_>>(),
+        vec!["healthcheck".to_owned()]
+    );
+}
+
+/// More work than one thread can do (40 checks every 10 ms, each holding
+/// its thread 2 ms: 8 threads' worth): the scheduler's passes stop at their
+/// deadline and new attempts overflow to the runtime's workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_one_thread_cannot_keep_up_with_overflow_to_the_workers() {
+    let threads =
+        threads_of_busy_checks(40, Duration::from_millis(2), Duration::from_millis(500)).await;
+    assert!(threads.contains("healthcheck"), "{threads:?}");
+    assert!(
+        threads.iter().any(|name| name != "healthcheck"),
+        "no attempt overflowed: {threads:?}"
+    );
 }
 
 async fn runner_after_shutdown_add() -> Result<healthcheck::CheckId, healthcheck::ConfigError> {
@@ -377,10 +366,10 @@ async fn two_hundred_real_http_checks_come_up_then_go_down() {
     two_hundred_real_http_checks().await;
 }
 
-/// The same on a multi-thread runtime, where each attempt is a task of its
-/// own spread over the workers.
+/// The same on a multi-thread runtime, where the scheduler has a thread of
+/// its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_real_http_checks_on_spawned_attempts() {
+async fn two_hundred_real_http_checks_on_a_multi_thread_runtime() {
     two_hundred_real_http_checks().await;
 }
 
@@ -658,7 +647,7 @@ async fn a_panicking_probe_is_a_failure_and_a_supervisor_sees_the_runner_end() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panicking_spawned_attempt_is_a_failure() {
+async fn a_panicking_probe_on_a_multi_thread_runtime_is_a_failure() {
     a_panicking_probe().await;
 }
 
