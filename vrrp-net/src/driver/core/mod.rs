@@ -360,6 +360,11 @@ struct Counters {
     state_file_errors: u64,
 }
 
+/// How often silent peers are swept out of the peer tables. Status reads
+/// leave out a peer past [`peers::PEER_EXPIRY`] at once; the sweep only
+/// frees its row.
+const PEER_SWEEP: Duration = Duration::from_secs(1);
+
 /// The sans-IO driver core. See the [module docs](self).
 pub struct DriverCore {
     router: Router,
@@ -390,6 +395,10 @@ pub struct DriverCore {
     buf: Vec<u8>,
     counters: Counters,
     last_packet: Timestamp,
+    /// When the peer tables were last swept of silent peers (a sweep walks
+    /// every instance: once a second, not on every wake, and never in the
+    /// middle of a chain of takeovers for more than one of them).
+    peers_swept_at: Option<Timestamp>,
     started: bool,
     /// The first reconciliation after start is still to come: what it
     /// removes from the record is a leftover of an earlier run.
@@ -449,6 +458,7 @@ impl DriverCore {
             buf: vec![0; vrrp_core::wire::MAX_PACKET_LEN],
             counters: Counters::default(),
             last_packet: Timestamp::ZERO,
+            peers_swept_at: None,
             started: false,
             first_reconcile: true,
             changed: false,
@@ -899,8 +909,14 @@ impl DriverCore {
         }
         self.routes.retries_due(now);
         self.rules.retries_due(now);
-        for e in self.entries.values_mut() {
-            e.peers.expire(now);
+        if self
+            .peers_swept_at
+            .is_none_or(|at| now.saturating_since(at) >= PEER_SWEEP)
+        {
+            self.peers_swept_at = Some(now);
+            for e in self.entries.values_mut() {
+                e.peers.expire(now);
+            }
         }
         self.firewall_timeout(now);
         self.extra_garp_due(now);
