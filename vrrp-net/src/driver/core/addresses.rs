@@ -102,6 +102,10 @@ pub(super) struct VipTrack {
     pub(super) leftover: bool,
     /// When the last change of ours finished.
     pub(super) changed_at: Option<Timestamp>,
+    /// The address was seen removed while our add of it was in flight:
+    /// the add's acknowledgement, coming after, must not make it look
+    /// present again (it went, and is put back).
+    pub(super) removed_in_flight: bool,
 }
 
 impl DriverCore {
@@ -126,13 +130,21 @@ impl DriverCore {
         if let Some(at) = track.retry_at.take() {
             self.retries.remove(&(at, key.clone()));
         }
+        let removed_in_flight = std::mem::take(&mut track.removed_in_flight);
         match (add, result) {
             (true, Ok(added)) => {
                 track.failures = 0;
                 track.last_error = None;
                 track.present = true;
                 let restore = std::mem::take(&mut track.restore);
-                self.kernel.add_address(synthetic_address(op));
+                if removed_in_flight {
+                    // Added, then removed by someone before this answer
+                    // was read: the kernel's notifications already told
+                    // the table; the reconciliation below puts it back.
+                    tracing::warn!(address = %op.address.addr, device = %op.device, "virtual address removed from outside while being added");
+                } else {
+                    self.kernel.add_address(synthetic_address(op));
+                }
                 if added {
                     self.owned.insert(key.clone());
                     self.owned_dirty = true;
@@ -168,6 +180,24 @@ impl DriverCore {
         self.changed = true;
         self.reconcile_key(now, &key);
         self.drain(now);
+    }
+
+    /// Notes a removal the kernel reported of an address whose add of ours
+    /// is in flight (see [`VipTrack::removed_in_flight`]).
+    pub(super) fn note_removed_in_flight(&mut self, removed: &IfAddr) {
+        let Some(device) = self.kernel.link_name(removed.ifindex) else {
+            return;
+        };
+        let key = VipKey {
+            device: device.to_owned(),
+            addr: removed.addr,
+            prefix_len: removed.prefix_len,
+        };
+        if let Some(track) = self.vips.get_mut(&key)
+            && track.in_flight == Some(OpKind::Add)
+        {
+            track.removed_in_flight = true;
+        }
     }
 
     pub(super) fn reconcile_all(&mut self, now: Timestamp) {

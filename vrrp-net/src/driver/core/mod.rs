@@ -716,7 +716,10 @@ impl DriverCore {
                     self.kernel.remove_link(ifindex);
                 }
                 LinkEvent::AddressAdded(a) => self.kernel.add_address(a),
-                LinkEvent::AddressRemoved(a) => self.kernel.remove_address(a.ifindex, a.addr),
+                LinkEvent::AddressRemoved(a) => {
+                    self.note_removed_in_flight(&a);
+                    self.kernel.remove_address(a.ifindex, a.addr);
+                }
             }
         }
         match addresses {

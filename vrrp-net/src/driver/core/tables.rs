@@ -107,6 +107,11 @@ impl Kernel {
         }
     }
 
+    /// The name of the link `ifindex`, if known.
+    pub(crate) fn link_name(&self, ifindex: u32) -> Option<&str> {
+        self.links.get(&ifindex).map(|l| l.name.as_str())
+    }
+
     pub(crate) fn link_by_name(&self, name: &str) -> Option<&LinkInfo> {
         self.by_name.get(name).and_then(|i| self.links.get(i))
     }

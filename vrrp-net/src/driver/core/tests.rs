@@ -483,6 +483,34 @@ fn foreign_addresses_are_removed_and_reported_under_keepalived_policy() {
     assert_eq!((snap.foreign_addresses, snap.foreign_removed), (1, 1));
 }
 
+/// The kernel adds the address and says so, someone removes it, and only
+/// then is the answer to our add read (the notifications and the answer
+/// come on two sockets): the answer must not make it look present again.
+#[test]
+fn a_vip_removed_between_its_add_and_the_answer_is_put_back() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
+    h.hold = true;
+    h.become_master("a");
+    assert_eq!(h.adds(), vec![ip("192.0.2.100")]);
+    let (op, add) = h.held.pop().expect("the add, held");
+    assert!(add);
+    h.event(LinkEvent::AddressAdded(addr(2, "192.0.2.100", 24)));
+    h.event(LinkEvent::AddressRemoved(addr(2, "192.0.2.100", 24)));
+    assert_eq!(
+        h.adds().len(),
+        1,
+        "no second add while the first is in flight"
+    );
+    h.clear();
+    h.hold = false;
+    h.core.handle_address_result(h.now, &op, true, Ok(true));
+    h.pump();
+    assert_eq!(h.adds(), vec![ip("192.0.2.100")], "put back at once");
+    assert!(h.has("192.0.2.100"));
+    assert_eq!(h.core.snapshot().vips_restored, 1);
+    assert_eq!(h.state("a"), State::Master);
+}
+
 #[test]
 fn a_vip_removed_from_outside_while_master_is_put_back_at_once_counted_and_announced() {
     let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
