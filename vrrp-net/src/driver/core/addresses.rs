@@ -102,9 +102,13 @@ pub(super) struct VipTrack {
     pub(super) leftover: bool,
     /// When the last change of ours finished.
     pub(super) changed_at: Option<Timestamp>,
-    /// The address was seen removed while our add of it was in flight:
-    /// the add's acknowledgement, coming after, must not make it look
-    /// present again (it went, and is put back).
+    /// While our add of it is in flight: the kernel reported the address
+    /// added (our add, done; its acknowledgement still to be read).
+    pub(super) added_in_flight: bool,
+    /// ... and then removed: the acknowledgement, coming after, must not
+    /// make it look present again (it went, and is put back). A removal
+    /// reported before the kernel reported it added is an earlier one's
+    /// (our own removal of a drifted address, say) and does not count.
     pub(super) removed_in_flight: bool,
 }
 
@@ -130,6 +134,7 @@ impl DriverCore {
         if let Some(at) = track.retry_at.take() {
             self.retries.remove(&(at, key.clone()));
         }
+        track.added_in_flight = false;
         let removed_in_flight = std::mem::take(&mut track.removed_in_flight);
         match (add, result) {
             (true, Ok(added)) => {
@@ -182,21 +187,25 @@ impl DriverCore {
         self.drain(now);
     }
 
-    /// Notes a removal the kernel reported of an address whose add of ours
-    /// is in flight (see [`VipTrack::removed_in_flight`]).
-    pub(super) fn note_removed_in_flight(&mut self, removed: &IfAddr) {
-        let Some(device) = self.kernel.link_name(removed.ifindex) else {
+    /// Notes an address the kernel reported added (`added`) or removed
+    /// while our add of it is in flight (see [`VipTrack::removed_in_flight`]).
+    pub(super) fn note_in_flight(&mut self, address: &IfAddr, added: bool) {
+        let Some(device) = self.kernel.link_name(address.ifindex) else {
             return;
         };
         let key = VipKey {
             device: device.to_owned(),
-            addr: removed.addr,
-            prefix_len: removed.prefix_len,
+            addr: address.addr,
+            prefix_len: address.prefix_len,
         };
         if let Some(track) = self.vips.get_mut(&key)
             && track.in_flight == Some(OpKind::Add)
         {
-            track.removed_in_flight = true;
+            if added {
+                track.added_in_flight = true;
+            } else if track.added_in_flight {
+                track.removed_in_flight = true;
+            }
         }
     }
 

@@ -715,9 +715,12 @@ impl DriverCore {
                     tracing::warn!(interface = %name, ifindex, "interface removed");
                     self.kernel.remove_link(ifindex);
                 }
-                LinkEvent::AddressAdded(a) => self.kernel.add_address(a),
+                LinkEvent::AddressAdded(a) => {
+                    self.note_in_flight(&a, true);
+                    self.kernel.add_address(a);
+                }
                 LinkEvent::AddressRemoved(a) => {
-                    self.note_removed_in_flight(&a);
+                    self.note_in_flight(&a, false);
                     self.kernel.remove_address(a.ifindex, a.addr);
                 }
             }

@@ -511,6 +511,26 @@ fn a_vip_removed_between_its_add_and_the_answer_is_put_back() {
     assert_eq!(h.state("a"), State::Master);
 }
 
+/// A removal reported while our add is in flight but before the kernel
+/// reported the add is an earlier removal's (here our own, of a drifted
+/// address): the add's answer stands, nothing is put back or counted.
+#[test]
+fn a_stale_removal_during_our_add_is_not_taken_for_someone_elses() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
+    h.hold = true;
+    h.become_master("a");
+    let (op, _) = h.held.pop().expect("the add, held");
+    h.event(LinkEvent::AddressRemoved(addr(2, "192.0.2.100", 24)));
+    h.event(LinkEvent::AddressAdded(addr(2, "192.0.2.100", 24)));
+    h.clear();
+    h.hold = false;
+    h.core.handle_address_result(h.now, &op, true, Ok(true));
+    h.pump();
+    assert!(h.adds().is_empty(), "{:?}", h.adds());
+    assert!(h.has("192.0.2.100"));
+    assert_eq!(h.core.snapshot().vips_restored, 0);
+}
+
 #[test]
 fn a_vip_removed_from_outside_while_master_is_put_back_at_once_counted_and_announced() {
     let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
