@@ -202,6 +202,28 @@ fn an_injected_driver_panic_releases_the_vip_and_exits_non_zero() -> Result<()> 
 }
 
 #[test]
+fn a_dead_kernel_worker_stops_the_driver_releases_the_vip_and_exits_non_zero() -> Result<()> {
+    let _serial = serial();
+    let lan = Lan::new(2)?;
+    let dir = test_dir("kernel-panic")?;
+    let (mut a, mut b) = pair(
+        &lan,
+        &dir,
+        &[("VRRP_NET_DEBUG_KERNEL_PANIC_AFTER_MS", "2000")],
+        "",
+    )?;
+    let (status, _) = dies_and_releases(&lan, &mut a, &mut b, "kernel worker thread ended")?;
+    let log = a.log_text();
+    ensure!(
+        log.contains("injected kernel worker panic")
+            && log.contains("removing the addresses it recorded"),
+        "{status}; log:\n{log}"
+    );
+    b.stop()?;
+    Ok(())
+}
+
+#[test]
 fn a_dead_http_task_or_runner_hands_over_with_priority_zero_and_exits_non_zero() -> Result<()> {
     let _serial = serial();
     // Skew_Time of priority 100 at 100 ms is 61 ms, Master_Down_Interval

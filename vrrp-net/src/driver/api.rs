@@ -421,6 +421,11 @@ pub enum DriverError {
     /// The driver thread panicked.
     #[error("the driver thread panicked: {0}")]
     Panicked(String),
+    /// The thread that makes the driver's changes to the kernel
+    /// (addresses, routes, rules, interfaces, announcements) ended while
+    /// the driver ran: it panicked.
+    #[error("the driver's kernel worker thread ended: {0}")]
+    KernelWorker(String),
 }
 
 impl DriverError {
@@ -467,6 +472,7 @@ impl DriverError {
             E::Timer(e) => E::Timer(copy_io(e)),
             E::Stopped => E::Stopped,
             E::Panicked(m) => E::Panicked(m.clone()),
+            E::KernelWorker(m) => E::KernelWorker(m.clone()),
         }
     }
 }

@@ -104,6 +104,9 @@ pub(crate) enum Msg {
         add: bool,
         result: Result<bool, String>,
     },
+    /// The kernel worker thread ended (it panicked: while the driver runs
+    /// it holds the only receiver of its work), with why.
+    KernelWorkerEnded(String),
 }
 
 /// Slow work for the kernel worker, done in order.

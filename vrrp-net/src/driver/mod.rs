@@ -397,16 +397,25 @@ fn run_driver(
             return Err(DriverError::Stopped);
         }
     };
-    runtime.block_on(async move {
+    let (result, kernel) = runtime.block_on(async move {
         match Shell::start(config, cancel, abort).await {
             Err(e) => {
                 let _ = ready.send(Err(e));
-                Err(DriverError::Stopped)
+                (Err(DriverError::Stopped), None)
             }
-            Ok((shell, parts)) => {
+            Ok((mut shell, parts)) => {
+                let kernel = shell.take_kernel_thread();
                 let _ = ready.send(Ok(parts));
-                shell.run().await
+                let result = shell.run().await;
+                (result, kernel)
             }
         }
-    })
+    });
+    // The shell is gone, and with it the kernel worker's queue: the
+    // worker ends once it is done with what was queued.
+    drop(runtime);
+    if let Some(Err(panic)) = kernel.map(std::thread::JoinHandle::join) {
+        tracing::error!(reason = %panic_message(&*panic), "the kernel worker thread panicked");
+    }
+    result
 }

@@ -1,8 +1,9 @@
 //! The thin tokio shell around [`DriverCore`]: one loop on the driver's
 //! own thread that reads the clock and the sockets, feeds the core and
 //! carries out its effects without ever waiting on the kernel — sends
-//! that would block are dropped and counted, netlink requests and file
-//! writes go to helper tasks that answer over a channel.
+//! that would block are dropped and counted, netlink requests and
+//! announcements go to the kernel worker on a thread of its own, file
+//! writes to helper tasks; both answer over a channel.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -97,6 +98,9 @@ pub(crate) struct Shell {
     later: VecDeque<Effect>,
     /// `later` holds a change of sockets: advertisements wait behind it.
     later_sockets: bool,
+    /// The kernel worker's thread, joined once the driver's runtime is
+    /// gone (see [`Shell::take_kernel_thread`]).
+    kernel: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Shell {
@@ -156,13 +160,7 @@ impl Shell {
         let (snapshot, snapshot_rx) = watch::channel(Snapshot::default());
         let (persist_routes, persist_routes_rx) = watch::channel(None);
         let (persist_rules, persist_rules_rx) = watch::channel(None);
-        tokio::spawn(kernel_worker(
-            AddressManager::new()?,
-            RouteManager::new()?,
-            RuleManager::new()?,
-            work_rx,
-            msgs_tx.clone(),
-        ));
+        let kernel = start_kernel_worker(work_rx, msgs_tx.clone()).await?;
         tokio::spawn(follow(
             FollowedLinks {
                 watcher,
@@ -226,6 +224,7 @@ impl Shell {
             firewall_used: false,
             later: VecDeque::new(),
             later_sockets: false,
+            kernel: Some(kernel),
         };
         // Open the sockets before starting, so that instances start bound:
         // first the virtual MAC interfaces they are on (a little while at
@@ -335,7 +334,14 @@ impl Shell {
                     }
                 }
                 Some(cmd) = self.commands.recv() => self.command(cmd),
-                Some(msg) = self.msgs.recv() => self.message(msg),
+                Some(msg) = self.msgs.recv() => {
+                    if let Msg::KernelWorkerEnded(why) = msg {
+                        tracing::error!(reason = %why, "the kernel worker thread ended: stopping");
+                        failure = Some(DriverError::KernelWorker(why));
+                        break;
+                    }
+                    self.message(msg);
+                }
                 _ = tick.tick() => {
                     #[cfg(debug_assertions)]
                     injected_panic(self.epoch);
@@ -533,7 +539,18 @@ impl Shell {
             }
             Msg::FirewallDone(result) => self.core.handle_firewall_result(now, result),
             Msg::FirewallRepaired => self.core.handle_firewall_repaired(),
+            // While stopping (the loop acts on it before): nothing more
+            // will be confirmed, the wait for confirmations runs out.
+            Msg::KernelWorkerEnded(why) => {
+                tracing::error!(reason = %why, "the kernel worker thread ended while stopping");
+            }
         }
+    }
+
+    /// The kernel worker's thread, for [`super::run_driver`] to join once
+    /// the shell (and with it the worker's queue) is gone.
+    pub(crate) fn take_kernel_thread(&mut self) -> Option<std::thread::JoinHandle<()>> {
+        self.kernel.take()
     }
 
     fn command(&mut self, cmd: Command) {
@@ -756,6 +773,24 @@ fn injected_panic(epoch: Instant) {
     }
 }
 
+/// Debug builds only: `VRRP_NET_DEBUG_KERNEL_PANIC_AFTER_MS=N` makes the
+/// kernel worker thread panic N ms after it started, to prove that a dead
+/// worker stops the driver (a driver that cannot add or remove addresses
+/// any more must not go on claiming them).
+#[cfg(debug_assertions)]
+async fn injected_kernel_panic() {
+    let after = std::env::var("VRRP_NET_DEBUG_KERNEL_PANIC_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    match after {
+        Some(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            panic!("injected kernel worker panic (VRRP_NET_DEBUG_KERNEL_PANIC_AFTER_MS={ms})");
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// How long before `wall` (the wall clock now) the kernel received a
 /// packet, from its wall-clock stamp. A clock step could make that absurd:
 /// beyond 100 ms, or negative, the packet counts as received now.
@@ -764,4 +799,84 @@ fn packet_age(wall: std::time::SystemTime, received: Option<std::time::SystemTim
         .and_then(|r| wall.duration_since(r).ok())
         .filter(|age| *age <= Duration::from_millis(100))
         .unwrap_or(Duration::ZERO)
+}
+
+/// Starts the kernel worker on a thread of its own, with its own netlink
+/// sockets and runtime, in the driver thread's network namespace (a new
+/// thread shares its creator's). Adding an address or sending a gratuitous
+/// ARP is a system call that can block: measured at 53-56 ms for an
+/// address and 1-2.5 ms for an announcement during a takeover, which on
+/// the driver's thread stalled the next advertisements.
+async fn start_kernel_worker(
+    work: mpsc::UnboundedReceiver<Work>,
+    out: mpsc::UnboundedSender<Msg>,
+) -> Result<std::thread::JoinHandle<()>, DriverError> {
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("vrrp-kernel".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(DriverError::Thread(e)));
+                    return;
+                }
+            };
+            // Tells the driver when the thread ends early, by a panic
+            // included (the message is sent while unwinding).
+            let ended = EndedGuard(out.clone());
+            runtime.block_on(async move {
+                let managers = (|| -> Result<_, DriverError> {
+                    Ok((
+                        AddressManager::new()?,
+                        RouteManager::new()?,
+                        RuleManager::new()?,
+                    ))
+                })();
+                match managers {
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                    Ok((addresses, routes, rules)) => {
+                        let _ = ready_tx.send(Ok(()));
+                        let worker = kernel_worker(addresses, routes, rules, work, out);
+                        #[cfg(debug_assertions)]
+                        let worker = async {
+                            tokio::select! {
+                                () = worker => {}
+                                () = injected_kernel_panic() => {}
+                            }
+                        };
+                        worker.await;
+                    }
+                }
+            });
+            // The queue closed: the driver is done with the worker.
+            std::mem::forget(ended);
+        })
+        .map_err(DriverError::Thread)?;
+    match ready_rx.await {
+        Ok(Ok(())) => Ok(thread),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err(match thread.join() {
+            Err(panic) => DriverError::KernelWorker(super::panic_message(&*panic)),
+            Ok(()) => DriverError::KernelWorker("ended before it started".into()),
+        }),
+    }
+}
+
+/// Sends [`Msg::KernelWorkerEnded`] when dropped: only while unwinding,
+/// as the thread forgets it when it ends normally.
+struct EndedGuard(mpsc::UnboundedSender<Msg>);
+
+impl Drop for EndedGuard {
+    fn drop(&mut self) {
+        let _ = self.0.send(Msg::KernelWorkerEnded("it panicked".into()));
+    }
 }
