@@ -98,6 +98,8 @@ pub(crate) struct Shell {
     later: VecDeque<Effect>,
     /// `later` holds a change of sockets: advertisements wait behind it.
     later_sockets: bool,
+    /// `later` holds a [`Effect::PersistOwned`].
+    later_persist: bool,
     /// The kernel worker's thread, joined once the driver's runtime is
     /// gone (see [`Shell::take_kernel_thread`]).
     kernel: Option<std::thread::JoinHandle<()>>,
@@ -224,6 +226,7 @@ impl Shell {
             firewall_used: false,
             later: VecDeque::new(),
             later_sockets: false,
+            later_persist: false,
             kernel: Some(kernel),
         };
         // Open the sockets before starting, so that instances start bound:
@@ -634,7 +637,10 @@ impl Shell {
         while let Some(effect) = self.core.poll_effect() {
             match effect {
                 Effect::Send(batch) if !self.later_sockets => self.send(&batch),
+                // One write of the record after the chain is enough.
+                Effect::PersistOwned if self.later_persist => {}
                 other => {
+                    self.later_persist |= matches!(other, Effect::PersistOwned);
                     self.later_sockets |= matches!(other, Effect::Sockets(_));
                     self.later.push_back(other);
                 }
@@ -670,6 +676,7 @@ impl Shell {
     fn carry_out(&mut self, effect: Effect) {
         if self.later.is_empty() {
             self.later_sockets = false;
+            self.later_persist = false;
         }
         match effect {
             Effect::Send(batch) => self.send(&batch),
@@ -688,9 +695,9 @@ impl Shell {
                     self.core.handle_socket_report(now, key, report);
                 }
             }
-            Effect::PersistOwned(owned) => {
+            Effect::PersistOwned => {
                 if let Some(p) = &self.persist {
-                    p.send_replace(Some(owned));
+                    p.send_replace(Some(self.core.owned()));
                 }
             }
             Effect::Event(e) => {

@@ -306,11 +306,14 @@ impl DriverCore {
         let owned = self.owned.contains(key);
         let drifted = wanted && present && owned && self.drifted(key);
         let ours_to_know = self.vip_index.contains_key(key) || self.static_vips.contains_key(key);
-        let protected = if owned {
-            self.is_source(key)
-        } else {
-            self.protected(key)
-        };
+        // Only a key not wanted needs it: a pass over every instance, which
+        // a chain of takeovers would otherwise pay once per takeover.
+        let protected = !wanted
+            && if owned {
+                self.is_source(key)
+            } else {
+                self.protected(key)
+            };
         let track = self.vips.entry(key.clone()).or_default();
         if wanted {
             track.conflict = false;

@@ -274,8 +274,11 @@ pub enum Effect {
     /// interface index or membership, close the rest; report each with
     /// [`DriverCore::handle_socket_report`].
     Sockets(Vec<SocketSpec>),
-    /// The record of added addresses changed: write it.
-    PersistOwned(Vec<OwnedAddress>),
+    /// The record of added addresses changed: write it, as
+    /// [`DriverCore::owned`] gives it when this is carried out (a chain of
+    /// takeovers asks for one write, not for a copy of the whole record
+    /// per takeover while its advertisements are still going out).
+    PersistOwned,
     /// A state change for subscribers.
     Event(StateEvent),
     /// Make a virtual MAC interface (or make an existing one as wanted);
@@ -1570,7 +1573,13 @@ impl DriverCore {
             self.reconcile_rules(now);
         }
         if std::mem::take(&mut self.owned_dirty) {
-            self.effects.push_back(Effect::PersistOwned(self.owned()));
+            if !self
+                .effects
+                .iter()
+                .any(|e| matches!(e, Effect::PersistOwned))
+            {
+                self.effects.push_back(Effect::PersistOwned);
+            }
             self.changed = true;
         }
         if outer && let Some(at) = self.sends_at.take() {

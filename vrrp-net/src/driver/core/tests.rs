@@ -183,7 +183,7 @@ impl Harness {
                         self.answer(&op, false);
                     }
                 }
-                Effect::PersistOwned(list) => self.persisted = Some(list),
+                Effect::PersistOwned => self.persisted = Some(self.core.owned()),
                 Effect::Send(_) | Effect::Announce(_) | Effect::Event(_) => {}
                 e @ (Effect::EnsureVmac(_)
                 | Effect::RemoveVmac(_)
@@ -396,7 +396,7 @@ fn output_order_advert_then_address_then_announcement_and_goodbye_before_removal
             Effect::AddAddress(_) => "add",
             Effect::Announce(_) => "announce",
             Effect::Event(_) => "event",
-            Effect::PersistOwned(_) => "persist",
+            Effect::PersistOwned => "persist",
             _ => "other",
         })
         .collect();
@@ -1580,4 +1580,52 @@ fn a_chain_of_takeovers_never_fires_early_and_those_due_together_leave_in_one_ba
     h.pump();
     assert!(matches!(h.log.first(), Some(Effect::Send(b)) if vrids(b) == vec![4]));
     assert_eq!(h.state("v4"), State::Master);
+}
+
+#[test]
+fn a_chain_of_takeovers_asks_for_one_write_of_the_record() {
+    // The record is read when the write is carried out: four takeovers
+    // handled before the shell polls ask for it once, and the write then
+    // holds the four addresses.
+    let specs = (1..=4)
+        .map(|n| spec(&format!("v{n}"), "eth0", n, 100, &format!("192.0.2.10{n}")))
+        .collect();
+    let mut h = Harness::eth0(&config(specs));
+    let us = |n: u64| Timestamp::from(Duration::from_micros(n));
+    for n in 1..=4u8 {
+        h.now = us(200_000 + 10 * u64::from(n));
+        h.advert("eth0", "192.0.2.2", n, 200, &[&format!("192.0.2.10{n}")]);
+    }
+    h.pump();
+    h.clear();
+    let mdi = h
+        .core
+        .router()
+        .instances()
+        .next()
+        .map(|(_, i)| i.master_down_interval())
+        .unwrap();
+    for n in 1..=4u64 {
+        let at = us(200_000 + 10 * n) + mdi;
+        h.now = at;
+        h.core.handle_timeout(at);
+    }
+    h.pump();
+    let writes = h
+        .log
+        .iter()
+        .filter(|e| matches!(e, Effect::PersistOwned))
+        .count();
+    assert_eq!(writes, 1, "{:?}", h.log);
+    assert!((1..=4).all(|n| h.state(&format!("v{n}")) == State::Master));
+    let mut recorded: Vec<IpAddr> = h
+        .persisted
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .map(|o| o.addr)
+        .collect();
+    recorded.sort();
+    let want: Vec<IpAddr> = (1..=4).map(|n| ip(&format!("192.0.2.10{n}"))).collect();
+    assert_eq!(recorded, want);
 }
