@@ -318,7 +318,12 @@ impl Shell {
                     // of every takeover a wake finds due in one
                     // `sendmmsg`; address changes, announcements, events
                     // and the status (a snapshot of every instance) follow
-                    // once the chain is done, at the end of this turn.
+                    // once the chain is done, at the end of this turn; the
+                    // core does not even work them out until then (its
+                    // hurry), as that took a takeover with an address
+                    // longer than the kernel takes to send an
+                    // advertisement, and the chain fell behind.
+                    self.core.set_hurry(self.now(), true);
                     loop {
                         self.wait_out_takeover();
                         let now = self.now();
@@ -335,6 +340,9 @@ impl Shell {
                             break;
                         }
                     }
+                    // What the chain's takeovers put off is made now, in
+                    // order (carried out at the end of this turn).
+                    self.core.set_hurry(self.now(), false);
                 }
                 Some(cmd) = self.commands.recv() => self.command(cmd),
                 Some(msg) = self.msgs.recv() => {

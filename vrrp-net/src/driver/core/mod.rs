@@ -384,6 +384,10 @@ pub struct DriverCore {
     wanted_sockets: BTreeMap<SocketKey, SocketSpec>,
     owned: BTreeSet<VipKey>,
     owned_dirty: bool,
+    /// See [`DriverCore::set_hurry`].
+    hurry: bool,
+    /// What the router said while hurried, with when, in order.
+    deferred: VecDeque<(Timestamp, InstanceId, Output)>,
     vips: BTreeMap<VipKey, VipTrack>,
     /// Address changes waiting to be tried again, by when.
     retries: BTreeSet<(Timestamp, VipKey)>,
@@ -451,6 +455,8 @@ impl DriverCore {
             wanted_sockets: BTreeMap::new(),
             owned: owned.iter().map(VipKey::from).collect(),
             owned_dirty: false,
+            hurry: false,
+            deferred: VecDeque::new(),
             vips: BTreeMap::new(),
             retries: BTreeSet::new(),
             vip_index: HashMap::new(),
@@ -1470,96 +1476,20 @@ impl DriverCore {
         if outer {
             self.sends_at = Some(self.effects.len());
         }
-        while let Some((id, output)) = self.router.poll_output() {
-            match output {
-                Output::Transmit(t) => self.queue_transmit(id, &t),
-                Output::AddAddresses { .. } => {
-                    let keys: Vec<VipKey> = self
-                        .entries
-                        .get(&id)
-                        .map(|e| e.vips.iter().map(|(k, _)| k.clone()).collect())
-                        .unwrap_or_default();
-                    for key in keys {
-                        self.reconcile_key(now, &key);
-                    }
-                }
-                Output::RemoveAddresses { addresses, .. } => {
-                    // The engine names the advertised addresses; the
-                    // instance's excluded ones go with them.
-                    let own: Vec<VipKey> = self
-                        .entries
-                        .get(&id)
-                        .map(|e| e.vips.iter().map(|(k, _)| k.clone()).collect())
-                        .unwrap_or_default();
-                    let keys: Vec<VipKey> = self
-                        .vips
-                        .keys()
-                        .chain(self.owned.iter())
-                        .filter(|k| addresses.iter().any(|a| a.addr == k.addr))
-                        .cloned()
-                        .chain(own)
-                        .collect();
-                    for key in keys {
-                        self.reconcile_key(now, &key);
-                    }
-                }
-                Output::Announce {
-                    addresses,
-                    count,
-                    interval,
-                    ..
-                } => {
-                    // Excluded addresses are announced with the others.
-                    let mut addresses = addresses.to_vec();
-                    if let Some(e) = self.entries.get(&id) {
-                        addresses
-                            .extend(e.spec.vips.iter().filter(|v| v.excluded).map(|v| v.address));
-                    }
-                    self.push_announce(id, &addresses, count, interval);
-                }
-                Output::StateChanged { from, to, reason } => {
-                    self.changed = true;
-                    self.extra_garp_transition(now, id, to);
-                    self.recorder.record(
-                        now,
-                        Input::Transition {
-                            id,
-                            from,
-                            to,
-                            reason,
-                        },
-                    );
-                    let Some(entry) = self.entries.get(&id) else {
-                        continue;
-                    };
-                    routes_moved |= !entry.spec.routes.is_empty();
-                    rules_moved |= !entry.spec.rules.is_empty();
-                    let config = self.router.config_of(id);
-                    let priority = self
-                        .router
-                        .instance(id)
-                        .map(vrrp_core::Instance::effective_priority)
-                        .or_else(|| config.map(|c| c.priority))
-                        .unwrap_or(Priority::STOP);
-                    let vrid = config.map_or(entry.spec.config.vrid, |c| c.vrid);
-                    self.effects.push_back(Effect::Event(StateEvent {
-                        instance: entry.name.clone(),
-                        vrid,
-                        from,
-                        to,
-                        reason,
-                        priority,
-                        at: now.since_epoch(),
-                    }));
-                }
-                Output::PriorityChanged { from, to } => {
-                    self.changed = true;
-                    if let Some(e) = self.entries.get(&id) {
-                        tracing::info!(instance = %e.name, %from, %to, "priority change");
-                    }
-                }
-                _ => {}
+        // During a chain of takeovers (see [`DriverCore::set_hurry`]) only
+        // the advertisements are made: the rest of what the router says
+        // waits, in order, for the chain to end.
+        if !self.hurry {
+            for (at, id, output) in std::mem::take(&mut self.deferred) {
+                self.settle_output(at, id, output, &mut routes_moved, &mut rules_moved);
             }
+        }
+        while let Some((id, output)) = self.router.poll_output() {
+            if self.hurry && !matches!(output, Output::Transmit(_)) {
+                self.deferred.push_back((now, id, output));
+                continue;
+            }
+            self.settle_output(now, id, output, &mut routes_moved, &mut rules_moved);
         }
         if settle_all {
             self.reconcile_firewall(now);
@@ -1587,6 +1517,119 @@ impl DriverCore {
             for (i, batch) in self.outbox.drain(..).enumerate() {
                 self.effects.insert(at + i, Effect::Send(batch));
             }
+        }
+    }
+
+    /// One output of the router turned into effects (see
+    /// [`DriverCore::drain_settling`]).
+    fn settle_output(
+        &mut self,
+        now: Timestamp,
+        id: InstanceId,
+        output: Output,
+        routes_moved: &mut bool,
+        rules_moved: &mut bool,
+    ) {
+        match output {
+            Output::Transmit(t) => self.queue_transmit(id, &t),
+            Output::AddAddresses { .. } => {
+                let keys: Vec<VipKey> = self
+                    .entries
+                    .get(&id)
+                    .map(|e| e.vips.iter().map(|(k, _)| k.clone()).collect())
+                    .unwrap_or_default();
+                for key in keys {
+                    self.reconcile_key(now, &key);
+                }
+            }
+            Output::RemoveAddresses { addresses, .. } => {
+                // The engine names the advertised addresses; the
+                // instance's excluded ones go with them.
+                let own: Vec<VipKey> = self
+                    .entries
+                    .get(&id)
+                    .map(|e| e.vips.iter().map(|(k, _)| k.clone()).collect())
+                    .unwrap_or_default();
+                let keys: Vec<VipKey> = self
+                    .vips
+                    .keys()
+                    .chain(self.owned.iter())
+                    .filter(|k| addresses.iter().any(|a| a.addr == k.addr))
+                    .cloned()
+                    .chain(own)
+                    .collect();
+                for key in keys {
+                    self.reconcile_key(now, &key);
+                }
+            }
+            Output::Announce {
+                addresses,
+                count,
+                interval,
+                ..
+            } => {
+                // Excluded addresses are announced with the others.
+                let mut addresses = addresses.to_vec();
+                if let Some(e) = self.entries.get(&id) {
+                    addresses.extend(e.spec.vips.iter().filter(|v| v.excluded).map(|v| v.address));
+                }
+                self.push_announce(id, &addresses, count, interval);
+            }
+            Output::StateChanged { from, to, reason } => {
+                self.changed = true;
+                self.extra_garp_transition(now, id, to);
+                self.recorder.record(
+                    now,
+                    Input::Transition {
+                        id,
+                        from,
+                        to,
+                        reason,
+                    },
+                );
+                let Some(entry) = self.entries.get(&id) else {
+                    return;
+                };
+                *routes_moved |= !entry.spec.routes.is_empty();
+                *rules_moved |= !entry.spec.rules.is_empty();
+                let config = self.router.config_of(id);
+                let priority = self
+                    .router
+                    .instance(id)
+                    .map(vrrp_core::Instance::effective_priority)
+                    .or_else(|| config.map(|c| c.priority))
+                    .unwrap_or(Priority::STOP);
+                let vrid = config.map_or(entry.spec.config.vrid, |c| c.vrid);
+                self.effects.push_back(Effect::Event(StateEvent {
+                    instance: entry.name.clone(),
+                    vrid,
+                    from,
+                    to,
+                    reason,
+                    priority,
+                    at: now.since_epoch(),
+                }));
+            }
+            Output::PriorityChanged { from, to } => {
+                self.changed = true;
+                if let Some(e) = self.entries.get(&id) {
+                    tracing::info!(instance = %e.name, %from, %to, "priority change");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Hurried or not: while hurried (a chain of takeovers is sending its
+    /// advertisements), inputs make only the advertisements; address
+    /// changes, announcements, events and everything else the router says
+    /// wait, in their order, until the hurry ends, which makes them (a
+    /// takeover with a virtual address costs about a third as much while
+    /// hurried, so a chain keeps pace with the deadlines).
+    pub fn set_hurry(&mut self, now: Timestamp, hurry: bool) {
+        self.hurry = hurry;
+        if !hurry && !self.deferred.is_empty() {
+            self.drain_settling(now, false);
         }
     }
 

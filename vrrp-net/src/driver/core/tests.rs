@@ -1629,3 +1629,82 @@ fn a_chain_of_takeovers_asks_for_one_write_of_the_record() {
     let want: Vec<IpAddr> = (1..=4).map(|n| ip(&format!("192.0.2.10{n}"))).collect();
     assert_eq!(recorded, want);
 }
+
+#[test]
+fn a_hurried_chain_makes_only_advertisements_then_the_rest_in_order() {
+    // While hurried, takeovers make their advertisements and nothing
+    // else; an advertisement heard meanwhile (v2's master is back) is
+    // handled too. When the hurry ends, what was put off is made in the
+    // order it happened: v2's address is never added (it is Backup again
+    // by then), its two transitions are reported in order.
+    let specs = (1..=4)
+        .map(|n| spec(&format!("v{n}"), "eth0", n, 100, &format!("192.0.2.10{n}")))
+        .collect();
+    let mut h = Harness::eth0(&config(specs));
+    let us = |n: u64| Timestamp::from(Duration::from_micros(n));
+    for n in 1..=4u8 {
+        h.now = us(200_000 + 10 * u64::from(n));
+        h.advert("eth0", "192.0.2.2", n, 200, &[&format!("192.0.2.10{n}")]);
+    }
+    h.pump();
+    h.clear();
+    let mdi = h
+        .core
+        .router()
+        .instances()
+        .next()
+        .map(|(_, i)| i.master_down_interval())
+        .unwrap();
+    let deadline = |n: u64| us(200_000 + 10 * n) + mdi;
+    h.core.set_hurry(deadline(1), true);
+    for n in 1..=4u64 {
+        h.now = deadline(n);
+        h.core.handle_timeout(deadline(n));
+        if n == 2 {
+            h.now = deadline(2) + Duration::from_micros(1);
+            h.advert("eth0", "192.0.2.2", 2, 200, &["192.0.2.102"]);
+        }
+    }
+    h.pump();
+    assert!(
+        h.log.iter().all(|e| matches!(e, Effect::Send(_))),
+        "only advertisements while hurried: {:?}",
+        h.log
+    );
+    let sent: Vec<Vec<u8>> = h
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(b) => Some(vrids(b)),
+            _ => None,
+        })
+        .collect();
+    // v2 steps down with one last advertisement of its own (see
+    // vrrp-core's master_receives).
+    assert_eq!(sent, vec![vec![1], vec![2], vec![2], vec![3], vec![4]]);
+    assert_eq!(h.state("v2"), State::Backup);
+    h.clear();
+    h.now = deadline(4) + Duration::from_micros(5);
+    h.core.set_hurry(h.now, false);
+    h.pump();
+    assert_eq!(
+        h.adds(),
+        vec![ip("192.0.2.101"), ip("192.0.2.103"), ip("192.0.2.104")]
+    );
+    let events: Vec<(String, State)> = h.events().into_iter().map(|(n, _, to)| (n, to)).collect();
+    assert_eq!(
+        events,
+        vec![
+            ("v1".to_owned(), State::Master),
+            ("v2".to_owned(), State::Master),
+            ("v2".to_owned(), State::Backup),
+            ("v3".to_owned(), State::Master),
+            ("v4".to_owned(), State::Master),
+        ]
+    );
+    assert!(
+        !h.log.iter().any(|e| matches!(e, Effect::Send(_))),
+        "{:?}",
+        h.log
+    );
+}
