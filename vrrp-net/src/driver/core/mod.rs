@@ -1481,15 +1481,29 @@ impl DriverCore {
         // waits, in order, for the chain to end.
         if !self.hurry {
             for (at, id, output) in std::mem::take(&mut self.deferred) {
-                self.settle_output(at, id, output, &mut routes_moved, &mut rules_moved);
+                let moved = (&mut routes_moved, &mut rules_moved);
+                self.settle_output(at, id, output, false, moved);
             }
         }
         while let Some((id, output)) = self.router.poll_output() {
             if self.hurry && !matches!(output, Output::Transmit(_)) {
+                // The flight recorder dates a transition by the input
+                // that caused it, which is this one.
+                if let Output::StateChanged { from, to, reason } = &output {
+                    let (from, to, reason) = (*from, *to, *reason);
+                    let transition = Input::Transition {
+                        id,
+                        from,
+                        to,
+                        reason,
+                    };
+                    self.recorder.record(now, transition);
+                }
                 self.deferred.push_back((now, id, output));
                 continue;
             }
-            self.settle_output(now, id, output, &mut routes_moved, &mut rules_moved);
+            let moved = (&mut routes_moved, &mut rules_moved);
+            self.settle_output(now, id, output, true, moved);
         }
         if settle_all {
             self.reconcile_firewall(now);
@@ -1521,14 +1535,16 @@ impl DriverCore {
     }
 
     /// One output of the router turned into effects (see
-    /// [`DriverCore::drain_settling`]).
+    /// [`DriverCore::drain_settling`]); a transition is entered in the
+    /// flight recorder unless it already was (`record` false: it was when
+    /// it happened, during a hurry).
     fn settle_output(
         &mut self,
         now: Timestamp,
         id: InstanceId,
         output: Output,
-        routes_moved: &mut bool,
-        rules_moved: &mut bool,
+        record: bool,
+        (routes_moved, rules_moved): (&mut bool, &mut bool),
     ) {
         match output {
             Output::Transmit(t) => self.queue_transmit(id, &t),
@@ -1578,15 +1594,17 @@ impl DriverCore {
             Output::StateChanged { from, to, reason } => {
                 self.changed = true;
                 self.extra_garp_transition(now, id, to);
-                self.recorder.record(
-                    now,
-                    Input::Transition {
-                        id,
-                        from,
-                        to,
-                        reason,
-                    },
-                );
+                if record {
+                    self.recorder.record(
+                        now,
+                        Input::Transition {
+                            id,
+                            from,
+                            to,
+                            reason,
+                        },
+                    );
+                }
                 let Some(entry) = self.entries.get(&id) else {
                     return;
                 };

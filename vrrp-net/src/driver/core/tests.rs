@@ -1707,4 +1707,11 @@ fn a_hurried_chain_makes_only_advertisements_then_the_rest_in_order() {
         "{:?}",
         h.log
     );
+    // The flight recorder dated each transition by the input that caused
+    // it, not by the end of the hurry: a replay makes the same ones (the
+    // four starts and the five transitions above).
+    let replay = record::replay(&h.core.flight_record().records);
+    assert_eq!(replay.recorded.len(), 4 + 5, "{:?}", replay.recorded);
+    assert_eq!(replay.recorded, replay.replayed);
+    assert!(replay.matches(), "timers: {:?}", replay.timer_mismatches);
 }
