@@ -295,7 +295,10 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Starts the driver on a thread of its own (in the network namespace of
-/// the calling thread) and waits until its instances have started. It
+/// the calling thread), with a second thread for its changes to the
+/// kernel (addresses, routes, rules, interfaces, gratuitous ARPs and
+/// neighbour advertisements, whose system calls can block for tens of
+/// milliseconds), and waits until its instances have started. It
 /// runs until stopped through the handle ([`VrrpHandle::shutdown`],
 /// [`VrrpHandle::cancellation_token`]); see [`spawn_until`] to tie that
 /// to a signal.
