@@ -1582,11 +1582,10 @@ fn a_chain_of_takeovers_never_fires_early_and_those_due_together_leave_in_one_ba
     assert_eq!(h.state("v4"), State::Master);
 }
 
-#[test]
-fn a_chain_of_takeovers_asks_for_one_write_of_the_record() {
-    // The record is read when the write is carried out: four takeovers
-    // handled before the shell polls ask for it once, and the write then
-    // holds the four addresses.
+/// Four backups, v1..v4 (192.0.2.101..104), of a master (192.0.2.2,
+/// priority 200) whose last advertisement for VRID n came at 200 ms +
+/// 10n us; the log is clear. Also gives VRID n's takeover deadline.
+fn four_backups_of_a_dead_master() -> (Harness, impl Fn(u64) -> Timestamp) {
     let specs = (1..=4)
         .map(|n| spec(&format!("v{n}"), "eth0", n, 100, &format!("192.0.2.10{n}")))
         .collect();
@@ -1605,8 +1604,18 @@ fn a_chain_of_takeovers_asks_for_one_write_of_the_record() {
         .next()
         .map(|(_, i)| i.master_down_interval())
         .unwrap();
+    let deadline = move |n: u64| Timestamp::from(Duration::from_micros(200_000 + 10 * n)) + mdi;
+    (h, deadline)
+}
+
+#[test]
+fn a_chain_of_takeovers_asks_for_one_write_of_the_record() {
+    // The record is read when the write is carried out: four takeovers
+    // handled before the shell polls ask for it once, and the write then
+    // holds the four addresses.
+    let (mut h, deadline) = four_backups_of_a_dead_master();
     for n in 1..=4u64 {
-        let at = us(200_000 + 10 * n) + mdi;
+        let at = deadline(n);
         h.now = at;
         h.core.handle_timeout(at);
     }
@@ -1637,25 +1646,7 @@ fn a_hurried_chain_makes_only_advertisements_then_the_rest_in_order() {
     // handled too. When the hurry ends, what was put off is made in the
     // order it happened: v2's address is never added (it is Backup again
     // by then), its two transitions are reported in order.
-    let specs = (1..=4)
-        .map(|n| spec(&format!("v{n}"), "eth0", n, 100, &format!("192.0.2.10{n}")))
-        .collect();
-    let mut h = Harness::eth0(&config(specs));
-    let us = |n: u64| Timestamp::from(Duration::from_micros(n));
-    for n in 1..=4u8 {
-        h.now = us(200_000 + 10 * u64::from(n));
-        h.advert("eth0", "192.0.2.2", n, 200, &[&format!("192.0.2.10{n}")]);
-    }
-    h.pump();
-    h.clear();
-    let mdi = h
-        .core
-        .router()
-        .instances()
-        .next()
-        .map(|(_, i)| i.master_down_interval())
-        .unwrap();
-    let deadline = |n: u64| us(200_000 + 10 * n) + mdi;
+    let (mut h, deadline) = four_backups_of_a_dead_master();
     h.core.set_hurry(deadline(1), true);
     for n in 1..=4u64 {
         h.now = deadline(n);
