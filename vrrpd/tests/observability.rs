@@ -1,7 +1,8 @@
 //! The observability listener of a running daemon: `/metrics` in
 //! Prometheus text format with state, priority, transitions, adverts and
 //! drops per instance; `/status` as JSON, printed by `vrrpd status`; and
-//! `vrrpd genhash` against a local server.
+//! `vrrpd genhash` against a local server; a peer whose address list
+//! differs shows in the status table as drops.
 
 mod common;
 
@@ -125,5 +126,82 @@ fn genhash_prints_the_md5_of_the_body() -> Result<()> {
         text.contains("MD5SUM = 5eb63bbbe01eeed093cb22bb8f5acdc3"),
         "{text}"
     );
+    Ok(())
+}
+
+/// Two nodes whose address lists differ ignore each other's
+/// advertisements, as keepalived does, and both become master: the
+/// status table says so instead of showing two healthy masters.
+#[test]
+fn status_names_the_drops_of_a_peer_configured_differently() -> Result<()> {
+    let lan = Lan::new(2)?;
+    let (ra, rb) = (lan.router(1)?, lan.router(2)?);
+    let dir = test_dir("drops")?;
+    let name_a = format!("drops-a-{}", std::process::id());
+    let name_b = format!("drops-b-{}", std::process::id());
+    let config = |prio: u8, vips: &str| {
+        format!(
+            "[global]\nvrrp_version = 3\n\n[instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 6\n\
+             priority = {prio}\nadvert_int = \"100ms\"\nvirtual_ipaddress = [{vips}]\n"
+        )
+    };
+    let mut a = Daemon::start_with(
+        ra,
+        &dir,
+        "a",
+        &config(150, "\"192.0.2.6/24\""),
+        &["--name", &name_a],
+        &[],
+    )?;
+    let mut b = Daemon::start_with(
+        rb,
+        &dir,
+        "b",
+        &config(100, "\"192.0.2.6/24\", \"192.0.2.7/24\""),
+        &["--name", &name_b],
+        &[],
+    )?;
+    a.wait_state("VI_1", "master", Duration::from_secs(10))?;
+    // B drops A's advertisements and takes over after its down interval.
+    b.wait_state("VI_1", "master", Duration::from_secs(10))?;
+
+    // The status is refreshed every second: wait for a view with the drops.
+    let status = || -> Result<String> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vrrpd"))
+            .args(["status", "--name", &name_a])
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let table = loop {
+        let table = status()?;
+        if table.contains("dropped (VI_1)") || std::time::Instant::now() > deadline {
+            break table;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("dropped (VI_1): "))
+        .with_context(|| format!("no drops line in:\n{table}"))?;
+    ensure!(
+        line.contains("address_list ")
+            && line.ends_with(
+                "(a peer's configuration differs from ours: its advertisements are ignored)"
+            ),
+        "{table}"
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("VI_1"))
+        .context("instance row")?;
+    ensure!(row.split_whitespace().nth(3) == Some("master"), "{table}");
+    a.stop()?;
+    b.stop()?;
     Ok(())
 }

@@ -1043,11 +1043,21 @@ pub async fn fetch_status(addr: SocketAddr) -> anyhow::Result<StatusDoc> {
 
 /// Prints a status document as a table.
 pub fn print_table(doc: &StatusDoc) {
-    println!("router {}", doc.router_id);
-    println!(
+    if let Ok(table) = render_table(doc) {
+        print!("{table}");
+    }
+}
+
+/// A status document as the table `vrrpd status` prints.
+fn render_table(doc: &StatusDoc) -> Result<String, std::fmt::Error> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    writeln!(out, "router {}", doc.router_id)?;
+    writeln!(
+        out,
         "{:<16} {:<10} {:>4} {:<8} {:>4} {:<26} {:>6} {:>4} NOTE",
         "INSTANCE", "IFACE", "VRID", "STATE", "PRIO", "MASTER", "TRANS", "BASE"
-    );
+    )?;
     for i in &doc.instances {
         let mut note = Vec::new();
         if i.maintenance {
@@ -1056,7 +1066,8 @@ pub fn print_table(doc: &StatusDoc) {
         if let Some(why) = &i.unbound {
             note.push(why.clone());
         }
-        println!(
+        writeln!(
+            out,
             "{:<16} {:<10} {:>4} {:<8} {:>4} {:<26} {:>6} {:>4} {}",
             i.name,
             i.interface,
@@ -1067,43 +1078,72 @@ pub fn print_table(doc: &StatusDoc) {
             i.transitions,
             i.base_priority,
             note.join(", ")
-        );
+        )?;
     }
     for i in &doc.instances {
         for v in &i.vips {
-            println!(
+            writeln!(
+                out,
                 "vip {} on {} ({}): {}{}",
                 v.address,
                 v.device,
                 i.name,
                 if v.present { "present" } else { "absent" },
                 if v.foreign { ", foreign" } else { "" }
-            );
+            )?;
         }
     }
     for i in &doc.instances {
         if let Some(p) = i.master_priority {
-            println!(
+            writeln!(
+                out,
                 "master of {}: {} priority {p}",
                 i.name,
                 i.master.as_deref().unwrap_or("-")
-            );
+            )?;
         }
         for p in &i.peers {
-            println!(
+            writeln!(
+                out,
                 "peer {} ({}): priority {}, advert {}s, last {:.1}s ago, {} adverts",
                 p.address, i.name, p.priority, p.advert_interval, p.last_advert_age, p.adverts
-            );
+            )?;
         }
         if i.garps_sent + i.nas_sent > 0 {
-            println!(
+            writeln!(
+                out,
                 "announced ({}): {} gratuitous ARPs, {} neighbour advertisements",
                 i.name, i.garps_sent, i.nas_sent
-            );
+            )?;
+        }
+        // Advertisements dropped, by reason: a peer whose configuration
+        // differs is not heard at all, and two masters can follow.
+        let dropped: Vec<String> = i
+            .drops
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        if !dropped.is_empty() {
+            let differs = i
+                .drops
+                .iter()
+                .any(|(reason, n)| *n > 0 && PEER_CONFIG_DROPS.contains(&reason.as_str()));
+            writeln!(
+                out,
+                "dropped ({}): {}{}",
+                i.name,
+                dropped.join(", "),
+                if differs {
+                    " (a peer's configuration differs from ours: its advertisements are ignored)"
+                } else {
+                    ""
+                }
+            )?;
         }
     }
     for (name, up) in &doc.scripts {
-        println!("script {name}: {}", if *up { "up" } else { "down" });
+        writeln!(out, "script {name}: {}", if *up { "up" } else { "down" })?;
     }
     for c in &doc.checks {
         let now = std::time::SystemTime::now()
@@ -1131,17 +1171,30 @@ pub fn print_table(doc: &StatusDoc) {
                 c.consecutive_failures
             ));
         }
-        println!("{line}");
+        writeln!(out, "{line}")?;
     }
     for r in &doc.real_servers {
-        println!(
+        writeln!(
+            out,
             "{} -> {}: {}",
             r.service,
             r.server,
             if r.up { "up" } else { "down" }
-        );
+        )?;
     }
+    Ok(out)
 }
+
+/// Drop reasons that mean a peer is configured differently (addresses,
+/// interval, authentication, version): its advertisements are ignored.
+const PEER_CONFIG_DROPS: [&str; 6] = [
+    "address_list",
+    "advert_interval",
+    "auth_failure",
+    "invalid_auth_type",
+    "auth_type_mismatch",
+    "version_mismatch",
+];
 
 #[cfg(test)]
 mod tests {
@@ -1156,6 +1209,36 @@ mod tests {
             "# HELP a_b_total Things.\n# TYPE a_b_total counter\na_b_total{x=\"1\"} 2\n\
              # HELP g A gauge.\n# TYPE g gauge\ng 1\n"
         );
+    }
+
+    #[test]
+    fn the_table_shows_drops_and_names_a_peer_configured_differently() {
+        let mut doc = StatusDoc {
+            router_id: "a".into(),
+            ..StatusDoc::default()
+        };
+        doc.instances.push(InstanceDoc {
+            name: "VI_1".into(),
+            state: "master".into(),
+            drops: vec![("checksum".into(), 0), ("ip_ttl".into(), 2)],
+            ..InstanceDoc::default()
+        });
+        let table = render_table(&doc).expect("a table");
+        assert!(
+            table.lines().any(|l| l == "dropped (VI_1): ip_ttl 2"),
+            "{table}"
+        );
+        doc.instances[0].drops.push(("address_list".into(), 25));
+        let table = render_table(&doc).expect("a table");
+        assert!(
+            table.lines().any(|l| l.starts_with(
+                "dropped (VI_1): ip_ttl 2, address_list 25 (a peer's configuration differs"
+            )),
+            "{table}"
+        );
+        doc.instances[0].drops = vec![("checksum".into(), 0)];
+        let table = render_table(&doc).expect("a table");
+        assert!(!table.contains("dropped"), "nothing dropped: {table}");
     }
 
     #[test]
