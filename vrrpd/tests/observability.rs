@@ -2,7 +2,8 @@
 //! Prometheus text format with state, priority, transitions, adverts and
 //! drops per instance; `/status` as JSON, printed by `vrrpd status`; and
 //! `vrrpd genhash` against a local server; a peer whose address list
-//! differs shows in the status table as drops.
+//! differs shows in the status table as drops; an address deleted by
+//! hand is put back and named in the event stream and the status.
 
 mod common;
 
@@ -203,5 +204,82 @@ fn status_names_the_drops_of_a_peer_configured_differently() -> Result<()> {
     ensure!(row.split_whitespace().nth(3) == Some("master"), "{table}");
     a.stop()?;
     b.stop()?;
+    Ok(())
+}
+
+/// A virtual address deleted by hand on the master is put back, and the
+/// event stream and the status table name it.
+#[test]
+fn a_vip_put_back_is_named_in_the_events_and_the_status() -> Result<()> {
+    use std::io::BufRead;
+
+    let lan = Lan::new(1)?;
+    let r = lan.router(1)?;
+    let dir = test_dir("repair")?;
+    let name = format!("repair-{}", std::process::id());
+    let config = "[global]\nvrrp_version = 3\n\n[instance.VI_1]\ninterface = \"eth0\"\nvirtual_router_id = 8\n\
+                  priority = 150\nadvert_int = \"100ms\"\nvirtual_ipaddress = [\"192.0.2.8/24\"]\n";
+    let mut d = Daemon::start_with(r, &dir, "repair", config, &["--name", &name], &[])?;
+    d.wait_state("VI_1", "master", Duration::from_secs(10))?;
+    common::wait_address(r, "192.0.2.8", Duration::from_secs(5))?;
+
+    let mut events = std::process::Command::new(env!("CARGO_BIN_EXE_vrrpd"))
+        .args(["events", "--name", &name])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = events.stdout.take().context("stdout")?;
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // The stream is open once it says hello.
+    let hello = rx.recv_timeout(Duration::from_secs(5))?;
+    ensure!(hello.contains("\"hello\""), "{hello}");
+
+    r.ns()
+        .ip(&["addr", "del", "192.0.2.8/24", "dev", "eth0"])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The status (and with it the event) is refreshed every second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let repair = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .context("no vip_repair event within 5 s")?;
+        let v: serde_json::Value = serde_json::from_str(&line)?;
+        if v["type"] == "vip_repair" {
+            break v;
+        }
+    };
+    let _ = events.kill();
+    let _ = events.wait();
+    ensure!(
+        repair["instance"] == "VI_1"
+            && repair["address"] == "192.0.2.8/24"
+            && repair["device"] == "eth0"
+            && repair["restored"] == 1,
+        "{repair}"
+    );
+    ensure!(common::has_address(r, "192.0.2.8")?, "put back");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vrrpd"))
+        .args(["status", "--name", &name])
+        .output()?;
+    let table = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        table.contains(
+            "vip 192.0.2.8/24 on eth0 (VI_1): present, put back once after a removal from outside"
+        ),
+        "{table}"
+    );
+    d.stop()?;
     Ok(())
 }

@@ -546,6 +546,10 @@ pub struct VipStatus {
     pub foreign: bool,
     /// Failed attempts to add it since it last succeeded.
     pub add_failures: u64,
+    /// Times the driver put it back, while it was wanted: removed from
+    /// outside, or found with another scope or broadcast (the sum over
+    /// every address is [`Snapshot::vips_restored`]).
+    pub restored: u64,
     /// The last error adding or removing it, while it persists.
     pub last_error: Option<String>,
 }

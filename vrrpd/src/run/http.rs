@@ -173,6 +173,10 @@ pub struct VipDoc {
     pub ours: bool,
     /// Present though not ours while not master.
     pub foreign: bool,
+    /// Times put back after it was removed from outside (or found
+    /// changed) while wanted.
+    #[serde(default)]
+    pub restored: u64,
 }
 
 /// A real server in `/status`.
@@ -1084,12 +1088,17 @@ fn render_table(doc: &StatusDoc) -> Result<String, std::fmt::Error> {
         for v in &i.vips {
             writeln!(
                 out,
-                "vip {} on {} ({}): {}{}",
+                "vip {} on {} ({}): {}{}{}",
                 v.address,
                 v.device,
                 i.name,
                 if v.present { "present" } else { "absent" },
-                if v.foreign { ", foreign" } else { "" }
+                if v.foreign { ", foreign" } else { "" },
+                match v.restored {
+                    0 => String::new(),
+                    1 => ", put back once after a removal from outside".to_owned(),
+                    n => format!(", put back {n} times after removals from outside"),
+                }
             )?;
         }
     }

@@ -160,6 +160,7 @@ fn status_doc(snap: &Snapshot) -> Vec<InstanceDoc> {
                         present: v.present,
                         ours: v.ours,
                         foreign: v.foreign,
+                        restored: v.restored,
                     })
                     .collect(),
                 transitions_by_reason: Vec::new(),
@@ -576,6 +577,7 @@ async fn run_async(
         maintenance: BTreeSet::new(),
         health,
         vips_restored: 0,
+        vip_restored: std::collections::BTreeMap::new(),
         reasons: std::collections::BTreeMap::new(),
         check_stats: None,
         vs_routes: None,
@@ -621,6 +623,8 @@ struct Daemon {
     health: Arc<Health>,
     /// The driver's count of repaired addresses last seen.
     vips_restored: u64,
+    /// ... and by instance, address and device.
+    vip_restored: std::collections::BTreeMap<(String, String, String), u64>,
     /// Transitions seen on the driver's stream, by instance, from, to
     /// and reason.
     reasons: std::collections::BTreeMap<(String, String, String, String), u64>,
@@ -1082,13 +1086,38 @@ impl Daemon {
         if let Some(h) = &self.handle {
             let s = h.snapshot();
             if s.vips_restored > self.vips_restored {
-                api::publish(
-                    &self.api_events,
-                    serde_json::json!({
-                        "type": "vip_repair",
-                        "restored": s.vips_restored - self.vips_restored,
-                    }),
-                );
+                // One event per address put back, naming it; what no
+                // instance's address accounts for (a static address) in
+                // one more.
+                let mut unnamed = s.vips_restored - self.vips_restored;
+                for i in &s.instances {
+                    for v in &i.vips {
+                        let address = format!("{}/{}", v.address.addr, v.address.prefix_len);
+                        let key = (i.name.clone(), address, v.device.clone());
+                        let seen = self.vip_restored.get(&key).copied().unwrap_or(0);
+                        if v.restored > seen {
+                            let n = v.restored - seen;
+                            unnamed = unnamed.saturating_sub(n);
+                            api::publish(
+                                &self.api_events,
+                                serde_json::json!({
+                                    "type": "vip_repair",
+                                    "instance": key.0,
+                                    "address": key.1,
+                                    "device": key.2,
+                                    "restored": n,
+                                }),
+                            );
+                            self.vip_restored.insert(key, v.restored);
+                        }
+                    }
+                }
+                if unnamed > 0 {
+                    api::publish(
+                        &self.api_events,
+                        serde_json::json!({ "type": "vip_repair", "restored": unnamed }),
+                    );
+                }
                 self.vips_restored = s.vips_restored;
             }
             counters.extend([

@@ -98,6 +98,9 @@ pub(super) struct VipTrack {
     pub(super) restore: bool,
     /// Reported as foreign (until it goes or becomes wanted).
     pub(super) conflict: bool,
+    /// Times put back: removed from outside, or found changed, while
+    /// wanted.
+    pub(super) restored: u64,
     /// Removal scheduled at start-up: a leftover of an earlier run.
     pub(super) leftover: bool,
     /// When the last change of ours finished.
@@ -325,6 +328,7 @@ impl DriverCore {
                 track.present = false;
                 tracing::warn!(address = %key.addr, device = %key.device, "virtual address found with another scope or broadcast than configured; replacing it");
                 self.counters.vips_restored += 1;
+                track.restored += 1;
                 self.changed = true;
                 self.start_op(now, key, OpKind::Remove);
                 return;
@@ -341,6 +345,7 @@ impl DriverCore {
                 track.present = false;
                 track.restore = true;
                 self.counters.vips_restored += 1;
+                track.restored += 1;
                 self.changed = true;
                 tracing::warn!(address = %key.addr, device = %key.device, "virtual address removed from outside while master; putting it back");
             }

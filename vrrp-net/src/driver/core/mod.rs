@@ -556,6 +556,7 @@ impl DriverCore {
                             ours: self.owned.contains(key),
                             foreign: t.is_some_and(|t| t.conflict),
                             add_failures: t.map_or(0, |t| t.failures),
+                            restored: t.map_or(0, |t| t.restored),
                             last_error: t.and_then(|t| t.last_error.clone()),
                         }
                     })

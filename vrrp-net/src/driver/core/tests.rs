@@ -546,6 +546,7 @@ fn a_vip_removed_from_outside_while_master_is_put_back_at_once_counted_and_annou
             .any(|e| matches!(e, Effect::Announce(a) if a.addresses == vec![ip("192.0.2.100")]))
     );
     assert_eq!(h.core.snapshot().vips_restored, 1);
+    assert_eq!(h.status("a").vips[0].restored, 1, "counted on the address");
     assert_eq!(h.state("a"), State::Master);
     assert!(h.events().is_empty(), "no transition");
 }
