@@ -127,9 +127,12 @@ enum Cmd {
     /// What a reload (SIGHUP) to FILE would change in a running daemon;
     /// nothing is applied.
     Diff {
+        /// The new configuration file (also as `-c FILE`).
+        #[arg(value_name = "FILE", required_unless_present = "config")]
+        file: Option<PathBuf>,
         /// The new configuration file.
-        #[arg(short, long)]
-        config: PathBuf,
+        #[arg(short, long, value_name = "FILE", conflicts_with = "file")]
+        config: Option<PathBuf>,
         #[command(flatten)]
         target: Target,
     },
@@ -267,7 +270,14 @@ fn main() -> ExitCode {
         } => report(status(&target, json, listen)),
         Cmd::Events { target } => report(events(&target)),
         Cmd::Ctl { target, action } => report(ctl(&target, action)),
-        Cmd::Diff { config, target } => report(diff(&target, &config)),
+        Cmd::Diff {
+            file,
+            config,
+            target,
+        } => match file.or(config) {
+            Some(path) => report(diff(&target, &path)),
+            None => report(Err(anyhow::anyhow!("diff: no configuration file given"))),
+        },
         Cmd::Replay { file } => match replay(&file) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,

@@ -320,7 +320,8 @@ fn status_events_maintenance_across_sighup_diff_and_health() -> Result<()> {
         diff == "instance VI_1: updated in place (priority: 210 -> 250)\ninstance VI_2: added\n",
         "{diff}"
     );
-    let same = vrrpd(&["diff", "-c", &a.config.display().to_string(), "--name", &na])?;
+    // The file as an argument works as `-c FILE` does.
+    let same = vrrpd(&["diff", &a.config.display().to_string(), "--name", &na])?;
     ensure!(same == "no change\n", "{same}");
     std::thread::sleep(MASTER_DOWN_100 * 2);
     let doc = status_json(&na)?;
