@@ -68,7 +68,12 @@ fn every_subcommand_and_its_options_are_in_vrrpd_8() {
                     .get_value_names()
                     .map(|v| v.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(" "))
                     .unwrap_or_else(|| arg.get_id().as_str().to_owned());
-                format!("<\\fI{}\\fR>", escaped(&value))
+                // An optional positional is shown in brackets.
+                if arg.is_required_set() {
+                    format!("<\\fI{}\\fR>", escaped(&value))
+                } else {
+                    format!("[\\fI{}\\fR]", escaped(&value))
+                }
             };
             assert!(
                 body.contains(&shown),
