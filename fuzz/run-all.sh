@@ -3,12 +3,13 @@
 # prints executions, CPU seconds and corpus size per target. Exits non-zero
 # if any target crashes, hangs (a single input over 10 s) or fails to build.
 #
-#   fuzz/run-all.sh [--jobs N] [--asan] [--only "t1 t2"] [SECONDS]
+#   fuzz/run-all.sh [--jobs N] [--asan] [--only "t1 t2:S2"] [SECONDS]
 #
 #   --jobs N   run N targets at a time (default 1; each target uses one core)
 #   --asan     build with AddressSanitizer (slower; the crates are safe Rust,
 #              their dependencies are not)
-#   --only     a subset of the targets
+#   --only     a subset of the targets; TARGET:S runs that one for S
+#              seconds instead of SECONDS (to top a campaign up)
 #   --ledger F append each target's result line to F, with the UTC time and
 #              the commit fuzzed (a campaign spread over several runs adds
 #              up its CPU seconds there: fuzz/campaign.log)
@@ -52,12 +53,23 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 targets=$(cargo +nightly fuzz list)
+declare -A seconds_of
 if [ -n "$only" ]; then
-  for t in $only; do
+  names=""
+  for item in $only; do
+    t="${item%%:*}"
     grep -qx "$t" <<<"$targets" || { echo "run-all.sh: no target '$t' (have: $(echo $targets))" >&2; exit 2; }
+    if [ "$item" != "$t" ]; then
+      [[ "${item#*:}" =~ ^[0-9]+$ ]] || { echo "run-all.sh: '$item': seconds must be a number" >&2; exit 2; }
+      seconds_of[$t]="${item#*:}"
+    fi
+    names="$names $t"
   done
-  targets="$only"
+  targets="${names# }"
 fi
+for t in $targets; do
+  [ -n "${seconds_of[$t]:-}" ] || seconds_of[$t]="$seconds"
+done
 
 stamp "building $(echo "$targets" | wc -w) targets (debug assertions on)"
 one=""
@@ -80,7 +92,7 @@ run_one() {
   [ -f "$seeds/$t.dict" ] && extra+=("-dict=$seeds/$t.dict")
   # -timeout: one input running 10 s is a hang, reported as a failure.
   cargo +nightly fuzz run --debug-assertions "${sanitizer[@]}" "$t" "${dirs[@]}" -- \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    -max_total_time="${seconds_of[$t]}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     "${extra[@]}" >"$logs/$t.log" 2>&1 && echo 0 >"$logs/$t.rc" || echo $? >"$logs/$t.rc"
   # CPU seconds (user + system) of this subshell's children: the fuzzer
   # and cargo's start, however busy the machine is. `times` runs here, not
@@ -106,7 +118,7 @@ summary() {
     "$t" "${runs:-?}" "${secs:-?}" "$cpu" "$(( ${runs:-0} / ${secs:-1} ))" "$files" "$bytes" "$result"
 }
 
-stamp "running each target for $seconds s, $jobs at a time (logs in fuzz/$logs)"
+stamp "running each target for $seconds s (or its own), $jobs at a time (logs in fuzz/$logs)"
 declare -A rc_of
 running=0
 for t in $targets; do
@@ -132,7 +144,10 @@ done | tee target/fuzz-summary.txt
 if [ -n "$ledger" ]; then
   commit=$(git rev-parse --short=10 HEAD 2>/dev/null || echo unknown)
   dirty=$(git status --porcelain -- .. 2>/dev/null | grep -v '^??' | grep -q . && echo "+dirty" || true)
-  sed "s/^/$(date -u +%Y-%m-%dT%H:%MZ) ${commit}${dirty} ${seconds}s-wall /" target/fuzz-summary.txt >>"$ledger"
+  now=$(date -u +%Y-%m-%dT%H:%MZ)
+  for t in $targets; do
+    grep "^$t " target/fuzz-summary.txt | sed "s/^/$now ${commit}${dirty} ${seconds_of[$t]}s-wall /" >>"$ledger"
+  done
 fi
 if [ "$failed" != 0 ]; then
   for t in $targets; do

@@ -16,6 +16,11 @@ use healthcheck::{DownReason, HttpCheck, Md5Digest, StatusRanges};
 use libfuzzer_sys::fuzz_target;
 use vrrp_fuzz::support::{Scripted, chunked, runtime};
 
+/// The chunk extension written after each data chunk's size.
+const EXTENSION: &[u8] = b";name=value";
+/// hyper's limit on a body's chunk extension bytes.
+const HYPER_CHUNK_EXTENSIONS_LIMIT: usize = 16 * 1024;
+
 fn base_check() -> HttpCheck {
     HttpCheck::new("192.0.2.80:80".parse().expect("address"))
 }
@@ -170,7 +175,7 @@ fn structured(data: &[u8]) -> arbitrary::Result<()> {
                 };
                 wire.extend_from_slice(size.as_bytes());
                 if *extension {
-                    wire.extend_from_slice(b";name=value");
+                    wire.extend_from_slice(EXTENSION);
                 }
                 wire.extend_from_slice(b"\r\n");
                 wire.extend_from_slice(&part);
@@ -184,6 +189,15 @@ fn structured(data: &[u8]) -> arbitrary::Result<()> {
         }
     }
 
+    // Extension bytes hyper counts: those after each data chunk's `;`.
+    let extension_bytes = match &framing {
+        Framing::Chunked {
+            sizes,
+            extension: true,
+            ..
+        } => chunked(&body, sizes).len() * EXTENSION[1..].len(),
+        _ => 0,
+    };
     let result = exchange(&check, Scripted::answering(chunked(&wire, &segments)));
     let in_range = ranges.iter().any(|r| r.contains(&status));
     let reads_body = check.digest.is_some();
@@ -204,6 +218,17 @@ fn structured(data: &[u8]) -> arbitrary::Result<()> {
             Err("status")
         }
         Err(DownReason::DigestMismatch { .. }) => Err("digest"),
+        // hyper refuses a body whose chunk extensions add up to 16 KiB
+        // (its CHUNKED_EXTENSIONS_LIMIT, a defence against a slow drip of
+        // extension bytes): well-formed, but no server sends that, and the
+        // check says so instead of reading on. Only past that limit.
+        Err(DownReason::Io { kind, message, .. })
+            if *kind == std::io::ErrorKind::InvalidData
+                && message == "chunk extensions over limit"
+                && extension_bytes >= HYPER_CHUNK_EXTENSIONS_LIMIT =>
+        {
+            return Ok(());
+        }
         Err(other) => panic!(
             "{other:?} for a well-formed response ({framing:?}):\n{}",
             String::from_utf8_lossy(&wire)
