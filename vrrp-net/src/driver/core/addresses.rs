@@ -5,7 +5,7 @@
 //! added (or, on request, foreign copies of a virtual address, never an
 //! owner's or a source address); reports the rest.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -113,7 +113,23 @@ pub(super) struct VipTrack {
     /// reported before the kernel reported it added is an earlier one's
     /// (our own removal of a drifted address, say) and does not count.
     pub(super) removed_in_flight: bool,
+    /// While our removal is in flight: the kernel reported the address
+    /// removed (our removal's own notification, read before its answer).
+    pub(super) gone_in_flight: bool,
+    /// Our changes answered before the kernel's notification of them was
+    /// read, oldest first, with when they were answered. The answers come
+    /// from the kernel worker's socket and the notifications on another,
+    /// so a notification can be read after the answer to a later change:
+    /// our removal's, read after our add that followed it, would say the
+    /// address is gone when it is there. A notice of the kind of one of
+    /// these is its echo (the table took that change in with its answer)
+    /// and is not applied; a notice of another kind is someone else's.
+    pub(super) echoes: VecDeque<(OpKind, Timestamp)>,
 }
+
+/// An echo not read this long after its answer is taken as lost (a
+/// notification overrun clears them all at once).
+const ECHO_WAIT: Duration = Duration::from_secs(2);
 
 impl DriverCore {
     /// The outcome of an [`Effect::AddAddress`] (`add`) or
@@ -137,10 +153,14 @@ impl DriverCore {
         if let Some(at) = track.retry_at.take() {
             self.retries.remove(&(at, key.clone()));
         }
-        track.added_in_flight = false;
+        let added_seen = std::mem::take(&mut track.added_in_flight);
         let removed_in_flight = std::mem::take(&mut track.removed_in_flight);
+        let gone_seen = std::mem::take(&mut track.gone_in_flight);
         match (add, result) {
             (true, Ok(added)) => {
+                if added && !added_seen {
+                    track.echoes.push_back((OpKind::Add, now));
+                }
                 track.failures = 0;
                 track.last_error = None;
                 track.present = true;
@@ -163,7 +183,10 @@ impl DriverCore {
                     self.announce_restored(&key);
                 }
             }
-            (false, Ok(_)) => {
+            (false, Ok(removed)) => {
+                if removed && !gone_seen {
+                    track.echoes.push_back((OpKind::Remove, now));
+                }
                 track.failures = 0;
                 track.last_error = None;
                 if std::mem::take(&mut track.leftover) {
@@ -201,14 +224,65 @@ impl DriverCore {
             addr: address.addr,
             prefix_len: address.prefix_len,
         };
-        if let Some(track) = self.vips.get_mut(&key)
-            && track.in_flight == Some(OpKind::Add)
-        {
-            if added {
-                track.added_in_flight = true;
-            } else if track.added_in_flight {
-                track.removed_in_flight = true;
+        let Some(track) = self.vips.get_mut(&key) else {
+            return;
+        };
+        match track.in_flight {
+            Some(OpKind::Add) => {
+                if added {
+                    track.added_in_flight = true;
+                } else if track.added_in_flight {
+                    track.removed_in_flight = true;
+                }
             }
+            Some(OpKind::Remove) if !added => track.gone_in_flight = true,
+            _ => {}
+        }
+    }
+
+    /// Whether an address notification is one of [`VipTrack::echoes`]
+    /// (then consumed, with the echoes before it): the table took that
+    /// change in with its answer, and may hold a newer one since.
+    pub(super) fn stale_notification(
+        &mut self,
+        now: Timestamp,
+        address: &IfAddr,
+        added: bool,
+    ) -> bool {
+        let Some(device) = self.kernel.link_name(address.ifindex) else {
+            return false;
+        };
+        let key = VipKey {
+            device: device.to_owned(),
+            addr: address.addr,
+            prefix_len: address.prefix_len,
+        };
+        let Some(track) = self.vips.get_mut(&key) else {
+            return false;
+        };
+        while let Some(&(_, at)) = track.echoes.front() {
+            if now.saturating_since(at) <= ECHO_WAIT {
+                break;
+            }
+            tracing::debug!(address = %key.addr, device = %key.device, "the notification of an address change of ours never came");
+            track.echoes.pop_front();
+        }
+        // The kernel reports changes in the order it made them: a notice
+        // of the kind of one of our changes still to be echoed is that
+        // echo, or an older change's; either way the changes before it
+        // (in the queue) were echoed before it, unread or lost.
+        let kind = if added { OpKind::Add } else { OpKind::Remove };
+        let Some(at) = track.echoes.iter().position(|&(k, _)| k == kind) else {
+            return false;
+        };
+        track.echoes.drain(..=at);
+        true
+    }
+
+    /// Notifications were lost: no echo is to be waited for.
+    pub(super) fn forget_echoes(&mut self) {
+        for track in self.vips.values_mut() {
+            track.echoes.clear();
         }
     }
 

@@ -701,6 +701,7 @@ impl DriverCore {
     /// Notifications were lost (ENOBUFS): counted; a dump follows.
     pub fn handle_overrun(&mut self) {
         self.counters.netlink_overruns += 1;
+        self.forget_echoes();
         tracing::warn!("link and address notifications were lost; re-reading them");
     }
 
@@ -726,12 +727,16 @@ impl DriverCore {
                     self.kernel.remove_link(ifindex);
                 }
                 LinkEvent::AddressAdded(a) => {
-                    self.note_in_flight(&a, true);
-                    self.kernel.add_address(a);
+                    if !self.stale_notification(now, &a, true) {
+                        self.note_in_flight(&a, true);
+                        self.kernel.add_address(a);
+                    }
                 }
                 LinkEvent::AddressRemoved(a) => {
-                    self.note_in_flight(&a, false);
-                    self.kernel.remove_address(a.ifindex, a.addr);
+                    if !self.stale_notification(now, &a, false) {
+                        self.note_in_flight(&a, false);
+                        self.kernel.remove_address(a.ifindex, a.addr);
+                    }
                 }
             }
         }

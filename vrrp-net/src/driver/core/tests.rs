@@ -106,6 +106,10 @@ struct Harness {
     created_by_driver: BTreeSet<IpAddr>,
     /// Removals of addresses the driver had not created.
     violations: Vec<IpAddr>,
+    /// The kernel's notifications of the driver's own changes are read
+    /// after their answers (kept in `echoes` until delivered), not before.
+    late_echoes: bool,
+    echoes: Vec<LinkEvent>,
 }
 
 impl Harness {
@@ -129,6 +133,8 @@ impl Harness {
             persisted: None,
             created_by_driver: BTreeSet::new(),
             violations: Vec::new(),
+            late_echoes: false,
+            echoes: Vec::new(),
         };
         h.core
             .handle_dump(Timestamp::ZERO, h.links.clone(), h.addrs.clone());
@@ -202,6 +208,7 @@ impl Harness {
             .addrs
             .iter()
             .any(|a| a.ifindex == op.ifindex && a.addr == op.address.addr);
+        let mut echo = None;
         let result = if add {
             if self.fail_adds > 0 {
                 self.fail_adds -= 1;
@@ -217,6 +224,7 @@ impl Harness {
                 a.flags = 0x01;
                 a.scope = AddrScope::from_raw(op.attrs.scope.unwrap_or(0));
                 a.broadcast = op.attrs.broadcast;
+                echo = Some(LinkEvent::AddressAdded(a.clone()));
                 self.addrs.push(a);
                 self.created_by_driver.insert(op.address.addr);
                 Ok(true)
@@ -225,13 +233,34 @@ impl Harness {
             if !self.created_by_driver.remove(&op.address.addr) {
                 self.violations.push(op.address.addr);
             }
-            self.addrs
-                .retain(|a| !(a.ifindex == op.ifindex && a.addr == op.address.addr));
+            let (gone, kept) = std::mem::take(&mut self.addrs)
+                .into_iter()
+                .partition(|a| a.ifindex == op.ifindex && a.addr == op.address.addr);
+            self.addrs = kept;
+            echo = gone.into_iter().next().map(LinkEvent::AddressRemoved);
             Ok(true)
         } else {
             Ok(false)
         };
+        // The kernel notifies every change it makes; the notification is
+        // usually read before the answer, which comes on another socket.
+        if let Some(echo) = echo {
+            if self.late_echoes {
+                self.echoes.push(echo);
+            } else {
+                self.core.handle_link_events(self.now, vec![echo]);
+            }
+        }
         self.core.handle_address_result(self.now, op, add, result);
+    }
+
+    /// Delivers the late notifications of the driver's own changes, each
+    /// read on its own (the worst case: each a batch of its own).
+    fn deliver_echoes(&mut self) {
+        for echo in std::mem::take(&mut self.echoes) {
+            self.core.handle_link_events(self.now, vec![echo]);
+            self.pump();
+        }
     }
 
     fn release_held(&mut self) {
@@ -531,6 +560,73 @@ fn a_stale_removal_during_our_add_is_not_taken_for_someone_elses() {
     assert_eq!(h.core.snapshot().vips_restored, 0);
 }
 
+/// The answers to our changes and the kernel's notifications of them come
+/// on two sockets (and the answers from another thread), so our removal's
+/// notification can be read after the answer to the add that follows it:
+/// a reload that changes a VIP's scope replaces it, and the late removal
+/// notice must not be taken for a removal from outside (which would add it
+/// again, be told it exists, and stop counting it as ours).
+#[test]
+fn our_removals_late_notification_after_the_add_again_changes_nothing() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 200, "192.0.2.100")]));
+    h.become_master("a");
+    h.late_echoes = true;
+    let mut edited = spec("a", "eth0", 1, 200, "192.0.2.100");
+    let mut v = crate::driver::api::Vip::new(vip("192.0.2.100"));
+    v.attrs.scope = Some(253);
+    edited.vips = vec![v];
+    let plan = h.core.plan_reload(config(vec![edited])).unwrap();
+    h.core.commit_reload(h.now, plan, Vec::new());
+    h.clear();
+    h.pump();
+    // Removed and added again with the new scope, both answered.
+    assert_eq!(h.adds(), vec![ip("192.0.2.100")]);
+    let added = h.addrs.iter().find(|a| a.addr == ip("192.0.2.100"));
+    assert_eq!(added.map(|a| a.scope), Some(AddrScope::from_raw(253)));
+    assert_eq!(h.core.snapshot().vips_restored, 1, "the replacement");
+    // Only now are the kernel's notices of the two read, in its order.
+    assert_eq!(h.echoes.len(), 2);
+    h.clear();
+    h.deliver_echoes();
+    assert!(h.adds().is_empty(), "nothing added again: {:?}", h.log);
+    assert_eq!(h.core.snapshot().vips_restored, 1, "nothing more put back");
+    assert_eq!(h.core.owned().len(), 1, "still ours");
+    assert!(h.status("a").vips[0].present);
+    // A removal from outside after that is one.
+    h.event(LinkEvent::AddressRemoved(addr(2, "192.0.2.100", 24)));
+    assert_eq!(h.adds(), vec![ip("192.0.2.100")]);
+    assert_eq!(h.core.snapshot().vips_restored, 2);
+    assert_eq!(h.core.owned().len(), 1);
+}
+
+/// An echo that never comes (its notification lost) is waited for a
+/// bounded time: an address someone adds later, of the kind awaited, is
+/// seen.
+#[test]
+fn an_echo_never_read_stops_being_waited_for() {
+    let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
+    h.late_echoes = true;
+    h.become_master("a");
+    // A better master: "a" steps down and removes its address.
+    h.advert("eth0", "192.0.2.2", 1, 200, &["192.0.2.100"]);
+    h.pump();
+    assert_eq!(h.state("a"), State::Backup);
+    assert!(!h.has("192.0.2.100"));
+    // The notices of our add and removal are lost.
+    assert_eq!(h.echoes.len(), 2);
+    h.echoes.clear();
+    for _ in 0..30 {
+        h.advance(h.now + Duration::from_millis(100));
+        h.advert("eth0", "192.0.2.2", 1, 200, &["192.0.2.100"]);
+        h.pump();
+    }
+    assert_eq!(h.state("a"), State::Backup);
+    // Someone adds the address here: seen, and reported as foreign.
+    h.event(LinkEvent::AddressAdded(addr(2, "192.0.2.100", 24)));
+    let v = &h.status("a").vips[0];
+    assert!(v.present && v.foreign, "{v:?}");
+}
+
 #[test]
 fn a_vip_removed_from_outside_while_master_is_put_back_at_once_counted_and_announced() {
     let mut h = Harness::eth0(&config(vec![spec("a", "eth0", 1, 100, "192.0.2.100")]));
@@ -788,6 +884,8 @@ fn a_socket_that_cannot_be_opened_holds_its_instances_in_fault() {
         persisted: None,
         created_by_driver: BTreeSet::new(),
         violations: Vec::new(),
+        late_echoes: false,
+        echoes: Vec::new(),
     };
     h.core.handle_dump(h.now, h.links.clone(), h.addrs.clone());
     h.pump();

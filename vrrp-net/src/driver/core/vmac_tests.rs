@@ -266,6 +266,8 @@ fn a_recorded_leftover_is_reused_when_wanted_and_deleted_when_not() {
         persisted: None,
         created_by_driver: BTreeSet::new(),
         violations: Vec::new(),
+        late_echoes: false,
+        echoes: Vec::new(),
     };
     h.core
         .handle_dump(Timestamp::ZERO, h.links.clone(), h.addrs.clone());
