@@ -127,10 +127,6 @@ pub(super) struct VipTrack {
     pub(super) echoes: VecDeque<(OpKind, Timestamp)>,
 }
 
-/// An echo not read this long after its answer is taken as lost (a
-/// notification overrun clears them all at once).
-const ECHO_WAIT: Duration = Duration::from_secs(2);
-
 impl DriverCore {
     /// The outcome of an [`Effect::AddAddress`] (`add`) or
     /// [`Effect::RemoveAddress`]: `Ok(true)` done, `Ok(false)` it already
@@ -261,7 +257,7 @@ impl DriverCore {
             return false;
         };
         while let Some(&(_, at)) = track.echoes.front() {
-            if now.saturating_since(at) <= ECHO_WAIT {
+            if now.saturating_since(at) <= super::ECHO_WAIT {
                 break;
             }
             tracing::debug!(address = %key.addr, device = %key.device, "the notification of an address change of ours never came");

@@ -122,6 +122,11 @@ use crate::link::{LinkEvent, LinkInfo};
 use crate::route::Route;
 use crate::rule::Rule;
 
+/// A change of ours answered before the kernel's notification of it was
+/// read waits this long for that echo (see `VipTrack::echoes`), then
+/// takes it as lost (a notification overrun clears them at once).
+const ECHO_WAIT: Duration = Duration::from_secs(2);
+
 /// The first retry of a failed address change waits this long; each
 /// further failure doubles it, up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_millis(100);

@@ -6,12 +6,12 @@
 //! is wanted (counted), removes only what it added, and leaves an entry of
 //! someone else's with the same identity where it is, reported.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
 use vrrp_core::Timestamp;
 
-use super::{FIRST_RETRY, MAX_RETRY};
+use super::{ECHO_WAIT, FIRST_RETRY, MAX_RETRY};
 
 /// A kind of kernel entry the driver installs.
 pub(crate) trait Installable: Clone + fmt::Display {
@@ -56,6 +56,17 @@ struct Track {
     leftover: bool,
     /// When the last change of ours finished.
     changed_at: Option<Timestamp>,
+    /// While a change of ours is out: the kernel notified one of its kind
+    /// (its echo, read before its answer).
+    seen_in_flight: bool,
+    /// Our changes answered before the kernel's notification of them was
+    /// read (`true` an add), oldest first, with when: answers and
+    /// notifications come on two sockets, and our removal's notice read
+    /// after the answer to our add that followed it would say the entry
+    /// is gone when it is there (as for virtual addresses, see
+    /// `VipTrack::echoes`). A notice of the kind of one of these is its
+    /// echo, already taken in, and is not applied.
+    echoes: VecDeque<(bool, Timestamp)>,
 }
 
 /// Counters, for the snapshot.
@@ -153,8 +164,11 @@ impl<E: Installable> Owned<E> {
         }
     }
 
-    /// A notification: `key` added or removed.
-    pub(crate) fn event(&mut self, key: E::Key, added: bool) {
+    /// A notification, read at `now`: `key` added or removed.
+    pub(crate) fn event(&mut self, now: Timestamp, key: E::Key, added: bool) {
+        if self.echo(now, &key, added) {
+            return;
+        }
         if added {
             self.kernel.insert(key);
         } else {
@@ -164,6 +178,33 @@ impl<E: Installable> Owned<E> {
                 self.kernel.retain(|k| !E::covers(k, &key));
             }
         }
+    }
+
+    /// Whether a notification is the echo of a change of ours whose answer
+    /// was taken in first (then consumed, with the echoes before it).
+    fn echo(&mut self, now: Timestamp, key: &E::Key, added: bool) -> bool {
+        let found = if self.tracks.contains_key(key) {
+            Some(key.clone())
+        } else if E::FUZZY {
+            self.tracks.keys().find(|k| E::covers(k, key)).cloned()
+        } else {
+            None
+        };
+        let Some(track) = found.and_then(|k| self.tracks.get_mut(&k)) else {
+            return false;
+        };
+        if track.in_flight == Some(added) {
+            track.seen_in_flight = true;
+            return false;
+        }
+        track
+            .echoes
+            .retain(|&(_, at)| now.saturating_since(at) <= ECHO_WAIT);
+        let Some(i) = track.echoes.iter().position(|&(a, _)| a == added) else {
+            return false;
+        };
+        track.echoes.drain(..=i);
+        true
     }
 
     /// The outcome of an add (`add`) or removal of `entry`: `Ok(true)`
@@ -180,6 +221,10 @@ impl<E: Installable> Owned<E> {
         let track = self.tracks.entry(key.clone()).or_default();
         track.in_flight = None;
         track.changed_at = Some(now);
+        let seen = std::mem::take(&mut track.seen_in_flight);
+        if result == Ok(true) && !seen {
+            track.echoes.push_back((add, now));
+        }
         if let Some(at) = track.retry_at.take() {
             self.retries.remove(&(at, key.clone()));
         }
@@ -326,7 +371,11 @@ impl<E: Installable> Owned<E> {
                 track.present = false;
                 if !present {
                     track.conflict = false;
-                    if track.retry_at.is_none() && track.failures == 0 {
+                    // Kept while an echo of ours may still come.
+                    track
+                        .echoes
+                        .retain(|&(_, at)| now.saturating_since(at) <= ECHO_WAIT);
+                    if track.retry_at.is_none() && track.failures == 0 && track.echoes.is_empty() {
                         self.tracks.remove(key);
                     }
                     return None;

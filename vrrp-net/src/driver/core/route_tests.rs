@@ -528,3 +528,76 @@ fn excluded_addresses_follow_the_master_but_stay_out_of_adverts() {
         net.addr_ops
     );
 }
+
+/// Answers and notifications come on two sockets: the notices of our
+/// removal (stepping down) and of our add (master again) can both be read
+/// after their answers. They are our changes' echoes, not a removal from
+/// outside: nothing is put back, counted, or lost as someone else's.
+#[test]
+fn late_notices_of_our_own_route_changes_change_nothing() {
+    let mut net = Net::new(&DriverConfig::new([spec(&[EXPORT])]), vec![], vec![]);
+    net.advance(Timestamp::from_millis(400));
+    assert_eq!(net.state(), State::Master);
+    let ours = net
+        .kernel
+        .get(&route(EXPORT).key())
+        .cloned()
+        .expect("added");
+    // Its notice, read at once.
+    net.core
+        .handle_route_events(net.now, vec![RouteEvent::Added(ours.clone())]);
+    net.pump();
+    // A better master for a moment: the route goes; then back.
+    net.advert(200);
+    assert_eq!(net.state(), State::Backup);
+    assert!(!net.has(EXPORT));
+    net.advance(net.now + Duration::from_millis(400));
+    assert_eq!(net.state(), State::Master);
+    assert!(net.has(EXPORT));
+    let ops = net.ops.len();
+    // Only now are the kernel's two notices read, each on its own.
+    net.core
+        .handle_route_events(net.now, vec![RouteEvent::Removed(ours.clone())]);
+    net.pump();
+    net.core
+        .handle_route_events(net.now, vec![RouteEvent::Added(ours)]);
+    net.pump();
+    assert_eq!(net.ops.len(), ops, "nothing done: {:?}", &net.ops[ops..]);
+    assert_eq!(net.core.snapshot().routes_restored, 0);
+    assert_eq!(net.core.owned_routes().len(), 1, "still ours");
+    // An operator's deletion after that is one.
+    net.operator_deletes(EXPORT);
+    assert!(net.has(EXPORT));
+    assert_eq!(net.core.snapshot().routes_restored, 1);
+}
+
+/// The same for a rule written without a priority, whose notices carry
+/// the priority the kernel chose.
+#[test]
+fn late_notices_of_our_own_rule_changes_change_nothing() {
+    let mut s = spec(&[]);
+    s.rules = vec![rule("to 198.51.100.0/24 table 100")];
+    let mut net = Net::new(&DriverConfig::new([s]), vec![], vec![]);
+    net.advance(Timestamp::from_millis(400));
+    assert_eq!(net.state(), State::Master);
+    let ours = net.rules.first().cloned().expect("added");
+    assert_eq!(ours.priority, Some(32765));
+    net.core
+        .handle_rule_events(net.now, vec![RuleEvent::Added(ours.clone())]);
+    net.pump();
+    net.advert(200);
+    assert!(net.rules.is_empty());
+    net.advance(net.now + Duration::from_millis(400));
+    assert_eq!(net.state(), State::Master);
+    assert_eq!(net.rules.len(), 1);
+    let ops = net.ops.len();
+    net.core
+        .handle_rule_events(net.now, vec![RuleEvent::Removed(ours.clone())]);
+    net.pump();
+    net.core
+        .handle_rule_events(net.now, vec![RuleEvent::Added(ours)]);
+    net.pump();
+    assert_eq!(net.ops.len(), ops, "nothing done: {:?}", &net.ops[ops..]);
+    assert_eq!(net.core.snapshot().rules_restored, 0);
+    assert_eq!(net.core.owned_rules().len(), 1, "still ours");
+}

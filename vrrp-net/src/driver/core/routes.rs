@@ -71,9 +71,9 @@ impl DriverCore {
         for event in events {
             match event {
                 RouteEvent::Added(r) if tables.contains(&r.key.table) => {
-                    self.routes.event(r.key, true);
+                    self.routes.event(now, r.key, true);
                 }
-                RouteEvent::Removed(r) => self.routes.event(r.key, false),
+                RouteEvent::Removed(r) => self.routes.event(now, r.key, false),
                 _ => {}
             }
         }

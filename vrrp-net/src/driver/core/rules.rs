@@ -54,8 +54,8 @@ impl DriverCore {
     pub fn handle_rule_events(&mut self, now: Timestamp, events: Vec<RuleEvent>) {
         for event in events {
             match event {
-                RuleEvent::Added(r) => self.rules.event(r.key(), true),
-                RuleEvent::Removed(r) => self.rules.event(r.key(), false),
+                RuleEvent::Added(r) => self.rules.event(now, r.key(), true),
+                RuleEvent::Removed(r) => self.rules.event(now, r.key(), false),
             }
         }
         self.drain(now);
