@@ -122,8 +122,9 @@ pub(super) struct VipTrack {
     /// so a notification can be read after the answer to a later change:
     /// our removal's, read after our add that followed it, would say the
     /// address is gone when it is there. A notice of the kind of one of
-    /// these is its echo (the table took that change in with its answer)
-    /// and is not applied; a notice of another kind is someone else's.
+    /// these is its echo; it is not applied while a later change of ours
+    /// is still to be echoed (the table already holds that one). A notice
+    /// of another kind is someone else's.
     pub(super) echoes: VecDeque<(OpKind, Timestamp)>,
 }
 
@@ -236,10 +237,10 @@ impl DriverCore {
         }
     }
 
-    /// Whether an address notification is one of [`VipTrack::echoes`]
-    /// (then consumed, with the echoes before it): the table took that
-    /// change in with its answer, and may hold a newer one since.
-    pub(super) fn stale_notification(
+    /// Whether an address notification is the echo of one of our changes
+    /// (see [`VipTrack::echoes`]; consumed, with those before it) that a
+    /// later change of ours, already answered, has made outdated.
+    pub(super) fn outdated_notification(
         &mut self,
         now: Timestamp,
         address: &IfAddr,
@@ -265,14 +266,15 @@ impl DriverCore {
         }
         // The kernel reports changes in the order it made them: a notice
         // of the kind of one of our changes still to be echoed is that
-        // echo, or an older change's; either way the changes before it
-        // (in the queue) were echoed before it, unread or lost.
+        // echo (the changes before it in the queue were echoed before it,
+        // unread or lost). The echo of our latest change says what the
+        // kernel has now, and is applied; an earlier one is outdated.
         let kind = if added { OpKind::Add } else { OpKind::Remove };
         let Some(at) = track.echoes.iter().position(|&(k, _)| k == kind) else {
             return false;
         };
         track.echoes.drain(..=at);
-        true
+        !track.echoes.is_empty()
     }
 
     /// Notifications were lost: no echo is to be waited for.

@@ -732,13 +732,13 @@ impl DriverCore {
                     self.kernel.remove_link(ifindex);
                 }
                 LinkEvent::AddressAdded(a) => {
-                    if !self.stale_notification(now, &a, true) {
+                    if !self.outdated_notification(now, &a, true) {
                         self.note_in_flight(&a, true);
                         self.kernel.add_address(a);
                     }
                 }
                 LinkEvent::AddressRemoved(a) => {
-                    if !self.stale_notification(now, &a, false) {
+                    if !self.outdated_notification(now, &a, false) {
                         self.note_in_flight(&a, false);
                         self.kernel.remove_address(a.ifindex, a.addr);
                     }

@@ -65,7 +65,7 @@ struct Track {
     /// after the answer to our add that followed it would say the entry
     /// is gone when it is there (as for virtual addresses, see
     /// `VipTrack::echoes`). A notice of the kind of one of these is its
-    /// echo, already taken in, and is not applied.
+    /// echo, not applied while a later one of ours is awaited.
     echoes: VecDeque<(bool, Timestamp)>,
 }
 
@@ -180,8 +180,9 @@ impl<E: Installable> Owned<E> {
         }
     }
 
-    /// Whether a notification is the echo of a change of ours whose answer
-    /// was taken in first (then consumed, with the echoes before it).
+    /// Whether a notification is the echo of a change of ours (consumed,
+    /// with the echoes before it) made outdated by a later change of ours
+    /// already answered.
     fn echo(&mut self, now: Timestamp, key: &E::Key, added: bool) -> bool {
         let found = if self.tracks.contains_key(key) {
             Some(key.clone())
@@ -204,7 +205,8 @@ impl<E: Installable> Owned<E> {
             return false;
         };
         track.echoes.drain(..=i);
-        true
+        // Outdated when a later change of ours is still to be echoed.
+        !track.echoes.is_empty()
     }
 
     /// The outcome of an add (`add`) or removal of `entry`: `Ok(true)`
@@ -251,6 +253,11 @@ impl<E: Installable> Owned<E> {
                     tracing::info!(what = E::WHAT, entry = %entry, "removed what an earlier run left behind");
                 }
                 self.kernel.remove(&key);
+                // And what a notice recorded with the priority the kernel
+                // chose (its removal's notice may be outdated when read).
+                if E::FUZZY {
+                    self.kernel.retain(|k| !E::covers(&key, k));
+                }
                 if self.owned.remove(&key).is_some() {
                     self.dirty = true;
                 }
