@@ -78,6 +78,18 @@ pub(super) fn static_vips(list: &[Vip]) -> BTreeMap<VipKey, VipWant> {
     out
 }
 
+/// What an address notification is to the changes of ours answered
+/// before it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Echo {
+    /// None of theirs: someone else's change, or that of ours out now.
+    None,
+    /// The echo of the latest of them: what the kernel has now.
+    Latest,
+    /// The echo of an earlier one: the table already holds a later one.
+    Outdated,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum OpKind {
     Add,
@@ -238,16 +250,12 @@ impl DriverCore {
     }
 
     /// Whether an address notification is the echo of one of our changes
-    /// (see [`VipTrack::echoes`]; consumed, with those before it) that a
-    /// later change of ours, already answered, has made outdated.
-    pub(super) fn outdated_notification(
-        &mut self,
-        now: Timestamp,
-        address: &IfAddr,
-        added: bool,
-    ) -> bool {
+    /// already answered (see [`VipTrack::echoes`]; consumed, with those
+    /// before it), and whether a later change of ours, also answered, has
+    /// made it outdated.
+    pub(super) fn echo_of_ours(&mut self, now: Timestamp, address: &IfAddr, added: bool) -> Echo {
         let Some(device) = self.kernel.link_name(address.ifindex) else {
-            return false;
+            return Echo::None;
         };
         let key = VipKey {
             device: device.to_owned(),
@@ -255,7 +263,7 @@ impl DriverCore {
             prefix_len: address.prefix_len,
         };
         let Some(track) = self.vips.get_mut(&key) else {
-            return false;
+            return Echo::None;
         };
         while let Some(&(_, at)) = track.echoes.front() {
             if now.saturating_since(at) <= super::ECHO_WAIT {
@@ -271,10 +279,14 @@ impl DriverCore {
         // kernel has now, and is applied; an earlier one is outdated.
         let kind = if added { OpKind::Add } else { OpKind::Remove };
         let Some(at) = track.echoes.iter().position(|&(k, _)| k == kind) else {
-            return false;
+            return Echo::None;
         };
         track.echoes.drain(..=at);
-        !track.echoes.is_empty()
+        if track.echoes.is_empty() {
+            Echo::Latest
+        } else {
+            Echo::Outdated
+        }
     }
 
     /// Notifications were lost: no echo is to be waited for.

@@ -103,7 +103,7 @@ use vrrp_core::{
     Router, RouterError, RxMeta, State, Timestamp, TrackConfig, TrackId, VirtualAddress,
 };
 
-use self::addresses::{VipKey, VipTrack, VipWant, static_vips, synthetic_address};
+use self::addresses::{Echo, VipKey, VipTrack, VipWant, static_vips, synthetic_address};
 pub use self::extra_garp::GarpExtraIf;
 use self::peers::PeerTable;
 pub use self::peers::{MAX_PEERS, PEER_EXPIRY};
@@ -731,18 +731,22 @@ impl DriverCore {
                     tracing::warn!(interface = %name, ifindex, "interface removed");
                     self.kernel.remove_link(ifindex);
                 }
-                LinkEvent::AddressAdded(a) => {
-                    if !self.outdated_notification(now, &a, true) {
+                LinkEvent::AddressAdded(a) => match self.echo_of_ours(now, &a, true) {
+                    Echo::Outdated => {}
+                    Echo::Latest => self.kernel.add_address(a),
+                    Echo::None => {
                         self.note_in_flight(&a, true);
                         self.kernel.add_address(a);
                     }
-                }
-                LinkEvent::AddressRemoved(a) => {
-                    if !self.outdated_notification(now, &a, false) {
+                },
+                LinkEvent::AddressRemoved(a) => match self.echo_of_ours(now, &a, false) {
+                    Echo::Outdated => {}
+                    Echo::Latest => self.kernel.remove_address(a.ifindex, a.addr),
+                    Echo::None => {
                         self.note_in_flight(&a, false);
                         self.kernel.remove_address(a.ifindex, a.addr);
                     }
-                }
+                },
             }
         }
         match addresses {

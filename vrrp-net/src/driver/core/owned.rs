@@ -194,14 +194,15 @@ impl<E: Installable> Owned<E> {
         let Some(track) = found.and_then(|k| self.tracks.get_mut(&k)) else {
             return false;
         };
-        if track.in_flight == Some(added) {
-            track.seen_in_flight = true;
-            return false;
-        }
         track
             .echoes
             .retain(|&(_, at)| now.saturating_since(at) <= ECHO_WAIT);
+        // The kernel notifies in the order it changes: an answered change
+        // of ours is echoed before the one out now.
         let Some(i) = track.echoes.iter().position(|&(a, _)| a == added) else {
+            if track.in_flight == Some(added) {
+                track.seen_in_flight = true;
+            }
             return false;
         };
         track.echoes.drain(..=i);

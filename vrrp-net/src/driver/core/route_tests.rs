@@ -67,6 +67,9 @@ struct Net {
     advert_counts: Vec<u8>,
     /// Every address announced.
     announced: Vec<IpAddr>,
+    /// Route adds held back (not answered) while set.
+    hold_route_adds: bool,
+    held_route_adds: Vec<RouteOp>,
 }
 
 impl Net {
@@ -86,6 +89,8 @@ impl Net {
             addr_ops: Vec::new(),
             advert_counts: Vec::new(),
             announced: Vec::new(),
+            hold_route_adds: false,
+            held_route_adds: Vec::new(),
         };
         for text in kernel {
             let (r, protocol) = match text.strip_prefix("foreign ") {
@@ -152,6 +157,7 @@ impl Net {
                     self.core
                         .handle_address_result(self.now, &op, false, Ok(true));
                 }
+                Effect::AddRoute(op) if self.hold_route_adds => self.held_route_adds.push(op),
                 Effect::AddRoute(op) => {
                     self.order.push('r');
                     self.ops.push((true, op.route.to_string()));
@@ -600,4 +606,48 @@ fn late_notices_of_our_own_rule_changes_change_nothing() {
     assert_eq!(net.ops.len(), ops, "nothing done: {:?}", &net.ops[ops..]);
     assert_eq!(net.core.snapshot().rules_restored, 0);
     assert_eq!(net.core.owned_rules().len(), 1, "still ours");
+}
+
+/// Three changes of ours in a row, master, backup, master again, the notice
+/// of the first read while the third is out and that of the second after
+/// the third's answer: the first notice is the first change's echo (the
+/// kernel notifies in order), not the third's, and the second's is
+/// outdated by the third.
+#[test]
+fn an_echo_read_while_a_later_change_is_out_is_the_earlier_ones() {
+    let mut net = Net::new(&DriverConfig::new([spec(&[EXPORT])]), vec![], vec![]);
+    net.advance(Timestamp::from_millis(400));
+    let ours = net
+        .kernel
+        .get(&route(EXPORT).key())
+        .cloned()
+        .expect("added");
+    net.advert(200);
+    assert!(!net.has(EXPORT));
+    net.hold_route_adds = true;
+    net.advance(net.now + Duration::from_millis(400));
+    assert_eq!(net.state(), State::Master);
+    assert_eq!(net.held_route_adds.len(), 1, "the third change, out");
+    // The first change's notice, read now.
+    net.core
+        .handle_route_events(net.now, vec![RouteEvent::Added(ours.clone())]);
+    net.pump();
+    // The third's answer.
+    net.hold_route_adds = false;
+    let op = net.held_route_adds.pop().expect("held");
+    net.kernel
+        .insert(op.route.key(), kernel_route(&op.route, op.ifindex));
+    net.core.handle_route_result(net.now, &op, true, Ok(true));
+    net.pump();
+    let ops = net.ops.len();
+    // The second's notice, then the third's.
+    net.core
+        .handle_route_events(net.now, vec![RouteEvent::Removed(ours.clone())]);
+    net.pump();
+    net.core
+        .handle_route_events(net.now, vec![RouteEvent::Added(ours)]);
+    net.pump();
+    assert_eq!(net.ops.len(), ops, "nothing done: {:?}", &net.ops[ops..]);
+    assert_eq!(net.core.snapshot().routes_restored, 0);
+    assert_eq!(net.core.owned_routes().len(), 1, "still ours");
 }
