@@ -24,6 +24,7 @@ use anyhow::{Context, Result};
 use healthcheck::{CheckSpec, Probe, Runner, RunnerConfig, TcpCheck, Timing};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
 use vrrp_core::{Centisecs, InstanceConfig, Priority, TrackConfig, TrackId, VirtualAddress, Vrid};
 use vrrp_keepalived::{Command, NotifyScripts, attach};
 use vrrp_net::driver::{DriverConfig, InstanceSpec, VrrpHandle, spawn_until};
@@ -44,12 +45,21 @@ pub struct Settings {
 /// The tracked object that stands for the backend's health.
 const BACKEND: TrackId = TrackId(1);
 
+/// The running service.
+pub struct Service {
+    /// VRRP.
+    pub handle: VrrpHandle,
+    /// Runs the notify script; ends once VRRP has stopped and every call
+    /// queued until then (the last, STOP, among them) has run.
+    notify: Option<JoinHandle<()>>,
+}
+
 /// Starts VRRP, the health check and the notify script; all stop when
 /// `stop` completes.
 pub async fn start(
     s: &Settings,
     stop: impl Future<Output = ()> + Send + 'static,
-) -> Result<VrrpHandle> {
+) -> Result<Service> {
     let config = InstanceConfig::v3(s.vrid)
         .priority(s.priority)
         .advert_interval(s.advert_interval)
@@ -75,18 +85,21 @@ pub async fn start(
     attach::track_check(&runner.handle(), check, &handle, BACKEND)?;
 
     // keepalived's `notify`: the script gets `INSTANCE VI_1 MASTER 150`...
-    if let Some(script) = &s.notify {
+    let notify = s.notify.as_ref().map(|script| {
         let scripts = NotifyScripts {
             generic: Some(Command::new([script])),
             ..Default::default()
         };
-        attach::notify_scripts(&handle, [("VI_1".into(), scripts)], Duration::from_secs(10));
-    }
-    Ok(handle)
+        attach::notify_scripts(&handle, [("VI_1".into(), scripts)], Duration::from_secs(10))
+    });
+    Ok(Service { handle, notify })
 }
 
-/// Prints every transition until the driver stops; then how it ended.
-pub async fn report(handle: VrrpHandle) -> Result<()> {
+/// Prints every transition until the driver stops; waits for the notify
+/// calls queued until then (a process that exits first loses them); then
+/// says how VRRP ended.
+pub async fn report(service: Service) -> Result<()> {
+    let Service { handle, notify } = service;
     let mut events = handle.subscribe_from_start();
     loop {
         match events.recv().await {
@@ -98,7 +111,11 @@ pub async fn report(handle: VrrpHandle) -> Result<()> {
             Err(RecvError::Closed) => break,
         }
     }
-    handle.wait().await.context("VRRP stopped")
+    let ended = handle.wait().await;
+    if let Some(notify) = notify {
+        notify.await.context("the notify script's queue")?;
+    }
+    ended.context("VRRP stopped")
 }
 
 #[tokio::main]
@@ -129,6 +146,6 @@ async fn main() -> Result<()> {
             _ = tokio::signal::ctrl_c() => {}
         }
     };
-    let handle = start(&settings, stop).await?;
-    report(handle).await
+    let service = start(&settings, stop).await?;
+    report(service).await
 }

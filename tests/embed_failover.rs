@@ -84,18 +84,18 @@ impl Service {
         };
         let (tx, events) = mpsc::channel();
         let (stop, task) = run_until_stopped(router, async move |stopped| {
-            let handle = example::start(&settings, async move {
+            let service = example::start(&settings, async move {
                 let _ = stopped.await;
             })
             .await?;
             // What the test watches, from a clone of the handle.
-            let mut watched = handle.subscribe();
+            let mut watched = service.handle.subscribe();
             tokio::spawn(async move {
                 while let Ok(e) = watched.recv().await {
                     let _ = tx.send((Instant::now(), e));
                 }
             });
-            example::report(handle).await
+            example::report(service).await
         });
         Ok(Service { events, stop, task })
     }
@@ -150,13 +150,14 @@ fn the_embedding_example_fails_over_on_a_failed_health_check_and_on_stop() -> Re
     let b_ip = IpAddr::V4(rb.ipv4());
     let backend_a = Backend::start(ra)?;
     let backend_b = Backend::start(rb)?;
-    // A's notify script logs keepalived's arguments.
+    // A's notify script logs keepalived's arguments, slowly: the service
+    // must wait for the last call (STOP) before it ends.
     let dir = std::env::temp_dir().join(format!("embed-failover-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (script, log) = (dir.join("notify.sh"), dir.join("notify.log"));
     std::fs::write(
         &script,
-        format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
+        format!("#!/bin/sh\nsleep 0.3\necho \"$*\" >> {}\n", log.display()),
     )?;
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let a = Service::start(ra, 150, Some(script.display().to_string()))?;
