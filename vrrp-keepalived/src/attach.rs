@@ -77,7 +77,8 @@ pub fn track_check(
 /// Runs keepalived's notify scripts for the driver's instances (by
 /// instance name), in order per instance, none skipped, each within
 /// `timeout`; after the driver stops, the queued scripts get `timeout` to
-/// finish.
+/// finish. The task ends then: await it before the process (or the
+/// runtime) ends, or the last calls (`STOP` among them) are lost.
 pub fn notify_scripts(
     driver: &VrrpHandle,
     instances: impl IntoIterator<Item = (String, NotifyScripts)>,
