@@ -21,6 +21,12 @@ const MAX_BLOCK_DEPTH: usize = 32;
 /// Most substitution rounds on one line (definitions that refer to each
 /// other in a loop stop here).
 const MAX_SUBSTITUTIONS: usize = 32;
+/// Longest line definitions may expand to (a definition that refers to
+/// itself twice doubles the line at each round).
+const MAX_EXPANDED_LINE: usize = 64 * 1024;
+/// Most lines multi-line definitions may produce in all (one that names
+/// itself alone on a line would produce lines for ever).
+const MAX_EXPANDED_LINES: usize = 100_000;
 
 /// Where something was written: a file (index into [`Reader::files`]) and
 /// a line from 1.
@@ -122,6 +128,8 @@ pub struct Reader {
     defs: HashMap<String, Definition>,
     /// Lines produced by a multi-line definition, still to read.
     pending_lines: Vec<(String, Pos)>,
+    /// Lines multi-line definitions have produced so far.
+    expanded_lines: usize,
     toks: std::collections::VecDeque<(Tok, Pos)>,
     /// The raw line of the statement being read.
     last_line: Option<String>,
@@ -140,6 +148,7 @@ impl Reader {
             stack: Vec::new(),
             defs: HashMap::new(),
             pending_lines: Vec::new(),
+            expanded_lines: 0,
             toks: std::collections::VecDeque::new(),
             last_line: None,
             open_def: None,
@@ -287,8 +296,21 @@ impl Reader {
                 }
                 match self.substitute(&line) {
                     Substituted::None => break,
+                    Substituted::TooLong => {
+                        return Err(self.syntax(
+                            pos,
+                            format!("definitions expand this line beyond {MAX_EXPANDED_LINE} bytes (a definition that refers to itself?)"),
+                        ));
+                    }
                     Substituted::Line(l) => line = decomment(&l),
                     Substituted::Lines(mut lines) => {
+                        self.expanded_lines += lines.len();
+                        if self.expanded_lines > MAX_EXPANDED_LINES {
+                            return Err(self.syntax(
+                                pos,
+                                format!("multi-line definitions expand to more than {MAX_EXPANDED_LINES} lines (a definition that names itself?)"),
+                            ));
+                        }
                         // A multi-line definition alone on a line: its lines
                         // are read in its place.
                         lines.reverse();
@@ -344,6 +366,9 @@ impl Reader {
                 }
                 Some(d) => {
                     out.push_str(&d.lines.join(" "));
+                    if out.len() > MAX_EXPANDED_LINE {
+                        return Substituted::TooLong;
+                    }
                     changed = true;
                     rest = &after[used..];
                 }
@@ -573,6 +598,8 @@ impl Reader {
 
 enum Substituted {
     None,
+    /// Past [`MAX_EXPANDED_LINE`].
+    TooLong,
     Line(String),
     Lines(Vec<String>),
 }
@@ -975,6 +1002,30 @@ mod tests {
             ])
         );
         assert_eq!(split_quoted_escaped("a 'open"), None);
+    }
+
+    #[test]
+    fn definitions_that_grow_without_end_are_refused_at_their_line() {
+        // Each round doubles the line: 2^32 copies without a limit.
+        let text = "global_defs {\n}\n$P=${P}${P}\nx ${P}\n";
+        let Err(err) = parse_with(text, "node") else {
+            panic!("accepted");
+        };
+        let msg = err.to_string();
+        assert!(
+            msg.contains(":4:") && msg.contains("beyond 65536 bytes"),
+            "{msg}"
+        );
+        // A multi-line definition that names itself alone on a line.
+        let text = "$M=a 1 \\\n$M\n$M\n";
+        let Err(err) = parse_with(text, "node") else {
+            panic!("accepted");
+        };
+        let msg = err.to_string();
+        assert!(
+            msg.contains(":3:") && msg.contains("more than 100000 lines"),
+            "{msg}"
+        );
     }
 
     #[test]
