@@ -252,13 +252,23 @@ impl Net {
         self.kernel.contains_key(&route(text).key())
     }
 
+    /// A route notification read now (nothing changes in the fake kernel).
+    fn route_notice(&mut self, event: RouteEvent) {
+        self.core.handle_route_events(self.now, vec![event]);
+        self.pump();
+    }
+
+    /// A rule notification read now (nothing changes in the fake kernel).
+    fn rule_notice(&mut self, event: RuleEvent) {
+        self.core.handle_rule_events(self.now, vec![event]);
+        self.pump();
+    }
+
     /// An operator's `ip route del`, as notified.
     fn operator_deletes(&mut self, text: &str) {
         let key = route(text).key();
         if let Some(k) = self.kernel.remove(&key) {
-            self.core
-                .handle_route_events(self.now, vec![RouteEvent::Removed(k)]);
-            self.pump();
+            self.route_notice(RouteEvent::Removed(k));
         }
     }
 
@@ -470,9 +480,7 @@ fn rules_follow_mastership_and_are_put_back() {
         .cloned();
     let kernel_rule = kernel_rule.unwrap();
     net.rules.retain(|r| r != &kernel_rule);
-    net.core
-        .handle_rule_events(net.now, vec![RuleEvent::Removed(kernel_rule)]);
-    net.pump();
+    net.rule_notice(RuleEvent::Removed(kernel_rule));
     assert_eq!(net.rules.len(), 3, "put back: {:?}", net.rules);
     assert_eq!(net.core.snapshot().rules_restored, 1);
     // Backup: ours go, the foreign one stays.
@@ -550,9 +558,7 @@ fn late_notices_of_our_own_route_changes_change_nothing() {
         .cloned()
         .expect("added");
     // Its notice, read at once.
-    net.core
-        .handle_route_events(net.now, vec![RouteEvent::Added(ours.clone())]);
-    net.pump();
+    net.route_notice(RouteEvent::Added(ours.clone()));
     // A better master for a moment: the route goes; then back.
     net.advert(200);
     assert_eq!(net.state(), State::Backup);
@@ -562,12 +568,8 @@ fn late_notices_of_our_own_route_changes_change_nothing() {
     assert!(net.has(EXPORT));
     let ops = net.ops.len();
     // Only now are the kernel's two notices read, each on its own.
-    net.core
-        .handle_route_events(net.now, vec![RouteEvent::Removed(ours.clone())]);
-    net.pump();
-    net.core
-        .handle_route_events(net.now, vec![RouteEvent::Added(ours)]);
-    net.pump();
+    net.route_notice(RouteEvent::Removed(ours.clone()));
+    net.route_notice(RouteEvent::Added(ours));
     assert_eq!(net.ops.len(), ops, "nothing done: {:?}", &net.ops[ops..]);
     assert_eq!(net.core.snapshot().routes_restored, 0);
     assert_eq!(net.core.owned_routes().len(), 1, "still ours");
@@ -588,21 +590,15 @@ fn late_notices_of_our_own_rule_changes_change_nothing() {
     assert_eq!(net.state(), State::Master);
     let ours = net.rules.first().cloned().expect("added");
     assert_eq!(ours.priority, Some(32765));
-    net.core
-        .handle_rule_events(net.now, vec![RuleEvent::Added(ours.clone())]);
-    net.pump();
+    net.rule_notice(RuleEvent::Added(ours.clone()));
     net.advert(200);
     assert!(net.rules.is_empty());
     net.advance(net.now + Duration::from_millis(400));
     assert_eq!(net.state(), State::Master);
     assert_eq!(net.rules.len(), 1);
     let ops = net.ops.len();
-    net.core
-        .handle_rule_events(net.now, vec![RuleEvent::Removed(ours.clone())]);
-    net.pump();
-    net.core
-        .handle_rule_events(net.now, vec![RuleEvent::Added(ours)]);
-    net.pump();
+    net.rule_notice(RuleEvent::Removed(ours.clone()));
+    net.rule_notice(RuleEvent::Added(ours));
     assert_eq!(net.ops.len(), ops, "nothing done: {:?}", &net.ops[ops..]);
     assert_eq!(net.core.snapshot().rules_restored, 0);
     assert_eq!(net.core.owned_rules().len(), 1, "still ours");
@@ -629,9 +625,7 @@ fn an_echo_read_while_a_later_change_is_out_is_the_earlier_ones() {
     assert_eq!(net.state(), State::Master);
     assert_eq!(net.held_route_adds.len(), 1, "the third change, out");
     // The first change's notice, read now.
-    net.core
-        .handle_route_events(net.now, vec![RouteEvent::Added(ours.clone())]);
-    net.pump();
+    net.route_notice(RouteEvent::Added(ours.clone()));
     // The third's answer.
     net.hold_route_adds = false;
     let op = net.held_route_adds.pop().expect("held");
@@ -641,12 +635,8 @@ fn an_echo_read_while_a_later_change_is_out_is_the_earlier_ones() {
     net.pump();
     let ops = net.ops.len();
     // The second's notice, then the third's.
-    net.core
-        .handle_route_events(net.now, vec![RouteEvent::Removed(ours.clone())]);
-    net.pump();
-    net.core
-        .handle_route_events(net.now, vec![RouteEvent::Added(ours)]);
-    net.pump();
+    net.route_notice(RouteEvent::Removed(ours.clone()));
+    net.route_notice(RouteEvent::Added(ours));
     assert_eq!(net.ops.len(), ops, "nothing done: {:?}", &net.ops[ops..]);
     assert_eq!(net.core.snapshot().routes_restored, 0);
     assert_eq!(net.core.owned_routes().len(), 1, "still ours");
