@@ -5,13 +5,15 @@
 //! added (or, on request, foreign copies of a virtual address, never an
 //! owner's or a source address); reports the rest.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
 use vrrp_core::{InstanceId, State, Timestamp, VirtualAddress};
 
-use super::{AddressOp, Announcement, DriverCore, Effect, FIRST_RETRY, MAX_RETRY, OwnedAddress};
+use super::{
+    AddressOp, Announcement, DriverCore, Echo, Echoes, Effect, FIRST_RETRY, MAX_RETRY, OwnedAddress,
+};
 use crate::addr::{AddrAttrs, IfAddr};
 use crate::driver::api::{ForeignAddressPolicy, Vip};
 
@@ -78,18 +80,6 @@ pub(super) fn static_vips(list: &[Vip]) -> BTreeMap<VipKey, VipWant> {
     out
 }
 
-/// What an address notification is to the changes of ours answered
-/// before it was read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Echo {
-    /// None of theirs: someone else's change, or that of ours out now.
-    None,
-    /// The echo of the latest of them: what the kernel has now.
-    Latest,
-    /// The echo of an earlier one: the table already holds a later one.
-    Outdated,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum OpKind {
     Add,
@@ -137,7 +127,7 @@ pub(super) struct VipTrack {
     /// these is its echo; it is not applied while a later change of ours
     /// is still to be echoed (the table already holds that one). A notice
     /// of another kind is someone else's.
-    pub(super) echoes: VecDeque<(OpKind, Timestamp)>,
+    pub(super) echoes: Echoes,
 }
 
 impl DriverCore {
@@ -168,7 +158,7 @@ impl DriverCore {
         match (add, result) {
             (true, Ok(added)) => {
                 if added && !added_seen {
-                    track.echoes.push_back((OpKind::Add, now));
+                    track.echoes.push(true, now);
                 }
                 track.failures = 0;
                 track.last_error = None;
@@ -194,7 +184,7 @@ impl DriverCore {
             }
             (false, Ok(removed)) => {
                 if removed && !gone_seen {
-                    track.echoes.push_back((OpKind::Remove, now));
+                    track.echoes.push(false, now);
                 }
                 track.failures = 0;
                 track.last_error = None;
@@ -265,28 +255,10 @@ impl DriverCore {
         let Some(track) = self.vips.get_mut(&key) else {
             return Echo::None;
         };
-        while let Some(&(_, at)) = track.echoes.front() {
-            if now.saturating_since(at) <= super::ECHO_WAIT {
-                break;
-            }
+        if track.echoes.expire(now) > 0 {
             tracing::debug!(address = %key.addr, device = %key.device, "the notification of an address change of ours never came");
-            track.echoes.pop_front();
         }
-        // The kernel reports changes in the order it made them: a notice
-        // of the kind of one of our changes still to be echoed is that
-        // echo (the changes before it in the queue were echoed before it,
-        // unread or lost). The echo of our latest change says what the
-        // kernel has now, and is applied; an earlier one is outdated.
-        let kind = if added { OpKind::Add } else { OpKind::Remove };
-        let Some(at) = track.echoes.iter().position(|&(k, _)| k == kind) else {
-            return Echo::None;
-        };
-        track.echoes.drain(..=at);
-        if track.echoes.is_empty() {
-            Echo::Latest
-        } else {
-            Echo::Outdated
-        }
+        track.echoes.take(added)
     }
 
     /// Notifications were lost: no echo is to be waited for.

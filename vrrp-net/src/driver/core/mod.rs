@@ -103,7 +103,7 @@ use vrrp_core::{
     Router, RouterError, RxMeta, State, Timestamp, TrackConfig, TrackId, VirtualAddress,
 };
 
-use self::addresses::{Echo, VipKey, VipTrack, VipWant, static_vips, synthetic_address};
+use self::addresses::{VipKey, VipTrack, VipWant, static_vips, synthetic_address};
 pub use self::extra_garp::GarpExtraIf;
 use self::peers::PeerTable;
 pub use self::peers::{MAX_PEERS, PEER_EXPIRY};
@@ -126,6 +126,61 @@ use crate::rule::Rule;
 /// read waits this long for that echo (see `VipTrack::echoes`), then
 /// takes it as lost (a notification overrun clears them at once).
 const ECHO_WAIT: Duration = Duration::from_secs(2);
+
+/// Changes of ours (`true` an add) answered before the kernel's notice of
+/// them was read, oldest first, with when they were answered: see
+/// `VipTrack::echoes`. Kept per virtual address, route and rule.
+#[derive(Debug, Default)]
+struct Echoes(std::collections::VecDeque<(bool, Timestamp)>);
+
+impl Echoes {
+    fn push(&mut self, added: bool, now: Timestamp) {
+        self.0.push_back((added, now));
+    }
+
+    /// Forgets those not echoed within [`ECHO_WAIT`]; how many.
+    fn expire(&mut self, now: Timestamp) -> usize {
+        let before = self.0.len();
+        self.0
+            .retain(|&(_, at)| now.saturating_since(at) <= ECHO_WAIT);
+        before - self.0.len()
+    }
+
+    /// A notice of kind `added`: the echo it is. The kernel notifies in
+    /// the order it changes, so it is the echo of the first change of
+    /// that kind waiting (those before it were echoed, unread or lost).
+    fn take(&mut self, added: bool) -> Echo {
+        let Some(at) = self.0.iter().position(|&(a, _)| a == added) else {
+            return Echo::None;
+        };
+        self.0.drain(..=at);
+        if self.0.is_empty() {
+            Echo::Latest
+        } else {
+            Echo::Outdated
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// What a notification is to the changes of ours answered before it was
+/// read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Echo {
+    /// None of theirs: someone else's change, or that of ours out now.
+    None,
+    /// The echo of the latest of them: what the kernel has now.
+    Latest,
+    /// The echo of an earlier one: the table already holds a later one.
+    Outdated,
+}
 
 /// The first retry of a failed address change waits this long; each
 /// further failure doubles it, up to [`MAX_RETRY`].

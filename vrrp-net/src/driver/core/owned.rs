@@ -6,12 +6,12 @@
 //! is wanted (counted), removes only what it added, and leaves an entry of
 //! someone else's with the same identity where it is, reported.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use vrrp_core::Timestamp;
 
-use super::{ECHO_WAIT, FIRST_RETRY, MAX_RETRY};
+use super::{Echo, Echoes, FIRST_RETRY, MAX_RETRY};
 
 /// A kind of kernel entry the driver installs.
 pub(crate) trait Installable: Clone + fmt::Display {
@@ -66,7 +66,7 @@ struct Track {
     /// is gone when it is there (as for virtual addresses, see
     /// `VipTrack::echoes`). A notice of the kind of one of these is its
     /// echo, not applied while a later one of ours is awaited.
-    echoes: VecDeque<(bool, Timestamp)>,
+    echoes: Echoes,
 }
 
 /// Counters, for the snapshot.
@@ -194,20 +194,18 @@ impl<E: Installable> Owned<E> {
         let Some(track) = found.and_then(|k| self.tracks.get_mut(&k)) else {
             return false;
         };
-        track
-            .echoes
-            .retain(|&(_, at)| now.saturating_since(at) <= ECHO_WAIT);
-        // The kernel notifies in the order it changes: an answered change
-        // of ours is echoed before the one out now.
-        let Some(i) = track.echoes.iter().position(|&(a, _)| a == added) else {
-            if track.in_flight == Some(added) {
-                track.seen_in_flight = true;
+        track.echoes.expire(now);
+        // An answered change of ours is echoed before the one out now.
+        match track.echoes.take(added) {
+            Echo::None => {
+                if track.in_flight == Some(added) {
+                    track.seen_in_flight = true;
+                }
+                false
             }
-            return false;
-        };
-        track.echoes.drain(..=i);
-        // Outdated when a later change of ours is still to be echoed.
-        !track.echoes.is_empty()
+            Echo::Latest => false,
+            Echo::Outdated => true,
+        }
     }
 
     /// The outcome of an add (`add`) or removal of `entry`: `Ok(true)`
@@ -226,7 +224,7 @@ impl<E: Installable> Owned<E> {
         track.changed_at = Some(now);
         let seen = std::mem::take(&mut track.seen_in_flight);
         if result == Ok(true) && !seen {
-            track.echoes.push_back((add, now));
+            track.echoes.push(add, now);
         }
         if let Some(at) = track.retry_at.take() {
             self.retries.remove(&(at, key.clone()));
@@ -380,9 +378,7 @@ impl<E: Installable> Owned<E> {
                 if !present {
                     track.conflict = false;
                     // Kept while an echo of ours may still come.
-                    track
-                        .echoes
-                        .retain(|&(_, at)| now.saturating_since(at) <= ECHO_WAIT);
+                    track.echoes.expire(now);
                     if track.retry_at.is_none() && track.failures == 0 && track.echoes.is_empty() {
                         self.tracks.remove(key);
                     }
