@@ -7,7 +7,7 @@
 //!   runs in a row; without `init_fail` the script is undecided until its
 //!   first run, which decides at once (`Timing::first_round_decides`); with
 //!   `init_fail` it starts failed.
-//! - A file is a [`FileCheck`](healthcheck::FileCheck): the runner watches
+//! - A file is a [`FileCheck`]: the runner watches
 //!   its directory with inotify and re-reads it at once on a change (no
 //!   polling here). Each instance's use of it ([`FileUse`]) turns the
 //!   number into keepalived's contribution: the number times the weight

@@ -2,7 +2,7 @@
 //! type of the crate that uses it (vrrp-core's priorities, VRIDs,
 //! intervals and weights, lvs's schedulers, healthcheck's digests and
 //! status ranges), users resolved to ids, references checked. Built by
-//! [`super::resolve`]; turned into what the daemon runs by
+//! [`super::resolve()`]; turned into what the daemon runs by
 //! [`crate::plan`]; printed back as TOML (with every default written out)
 //! by [`Effective::head_to_raw`] and [`VirtualServer::to_raw`].
 

@@ -1,6 +1,6 @@
 //! The TOML schema as written: one struct per table, keepalived's key
 //! names, every setting optional (`None` = not written). Defaults, types
-//! and cross-references are [`super::resolve`]'s job; the importer builds
+//! and cross-references are [`super::resolve()`]'s job; the importer builds
 //! these structs too, so a renamed key is a compile error there.
 
 use std::collections::BTreeMap;

@@ -2507,7 +2507,7 @@ pub fn parse_host_port(v: &str, default_port: u16) -> Result<(String, u16), Stri
     }
 }
 
-/// Parses "IP:PORT", "[IPv6]:PORT", keepalived's "IP PORT", or an address
+/// Parses "IP:PORT", "\[IPv6\]:PORT", keepalived's "IP PORT", or an address
 /// alone (then `default_port`; keepalived's `sorry_server IP`).
 pub fn parse_socket(v: &str, default_port: u16) -> Result<SocketAddr, String> {
     if let Ok(a) = v.parse::<SocketAddr>() {
