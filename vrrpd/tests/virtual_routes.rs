@@ -239,3 +239,54 @@ fn routes_and_rules_follow_the_master_like_keepalived() -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+/// The kernel drops an IPv4 route through an interface that goes down
+/// without notifying it: the driver re-reads the routes it follows when
+/// the link notice comes (not at a periodic re-read, now a minute apart),
+/// and puts the virtual route back once the interface is up.
+#[test]
+fn a_route_flushed_with_its_interface_is_noticed_at_once_and_put_back() -> Result<()> {
+    let _serial = serial();
+    let lan = Lan::new(1)?;
+    let router = lan.router(1)?;
+    let ip = |args: &[&str]| -> Result<String> {
+        router.ns().ip(args).map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    // A second interface of the router's own, up, with a network of its
+    // own: the virtual route goes through it.
+    ip(&[
+        "link", "add", "dum0", "type", "veth", "peer", "name", "dum0p",
+    ])?;
+    ip(&["link", "set", "dum0p", "up"])?;
+    ip(&["link", "set", "dum0", "up"])?;
+    ip(&["addr", "add", "198.51.100.1/24", "dev", "dum0"])?;
+    let dir = test_dir("virtual-routes-flush")?;
+    let conf = dir.join("keepalived.conf");
+    std::fs::write(
+        &conf,
+        "global_defs {\n  vrrp_version 3\n}\n\
+         vrrp_instance VI_1 {\n  state MASTER\n  interface eth0\n  virtual_router_id 62\n  \
+         priority 200\n  advert_int 0.1\n  virtual_ipaddress {\n    192.0.2.62/24\n  }\n  \
+         virtual_routes {\n    203.0.113.0/24 via 198.51.100.254 dev dum0\n  }\n}\n",
+    )?;
+    let toml = common::import_whole(&conf)?;
+    let mut ours = Daemon::start(router, &dir, "ours", &toml)?;
+    ours.wait_state("VI_1", "master", T)?;
+    let route = || -> Result<bool> {
+        Ok(ip(&["-4", "route", "show", "203.0.113.0/24"])?.contains("via 198.51.100.254 dev dum0"))
+    };
+    wait_until("the virtual route", route)?;
+
+    ip(&["link", "set", "dum0", "down"])?;
+    ensure!(!route()?, "the kernel flushed the route with its interface");
+    ours.wait_message(
+        "route removed from outside while wanted",
+        Duration::from_secs(1),
+    )
+    .with_context(|| format!("the flush noticed within 1 s\nlog:\n{}", ours.log_text()))?;
+    ip(&["link", "set", "dum0", "up"])?;
+    wait_until("the route put back once dum0 is up", route).with_context(|| ours.log_text())?;
+    ours.stop()?;
+    ensure!(!route()?, "removed at stop");
+    Ok(())
+}

@@ -422,8 +422,9 @@ pub enum DriverError {
     #[error("the driver thread panicked: {0}")]
     Panicked(String),
     /// The thread that makes the driver's changes to the kernel
-    /// (addresses, routes, rules, interfaces, announcements) ended while
-    /// the driver ran: it panicked.
+    /// (addresses, routes, rules, interfaces, announcements), or the one
+    /// that follows its routes, ended while the driver ran: it panicked.
+    /// The message names the thread (`vrrp-kernel`, `vrrp-routes`).
     #[error("the driver's kernel worker thread ended: {0}")]
     KernelWorker(String),
 }

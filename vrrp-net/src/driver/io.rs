@@ -32,8 +32,8 @@ use crate::socket::{SocketConfig, VrrpSocket};
 const RECV_BUFFER_BYTES: usize = 4 << 20;
 /// Longest wait for the kernel's answer to an address change.
 const NETLINK_TIMEOUT: Duration = Duration::from_secs(2);
-/// Period of the full re-read of links and addresses that catches any
-/// notification the kernel failed to deliver.
+/// Period of the full re-read of links and addresses (and rules) that
+/// catches any notification the kernel failed to deliver.
 pub(crate) const RECONCILE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What the helper tasks report to the loop.
@@ -476,34 +476,52 @@ fn flatten(
     }
 }
 
+/// What a followed table's notifications call for.
+pub(crate) enum Next {
+    /// A message for the loop.
+    Tell(Msg),
+    /// Nothing to tell it.
+    Nothing,
+    /// A change the kernel makes to the table without notifying it
+    /// happened: re-read it now.
+    Reread,
+}
+
 /// A kernel table a watcher task follows (links and addresses, routes,
 /// rules): its notifications as they come, and everything re-read after
-/// an overrun, after an error and every [`RECONCILE_INTERVAL`].
+/// an overrun, after an error, when its notifications say so, and every
+/// [`Followed::PERIOD`].
 pub(crate) trait Followed {
     /// What the table holds, for logs.
     const WHAT: &'static str;
-    /// The next notifications, as a message for the loop (`None`: nothing
-    /// to tell it).
-    async fn next(&mut self) -> Result<Option<Msg>, NetlinkError>;
+    /// Period of the full re-read that catches any notification the kernel
+    /// failed to deliver.
+    const PERIOD: Duration = RECONCILE_INTERVAL;
+    /// The next notifications.
+    async fn next(&mut self) -> Result<Next, NetlinkError>;
     /// Everything the kernel has, as a message for the loop.
     async fn dump(&mut self) -> Result<Msg, NetlinkError>;
 }
 
 /// Follows `table` until the loop is gone.
 pub(crate) async fn follow<T: Followed>(mut table: T, out: mpsc::UnboundedSender<Msg>) {
-    let mut tick = tokio::time::interval(RECONCILE_INTERVAL);
+    let mut tick = tokio::time::interval(T::PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         let need_dump = tokio::select! {
+            // On a thread of its own, it ends with the loop, not at its
+            // next message.
+            () = out.closed() => return,
             next = table.next() => match next {
-                Ok(Some(msg)) => {
+                Ok(Next::Tell(msg)) => {
                     if out.send(msg).is_err() {
                         return;
                     }
                     false
                 }
-                Ok(None) => false,
+                Ok(Next::Nothing) => false,
+                Ok(Next::Reread) => true,
                 Err(NetlinkError::Overrun) => {
                     let _ = out.send(Msg::Overrun);
                     true
@@ -543,13 +561,13 @@ pub(crate) struct FollowedLinks {
 impl Followed for FollowedLinks {
     const WHAT: &'static str = "links and addresses";
 
-    async fn next(&mut self) -> Result<Option<Msg>, NetlinkError> {
+    async fn next(&mut self) -> Result<Next, NetlinkError> {
         let first = self.watcher.next().await?;
         let mut batch = vec![first];
         while let Some(e) = self.watcher.try_next() {
             batch.push(e);
         }
-        Ok(Some(Msg::Links(batch)))
+        Ok(Next::Tell(Msg::Links(batch)))
     }
 
     /// Links, then addresses.

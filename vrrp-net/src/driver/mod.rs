@@ -400,25 +400,29 @@ fn run_driver(
             return Err(DriverError::Stopped);
         }
     };
-    let (result, kernel) = runtime.block_on(async move {
+    let (result, threads) = runtime.block_on(async move {
         match Shell::start(config, cancel, abort).await {
             Err(e) => {
                 let _ = ready.send(Err(e));
-                (Err(DriverError::Stopped), None)
+                (Err(DriverError::Stopped), Vec::new())
             }
             Ok((mut shell, parts)) => {
-                let kernel = shell.take_kernel_thread();
+                let threads = shell.take_threads();
                 let _ = ready.send(Ok(parts));
                 let result = shell.run().await;
-                (result, kernel)
+                (result, threads)
             }
         }
     });
-    // The shell is gone, and with it the kernel worker's queue: the
-    // worker ends once it is done with what was queued.
+    // The shell is gone, and with it the kernel worker's queue and the
+    // loop's: the worker ends once it is done with what was queued, the
+    // route follower at once.
     drop(runtime);
-    if let Some(Err(panic)) = kernel.map(std::thread::JoinHandle::join) {
-        tracing::error!(reason = %panic_message(&*panic), "the kernel worker thread panicked");
+    for thread in threads {
+        let name = thread.thread().name().unwrap_or("?").to_owned();
+        if let Err(panic) = thread.join() {
+            tracing::error!(thread = %name, reason = %panic_message(&*panic), "a driver thread panicked");
+        }
     }
     result
 }

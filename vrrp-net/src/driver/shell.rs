@@ -3,7 +3,9 @@
 //! carries out its effects without ever waiting on the kernel — sends
 //! that would block are dropped and counted, netlink requests and
 //! announcements go to the kernel worker on a thread of its own, file
-//! writes to helper tasks; both answer over a channel.
+//! writes to helper tasks; both answer over a channel. The kernel's routes
+//! are read on another thread (a full routing table may be there), which
+//! hands over only the few the driver follows.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -17,7 +19,9 @@ use super::core::{DriverCore, Effect, OwnedAddress, SendBatch, SendReport, Socke
 use super::io::{
     FollowedLinks, Msg, SocketPool, Work, follow, kernel_worker, watch_firewall, write_state,
 };
-use super::route_io::{FollowedRoutes, FollowedRules, routes_path, rules_path, write_records};
+use super::route_io::{
+    FollowedRoutes, FollowedRules, routes_path, rules_path, tables_of, write_records,
+};
 use super::state_file::StateFile;
 use crate::addr::AddressManager;
 use crate::link::{LinkWatcher, list_links};
@@ -76,7 +80,8 @@ pub(crate) struct Shell {
     persist_routes: Option<watch::Sender<Option<Vec<Route>>>>,
     route_writer: Option<tokio::task::JoinHandle<()>>,
     /// The tables the route watcher reads.
-    route_tables: watch::Sender<std::collections::BTreeSet<u32>>,
+    /// The routes the follower keeps ([`DriverCore::followed_routes`]).
+    followed_routes: watch::Sender<std::collections::BTreeSet<crate::route::RouteKey>>,
     persist_rules: Option<watch::Sender<Option<Vec<Rule>>>>,
     rule_writer: Option<tokio::task::JoinHandle<()>>,
     commands: mpsc::Receiver<Command>,
@@ -100,9 +105,9 @@ pub(crate) struct Shell {
     later_sockets: bool,
     /// `later` holds a [`Effect::PersistOwned`].
     later_persist: bool,
-    /// The kernel worker's thread, joined once the driver's runtime is
-    /// gone (see [`Shell::take_kernel_thread`]).
-    kernel: Option<std::thread::JoinHandle<()>>,
+    /// The kernel worker's and the route follower's threads, joined once
+    /// the driver's runtime is gone (see [`Shell::take_threads`]).
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Shell {
@@ -137,24 +142,27 @@ impl Shell {
         core.restore_owned_rules(owned_rules);
         let rule_watcher = RuleWatcher::new()?;
         let rule_queries = RuleManager::new()?;
-        let route_watcher = RouteWatcher::new()?;
         let route_queries = RouteManager::new()?;
         let watcher = LinkWatcher::new().await?;
         let queries = AddressManager::new()?;
         let timer = PreciseTimer::new().map_err(DriverError::Timer)?;
         // The timer's epoch must be ours: take both together.
         let epoch = Instant::now();
+        let (msgs_tx, msgs) = mpsc::unbounded_channel();
+        let (followed_routes, followed_routes_rx) = watch::channel(core.followed_routes());
+        // Subscribed before the first read, as the other watchers are.
+        let route_follower =
+            start_route_follower(followed_routes_rx, epoch, msgs_tx.clone()).await?;
         let links = list_links().await?;
         let addrs = queries.list(None).await?;
         core.handle_dump(Timestamp::ZERO, links, addrs);
-        let (route_tables, route_tables_rx) = watch::channel(core.route_tables());
         let kernel_routes = route_queries
-            .list_tables(&route_tables.borrow().clone())
+            .list_tables(&tables_of(&followed_routes.borrow()))
             .await?;
+        drop(route_queries);
         core.handle_route_dump(Timestamp::ZERO, Timestamp::ZERO, kernel_routes);
         let kernel_rules = rule_queries.list().await?;
         core.handle_rule_dump(Timestamp::ZERO, Timestamp::ZERO, kernel_rules);
-        let (msgs_tx, msgs) = mpsc::unbounded_channel();
         let (work, work_rx) = mpsc::unbounded_channel();
         let (persist, persist_rx) = watch::channel(None);
         let (commands_tx, commands) = mpsc::channel(64);
@@ -175,15 +183,6 @@ impl Shell {
             crate::firewall::Firewall::new(config.firewall.clone()),
         ));
         tokio::spawn(watch_firewall(firewall.clone(), msgs_tx.clone()));
-        tokio::spawn(follow(
-            FollowedRoutes {
-                watcher: route_watcher,
-                routes: route_queries,
-                tables: route_tables_rx,
-                epoch,
-            },
-            msgs_tx.clone(),
-        ));
         tokio::spawn(follow(
             FollowedRules {
                 watcher: rule_watcher,
@@ -211,7 +210,7 @@ impl Shell {
             writer: Some(writer),
             persist_routes: Some(persist_routes),
             route_writer: Some(route_writer),
-            route_tables,
+            followed_routes,
             persist_rules: Some(persist_rules),
             rule_writer: Some(rule_writer),
             commands,
@@ -227,7 +226,7 @@ impl Shell {
             later: VecDeque::new(),
             later_sockets: false,
             later_persist: false,
-            kernel: Some(kernel),
+            threads: vec![kernel, route_follower],
         };
         // Open the sockets before starting, so that instances start bound:
         // first the virtual MAC interfaces they are on (a little while at
@@ -558,10 +557,10 @@ impl Shell {
         }
     }
 
-    /// The kernel worker's thread, for [`super::run_driver`] to join once
-    /// the shell (and with it the worker's queue) is gone.
-    pub(crate) fn take_kernel_thread(&mut self) -> Option<std::thread::JoinHandle<()>> {
-        self.kernel.take()
+    /// The helper threads, for [`super::run_driver`] to join once the
+    /// shell (and with it their queue and the loop's) is gone.
+    pub(crate) fn take_threads(&mut self) -> Vec<std::thread::JoinHandle<()>> {
+        std::mem::take(&mut self.threads)
     }
 
     fn command(&mut self, cmd: Command) {
@@ -581,7 +580,7 @@ impl Shell {
             }
             Command::SetGatedRoutes(routes, reply) => {
                 self.core.set_gated_routes(now, routes);
-                self.route_tables.send_replace(self.core.route_tables());
+                self.publish_followed_routes();
                 let _ = reply.send(());
             }
             Command::Reconfigure(config, reply) => {
@@ -603,7 +602,7 @@ impl Shell {
         let opened = self.sockets.install(staged);
         let now = self.now();
         let summary = self.core.commit_reload(now, plan, opened);
-        self.route_tables.send_replace(self.core.route_tables());
+        self.publish_followed_routes();
         tracing::info!(
             unchanged = ?summary.unchanged,
             updated = ?summary.updated,
@@ -731,10 +730,13 @@ impl Shell {
                     });
                 }
             }
+            // The follower keeps the route's notices before it changes.
             Effect::AddRoute(op) => {
+                self.publish_followed_routes();
                 let _ = self.work.send(Work::AddRoute(op));
             }
             Effect::RemoveRoute(op) => {
+                self.publish_followed_routes();
                 let _ = self.work.send(Work::RemoveRoute(op));
             }
             Effect::AddRule(rule) => {
@@ -760,6 +762,18 @@ impl Shell {
                 }
             }
         }
+    }
+
+    /// Tells the route follower which routes to keep, when that changed.
+    fn publish_followed_routes(&mut self) {
+        let followed = self.core.followed_routes();
+        self.followed_routes.send_if_modified(|old| {
+            let changed = *old != followed;
+            if changed {
+                *old = followed;
+            }
+            changed
+        });
     }
 
     fn publish(&mut self) {
@@ -817,18 +831,103 @@ fn packet_age(wall: std::time::SystemTime, received: Option<std::time::SystemTim
 }
 
 /// Starts the kernel worker on a thread of its own, with its own netlink
-/// sockets and runtime, in the driver thread's network namespace (a new
-/// thread shares its creator's). Adding an address or sending a gratuitous
-/// ARP is a system call that can block: measured at 53-56 ms for an
-/// address and 1-2.5 ms for an announcement during a takeover, which on
-/// the driver's thread stalled the next advertisements.
+/// sockets and runtime, in the driver thread's network namespace. Adding
+/// an address or sending a gratuitous ARP is a system call that can block:
+/// measured at 53-56 ms for an address and 1-2.5 ms for an announcement
+/// during a takeover, which on the driver's thread stalled the next
+/// advertisements.
 async fn start_kernel_worker(
     work: mpsc::UnboundedReceiver<Work>,
     out: mpsc::UnboundedSender<Msg>,
 ) -> Result<std::thread::JoinHandle<()>, DriverError> {
+    let to_loop = out.clone();
+    start_thread(
+        "vrrp-kernel",
+        out,
+        || async {
+            Ok((
+                AddressManager::new()?,
+                RouteManager::new()?,
+                RuleManager::new()?,
+            ))
+        },
+        move |(addresses, routes, rules)| async move {
+            let worker = kernel_worker(addresses, routes, rules, work, to_loop);
+            #[cfg(debug_assertions)]
+            let worker = async {
+                tokio::select! {
+                    () = worker => {}
+                    () = injected_kernel_panic() => {}
+                }
+            };
+            worker.await;
+        },
+    )
+    .await
+}
+
+/// Starts the route follower on a thread of its own (see
+/// [`FollowedRoutes`]), subscribed to the kernel's route notifications
+/// once this returns: a read of the kernel's routes made after it misses
+/// nothing.
+async fn start_route_follower(
+    followed: watch::Receiver<std::collections::BTreeSet<crate::route::RouteKey>>,
+    epoch: Instant,
+    out: mpsc::UnboundedSender<Msg>,
+) -> Result<std::thread::JoinHandle<()>, DriverError> {
+    let to_loop = out.clone();
+    start_thread(
+        "vrrp-routes",
+        out,
+        // The link watcher reads the links as it starts: after the route
+        // watcher subscribed, so no silent flush falls in between.
+        || async {
+            Ok((
+                RouteWatcher::new()?,
+                LinkWatcher::new().await?,
+                RouteManager::new()?,
+            ))
+        },
+        move |(watcher, links, routes)| {
+            follow(
+                FollowedRoutes {
+                    watcher,
+                    links,
+                    routes,
+                    followed,
+                    epoch,
+                },
+                to_loop,
+            )
+        },
+    )
+    .await
+}
+
+/// Starts a helper thread of the driver's, `name`, with a runtime of its
+/// own, in the driver thread's network namespace (a new thread shares its
+/// creator's): `open` makes what it needs there (netlink sockets belong
+/// to the runtime that opened them), and its error is returned; then
+/// `run` goes on until it returns (its queue closed, or the loop gone). A
+/// panic while it runs is told to the loop ([`Msg::KernelWorkerEnded`]),
+/// which stops the driver: a driver that cannot change or read the kernel
+/// any more must not go on claiming addresses.
+async fn start_thread<T, O, OF, R, F>(
+    name: &str,
+    out: mpsc::UnboundedSender<Msg>,
+    open: O,
+    run: R,
+) -> Result<std::thread::JoinHandle<()>, DriverError>
+where
+    O: FnOnce() -> OF + Send + 'static,
+    OF: Future<Output = Result<T, DriverError>>,
+    R: FnOnce(T) -> F + Send + 'static,
+    F: Future<Output = ()>,
+{
     let (ready_tx, ready_rx) = oneshot::channel();
+    let thread_name = name.to_owned();
     let thread = std::thread::Builder::new()
-        .name("vrrp-kernel".into())
+        .name(name.to_owned())
         .spawn(move || {
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -842,34 +941,19 @@ async fn start_kernel_worker(
             };
             // Tells the driver when the thread ends early, by a panic
             // included (the message is sent while unwinding).
-            let ended = EndedGuard(out.clone());
+            let ended = EndedGuard(out, thread_name);
             runtime.block_on(async move {
-                let managers = (|| -> Result<_, DriverError> {
-                    Ok((
-                        AddressManager::new()?,
-                        RouteManager::new()?,
-                        RuleManager::new()?,
-                    ))
-                })();
-                match managers {
+                match open().await {
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
                     }
-                    Ok((addresses, routes, rules)) => {
+                    Ok(made) => {
                         let _ = ready_tx.send(Ok(()));
-                        let worker = kernel_worker(addresses, routes, rules, work, out);
-                        #[cfg(debug_assertions)]
-                        let worker = async {
-                            tokio::select! {
-                                () = worker => {}
-                                () = injected_kernel_panic() => {}
-                            }
-                        };
-                        worker.await;
+                        run(made).await;
                     }
                 }
             });
-            // The queue closed: the driver is done with the worker.
+            // It ended as it should: the driver is done with it.
             std::mem::forget(ended);
         })
         .map_err(DriverError::Thread)?;
@@ -880,18 +964,22 @@ async fn start_kernel_worker(
             Err(e)
         }
         Err(_) => Err(match thread.join() {
-            Err(panic) => DriverError::KernelWorker(super::panic_message(&*panic)),
-            Ok(()) => DriverError::KernelWorker("ended before it started".into()),
+            Err(panic) => {
+                DriverError::KernelWorker(format!("{name}: {}", super::panic_message(&*panic)))
+            }
+            Ok(()) => DriverError::KernelWorker(format!("{name}: ended before it started")),
         }),
     }
 }
 
-/// Sends [`Msg::KernelWorkerEnded`] when dropped: only while unwinding,
-/// as the thread forgets it when it ends normally.
-struct EndedGuard(mpsc::UnboundedSender<Msg>);
+/// Sends [`Msg::KernelWorkerEnded`] when dropped, naming the thread: only
+/// while unwinding, as the thread forgets it when it ends normally.
+struct EndedGuard(mpsc::UnboundedSender<Msg>, String);
 
 impl Drop for EndedGuard {
     fn drop(&mut self) {
-        let _ = self.0.send(Msg::KernelWorkerEnded("it panicked".into()));
+        let _ = self
+            .0
+            .send(Msg::KernelWorkerEnded(format!("{}: it panicked", self.1)));
     }
 }

@@ -129,6 +129,12 @@ impl<E: Installable> Owned<E> {
         self.owned.keys()
     }
 
+    /// The keys of the entries with a record of changes of ours (in
+    /// flight, failed, retried, or awaiting their echo).
+    pub(crate) fn tracked_keys(&self) -> impl Iterator<Item = &E::Key> {
+        self.tracks.keys()
+    }
+
     pub(crate) fn next_retry(&self) -> Option<Timestamp> {
         self.retries.first().map(|(at, _)| *at)
     }
@@ -162,6 +168,11 @@ impl<E: Installable> Owned<E> {
                 }
             }
         }
+    }
+
+    /// Forgets the kernel's entries `keep` says no to.
+    pub(crate) fn retain_kernel(&mut self, keep: impl Fn(&E::Key) -> bool) {
+        self.kernel.retain(|k| keep(k));
     }
 
     /// A notification, read at `now`: `key` added or removed.

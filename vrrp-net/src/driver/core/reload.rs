@@ -234,6 +234,7 @@ impl DriverCore {
             .iter()
             .filter_map(|s| self.names.get(&s.name).copied())
             .collect();
+        self.forget_unfollowed_routes();
         self.wanted_sockets = sockets.into_iter().map(|s| (s.key, s)).collect();
         self.sockets
             .retain(|k, _| self.wanted_sockets.contains_key(k));

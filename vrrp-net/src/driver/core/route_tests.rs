@@ -391,6 +391,54 @@ fn leftovers_of_an_earlier_run_are_removed_at_start() {
 }
 
 #[test]
+fn only_the_routes_it_may_want_or_owns_are_followed() {
+    // A full table in the table of the virtual route (main, as keepalived
+    // users write it), a route of someone else's with its very identity,
+    // and a leftover of an earlier run in another table.
+    let vr = "198.51.100.0/24 via 192.0.2.254 dev eth0";
+    let clash = "198.51.100.0/24 via 192.0.2.253 dev eth0";
+    let left = "203.0.113.0/24 via 192.0.2.254 table 7";
+    let full: Vec<String> = (0..4096)
+        .map(|i| format!("foreign 198.18.{}.{}/32 dev eth0", i / 256, i % 256))
+        .collect();
+    let mut kernel: Vec<&str> = full.iter().map(String::as_str).collect();
+    let clash_text = format!("foreign {clash}");
+    kernel.extend([clash_text.as_str(), left]);
+    let mut net = Net::new(&DriverConfig::new([spec(&[vr])]), vec![route(left)], kernel);
+    let followed = net.core.followed_routes();
+    assert!(
+        followed.contains(&route(vr).key()),
+        "the backup's route is followed"
+    );
+    assert!(
+        followed.contains(&route(left).key()),
+        "the leftover, while its removal's echo may come"
+    );
+    assert_eq!(followed.len(), 2, "nothing else: {followed:?}");
+    assert!(!net.has(left), "the leftover removed");
+    // A notice of someone else's route in the same table is of no
+    // concern; the clash, read in the dump, keeps ours out when master.
+    net.route_notice(RouteEvent::Added(kernel_route(
+        &route("198.18.200.1/32 dev eth0"),
+        Some(2),
+    )));
+    net.advance(Timestamp::from_millis(400));
+    assert_eq!(net.state(), State::Master);
+    assert!(
+        !net.ops
+            .iter()
+            .any(|(add, r)| *add && r.starts_with("198.51.100.0/24")),
+        "someone else's route with its identity is left in place: {:?}",
+        net.ops
+    );
+    assert_eq!(net.core.snapshot().foreign_routes, 1);
+    // Without the clash, the route is added as master.
+    net.operator_deletes(clash);
+    net.advance(Timestamp::from_millis(600));
+    assert!(net.has(vr), "added once the identity is free");
+}
+
+#[test]
 fn a_failed_add_is_retried_with_back_off() {
     let mut net = Net::new(&DriverConfig::new([spec(&[VIA])]), vec![], vec![]);
     net.fail_route_adds = 2;
@@ -430,7 +478,10 @@ fn gated_routes_follow_their_owner_whatever_the_state() {
     net.core.set_gated_routes(net.now, vec![route(vs)]);
     net.pump();
     assert!(net.has(vs), "given: installed while Backup");
-    assert!(net.core.route_tables().contains(&198), "its table followed");
+    assert!(
+        net.core.followed_routes().contains(&route(vs).key()),
+        "its identity followed"
+    );
     assert_eq!(
         net.persisted
             .as_ref()

@@ -1,7 +1,8 @@
 //! Routes owned and healed like virtual addresses (see [`super::owned`]):
 //! the desired set is the routes of every master, bound instance and the
-//! static routes while the driver runs; the kernel's routes are followed in
-//! the tables those routes use.
+//! static routes while the driver runs; of the kernel's routes, only those
+//! with the identity of one it may want or owns are followed
+//! ([`DriverCore::followed_routes`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,19 +48,20 @@ impl DriverCore {
     }
 
     /// A full read of the kernel's routes, started at `taken_at`: replaces
-    /// what was known of the tables the driver uses, except changes of
-    /// ours that finished after `taken_at`.
+    /// what was known of the routes the driver follows
+    /// ([`DriverCore::followed_routes`]; the rest is ignored), except
+    /// changes of ours that finished after `taken_at`.
     pub fn handle_route_dump(
         &mut self,
         now: Timestamp,
         taken_at: Timestamp,
         routes: Vec<KernelRoute>,
     ) {
-        let tables = self.route_tables();
+        let followed = self.followed_routes();
         let keys = routes
             .into_iter()
-            .filter(|r| tables.contains(&r.key.table))
             .map(|r| r.key)
+            .filter(|k| followed.contains(k))
             .collect();
         self.routes.replace_kernel(keys, taken_at);
         self.drain(now);
@@ -67,14 +69,14 @@ impl DriverCore {
 
     /// Route notifications, in the order received.
     pub fn handle_route_events(&mut self, now: Timestamp, events: Vec<RouteEvent>) {
-        let tables = self.route_tables();
+        let followed = self.followed_routes();
         for event in events {
             match event {
-                RouteEvent::Added(r) if tables.contains(&r.key.table) => {
+                RouteEvent::Added(r) if followed.contains(&r.key) => {
                     self.routes.event(now, r.key, true);
                 }
                 RouteEvent::Removed(r) => self.routes.event(now, r.key, false),
-                _ => {}
+                RouteEvent::Added(_) => {}
             }
         }
         self.drain(now);
@@ -96,18 +98,26 @@ impl DriverCore {
         self.drain(now);
     }
 
-    /// The tables of every configured route and of every route the
-    /// driver owns: the part of the kernel's routes it follows (the shell
-    /// reads only these).
-    pub fn route_tables(&self) -> BTreeSet<u32> {
+    /// The identities of the kernel's routes the driver follows: every
+    /// route configured (static, gated, any instance's, master or not),
+    /// every route it owns and every one whose change of its own it still
+    /// tracks. Nothing else in the kernel can change what it does, so
+    /// whoever reads the kernel for it may keep only these: a host with
+    /// a full routing table in the table of its virtual routes is read
+    /// whole, but never held or handed over whole. A superset is harmless;
+    /// a key must be in it before the driver changes its route (the shell
+    /// publishes it before carrying out [`Effect::AddRoute`] and
+    /// [`Effect::RemoveRoute`]).
+    pub fn followed_routes(&self) -> BTreeSet<RouteKey> {
         let configured = self.entries.values().flat_map(|e| e.spec.routes.iter());
         self.routes
             .statics
             .iter()
             .chain(&self.routes.gated)
             .chain(configured)
-            .map(|r| r.table)
-            .chain(self.routes.owned_keys().map(|k| k.table))
+            .map(Route::key)
+            .chain(self.routes.owned_keys().cloned())
+            .chain(self.routes.tracked_keys().cloned())
             .collect()
     }
 
@@ -115,12 +125,22 @@ impl DriverCore {
     /// some condition of its own holds (vrrpd: the host routes of virtual
     /// servers whose quorum is up). They are owned and healed like the
     /// instances' routes, and removed when no longer given or when the
-    /// driver stops. The tables followed change with them (the shell
-    /// reads [`DriverCore::route_tables`] again).
+    /// driver stops. The routes followed change with them (the shell
+    /// reads [`DriverCore::followed_routes`] again).
     pub fn set_gated_routes(&mut self, now: Timestamp, routes: Vec<Route>) {
         self.routes.gated = routes;
+        self.forget_unfollowed_routes();
         self.changed = true;
         self.drain(now);
+    }
+
+    /// What is known of routes no longer followed is dropped: their
+    /// notices are no longer read, so it would go stale (a route of
+    /// someone else's taken for present when configured again; the add is
+    /// refused with EEXIST then, which says the same).
+    pub(super) fn forget_unfollowed_routes(&mut self) {
+        let followed = self.followed_routes();
+        self.routes.retain_kernel(|k| followed.contains(k));
     }
 
     /// Every route wanted now, by key (the first of several with one key
