@@ -216,6 +216,29 @@ impl RtSocket {
         T: NlType,
         P: Size + ToBytes,
     {
+        self.dump_map(op, ty, payload, |ty, payload| {
+            Some(RawMessage {
+                ty,
+                payload: payload.to_vec(),
+            })
+        })
+        .await
+    }
+
+    /// Sends a dump request and keeps what `keep` makes of each reply
+    /// message (its type and payload) up to `NLMSG_DONE`, as they come: a
+    /// large table is never held whole, only what is kept.
+    pub(crate) async fn dump_map<T, P, R>(
+        &self,
+        op: &'static str,
+        ty: T,
+        payload: P,
+        mut keep: impl FnMut(u16, &[u8]) -> Option<R>,
+    ) -> Result<Vec<R>, NetlinkError>
+    where
+        T: NlType,
+        P: Size + ToBytes,
+    {
         let _guard = self.request_lock.lock().await;
         let seq = self.next_seq();
         self.send(ty, NlmF::REQUEST | NlmF::DUMP, seq, payload)
@@ -243,10 +266,7 @@ impl RtSocket {
                             errno: err.error().saturating_abs(),
                         });
                     }
-                    NlPayload::Payload(buf) => out.push(RawMessage {
-                        ty,
-                        payload: buf.as_ref().to_vec(),
-                    }),
+                    NlPayload::Payload(buf) => out.extend(keep(ty, buf.as_ref())),
                     _ => {}
                 }
             }

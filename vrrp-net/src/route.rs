@@ -864,11 +864,34 @@ impl RouteManager {
         &self,
         tables: &std::collections::BTreeSet<u32>,
     ) -> Result<Vec<KernelRoute>, NetlinkError> {
+        self.list_tables_where(tables, |_| true).await
+    }
+
+    /// Like [`RouteManager::list_tables`], keeping only the routes `keep`
+    /// accepts, as they are read: a full routing table in one of the
+    /// tables is parsed, never held.
+    pub async fn list_tables_where(
+        &self,
+        tables: &std::collections::BTreeSet<u32>,
+        keep: impl Fn(&KernelRoute) -> bool,
+    ) -> Result<Vec<KernelRoute>, NetlinkError> {
         if tables.is_empty() {
             return Ok(Vec::new());
         }
         if !self.strict {
-            return self.list().await;
+            let mut request = vec![0u8; RTMSG_LEN];
+            request[0] = libc::AF_UNSPEC as u8;
+            return self
+                .socket
+                .dump_map(
+                    "list routes",
+                    Rtm::Getroute,
+                    Buffer::from(request),
+                    |ty, payload| {
+                        parse_new(ty, payload).filter(|r| tables.contains(&r.key.table) && keep(r))
+                    },
+                )
+                .await;
         }
         let mut out = Vec::new();
         for table in tables {
@@ -876,16 +899,17 @@ impl RouteManager {
             request[0] = libc::AF_UNSPEC as u8;
             request[4] = u8::try_from(*table).unwrap_or(0);
             push_attr(&mut request, RTA_TABLE, &table.to_ne_bytes());
-            let messages = self
-                .socket
-                .dump("list routes", Rtm::Getroute, Buffer::from(request))
-                .await?;
             out.extend(
-                messages
-                    .iter()
-                    .filter(|m| m.ty == u16::from(Rtm::Newroute))
-                    .filter_map(|m| KernelRoute::parse(&m.payload))
-                    .filter(|r| r.key.table == *table),
+                self.socket
+                    .dump_map(
+                        "list routes",
+                        Rtm::Getroute,
+                        Buffer::from(request),
+                        |ty, payload| {
+                            parse_new(ty, payload).filter(|r| r.key.table == *table && keep(r))
+                        },
+                    )
+                    .await?,
             );
         }
         Ok(out)
@@ -940,6 +964,15 @@ impl RouteManager {
             .filter(|m| m.ty == u16::from(Rtm::Newroute))
             .filter_map(|m| KernelRoute::parse(&m.payload))
             .collect())
+    }
+}
+
+/// A route of a dump's reply message (`RTM_NEWROUTE`), if it is one.
+fn parse_new(ty: u16, payload: &[u8]) -> Option<KernelRoute> {
+    if ty == u16::from(Rtm::Newroute) {
+        KernelRoute::parse(payload)
+    } else {
+        None
     }
 }
 

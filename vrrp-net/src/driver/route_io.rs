@@ -183,8 +183,10 @@ impl Followed for FollowedRoutes {
     async fn dump(&mut self) -> Result<Msg, NetlinkError> {
         let taken_at = Timestamp::from(self.epoch.elapsed());
         let followed = self.followed.borrow().clone();
-        let mut routes = self.routes.list_tables(&tables_of(&followed)).await?;
-        routes.retain(|r| followed.contains(&r.key));
+        let routes = self
+            .routes
+            .list_tables_where(&tables_of(&followed), |r| followed.contains(&r.key))
+            .await?;
         Ok(Msg::RouteDump { taken_at, routes })
     }
 }

@@ -156,9 +156,12 @@ impl Shell {
         let links = list_links().await?;
         let addrs = queries.list(None).await?;
         core.handle_dump(Timestamp::ZERO, links, addrs);
-        let kernel_routes = route_queries
-            .list_tables(&tables_of(&followed_routes.borrow()))
-            .await?;
+        let kernel_routes = {
+            let followed = followed_routes.borrow().clone();
+            route_queries
+                .list_tables_where(&tables_of(&followed), |r| followed.contains(&r.key))
+                .await?
+        };
         drop(route_queries);
         core.handle_route_dump(Timestamp::ZERO, Timestamp::ZERO, kernel_routes);
         let kernel_rules = rule_queries.list().await?;
