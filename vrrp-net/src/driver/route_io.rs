@@ -20,7 +20,7 @@ use super::io::RECONCILE_INTERVAL;
 use super::io::{Followed, Msg, Next};
 use crate::NetlinkError;
 use crate::link::{LinkEvent, LinkWatcher};
-use crate::route::{RouteEvent, RouteKey, RouteManager, RouteWatcher};
+use crate::route::{KernelRoute, RouteEvent, RouteKey, RouteManager, RouteWatcher};
 use crate::rule::{RuleManager, RuleWatcher};
 
 /// The route record next to the address record `state`.
@@ -183,17 +183,21 @@ impl Followed for FollowedRoutes {
     async fn dump(&mut self) -> Result<Msg, NetlinkError> {
         let taken_at = Timestamp::from(self.epoch.elapsed());
         let followed = self.followed.borrow().clone();
-        let routes = self
-            .routes
-            .list_tables_where(&tables_of(&followed), |r| followed.contains(&r.key))
-            .await?;
+        let routes = read_followed(&self.routes, &followed).await?;
         Ok(Msg::RouteDump { taken_at, routes })
     }
 }
 
-/// The tables of `routes`.
-pub(crate) fn tables_of(routes: &BTreeSet<RouteKey>) -> BTreeSet<u32> {
-    routes.iter().map(|k| k.table).collect()
+/// The kernel's routes with one of the `followed` identities: their
+/// tables read, the rest dropped as it is parsed.
+pub(crate) async fn read_followed(
+    routes: &RouteManager,
+    followed: &BTreeSet<RouteKey>,
+) -> Result<Vec<KernelRoute>, NetlinkError> {
+    let tables = followed.iter().map(|k| k.table).collect();
+    routes
+        .list_tables_where(&tables, |r| followed.contains(&r.key))
+        .await
 }
 
 /// The kernel's rules, followed: rule notifications as they come, every

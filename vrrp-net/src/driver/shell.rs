@@ -20,7 +20,7 @@ use super::io::{
     FollowedLinks, Msg, SocketPool, Work, follow, kernel_worker, watch_firewall, write_state,
 };
 use super::route_io::{
-    FollowedRoutes, FollowedRules, routes_path, rules_path, tables_of, write_records,
+    FollowedRoutes, FollowedRules, read_followed, routes_path, rules_path, write_records,
 };
 use super::state_file::StateFile;
 use crate::addr::AddressManager;
@@ -156,12 +156,8 @@ impl Shell {
         let links = list_links().await?;
         let addrs = queries.list(None).await?;
         core.handle_dump(Timestamp::ZERO, links, addrs);
-        let kernel_routes = {
-            let followed = followed_routes.borrow().clone();
-            route_queries
-                .list_tables_where(&tables_of(&followed), |r| followed.contains(&r.key))
-                .await?
-        };
+        let followed = followed_routes.borrow().clone();
+        let kernel_routes = read_followed(&route_queries, &followed).await?;
         drop(route_queries);
         core.handle_route_dump(Timestamp::ZERO, Timestamp::ZERO, kernel_routes);
         let kernel_rules = rule_queries.list().await?;
